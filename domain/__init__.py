@@ -1,0 +1,1 @@
+"""The Smart Lighting model: telemetry, domain events and detection rules. Pure Python + msgspec."""

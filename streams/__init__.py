@@ -1,0 +1,1 @@
+"""luxflow's stream runtime: App, agents, per-shard engine, Kinesis runners."""

@@ -1,0 +1,43 @@
+"""The one error hierarchy of luxflow. Every error we raise derives from LuxflowError.
+
+`domain/` is pure and imports nothing of ours, so its validation errors are plain
+`ValueError`s; the engine treats a `ValueError` from a decoder as a bad record.
+"""
+
+from __future__ import annotations
+
+
+class LuxflowError(Exception):
+    """Root of every error luxflow raises on purpose."""
+
+
+class ConfigError(LuxflowError):
+    """A setting is missing or invalid. Raised at start-up, before any record is read."""
+
+
+class SinkError(LuxflowError):
+    """A sink could not durably write its buffer. The checkpoint that needed it is aborted."""
+
+
+class StateStoreError(LuxflowError):
+    """A state snapshot could not be saved or loaded. The checkpoint is aborted."""
+
+
+class CheckpointError(LuxflowError):
+    """The checkpoint could not be written (throttled past retries, table missing, ...)."""
+
+
+class LeaseLostError(CheckpointError):
+    """Another worker owns the shard's lease now: stop processing it and do not checkpoint."""
+
+
+class SourceError(LuxflowError):
+    """The record source failed in a way retries did not fix."""
+
+
+class AgentError(LuxflowError):
+    """An agent misbehaved (awaited something other than its stream, raised, ...)."""
+
+
+class ReplayRefused(LuxflowError):
+    """`luxflow replay` would disturb live workers or was not confirmed."""

@@ -1,0 +1,43 @@
+"""What a record source hands to a shard engine, and positions in a shard."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+# KCL lease-table sentinels for `checkpoint` (stored as strings in the lease table).
+TRIM_HORIZON: Final = "TRIM_HORIZON"
+LATEST: Final = "LATEST"
+AT_TIMESTAMP: Final = "AT_TIMESTAMP"
+SHARD_END: Final = "SHARD_END"
+SENTINELS: Final = frozenset({TRIM_HORIZON, LATEST, AT_TIMESTAMP, SHARD_END})
+
+
+class Record(msgspec.Struct, frozen=True, gc=False):
+    """One Kinesis record (one user record when KPL aggregation was used).
+
+    Sequence numbers are big integers and compared as integers, never as strings.
+    `sub_sequence_number` is 0 for records that were not KPL-aggregated.
+    """
+
+    shard_id: str
+    sequence_number: int
+    sub_sequence_number: int
+    partition_key: str
+    data: bytes
+    arrival_ms: int
+
+    @property
+    def position(self) -> Position:
+        return Position(self.sequence_number, self.sub_sequence_number)
+
+
+class Position(msgspec.Struct, frozen=True, order=True, array_like=True):
+    """A point in a shard: (sequence number, sub-sequence number), ordered as integers."""
+
+    sequence_number: int
+    sub_sequence_number: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.sequence_number}/{self.sub_sequence_number}"

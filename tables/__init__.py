@@ -1,0 +1,1 @@
+"""Windows (pure math), Faust-style tables partitioned by shard, and state stores."""
