@@ -41,3 +41,36 @@ class Position(msgspec.Struct, frozen=True, order=True, array_like=True):
 
     def __str__(self) -> str:
         return f"{self.sequence_number}/{self.sub_sequence_number}"
+
+
+class DeadLetter(msgspec.Struct, frozen=True, gc=False):
+    """Something that could not be processed, kept with its reason and original bytes.
+
+    `origin` says where it was rejected: "decode" (bad bytes or invalid telemetry), "late"
+    (beyond the window grace), or a sink name such as "timestream" (rejected by the store).
+    The identity is (shard_id, sequence_number, sub_sequence_number, origin, detail_key), so
+    writing the same dead letter twice stores it once.
+    """
+
+    shard_id: str
+    sequence_number: int
+    sub_sequence_number: int
+    partition_key: str
+    origin: str
+    reason: str
+    data: bytes
+    arrival_ms: int
+    detail_key: str = ""
+
+    @classmethod
+    def of(cls, record: Record, origin: str, reason: str) -> DeadLetter:
+        return cls(
+            record.shard_id,
+            record.sequence_number,
+            record.sub_sequence_number,
+            record.partition_key,
+            origin,
+            reason,
+            record.data,
+            record.arrival_ms,
+        )
