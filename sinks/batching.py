@@ -1,0 +1,143 @@
+"""BatchWriteItem with exact partial-failure retry, shared by every DynamoDB-backed sink.
+
+A BatchWriteItem call can succeed for some requests and hand the rest back as
+`UnprocessedItems`. Only those are re-sent, after a backoff pause; a call that fails as a
+whole (throttled, 5xx, connection) is repeated as it was. One batch is finished before the
+next one starts, so a `SinkError` leaves the current and later batches unwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sinks.attrvalues import AttributeMap
+from streams.errors import SinkError
+from streams.retry import Backoff, is_retryable, is_throttle
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+MAX_BATCH_ITEMS = 25
+"""BatchWriteItem accepts at most 25 put/delete requests per call."""
+
+
+@dataclass
+class SinkCounters:
+    """What a sink did, for logs and metrics. Monotonic; never reset by a flush."""
+
+    items_written: int = 0
+    """Items (or records) durably accepted by the store."""
+    calls: int = 0
+    """Write calls made, retries included."""
+    retries: int = 0
+    """Calls that re-sent something: a whole call after an error, or an unprocessed subset."""
+    throttles: int = 0
+    """Calls refused as a whole because of throttling."""
+    unprocessed: int = 0
+    """Entries the store handed back unprocessed (partial batch failure), each re-sent."""
+    stale_skipped: int = 0
+    """Conditional writes not applied because the stored item was newer or equal."""
+    rejected: int = 0
+    """Records handed to `reject` instead of being stored."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, readable form of a botocore error for SinkError messages."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', '?')}: {error.get('Message', '')}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class BatchWriter:
+    """Writes items to one table with BatchWriteItem, 25 at a time."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        backoff: Backoff,
+        counters: SinkCounters,
+    ) -> None:
+        self._client = client
+        self._table_name = table_name
+        self._backoff = backoff
+        self._counters = counters
+
+    def put_batch(self, items: Sequence[AttributeMap]) -> None:
+        """Durably put at most 25 items with distinct keys, or raise `SinkError`.
+
+        Retries whole-call failures and exactly the unprocessed subset, sharing one attempt
+        budget (`backoff.max_attempts` calls in all).
+        """
+        if len(items) > MAX_BATCH_ITEMS:
+            raise ValueError(f"a batch holds at most {MAX_BATCH_ITEMS} items, got {len(items)}")
+        pending: list[Any] = [{"PutRequest": {"Item": item}} for item in items]
+        retry = 0
+        while pending:
+            self._counters.calls += 1
+            try:
+                response = self._client.batch_write_item(RequestItems={self._table_name: pending})
+            except (ClientError, BotoCoreError) as exc:
+                if not is_retryable(exc) or retry + 1 >= self._backoff.max_attempts:
+                    raise SinkError(
+                        f"BatchWriteItem to {self._table_name} failed after {retry + 1} "
+                        f"call(s); {len(pending)} item(s) not written: {describe_error(exc)}"
+                    ) from exc
+                if is_throttle(exc):
+                    self._counters.throttles += 1
+            else:
+                unprocessed = list(response.get("UnprocessedItems", {}).get(self._table_name, []))
+                self._counters.items_written += len(pending) - len(unprocessed)
+                if not unprocessed:
+                    return
+                self._counters.unprocessed += len(unprocessed)
+                pending = unprocessed
+                if retry + 1 >= self._backoff.max_attempts:
+                    raise SinkError(
+                        f"BatchWriteItem to {self._table_name}: {len(pending)} item(s) still "
+                        f"unprocessed after {retry + 1} call(s)"
+                    )
+            self._counters.retries += 1
+            self._backoff.pause(retry)
+            retry += 1
+
+
+class KeyedBuffer:
+    """Items waiting to be written, one per key; a later write of a key replaces the earlier.
+
+    BatchWriteItem rejects two requests for one key in a call, and last-write-wins is what
+    sequential puts would have stored anyway.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[Hashable, AttributeMap] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, key: Hashable, item: AttributeMap) -> None:
+        self._items[key] = item
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def write_batch(self, writer: BatchWriter) -> None:
+        """Write the oldest (up to) 25 items; they leave the buffer only once all are stored."""
+        keys = []
+        for key in self._items:
+            keys.append(key)
+            if len(keys) == MAX_BATCH_ITEMS:
+                break
+        writer.put_batch([self._items[key] for key in keys])
+        for key in keys:
+            del self._items[key]
+
+    def write_all(self, writer: BatchWriter) -> None:
+        """Write everything; on `SinkError` the unwritten items stay buffered."""
+        while self._items:
+            self.write_batch(writer)

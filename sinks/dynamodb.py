@@ -1,0 +1,178 @@
+"""The command model sink: agent outputs -> DynamoDB items, idempotent by key.
+
+Two kinds of write, chosen per write by `newer_than_field`:
+
+- plain (None): a put that replaces the item with the same key. Buffered with the last write
+  of a key winning, sent with BatchWriteItem 25 at a time.
+- conditional (a field name such as "ts_ms"): "current state" that must never move backwards.
+  Buffered keeping the write with the highest field value per key, and sent on flush with a
+  PutItem that applies only if no item is stored yet or the stored one is older. A failed
+  condition means the stored item is newer or equal: that counts as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sinks.attrvalues import AttributeMap, to_attribute_value, to_item
+from sinks.batching import MAX_BATCH_ITEMS, BatchWriter, KeyedBuffer, SinkCounters, describe_error
+from streams.errors import SinkError
+from streams.retry import Backoff, error_code, is_throttle, retry_call
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class ItemWrite(Protocol):
+    """One item to store. Any object with these two attributes fits (e.g. a msgspec Struct).
+
+    `item` holds plain Python values (str, int, float, bool, None, bytes, list, dict) and
+    includes the key fields. `newer_than_field` names a numeric attribute (event time in ms)
+    that makes the write conditional, or is None for a plain put.
+    """
+
+    @property
+    def item(self) -> Mapping[str, object]: ...
+
+    @property
+    def newer_than_field(self) -> str | None: ...
+
+
+Select = Callable[[object], Iterable[ItemWrite]]
+"""Turns one agent output into the item writes it implies (none for outputs not stored here)."""
+
+
+def newer_than_condition(key_field: str, field: str) -> tuple[str, dict[str, str], str]:
+    """The condition "no item stored yet, or the stored one is older than the incoming one".
+
+    Returns (ConditionExpression, ExpressionAttributeNames, name of the incoming value).
+    """
+    not_stored = "attribute_not_exists(#key)"
+    stored_is_older = "#field < :incoming"
+    return f"{not_stored} OR {stored_is_older}", {"#key": key_field, "#field": field}, ":incoming"
+
+
+class _Conditional:
+    __slots__ = ("field", "item", "value")
+
+    def __init__(self, field: str, value: Any, item: AttributeMap) -> None:
+        self.field = field
+        self.value = value
+        self.item = item
+
+
+class DynamoDBSink:
+    """Sink writing the items `select` derives from each agent output to one table.
+
+    A failed flush raises `SinkError` and the checkpoint is aborted; items not yet stored stay
+    buffered for the next flush. Every write is idempotent by key, so re-sending is safe.
+    """
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        select: Select,
+        backoff: Backoff,
+        key_fields: Sequence[str] = ("pk", "sk"),
+    ) -> None:
+        if not key_fields:
+            raise ValueError("key_fields must name at least the partition key")
+        self.table_name = table_name
+        self.counters = SinkCounters()
+        self._client = client
+        self._select = select
+        self._backoff = backoff
+        self._key_fields = tuple(key_fields)
+        self._writer = BatchWriter(client, table_name, backoff, self.counters)
+        self._plain = KeyedBuffer()
+        self._conditional: dict[Hashable, _Conditional] = {}
+        # After an early batch fails, writing waits for flush(), which reports the error.
+        self._early_writes_paused = False
+
+    @property
+    def buffered(self) -> int:
+        """Items waiting for a flush."""
+        return len(self._plain) + len(self._conditional)
+
+    def write(self, item: object) -> None:
+        """Buffer the writes `select` derives from `item`; send a batch early once 25 plain
+        items wait. Raises `SinkError` for an item that cannot be stored (no key, a value
+        DynamoDB cannot hold); writes it derived before that one stay buffered."""
+        for write in self._select(item):
+            self._buffer(write)
+        if len(self._plain) >= MAX_BATCH_ITEMS and not self._early_writes_paused:
+            try:
+                self._plain.write_batch(self._writer)
+            except SinkError:
+                self._early_writes_paused = True
+
+    def flush(self) -> None:
+        """Store everything buffered: plain items first, then conditional ones."""
+        self._plain.write_all(self._writer)
+        for key in list(self._conditional):
+            self._put_if_newer(self._conditional[key])
+            del self._conditional[key]
+        self._early_writes_paused = False
+
+    def discard(self) -> None:
+        self._plain.clear()
+        self._conditional.clear()
+        self._early_writes_paused = False
+
+    def _buffer(self, write: ItemWrite) -> None:
+        values = write.item
+        try:
+            key = tuple(values[name] for name in self._key_fields)
+        except KeyError as exc:
+            raise SinkError(f"item for {self.table_name} lacks key field {exc}") from exc
+        try:
+            attributes = to_item(values)
+        except (TypeError, ValueError) as exc:
+            raise SinkError(f"item {key!r} for {self.table_name}: {exc}") from exc
+        field = write.newer_than_field
+        if field is None:
+            self._plain.put(key, attributes)
+            return
+        if field not in values:
+            raise SinkError(f"item {key!r} for {self.table_name} lacks its {field!r} field")
+        incoming = _Conditional(field, values[field], attributes)
+        held = self._conditional.get(key)
+        # Equal values keep the first write, as the stored-side condition (<) does.
+        if held is None or held.value < incoming.value:
+            self._conditional[key] = incoming
+
+    def _put_if_newer(self, write: _Conditional) -> None:
+        condition, names, incoming = newer_than_condition(self._key_fields[0], write.field)
+
+        def put() -> None:
+            self.counters.calls += 1
+            try:
+                self._client.put_item(
+                    TableName=self.table_name,
+                    Item=write.item,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={incoming: to_attribute_value(write.value)},
+                )
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+                self.counters.stale_skipped += 1
+            else:
+                self.counters.items_written += 1
+
+        try:
+            retry_call(put, self._backoff, on_retry=self._count_retry)
+        except (ClientError, BotoCoreError) as exc:
+            raise SinkError(
+                f"conditional PutItem to {self.table_name} failed: {describe_error(exc)}"
+            ) from exc
+
+    def _count_retry(self, exc: BaseException) -> None:
+        self.counters.retries += 1
+        if is_throttle(exc):
+            self.counters.throttles += 1

@@ -1,0 +1,74 @@
+"""Shared fixtures: emulated AWS on 127.0.0.1 (a moto server child process) and unique names.
+
+A missing or broken emulator fails the tests that need it; nothing here skips.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    # The project is not installed into the venv; make its packages importable.
+    sys.path.insert(0, str(ROOT))
+
+import boto3  # noqa: E402
+from botocore.config import Config  # noqa: E402
+
+from streams.errors import ConfigError  # noqa: E402
+from streams.localaws import MotoServer  # noqa: E402
+
+REGION = "us-east-1"
+
+AwsFactory = Callable[[str], Any]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """URL of a moto server on a free loopback port, shared by the whole session."""
+    server = MotoServer()
+    try:
+        server.start()
+    except ConfigError as exc:
+        pytest.fail(f"emulated AWS did not start: {exc}", pytrace=False)
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws(moto_endpoint: str) -> AwsFactory:
+    """`aws("dynamodb")` -> a real boto3 client talking HTTP to the moto server.
+
+    botocore's own retries are off: our Backoff is the only retry layer under test.
+    """
+    config = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
+
+    def make(service_name: str) -> Any:
+        return boto3.client(
+            service_name,  # type: ignore[call-overload]
+            endpoint_url=moto_endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=config,
+        )
+
+    return make
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    """`unique_name("cmd")` -> "cmd-<hex>": tables and streams never shared between tests."""
+
+    def make(prefix: str = "t") -> str:
+        return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+    return make
