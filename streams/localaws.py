@@ -3,10 +3,17 @@
 A moto server (Kinesis, DynamoDB, Timestream) runs as a child process on a free loopback port,
 so the worker, the simulator and the tests reach it over real HTTP with real boto3 clients.
 Nothing here is used against real AWS.
+
+`MotoServer(http2=True)` serves the same moto application through hypercorn instead of
+Werkzeug, so one process (one set of moto backends) answers HTTP/1.1 for boto3 and cleartext
+HTTP/2 with prior knowledge (h2c) for the KCL MultiLangDaemon, whose Kinesis client speaks
+HTTP/2 only. Run it by hand with `python -m streams.localaws --port 4566`.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import os
 import socket
@@ -14,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 from types import TracebackType
 
 from streams.errors import ConfigError
@@ -29,32 +37,59 @@ def free_port() -> int:
         return port
 
 
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
 class MotoServer:
     """A `moto_server` child process on 127.0.0.1; a context manager.
 
     `endpoint` is the URL to give boto3 as `endpoint_url` for every service.
+    With `http2=True` the server is hypercorn (HTTP/1.1 and h2c on the same port), which the
+    KCL daemon needs; `log_path` keeps the server's output there instead of discarding it.
     """
 
-    def __init__(self, port: int | None = None, start_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        start_timeout_s: float = 30.0,
+        *,
+        http2: bool = False,
+        log_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.endpoint = f"http://{LOOPBACK}:{self.port}"
+        self.http2 = http2
+        self._log_path = log_path
         self._start_timeout_s = start_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> MotoServer:
         try:
-            import moto.server  # noqa: F401  (fail here, clearly, when the extra is missing)
+            import moto.server  # noqa: F401, PLC0415  (fail here, clearly, when the extra is missing)
         except ImportError as exc:
             raise ConfigError(
                 "emulated AWS needs the 'emulators' extra: pip install 'luxflow[emulators]'"
             ) from exc
         env = dict(os.environ, MOTO_ALLOW_NONEXISTENT_REGION="true")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        if self.http2:
+            import hypercorn  # noqa: F401, PLC0415  (same reason as above)
+
+            pythonpath = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p)
+            env["PYTHONPATH"] = pythonpath
+            command = [sys.executable, "-m", "streams.localaws", "--port", str(self.port)]
+        else:
+            command = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)]
+        log = open(self._log_path, "ab") if self._log_path else None  # noqa: SIM115
+        try:
+            self._process = subprocess.Popen(
+                command,
+                stdout=log or subprocess.DEVNULL,
+                stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+                env=env,
+            )
+        finally:
+            if log is not None:
+                log.close()
         deadline = time.monotonic() + self._start_timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -96,3 +131,45 @@ def emulator_env(endpoint: str) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
+
+
+def serve_http2(port: int, host: str = LOOPBACK) -> None:
+    """Serve moto's WSGI app through hypercorn: HTTP/1.1 and cleartext HTTP/2 on one port.
+
+    hypercorn switches a connection to HTTP/2 when it opens with the HTTP/2 preface (prior
+    knowledge, what the AWS SDK's Netty client sends to an `http://` endpoint) or asks for an
+    `Upgrade: h2c`; every other connection stays HTTP/1.1. Blocks until interrupted.
+    """
+    # Imported here: only the emulator extra has them, and only this child process needs them.
+    from hypercorn.asyncio import serve  # noqa: PLC0415
+    from hypercorn.config import Config  # noqa: PLC0415
+    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
+        DomainDispatcherApplication,
+        create_backend_app,
+    )
+
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = "-"
+    config.loglevel = "WARNING"
+    # The daemon keeps long-lived HTTP/2 connections and many concurrent streams.
+    config.keep_alive_timeout = 300
+    config.h2_max_concurrent_streams = 1000
+    config.wsgi_max_body_size = 64 * 1024 * 1024
+    app = DomainDispatcherApplication(create_backend_app)
+    asyncio.run(serve(app, config, mode="wsgi"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="moto on 127.0.0.1, HTTP/1.1 + h2c (hypercorn)")
+    parser.add_argument("--host", default=LOOPBACK)
+    parser.add_argument("--port", type=int, default=4566)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_http2(args.port, args.host)
+
+
+if __name__ == "__main__":
+    main()
