@@ -1,0 +1,87 @@
+"""`App`: the topology of a luxflow application, declared the way Faust users expect.
+
+    app = App("lighting")
+    telemetry = app.topic("telemetry", decoder=decode_reading)
+    usage = app.Table("usage", default=float, value_type=float)
+
+    @app.agent(telemetry)
+    async def detect(stream):
+        async for reading in stream:
+            yield from_reading(reading)
+
+The App holds no connections and no sinks: a runner builds one `ShardEngine` per shard from
+it, with the sinks, state store and checkpointer of that deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from streams.agent import Agent, AgentFun
+from streams.errors import ConfigError
+from tables.table import Table
+
+T = TypeVar("T")
+V = TypeVar("V")
+
+Decoder = Callable[[bytes, int], T]
+"""Turns a record's bytes (and its arrival time in ms) into a value, or raises ValueError
+with a short reason; the engine then sends the record to the dead-letter output."""
+
+
+class Topic(Generic[T]):
+    """The input stream of the app, with the decoder for its records."""
+
+    def __init__(self, name: str, decoder: Decoder[T]) -> None:
+        self.name = name
+        self.decoder = decoder
+
+
+class App:
+    """Agents and tables of one application. Build it once; run it with a runner."""
+
+    def __init__(self, name: str) -> None:
+        if not name:
+            raise ConfigError("an App needs a name")
+        self.name = name
+        self.topic_: Topic[Any] | None = None
+        self.agents: list[Agent[Any]] = []
+        self.tables: list[Table[Any]] = []
+
+    def topic(self, name: str, *, decoder: Decoder[T]) -> Topic[T]:
+        if self.topic_ is not None:
+            raise ConfigError(f"app {self.name!r} already reads topic {self.topic_.name!r}")
+        topic = Topic(name, decoder)
+        self.topic_ = topic
+        return topic
+
+    def agent(
+        self, topic: Topic[T], *, name: str | None = None
+    ) -> Callable[[AgentFun[T]], Agent[T]]:
+        if topic is not self.topic_:
+            raise ConfigError("an agent must read this app's topic")
+
+        def register(fun: AgentFun[T]) -> Agent[T]:
+            agent = Agent(name or fun.__name__, fun)
+            if any(a.name == agent.name for a in self.agents):
+                raise ConfigError(f"two agents are named {agent.name!r}")
+            self.agents.append(agent)
+            return agent
+
+        return register
+
+    def Table(  # noqa: N802  (Faust's spelling)
+        self, name: str, *, default: Callable[[], V], value_type: type[V]
+    ) -> Table[V]:
+        if any(t.name == name for t in self.tables):
+            raise ConfigError(f"two tables are named {name!r}")
+        table = Table(name, default=default, value_type=value_type)
+        self.tables.append(table)
+        return table
+
+    @property
+    def decoder(self) -> Decoder[Any]:
+        if self.topic_ is None:
+            raise ConfigError(f"app {self.name!r} has no topic")
+        return self.topic_.decoder

@@ -1,0 +1,263 @@
+"""The per-shard engine: decode -> agents -> tables -> sinks -> checkpoint step.
+
+Both runners (the local polling runner and the KCL MultiLangDaemon bridge) drive one
+`ShardEngine` per shard through the same lifecycle, so delivery semantics do not depend on
+the runner:
+
+    start()                     load the shard's state (or its parents' on a split/merge)
+    process(records)            any number of times, records in shard order
+    checkpoint(position)        flush sinks -> save state snapshot -> write checkpoint
+    shard_ended()               end agents, flush, save final state, checkpoint SHARD_END
+    shutdown_requested()        flush, save, checkpoint the last processed position
+    lease_lost()                drop everything, never checkpoint
+
+Nothing is shared between engines, so a shard can move between workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from streams.agent import AgentInstance
+from streams.app import App
+from streams.checkpoints import Checkpointer
+from streams.errors import AgentError, LuxflowError
+from streams.records import SHARD_END, DeadLetter, Position, Record
+from sinks.base import Sink
+from tables.store import Snapshot, StateStore
+from tables.table import ShardState
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class EngineCounters:
+    """What one shard's engine has done since it started."""
+
+    records: int = 0
+    bad_records: int = 0
+    late_records: int = 0
+    agent_errors: int = 0
+    outputs: int = 0
+    skipped_already_applied: int = 0
+    checkpoints: int = 0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    checkpoint_interval_ms: int = 5_000
+    idle_timeout_ms: int = 60_000
+
+
+class ShardEngine:
+    """Processes one shard. Not thread-safe: one thread (or process) drives one engine."""
+
+    def __init__(
+        self,
+        app: App,
+        shard_id: str,
+        *,
+        sinks: Sequence[Sink],
+        dead_letter: Sink,
+        state_store: StateStore,
+        checkpointer: Checkpointer,
+        config: EngineConfig = EngineConfig(),
+        now_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.app = app
+        self.shard_id = shard_id
+        self._decode = app.decoder
+        self._sinks = tuple(sinks)
+        self._dead_letter = dead_letter
+        self._store = state_store
+        self._checkpointer = checkpointer
+        self._config = config
+        self._now_ms = now_ms
+        self._agents: list[AgentInstance[object]] = [a.instance() for a in app.agents]
+        self.state = ShardState(app.tables, shard_id, now_ms, config.idle_timeout_ms)
+        self.counters = EngineCounters()
+        self._applied_until: Position | None = None  # records at or below are in the state
+        self._last_position: Position | None = None  # last record handled
+        self._checkpointed: Position | None = None
+        self._last_checkpoint_ms = now_ms()
+        self._last_blob: bytes | None = None
+        self._outputs: list[object] = []
+        self._stopped = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(
+        self,
+        parent_shard_ids: Sequence[str] = (),
+        keep: Callable[[str], bool] | None = None,
+    ) -> Position | None:
+        """Load this shard's snapshot, or on a split or merge its parents' final snapshots
+        filtered by `keep(partition_key)`. Returns the position the state already includes."""
+        own = self._store.load(self.shard_id)
+        if own is not None:
+            self.state.restore([own.data], lambda _pk: True)
+            self._last_blob = own.data
+            self._applied_until = own.position
+            log.info("shard %s: state restored at %s", self.shard_id, own.position)
+            return own.position
+        blobs = []
+        for parent in parent_shard_ids:
+            snap = self._store.load(parent)
+            if snap is not None:
+                blobs.append(snap.data)
+        if blobs:
+            self.state.restore(blobs, keep or (lambda _pk: True))
+            log.info("shard %s: state taken from parents %s", self.shard_id, parent_shard_ids)
+        return None
+
+    def process(self, records: Sequence[Record]) -> None:
+        """Run every record through decode, agents and tables; outputs go to the sinks."""
+        state = self.state
+        state.activate()
+        decode = self._decode
+        outputs = self._outputs
+        applied_until = self._applied_until
+        counters = self.counters
+        for record in records:
+            position = record.position
+            if applied_until is not None and position <= applied_until:
+                counters.skipped_already_applied += 1
+                continue
+            counters.records += 1
+            self._last_position = position
+            try:
+                value = decode(record.data, record.arrival_ms)
+            except ValueError as exc:
+                counters.bad_records += 1
+                self._dead_letter.write(DeadLetter.of(record, "decode", str(exc)))
+                continue
+            state.partition_key = record.partition_key
+            state.record_time_ms = record.arrival_ms
+            state.event = value
+            for agent in self._agents:
+                try:
+                    agent.feed(value, outputs)
+                except AgentError as exc:
+                    counters.agent_errors += 1
+                    log.warning("shard %s: %s", self.shard_id, exc)
+                    self._dead_letter.write(DeadLetter.of(record, "agent", str(exc)))
+            if state.take_late():
+                counters.late_records += 1
+                self._dead_letter.write(DeadLetter.of(record, "late", "late"))
+            if outputs:
+                self._route(outputs)
+        self._route(state.advance())
+
+    def tick(self) -> None:
+        """Let time pass without records: `take()` deadlines and idle window closing."""
+        now_ms = self._now_ms()
+        self.state.activate()
+        for agent in self._agents:
+            try:
+                agent.tick(now_ms, self._outputs)
+            except AgentError as exc:
+                self.counters.agent_errors += 1
+                log.warning("shard %s: %s", self.shard_id, exc)
+        self._route(self._outputs)
+        self._route(self.state.advance())
+
+    def checkpoint_due(self) -> bool:
+        if self._last_position is None or self._last_position == self._checkpointed:
+            return False
+        return self._now_ms() - self._last_checkpoint_ms >= self._config.checkpoint_interval_ms
+
+    @property
+    def last_position(self) -> Position | None:
+        return self._last_position
+
+    def checkpoint(self, position: Position | None = None) -> None:
+        """Flush sinks -> save the state snapshot -> write the checkpoint, in that order.
+
+        If any step raises, the later steps do not run: a checkpoint is never written for
+        outputs or state that are not durable.
+        """
+        position = position or self._last_position
+        if position is None:
+            return
+        self._flush()
+        self._save_state(position, final=False)
+        self._checkpointer.checkpoint(self.shard_id, position)
+        self._checkpointed = position
+        self._last_checkpoint_ms = self._now_ms()
+        self.counters.checkpoints += 1
+
+    def shard_ended(self) -> None:
+        """The shard is closed (split or merge). Agents see their stream end; open windows
+        are not emitted here but carried to the children in the final snapshot."""
+        self.state.activate()
+        for agent in self._agents:
+            try:
+                agent.close(self._outputs)
+            except AgentError as exc:
+                log.warning("shard %s: %s", self.shard_id, exc)
+        self._route(self._outputs)
+        self._flush()
+        self._save_state(self._last_position, final=True)
+        self._checkpointer.checkpoint(self.shard_id, SHARD_END)
+        self._stopped = True
+
+    def shutdown_requested(self) -> None:
+        """The worker is stopping and keeps its lease until then: make everything durable."""
+        if self._last_position is not None and self._last_position != self._checkpointed:
+            self.checkpoint(self._last_position)
+        self._stopped = True
+
+    def lease_lost(self) -> None:
+        """Another worker owns the shard now: drop buffers, never checkpoint."""
+        for sink in self._sinks:
+            sink.discard()
+        self._dead_letter.discard()
+        self._stopped = True
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _route(self, outputs: list[object]) -> None:
+        if not outputs:
+            return
+        self.counters.outputs += len(outputs)
+        for sink in self._sinks:
+            write = sink.write
+            for item in outputs:
+                write(item)
+        outputs.clear()
+
+    def _flush(self) -> None:
+        for sink in self._sinks:
+            sink.flush()
+        # Last: sinks may dead-letter what their store rejected while flushing.
+        self._dead_letter.flush()
+
+    def _save_state(self, position: Position | None, *, final: bool) -> None:
+        blob = self.state.snapshot()
+        if blob is None and not final:
+            return
+        if blob is None:
+            blob = self._last_blob
+        if blob is None:
+            return
+        self._store.save(
+            self.shard_id,
+            Snapshot(
+                shard_id=self.shard_id,
+                position=position,
+                saved_at_ms=self._now_ms(),
+                data=blob,
+                final=final,
+            ),
+        )
+        self._last_blob = blob
+
+
+__all__ = ["EngineConfig", "EngineCounters", "LuxflowError", "ShardEngine"]
