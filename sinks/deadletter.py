@@ -1,0 +1,172 @@
+"""Dead letters in DynamoDB, split into chunks so a 1 MiB record fits under the 400 KB item cap.
+
+One dead letter is stored as items sharing one partition key, its identity:
+
+    pk = "<shard_id>#<sequence_number:040d>#<sub_sequence_number>#<origin>#<detail_key>"
+    sk = chunk number (0, 1, ...)
+
+Each item carries up to `CHUNK_BYTES` of the original bytes in `data`. Chunk 0 also carries
+the metadata: reason, origin, shard, sequence numbers, partition key, arrival_ms, total size
+and chunk count. Writing the same dead letter again overwrites the same items.
+
+Sequence numbers are stored as strings: Kinesis sequence numbers have more digits than a
+DynamoDB number holds exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sinks.attrvalues import AttributeMap, from_item
+from sinks.batching import BatchWriter, KeyedBuffer, SinkCounters, describe_error
+from streams.errors import SinkError
+from streams.records import DeadLetter
+from streams.retry import Backoff
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+CHUNK_BYTES: Final = 300_000
+"""Bytes of the original record per item: with metadata, well under DynamoDB's 400 KB."""
+
+
+def dead_letter_key(letter: DeadLetter) -> str:
+    """The partition key: the dead letter's identity."""
+    return (
+        f"{letter.shard_id}#{letter.sequence_number:040d}#{letter.sub_sequence_number}"
+        f"#{letter.origin}#{letter.detail_key}"
+    )
+
+
+def chunk_count(size: int) -> int:
+    """Items needed for `size` bytes (an empty record still gets its metadata item)."""
+    return max(1, -(-size // CHUNK_BYTES))
+
+
+def to_items(letter: DeadLetter) -> list[AttributeMap]:
+    """The items of one dead letter, data chunks first and the metadata item (sk 0) last."""
+    pk = dead_letter_key(letter)
+    data = letter.data
+    count = chunk_count(len(data))
+    items: list[AttributeMap] = []
+    for number in range(count):
+        chunk = data[number * CHUNK_BYTES : (number + 1) * CHUNK_BYTES]
+        items.append({"pk": {"S": pk}, "sk": {"N": str(number)}, "data": {"B": chunk}})
+    head = items[0]
+    head.update(
+        {
+            "shard_id": {"S": letter.shard_id},
+            "sequence_number": {"S": str(letter.sequence_number)},
+            "sub_sequence_number": {"N": str(letter.sub_sequence_number)},
+            "partition_key": {"S": letter.partition_key},
+            "origin": {"S": letter.origin},
+            "reason": {"S": letter.reason},
+            "detail_key": {"S": letter.detail_key},
+            "arrival_ms": {"N": str(letter.arrival_ms)},
+            "size": {"N": str(len(data))},
+            "chunk_count": {"N": str(count)},
+        }
+    )
+    # The metadata item goes last, so a reader that finds it knows earlier batches landed.
+    return items[1:] + items[:1]
+
+
+class DeadLetterSink:
+    """Sink for `DeadLetter` items (other outputs are ignored), keyed idempotently.
+
+    A failed flush raises `SinkError` and the checkpoint is aborted; unwritten chunks stay
+    buffered. `count` is how many dead letters this sink has stored (a re-sent one counts
+    again; the table holds it once).
+    """
+
+    def __init__(self, client: DynamoDBClient, table_name: str, backoff: Backoff) -> None:
+        self.table_name = table_name
+        self.counters = SinkCounters()
+        self.count = 0
+        self._writer = BatchWriter(client, table_name, backoff, self.counters)
+        self._buffer = KeyedBuffer()
+        self._pending_heads: set[str] = set()
+
+    @property
+    def buffered(self) -> int:
+        """Items (chunks) waiting for a flush."""
+        return len(self._buffer)
+
+    def write(self, item: object) -> None:
+        if not isinstance(item, DeadLetter):
+            return
+        for attributes in to_items(item):
+            self._buffer.put((attributes["pk"]["S"], attributes["sk"]["N"]), attributes)
+        self._pending_heads.add(dead_letter_key(item))
+
+    def flush(self) -> None:
+        self._buffer.write_all(self._writer)
+        self.count += len(self._pending_heads)
+        self._pending_heads.clear()
+
+    def discard(self) -> None:
+        self._buffer.clear()
+        self._pending_heads.clear()
+
+
+def _scan(client: DynamoDBClient, table_name: str) -> Iterator[dict[str, Any]]:
+    kwargs: dict[str, Any] = {"TableName": table_name, "ConsistentRead": True}
+    try:
+        while True:
+            page = client.scan(**kwargs)
+            yield from page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+    except (ClientError, BotoCoreError) as exc:
+        raise SinkError(f"scan of {table_name} failed: {describe_error(exc)}") from exc
+
+
+def read_dead_letters(client: DynamoDBClient, table_name: str) -> list[DeadLetter]:
+    """Every complete dead letter in the table, reassembled byte for byte, in key order.
+
+    A letter whose chunks are not all stored yet (a flush failed half-way; the retry will
+    complete it) is left out.
+    """
+    chunks: dict[str, dict[int, bytes]] = {}
+    heads: dict[str, dict[str, object]] = {}
+    for raw in _scan(client, table_name):
+        item = from_item(raw)
+        pk = str(item["pk"])
+        number = int(str(item["sk"]))
+        chunks.setdefault(pk, {})[number] = bytes(raw["data"]["B"])
+        if number == 0:
+            heads[pk] = item
+    letters: list[DeadLetter] = []
+    for pk, head in heads.items():
+        parts = chunks[pk]
+        count = int(str(head["chunk_count"]))
+        if any(n not in parts for n in range(count)):
+            continue
+        data = b"".join(parts[n] for n in range(count))
+        if len(data) != int(str(head["size"])):
+            continue
+        letters.append(
+            DeadLetter(
+                shard_id=str(head["shard_id"]),
+                sequence_number=int(str(head["sequence_number"])),
+                sub_sequence_number=int(str(head["sub_sequence_number"])),
+                partition_key=str(head["partition_key"]),
+                origin=str(head["origin"]),
+                reason=str(head["reason"]),
+                data=data,
+                arrival_ms=int(str(head["arrival_ms"])),
+                detail_key=str(head["detail_key"]),
+            )
+        )
+    letters.sort(key=dead_letter_key)
+    return letters
+
+
+def count_dead_letters(client: DynamoDBClient, table_name: str) -> int:
+    """How many complete dead letters the table holds."""
+    return len(read_dead_letters(client, table_name))

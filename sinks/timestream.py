@@ -1,0 +1,237 @@
+"""The query model sink: agent outputs -> Timestream multi-measure records.
+
+Memory-store retention is our rule, not the emulator's: a point older than
+`now_ms() - memory_retention_ms` can only go to the magnetic store. With
+`magnetic_store_writes=True` it is written (the table must have magnetic store writes
+enabled, see `sinks.provision.ensure_timestream`); otherwise it goes to
+`reject(point, "older_than_memory_retention")`. Points are never dropped silently:
+everything the service rejects goes to `reject` with the service's reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sinks.batching import SinkCounters, describe_error
+from streams.errors import SinkError
+from streams.retry import Backoff, error_code, is_throttle, retry_call
+
+if TYPE_CHECKING:
+    from mypy_boto3_timestream_write import TimestreamWriteClient
+
+MAX_RECORDS_PER_CALL: Final = 100
+"""WriteRecords accepts at most 100 records per call."""
+
+OLDER_THAN_MEMORY_RETENTION: Final = "older_than_memory_retention"
+INVALID_POINT: Final = "invalid_point"
+
+
+class TimePoint(Protocol):
+    """One multi-measure record to store. Any object with these attributes fits.
+
+    An optional `version: int` attribute (default 1) lets a later, corrected point replace
+    an earlier one with the same table, dimensions, measure name and time.
+    """
+
+    @property
+    def table(self) -> str: ...
+
+    @property
+    def dimensions(self) -> Mapping[str, str]: ...
+
+    @property
+    def measure_name(self) -> str: ...
+
+    @property
+    def measures(self) -> Mapping[str, float | int | str | bool]: ...
+
+    @property
+    def time_ms(self) -> int: ...
+
+
+SelectPoints = Callable[[object], Iterable[TimePoint]]
+"""Turns one agent output into the points it implies (none for outputs not stored here)."""
+
+Reject = Callable[[object, str], None]
+"""Receives a point that will not be stored, and why."""
+
+Record = dict[str, Any]
+
+
+def measure_value(name: str, value: object) -> dict[str, str]:
+    """One typed MeasureValue. bool is BOOLEAN (checked before int, its superclass)."""
+    if isinstance(value, bool):
+        return {"Name": name, "Value": "true" if value else "false", "Type": "BOOLEAN"}
+    if isinstance(value, int):
+        return {"Name": name, "Value": str(value), "Type": "BIGINT"}
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"measure {name!r} is {value!r}")
+        return {"Name": name, "Value": repr(value), "Type": "DOUBLE"}
+    if isinstance(value, str):
+        return {"Name": name, "Value": value, "Type": "VARCHAR"}
+    raise TypeError(f"measure {name!r} has unsupported type {type(value).__name__}")
+
+
+def to_record(point: TimePoint) -> Record:
+    """The full WriteRecords record of one point (nothing hoisted)."""
+    if not point.measures:
+        raise ValueError("a point needs at least one measure")
+    return {
+        "Dimensions": [
+            {"Name": name, "Value": value, "DimensionValueType": "VARCHAR"}
+            for name, value in point.dimensions.items()
+        ],
+        "MeasureName": point.measure_name,
+        "MeasureValueType": "MULTI",
+        "MeasureValues": [measure_value(n, v) for n, v in point.measures.items()],
+        "Time": str(int(point.time_ms)),
+        "TimeUnit": "MILLISECONDS",
+        "Version": int(getattr(point, "version", 1)),
+    }
+
+
+_HOISTABLE: Final = ("Dimensions", "MeasureName", "MeasureValueType", "TimeUnit", "Version")
+
+
+def hoist_common(records: Sequence[Record]) -> tuple[Record, list[Record]]:
+    """Move attributes every record shares into CommonAttributes (smaller requests).
+
+    Returns (common attributes, records without them).
+    """
+    common: Record = {}
+    for name in _HOISTABLE:
+        first = records[0].get(name)
+        if first is not None and all(r.get(name) == first for r in records):
+            common[name] = first
+    stripped = [{k: v for k, v in r.items() if k not in common} for r in records]
+    return common, stripped
+
+
+def is_older_than_memory_retention(time_ms: int, now_ms: int, memory_retention_ms: int) -> bool:
+    """True when the memory store no longer accepts a point of this time."""
+    return time_ms < now_ms - memory_retention_ms
+
+
+class TimestreamSink:
+    """Sink writing the points `select` derives from each agent output to one database.
+
+    A failed flush raises `SinkError` and the checkpoint is aborted; points not yet stored or
+    rejected stay buffered. A rejected point is handed to `reject` exactly once and leaves the
+    buffer, so the checkpoint can proceed.
+    """
+
+    def __init__(
+        self,
+        client: TimestreamWriteClient,
+        database: str,
+        select: SelectPoints,
+        backoff: Backoff,
+        *,
+        memory_retention_ms: int,
+        magnetic_store_writes: bool,
+        now_ms: Callable[[], int],
+        reject: Reject,
+    ) -> None:
+        if memory_retention_ms <= 0:
+            raise ValueError("memory_retention_ms must be positive")
+        self.database = database
+        self.counters = SinkCounters()
+        self._client = client
+        self._select = select
+        self._backoff = backoff
+        self._memory_retention_ms = memory_retention_ms
+        self._magnetic_store_writes = magnetic_store_writes
+        self._now_ms = now_ms
+        self._reject = reject
+        # Per table, in arrival order: (point, record).
+        self._buffer: dict[str, list[tuple[TimePoint, Record]]] = {}
+
+    @property
+    def buffered(self) -> int:
+        """Points waiting for a flush."""
+        return sum(len(entries) for entries in self._buffer.values())
+
+    def write(self, item: object) -> None:
+        for point in self._select(item):
+            try:
+                record = to_record(point)
+            except (TypeError, ValueError) as exc:
+                self._rejected(point, f"{INVALID_POINT}: {exc}")
+                continue
+            self._buffer.setdefault(point.table, []).append((point, record))
+
+    def flush(self) -> None:
+        """Apply the retention rule, then write every table's points 100 per call."""
+        self._apply_retention()
+        for table, entries in self._buffer.items():
+            while entries:
+                chunk = entries[:MAX_RECORDS_PER_CALL]
+                self._write_chunk(table, chunk)
+                del entries[: len(chunk)]
+        self._buffer.clear()
+
+    def discard(self) -> None:
+        self._buffer.clear()
+
+    def _apply_retention(self) -> None:
+        if self._magnetic_store_writes:
+            return
+        now_ms = self._now_ms()
+        for table, entries in self._buffer.items():
+            kept = []
+            for point, record in entries:
+                if is_older_than_memory_retention(point.time_ms, now_ms, self._memory_retention_ms):
+                    self._rejected(point, OLDER_THAN_MEMORY_RETENTION)
+                else:
+                    kept.append((point, record))
+            self._buffer[table] = kept
+
+    def _write_chunk(self, table: str, chunk: list[tuple[TimePoint, Record]]) -> None:
+        common, records = hoist_common([record for _, record in chunk])
+
+        def call() -> None:
+            self.counters.calls += 1
+            self._client.write_records(
+                DatabaseName=self.database,
+                TableName=table,
+                CommonAttributes=common,  # type: ignore[arg-type]
+                Records=records,  # type: ignore[arg-type]
+            )
+
+        try:
+            retry_call(call, self._backoff, on_retry=self._count_retry)
+        except ClientError as exc:
+            if error_code(exc) != "RejectedRecordsException":
+                raise SinkError(
+                    f"WriteRecords to {self.database}.{table} failed: {describe_error(exc)}"
+                ) from exc
+            # The service stored every record it did not list.
+            listed: list[Any] = exc.response.get("RejectedRecords", [])  # type: ignore[assignment]
+            rejected = {
+                int(r["RecordIndex"]): str(r.get("Reason", "rejected"))
+                for r in listed
+                if 0 <= int(r["RecordIndex"]) < len(chunk)
+            }
+            for index, reason in sorted(rejected.items()):
+                self._rejected(chunk[index][0], reason)
+            self.counters.items_written += len(chunk) - len(rejected)
+        except BotoCoreError as exc:
+            raise SinkError(
+                f"WriteRecords to {self.database}.{table} failed: {describe_error(exc)}"
+            ) from exc
+        else:
+            self.counters.items_written += len(chunk)
+
+    def _rejected(self, point: TimePoint, reason: str) -> None:
+        self.counters.rejected += 1
+        self._reject(point, reason)
+
+    def _count_retry(self, exc: BaseException) -> None:
+        self.counters.retries += 1
+        if is_throttle(exc):
+            self.counters.throttles += 1
