@@ -55,9 +55,7 @@ class AgentInstance(Generic[T]):
         while not self.done:
             pending = self._pending
             if pending is None:
-                pending = self._pending = cast(
-                    Coroutine[Any, None, object], self._agen.__anext__()
-                )
+                pending = self._pending = cast(Coroutine[Any, None, object], self._agen.__anext__())
             try:
                 marker = pending.send(None)
             except StopIteration as yielded:

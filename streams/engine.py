@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sinks.base import Sink
 from streams.agent import AgentInstance
 from streams.app import App
 from streams.checkpoints import Checkpointer
 from streams.errors import AgentError, LuxflowError
 from streams.records import SHARD_END, DeadLetter, Position, Record
-from sinks.base import Sink
 from tables.store import Snapshot, StateStore
 from tables.table import ShardState
 

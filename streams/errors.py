@@ -39,5 +39,5 @@ class AgentError(LuxflowError):
     """An agent misbehaved (awaited something other than its stream, raised, ...)."""
 
 
-class ReplayRefused(LuxflowError):
+class ReplayRefusedError(LuxflowError):
     """`luxflow replay` would disturb live workers or was not confirmed."""

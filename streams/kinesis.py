@@ -168,9 +168,9 @@ class ShardReader:
             try:
                 return fn(**kwargs)
             except ClientError as exc:
-                if not is_retryable(exc) or attempt >= self._backoff.max_attempts:
+                if not is_retryable(exc) or attempt + 1 >= self._backoff.max_attempts:
                     raise SourceError(f"{fn.__name__} on {self.shard_id} failed: {exc}") from exc
-                self._sleep(self._backoff.delay_s(attempt))
+                self._backoff.pause(attempt)
                 attempt += 1
 
     def read(self) -> Batch:
@@ -188,9 +188,10 @@ class ShardReader:
             )
         except SourceError as exc:
             cause = exc.__cause__
-            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get(
-                "Code"
-            ) in ("ExpiredIteratorException", "InvalidArgumentException"):
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
+                "ExpiredIteratorException",
+                "InvalidArgumentException",
+            ):
                 self._iterator = None  # start again after the last record we returned
                 return Batch([], None, shard_ended=False)
             raise

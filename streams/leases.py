@@ -95,9 +95,9 @@ class LeaseTable:
             try:
                 return fn(**kwargs)
             except ClientError as exc:
-                if not is_retryable(exc) or attempt >= self._backoff.max_attempts:
+                if not is_retryable(exc) or attempt + 1 >= self._backoff.max_attempts:
                     raise
-                self._backoff.sleep(self._backoff.delay_s(attempt))
+                self._backoff.pause(attempt)
                 attempt += 1
 
     # -- reads ---------------------------------------------------------------------------

@@ -126,9 +126,7 @@ class LocalRunner:
 
     # -- scheduling ----------------------------------------------------------------------
 
-    def _start_ready_shards(
-        self, shards: dict[str, ShardInfo], leases: dict[str, Lease]
-    ) -> None:
+    def _start_ready_shards(self, shards: dict[str, ShardInfo], leases: dict[str, Lease]) -> None:
         for shard_id, thread in list(self._threads.items()):
             if not thread.is_alive():
                 del self._threads[shard_id]
@@ -137,11 +135,13 @@ class LocalRunner:
             if lease is None or lease.finished or shard_id in self._threads:
                 continue
             progress = self.progress.get(shard_id)
-            if progress is not None and progress.error is not None:
-                if self._monotonic() - progress.failed_at_s < (
-                    self._config.retry_failed_shard_ms / 1000
-                ):
-                    continue
+            if (
+                progress is not None
+                and progress.error is not None
+                and self._monotonic() - progress.failed_at_s
+                < self._config.retry_failed_shard_ms / 1000
+            ):
+                continue
             parents_done = all(
                 leases[p].finished if p in leases else True for p in lease.parent_ids
             )

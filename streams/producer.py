@@ -101,10 +101,10 @@ class Producer:
                 ]
                 self.counters.records += len(pending) - len(failed)
                 self.counters.retried_records += len(failed)
-            if attempt >= self._backoff.max_attempts:
+            if attempt + 1 >= self._backoff.max_attempts:
                 raise SourceError(
                     f"{len(failed)} records not accepted by {self._stream} after {attempt} retries"
                 )
-            self._sleep(self._backoff.delay_s(attempt))
+            self._backoff.pause(attempt)
             attempt += 1
             pending = failed
