@@ -65,6 +65,8 @@ class FaultyClient:
         """Entries returned as failed (not sent to the real client), per operation."""
         self.throttled: dict[str, int] = defaultdict(int)
         """Calls refused with a throttling error, per operation."""
+        self.log: list[tuple[str, str, list[Any]]] = []
+        """Every call in order: (operation, "sent" | "throttled" | "partial", entries held back)."""
 
     # -- arming faults ------------------------------------------------------------------
 
@@ -89,16 +91,24 @@ class FaultyClient:
         if self._throttles[operation] > 0:
             self._throttles[operation] -= 1
             self.throttled[operation] += 1
+            self.log.append((operation, "throttled", []))
             raise client_error(operation, THROTTLE_CODE[operation], "Rate exceeded (injected)")
         if self._partials[operation] > 0:
             self._partials[operation] -= 1
+            self.log.append((operation, "partial", []))
             return True
+        self.log.append((operation, "sent", []))
         return False
 
     def _split(self, count: int) -> set[int]:
         """Indexes to hold back: at least one, at most all, chosen by the seeded random."""
         held = max(1, min(count, round(count * self._fraction)))
         return set(self._rng.sample(range(count), held))
+
+    def _held(self, entries: list[Any]) -> None:
+        operation, _outcome, held = self.log[-1]
+        held.extend(entries)
+        self.held_back[operation].extend(entries)
 
     def put_item(self, **kwargs: Any) -> Any:
         self._before("put_item", kwargs)
@@ -117,7 +127,7 @@ class FaultyClient:
                 send[table] = kept
             if back:
                 unprocessed[table] = back
-                self.held_back["batch_write_item"].extend(copy.deepcopy(back))
+                self._held(copy.deepcopy(back))
         response: dict[str, Any] = {"UnprocessedItems": {}}
         if send:
             response = self._client.batch_write_item(**{**kwargs, "RequestItems": send})
@@ -132,9 +142,7 @@ class FaultyClient:
         entries = kwargs["Records"]
         held = self._split(len(entries))
         kept = [e for i, e in enumerate(entries) if i not in held]
-        self.held_back["put_records"].extend(
-            copy.deepcopy(e) for i, e in enumerate(entries) if i in held
-        )
+        self._held([copy.deepcopy(e) for i, e in enumerate(entries) if i in held])
         sent = iter(
             self._client.put_records(**{**kwargs, "Records": kept})["Records"] if kept else []
         )
@@ -158,9 +166,7 @@ class FaultyClient:
         entries = kwargs["Records"]
         held = self._split(len(entries))
         kept = [e for i, e in enumerate(entries) if i not in held]
-        self.held_back["write_records"].extend(
-            copy.deepcopy(e) for i, e in enumerate(entries) if i in held
-        )
+        self._held([copy.deepcopy(e) for i, e in enumerate(entries) if i in held])
         if kept:
             self._client.write_records(**{**kwargs, "Records": kept})
         rejected = [
