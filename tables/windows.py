@@ -1,0 +1,247 @@
+"""Window math on integer milliseconds: pure functions, no state, no clock.
+
+Conventions (used everywhere in `tables/`):
+
+- A window is a `WindowRange = (start_ms, end_ms)` with BOTH ends inclusive:
+  `end_ms = start_ms + size_ms - 1`. A timestamp `t` is in the window iff
+  `start_ms <= t <= end_ms`. The hour window of 10:00 is (10:00:00.000, 10:59:59.999);
+  11:00:00.000 belongs to the next one. No float epsilons.
+- Tumbling and hopping windows are aligned to the epoch: starts are multiples of `step_ms`
+  (tumbling: `step_ms == size_ms`). Negative timestamps floor correctly.
+- Watermark: `watermark_ms = max_event_ms - grace_ms`. A window is closed when
+  `end_ms < watermark_ms` ("the watermark has passed its end"), i.e. when an event later than
+  `end_ms + grace_ms` has been seen. It stays readable until `end_ms + expires_ms <
+  watermark_ms` (expired), then it may be forgotten.
+- An update at time `t` is late when ANY window containing `t` is closed (for hopping: the
+  earliest one, which ends first). Late updates are rejected as a whole, never half-applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias
+
+WindowRange: TypeAlias = tuple[int, int]
+"""(start_ms, end_ms), both inclusive."""
+
+
+def watermark_ms(max_event_ms: int, grace_ms: int) -> int:
+    """The watermark of a clock that has seen `max_event_ms`: max event time minus grace."""
+    return max_event_ms - grace_ms
+
+
+def is_closed(window: WindowRange, watermark: int) -> bool:
+    """True when the watermark has passed the window's (inclusive) end."""
+    return window[1] < watermark
+
+
+class Window(Protocol):
+    """What every window definition offers."""
+
+    @property
+    def grace_ms(self) -> int: ...
+
+    @property
+    def expires_ms(self) -> int: ...
+
+    def ranges(self, timestamp_ms: int) -> list[WindowRange]:
+        """Every window containing `timestamp_ms`, ordered by start (earliest first)."""
+        ...
+
+    def current(self, timestamp_ms: int) -> WindowRange:
+        """The latest-starting window containing `timestamp_ms`."""
+        ...
+
+    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
+        """True when an update at `timestamp_ms` touches a closed window."""
+        ...
+
+    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
+        """True when the window may be forgotten (closed and past `expires_ms`)."""
+        ...
+
+
+def _check_common(grace_ms: int, expires_ms: int) -> None:
+    if grace_ms < 0:
+        raise ValueError(f"grace_ms must be >= 0, got {grace_ms}")
+    if expires_ms < 0:
+        raise ValueError(f"expires_ms must be >= 0, got {expires_ms}")
+
+
+@dataclass(frozen=True, slots=True)
+class HoppingWindow:
+    """Windows of `size_ms` starting every `step_ms` (tumbling when `step_ms == size_ms`).
+
+    A timestamp lies in `ceil(size_ms / step_ms)` windows, or one fewer depending on
+    alignment; with `step_ms > size_ms` some timestamps lie in none.
+    """
+
+    size_ms: int
+    step_ms: int
+    grace_ms: int = 0
+    expires_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.size_ms <= 0 or self.step_ms <= 0:
+            raise ValueError(f"size_ms and step_ms must be > 0, got {self.size_ms}, {self.step_ms}")
+        _check_common(self.grace_ms, self.expires_ms)
+
+    @property
+    def tumbling(self) -> bool:
+        return self.step_ms == self.size_ms
+
+    def start_of(self, timestamp_ms: int) -> int:
+        """Start of the latest window that starts at or before `timestamp_ms`."""
+        return timestamp_ms - timestamp_ms % self.step_ms
+
+    def end_of(self, start_ms: int) -> int:
+        return start_ms + self.size_ms - 1
+
+    def ranges(self, timestamp_ms: int) -> list[WindowRange]:
+        step, size = self.step_ms, self.size_ms
+        last = timestamp_ms - timestamp_ms % step
+        if step == size:
+            return [(last, last + size - 1)]
+        # Starts s = k * step with timestamp - size < s <= timestamp.
+        first = (timestamp_ms - size) - (timestamp_ms - size) % step + step
+        return [(s, s + size - 1) for s in range(first, last + 1, step)]
+
+    def current(self, timestamp_ms: int) -> WindowRange:
+        start = self.start_of(timestamp_ms)
+        if timestamp_ms > start + self.size_ms - 1:
+            raise ValueError(f"{timestamp_ms} lies in no window (step_ms > size_ms)")
+        return (start, start + self.size_ms - 1)
+
+    def delta(self, timestamp_ms: int, delta_ms: int) -> WindowRange:
+        """The current window of `timestamp_ms - delta_ms`."""
+        return self.current(timestamp_ms - delta_ms)
+
+    def earliest_end(self, timestamp_ms: int) -> int:
+        """End of the earliest window containing `timestamp_ms` (the first to close)."""
+        ranges = self.ranges(timestamp_ms)
+        if not ranges:
+            return timestamp_ms  # in no window: late only once the watermark passes itself
+        return ranges[0][1]
+
+    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
+        return self.earliest_end(timestamp_ms) < max_event_ms - self.grace_ms
+
+    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
+        return window[1] + self.expires_ms < max_event_ms - self.grace_ms
+
+
+@dataclass(frozen=True, slots=True)
+class SlidingWindow:
+    """One window per event: `(t - before_ms, t + after_ms)`, both ends inclusive (Faust's
+    SlidingWindow). Pure math only; windowed tables use tumbling or hopping windows."""
+
+    before_ms: int
+    after_ms: int
+    grace_ms: int = 0
+    expires_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.before_ms < 0 or self.after_ms < 0:
+            raise ValueError("before_ms and after_ms must be >= 0")
+        _check_common(self.grace_ms, self.expires_ms)
+
+    def ranges(self, timestamp_ms: int) -> list[WindowRange]:
+        return [(timestamp_ms - self.before_ms, timestamp_ms + self.after_ms)]
+
+    def current(self, timestamp_ms: int) -> WindowRange:
+        return (timestamp_ms - self.before_ms, timestamp_ms + self.after_ms)
+
+    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
+        return timestamp_ms + self.after_ms < max_event_ms - self.grace_ms
+
+    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
+        return window[1] + self.expires_ms < max_event_ms - self.grace_ms
+
+
+@dataclass(frozen=True, slots=True)
+class SessionWindow:
+    """Sessions separated by at least `gap_ms` of silence.
+
+    An event at `t` opens the range `(t, t + gap_ms - 1)`: the session stays open while the
+    next event comes less than `gap_ms` later. Two events belong to the same session iff
+    they are chained by gaps `< gap_ms`; overlapping ranges merge, touching ones
+    (`end + 1 == start`, a gap of exactly `gap_ms`) do not. A session's range is
+    `(first_event_ms, last_event_ms + gap_ms - 1)`; it closes like any window.
+    """
+
+    gap_ms: int
+    grace_ms: int = 0
+    expires_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.gap_ms <= 0:
+            raise ValueError(f"gap_ms must be > 0, got {self.gap_ms}")
+        _check_common(self.grace_ms, self.expires_ms)
+
+    def ranges(self, timestamp_ms: int) -> list[WindowRange]:
+        return [(timestamp_ms, timestamp_ms + self.gap_ms - 1)]
+
+    def current(self, timestamp_ms: int) -> WindowRange:
+        return (timestamp_ms, timestamp_ms + self.gap_ms - 1)
+
+    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
+        return timestamp_ms + self.gap_ms - 1 < max_event_ms - self.grace_ms
+
+    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
+        return window[1] + self.expires_ms < max_event_ms - self.grace_ms
+
+    def add(
+        self, sessions: Iterable[WindowRange], timestamp_ms: int
+    ) -> tuple[WindowRange, list[WindowRange]]:
+        """Place an event in a set of disjoint sessions.
+
+        Returns `(session, absorbed)`: the session now containing the event, and the existing
+        sessions merged into it (to be replaced by it; their values combined by the caller).
+        An event may bridge two sessions, absorbing both.
+        """
+        start, end = self.current(timestamp_ms)
+        absorbed = [s for s in sessions if s[0] <= end and start <= s[1]]
+        for s_start, s_end in absorbed:
+            start = min(start, s_start)
+            end = max(end, s_end)
+        return (start, end), sorted(absorbed)
+
+
+def merge_sessions(ranges: Iterable[WindowRange]) -> list[WindowRange]:
+    """Coalesce overlapping inclusive ranges into disjoint sessions, ordered by start.
+
+    Touching ranges (`a_end + 1 == b_start`) stay apart: that is a gap of exactly `gap_ms`.
+    """
+    merged: list[WindowRange] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            last_start, last_end = merged[-1]
+            merged[-1] = (last_start, max(last_end, end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def tumbling(size_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None) -> HoppingWindow:
+    """Back-to-back windows of `size_ms`. `expires_ms=None` means forget at close."""
+    return HoppingWindow(size_ms, size_ms, grace_ms, expires_ms or 0)
+
+
+def hopping(
+    size_ms: int, step_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None
+) -> HoppingWindow:
+    """Windows of `size_ms` every `step_ms` (overlapping when `step_ms < size_ms`)."""
+    return HoppingWindow(size_ms, step_ms, grace_ms, expires_ms or 0)
+
+
+def sliding(
+    before_ms: int, after_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None
+) -> SlidingWindow:
+    """One window `(t - before_ms, t + after_ms)` around each event."""
+    return SlidingWindow(before_ms, after_ms, grace_ms, expires_ms or 0)
+
+
+def session(gap_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None) -> SessionWindow:
+    """Sessions closed by `gap_ms` of silence."""
+    return SessionWindow(gap_ms, grace_ms, expires_ms or 0)
