@@ -1,0 +1,870 @@
+"""luxflow's composition root: settings -> clients -> App("lighting") + agents, and the CLI.
+
+Only this module reads settings (environment variables prefixed LUXFLOW_, see `Settings`);
+everything else receives what it needs as arguments. Nothing imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import boto3
+import msgspec
+from botocore.config import Config
+
+from domain import rules, views
+from domain.rules import AssetRuleState, Limits
+from domain.telemetry import Reading, decode_reading
+from sinks.deadletter import DeadLetterSink, read_dead_letters
+from sinks.dynamodb import DynamoDBSink
+from sinks.provision import ensure_command_table, ensure_dead_letter_table, ensure_timestream
+from sinks.timestream import TimestreamSink
+from streams.app import App
+from streams.checkpoints import Checkpointer
+from streams.engine import EngineConfig, ShardEngine, wall_clock_ms
+from streams.errors import ConfigError, LuxflowError, ReplayRefusedError
+from streams.leases import LeaseTable
+from streams.local_runner import LocalRunner, LocalRunnerConfig
+from streams.records import AT_TIMESTAMP, TRIM_HORIZON, DeadLetter
+from streams.retry import Backoff
+from streams.stream import Stream
+from tables.store import DynamoDBStateStore, StateStore
+
+log = logging.getLogger("luxflow")
+
+HOUR_MS = 3_600_000
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of luxflow. Each field `x` is read from the variable LUXFLOW_<X>."""
+
+    stream: str = "luxflow-telemetry"
+    """Kinesis stream the IoT rule writes to."""
+    app_name: str = "luxflow-lighting"
+    """Application name: the KCL lease table has this name."""
+    region: str = "us-east-1"
+    """AWS region (falls back to AWS_REGION / AWS_DEFAULT_REGION when LUXFLOW_REGION is unset)."""
+    endpoint_url: str = ""
+    """One endpoint for every AWS service (emulators); empty for real AWS."""
+    command_table: str = "luxflow-model"
+    """DynamoDB table of the command model (assets, faults, spikes, usage)."""
+    dead_letter_table: str = "luxflow-dead-letters"
+    """DynamoDB table of records that could not be processed, with reason and original bytes."""
+    state_table: str = "luxflow-state"
+    """DynamoDB table of per-shard state snapshots."""
+    timestream_database: str = "luxflow"
+    """Timestream database of the query model (tables `events` and `usage`)."""
+    timestream_memory_retention_hours: int = 24
+    """Memory-store retention of the Timestream tables; older points go to the magnetic store."""
+    timestream_magnetic_retention_days: int = 3650
+    """Magnetic-store retention of the Timestream tables."""
+    timestream_magnetic_writes: bool = True
+    """Write points older than the memory retention to the magnetic store (else dead-letter)."""
+    initial_position: str = TRIM_HORIZON
+    """Where a shard without a checkpoint starts: TRIM_HORIZON, LATEST or AT_TIMESTAMP."""
+    at_timestamp: str = ""
+    """ISO-8601 time for initial_position AT_TIMESTAMP."""
+    checkpoint_interval_ms: int = 5_000
+    """How often a shard flushes its sinks, saves its state and checkpoints."""
+    idle_timeout_ms: int = 60_000
+    """After this long without records, a shard closes its windows by processing time."""
+    window_grace_ms: int = 600_000
+    """How late (event time) a reading may arrive and still count in its hourly window."""
+    max_gap_ms: int = 300_000
+    """Readings further apart than this do not integrate energy (the gap lowers coverage)."""
+    spike_tolerance: float = 1.25
+    """An asset spikes when its power exceeds rated power times this factor."""
+    default_rated_w: float = 100.0
+    """Rated power assumed for assets missing from the registry."""
+    registry_file: str = ""
+    """JSON file of assets and their rated power (written by `luxflow simulate`)."""
+    worker_id: str = ""
+    """Lease owner name of this worker; default host name and process id."""
+    poll_interval_ms: int = 1_000
+    """Local runner: pause between GetRecords calls once a shard is caught up."""
+    failover_ms: int = 10_000
+    """A lease whose counter stood still this long is taken over (both runners)."""
+    log_level: str = "INFO"
+    """Log level of the luxflow loggers."""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            name = f"LUXFLOW_{field.name.upper()}"
+            raw = env.get(name)
+            if field.name == "region" and raw is None:
+                raw = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+            if raw is None:
+                continue
+            values[field.name] = _parse_setting(name, raw, type(getattr(cls, field.name)))
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.initial_position not in (TRIM_HORIZON, "LATEST", AT_TIMESTAMP):
+            raise ConfigError(
+                f"LUXFLOW_INITIAL_POSITION must be TRIM_HORIZON, LATEST or AT_TIMESTAMP, "
+                f"not {self.initial_position!r}"
+            )
+        if self.initial_position == AT_TIMESTAMP and not self.at_timestamp:
+            raise ConfigError("LUXFLOW_INITIAL_POSITION=AT_TIMESTAMP needs LUXFLOW_AT_TIMESTAMP")
+        for name in ("checkpoint_interval_ms", "idle_timeout_ms", "max_gap_ms", "failover_ms"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
+        if self.spike_tolerance <= 1.0:
+            raise ConfigError("LUXFLOW_SPIKE_TOLERANCE must be above 1.0")
+
+    @property
+    def owner(self) -> str:
+        return self.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    @property
+    def at_timestamp_ms(self) -> int | None:
+        return parse_time_ms(self.at_timestamp) if self.at_timestamp else None
+
+
+def _parse_setting(name: str, raw: str, kind: type) -> object:
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def parse_time_ms(text: str) -> int:
+    from domain.timestamps import parse_ts_ms
+
+    try:
+        return parse_ts_ms(text)
+    except ValueError:
+        raise ConfigError(
+            f"{text!r} is not an ISO-8601 UTC time like 2026-11-27T13:00:00.000Z"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Clients
+# --------------------------------------------------------------------------------------------
+
+
+class Clients:
+    """boto3 clients for one process, built from the settings. Thread-safe to share."""
+
+    def __init__(self, settings: Settings) -> None:
+        config = Config(
+            retries={"total_max_attempts": 1},  # our Backoff retries exactly what failed
+            max_pool_connections=64,
+            connect_timeout=5,
+            read_timeout=30,
+        )
+        kwargs: dict[str, Any] = {"region_name": settings.region, "config": config}
+        if settings.endpoint_url:
+            kwargs["endpoint_url"] = settings.endpoint_url
+        session = boto3.session.Session()
+        self.kinesis: Any = session.client("kinesis", **kwargs)
+        self.dynamodb: Any = session.client("dynamodb", **kwargs)
+        self.timestream: Any = session.client("timestream-write", **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# The application: agents and tables
+# --------------------------------------------------------------------------------------------
+
+
+class Registry(msgspec.Struct):
+    """Rated power per asset id (watts)."""
+
+    rated_w: dict[str, float]
+
+
+def _no_rule_state() -> AssetRuleState:
+    raise KeyError("asset_rules has no default: use .get()")
+
+
+class UsageAcc(msgspec.Struct):
+    """Energy of one asset in one window, summed from the intervals between its readings."""
+
+    site_id: str = ""
+    building_id: str = ""
+    room_id: str = ""
+    wh: float = 0.0
+    covered_ms: int = 0
+
+
+def load_registry(path: str) -> Registry:
+    if not path:
+        return Registry({})
+    try:
+        return msgspec.json.decode(Path(path).read_bytes(), type=Registry)
+    except (OSError, msgspec.DecodeError) as exc:
+        raise ConfigError(f"cannot read the asset registry {path!r}: {exc}") from exc
+
+
+def build_app(settings: Settings, registry: Registry) -> App:
+    """The lighting application: one agent applying the detection rules to every reading."""
+    app = App("lighting")
+    telemetry = app.topic(settings.stream, decoder=decode_reading)
+    asset_rules = app.Table("asset_rules", default=_no_rule_state, value_type=AssetRuleState)
+    hourly = (
+        app.Table("usage_hourly", default=UsageAcc, value_type=UsageAcc)
+        .tumbling(HOUR_MS, grace_ms=settings.window_grace_ms, expires_ms=HOUR_MS)
+        .relative_to_field(lambda reading: reading.ts_ms)
+    )
+
+    @hourly.on_window_close
+    def usage_report(asset_id: str, window: tuple[int, int], acc: UsageAcc) -> Iterable[object]:
+        yield rules.usage_report(
+            site_id=acc.site_id,
+            building_id=acc.building_id,
+            room_id=acc.room_id,
+            asset_id=asset_id,
+            window_start_ms=window[0],
+            window_ms=HOUR_MS,
+            wh=acc.wh,
+            covered_ms=acc.covered_ms,
+        )
+
+    limits_cache: dict[str, Limits] = {}
+
+    def limits_of(asset_id: str) -> Limits:
+        limits = limits_cache.get(asset_id)
+        if limits is None:
+            rated_w = registry.rated_w.get(asset_id, settings.default_rated_w)
+            limits = Limits(rated_w * settings.spike_tolerance, settings.max_gap_ms)
+            limits_cache[asset_id] = limits
+        return limits
+
+    @app.agent(telemetry)
+    async def detect(stream: Stream[Reading]) -> AsyncIterator[object]:
+        async for reading in stream:
+            asset_id = reading.asset_id
+            limits = limits_of(asset_id)
+            before = asset_rules.get(asset_id)
+            for window_start_ms, wh, covered_ms in rules.usage_since_last(before, reading, limits):
+                acc = hourly.at(asset_id, window_start_ms).value()
+                hourly.at(asset_id, window_start_ms).set(
+                    UsageAcc(
+                        reading.site_id,
+                        reading.building_id,
+                        reading.room_id,
+                        acc.wh + wh,
+                        acc.covered_ms + covered_ms,
+                    )
+                )
+            after, events = rules.step(before, reading, limits)
+            if after is not before:
+                asset_rules[asset_id] = after
+                for event in events:
+                    yield event
+                yield rules.asset_state(reading)
+
+    return app
+
+
+# --------------------------------------------------------------------------------------------
+# Runtime wiring: one engine per shard
+# --------------------------------------------------------------------------------------------
+
+
+def engine_factory(
+    settings: Settings, clients: Clients, app: App, state_store: StateStore
+) -> Callable[[str, Checkpointer], ShardEngine]:
+    memory_retention_ms = settings.timestream_memory_retention_hours * HOUR_MS
+
+    def build(shard_id: str, checkpointer: Checkpointer) -> ShardEngine:
+        dead_letter = DeadLetterSink(clients.dynamodb, settings.dead_letter_table, Backoff())
+
+        def reject_point(point: object, reason: str) -> None:
+            data = msgspec.json.encode(point)
+            dead_letter.write(
+                DeadLetter(
+                    shard_id,
+                    0,
+                    0,
+                    "",
+                    "timestream",
+                    reason,
+                    data,
+                    wall_clock_ms(),
+                    detail_key=_point_key(point),
+                )
+            )
+
+        sinks = [
+            DynamoDBSink(clients.dynamodb, settings.command_table, views.command_writes, Backoff()),
+            TimestreamSink(
+                clients.timestream,
+                settings.timestream_database,
+                views.time_points,
+                Backoff(),
+                memory_retention_ms=memory_retention_ms,
+                magnetic_store_writes=settings.timestream_magnetic_writes,
+                now_ms=wall_clock_ms,
+                reject=reject_point,
+            ),
+        ]
+        return ShardEngine(
+            app,
+            shard_id,
+            sinks=sinks,
+            dead_letter=dead_letter,
+            state_store=state_store,
+            checkpointer=checkpointer,
+            config=EngineConfig(
+                checkpoint_interval_ms=settings.checkpoint_interval_ms,
+                idle_timeout_ms=settings.idle_timeout_ms,
+            ),
+        )
+
+    return build
+
+
+def _point_key(point: object) -> str:
+    dims = getattr(point, "dimensions", {})
+    name = getattr(point, "measure_name", "")
+    return f"{name}#{dims.get('asset', '')}#{getattr(point, 'time_ms', 0)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Provisioning and reading back
+# --------------------------------------------------------------------------------------------
+
+
+def provision(settings: Settings, clients: Clients, *, shards: int | None = None) -> None:
+    """Create what a deployment needs, idempotently. The stream only when `shards` is given."""
+    if shards is not None:
+        with contextlib.suppress(clients.kinesis.exceptions.ResourceInUseException):
+            clients.kinesis.create_stream(StreamName=settings.stream, ShardCount=shards)
+        clients.kinesis.get_waiter("stream_exists").wait(
+            StreamName=settings.stream, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
+    LeaseTable(clients.dynamodb, settings.app_name).ensure_table()
+    ensure_command_table(clients.dynamodb, settings.command_table)
+    ensure_dead_letter_table(clients.dynamodb, settings.dead_letter_table)
+    DynamoDBStateStore.ensure_table(clients.dynamodb, settings.state_table)
+    ensure_timestream(
+        clients.timestream,
+        settings.timestream_database,
+        [views.EVENTS_TABLE, views.USAGE_TABLE],
+        memory_retention_hours=settings.timestream_memory_retention_hours,
+        magnetic_retention_days=settings.timestream_magnetic_retention_days,
+        enable_magnetic_writes=settings.timestream_magnetic_writes,
+    )
+
+
+def read_command_model(clients: Clients, settings: Settings) -> list[dict[str, Any]]:
+    """Every item of the command table as plain Python values (numbers as int or float)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    items: list[dict[str, Any]] = []
+    paginator = clients.dynamodb.get_paginator("scan")
+    for page in paginator.paginate(TableName=settings.command_table, ConsistentRead=True):
+        for raw in page["Items"]:
+            item = {k: deserializer.deserialize(v) for k, v in raw.items()}
+            items.append({k: _plain_number(v) for k, v in item.items()})
+    return items
+
+
+def _plain_number(value: object) -> object:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def events_of(items: Iterable[dict[str, Any]], kind: type[Any], type_name: str) -> list[Any]:
+    return [msgspec.convert(i, kind) for i in items if i.get("type") == type_name]
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------
+
+
+def run_local_worker(
+    settings: Settings,
+    clients: Clients,
+    *,
+    stop_when_idle_ms: int | None = None,
+    on_runner: Callable[[LocalRunner], None] | None = None,
+) -> LocalRunner:
+    app = build_app(settings, load_registry(settings.registry_file))
+    store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
+    runner = LocalRunner(
+        clients.kinesis,
+        settings.stream,
+        LeaseTable(clients.dynamodb, settings.app_name),
+        engine_factory(settings, clients, app, store),
+        LocalRunnerConfig(
+            worker_id=settings.owner,
+            initial_position=settings.initial_position,
+            at_timestamp_ms=settings.at_timestamp_ms,
+            idle_poll_interval_ms=settings.poll_interval_ms,
+            failover_ms=settings.failover_ms,
+            stop_when_idle_ms=stop_when_idle_ms,
+        ),
+    )
+    if on_runner is not None:
+        on_runner(runner)
+    _stop_on_signals(runner.stop)
+    runner.run()
+    return runner
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping after a last checkpoint", signum)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    clients = Clients(settings)
+    if args.runner == "kcl":
+        from streams.kcl.daemon import run_daemon
+
+        return run_daemon(settings_for_kcl(settings), jars_dir=args.jars)
+    stop_when_idle_ms = args.stop_when_idle_s * 1000 if args.stop_when_idle_s else None
+    runner = run_local_worker(settings, clients, stop_when_idle_ms=stop_when_idle_ms)
+    if runner.errors:
+        for error in runner.errors:
+            log.error("%s", error)
+        return 1
+    return 0
+
+
+def settings_for_kcl(settings: Settings) -> dict[str, str]:
+    return {
+        "stream": settings.stream,
+        "app_name": settings.app_name,
+        "region": settings.region,
+        "endpoint_url": settings.endpoint_url,
+        "initial_position": settings.initial_position,
+        "failover_ms": str(settings.failover_ms),
+    }
+
+
+def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    provision(settings, Clients(settings), shards=args.shards)
+    print(f"ready: stream {settings.stream}, tables and Timestream database")
+    return 0
+
+
+def simulation_of(args: argparse.Namespace) -> Any:
+    from domain.simulator import SimParams, Simulation
+
+    now_ms = wall_clock_ms()
+    # End the simulated period an hour before now, on an hour boundary, so every hourly
+    # window can close and no reading is in the future.
+    end_ms = now_ms - now_ms % HOUR_MS - HOUR_MS
+    duration_ms = int(args.hours * HOUR_MS)
+    return Simulation(
+        SimParams(
+            sites=args.sites,
+            buildings_per_site=args.buildings,
+            rooms_per_building=args.rooms,
+            lamps_per_room=args.lamps,
+            sensors_per_room=1,
+            start_ms=end_ms - duration_ms,
+            duration_ms=duration_ms,
+            interval_ms=args.interval_s * 1000,
+            seed=args.seed,
+            fault_count=args.faults,
+            spike_count=args.spikes,
+        )
+    )
+
+
+def write_registry(simulation: Any, path: Path) -> None:
+    registry = Registry({a.asset_id: a.rated_w for a in simulation.assets})
+    path.write_bytes(msgspec.json.encode(registry))
+
+
+MALFORMED: list[tuple[str, str, bytes]] = [
+    ("not JSON", "site-bad", b"\x00\x01 definitely not json"),
+    (
+        "wrong types",
+        "site-bad",
+        b'{"v":1,"site_id":"s","building_id":"b","room_id":"r","asset_id":"a",'
+        b'"ts":"2026-01-01T00:00:00.000Z","power_w":"high","voltage_v":230,"current_a":0.1,'
+        b'"lux":1,"on":true,"dim_level":50}',
+    ),
+    (
+        "missing ids",
+        "site-bad",
+        b'{"v":1,"site_id":"s","building_id":"b","room_id":"r","ts":"2026-01-01T00:00:00.000Z",'
+        b'"power_w":1,"voltage_v":230,"current_a":0.1,"lux":1,"on":true,"dim_level":50}',
+    ),
+    (
+        "NaN",
+        "site-bad",
+        b'{"v":1,"site_id":"s","building_id":"b","room_id":"r","asset_id":"a",'
+        b'"ts":"2026-01-01T00:00:00.000Z","power_w":NaN,"voltage_v":230,"current_a":0.1,'
+        b'"lux":1,"on":true,"dim_level":50}',
+    ),
+    (
+        "future timestamp",
+        "site-bad",
+        b'{"v":1,"site_id":"s","building_id":"b","room_id":"r","asset_id":"a",'
+        b'"ts":"2999-01-01T00:00:00.000Z","power_w":1,"voltage_v":230,"current_a":0.1,'
+        b'"lux":1,"on":true,"dim_level":50}',
+    ),
+    ("900 KB blob", "site-bad", b"{" + b"x" * 900_000),
+]
+
+
+def with_malformed(records: Iterable[tuple[str, bytes]], every: int) -> Iterable[tuple[str, bytes]]:
+    """The simulator's records with the malformed samples spread among them."""
+    bad = iter(MALFORMED)
+    for i, record in enumerate(records):
+        yield record
+        if i % every == every - 1:
+            sample = next(bad, None)
+            if sample is not None:
+                yield sample[1], sample[2]
+    for sample in bad:
+        yield sample[1], sample[2]
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from domain.simulator import encode_ground_truth
+    from streams.producer import Producer
+
+    simulation = simulation_of(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ground-truth.json").write_bytes(encode_ground_truth(simulation.ground_truth()))
+    write_registry(simulation, out / "registry.json")
+    clients = Clients(settings)
+    producer = Producer(clients.kinesis, settings.stream, records_per_s=args.rate or None)
+    records: Iterable[tuple[str, bytes]] = simulation.records()
+    if args.malformed:
+        records = with_malformed(records, every=1_000)
+    started = time.monotonic()
+    producer.send(records)
+    elapsed = time.monotonic() - started
+    print(
+        f"sent {producer.counters.records} records in {elapsed:.1f}s "
+        f"({producer.counters.retried_records} retried); ground truth and registry in {out}/"
+    )
+    return 0
+
+
+def cmd_deadletters(args: argparse.Namespace, settings: Settings) -> int:
+    letters = read_dead_letters(Clients(settings).dynamodb, settings.dead_letter_table)
+    for letter in letters[: args.limit]:
+        print(
+            f"{letter.shard_id} {letter.sequence_number}/{letter.sub_sequence_number} "
+            f"{letter.origin}: {letter.reason} ({len(letter.data)} bytes)"
+        )
+    print(f"{len(letters)} dead letters")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    clients = Clients(settings)
+    leases = LeaseTable(clients.dynamodb, settings.app_name)
+    if args.from_ == "trim-horizon":
+        initial, at_ms = TRIM_HORIZON, None
+    else:
+        initial, at_ms = AT_TIMESTAMP, parse_time_ms(args.from_)
+    current = leases.list()
+    if not current:
+        raise ReplayRefusedError(f"lease table {settings.app_name} has no leases: nothing to reset")
+    owned = {k: v for k, v in current.items() if v.owner is not None}
+    if owned:
+        wait_s = settings.failover_ms / 1000
+        print(f"{len(owned)} leases have an owner; checking for {wait_s:.0f}s that none is alive")
+        time.sleep(wait_s)
+        later = leases.list()
+        alive = sorted(k for k, v in owned.items() if k in later and later[k].counter != v.counter)
+        if alive:
+            raise ReplayRefusedError(
+                f"workers are running (leases renewed: {', '.join(alive)}); stop them first"
+            )
+        current = later
+    if not args.yes:
+        raise ReplayRefusedError(
+            f"this resets {len(current)} shard checkpoints of {settings.app_name} to "
+            f"{args.from_} and deletes the stored state; run again with --yes"
+        )
+    for lease in current.values():
+        unowned = leases.release(lease) if lease.owner is not None else lease
+        leases.reset(unowned, initial, at_ms)
+    DynamoDBStateStore(clients.dynamodb, settings.state_table).delete_all()
+    print(f"reset {len(current)} shards to {args.from_}; state deleted. Start the workers.")
+    return 0
+
+
+def cmd_kcl_processor(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kcl.bridge import run_processor
+
+    clients = Clients(settings)
+    app = build_app(settings, load_registry(settings.registry_file))
+    store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
+    run_processor(engine_factory(settings, clients, app, store))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Emulated AWS on 127.0.0.1 -> simulator -> worker -> verdict against the ground truth."""
+    import dataclasses
+    import tempfile
+
+    from domain.evaluation import evaluate
+    from domain.events import EnergySpike, Fault, UsageReport
+    from streams.localaws import MotoServer, emulator_env
+    from streams.producer import Producer
+
+    started = time.monotonic()
+    with MotoServer() as moto, tempfile.TemporaryDirectory(prefix="luxflow-demo-") as tmp:
+        for key, value in emulator_env(moto.endpoint).items():
+            os.environ.setdefault(key, value)
+        settings = dataclasses.replace(
+            settings,
+            endpoint_url=moto.endpoint,
+            region="us-east-1",
+            idle_timeout_ms=3_000,
+            checkpoint_interval_ms=2_000,
+            poll_interval_ms=250,
+            registry_file=str(Path(tmp) / "registry.json"),
+        )
+        print(f"emulated AWS (moto server) on {moto.endpoint}")
+        clients = Clients(settings)
+        provision(settings, clients, shards=args.shards)
+        simulation = simulation_of(args)
+        write_registry(simulation, Path(settings.registry_file))
+        truth = simulation.ground_truth()
+        expected_records = sum(simulation.reading_count(a) for a in simulation.assets)
+        print(
+            f"simulating {args.sites} sites, {len(simulation.assets)} assets, {args.hours} h: "
+            f"{expected_records} readings, {len(truth.faults)} faults, {len(truth.spikes)} "
+            f"spikes, {len(MALFORMED)} malformed records"
+        )
+
+        producer = Producer(clients.kinesis, settings.stream)
+        sent = threading.Event()
+        producer_errors: list[str] = []
+
+        def produce() -> None:
+            try:
+                producer.send(with_malformed(simulation.records(), every=2_000))
+            except LuxflowError as exc:
+                producer_errors.append(str(exc))
+            finally:
+                sent.set()
+
+        runner_box: list[LocalRunner] = []
+        worker = threading.Thread(
+            target=run_local_worker,
+            args=(settings, clients),
+            kwargs={"on_runner": runner_box.append},
+            name="worker",
+            daemon=True,
+        )
+        threading.Thread(target=produce, name="producer", daemon=True).start()
+        worker.start()
+        _watch_demo(producer, runner_box, sent, expected_records + len(MALFORMED), settings)
+        worker.join()
+        if producer_errors:
+            print(f"producer failed: {producer_errors[0]}")
+            return 1
+
+        items = read_command_model(clients, settings)
+        result = evaluate(
+            truth,
+            events_of(items, Fault, "fault"),
+            events_of(items, EnergySpike, "energy_spike"),
+            events_of(items, UsageReport, "usage_report"),
+        )
+        dead = read_dead_letters(clients.dynamodb, settings.dead_letter_table)
+        points = _timestream_point_count(moto.endpoint)
+        runner = runner_box[0]
+        print()
+        print(f"{'':14}{'injected':>10}{'stored':>10}{'matched':>10}")
+        for score in result.scores:
+            print(f"{score.kind:14}{score.expected:>10}{score.detected:>10}{score.matched:>10}")
+        bad_ok = len(dead) == len(MALFORMED)
+        print(f"{'dead letters':14}{len(MALFORMED):>10}{len(dead):>10}")
+        print(f"usage: largest error against ground truth {result.usage_max_error:.4%}")
+        print(f"Timestream points written: {points}")
+        print(f"runner errors: {len(runner.errors)}; took {time.monotonic() - started:.0f}s")
+        ok = result.passed and bad_ok and not runner.errors
+        print("PASS: stored equals injected" if ok else "FAIL: stored differs from injected")
+        return 0 if ok else 1
+
+
+def _watch_demo(
+    producer: Any,
+    runner_box: list[LocalRunner],
+    sent: threading.Event,
+    total: int,
+    settings: Settings,
+) -> None:
+    """Print progress; stop the worker once everything was sent, read and windows closed."""
+    quiet_needed_s = settings.idle_timeout_ms / 1000 + 2.0
+    while True:
+        time.sleep(1.0)
+        if not runner_box:
+            continue
+        runner = runner_box[0]
+        processed = sum(p.records for p in runner.progress.values())
+        print(
+            f"  sent {producer.counters.records:>7}/{total}  read {processed:>7}  "
+            f"shards {len(runner.progress)}",
+            flush=True,
+        )
+        if not sent.is_set():
+            continue
+        now = time.monotonic()
+        quiet = [
+            p.ended or (p.quiet_since_s is not None and now - p.quiet_since_s >= quiet_needed_s)
+            for p in runner.progress.values()
+        ]
+        if processed >= producer.counters.records and quiet and all(quiet):
+            runner.stop()
+            return
+
+
+def _timestream_point_count(endpoint: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
+        data = msgspec.json.decode(response.read())
+    total = 0
+    for databases in data.get("timestreamwrite", {}).values():
+        for db in databases if isinstance(databases, list) else [databases]:
+            total += _count_records(db)
+    return total
+
+
+def _count_records(node: object) -> int:
+    if isinstance(node, dict):
+        if "records" in node and isinstance(node["records"], list):
+            return len(node["records"])
+        return sum(_count_records(v) for v in node.values())
+    if isinstance(node, list):
+        return sum(_count_records(v) for v in node)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+
+def _simulation_args(parser: argparse.ArgumentParser, sites: int, hours: float) -> None:
+    parser.add_argument("--sites", type=int, default=sites, help="number of sites")
+    parser.add_argument("--buildings", type=int, default=2, help="buildings per site")
+    parser.add_argument("--rooms", type=int, default=3, help="rooms per building")
+    parser.add_argument("--lamps", type=int, default=4, help="luminaires per room")
+    parser.add_argument("--hours", type=float, default=hours, help="simulated hours")
+    parser.add_argument("--interval-s", type=int, default=60, help="seconds between readings")
+    parser.add_argument("--faults", type=int, default=6, help="faults injected in total")
+    parser.add_argument("--spikes", type=int, default=6, help="spikes injected in total")
+    parser.add_argument("--seed", type=int, default=7, help="random seed")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="luxflow",
+        description="Smart-lighting telemetry on Kinesis -> DynamoDB and Timestream. "
+        "Settings come from LUXFLOW_* environment variables (see README).",
+    )
+    sub = root.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run everything on embedded emulated AWS (127.0.0.1)")
+    _simulation_args(demo, sites=4, hours=2)
+    demo.add_argument("--shards", type=int, default=4, help="Kinesis shards")
+    demo.set_defaults(run=cmd_demo)
+
+    worker = sub.add_parser("worker", help="consume the stream (local runner or KCL daemon)")
+    worker.add_argument("--runner", choices=["local", "kcl"], default="local")
+    worker.add_argument("--jars", default=".jars", help="KCL jars directory (--runner kcl)")
+    worker.add_argument(
+        "--stop-when-idle-s",
+        type=int,
+        default=0,
+        help="local runner: stop once every shard was caught up and quiet this long",
+    )
+    worker.set_defaults(run=cmd_worker)
+
+    simulate = sub.add_parser("simulate", help="send simulated telemetry to the stream")
+    _simulation_args(simulate, sites=4, hours=2)
+    simulate.add_argument("--out", default="simulation", help="ground truth + registry folder")
+    simulate.add_argument(
+        "--rate", type=float, default=0, help="records/s (0: as fast as possible)"
+    )
+    simulate.add_argument("--malformed", action="store_true", help="add malformed samples")
+    simulate.set_defaults(run=cmd_simulate)
+
+    setup = sub.add_parser("setup", help="create the stream, tables and Timestream database")
+    setup.add_argument("--shards", type=int, default=None, help="also create the stream")
+    setup.set_defaults(run=cmd_setup)
+
+    replay = sub.add_parser("replay", help="reset every checkpoint and the state (workers stopped)")
+    replay.add_argument("--from", dest="from_", required=True, help="trim-horizon or ISO time")
+    replay.add_argument("--yes", action="store_true", help="do it (otherwise only explain)")
+    replay.set_defaults(run=cmd_replay)
+
+    dead = sub.add_parser("deadletters", help="list dead letters with their reasons")
+    dead.add_argument("--limit", type=int, default=50)
+    dead.set_defaults(run=cmd_deadletters)
+
+    kcl = sub.add_parser("kcl-processor", help="(run by the KCL daemon) one shard processor")
+    kcl.set_defaults(run=cmd_kcl_processor)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s %(threadName)s: %(message)s",
+            stream=sys.stderr,
+        )
+        code: int = args.run(args, settings)
+        return code
+    except LuxflowError as exc:
+        print(f"luxflow: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
