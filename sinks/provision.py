@@ -56,6 +56,14 @@ def _table_active(client: DynamoDBClient, name: str) -> bool:
     )
 
 
+def _key_of(table: dict[str, Any]) -> list[tuple[str, str, str]]:
+    types = {d["AttributeName"]: d["AttributeType"] for d in table.get("AttributeDefinitions", [])}
+    return [
+        (k["AttributeName"], k["KeyType"], types.get(k["AttributeName"], "?"))
+        for k in table.get("KeySchema", [])
+    ]
+
+
 def _ensure_dynamodb_table(
     client: DynamoDBClient,
     name: str,
@@ -85,10 +93,9 @@ def _ensure_dynamodb_table(
                 ) from exc
         except BotoCoreError as exc:
             raise ConfigError(f"cannot reach DynamoDB to create {name}: {exc}") from exc
-    elif table.get("KeySchema") != wanted_schema:
+    elif _key_of(table) != key:
         raise ConfigError(
-            f"DynamoDB table {name} exists with key schema {table.get('KeySchema')}, "
-            f"expected {wanted_schema}"
+            f"DynamoDB table {name} exists with key schema {_key_of(table)}, expected {key}"
         )
     _wait(f"DynamoDB table {name}", lambda: _table_active(client, name), timeout_s)
 
