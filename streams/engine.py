@@ -85,11 +85,10 @@ class ShardEngine:
         self.counters = EngineCounters()
         self._applied_until: Position | None = None  # records at or below are in the state
         self._last_position: Position | None = None  # last record handled
-        self._checkpointed: Position | None = None
         self._last_checkpoint_ms = now_ms()
         self._last_blob: bytes | None = None
         self._outputs: list[object] = []
-        self._stopped = False
+        self._dirty = False  # records or outputs since the last checkpoint
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -132,6 +131,7 @@ class ShardEngine:
                 continue
             counters.records += 1
             self._last_position = position
+            self._dirty = True
             try:
                 value = decode(record.data, record.arrival_ms)
             except ValueError as exc:
@@ -169,7 +169,8 @@ class ShardEngine:
         self._route(self.state.advance())
 
     def checkpoint_due(self) -> bool:
-        if self._last_position is None or self._last_position == self._checkpointed:
+        """True when something happened since the last checkpoint and the interval passed."""
+        if not self._dirty:
             return False
         return self._now_ms() - self._last_checkpoint_ms >= self._config.checkpoint_interval_ms
 
@@ -183,15 +184,14 @@ class ShardEngine:
         If any step raises, the later steps do not run: a checkpoint is never written for
         outputs or state that are not durable.
         """
-        position = position or self._last_position
-        if position is None:
-            return
+        position = position or self._last_position or self._applied_until
         self._flush()
         self._save_state(position, final=False)
-        self._checkpointer.checkpoint(self.shard_id, position)
-        self._checkpointed = position
+        if position is not None:
+            self._checkpointer.checkpoint(self.shard_id, position)
+            self.counters.checkpoints += 1
+        self._dirty = False
         self._last_checkpoint_ms = self._now_ms()
-        self.counters.checkpoints += 1
 
     def shard_ended(self) -> None:
         """The shard is closed (split or merge). Agents see their stream end; open windows
@@ -206,26 +206,24 @@ class ShardEngine:
         self._flush()
         self._save_state(self._last_position, final=True)
         self._checkpointer.checkpoint(self.shard_id, SHARD_END)
-        self._stopped = True
 
     def shutdown_requested(self) -> None:
         """The worker is stopping and keeps its lease until then: make everything durable."""
-        if self._last_position is not None and self._last_position != self._checkpointed:
-            self.checkpoint(self._last_position)
-        self._stopped = True
+        if self._dirty:
+            self.checkpoint()
 
     def lease_lost(self) -> None:
         """Another worker owns the shard now: drop buffers, never checkpoint."""
         for sink in self._sinks:
             sink.discard()
         self._dead_letter.discard()
-        self._stopped = True
 
     # -- internals -------------------------------------------------------------------------
 
     def _route(self, outputs: list[object]) -> None:
         if not outputs:
             return
+        self._dirty = True
         self.counters.outputs += len(outputs)
         for sink in self._sinks:
             write = sink.write
