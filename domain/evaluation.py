@@ -7,7 +7,8 @@ that matches no injected one, or a second event for the same injected one, count
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from collections.abc import Set as AbstractSet
 
 import msgspec
 
@@ -54,8 +55,8 @@ class Evaluation(msgspec.Struct, frozen=True):
         return all(s.exact for s in self.scores)
 
 
-def _count_matches(expected: set[tuple[object, ...]], detected: list[tuple[object, ...]]) -> int:
-    seen: set[tuple[object, ...]] = set()
+def _count_matches(expected: AbstractSet[Hashable], detected: Iterable[Hashable]) -> int:
+    seen: set[Hashable] = set()
     for key in detected:
         if key in expected and key not in seen:
             seen.add(key)
