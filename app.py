@@ -26,6 +26,7 @@ from botocore.config import Config
 from domain import rules, views
 from domain.rules import AssetRuleState, Limits
 from domain.telemetry import Reading, decode_reading
+from sinks.base import Sink
 from sinks.deadletter import DeadLetterSink, read_dead_letters
 from sinks.dynamodb import DynamoDBSink
 from sinks.provision import ensure_command_table, ensure_dead_letter_table, ensure_timestream
@@ -40,6 +41,7 @@ from streams.records import AT_TIMESTAMP, TRIM_HORIZON, DeadLetter
 from streams.retry import Backoff
 from streams.stream import Stream
 from tables.store import DynamoDBStateStore, StateStore
+from tables.store import ensure_table as ensure_state_table
 
 log = logging.getLogger("luxflow")
 
@@ -315,7 +317,7 @@ def engine_factory(
                 )
             )
 
-        sinks = [
+        sinks: list[Sink] = [
             DynamoDBSink(clients.dynamodb, settings.command_table, views.command_writes, Backoff()),
             TimestreamSink(
                 clients.timestream,
@@ -366,7 +368,7 @@ def provision(settings: Settings, clients: Clients, *, shards: int | None = None
     LeaseTable(clients.dynamodb, settings.app_name).ensure_table()
     ensure_command_table(clients.dynamodb, settings.command_table)
     ensure_dead_letter_table(clients.dynamodb, settings.dead_letter_table)
-    DynamoDBStateStore.ensure_table(clients.dynamodb, settings.state_table)
+    ensure_state_table(clients.dynamodb, settings.state_table)
     ensure_timestream(
         clients.timestream,
         settings.timestream_database,

@@ -1,0 +1,1 @@
+"""`luxflow bench`: throughput and memory benchmarks, printed as a table or JSON."""
