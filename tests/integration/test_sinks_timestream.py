@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +15,7 @@ from sinks.timestream import OLDER_THAN_MEMORY_RETENTION, TimestreamSink
 from streams.errors import SinkError
 from streams.retry import Backoff
 from tests.support.faulty import FaultyClient
+from tests.support.timestream import InlineCommonAttributes, latest_by_identity, stored_records
 
 pytestmark = pytest.mark.integration
 
@@ -44,19 +43,6 @@ class Rejects:
 
     def __call__(self, point: object, reason: str) -> None:
         self.seen.append((point, reason))
-
-
-def stored_records(endpoint: str, database: str, table: str) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
-        data = json.load(response)
-    tables = [
-        t
-        for t in data["timestreamwrite"]["TimestreamTable"]
-        if t["db_name"] == database and t["name"] == table
-    ]
-    assert len(tables) == 1, f"expected one table {database}.{table} in moto, found {len(tables)}"
-    records: list[dict[str, Any]] = tables[0]["records"]
-    return records
 
 
 @pytest.fixture
@@ -230,3 +216,24 @@ def test_discard_drops_the_buffer(
     sink.discard()
     sink.flush()
     assert stored_records(moto_endpoint, database, "rollups") == []
+
+
+def test_replayed_points_read_back_as_timestream_would_keep_them(
+    tsw: Any, moto_endpoint: str, unique_name: Callable[[str], str]
+) -> None:
+    database = make_db(tsw, unique_name, magnetic=False)
+    sink = make_sink(InlineCommonAttributes(tsw), database, Rejects(), magnetic=False)
+    points = [Point("rollups", NOW_MS - i, {"wh": float(i)}) for i in range(3)]
+    for _ in range(2):  # the second pass is a replay after a crash
+        for point in points:
+            sink.write(point)
+        sink.flush()
+    sink.write(Point("rollups", NOW_MS, {"wh": 99.0}, version=2))  # a correction
+    sink.flush()
+    records = stored_records(moto_endpoint, database, "rollups")
+    assert len(records) == 7  # moto appends; Timestream would upsert
+    assert all(r["Dimensions"] and r["MeasureValueType"] == "MULTI" for r in records)
+    latest = latest_by_identity("rollups", records)
+    assert len(latest) == 3
+    newest = latest[("rollups", (("asset", "a1"), ("site", "s1")), "rollup", str(NOW_MS))]
+    assert newest["Version"] == 2 and newest["MeasureValues"][0]["Value"] == "99.0"

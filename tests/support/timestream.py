@@ -1,0 +1,62 @@
+"""Reading back what a TimestreamSink stored in moto, the way the real service would keep it.
+
+moto 5.x keeps each WriteRecords record exactly as sent: it drops `CommonAttributes` (so
+hoisted dimensions vanish) and appends duplicates where Timestream upserts. Wrap the real
+client in `InlineCommonAttributes` so stored records are complete, then use
+`latest_by_identity` to get Timestream's view: one record per (table, dimensions, measure
+name, time), the highest version winning.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+Identity = tuple[str, tuple[tuple[str, str], ...], str, str]
+
+
+class InlineCommonAttributes:
+    """Wraps a real timestream-write client; copies CommonAttributes into every record."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def write_records(self, **kwargs: Any) -> Any:
+        common = kwargs.pop("CommonAttributes", {})
+        records = [{**common, **record} for record in kwargs["Records"]]
+        return self._client.write_records(**{**kwargs, "Records": records})
+
+
+def stored_records(endpoint: str, database: str, table: str) -> list[dict[str, Any]]:
+    """Every record moto holds for one table, as sent (duplicates included)."""
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
+        data = json.load(response)
+    tables = [
+        t
+        for t in data["timestreamwrite"]["TimestreamTable"]
+        if t["db_name"] == database and t["name"] == table
+    ]
+    if len(tables) != 1:
+        raise AssertionError(f"expected one table {database}.{table} in moto, found {len(tables)}")
+    records: list[dict[str, Any]] = tables[0]["records"]
+    return records
+
+
+def identity(table: str, record: dict[str, Any]) -> Identity:
+    dimensions = tuple(sorted((d["Name"], d["Value"]) for d in record.get("Dimensions", [])))
+    return (table, dimensions, record.get("MeasureName", ""), record["Time"])
+
+
+def latest_by_identity(table: str, records: list[dict[str, Any]]) -> dict[Identity, dict[str, Any]]:
+    """Timestream's upsert semantics over moto's append-only list: highest version wins."""
+    latest: dict[Identity, dict[str, Any]] = {}
+    for record in records:
+        key = identity(table, record)
+        held = latest.get(key)
+        if held is None or record.get("Version", 1) >= held.get("Version", 1):
+            latest[key] = record
+    return latest
