@@ -1,0 +1,517 @@
+"""Tables and ShardState: per-record watermark, lateness, window close exactly once, idle
+close on an injected clock, snapshot/restore, split and merge by partition key."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import pytest
+
+from streams.errors import ConfigError, StateStoreError
+from tables.table import NoActiveShardError, ShardState, Table, WindowedTable
+from tables.windows import WindowRange
+
+HOUR = 3_600_000
+GRACE = 60_000
+IDLE = 300_000
+
+
+@dataclass
+class Reading:
+    site: str
+    asset: str
+    ts_ms: int
+    kwh: float
+
+
+class Clock:
+    def __init__(self, now_ms: int = 0) -> None:
+        self.now = now_ms
+
+    def __call__(self) -> int:
+        return self.now
+
+
+Closed = tuple[str, WindowRange, float]
+
+
+class App:
+    """An hourly kWh table per asset, a plain count per site, and the agent feeding both."""
+
+    def __init__(self, *, expires_ms: int | None = None) -> None:
+        self.counts = Table("counts", default=int, value_type=int)
+        self.hourly_table = Table("hourly", default=float, value_type=float)
+        self.hourly: WindowedTable[float] = self.hourly_table.tumbling(
+            HOUR, grace_ms=GRACE, expires_ms=expires_ms
+        ).relative_to_field(lambda r: r.ts_ms)
+        self.hourly.on_window_close(self.report)
+
+    @staticmethod
+    def report(key: Any, window: WindowRange, value: Any) -> Iterator[Closed]:
+        yield (key, window, value)
+
+    def tables(self) -> list[Table[Any]]:
+        return [self.counts, self.hourly_table]
+
+    def agent(self, r: Reading) -> None:
+        self.counts[r.site] += 1
+        self.hourly[r.asset] += r.kwh
+
+
+def state_of(app: App, clock: Clock, shard: str = "shard-0") -> ShardState:
+    return ShardState(app.tables(), shard, clock, IDLE)
+
+
+def feed(state: ShardState, app: App, r: Reading, arrival_ms: int | None = None) -> bool:
+    state.partition_key = r.site
+    state.record_time_ms = r.ts_ms if arrival_ms is None else arrival_ms
+    state.event = r
+    app.agent(r)
+    return state.take_late()
+
+
+def run(
+    readings: Sequence[Reading], batch_sizes: Sequence[int]
+) -> tuple[list[bool], list[object], bytes | None]:
+    app, clock = App(), Clock()
+    state = state_of(app, clock)
+    late: list[bool] = []
+    events: list[object] = []
+    i = 0
+    sizes = iter(batch_sizes)
+    while i < len(readings):
+        n = next(sizes, len(readings))
+        state.activate()
+        for r in readings[i : i + n]:
+            late.append(feed(state, app, r))
+        events += state.advance()
+        i += n
+    return late, events, state.snapshot()
+
+
+# -- plain tables ------------------------------------------------------------------------
+
+
+def test_plain_table_mapping() -> None:
+    app = App()
+    state = state_of(app, Clock())
+    state.activate()
+    state.partition_key = "site-1"
+    t = app.counts
+    assert t["a"] == 0
+    assert "a" not in t  # reading the default does not store it
+    t["a"] += 2
+    t[("b", 1)] = 5
+    assert t["a"] == 2
+    assert t.get(("b", 1)) == 5
+    assert t.get("zz") is None
+    assert len(t) == 2
+    del t["a"]
+    assert "a" not in t
+    assert sorted(map(str, t)) == ["('b', 1)"]
+
+
+def test_table_without_active_shard_raises() -> None:
+    app = App()
+    errors: list[BaseException] = []
+
+    def use() -> None:
+        try:
+            app.counts["x"]
+        except NoActiveShardError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=use)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1
+
+
+def test_two_shards_interleaved_in_one_thread_do_not_share() -> None:
+    app, clock = App(), Clock()
+    a, b = state_of(app, clock, "a"), state_of(app, clock, "b")
+    a.activate()
+    a.partition_key = "s"
+    app.counts["k"] = 1
+    b.activate()
+    assert app.counts["k"] == 0
+    b.partition_key = "s"
+    app.counts["k"] = 7
+    a.activate()
+    assert app.counts["k"] == 1
+
+
+def test_each_thread_has_its_own_active_shard() -> None:
+    app, clock = App(), Clock()
+    states = [state_of(app, clock, f"s{i}") for i in range(4)]
+    barrier = threading.Barrier(4)
+
+    def work(i: int) -> None:
+        states[i].activate()
+        states[i].partition_key = "p"
+        barrier.wait()
+        for _ in range(1000):
+            app.counts["k"] += i
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, s in enumerate(states):
+        s.activate()
+        assert app.counts["k"] == 1000 * i
+
+
+def test_duplicate_table_names_refused() -> None:
+    with pytest.raises(ConfigError):
+        ShardState([Table("x", default=int, value_type=int)] * 2, "s", Clock(), IDLE)
+
+
+def test_windowing_a_table_twice_is_refused() -> None:
+    t = Table("x", default=int, value_type=int)
+    t.tumbling(1000)
+    with pytest.raises(ConfigError):
+        t.hopping(1000, 500)
+
+
+# -- windowed values ---------------------------------------------------------------------
+
+
+def test_windowed_value_reads() -> None:
+    app, clock = App(), Clock(now_ms=5 * HOUR + 10)
+    state = state_of(app, clock)
+    state.activate()
+    for ts, kwh in [(HOUR + 5, 1.0), (2 * HOUR + 5, 2.0), (5 * HOUR + 1, 4.0)]:
+        feed(state, app, Reading("s", "a", ts, kwh), arrival_ms=2 * HOUR + 7)
+    wv = app.hourly["a"]
+    assert wv.value() == 4.0  # window of the event's ts field (5h)
+    assert wv.current() == 2.0  # window of the record's arrival time (2h)
+    assert wv.now() == 4.0  # window of the clock (5h)
+    assert wv.delta(3 * HOUR) == 2.0
+    assert wv.delta(HOUR) == 0.0
+    assert app.hourly.at("a", HOUR).value() == 1.0
+
+
+def test_set_and_subtract_in_the_event_window() -> None:
+    app, clock = App(), Clock()
+    state = state_of(app, clock)
+    state.activate()
+    feed(state, app, Reading("s", "a", 10, 1.0))
+    app.hourly["a"] = 10.0
+    app.hourly["a"] -= 3.0
+    assert app.hourly["a"].value() == 7.0
+    assert app.hourly.windows("a") == [((0, HOUR - 1), 7.0)]
+
+
+def test_hopping_update_lands_in_every_window() -> None:
+    t = Table("h", default=int, value_type=int)
+    wt = t.hopping(10, 5).relative_to_stream()
+    state = ShardState([t], "s", Clock(), IDLE)
+    state.activate()
+    state.partition_key = "p"
+    state.record_time_ms = 7
+    wt["k"] += 1
+    state.record_time_ms = 12
+    wt["k"] += 10
+    assert wt.windows("k") == [((0, 9), 1), ((5, 14), 11), ((10, 19), 10)]
+
+
+def test_relative_to_now_uses_the_clock() -> None:
+    t = Table("n", default=int, value_type=int)
+    wt = t.tumbling(100).relative_to_now()
+    clock = Clock(250)
+    state = ShardState([t], "s", clock, IDLE)
+    state.activate()
+    state.partition_key = "p"
+    wt["k"] += 1
+    assert wt.windows("k") == [((200, 299), 1)]
+
+
+def test_at_splits_energy_across_an_hour_boundary() -> None:
+    app, clock = App(), Clock()
+    state = state_of(app, clock)
+    state.activate()
+    state.partition_key = "s"
+    state.event = Reading("s", "a", HOUR + 10_000, 0.0)
+    assert app.hourly.at("a", HOUR - 20_000).add(2.0)
+    assert app.hourly.add("a", 1.0, at_ms=HOUR + 10_000)
+    assert app.hourly.windows("a") == [((0, HOUR - 1), 2.0), ((HOUR, 2 * HOUR - 1), 1.0)]
+
+
+# -- watermark, lateness, closing ---------------------------------------------------------
+
+
+def readings() -> list[Reading]:
+    out = []
+    for i in range(200):
+        ts = i * 60_000 + (i * 7919) % 50_000
+        if i % 17 == 0:
+            ts -= 10 * 60_000  # out of order, sometimes beyond grace
+        out.append(Reading(f"site-{i % 3}", f"asset-{i % 5}", ts, float(i % 4)))
+    return out
+
+
+def test_results_do_not_depend_on_batch_boundaries() -> None:
+    data = readings()
+    reference = run(data, [len(data)])
+    assert any(reference[0])  # the data has late records
+    assert reference[1]  # and closes windows
+    for sizes in ([1] * 200, [7, 1, 50, 3, 100], [13] * 20):
+        assert run(data, sizes) == reference
+
+
+def test_late_update_is_reported_counted_and_not_applied() -> None:
+    app, clock = App(), Clock()
+    state = state_of(app, clock)
+    state.activate()
+    assert not feed(state, app, Reading("s", "a", HOUR + GRACE, 1.0))
+    # Window (0, HOUR-1) closed: the watermark HOUR + GRACE - GRACE = HOUR passed its end.
+    assert feed(state, app, Reading("s", "a", HOUR - 1, 5.0))
+    assert not state.take_late()  # reset once taken
+    assert state.counters.late == 1
+    assert app.hourly.windows("a") == [((HOUR, 2 * HOUR - 1), 1.0)]
+    # The plain table write of the same record was applied: lateness is per windowed update.
+    assert app.counts["s"] == 2
+
+
+def test_within_grace_is_accepted() -> None:
+    app, clock = App(), Clock()
+    state = state_of(app, clock)
+    state.activate()
+    feed(state, app, Reading("s", "a", HOUR + GRACE - 1, 1.0))
+    assert not feed(state, app, Reading("s", "a", HOUR - 1, 5.0))
+    assert state.advance() == []
+    feed(state, app, Reading("s", "a", HOUR + GRACE, 1.0))
+    assert state.advance() == [("a", (0, HOUR - 1), 5.0)]
+
+
+def test_window_closes_exactly_once_and_is_forgotten() -> None:
+    app, clock = App(), Clock()
+    state = state_of(app, clock)
+    state.activate()
+    feed(state, app, Reading("s", "a", 10, 1.0))
+    feed(state, app, Reading("s", "b", 20, 2.0))
+    assert state.advance() == []
+    feed(state, app, Reading("s", "a", 2 * HOUR, 1.0))
+    assert state.advance() == [("a", (0, HOUR - 1), 1.0), ("b", (0, HOUR - 1), 2.0)]
+    assert state.advance() == []
+    assert state.counters.windows_closed == 2
+    assert state.live_windows() == 1
+    assert app.hourly.windows("b") == []
+
+
+def test_expires_ms_keeps_closed_windows_readable_then_forgets_them() -> None:
+    app, clock = App(expires_ms=HOUR), Clock()
+    state = state_of(app, clock)
+    state.activate()
+    feed(state, app, Reading("s", "a", 10, 1.0))
+    feed(state, app, Reading("s", "a", HOUR + GRACE, 2.0))
+    assert state.advance() == [("a", (0, HOUR - 1), 1.0)]
+    assert app.hourly["a"].delta(HOUR) == 1.0
+    # Writes to the closed window stay late.
+    assert feed(state, app, Reading("s", "a", 5, 1.0))
+    feed(state, app, Reading("s", "a", 2 * HOUR + GRACE, 0.0))
+    assert state.advance() == [("a", (HOUR, 2 * HOUR - 1), 2.0)]
+    assert state.counters.windows_expired == 1
+    assert app.hourly.windows("a") == [
+        ((HOUR, 2 * HOUR - 1), 2.0),
+        ((2 * HOUR, 3 * HOUR - 1), 0.0),
+    ]
+
+
+def test_callback_sees_the_partition_key_of_the_key() -> None:
+    t = Table("w", default=int, value_type=int)
+    wt = t.tumbling(100).relative_to_stream()
+    seen: list[tuple[str, str]] = []
+    state = ShardState([t], "s", Clock(), IDLE)
+
+    @wt.on_window_close
+    def close(key: Any, window: WindowRange, value: Any) -> list[object]:
+        seen.append((key, state.partition_key))
+        return []
+
+    state.activate()
+    for pk, key, ts in [("p1", "k1", 1), ("p2", "k2", 2), ("p1", "k1", 500)]:
+        state.partition_key = pk
+        state.record_time_ms = ts
+        wt[key] += 1
+    state.advance()
+    assert seen == [("k1", "p1"), ("k2", "p2")]
+
+
+# -- idle close ---------------------------------------------------------------------------
+
+
+def test_idle_shard_closes_windows_on_processing_time() -> None:
+    app, clock = App(), Clock(now_ms=1_000)
+    state = state_of(app, clock)
+    state.activate()
+    feed(state, app, Reading("s", "a", HOUR - 400_000, 3.0))
+    assert state.advance() == []
+    # Quiet, but not for idle_timeout_ms yet: nothing moves.
+    clock.now += IDLE - 1
+    assert state.advance() == []
+    assert state.watermark_ms(app.hourly) == HOUR - 400_000 - GRACE
+    # Idle: the event clock jumps by the whole silence, then follows the clock.
+    clock.now += 1
+    assert state.advance() == []
+    assert state.watermark_ms(app.hourly) == HOUR - 400_000 - GRACE + IDLE
+    assert state.counters.idle_advances == 1
+    clock.now += 400_000 + GRACE - IDLE - 1
+    assert state.advance() == []
+    clock.now += 1  # event clock now at HOUR + GRACE: the watermark passed the end
+    assert state.advance() == [("a", (0, HOUR - 1), 3.0)]
+    # A record after the silence that belongs to the closed window is late.
+    assert feed(state, app, Reading("s", "a", HOUR - 5_000, 1.0))
+
+
+def test_records_keep_the_shard_from_idling() -> None:
+    app, clock = App(), Clock()
+    state = state_of(app, clock)
+    state.activate()
+    for i in range(10):
+        clock.now += IDLE  # a slow stream, but a record in every batch
+        feed(state, app, Reading("s", "a", 10 + i, 1.0))
+        assert state.advance() == []
+    assert state.counters.idle_advances == 0
+
+
+# -- snapshots ----------------------------------------------------------------------------
+
+
+def populated(clock: Clock, app: App, sites: int = 6) -> ShardState:
+    state = state_of(app, clock)
+    state.activate()
+    for i in range(60):
+        site = f"site-{i % sites}"
+        feed(state, app, Reading(site, f"{site}/asset-{i % 4}", HOUR - 30_000 + i * 1_000, 0.5))
+    return state
+
+
+def content(app: App, state: ShardState) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    state.activate()
+    return (
+        dict(app.counts.items()),
+        {k: app.hourly.windows(k) for k in sorted(state.windowed[app.hourly_table].pks)},
+    )
+
+
+def test_snapshot_is_none_when_nothing_changed() -> None:
+    app, clock = App(), Clock()
+    state = populated(clock, app)
+    assert state.snapshot() is not None
+    assert state.snapshot() is None
+    state.advance()
+    assert state.snapshot() is None
+
+
+def test_snapshot_restore_round_trip() -> None:
+    app, clock = App(), Clock()
+    state = populated(clock, app)
+    blob = state.snapshot()
+    assert blob is not None
+    restored = state_of(app, clock, "shard-0")
+    restored.restore([blob], lambda _pk: True)
+    assert content(app, restored) == content(app, state)
+    assert restored.watermark_ms(app.hourly) == state.watermark_ms(app.hourly)
+    assert restored.snapshot() == blob
+
+
+def test_restored_state_closes_open_windows_once() -> None:
+    app, clock = App(), Clock()
+    state = populated(clock, app)
+    blob = state.snapshot()
+    assert blob is not None
+    restored = state_of(app, clock)
+    restored.restore([blob], lambda _pk: True)
+    restored.activate()
+    feed(restored, app, Reading("site-0", "site-0/asset-0", 2 * HOUR, 0.0))
+    closed = restored.advance()
+    assert len(closed) == 12  # every (asset, first hour) pair, once
+    assert restored.advance() == []
+
+
+def test_split_gives_each_child_exactly_its_keys() -> None:
+    app, clock = App(), Clock()
+    parent = populated(clock, app)
+    blob = parent.snapshot()
+    assert blob is not None
+    left_sites = {"site-0", "site-2", "site-5"}
+    left = state_of(app, clock, "left")
+    right = state_of(app, clock, "right")
+    left.restore([blob], lambda pk: pk in left_sites)
+    right.restore([blob], lambda pk: pk not in left_sites)
+    p_counts, p_windows = content(app, parent)
+    l_counts, l_windows = content(app, left)
+    r_counts, r_windows = content(app, right)
+    assert set(l_counts) == left_sites
+    assert {k.split("/")[0] for k in l_windows} == left_sites
+    assert not set(l_windows) & set(r_windows)
+    assert {**l_counts, **r_counts} == p_counts
+    assert {**l_windows, **r_windows} == p_windows
+    # The open windows close in the children, once in all.
+    events: list[object] = []
+    for child, site in ((left, "site-0"), (right, "site-1")):
+        child.activate()
+        feed(child, app, Reading(site, "x", 2 * HOUR, 0.0))
+        events += child.advance()
+    assert sorted(e[0] for e in events) == sorted(p_windows)  # type: ignore[index]
+
+
+def test_merge_gives_the_child_both_parents() -> None:
+    app, clock = App(), Clock()
+    a = state_of(app, clock, "a")
+    b = state_of(app, clock, "b")
+    a.activate()
+    feed(a, app, Reading("site-a", "asset-a", 10, 1.0))
+    feed(a, app, Reading("site-a", "asset-a", HOUR + GRACE + 10, 1.0))  # a is an hour ahead
+    a.advance()
+    b.activate()
+    feed(b, app, Reading("site-b", "asset-b", 20, 2.0))
+    child = state_of(app, clock, "child")
+    blobs = [a.snapshot(), b.snapshot()]
+    child.restore([x for x in blobs if x is not None], lambda _pk: True)
+    counts, windows = content(app, child)
+    assert counts == {"site-a": 2, "site-b": 1}
+    assert windows == {
+        "asset-a": [((HOUR, 2 * HOUR - 1), 1.0)],
+        "asset-b": [((0, HOUR - 1), 2.0)],
+    }
+    assert child.watermark_ms(app.hourly) == HOUR + 10
+    # b's open window is emitted by the child, once; a's (emitted by a) is not again.
+    assert child.advance() == [("asset-b", (0, HOUR - 1), 2.0)]
+    assert child.snapshot() is not None
+
+
+def test_struct_values_and_tuple_keys_round_trip() -> None:
+    class Stats(msgspec.Struct, frozen=True):
+        n: int = 0
+        total: float = 0.0
+
+    t = Table("stats", default=Stats, value_type=Stats)
+    state = ShardState([t], "s", Clock(), IDLE)
+    state.activate()
+    state.partition_key = "p"
+    t[("room", 3)] = Stats(2, 1.5)
+    blob = state.snapshot()
+    assert blob is not None
+    other = ShardState([t], "s", Clock(), IDLE)
+    other.restore([blob], lambda _pk: True)
+    other.activate()
+    assert t[("room", 3)] == Stats(2, 1.5)
+
+
+def test_unreadable_snapshot_raises_state_store_error() -> None:
+    app = App()
+    with pytest.raises(StateStoreError):
+        state_of(app, Clock()).restore([b"\x00garbage"], lambda _pk: True)
+
+
+def test_bad_idle_timeout_refused() -> None:
+    with pytest.raises(ConfigError):
+        ShardState([], "s", Clock(), 0)
