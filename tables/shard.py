@@ -17,8 +17,10 @@ Event time, per windowed table of a shard:
 - Windows close logically at once; physically (callbacks run, memory freed) in `advance()`.
 - Idle rule: when `advance()` sees that no record arrived for `idle_timeout_ms` of processing
   time (the injected clock), the event clock of every windowed table moves on with processing
-  time: it jumps by the whole silence (now - last record), then follows the clock at each later
-  `advance()` until records come again. This is the only processing-time input to state; it is
+  time: it jumps by the whole silence (now - last record), and never stays behind processing
+  time itself (so the windows of old or replayed data close once the shard is quiet, not an
+  hour of wall time later), then follows the clock at each later `advance()` until records
+  come again. This is the only processing-time input to state; it is
   stored in the snapshot like any other watermark move.
 """
 
@@ -212,7 +214,7 @@ class ShardState:
             moved = False
             for part in self.windowed.values():
                 if part.max_event_ms is not None:
-                    part.max_event_ms += elapsed
+                    part.max_event_ms = max(part.max_event_ms + elapsed, now)
                     moved = True
             if moved:
                 self._dirty = True
