@@ -303,6 +303,7 @@ def test_window_closes_exactly_once_and_is_forgotten() -> None:
     assert state.counters.windows_closed == 2
     assert state.live_windows() == 1
     assert app.hourly.windows("b") == []
+    assert list(state.windowed[app.hourly_table].pks) == ["a"]  # b forgotten entirely
 
 
 def test_expires_ms_keeps_closed_windows_readable_then_forgets_them() -> None:
