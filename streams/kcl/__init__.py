@@ -1,0 +1,40 @@
+"""The KCL runner: the Amazon KCL MultiLangDaemon owns leases; luxflow processes shards.
+
+- `write_properties(path, KclSettings(...))` writes the daemon's properties file.
+- `Daemon(properties_path, jars_dir, java_options=...)` runs the daemon's JVM
+  (`luxflow worker --runner kcl`).
+- `run_processor(engine_factory)` is the per-shard process the daemon starts
+  (`luxflow kcl-processor`): the MultiLangDaemon protocol on stdin/stdout, driving one engine.
+"""
+
+from streams.kcl.bridge import (
+    DaemonChannel,
+    DaemonCheckpointer,
+    EngineFactory,
+    ShardEngineLike,
+    ShardProcessor,
+    run_processor,
+)
+from streams.kcl.daemon import (
+    EMULATOR_JAVA_OPTIONS,
+    Daemon,
+    KclSettings,
+    daemon_classpath,
+    render_properties,
+    write_properties,
+)
+
+__all__ = [
+    "EMULATOR_JAVA_OPTIONS",
+    "Daemon",
+    "DaemonChannel",
+    "DaemonCheckpointer",
+    "EngineFactory",
+    "KclSettings",
+    "ShardEngineLike",
+    "ShardProcessor",
+    "daemon_classpath",
+    "render_properties",
+    "run_processor",
+    "write_properties",
+]
