@@ -516,3 +516,16 @@ def test_unreadable_snapshot_raises_state_store_error() -> None:
 def test_bad_idle_timeout_refused() -> None:
     with pytest.raises(ConfigError):
         ShardState([], "s", Clock(), 0)
+
+
+def test_idle_event_clock_never_stays_behind_processing_time() -> None:
+    # Old (replayed) data: event times far behind the clock. Once the shard is idle, the
+    # event clock catches up with processing time and the last hour closes at once.
+    app, clock = App(), Clock(now_ms=100 * HOUR)
+    state = state_of(app, clock)
+    state.activate()
+    feed(state, app, Reading("s", "a", HOUR + 10, 2.0))
+    assert state.advance() == []
+    clock.now += IDLE
+    assert state.advance() == [("a", (HOUR, 2 * HOUR - 1), 2.0)]
+    assert state.watermark_ms(app.hourly) == 100 * HOUR + IDLE - GRACE
