@@ -101,6 +101,8 @@ class Settings:
     """Lease owner name of this worker; default host name and process id."""
     poll_interval_ms: int = 1_000
     """Local runner: pause between GetRecords calls once a shard is caught up."""
+    shard_sync_interval_ms: int = 10_000
+    """Local runner: how often the shard list is read (new shards after a split or merge)."""
     failover_ms: int = 10_000
     """A lease whose counter stood still this long is taken over (both runners)."""
     log_level: str = "INFO"
@@ -130,7 +132,14 @@ class Settings:
             )
         if self.initial_position == AT_TIMESTAMP and not self.at_timestamp:
             raise ConfigError("LUXFLOW_INITIAL_POSITION=AT_TIMESTAMP needs LUXFLOW_AT_TIMESTAMP")
-        for name in ("checkpoint_interval_ms", "idle_timeout_ms", "max_gap_ms", "failover_ms"):
+        for name in (
+            "checkpoint_interval_ms",
+            "idle_timeout_ms",
+            "max_gap_ms",
+            "failover_ms",
+            "shard_sync_interval_ms",
+            "poll_interval_ms",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
         if self.spike_tolerance <= 1.0:
@@ -429,6 +438,7 @@ def run_local_worker(
             initial_position=settings.initial_position,
             at_timestamp_ms=settings.at_timestamp_ms,
             idle_poll_interval_ms=settings.poll_interval_ms,
+            shard_sync_interval_ms=settings.shard_sync_interval_ms,
             failover_ms=settings.failover_ms,
             stop_when_idle_ms=stop_when_idle_ms,
         ),

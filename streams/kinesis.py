@@ -61,7 +61,12 @@ class ShardInfo(msgspec.Struct, frozen=True):
     parent_ids: tuple[str, ...]
     starting_hash_key: int
     ending_hash_key: int
-    closed: bool
+    ending_sequence_number: int | None
+    """Set once the shard is closed (split or merged): its last sequence number."""
+
+    @property
+    def closed(self) -> bool:
+        return self.ending_sequence_number is not None
 
     def owns(self, hash_key: int) -> bool:
         return self.starting_hash_key <= hash_key <= self.ending_hash_key
@@ -78,13 +83,14 @@ def list_shards(client: Any, stream_name: str) -> list[ShardInfo]:
                 p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p
             )
             hash_range = shard["HashKeyRange"]
+            ending = shard["SequenceNumberRange"].get("EndingSequenceNumber")
             shards.append(
                 ShardInfo(
                     shard_id=shard["ShardId"],
                     parent_ids=parents,
                     starting_hash_key=int(hash_range["StartingHashKey"]),
                     ending_hash_key=int(hash_range["EndingHashKey"]),
-                    closed="EndingSequenceNumber" in shard["SequenceNumberRange"],
+                    ending_sequence_number=int(ending) if ending is not None else None,
                 )
             )
         token = page.get("NextToken")
@@ -122,6 +128,7 @@ class ShardReader:
         start: Position | str,
         *,
         at_timestamp_ms: int | None = None,
+        ending_sequence_number: Callable[[], int | None] = lambda: None,
         limit: int = 10_000,
         max_calls_per_s: float = 5.0,
         backoff: Backoff | None = None,
@@ -134,6 +141,7 @@ class ShardReader:
         self.shard_id = shard_id
         self._start = start
         self._at_timestamp_ms = at_timestamp_ms
+        self._ending_sequence_number = ending_sequence_number
         self._limit = limit
         self._min_interval_s = 1.0 / max_calls_per_s
         self._backoff = backoff or Backoff()
@@ -200,9 +208,20 @@ class ShardReader:
         if records:
             self._last = records[-1].position
         self._iterator = wire.next_shard_iterator
-        if self._iterator is None:
+        if self._iterator is None or self._read_past_end(bool(records), wire):
             self._ended = True
         return Batch(records, wire.millis_behind_latest, shard_ended=self._ended)
+
+    def _read_past_end(self, got_records: bool, wire: _WireGetRecords) -> bool:
+        """Kinesis ends a closed shard with a null NextShardIterator. Some emulators (moto)
+        keep handing out iterators, so a closed shard also ends once we read its last
+        sequence number, or read nothing more while caught up."""
+        ending = self._ending_sequence_number()
+        if ending is None:
+            return False
+        if self._last is not None and self._last.sequence_number >= ending:
+            return True
+        return not got_records and wire.millis_behind_latest == 0
 
     def _to_records(self, wire: Sequence[_WireRecord]) -> Iterator[Record]:
         shard_id = self.shard_id

@@ -82,6 +82,7 @@ class LocalRunner:
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._seen: dict[str, tuple[str | None, int, float]] = {}
+        self._shards: dict[str, ShardInfo] = {}
         self.progress: dict[str, ShardProgress] = {}
         self.errors: list[str] = []
 
@@ -102,6 +103,7 @@ class LocalRunner:
                 now_s = self._monotonic()
                 if now_s >= next_sync_s:
                     shards = {s.shard_id: s for s in list_shards(self._kinesis, self._stream)}
+                    self._shards = shards
                     for shard in shards.values():
                         self._leases.create_if_missing(
                             shard.shard_id,
@@ -208,6 +210,7 @@ class LocalRunner:
                 shard_id,
                 lease.checkpoint,
                 at_timestamp_ms=lease.at_timestamp_ms or self._config.at_timestamp_ms,
+                ending_sequence_number=lambda: self._ending_sequence_number(shard_id),
                 max_calls_per_s=self._config.max_calls_per_s,
             )
             self._consume(engine, reader, progress)
@@ -254,6 +257,10 @@ class LocalRunner:
                     progress.quiet_since_s = now_s
                 self._stop.wait(config.idle_poll_interval_ms / 1000)
         engine.shutdown_requested()
+
+    def _ending_sequence_number(self, shard_id: str) -> int | None:
+        shard = self._shards.get(shard_id)
+        return shard.ending_sequence_number if shard is not None else None
 
     def _renew(self, shard_id: str) -> None:
         lease = self._checkpointer.held.get(shard_id)

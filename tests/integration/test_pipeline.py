@@ -1,0 +1,225 @@
+"""Simulator -> Kinesis (4 shards) -> `luxflow worker` -> DynamoDB and Timestream, over real
+HTTP to the moto server, with the worker run as a user runs it (the CLI, in a child process).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.simulator import GroundTruth, SimParams
+from streams.local_runner import partition_hash
+from tests.support.deployment import Deployment, recent_params
+
+pytestmark = pytest.mark.integration
+
+GOOD_FIELDS = (
+    b'"building_id":"b","room_id":"r","ts":"2026-01-01T00:00:00.000Z","voltage_v":230,'
+    b'"current_a":0.1,"lux":1,"on":true,"dim_level":50'
+)
+MALFORMED: dict[str, bytes] = {
+    "not_json": b"\x00\x01 definitely not json",
+    "wrong_type": b'{"v":1,"site_id":"s","asset_id":"a","power_w":"high",' + GOOD_FIELDS + b"}",
+    "missing": b'{"v":1,"site_id":"s","power_w":1,' + GOOD_FIELDS + b"}",
+    "nan": b'{"v":1,"site_id":"s","asset_id":"a","power_w":NaN,' + GOOD_FIELDS + b"}",
+    "future_ts": (
+        b'{"v":1,"site_id":"s","asset_id":"a","power_w":1,'
+        + GOOD_FIELDS.replace(b"2026-01-01", b"2999-01-01")
+        + b"}"
+    ),
+    "too_large": b"{" + b"x" * 900_000,
+}
+
+
+@pytest.fixture
+def deployment(
+    moto_endpoint: str, aws: Callable[[str], Any], unique_name: Callable[[str], str], tmp_path: Path
+) -> Deployment:
+    deployment = Deployment(moto_endpoint, aws, unique_name("lx"), tmp_path)
+    deployment.setup(shards=4)
+    return deployment
+
+
+def with_malformed(records: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
+    """Good records with every malformed sample in between, spread over the sites."""
+    samples = list(MALFORMED.values())
+    for i, record in enumerate(records):
+        yield record
+        if i % 500 == 250 and samples:
+            yield record[0], samples.pop()
+    for sample in samples:
+        yield "site-x", sample
+
+
+def by_type(items: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [item for item in items if item["type"] == kind]
+
+
+def assert_matches_ground_truth(items: list[dict[str, Any]], truth: GroundTruth) -> None:
+    faults = by_type(items, "fault")
+    assert sorted(
+        (f["asset_id"], f["code"], f["opened_at_ms"], f["cleared_at_ms"], f["status"])
+        for f in faults
+    ) == sorted((f.asset_id, f.code, f.start_ms, f.end_ms, "cleared") for f in truth.faults)
+    spikes = by_type(items, "energy_spike")
+    assert sorted((s["asset_id"], s["started_at_ms"], s["ended_at_ms"]) for s in spikes) == sorted(
+        (s.asset_id, s.start_ms, s.end_ms) for s in truth.spikes
+    )
+    usage = {
+        (u["asset_id"], u["window_start_ms"]): u["kwh"] for u in by_type(items, "usage_report")
+    }
+    expected = {(u.asset_id, u.window_start_ms): u.wh / 1000 for u in truth.usage}
+    assert usage.keys() == expected.keys()
+    off = {k: (usage[k], v) for k, v in expected.items() if abs(usage[k] - v) > 0.005 * v}
+    assert off == {}
+
+
+def test_every_injected_event_is_stored_once_and_bad_records_are_dead_lettered(
+    deployment: Deployment,
+) -> None:
+    simulation, truth = deployment.simulation(recent_params())
+    assert truth.faults and truth.spikes
+    sent = deployment.send(with_malformed(simulation.records()))
+    deployment.run_worker_until_idle()
+
+    items = deployment.items()
+    assert_matches_ground_truth(items, truth)
+    states = by_type(items, "asset_state")
+    assert len(states) == len(simulation.assets)
+
+    letters = deployment.dead_letters()
+    assert sorted(letter.reason.split(":")[0] for letter in letters) == sorted(MALFORMED)
+    assert {letter.data for letter in letters} == set(MALFORMED.values())
+    assert all(letter.origin == "decode" for letter in letters)
+    assert sent == sum(simulation.reading_count(a) for a in simulation.assets) + len(MALFORMED)
+
+    points = deployment.timestream_points()
+    expected_points = 2 * len(truth.faults) + len(truth.spikes) + len(truth.usage)
+    assert len(points) == expected_points
+
+
+@pytest.fixture(scope="module")
+def reference_items(
+    moto_endpoint: str,
+    aws: Callable[[str], Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[SimParams, list[dict[str, Any]]]:
+    """The command model after one uninterrupted run: what every disturbed run must equal."""
+    params = recent_params(sites=8, seed=23, hours=2)
+    reference = Deployment(moto_endpoint, aws, "lx-reference", tmp_path_factory.mktemp("ref"))
+    reference.setup(shards=4)
+    simulation, truth = reference.simulation(params)
+    reference.send(simulation.records())
+    reference.run_worker_until_idle()
+    items = reference.items()
+    assert_matches_ground_truth(items, truth)
+    return params, items
+
+
+def send_in_background(
+    deployment: Deployment, records: list[tuple[str, bytes]], records_per_s: float
+) -> threading.Thread:
+    from streams.producer import Producer
+
+    def send() -> None:
+        Producer(
+            deployment.aws("kinesis"), deployment.env["LUXFLOW_STREAM"], records_per_s=records_per_s
+        ).send(records)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["graceful", "sigkill"])
+def test_a_worker_stopped_mid_stream_and_restarted_stores_exactly_the_uninterrupted_items(
+    deployment: Deployment,
+    reference_items: tuple[SimParams, list[dict[str, Any]]],
+    sig: signal.Signals,
+) -> None:
+    params, expected = reference_items
+    simulation, _ = deployment.simulation(params)
+    records = list(simulation.records())
+    sender = send_in_background(deployment, records, records_per_s=2_500)
+    worker = deployment.start_worker()
+    wait_for(lambda: deployment.checkpointed_shards() >= 2)
+    deployment.stop(worker, sig)
+    sender.join()
+    deployment.run_worker_until_idle()
+    assert deployment.items() == expected
+    assert deployment.dead_letters() == []
+
+
+@pytest.mark.reshard
+def test_a_split_and_a_merge_while_the_worker_runs_lose_and_repeat_nothing(
+    deployment: Deployment, reference_items: tuple[SimParams, list[dict[str, Any]]]
+) -> None:
+    params, expected = reference_items
+    simulation, _ = deployment.simulation(params)
+    records = list(simulation.records())
+    half = len(records) // 2
+    kinesis = deployment.aws("kinesis")
+    stream = deployment.env["LUXFLOW_STREAM"]
+    deployment.send(records[:half])
+    worker = deployment.start_worker()
+    wait_for(lambda: deployment.checkpointed_shards() >= 1)
+
+    shards = sorted(
+        kinesis.list_shards(StreamName=stream)["Shards"],
+        key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]),
+    )
+    sites = {partition_key for partition_key, _ in records}
+    busiest = max(range(4), key=lambda i: sum(_owns(shards[i], site) for site in sites))
+    assert sum(_owns(shards[busiest], site) for site in sites) >= 2, "no shard to split keys of"
+    split = shards[busiest]
+    merge = (shards[2], shards[3]) if busiest < 2 else (shards[0], shards[1])
+    low, high = (int(split["HashKeyRange"][k]) for k in ("StartingHashKey", "EndingHashKey"))
+    middle = sorted(partition_hash(site) for site in sites if _owns(split, site))
+    kinesis.split_shard(
+        StreamName=stream,
+        ShardToSplit=split["ShardId"],
+        NewStartingHashKey=str(middle[len(middle) // 2]),
+    )
+    assert low < middle[len(middle) // 2] <= high
+    wait_for(lambda: _active(kinesis, stream))
+    kinesis.merge_shards(
+        StreamName=stream,
+        ShardToMerge=merge[0]["ShardId"],
+        AdjacentShardToMerge=merge[1]["ShardId"],
+    )
+    wait_for(lambda: _active(kinesis, stream))
+    deployment.send(records[half:])
+    deployment.stop(worker, signal.SIGTERM)
+    deployment.run_worker_until_idle()
+
+    assert deployment.items() == expected
+    leases = deployment.leases()
+    assert len(leases) == 4 + 2 + 1
+    closed = [split["ShardId"], merge[0]["ShardId"], merge[1]["ShardId"]]
+    assert all(leases[s]["checkpoint"] == "SHARD_END" for s in closed)
+
+
+def _owns(shard: dict[str, Any], partition_key: str) -> bool:
+    hash_range = shard["HashKeyRange"]
+    low, high = int(hash_range["StartingHashKey"]), int(hash_range["EndingHashKey"])
+    return low <= partition_hash(partition_key) <= high
+
+
+def _active(kinesis: Any, stream: str) -> bool:
+    status: str = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+        "StreamStatus"
+    ]
+    return status == "ACTIVE"

@@ -1,0 +1,201 @@
+"""One isolated luxflow deployment on the test session's moto server, driven like a user would:
+the `luxflow` CLI in child processes, with LUXFLOW_* settings and unique resource names.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from boto3.dynamodb.types import TypeDeserializer
+
+from domain.simulator import GroundTruth, SimParams, Simulation
+from sinks.deadletter import read_dead_letters
+from streams.localaws import emulator_env
+from streams.producer import Producer
+from streams.records import DeadLetter
+
+ROOT = Path(__file__).resolve().parents[2]
+HOUR_MS = 3_600_000
+
+_deserializer = TypeDeserializer()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set):
+        return [_plain(v) for v in value]
+    return value
+
+
+def recent_params(**overrides: Any) -> SimParams:
+    """Simulation parameters for a period that ended an hour ago, on an hour boundary."""
+    now_ms = time.time_ns() // 1_000_000
+    hours = overrides.pop("hours", 2)
+    end_ms = now_ms - now_ms % HOUR_MS - HOUR_MS
+    base: dict[str, Any] = {
+        "sites": 3,
+        "buildings_per_site": 1,
+        "rooms_per_building": 2,
+        "lamps_per_room": 4,
+        "sensors_per_room": 1,
+        "start_ms": end_ms - hours * HOUR_MS,
+        "duration_ms": hours * HOUR_MS,
+        "interval_ms": 60_000,
+        "seed": 11,
+        "fault_count": 4,
+        "spike_count": 4,
+    }
+    base.update(overrides)
+    return SimParams(**base)
+
+
+class Deployment:
+    """Stream, tables and Timestream database with unique names, plus ways to run luxflow."""
+
+    def __init__(self, endpoint: str, aws: Callable[[str], Any], name: str, tmp: Path) -> None:
+        self.endpoint = endpoint
+        self.aws = aws
+        self.name = name
+        self.tmp = tmp
+        self.registry = tmp / "registry.json"
+        self.env = {
+            **os.environ,
+            **emulator_env(endpoint),
+            "LUXFLOW_STREAM": f"{name}-stream",
+            "LUXFLOW_APP_NAME": f"{name}-leases",
+            "LUXFLOW_COMMAND_TABLE": f"{name}-model",
+            "LUXFLOW_DEAD_LETTER_TABLE": f"{name}-dead",
+            "LUXFLOW_STATE_TABLE": f"{name}-state",
+            "LUXFLOW_TIMESTREAM_DATABASE": f"{name}-ts",
+            "LUXFLOW_REGISTRY_FILE": str(self.registry),
+            "LUXFLOW_CHECKPOINT_INTERVAL_MS": "1000",
+            "LUXFLOW_IDLE_TIMEOUT_MS": "2000",
+            "LUXFLOW_POLL_INTERVAL_MS": "200",
+            "LUXFLOW_FAILOVER_MS": "3000",
+            "LUXFLOW_SHARD_SYNC_INTERVAL_MS": "1000",
+            "LUXFLOW_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
+
+    # -- set up and feed -------------------------------------------------------------------
+
+    def setup(self, shards: int = 4) -> None:
+        self.luxflow("setup", "--shards", str(shards))
+
+    def simulation(self, params: SimParams) -> tuple[Simulation, GroundTruth]:
+        simulation = Simulation(params)
+        registry = {"rated_w": {a.asset_id: a.rated_w for a in simulation.assets}}
+        self.registry.write_bytes(msgspec.json.encode(registry))
+        return simulation, simulation.ground_truth()
+
+    def send(self, records: Iterable[tuple[str, bytes]]) -> int:
+        producer = Producer(self.aws("kinesis"), self.env["LUXFLOW_STREAM"])
+        producer.send(records)
+        return producer.counters.records
+
+    # -- run -------------------------------------------------------------------------------
+
+    def luxflow(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "app", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise AssertionError(
+                f"luxflow {' '.join(args)} exited {result.returncode}:\n{result.stderr[-4000:]}"
+            )
+        return result
+
+    def start_worker(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app", "worker", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def run_worker_until_idle(self, quiet_s: int = 5) -> None:
+        self.luxflow("worker", "--stop-when-idle-s", str(quiet_s))
+
+    def stop(self, worker: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
+        worker.send_signal(sig)
+        output, _ = worker.communicate(timeout=60)
+        return output
+
+    # -- read back -------------------------------------------------------------------------
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every command-model item as plain values, sorted by key."""
+        client = self.aws("dynamodb")
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self.env["LUXFLOW_COMMAND_TABLE"]}
+        while True:
+            page = client.scan(**kwargs)
+            for raw in page["Items"]:
+                items.append(_plain({k: _deserializer.deserialize(v) for k, v in raw.items()}))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(items, key=lambda i: (i["pk"], i["sk"]))
+
+    def dead_letters(self) -> list[DeadLetter]:
+        return read_dead_letters(self.aws("dynamodb"), self.env["LUXFLOW_DEAD_LETTER_TABLE"])
+
+    def leases(self) -> dict[str, dict[str, Any]]:
+        client = self.aws("dynamodb")
+        page = client.scan(TableName=self.env["LUXFLOW_APP_NAME"], ConsistentRead=True)
+        return {
+            item["leaseKey"]["S"]: _plain(
+                {k: _deserializer.deserialize(v) for k, v in item.items()}
+            )
+            for item in page["Items"]
+        }
+
+    def checkpointed_shards(self) -> int:
+        return sum(
+            1 for lease in self.leases().values() if str(lease.get("checkpoint", "")).isdigit()
+        )
+
+    def timestream_points(self) -> list[dict[str, Any]]:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=10) as resp:
+            data = msgspec.json.decode(resp.read())
+        database = self.env["LUXFLOW_TIMESTREAM_DATABASE"]
+        points: list[dict[str, Any]] = []
+        for region_data in data.get("timestreamwrite", {}).values():
+            for db in region_data if isinstance(region_data, list) else [region_data]:
+                _collect_points(db, database, points, inside=False)
+        return points
+
+
+def _collect_points(node: Any, database: str, out: list[dict[str, Any]], inside: bool) -> None:
+    if isinstance(node, dict):
+        here = inside or node.get("db_name") == database or node.get("name") == database
+        if here and isinstance(node.get("records"), list):
+            out.extend(node["records"])
+            return
+        for value in node.values():
+            _collect_points(value, database, out, here)
+    elif isinstance(node, list):
+        for value in node:
+            _collect_points(value, database, out, inside)
