@@ -65,6 +65,8 @@ class Settings:
     """AWS region (falls back to AWS_REGION / AWS_DEFAULT_REGION when LUXFLOW_REGION is unset)."""
     endpoint_url: str = ""
     """One endpoint for every AWS service (emulators); empty for real AWS."""
+    kinesis_endpoint_url: str = ""
+    """Kinesis endpoint when it differs from endpoint_url (e.g. kinesalite beside moto)."""
     command_table: str = "luxflow-model"
     """DynamoDB table of the command model (assets, faults, spikes, usage)."""
     dead_letter_table: str = "luxflow-dead-letters"
@@ -197,7 +199,10 @@ class Clients:
         if settings.endpoint_url:
             kwargs["endpoint_url"] = settings.endpoint_url
         session = boto3.session.Session()
-        self.kinesis: Any = session.client("kinesis", **kwargs)
+        kinesis_kwargs = dict(kwargs)
+        if settings.kinesis_endpoint_url:
+            kinesis_kwargs["endpoint_url"] = settings.kinesis_endpoint_url
+        self.kinesis: Any = session.client("kinesis", **kinesis_kwargs)
         self.dynamodb: Any = session.client("dynamodb", **kwargs)
         self.timestream: Any = session.client("timestream-write", **kwargs)
 

@@ -22,6 +22,7 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from streams.errors import ConfigError  # noqa: E402
+from streams.kinesalite import Kinesalite  # noqa: E402
 from streams.localaws import MotoServer  # noqa: E402
 
 REGION = "us-east-1"
@@ -37,6 +38,20 @@ def moto_endpoint() -> Iterator[str]:
         server.start()
     except ConfigError as exc:
         pytest.fail(f"emulated AWS did not start: {exc}", pytrace=False)
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def kinesalite_endpoint() -> Iterator[str]:
+    """URL of kinesalite on a free loopback port: Kinesis with faithful split and merge."""
+    server = Kinesalite()
+    try:
+        server.start()
+    except ConfigError as exc:
+        pytest.fail(f"kinesalite did not start: {exc}", pytrace=False)
     try:
         yield server.endpoint
     finally:

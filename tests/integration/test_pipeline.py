@@ -165,8 +165,18 @@ def test_a_worker_stopped_mid_stream_and_restarted_stores_exactly_the_uninterrup
 
 @pytest.mark.reshard
 def test_a_split_and_a_merge_while_the_worker_runs_lose_and_repeat_nothing(
-    deployment: Deployment, reference_items: tuple[SimParams, list[dict[str, Any]]]
+    moto_endpoint: str,
+    kinesalite_endpoint: str,
+    aws: Callable[[str], Any],
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+    reference_items: tuple[SimParams, list[dict[str, Any]]],
 ) -> None:
+    """On kinesalite: moto's Kinesis keeps routing records to a closed parent shard."""
+    deployment = Deployment(
+        moto_endpoint, aws, unique_name("lx"), tmp_path, kinesis_endpoint=kinesalite_endpoint
+    )
+    deployment.setup(shards=4)
     params, expected = reference_items
     simulation, _ = deployment.simulation(params)
     records = list(simulation.records())

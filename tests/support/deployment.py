@@ -64,9 +64,17 @@ def recent_params(**overrides: Any) -> SimParams:
 class Deployment:
     """Stream, tables and Timestream database with unique names, plus ways to run luxflow."""
 
-    def __init__(self, endpoint: str, aws: Callable[[str], Any], name: str, tmp: Path) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        aws: Callable[[str], Any],
+        name: str,
+        tmp: Path,
+        kinesis_endpoint: str | None = None,
+    ) -> None:
         self.endpoint = endpoint
-        self.aws = aws
+        self._aws = aws
+        self.kinesis_endpoint = kinesis_endpoint
         self.name = name
         self.tmp = tmp
         self.registry = tmp / "registry.json"
@@ -88,6 +96,22 @@ class Deployment:
             "LUXFLOW_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
         }
+        if kinesis_endpoint:
+            self.env["LUXFLOW_KINESIS_ENDPOINT_URL"] = kinesis_endpoint
+
+    def aws(self, service_name: str) -> Any:
+        """A boto3 client of the deployment's emulators (Kinesis may be kinesalite)."""
+        if service_name == "kinesis" and self.kinesis_endpoint:
+            import boto3
+
+            return boto3.client(
+                "kinesis",
+                endpoint_url=self.kinesis_endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+        return self._aws(service_name)
 
     # -- set up and feed -------------------------------------------------------------------
 
