@@ -65,14 +65,14 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         try:
-            import moto.server  # noqa: F401, PLC0415  (fail here, clearly, when the extra is missing)
+            import moto.server  # noqa: F401  (fail here, clearly, when the extra is missing)
         except ImportError as exc:
             raise ConfigError(
                 "emulated AWS needs the 'emulators' extra: pip install 'luxflow[emulators]'"
             ) from exc
         env = dict(os.environ, MOTO_ALLOW_NONEXISTENT_REGION="true")
         if self.http2:
-            import hypercorn  # noqa: F401, PLC0415  (same reason as above)
+            import hypercorn  # noqa: F401  (same reason as above)
 
             pythonpath = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p)
             env["PYTHONPATH"] = pythonpath
@@ -141,9 +141,9 @@ def serve_http2(port: int, host: str = LOOPBACK) -> None:
     `Upgrade: h2c`; every other connection stays HTTP/1.1. Blocks until interrupted.
     """
     # Imported here: only the emulator extra has them, and only this child process needs them.
-    from hypercorn.asyncio import serve  # noqa: PLC0415
-    from hypercorn.config import Config  # noqa: PLC0415
-    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+    from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         create_backend_app,
     )

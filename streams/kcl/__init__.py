@@ -1,8 +1,8 @@
 """The KCL runner: the Amazon KCL MultiLangDaemon owns leases; luxflow processes shards.
 
 - `write_properties(path, KclSettings(...))` writes the daemon's properties file.
-- `Daemon(properties_path, jars_dir, java_options=...)` runs the daemon's JVM
-  (`luxflow worker --runner kcl`).
+- `run_daemon(settings, jars_dir=..., properties_path=...)` writes them and runs the daemon's JVM
+  until it exits (`luxflow worker --runner kcl`); `Daemon` is the launcher underneath.
 - `run_processor(engine_factory)` is the per-shard process the daemon starts
   (`luxflow kcl-processor`): the MultiLangDaemon protocol on stdin/stdout, driving one engine.
 """
@@ -21,6 +21,7 @@ from streams.kcl.daemon import (
     KclSettings,
     daemon_classpath,
     render_properties,
+    run_daemon,
     write_properties,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "ShardProcessor",
     "daemon_classpath",
     "render_properties",
+    "run_daemon",
     "run_processor",
     "write_properties",
 ]

@@ -272,3 +272,23 @@ class Daemon:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def run_daemon(
+    settings: KclSettings,
+    *,
+    jars_dir: str | os.PathLike[str],
+    properties_path: str | os.PathLike[str],
+    java_options: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Write the properties for `settings`, run the daemon until it exits (SIGTERM and SIGINT
+    are passed on for a graceful stop), and return its exit code.
+
+    With a `kinesis_endpoint` (emulated AWS) the JVM also gets `EMULATOR_JAVA_OPTIONS`.
+    """
+    write_properties(properties_path, settings)
+    options = tuple(java_options)
+    if settings.kinesis_endpoint is not None:
+        options = (*EMULATOR_JAVA_OPTIONS, *options)
+    return Daemon(properties_path, jars_dir, java_options=options, env=env).run()

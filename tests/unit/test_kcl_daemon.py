@@ -124,3 +124,16 @@ def test_missing_java_is_a_config_error(tmp_path: Path) -> None:
 def test_missing_properties_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="properties"):
         Daemon(tmp_path / "missing.properties", tmp_path).start()
+
+
+def test_health_check_finds_the_daemon_in_proc(tmp_path: Path) -> None:
+    from streams.kcl.health import daemon_running
+
+    (tmp_path / "12").mkdir()
+    (tmp_path / "12" / "cmdline").write_bytes(b"python\x00-m\x00luxflow\x00")
+    assert not daemon_running(tmp_path)
+    (tmp_path / "345").mkdir()
+    (tmp_path / "345" / "cmdline").write_bytes(
+        b"java\x00-cp\x00/app/.jars/*\x00software.amazon.kinesis.multilang.MultiLangDaemon\x00"
+    )
+    assert daemon_running(tmp_path)
