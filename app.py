@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -53,75 +53,104 @@ HOUR_MS = 3_600_000
 # --------------------------------------------------------------------------------------------
 
 
+def _setting(default: Any, help_text: str) -> Any:
+    return field(default=default, metadata={"help": help_text})
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of luxflow. Each field `x` is read from the variable LUXFLOW_<X>."""
 
-    stream: str = "luxflow-telemetry"
-    """Kinesis stream the IoT rule writes to."""
-    app_name: str = "luxflow-lighting"
-    """Application name: the KCL lease table has this name."""
-    region: str = "us-east-1"
-    """AWS region (falls back to AWS_REGION / AWS_DEFAULT_REGION when LUXFLOW_REGION is unset)."""
-    endpoint_url: str = ""
-    """One endpoint for every AWS service (emulators); empty for real AWS."""
-    kinesis_endpoint_url: str = ""
-    """Kinesis endpoint when it differs from endpoint_url (e.g. kinesalite beside moto)."""
-    command_table: str = "luxflow-model"
-    """DynamoDB table of the command model (assets, faults, spikes, usage)."""
-    dead_letter_table: str = "luxflow-dead-letters"
-    """DynamoDB table of records that could not be processed, with reason and original bytes."""
-    state_table: str = "luxflow-state"
-    """DynamoDB table of per-shard state snapshots."""
-    timestream_database: str = "luxflow"
-    """Timestream database of the query model (tables `events` and `usage`)."""
-    timestream_memory_retention_hours: int = 24
-    """Memory-store retention of the Timestream tables; older points go to the magnetic store."""
-    timestream_magnetic_retention_days: int = 3650
-    """Magnetic-store retention of the Timestream tables."""
-    timestream_magnetic_writes: bool = True
-    """Write points older than the memory retention to the magnetic store (else dead-letter)."""
-    initial_position: str = TRIM_HORIZON
-    """Where a shard without a checkpoint starts: TRIM_HORIZON, LATEST or AT_TIMESTAMP."""
-    at_timestamp: str = ""
-    """ISO-8601 time for initial_position AT_TIMESTAMP."""
-    checkpoint_interval_ms: int = 5_000
-    """How often a shard flushes its sinks, saves its state and checkpoints."""
-    idle_timeout_ms: int = 60_000
-    """After this long without records, a shard closes its windows by processing time."""
-    window_grace_ms: int = 600_000
-    """How late (event time) a reading may arrive and still count in its hourly window."""
-    max_gap_ms: int = 300_000
-    """Readings further apart than this do not integrate energy (the gap lowers coverage)."""
-    spike_tolerance: float = 1.25
-    """An asset spikes when its power exceeds rated power times this factor."""
-    default_rated_w: float = 100.0
-    """Rated power assumed for assets missing from the registry."""
-    registry_file: str = ""
-    """JSON file of assets and their rated power (written by `luxflow simulate`)."""
-    worker_id: str = ""
-    """Lease owner name of this worker; default host name and process id."""
-    poll_interval_ms: int = 1_000
-    """Local runner: pause between GetRecords calls once a shard is caught up."""
-    shard_sync_interval_ms: int = 10_000
-    """Local runner: how often the shard list is read (new shards after a split or merge)."""
-    failover_ms: int = 10_000
-    """A lease whose counter stood still this long is taken over (both runners)."""
-    log_level: str = "INFO"
-    """Log level of the luxflow loggers."""
+    stream: str = _setting("luxflow-telemetry", "Kinesis stream the IoT rule writes to.")
+    app_name: str = _setting(
+        "luxflow-lighting", "Application name: the KCL lease table has this name."
+    )
+    region: str = _setting(
+        "us-east-1",
+        "AWS region (falls back to AWS_REGION / AWS_DEFAULT_REGION when LUXFLOW_REGION is unset).",
+    )
+    endpoint_url: str = _setting(
+        "", "One endpoint for every AWS service (emulators); empty for real AWS."
+    )
+    kinesis_endpoint_url: str = _setting(
+        "", "Kinesis endpoint when it differs from endpoint_url (e.g. kinesalite beside moto)."
+    )
+    command_table: str = _setting(
+        "luxflow-model", "DynamoDB table of the command model (assets, faults, spikes, usage)."
+    )
+    dead_letter_table: str = _setting(
+        "luxflow-dead-letters",
+        "DynamoDB table of records that could not be processed, with reason and original bytes.",
+    )
+    state_table: str = _setting("luxflow-state", "DynamoDB table of per-shard state snapshots.")
+    timestream_database: str = _setting(
+        "luxflow", "Timestream database of the query model (tables `events` and `usage`)."
+    )
+    timestream_memory_retention_hours: int = _setting(
+        24,
+        "Memory-store retention of the Timestream tables; older points go to the magnetic store.",
+    )
+    timestream_magnetic_retention_days: int = _setting(
+        3650, "Magnetic-store retention of the Timestream tables."
+    )
+    timestream_magnetic_writes: bool = _setting(
+        True,
+        "Write points older than the memory retention to the magnetic store (else dead-letter).",
+    )
+    initial_position: str = _setting(
+        TRIM_HORIZON,
+        "Where a shard without a checkpoint starts: TRIM_HORIZON, LATEST or AT_TIMESTAMP.",
+    )
+    at_timestamp: str = _setting("", "ISO-8601 time for initial_position AT_TIMESTAMP.")
+    checkpoint_interval_ms: int = _setting(
+        5_000, "How often a shard flushes its sinks, saves its state and checkpoints."
+    )
+    idle_timeout_ms: int = _setting(
+        60_000, "After this long without records, a shard closes its windows by processing time."
+    )
+    window_grace_ms: int = _setting(
+        600_000, "How late (event time) a reading may arrive and still count in its hourly window."
+    )
+    max_gap_ms: int = _setting(
+        300_000,
+        "Readings further apart than this do not integrate energy (the gap lowers coverage).",
+    )
+    spike_tolerance: float = _setting(
+        1.25, "An asset spikes when its power exceeds rated power times this factor."
+    )
+    default_rated_w: float = _setting(
+        100.0, "Rated power assumed for assets missing from the registry."
+    )
+    registry_file: str = _setting(
+        "", "JSON file of assets and their rated power (written by `luxflow simulate`)."
+    )
+    worker_id: str = _setting(
+        "", "Lease owner name of this worker; default host name and process id."
+    )
+    poll_interval_ms: int = _setting(
+        1_000, "Local runner: pause between GetRecords calls once a shard is caught up."
+    )
+    shard_sync_interval_ms: int = _setting(
+        10_000,
+        "Local runner: how often the shard list is read (new shards after a split or merge).",
+    )
+    failover_ms: int = _setting(
+        10_000, "A lease whose counter stood still this long is taken over (both runners)."
+    )
+    log_level: str = _setting("INFO", "Log level of the luxflow loggers.")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         values: dict[str, Any] = {}
-        for field in fields(cls):
-            name = f"LUXFLOW_{field.name.upper()}"
+        for setting in fields(cls):
+            name = f"LUXFLOW_{setting.name.upper()}"
             raw = env.get(name)
-            if field.name == "region" and raw is None:
+            if setting.name == "region" and raw is None:
                 raw = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
             if raw is None:
                 continue
-            values[field.name] = _parse_setting(name, raw, type(getattr(cls, field.name)))
+            values[setting.name] = _parse_setting(name, raw, type(setting.default))
         settings = cls(**values)
         settings.validate()
         return settings
@@ -495,6 +524,27 @@ def settings_for_kcl(settings: Settings) -> dict[str, str]:
     }
 
 
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    """Every setting: its variable, default, current value and meaning."""
+    rows = [
+        (
+            f"LUXFLOW_{f.name.upper()}",
+            repr(f.default),
+            repr(getattr(settings, f.name)),
+            f.metadata["help"],
+        )
+        for f in fields(Settings)
+    ]
+    if args.markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
+        for name, default, _current, help_text in rows:
+            print(f"| `{name}` | `{default}` | {help_text} |")
+        return 0
+    for name, _default, current, help_text in rows:
+        print(f"{name:42} {current:24} {help_text}")
+    return 0
+
+
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     provision(settings, Clients(settings), shards=args.shards)
     print(f"ready: stream {settings.stream}, tables and Timestream database")
@@ -848,6 +898,10 @@ def parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--malformed", action="store_true", help="add malformed samples")
     simulate.set_defaults(run=cmd_simulate)
+
+    config = sub.add_parser("config", help="print every setting with its current value")
+    config.add_argument("--markdown", action="store_true", help="as the README's table")
+    config.set_defaults(run=cmd_config)
 
     setup = sub.add_parser("setup", help="create the stream, tables and Timestream database")
     setup.add_argument("--shards", type=int, default=None, help="also create the stream")
