@@ -97,6 +97,10 @@ class Settings:
         True,
         "Write points older than the memory retention to the magnetic store (else dead-letter).",
     )
+    timestream_common_attributes: bool = _setting(
+        True,
+        "Hoist attributes a batch shares into CommonAttributes; off for moto, which drops them.",
+    )
     initial_position: str = _setting(
         TRIM_HORIZON,
         "Where a shard without a checkpoint starts: TRIM_HORIZON, LATEST or AT_TIMESTAMP.",
@@ -371,6 +375,7 @@ def engine_factory(
                 magnetic_store_writes=settings.timestream_magnetic_writes,
                 now_ms=wall_clock_ms,
                 reject=reject_point,
+                common_attributes=settings.timestream_common_attributes,
             ),
         ]
         return ShardEngine(
@@ -725,6 +730,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             settings,
             endpoint_url=moto.endpoint,
             region="us-east-1",
+            timestream_common_attributes=False,
             idle_timeout_ms=3_000,
             checkpoint_interval_ms=2_000,
             poll_interval_ms=250,

@@ -136,6 +136,7 @@ class TimestreamSink:
         magnetic_store_writes: bool,
         now_ms: Callable[[], int],
         reject: Reject,
+        common_attributes: bool = True,
     ) -> None:
         if memory_retention_ms <= 0:
             raise ValueError("memory_retention_ms must be positive")
@@ -148,6 +149,8 @@ class TimestreamSink:
         self._magnetic_store_writes = magnetic_store_writes
         self._now_ms = now_ms
         self._reject = reject
+        # Off for emulators that drop CommonAttributes (moto): every record then stands alone.
+        self._common_attributes = common_attributes
         # Per table, in arrival order: (point, record).
         self._buffer: dict[str, list[tuple[TimePoint, Record]]] = {}
 
@@ -192,7 +195,10 @@ class TimestreamSink:
             self._buffer[table] = kept
 
     def _write_chunk(self, table: str, chunk: list[tuple[TimePoint, Record]]) -> None:
-        common, records = hoist_common([record for _, record in chunk])
+        if self._common_attributes:
+            common, records = hoist_common([record for _, record in chunk])
+        else:
+            common, records = {}, [record for _, record in chunk]
 
         def call() -> None:
             self.counters.calls += 1

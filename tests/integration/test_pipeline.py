@@ -4,12 +4,13 @@ HTTP to the moto server, with the worker run as a user runs it (the CLI, in a ch
 
 from __future__ import annotations
 
+import random
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -104,13 +105,20 @@ def test_every_injected_event_is_stored_once_and_bad_records_are_dead_lettered(
     assert len(points) == expected_points
 
 
+class Reference(NamedTuple):
+    params: SimParams
+    truth: GroundTruth
+    items: list[dict[str, Any]]
+    timestream: dict[Any, dict[str, Any]]
+
+
 @pytest.fixture(scope="module")
-def reference_items(
+def reference(
     moto_endpoint: str,
     aws: Callable[[str], Any],
     tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[SimParams, list[dict[str, Any]]]:
-    """The command model after one uninterrupted run: what every disturbed run must equal."""
+) -> Reference:
+    """DynamoDB and Timestream after one uninterrupted run: what every disturbed run must equal."""
     params = recent_params(sites=8, seed=23, hours=2)
     reference = Deployment(moto_endpoint, aws, "lx-reference", tmp_path_factory.mktemp("ref"))
     reference.setup(shards=4)
@@ -119,7 +127,7 @@ def reference_items(
     reference.run_worker_until_idle()
     items = reference.items()
     assert_matches_ground_truth(items, truth)
-    return params, items
+    return Reference(params, truth, items, reference.timestream_view())
 
 
 def send_in_background(
@@ -144,22 +152,39 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["graceful", "sigkill"])
 def test_a_worker_stopped_mid_stream_and_restarted_stores_exactly_the_uninterrupted_items(
-    deployment: Deployment,
-    reference_items: tuple[SimParams, list[dict[str, Any]]],
-    sig: signal.Signals,
+    deployment: Deployment, reference: Reference
 ) -> None:
-    params, expected = reference_items
-    simulation, _ = deployment.simulation(params)
-    records = list(simulation.records())
-    sender = send_in_background(deployment, records, records_per_s=2_500)
+    simulation, _ = deployment.simulation(reference.params)
+    sender = send_in_background(deployment, list(simulation.records()), records_per_s=2_500)
     worker = deployment.start_worker()
     wait_for(lambda: deployment.checkpointed_shards() >= 2)
-    deployment.stop(worker, sig)
+    deployment.stop(worker, signal.SIGTERM)
     sender.join()
     deployment.run_worker_until_idle()
-    assert deployment.items() == expected
+    assert deployment.items() == reference.items
+    assert deployment.timestream_view() == reference.timestream
+    assert deployment.dead_letters() == []
+
+
+@pytest.mark.chaos
+def test_sigkill_at_random_points_leaves_exactly_the_uninterrupted_contents(
+    deployment: Deployment, reference: Reference
+) -> None:
+    rng = random.Random(20261128)
+    simulation, _ = deployment.simulation(reference.params)
+    sender = send_in_background(deployment, list(simulation.records()), records_per_s=2_000)
+    kills = 0
+    for _ in range(3):
+        worker = deployment.start_worker()
+        time.sleep(rng.uniform(1.5, 4.0))
+        deployment.stop(worker, signal.SIGKILL)
+        kills += 1
+    sender.join()
+    deployment.run_worker_until_idle()
+    assert kills == 3
+    assert deployment.items() == reference.items
+    assert deployment.timestream_view() == reference.timestream
     assert deployment.dead_letters() == []
 
 
@@ -170,15 +195,14 @@ def test_a_split_and_a_merge_while_the_worker_runs_lose_and_repeat_nothing(
     aws: Callable[[str], Any],
     unique_name: Callable[[str], str],
     tmp_path: Path,
-    reference_items: tuple[SimParams, list[dict[str, Any]]],
+    reference: Reference,
 ) -> None:
     """On kinesalite: moto's Kinesis keeps routing records to a closed parent shard."""
     deployment = Deployment(
         moto_endpoint, aws, unique_name("lx"), tmp_path, kinesis_endpoint=kinesalite_endpoint
     )
     deployment.setup(shards=4)
-    params, expected = reference_items
-    simulation, _ = deployment.simulation(params)
+    simulation, _ = deployment.simulation(reference.params)
     records = list(simulation.records())
     half = len(records) // 2
     kinesis = deployment.aws("kinesis")
@@ -215,7 +239,10 @@ def test_a_split_and_a_merge_while_the_worker_runs_lose_and_repeat_nothing(
     deployment.stop(worker, signal.SIGTERM)
     deployment.run_worker_until_idle()
 
-    assert deployment.items() == expected
+    items = deployment.items()
+    assert_matches_ground_truth(items, reference.truth)
+    assert items == reference.items
+    assert deployment.timestream_view() == reference.timestream
     leases = deployment.leases()
     assert len(leases) == 4 + 2 + 1
     closed = [split["ShardId"], merge[0]["ShardId"], merge[1]["ShardId"]]
@@ -233,3 +260,14 @@ def _active(kinesis: Any, stream: str) -> bool:
         "StreamStatus"
     ]
     return status == "ACTIVE"
+
+
+def test_a_silent_site_still_gets_its_last_hourly_report(deployment: Deployment) -> None:
+    """One site, one hour, then silence: no later event time ever closes that hour, so its
+    reports can only come from the idle close (processing time)."""
+    simulation, truth = deployment.simulation(recent_params(sites=1, hours=1, fault_count=0))
+    deployment.send(simulation.records())
+    deployment.run_worker_until_idle()
+    usage = by_type(deployment.items(), "usage_report")
+    assert len(usage) == len(truth.usage) == len(simulation.assets)
+    assert {u["window_start_ms"] for u in usage} == {truth.params.start_ms}

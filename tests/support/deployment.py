@@ -22,6 +22,7 @@ from sinks.deadletter import read_dead_letters
 from streams.localaws import emulator_env
 from streams.producer import Producer
 from streams.records import DeadLetter
+from tests.support.timestream import latest_by_identity, stored_records
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR_MS = 3_600_000
@@ -93,6 +94,7 @@ class Deployment:
             "LUXFLOW_POLL_INTERVAL_MS": "200",
             "LUXFLOW_FAILOVER_MS": "3000",
             "LUXFLOW_SHARD_SYNC_INTERVAL_MS": "1000",
+            "LUXFLOW_TIMESTREAM_COMMON_ATTRIBUTES": "false",
             "LUXFLOW_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
         }
@@ -198,6 +200,14 @@ class Deployment:
         return sum(
             1 for lease in self.leases().values() if str(lease.get("checkpoint", "")).isdigit()
         )
+
+    def timestream_view(self) -> dict[Any, dict[str, Any]]:
+        """Timestream's view of both tables: one record per identity, highest version."""
+        database = self.env["LUXFLOW_TIMESTREAM_DATABASE"]
+        view: dict[Any, dict[str, Any]] = {}
+        for table in ("events", "usage"):
+            view.update(latest_by_identity(table, stored_records(self.endpoint, database, table)))
+        return view
 
     def timestream_points(self) -> list[dict[str, Any]]:
         import urllib.request
