@@ -33,8 +33,9 @@ from sinks.provision import ensure_command_table, ensure_dead_letter_table, ensu
 from sinks.timestream import TimestreamSink
 from streams.app import App
 from streams.checkpoints import Checkpointer
-from streams.engine import EngineConfig, ShardEngine, wall_clock_ms
+from streams.engine import EngineConfig, Lineage, ShardEngine, wall_clock_ms
 from streams.errors import ConfigError, LuxflowError, ReplayRefusedError
+from streams.kinesis import partition_hash
 from streams.leases import LeaseTable
 from streams.local_runner import LocalRunner, LocalRunnerConfig
 from streams.records import AT_TIMESTAMP, TRIM_HORIZON, DeadLetter
@@ -341,7 +342,11 @@ def build_app(settings: Settings, registry: Registry) -> App:
 
 
 def engine_factory(
-    settings: Settings, clients: Clients, app: App, state_store: StateStore
+    settings: Settings,
+    clients: Clients,
+    app: App,
+    state_store: StateStore,
+    lineage: Callable[[str], Lineage] | None = None,
 ) -> Callable[[str, Checkpointer], ShardEngine]:
     memory_retention_ms = settings.timestream_memory_retention_hours * HOUR_MS
 
@@ -389,6 +394,7 @@ def engine_factory(
                 checkpoint_interval_ms=settings.checkpoint_interval_ms,
                 idle_timeout_ms=settings.idle_timeout_ms,
             ),
+            lineage=lineage(shard_id) if lineage is not None else Lineage(),
         )
 
     return build
@@ -504,13 +510,10 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    clients = Clients(settings)
     if args.runner == "kcl":
-        from streams.kcl.daemon import run_daemon
-
-        return run_daemon(settings_for_kcl(settings), jars_dir=args.jars)
+        return run_kcl_daemon(args, settings)
     stop_when_idle_ms = args.stop_when_idle_s * 1000 if args.stop_when_idle_s else None
-    runner = run_local_worker(settings, clients, stop_when_idle_ms=stop_when_idle_ms)
+    runner = run_local_worker(settings, Clients(settings), stop_when_idle_ms=stop_when_idle_ms)
     if runner.errors:
         for error in runner.errors:
             log.error("%s", error)
@@ -518,15 +521,33 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def settings_for_kcl(settings: Settings) -> dict[str, str]:
-    return {
-        "stream": settings.stream,
-        "app_name": settings.app_name,
-        "region": settings.region,
-        "endpoint_url": settings.endpoint_url,
-        "initial_position": settings.initial_position,
-        "failover_ms": str(settings.failover_ms),
-    }
+def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the daemon's properties from the settings and run it; it starts one
+    `luxflow kcl-processor` per leased shard."""
+    import tempfile
+
+    from streams.kcl import KclSettings, run_daemon
+
+    if settings.initial_position == AT_TIMESTAMP:
+        raise ConfigError(
+            "the KCL runner starts new leases at TRIM_HORIZON or LATEST; "
+            "use `luxflow replay --from <time>` to replay from a timestamp"
+        )
+    kcl = KclSettings(
+        stream_name=settings.stream,
+        application_name=settings.app_name,
+        region=settings.region,
+        executable=[sys.executable, "-m", "app", "kcl-processor"],
+        initial_position=settings.initial_position,
+        kinesis_endpoint=settings.kinesis_endpoint_url or settings.endpoint_url or None,
+        dynamodb_endpoint=settings.endpoint_url or None,
+        worker_id=settings.owner,
+        failover_time_ms=settings.failover_ms,
+        lease_assignment_interval_ms=args.lease_assignment_interval_ms or None,
+        worker_metrics_report_interval_ms=args.worker_metrics_interval_ms or None,
+    )
+    properties = Path(tempfile.gettempdir()) / f"luxflow-{settings.app_name}.properties"
+    return run_daemon(kcl, jars_dir=args.jars, properties_path=properties)
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -703,13 +724,21 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_kcl_processor(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.kcl.bridge import run_processor
+    from streams.kcl import run_processor
 
     clients = Clients(settings)
     app = build_app(settings, load_registry(settings.registry_file))
     store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
-    run_processor(engine_factory(settings, clients, app, store))
-    return 0
+    leases = LeaseTable(clients.dynamodb, settings.app_name)
+
+    def lineage(shard_id: str) -> Lineage:
+        # The protocol's initialize names no parents: the lease table does.
+        lease = leases.get(shard_id)
+        if lease is None:
+            return Lineage()
+        return Lineage(lease.parent_ids, lambda pk: lease.owns(partition_hash(pk)))
+
+    return run_processor(engine_factory(settings, clients, app, store, lineage))
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -888,6 +917,18 @@ def parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="consume the stream (local runner or KCL daemon)")
     worker.add_argument("--runner", choices=["local", "kcl"], default="local")
     worker.add_argument("--jars", default=".jars", help="KCL jars directory (--runner kcl)")
+    worker.add_argument(
+        "--lease-assignment-interval-ms",
+        type=int,
+        default=0,
+        help="KCL 3: how often the leader assigns leases (default: the KCL's, 2 x failover)",
+    )
+    worker.add_argument(
+        "--worker-metrics-interval-ms",
+        type=int,
+        default=0,
+        help="KCL 3: how often workers report metrics for lease balancing (default 30 s)",
+    )
     worker.add_argument(
         "--stop-when-idle-s",
         type=int,

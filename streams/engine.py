@@ -56,6 +56,15 @@ class EngineConfig:
     idle_timeout_ms: int = 60_000
 
 
+@dataclass(frozen=True)
+class Lineage:
+    """Where a new shard's state comes from: its parents (after a split or merge) and the
+    partition keys of their state it keeps (its own hash range)."""
+
+    parent_shard_ids: tuple[str, ...] = ()
+    keep: Callable[[str], bool] = lambda _pk: True
+
+
 class ShardEngine:
     """Processes one shard. Not thread-safe: one thread (or process) drives one engine."""
 
@@ -70,8 +79,10 @@ class ShardEngine:
         checkpointer: Checkpointer,
         config: EngineConfig = EngineConfig(),
         now_ms: Callable[[], int] = wall_clock_ms,
+        lineage: Lineage = Lineage(),
     ) -> None:
         self.app = app
+        self._lineage = lineage
         self.shard_id = shard_id
         self._decode = app.decoder
         self._sinks = tuple(sinks)
@@ -92,13 +103,11 @@ class ShardEngine:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(
-        self,
-        parent_shard_ids: Sequence[str] = (),
-        keep: Callable[[str], bool] | None = None,
-    ) -> Position | None:
+    def start(self, lineage: Lineage | None = None) -> Position | None:
         """Load this shard's snapshot, or on a split or merge its parents' final snapshots
-        filtered by `keep(partition_key)`. Returns the position the state already includes."""
+        filtered by the lineage's `keep(partition_key)` (the lineage given here, else the one
+        given at construction). Returns the position the state already includes."""
+        lineage = lineage or self._lineage
         own = self._store.load(self.shard_id)
         if own is not None:
             self.state.restore([own.data], lambda _pk: True)
@@ -107,13 +116,15 @@ class ShardEngine:
             log.info("shard %s: state restored at %s", self.shard_id, own.position)
             return own.position
         blobs = []
-        for parent in parent_shard_ids:
+        for parent in lineage.parent_shard_ids:
             snap = self._store.load(parent)
             if snap is not None:
                 blobs.append(snap.data)
         if blobs:
-            self.state.restore(blobs, keep or (lambda _pk: True))
-            log.info("shard %s: state taken from parents %s", self.shard_id, parent_shard_ids)
+            self.state.restore(blobs, lineage.keep)
+            log.info(
+                "shard %s: state taken from parents %s", self.shard_id, lineage.parent_shard_ids
+            )
         return None
 
     def process(self, records: Sequence[Record]) -> None:
@@ -258,4 +269,4 @@ class ShardEngine:
         self._last_blob = blob
 
 
-__all__ = ["EngineConfig", "EngineCounters", "LuxflowError", "ShardEngine"]
+__all__ = ["EngineConfig", "EngineCounters", "Lineage", "LuxflowError", "ShardEngine"]

@@ -9,6 +9,7 @@ sequence numbers straight to int), before botocore's parser sees it.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
@@ -54,6 +55,11 @@ def install_fast_get_records(client: Any) -> None:
     client.meta.events.register_first(
         "before-parse.kinesis.GetRecords", _parse_get_records, unique_id="luxflow-fast-records"
     )
+
+
+def partition_hash(partition_key: str) -> int:
+    """Kinesis maps a partition key to a shard by the MD5 of its UTF-8 bytes, as a 128-bit int."""
+    return int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big")
 
 
 class ShardInfo(msgspec.Struct, frozen=True):

@@ -32,6 +32,13 @@ class Lease(msgspec.Struct, frozen=True):
     parent_ids: tuple[str, ...] = ()
     owner_switches: int = 0
     at_timestamp_ms: int | None = None
+    hash_range: tuple[int, int] | None = None
+
+    def owns(self, hash_key: int) -> bool:
+        """Whether a record with this hash key belongs to the shard (True if unknown)."""
+        if self.hash_range is None:
+            return True
+        return self.hash_range[0] <= hash_key <= self.hash_range[1]
 
     @property
     def finished(self) -> bool:
@@ -47,6 +54,7 @@ def _parse(item: dict[str, Any]) -> Lease:
         sub = int(item.get("checkpointSubSequenceNumber", {}).get("N", "0"))
         checkpoint = Position(int(raw), sub)
     at_ts = item.get(AT_TIMESTAMP_MS_ATTR, {}).get("N")
+    low, high = item.get("startingHashKey", {}).get("S"), item.get("endingHashKey", {}).get("S")
     return Lease(
         shard_id=item["leaseKey"]["S"],
         checkpoint=checkpoint,
@@ -55,6 +63,7 @@ def _parse(item: dict[str, Any]) -> Lease:
         parent_ids=tuple(sorted(item.get("parentShardId", {}).get("SS", []))),
         owner_switches=int(item.get("ownerSwitchesSinceCheckpoint", {}).get("N", "0")),
         at_timestamp_ms=int(at_ts) if at_ts is not None else None,
+        hash_range=(int(low), int(high)) if low is not None and high is not None else None,
     )
 
 
@@ -116,6 +125,19 @@ class LeaseTable:
             if "LastEvaluatedKey" not in page:
                 return leases
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get(self, shard_id: str) -> Lease | None:
+        try:
+            response = self._call(
+                self._client.get_item,
+                TableName=self.table_name,
+                Key={"leaseKey": {"S": shard_id}},
+                ConsistentRead=True,
+            )
+        except ClientError as exc:
+            raise CheckpointError(f"cannot read lease {shard_id}: {exc}") from exc
+        item = response.get("Item")
+        return _parse(item) if item is not None else None
 
     # -- writes --------------------------------------------------------------------------
 

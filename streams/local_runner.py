@@ -8,7 +8,6 @@ can take over from this one and the reverse.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -17,20 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.checkpoints import Checkpointer
-from streams.engine import EngineCounters, ShardEngine
+from streams.engine import EngineCounters, Lineage, ShardEngine
 from streams.errors import LeaseLostError, LuxflowError
-from streams.kinesis import ShardInfo, ShardReader, list_shards
+from streams.kinesis import ShardInfo, ShardReader, list_shards, partition_hash
 from streams.leases import Lease, LeaseCheckpointer, LeaseTable
 from streams.records import AT_TIMESTAMP, SHARD_END, Position
 
 log = logging.getLogger(__name__)
 
 EngineFactory = Callable[[str, Checkpointer], ShardEngine]
-
-
-def partition_hash(partition_key: str) -> int:
-    """Kinesis maps a partition key to a shard by the MD5 of its UTF-8 bytes, as a 128-bit int."""
-    return int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big")
 
 
 @dataclass(frozen=True)
@@ -203,7 +197,7 @@ class LocalRunner:
         engine = self._engine_factory(shard_id, self._checkpointer)
         progress.counters = engine.counters
         try:
-            engine.start(parent_ids, keep=lambda pk: shard.owns(partition_hash(pk)))
+            engine.start(Lineage(parent_ids, lambda pk: shard.owns(partition_hash(pk))))
             reader = ShardReader(
                 self._kinesis,
                 self._stream,

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from domain.simulator import GroundTruth, SimParams
-from streams.local_runner import partition_hash
+from streams.kinesis import partition_hash
 from tests.support.deployment import Deployment, recent_params
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import pytest
 from sinks.memory import InMemorySink
 from streams.app import App
 from streams.checkpoints import RecordingCheckpointer
-from streams.engine import EngineConfig, ShardEngine
+from streams.engine import EngineConfig, Lineage, ShardEngine
 from streams.errors import SinkError
 from streams.records import SHARD_END, DeadLetter, Position, Record
 from streams.stream import Stream
@@ -165,7 +165,7 @@ def test_shard_end_hands_state_to_the_children_by_hash_range() -> None:
         checkpointer=checkpointer,
         now_ms=clock,
     )
-    child.start([SHARD], keep=lambda pk: pk == "site-2")
+    child.start(Lineage((SHARD,), lambda pk: pk == "site-2"))
     child.process([Record("shardId-000000000001", 10, 0, "site-2", b"b=3", 2_000)])
     child.process([Record("shardId-000000000001", 11, 0, "site-1", b"a=5", 2_001)])
     child.checkpoint()
