@@ -514,6 +514,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         return run_kcl_daemon(args, settings)
     stop_when_idle_ms = args.stop_when_idle_s * 1000 if args.stop_when_idle_s else None
     runner = run_local_worker(settings, Clients(settings), stop_when_idle_ms=stop_when_idle_ms)
+    counters = [p.counters for p in runner.progress.values()]
+    print(
+        f"luxflow worker: {sum(c.records for c in counters)} records read, "
+        f"{sum(c.bad_records + c.late_records for c in counters)} dead-lettered, "
+        f"{sum(c.skipped_already_applied for c in counters)} skipped as already applied, "
+        f"{sum(c.outputs for c in counters)} outputs, {len(counters)} shards",
+        file=sys.stderr,
+    )
     if runner.errors:
         for error in runner.errors:
             log.error("%s", error)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +18,7 @@ import pytest
 
 from domain.simulator import GroundTruth, SimParams
 from streams.kinesis import partition_hash
-from tests.support.deployment import Deployment, recent_params
+from tests.support.deployment import ROOT, Deployment, recent_params
 
 pytestmark = pytest.mark.integration
 
@@ -271,3 +273,50 @@ def test_a_silent_site_still_gets_its_last_hourly_report(deployment: Deployment)
     usage = by_type(deployment.items(), "usage_report")
     assert len(usage) == len(truth.usage) == len(simulation.assets)
     assert {u["window_start_ms"] for u in usage} == {truth.params.start_ms}
+
+
+def test_replay_reads_everything_again_and_changes_nothing(
+    deployment: Deployment, reference: Reference
+) -> None:
+    simulation, _ = deployment.simulation(reference.params)
+    total = deployment.send(simulation.records())
+    assert deployment.run_worker_until_idle() == total
+    before = deployment.items(), deployment.timestream_view()
+
+    deployment.luxflow("replay", "--from", "trim-horizon", "--yes")
+    assert {lease["checkpoint"] for lease in deployment.leases().values()} == {"TRIM_HORIZON"}
+    assert deployment.run_worker_until_idle() == total
+
+    assert (deployment.items(), deployment.timestream_view()) == before
+    assert before[0] == reference.items
+
+
+def test_replay_refuses_without_yes_and_while_a_worker_runs(deployment: Deployment) -> None:
+    simulation, _ = deployment.simulation(recent_params(sites=1, hours=1))
+    deployment.send(simulation.records())
+    deployment.run_worker_until_idle()
+    refused = subprocess.run(
+        [sys.executable, "-m", "app", "replay", "--from", "trim-horizon"],
+        cwd=ROOT,
+        env=deployment.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "run again with --yes" in refused.stderr
+
+    worker = deployment.start_worker()
+    wait_for(lambda: any("leaseOwner" in lease for lease in deployment.leases().values()))
+    live = subprocess.run(
+        [sys.executable, "-m", "app", "replay", "--from", "trim-horizon", "--yes"],
+        cwd=ROOT,
+        env=deployment.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    deployment.stop(worker)
+    assert live.returncode == 2
+    assert "workers are running" in live.stderr

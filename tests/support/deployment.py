@@ -5,6 +5,7 @@ the `luxflow` CLI in child processes, with LUXFLOW_* settings and unique resourc
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,8 +160,12 @@ class Deployment:
             text=True,
         )
 
-    def run_worker_until_idle(self, quiet_s: int = 5) -> None:
-        self.luxflow("worker", "--stop-when-idle-s", str(quiet_s))
+    def run_worker_until_idle(self, quiet_s: int = 5) -> int:
+        """Run `luxflow worker` until every shard is quiet; returns the records it read."""
+        result = self.luxflow("worker", "--stop-when-idle-s", str(quiet_s))
+        match = re.search(r"luxflow worker: (\d+) records read", result.stderr)
+        assert match is not None, result.stderr[-2000:]
+        return int(match.group(1))
 
     def stop(self, worker: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
         worker.send_signal(sig)
