@@ -554,7 +554,9 @@ def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
         lease_assignment_interval_ms=args.lease_assignment_interval_ms or None,
         worker_metrics_report_interval_ms=args.worker_metrics_interval_ms or None,
     )
-    properties = Path(tempfile.gettempdir()) / f"luxflow-{settings.app_name}.properties"
+    properties = (
+        Path(tempfile.gettempdir()) / f"luxflow-{settings.app_name}-{settings.owner}.properties"
+    )
     return run_daemon(kcl, jars_dir=args.jars, properties_path=properties)
 
 
