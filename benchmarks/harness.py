@@ -97,9 +97,12 @@ def build_engine(
     shard_id: str,
     counters: RequestCounters,
     clock: Callable[[], int],
+    *,
+    with_sinks: bool = True,
 ) -> ShardEngine:
     """One shard's engine, wired like `app.engine_factory` but with in-memory clients, an
-    in-memory state store and checkpointer. Dead letters stay in memory (the input has none)."""
+    in-memory state store and checkpointer. Dead letters stay in memory (the input has none).
+    `with_sinks=False` leaves the outputs unwritten (to measure the engine alone)."""
     backoff = Backoff(sleep=lambda _s: None)
     sinks: list[Sink] = [
         DynamoDBSink(NullDynamoDB(counters), "luxflow-model", views.command_writes, backoff),
@@ -114,6 +117,8 @@ def build_engine(
             reject=lambda _point, _reason: None,
         ),
     ]
+    if not with_sinks:
+        sinks = []
     return ShardEngine(
         app,
         shard_id,

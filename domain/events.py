@@ -47,7 +47,12 @@ class Fault(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="fault"
 class EnergySpike(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="energy_spike"):
     """A closed spike episode: power above ``threshold_w`` from ``started_at_ms`` (first reading
     above) until ``ended_at_ms`` (first reading back at or below). ``excess_wh`` is the energy
-    above the threshold, integrated like usage (left rectangle, gaps contribute nothing)."""
+    above the threshold, integrated like usage (left rectangle, gaps contribute nothing).
+
+    ``rule`` names the rule that fired (``domain.rules.SPIKE_RULE``, ``BASELINE_RULE``,
+    ``domain.site.SITE_DEMAND_RULE``). ``level="site"`` is a site's demand spike: its
+    ``building_id``, ``room_id`` and ``asset_id`` are empty, times are minute bounds.
+    """
 
     site_id: str
     building_id: str
@@ -59,18 +64,27 @@ class EnergySpike(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="
     threshold_w: float
     excess_wh: float
     rule: str
+    level: Literal["asset", "site"] = "asset"
 
     @property
     def event_id(self) -> str:
-        """Identity: asset, rule and ``started_at_ms``."""
-        return make_event_id("energy_spike", self.asset_id, self.rule, self.started_at_ms)
+        """Identity: asset (or, for ``level="site"``, the site), rule and ``started_at_ms``."""
+        if self.level == "asset":
+            return make_event_id("energy_spike", self.asset_id, self.rule, self.started_at_ms)
+        return make_event_id("energy_spike", self.level, self.site_id, self.rule, self.started_at_ms)
+
+
+UsageLevel = Literal["asset", "room", "building", "site"]
 
 
 class UsageReport(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="usage_report"):
-    """Energy of one asset in the window ``[window_start_ms, window_end_ms)``.
+    """Energy of one asset, room, building or site (``level``) in the window
+    ``[window_start_ms, window_end_ms)`` (hourly or daily: ``window_ms``).
 
-    ``covered_ms`` is the part of the window backed by consecutive readings (gaps excluded);
-    ``coverage = covered_ms / (window_end_ms - window_start_ms)``.
+    Ids below the level are empty (a room's report has ``asset_id=""``).
+    ``covered_ms`` is the asset-time backed by consecutive readings (gaps excluded), summed over
+    the assets of the scope; ``coverage = covered_ms / (assets * window_ms)``, so an asset that
+    is silent shows as reduced coverage, never as energy that was silently zero.
     """
 
     site_id: str
@@ -82,13 +96,27 @@ class UsageReport(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="
     kwh: float
     covered_ms: int
     coverage: float
-    level: Literal["asset"] = "asset"
+    level: UsageLevel = "asset"
+
+    @property
+    def window_ms(self) -> int:
+        return self.window_end_ms - self.window_start_ms
 
     @property
     def event_id(self) -> str:
-        """Identity: level, asset and window bounds."""
+        """Identity: level, the scope's ids and window bounds (the bounds carry the window size)."""
+        if self.level == "asset":
+            return make_event_id(
+                "usage_report", self.level, self.asset_id, self.window_start_ms, self.window_end_ms
+            )
         return make_event_id(
-            "usage_report", self.level, self.asset_id, self.window_start_ms, self.window_end_ms
+            "usage_report",
+            self.level,
+            self.site_id,
+            self.building_id,
+            self.room_id,
+            self.window_start_ms,
+            self.window_end_ms,
         )
 
 
