@@ -23,6 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from streams.errors import ConfigError
 
@@ -40,45 +41,38 @@ def free_port() -> int:
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class MotoServer:
-    """A `moto_server` child process on 127.0.0.1; a context manager.
+class ChildServer:
+    """An emulator in a child process on a free 127.0.0.1 port; a context manager.
 
-    `endpoint` is the URL to give boto3 as `endpoint_url` for every service.
-    With `http2=True` the server is hypercorn (HTTP/1.1 and h2c on the same port), which the
-    KCL daemon needs; `log_path` keeps the server's output there instead of discarding it.
+    Subclasses say how to start it (`command`) and how to tell it is ready (`ready`).
+    `endpoint` is the URL to give boto3 as `endpoint_url`.
     """
+
+    name = "emulator"
 
     def __init__(
         self,
         port: int | None = None,
         start_timeout_s: float = 30.0,
         *,
-        http2: bool = False,
         log_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.endpoint = f"http://{LOOPBACK}:{self.port}"
-        self.http2 = http2
         self._log_path = log_path
         self._start_timeout_s = start_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> MotoServer:
-        try:
-            import moto.server  # noqa: F401  (fail here, clearly, when the extra is missing)
-        except ImportError as exc:
-            raise ConfigError(
-                "emulated AWS needs the 'emulators' extra: pip install 'luxflow[emulators]'"
-            ) from exc
-        env = dict(os.environ, MOTO_ALLOW_NONEXISTENT_REGION="true")
-        if self.http2:
-            import hypercorn  # noqa: F401  (same reason as above)
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment of the child process."""
+        raise NotImplementedError
 
-            pythonpath = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p)
-            env["PYTHONPATH"] = pythonpath
-            command = [sys.executable, "-m", "streams.localaws", "--port", str(self.port)]
-        else:
-            command = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)]
+    def ready(self) -> bool:
+        """True once the server answers; may raise OSError while it does not."""
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        command, env = self.command()
         log = open(self._log_path, "ab") if self._log_path else None  # noqa: SIM115
         try:
             self._process = subprocess.Popen(
@@ -93,13 +87,13 @@ class MotoServer:
         deadline = time.monotonic() + self._start_timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise ConfigError(f"moto server exited with code {self._process.returncode}")
+                raise ConfigError(f"{self.name} exited with code {self._process.returncode}")
             with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
-                return self
+                if self.ready():
+                    return self
             time.sleep(0.1)
         self.stop()
-        raise ConfigError(f"moto server did not answer on {self.endpoint} within the timeout")
+        raise ConfigError(f"{self.name} did not answer on {self.endpoint} within the timeout")
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -111,7 +105,7 @@ class MotoServer:
                 self._process.wait()
         self._process = None
 
-    def __enter__(self) -> MotoServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -121,6 +115,48 @@ class MotoServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class MotoServer(ChildServer):
+    """moto server (Kinesis, DynamoDB, Timestream, ...) in a child process.
+
+    With `http2=True` the server is hypercorn (HTTP/1.1 and h2c on the same port), which the
+    KCL daemon needs; `log_path` keeps the server's output there instead of discarding it.
+    """
+
+    name = "moto server"
+
+    def __init__(
+        self,
+        port: int | None = None,
+        start_timeout_s: float = 30.0,
+        *,
+        http2: bool = False,
+        log_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(port, start_timeout_s, log_path=log_path)
+        self.http2 = http2
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        try:
+            import moto.server  # noqa: F401  (fail here, clearly, when the extra is missing)
+        except ImportError as exc:
+            raise ConfigError(
+                "emulated AWS needs the 'emulators' extra: pip install 'luxflow[emulators]'"
+            ) from exc
+        env = dict(os.environ, MOTO_ALLOW_NONEXISTENT_REGION="true")
+        if not self.http2:
+            return [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)], env
+        import hypercorn  # noqa: F401  (same reason as above)
+
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p
+        )
+        return [sys.executable, "-m", "streams.localaws", "--port", str(self.port)], env
+
+    def ready(self) -> bool:
+        urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()
+        return True
 
 
 def emulator_env(endpoint: str) -> dict[str, str]:
