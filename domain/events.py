@@ -71,7 +71,9 @@ class EnergySpike(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="
         """Identity: asset (or, for ``level="site"``, the site), rule and ``started_at_ms``."""
         if self.level == "asset":
             return make_event_id("energy_spike", self.asset_id, self.rule, self.started_at_ms)
-        return make_event_id("energy_spike", self.level, self.site_id, self.rule, self.started_at_ms)
+        return make_event_id(
+            "energy_spike", self.level, self.site_id, self.rule, self.started_at_ms
+        )
 
 
 UsageLevel = Literal["asset", "room", "building", "site"]

@@ -6,9 +6,13 @@ Command model, one table with string keys ``pk``/``sk``, designed from access pa
 - current state of an asset: ``ASSET#<asset>`` / ``STATE``; GetItem.
 - open faults of a building: ``gsi1pk = OPENFAULT#<site>#<building>``; Query on gsi1 (sparse).
 - all faults of a building: ``BLDG#<site>#<building>`` / ``FAULT#...``; Query, begins_with.
-- spikes of a site in the last day: ``SPIKE#<site>`` / ``<started_at_ms>#<asset>``; sk >= cutoff.
-- usage of a room for a day: ``USAGE#<site>#<building>#<room>`` / ``<window_start_ms>#<asset>``;
-  Query sk between.
+- spikes of a site in the last day: ``SPIKE#<site>`` / ``<started_at_ms>#<asset>`` (a site's
+  demand spike: ``<started_at_ms>#SITE#<rule>``); sk >= cutoff.
+- usage, one partition per scope: ``USAGE#<site>#<building>#<room>`` holds the room's and its
+  assets' reports, ``USAGE#<site>#<building>`` the building's, ``USAGE#<site>`` the site's;
+  sk ``<level>#<window>#<window_start_ms>#<id>`` with window ``1h`` or ``1d``. "Usage of a
+  room for a day" is one Query: pk ``USAGE#s#b#r``, sk ``= room#1d#<day_start>#r`` for the total,
+  or sk between ``asset#1h#<day_start>`` and ``asset#1h#<day_end>`` for its assets' hours.
 
 Times in sort keys are zero-padded to 13 digits so string order is time order (until 2286).
 Every item has ``type``, ``event_id`` and the event's fields. ``None`` values are part of the
@@ -77,6 +81,34 @@ def fault_sk(fault: Fault) -> str:
     return f"FAULT#{fault.opened_at_ms:013d}#{fault.asset_id}#{fault.code}"
 
 
+def window_name(window_ms: int) -> str:
+    """``1h``, ``1d``, else ``<n>ms``: the window part of usage keys and measure names."""
+    if window_ms == 3_600_000:
+        return "1h"
+    if window_ms == 86_400_000:
+        return "1d"
+    return f"{window_ms}ms"
+
+
+def usage_key(report: UsageReport) -> tuple[str, str]:
+    """``(pk, sk)`` of a usage report; see the module docstring."""
+    level = report.level
+    if level in ("asset", "room"):
+        pk = f"USAGE#{report.site_id}#{report.building_id}#{report.room_id}"
+    elif level == "building":
+        pk = f"USAGE#{report.site_id}#{report.building_id}"
+    else:
+        pk = f"USAGE#{report.site_id}"
+    subject = {
+        "asset": report.asset_id,
+        "room": report.room_id,
+        "building": report.building_id,
+        "site": report.site_id,
+    }[level]
+    window = window_name(report.window_ms)
+    return pk, f"{level}#{window}#{report.window_start_ms:013d}#{subject}"
+
+
 def command_writes(event: object) -> list[CommandWrite]:
     """The command-table items of an event; an empty list for objects it does not know.
 
@@ -84,8 +116,10 @@ def command_writes(event: object) -> list[CommandWrite]:
     - ``Fault``: ``BLDG#<site>#<building>``/``FAULT#<opened_at_ms:013d>#<asset>#<code>``; while
       open also ``gsi1pk=OPENFAULT#<site>#<building>`` and ``gsi1sk=sk`` (a cleared fault has
       neither, so it leaves the sparse index). Conditional on ``revision`` (open 1, cleared 2).
-    - ``EnergySpike``: ``SPIKE#<site>``/``<started_at_ms:013d>#<asset>``.
-    - ``UsageReport``: ``USAGE#<site>#<building>#<room>``/``<window_start_ms:013d>#<asset>``.
+    - ``EnergySpike``: ``SPIKE#<site>``/``<started_at_ms:013d>#<asset>``; a site-level spike
+      ``<started_at_ms:013d>#SITE#<rule>``.
+    - ``UsageReport``: ``usage_key`` (pk by scope, sk ``<level>#<window>#<start:013d>#<id>``),
+      with ``window_ms`` in the item.
     """
     if isinstance(event, AssetState):
         item = _row(f"ASSET#{event.asset_id}", "STATE", event)
@@ -99,22 +133,31 @@ def command_writes(event: object) -> list[CommandWrite]:
             item["gsi1sk"] = sk
         return [CommandWrite(item, "revision")]
     if isinstance(event, EnergySpike):
-        sk = f"{event.started_at_ms:013d}#{event.asset_id}"
+        subject = event.asset_id if event.level == "asset" else f"SITE#{event.rule}"
+        sk = f"{event.started_at_ms:013d}#{subject}"
         return [CommandWrite(_row(f"SPIKE#{event.site_id}", sk, event))]
     if isinstance(event, UsageReport):
-        pk = f"USAGE#{event.site_id}#{event.building_id}#{event.room_id}"
-        sk = f"{event.window_start_ms:013d}#{event.asset_id}"
-        return [CommandWrite(_row(pk, sk, event))]
+        pk, sk = usage_key(event)
+        item = _row(pk, sk, event)
+        item["window_ms"] = event.window_ms
+        return [CommandWrite(item)]
     return []
 
 
 def _dimensions(event: Fault | EnergySpike | UsageReport) -> dict[str, str]:
-    return {
+    """Ids as dimensions; empty ids (above-asset scopes) are left out, as Timestream refuses
+    empty dimension values, and such scopes carry a ``level`` dimension instead."""
+    dimensions = {
         "site": event.site_id,
         "building": event.building_id,
         "room": event.room_id,
         "asset": event.asset_id,
     }
+    if isinstance(event, Fault) or event.level == "asset":
+        return dimensions
+    dimensions = {name: value for name, value in dimensions.items() if value}
+    dimensions["level"] = event.level
+    return dimensions
 
 
 def time_points(event: object) -> list[TimePoint]:
@@ -124,7 +167,8 @@ def time_points(event: object) -> list[TimePoint]:
     - ``Fault`` open: table ``events``, measure ``fault_opened`` at ``opened_at_ms``;
       cleared: measure ``fault_cleared`` at ``cleared_at_ms`` (with ``duration_ms``).
     - ``EnergySpike``: ``events``, measure ``energy_spike`` at ``started_at_ms``.
-    - ``UsageReport``: ``usage``, measure ``usage`` at ``window_start_ms``.
+    - ``UsageReport``: ``usage``, measure ``usage`` (hourly) or ``usage_<window>`` (e.g.
+      ``usage_1d``) at ``window_start_ms``; scopes above the asset have a ``level`` dimension.
     """
     if isinstance(event, Fault):
         measures: dict[str, MeasureValue] = {
@@ -167,7 +211,11 @@ def time_points(event: object) -> list[TimePoint]:
             "coverage": event.coverage,
             "window_end_ms": event.window_end_ms,
         }
+        window = window_name(event.window_ms)
+        measure_name = "usage" if window == "1h" else f"usage_{window}"
         return [
-            TimePoint(USAGE_TABLE, _dimensions(event), "usage", measures, event.window_start_ms)
+            TimePoint(
+                USAGE_TABLE, _dimensions(event), measure_name, measures, event.window_start_ms
+            )
         ]
     return []

@@ -40,7 +40,7 @@ def run(readings: list[Reading], limits: Limits = LIMITS) -> tuple[AssetRuleStat
 
 def test_first_reading_starts_state_without_events() -> None:
     state, events = step(None, reading(1000, 42.0), LIMITS)
-    assert state == AssetRuleState(1000, 42.0, None, None)
+    assert state == AssetRuleState(1000, 42.0, None, None, *IDS, last_on=True)
     assert events == []
 
 
@@ -105,7 +105,7 @@ def test_spike_and_fault_in_the_same_step() -> None:
         Fault(*IDS, "E1", 0, "cleared", 60_000),
         EnergySpike(*IDS, 0, 60_000, 150.0, 100.0, 50 * 60_000 / 3_600_000, SPIKE_RULE),
     ]
-    assert state == AssetRuleState(60_000, 40.0, None, None)
+    assert state == AssetRuleState(60_000, 40.0, None, None, *IDS, last_on=True)
 
 
 @pytest.mark.parametrize("ts_ms", [59_999, 60_000])

@@ -110,6 +110,7 @@ def test_spike_row_and_point() -> None:
                 "threshold_w": 100.0,
                 "excess_wh": 3.0,
                 "rule": "rule-1",
+                "level": "asset",
             },
             None,
         )
@@ -139,7 +140,7 @@ def test_usage_row_and_point() -> None:
         CommandWrite(
             {
                 "pk": "USAGE#s#b#r",
-                "sk": "0000003600000#a",
+                "sk": "asset#1h#0000003600000#a",
                 "type": "usage_report",
                 "event_id": event.event_id,
                 **IDS,
@@ -149,6 +150,7 @@ def test_usage_row_and_point() -> None:
                 "covered_ms": 2_700_000,
                 "coverage": 0.75,
                 "level": "asset",
+                "window_ms": 3_600_000,
             },
             None,
         )
