@@ -133,16 +133,18 @@ class ShardEngine:
         state.activate()
         decode = self._decode
         outputs = self._outputs
-        applied_until = self._applied_until
+        agents = self._agents
         counters = self.counters
+        applied_until = self._applied_until
+        last: Record | None = None
         for record in records:
-            position = record.position
-            if applied_until is not None and position <= applied_until:
-                counters.skipped_already_applied += 1
-                continue
+            if applied_until is not None:
+                if record.position <= applied_until:
+                    counters.skipped_already_applied += 1
+                    continue
+                applied_until = self._applied_until = None  # past the snapshot: never again
+            last = record
             counters.records += 1
-            self._last_position = position
-            self._dirty = True
             try:
                 value = decode(record.data, record.arrival_ms)
             except ValueError as exc:
@@ -152,7 +154,7 @@ class ShardEngine:
             state.partition_key = record.partition_key
             state.record_time_ms = record.arrival_ms
             state.event = value
-            for agent in self._agents:
+            for agent in agents:
                 try:
                     agent.feed(value, outputs)
                 except AgentError as exc:
@@ -164,6 +166,9 @@ class ShardEngine:
                 self._dead_letter.write(DeadLetter.of(record, "late", "late"))
             if outputs:
                 self._route(outputs)
+        if last is not None:
+            self._last_position = last.position
+            self._dirty = True
         self._route(state.advance())
 
     def tick(self) -> None:
