@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -105,9 +105,12 @@ def build_engine(
     `with_sinks=False` leaves the outputs unwritten (to measure the engine alone)."""
     backoff = Backoff(sleep=lambda _s: None)
     sinks: list[Sink] = [
-        DynamoDBSink(NullDynamoDB(counters), "luxflow-model", views.command_writes, backoff),
+        # The null clients have the methods the sinks call; cast for boto3's client types.
+        DynamoDBSink(
+            cast(Any, NullDynamoDB(counters)), "luxflow-model", views.command_writes, backoff
+        ),
         TimestreamSink(
-            NullTimestream(counters),
+            cast(Any, NullTimestream(counters)),
             "luxflow",
             views.time_points,
             backoff,
@@ -182,7 +185,9 @@ def plan(
     return out
 
 
-def run_pipeline(build_app: Callable[[], App], shards: int, intervals: Plan) -> RunResult:
+def run_pipeline(
+    build_app: Callable[[], App], shards: int, intervals: Plan, *, with_sinks: bool = True
+) -> RunResult:
     """Run a plan: per interval, every shard's batches through that shard's own engine, then
     every engine checkpoints (flush sinks -> snapshot state -> checkpoint), as the engines of
     one worker would over the same stretch of time. Engines are built before the clock
@@ -191,7 +196,10 @@ def run_pipeline(build_app: Callable[[], App], shards: int, intervals: Plan) -> 
     counters = RequestCounters()
     first = next((chunk[0] for interval in intervals for _, chunk in interval if chunk), None)
     clock = FixedClock(first.arrival_ms if first is not None else 0)
-    engines = [build_engine(app, f"shardId-{i:012d}", counters, clock) for i in range(shards)]
+    engines = [
+        build_engine(app, f"shardId-{i:012d}", counters, clock, with_sinks=with_sinks)
+        for i in range(shards)
+    ]
     for engine in engines:
         engine.start()
     cpu0, wall0 = time.process_time(), time.perf_counter()
