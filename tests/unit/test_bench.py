@@ -154,7 +154,7 @@ def test_faust_comparison_gives_a_figure_or_says_why() -> None:
     from benchmarks.faust_bench import run_faust
     from benchmarks.workload import fleet, generate
 
-    payloads = [r.data for r in generate(fleet(1, 3 * 60_000)).records]
+    payloads = [r.data for r in generate(fleet(1, 10 * 60_000, episodes=False)).records]
     result = run_faust(payloads)
     if result.error is None:
         assert result.events == len(payloads)
