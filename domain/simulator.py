@@ -7,14 +7,24 @@ from one ``random.Random(seed)``; each asset's readings come from its own
 (``records``, ``readings``, ``ground_truth``) sees the same values.
 
 Each asset reports at ``start_ms + phase_ms + k * interval_ms`` for every k that falls in
-``[start_ms, start_ms + duration_ms)``; ``0 <= phase_ms < interval_ms``.
+``[start_ms, start_ms + duration_ms)``; ``0 <= phase_ms < interval_ms`` (readings inside an
+injected gap are not sent).
 Luminaires follow a day/night schedule in the site's local time with dimming by daylight and
 +-2% noise, so normal power never exceeds ``rated_w * 1.02``, well below the spike threshold
 ``1.25 * rated_w``. Lux sensors draw about 0.5 W.
+
+Besides device fault codes and rated-power spikes (``fault_count``, ``spike_count``), a
+scenario can inject lamp failures, over/under voltage, flicker, offline gaps, spikes above the
+learnt baseline and site demand spikes, and near-misses that must not fire (a one-reading power
+blip, one reading off, a gap shorter than ``offline_after_ms``, a voltage inside the band).
+Their counts default to 0, so the default parameters give the same data as before.
+``scenario_params`` turns them all on. Each new episode keeps a quiet margin of a flicker
+window (plus two readings) from every other episode of its asset.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Iterator
@@ -22,7 +32,20 @@ from typing import Literal
 
 import msgspec
 
-from domain.rules import DEFAULT_MAX_GAP_MS, DEFAULT_WINDOW_MS, MS_PER_HOUR, Limits
+from domain.registry import Asset, SiteDefaults, limits_of
+from domain.rules import (
+    BASELINE_RULE,
+    DEFAULT_MAX_GAP_MS,
+    DEFAULT_WINDOW_MS,
+    FLICKER,
+    LAMP_FAILURE,
+    MS_PER_HOUR,
+    OFFLINE,
+    OVER_VOLTAGE,
+    UNDER_VOLTAGE,
+    Limits,
+)
+from domain.site import MINUTE_MS, SITE_DEMAND_RULE
 from domain.telemetry import SCHEMA_VERSION, Reading, Telemetry, encode_telemetry
 from domain.timestamps import format_ts
 
@@ -34,6 +57,11 @@ LUMINAIRE_FAULT_CODES = ("LAMP_FAILURE", "DRIVER_OVERTEMP", "FLICKER")
 SENSOR_FAULT_CODES = ("SENSOR_STUCK", "LOW_BATTERY")
 _DAY_MS = 86_400_000
 _NOISE = 0.04  # full width of the uniform noise: +-2%
+SITE_SPIKE_FACTOR = 1.2  # every lamp of the site at 120 % of rated: below its own threshold
+BASELINE_SPIKE_FACTOR = 2.0  # to 2.4 times the usual power at that dim level
+BASELINE_WARMUP = 10  # the rules' default (``Limits.baseline_warmup``)
+BASELINE_BUCKET_PCT = 5  # the rules' default (``Limits.dim_bucket_pct``)
+NEAR_MISS_KINDS = ("blip", "flick", "short_gap", "voltage_near")
 
 
 class SimParams(msgspec.Struct, frozen=True):
@@ -54,6 +82,42 @@ class SimParams(msgspec.Struct, frozen=True):
     spike_count: int = 4
     max_gap_ms: int = DEFAULT_MAX_GAP_MS
     window_ms: int = DEFAULT_WINDOW_MS
+    lamp_failure_count: int = 0
+    voltage_count: int = 0
+    flicker_count: int = 0
+    offline_count: int = 0
+    baseline_spike_count: int = 0
+    site_spike_count: int = 0
+    near_miss_count: int = 0
+    offline_after_ms: int = 900_000
+    flicker_toggles: int = 4
+    flicker_window_ms: int = 600_000
+    voltage_band: float = 0.1
+
+
+def scenario_params(**overrides: int | float) -> SimParams:
+    """A scenario with every anomaly kind and near-miss injected: 20 sites over 24 h by
+    default (``overrides`` replace any field)."""
+    base: dict[str, int | float] = {
+        "sites": 20,
+        "buildings_per_site": 1,
+        "rooms_per_building": 3,
+        "lamps_per_room": 5,
+        "sensors_per_room": 1,
+        "interval_ms": 120_000,
+        "seed": 1,
+        "fault_count": 12,
+        "spike_count": 12,
+        "lamp_failure_count": 12,
+        "voltage_count": 12,
+        "flicker_count": 12,
+        "offline_count": 12,
+        "baseline_spike_count": 12,
+        "site_spike_count": 8,
+        "near_miss_count": 40,
+    }
+    base.update(overrides)
+    return msgspec.convert(base, SimParams)
 
 
 class AssetSpec(msgspec.Struct, frozen=True, gc=False):
@@ -119,13 +183,37 @@ class UsageTruth(msgspec.Struct, frozen=True, gc=False):
     covered_ms: int
 
 
+class EventTruth(msgspec.Struct, frozen=True, gc=False):
+    """An injected episode of the newer kinds, as the rules must report it.
+
+    ``kind``: ``lamp_failure``, ``voltage``, ``flicker``, ``offline`` (faults; ``code`` is the
+    fault code) or ``energy_spike`` (``code`` is the rule). For a site demand spike the
+    building, room and asset ids are empty and the times are the injected minute bounds (the
+    first and last minute may be partly covered, so a detection may be up to one reading
+    interval later). Near-misses use their own kinds (``NEAR_MISS_KINDS``) and must not fire.
+    """
+
+    kind: str
+    code: str
+    site_id: str
+    building_id: str
+    room_id: str
+    asset_id: str
+    start_ms: int
+    end_ms: int
+
+
 class GroundTruth(msgspec.Struct, frozen=True):
-    """What was injected and what usage must add up to; sorted by (asset, start)."""
+    """What was injected and what usage must add up to; sorted by (asset, start).
+    ``faults`` are device fault codes, ``spikes`` rated-power spikes; ``events`` the other
+    kinds and ``near_misses`` what must not fire."""
 
     params: SimParams
     faults: list[FaultTruth]
     spikes: list[SpikeTruth]
     usage: list[UsageTruth]
+    events: list[EventTruth] = msgspec.field(default_factory=list)
+    near_misses: list[EventTruth] = msgspec.field(default_factory=list)
 
 
 def encode_ground_truth(truth: GroundTruth) -> bytes:
@@ -138,11 +226,13 @@ def decode_ground_truth(data: bytes) -> GroundTruth:
 
 
 class _Episode(msgspec.Struct, frozen=True, gc=False):
-    """Readings ``first <= k < end`` of one asset carry a fault ``code`` or a spike."""
+    """Readings ``first <= k < end`` of one asset carry a fault ``code`` or a spike (``kind``
+    empty), or an episode of a newer ``kind`` (``code`` then says over/under voltage)."""
 
     first: int
     end: int
     code: str | None  # None: spike
+    kind: str = ""
 
 
 # One reading's values: ts_ms, power_w, voltage_v, current_a, lux, on, dim_level, fault_code.
@@ -161,12 +251,63 @@ class Simulation:
         self.assets: list[AssetSpec] = _build_fleet(params, rng)
         self.asset_by_id: dict[str, AssetSpec] = {a.asset_id: a for a in self.assets}
         self._episodes: dict[str, list[_Episode]] = _plan_episodes(params, self.assets, rng)
+        self._site_spikes: dict[str, tuple[int, int]] = _plan_new_episodes(
+            params, self.assets, self._episodes, rng
+        )
+        self._site_defaults: dict[str, SiteDefaults] | None = None
+        self._kept_cache: dict[str, list[_Values]] = {}
         # Ties in time are broken by registry order; phase < interval keeps global time order.
         self._order = sorted(self.assets, key=lambda a: a.phase_ms)
 
     def reading_count(self, asset: AssetSpec) -> int:
-        """How many readings ``asset`` sends in the period."""
-        return _reading_count(self.params, asset)
+        """How many readings ``asset`` sends in the period (injected gaps excluded)."""
+        dropped = sum(
+            e.end - e.first for e in self._episodes.get(asset.asset_id, []) if e.kind in _DROPPING
+        )
+        return _reading_count(self.params, asset) - dropped
+
+    def registry(self) -> list[Asset]:
+        """The fleet as registry assets (lux sensors are ``sensor``s)."""
+        return [
+            Asset(
+                a.site_id,
+                a.building_id,
+                a.room_id,
+                a.asset_id,
+                "luminaire" if a.kind == "luminaire" else "sensor",
+                a.rated_w,
+                NOMINAL_VOLTAGE_V,
+            )
+            for a in self.assets
+        ]
+
+    def site_defaults(self) -> dict[str, SiteDefaults]:
+        """Per-site thresholds matching the scenario. The demand threshold is the site's rated
+        capacity (sum of rated power), raised 5 % above the busiest minute outside injected
+        site spikes if that minute reaches it; raises ``ValueError`` if an injected site spike
+        is then not clearly (5 %) above it."""
+        if self._site_defaults is None:
+            self._site_defaults = _site_defaults(self)
+        return self._site_defaults
+
+    def limits(self, asset_id: str) -> Limits:
+        """``registry.limits_of`` the asset with its site's defaults."""
+        asset = self.asset_by_id[asset_id]
+        return limits_of(self.registry_asset(asset), self.site_defaults()[asset.site_id])
+
+    def registry_asset(self, asset: AssetSpec) -> Asset:
+        kind: Literal["luminaire", "sensor"] = (
+            "luminaire" if asset.kind == "luminaire" else "sensor"
+        )
+        return Asset(
+            asset.site_id,
+            asset.building_id,
+            asset.room_id,
+            asset.asset_id,
+            kind,
+            asset.rated_w,
+            NOMINAL_VOLTAGE_V,
+        )
 
     def records(self) -> Iterator[tuple[str, bytes]]:
         """``(partition_key = site_id, JSON telemetry)`` for every reading, in time order."""
@@ -210,16 +351,24 @@ class Simulation:
 
     def _values_in_time_order(self) -> Iterator[tuple[AssetSpec, _Values]]:
         series = [(asset, self._series(asset)) for asset in self._order]
-        rounds = max(self.reading_count(asset) for asset in self.assets)
+        rounds = max(_reading_count(self.params, asset) for asset in self.assets)
         for _ in range(rounds):
             for asset, values in series:
-                # Assets with a late phase have one reading fewer; their series just ends.
+                # Assets with a late phase have one slot fewer; their series just ends.
+                # A slot inside an injected gap is None: nothing is sent.
                 value = next(values, None)
                 if value is not None:
                     yield asset, value
 
-    def _series(self, asset: AssetSpec) -> Iterator[_Values]:
+    def _series(self, asset: AssetSpec) -> Iterator[_Values | None]:
         return _series(self.params, asset, self._episodes.get(asset.asset_id, []))
+
+    def _kept(self, asset: AssetSpec) -> list[_Values]:
+        kept = self._kept_cache.get(asset.asset_id)
+        if kept is None:
+            kept = [v for v in self._series(asset) if v is not None]
+            self._kept_cache[asset.asset_id] = kept
+        return kept
 
     def ground_truth(self) -> GroundTruth:
         """Faults, spikes and hourly usage, computed from the generated values."""
@@ -227,12 +376,39 @@ class Simulation:
         faults: list[FaultTruth] = []
         spikes: list[SpikeTruth] = []
         usage: list[UsageTruth] = []
+        events: list[EventTruth] = []
+        near_misses: list[EventTruth] = []
+        interval_ms = params.interval_ms
         for asset in self.assets:
-            values = list(self._series(asset))
+            values = self._kept(asset)
             ts = [v[0] for v in values]
             power = [v[1] for v in values]
+            slot0_ms = params.start_ms + asset.phase_ms
+            ids = (asset.site_id, asset.building_id, asset.room_id, asset.asset_id)
+            flicker_truth = _flicker_truth(params, asset, values)
+            slot_ts, slot_power = _by_slot(params, asset, values)
             for episode in self._episodes.get(asset.asset_id, []):
-                if episode.code is not None:
+                start_ms = slot0_ms + episode.first * interval_ms
+                end_ms = slot0_ms + episode.end * interval_ms
+                if episode.kind in NEAR_MISS_KINDS:
+                    near_misses.append(
+                        EventTruth(episode.kind, episode.code or "", *ids, start_ms, end_ms)
+                    )
+                elif episode.kind == "site_spike":
+                    continue  # one truth per site, below
+                elif episode.kind == "lamp_failure":
+                    events.append(EventTruth(LAMP_FAILURE, LAMP_FAILURE, *ids, start_ms, end_ms))
+                elif episode.kind == "voltage":
+                    events.append(EventTruth("voltage", episode.code or "", *ids, start_ms, end_ms))
+                elif episode.kind == "offline":
+                    opened_ms = start_ms - interval_ms + params.offline_after_ms
+                    events.append(EventTruth(OFFLINE, OFFLINE, *ids, opened_ms, end_ms))
+                elif episode.kind == "baseline_spike":
+                    events.append(EventTruth("energy_spike", BASELINE_RULE, *ids, start_ms, end_ms))
+                elif episode.kind == "flicker":
+                    opened_ms, cleared_ms = flicker_truth.pop(0)
+                    events.append(EventTruth(FLICKER, FLICKER, *ids, opened_ms, cleared_ms))
+                elif episode.code is not None:
                     faults.append(
                         FaultTruth(
                             asset.site_id,
@@ -240,14 +416,22 @@ class Simulation:
                             asset.room_id,
                             asset.asset_id,
                             episode.code,
-                            ts[episode.first],
-                            ts[episode.end],
+                            slot_ts[episode.first],
+                            slot_ts[episode.end],
                         )
                     )
                 else:
-                    spikes.append(_spike_truth(params, asset, episode, ts, power))
+                    spikes.append(_spike_truth(params, asset, episode, slot_ts, slot_power))
+            if flicker_truth:
+                raise ValueError(f"{asset.asset_id} flickers where nothing was injected")
             usage.extend(_usage_truth(params, asset, ts, power))
-        return GroundTruth(params, faults, spikes, usage)
+        for site_id, (first_ms, end_ms) in sorted(self._site_spikes.items()):
+            events.append(
+                EventTruth("energy_spike", SITE_DEMAND_RULE, site_id, "", "", "", first_ms, end_ms)
+            )
+        events.sort(key=lambda e: (e.asset_id, e.site_id, e.start_ms))
+        near_misses.sort(key=lambda e: (e.asset_id, e.start_ms))
+        return GroundTruth(params, faults, spikes, usage, events, near_misses)
 
 
 def _build_fleet(params: SimParams, rng: random.Random) -> list[AssetSpec]:
@@ -352,8 +536,11 @@ def _schedule(local_ms: int, daylight: float) -> int:
     return max(30, round(100 - 70 * daylight))
 
 
-def _series(params: SimParams, asset: AssetSpec, episodes: list[_Episode]) -> Iterator[_Values]:
-    """The readings of one asset. Exactly two draws from the asset's RNG per reading."""
+def _series(
+    params: SimParams, asset: AssetSpec, episodes: list[_Episode]
+) -> Iterator[_Values | None]:
+    """The readings of one asset, ``None`` for a slot inside an injected gap. Exactly two draws
+    from the asset's RNG per slot, sent or not."""
     rng = random.Random(f"{params.seed}/{asset.asset_id}")
     draw = rng.random
     rated_w = asset.rated_w
@@ -369,25 +556,47 @@ def _series(params: SimParams, asset: AssetSpec, episodes: list[_Episode]) -> It
         daylight = _daylight(local_ms)
         episode = marks.get(k)
         code = episode.code if episode is not None else None
+        kind = episode.kind if episode is not None else ""
+        if kind in _DROPPING:
+            yield None
+            ts_ms += params.interval_ms
+            continue
         noise = 1.0 + _NOISE * (u_power - 0.5)
         if not is_lamp:
             on, dim_level = True, 0
             power_w = rated_w * noise
             lux = 20.0 + 780.0 * daylight * (0.9 + 0.2 * u_other)
-        elif episode is not None and code is None:
+        elif (episode is not None and code is None and kind == "") or kind == "blip":
             on, dim_level = True, 100
             power_w = rated_w * (1.6 + 0.9 * u_power)
+            lux = 900.0
+        elif kind == "site_spike":
+            on, dim_level = True, 100
+            power_w = rated_w * SITE_SPIKE_FACTOR * noise
             lux = 900.0
         else:
             dim_level = _schedule(local_ms, daylight)
             on = dim_level > 0
-            if code == "LAMP_FAILURE":
+            if kind == "flick" or (
+                kind == "flicker" and episode is not None and k % 2 == episode.first % 2
+            ):
+                on, dim_level = False, 0
+            if code == "LAMP_FAILURE" or kind == "lamp_failure" or not on:
                 power_w, lux = STANDBY_W * noise, 0.0
-            elif on:
-                power_w, lux = rated_w * dim_level / 100 * noise, dim_level * 6.0
+            elif kind == "baseline_spike":
+                factor = BASELINE_SPIKE_FACTOR + 0.4 * u_power
+                power_w, lux = rated_w * dim_level / 100 * factor, dim_level * 6.0
             else:
-                power_w, lux = STANDBY_W * noise, 0.0
+                power_w, lux = rated_w * dim_level / 100 * noise, dim_level * 6.0
         voltage_v = round(NOMINAL_VOLTAGE_V * (1.0 + 0.02 * (u_other - 0.5)), 1)
+        if kind == "voltage":
+            off_nominal = params.voltage_band + 0.03 + 0.02 * (u_other - 0.5)
+            sign = 1.0 if code == OVER_VOLTAGE else -1.0
+            voltage_v = round(NOMINAL_VOLTAGE_V * (1.0 + sign * off_nominal), 1)
+        elif kind == "voltage_near":
+            inside = params.voltage_band - 0.03 + 0.02 * (u_other - 0.5)
+            sign = 1.0 if code == OVER_VOLTAGE else -1.0
+            voltage_v = round(NOMINAL_VOLTAGE_V * (1.0 + sign * inside), 1)
         power_w = round(power_w, 3)
         yield (
             ts_ms,
@@ -397,7 +606,7 @@ def _series(params: SimParams, asset: AssetSpec, episodes: list[_Episode]) -> It
             round(lux, 1),
             on,
             dim_level,
-            code,
+            code if kind == "" else None,
         )
         ts_ms += params.interval_ms
 
@@ -453,3 +662,223 @@ def _usage_truth(
         )
         for start in sorted(wh)
     ]
+
+
+_DROPPING = frozenset({"offline", "short_gap"})
+
+
+def _slot_ms(params: SimParams, asset: AssetSpec, k: int) -> int:
+    return params.start_ms + asset.phase_ms + k * params.interval_ms
+
+
+def _dim_at(params: SimParams, asset: AssetSpec, k: int) -> int:
+    """The scheduled dim level of slot ``k`` (no RNG)."""
+    local_ms = _slot_ms(params, asset, k) + asset.utc_offset_ms
+    return _schedule(local_ms, _daylight(local_ms))
+
+
+def _plan_new_episodes(
+    params: SimParams,
+    assets: list[AssetSpec],
+    episodes: dict[str, list[_Episode]],
+    rng: random.Random,
+) -> dict[str, tuple[int, int]]:
+    """Place site spikes, then the per-asset kinds, then near-misses (only draws from ``rng``
+    for counts above zero). Returns each spiked site's injected ``(start_ms, end_ms)``."""
+    interval_ms = params.interval_ms
+    window = params.flicker_window_ms // interval_ms
+    margin = window + 2
+    luminaires = [a for a in assets if a.kind == "luminaire"]
+    site_spikes: dict[str, tuple[int, int]] = {}
+
+    def free(asset: AssetSpec, first: int, end: int) -> bool:
+        n = _reading_count(params, asset)
+        if first < margin or end + margin >= n:
+            return False
+        taken = episodes.get(asset.asset_id, [])
+        return not any(first - margin <= e.end and e.first <= end + margin for e in taken)
+
+    def add(asset: AssetSpec, episode: _Episode) -> None:
+        taken = episodes.setdefault(asset.asset_id, [])
+        taken.append(episode)
+        taken.sort(key=lambda e: e.first)
+
+    sites = sorted({a.site_id for a in luminaires})
+    for _ in range(params.site_spike_count):
+        for _attempt in range(1000):
+            site_id = rng.choice(sites)
+            minutes = rng.randint(4, 6)
+            span_min = params.duration_ms // MINUTE_MS
+            first_minute = rng.randint(margin + 2, span_min - minutes - margin - 2)
+            first_ms = params.start_ms + first_minute * MINUTE_MS
+            end_ms = first_ms + minutes * MINUTE_MS
+            lamps = [a for a in luminaires if a.site_id == site_id]
+            slots = [(a, *_slots_within(params, a, first_ms, end_ms)) for a in lamps]
+            if site_id in site_spikes or not all(
+                first < end and free(a, first, end) for a, first, end in slots
+            ):
+                continue
+            for a, first, end in slots:
+                add(a, _Episode(first, end, None, "site_spike"))
+            site_spikes[site_id] = (first_ms, end_ms)
+            break
+        else:
+            raise ValueError("cannot place the requested site spikes; lengthen the run")
+
+    offline_slots = -(-params.offline_after_ms // interval_ms)  # gap = (dropped + 1) slots
+    short_gap = max(1, min(params.max_gap_ms // interval_ms, offline_slots - 2))
+    plans: list[tuple[str, int, list[AssetSpec], int, int]] = [
+        ("lamp_failure", params.lamp_failure_count, luminaires, 1, 10),
+        ("voltage", params.voltage_count, assets, 1, 10),
+        ("flicker", params.flicker_count, luminaires, params.flicker_toggles, window + 2),
+        ("offline", params.offline_count, assets, offline_slots - 1, offline_slots + 20),
+        ("baseline_spike", params.baseline_spike_count, luminaires, 2, 6),
+    ]
+    near_kinds = [NEAR_MISS_KINDS[i % len(NEAR_MISS_KINDS)] for i in range(params.near_miss_count)]
+    for kind in NEAR_MISS_KINDS:
+        count = near_kinds.count(kind)
+        if kind == "short_gap":
+            plans.append((kind, count, assets, short_gap, short_gap))
+        elif kind == "voltage_near":
+            plans.append((kind, count, assets, 1, 5))
+        else:
+            plans.append((kind, count, luminaires, 1, 1))
+    for kind, count, candidates, shortest, longest in plans:
+        for _ in range(count):
+            for _attempt in range(5000):
+                if not candidates:
+                    raise ValueError(f"{kind} needs luminaires")
+                asset = rng.choice(candidates)
+                length = rng.randint(shortest, longest)
+                first = rng.randint(margin, max(margin, _reading_count(params, asset) - margin))
+                end = first + length
+                code = rng.choice((OVER_VOLTAGE, UNDER_VOLTAGE)) if "voltage" in kind else None
+                if free(asset, first, end) and _fits(params, asset, kind, (first, end), window):
+                    add(asset, _Episode(first, end, code, kind))
+                    break
+            else:
+                raise ValueError(f"cannot place the requested {kind} episodes; lengthen the run")
+    return site_spikes
+
+
+def _slots_within(
+    params: SimParams, asset: AssetSpec, first_ms: int, end_ms: int
+) -> tuple[int, int]:
+    """Slots ``first <= k < end`` whose time is in ``[first_ms, end_ms)``."""
+    base_ms = params.start_ms + asset.phase_ms
+    first = max(0, -(-(first_ms - base_ms) // params.interval_ms))
+    end = max(first, -(-(end_ms - base_ms) // params.interval_ms))
+    return first, end
+
+
+def _fits(
+    params: SimParams, asset: AssetSpec, kind: str, span: tuple[int, int], window: int
+) -> bool:
+    """Whether the schedule around ``span`` (``[first, end)``) lets ``kind`` be seen as
+    intended."""
+    first, end = span
+    if kind == "lamp_failure":
+        # Lit and dimmed up for the whole episode.
+        return all(_dim_at(params, asset, k) >= 30 for k in range(first, end))
+    if kind in ("flicker", "flick"):
+        # Lit for a window either side: no scheduled switching adds toggles.
+        return all(_dim_at(params, asset, k) > 0 for k in range(first - window, end + window + 1))
+    if kind == "baseline_spike":
+        dims = [_dim_at(params, asset, k) for k in range(first, end + 3)]
+        if not all(30 <= d <= 45 and abs(d - dims[0]) <= 2 for d in dims):
+            return False
+        # Each bucket of the episode was lit long enough before it to be learnt.
+        for d in set(dims[: end - first]):
+            bucket = d - d % BASELINE_BUCKET_PCT
+            learnt = sum(
+                1
+                for k in range(first)
+                if _dim_at(params, asset, k) // BASELINE_BUCKET_PCT * BASELINE_BUCKET_PCT == bucket
+            )
+            if learnt < 2 * BASELINE_WARMUP:
+                return False
+    return True
+
+
+def _by_slot(
+    params: SimParams, asset: AssetSpec, values: list[_Values]
+) -> tuple[list[int], list[float]]:
+    """Time and power per slot (power NaN in an injected gap)."""
+    n = _reading_count(params, asset)
+    slot_ts = [_slot_ms(params, asset, k) for k in range(n)]
+    slot_power = [math.nan] * n
+    for v in values:
+        slot_power[(v[0] - slot_ts[0]) // params.interval_ms] = v[1]
+    return slot_ts, slot_power
+
+
+def _flicker_truth(
+    params: SimParams, asset: AssetSpec, values: list[_Values]
+) -> list[tuple[int, int]]:
+    """Every ``(opened_ms, cleared_ms)`` where at least ``flicker_toggles`` on/off changes fall
+    within ``(ts - flicker_window_ms, ts]`` (the flicker rule's definition), in time order."""
+    if asset.kind != "luminaire":
+        return []
+    out: list[tuple[int, int]] = []
+    toggles: list[int] = []
+    opened_ms: int | None = None
+    last_on: bool | None = None
+    for v in values:
+        ts_ms, on = v[0], v[5]
+        if last_on is not None and on != last_on:
+            toggles.append(ts_ms)
+        last_on = on
+        toggles = [t for t in toggles if t > ts_ms - params.flicker_window_ms]
+        flickering = len(toggles) >= params.flicker_toggles
+        if flickering and opened_ms is None:
+            opened_ms = ts_ms
+        elif not flickering and opened_ms is not None:
+            out.append((opened_ms, ts_ms))
+            opened_ms = None
+    return out
+
+
+def _site_defaults(sim: Simulation) -> dict[str, SiteDefaults]:
+    params = sim.params
+    capacity: dict[str, float] = {}
+    demand_wh: dict[tuple[str, int], float] = {}
+    for asset in sim.assets:
+        capacity[asset.site_id] = capacity.get(asset.site_id, 0.0) + asset.rated_w
+        values = sim._kept(asset)
+        for a, b in itertools.pairwise(values):
+            if b[0] - a[0] > params.max_gap_ms:
+                continue
+            cursor = a[0]
+            while cursor < b[0]:
+                minute_ms = cursor - cursor % MINUTE_MS
+                piece_end = min(minute_ms + MINUTE_MS, b[0])
+                key = (asset.site_id, minute_ms)
+                demand_wh[key] = demand_wh.get(key, 0.0) + a[1] * (piece_end - cursor) / MS_PER_HOUR
+                cursor = piece_end
+    busiest: dict[str, float] = {}
+    quietest_spike: dict[str, float] = {}
+    for (site_id, minute_ms), wh in demand_wh.items():
+        demand_w = wh * MS_PER_HOUR / MINUTE_MS
+        spike = sim._site_spikes.get(site_id)
+        if spike is not None and spike[0] <= minute_ms < spike[1] + params.interval_ms:
+            if spike[0] + params.interval_ms <= minute_ms < spike[1]:
+                quietest_spike[site_id] = min(quietest_spike.get(site_id, math.inf), demand_w)
+            continue
+        busiest[site_id] = max(busiest.get(site_id, 0.0), demand_w)
+    out: dict[str, SiteDefaults] = {}
+    for site_id in sorted(capacity):
+        threshold_w = max(capacity[site_id], 1.05 * busiest.get(site_id, 0.0))
+        if quietest_spike.get(site_id, math.inf) <= 1.05 * threshold_w:
+            raise ValueError(f"the site spike of {site_id} is not clearly above its threshold")
+        out[site_id] = SiteDefaults(
+            site_id,
+            demand_threshold_w=round(threshold_w, 1),
+            min_spike_ms=2 * params.interval_ms,
+            voltage_band=params.voltage_band,
+            offline_after_ms=params.offline_after_ms,
+            flicker_toggles=params.flicker_toggles,
+            flicker_window_ms=params.flicker_window_ms,
+            nominal_voltage_v=NOMINAL_VOLTAGE_V,
+            max_gap_ms=params.max_gap_ms,
+        )
+    return out
