@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--memory-assets",
         help="comma-separated live-asset counts (default 1000,10000,100000)",
     )
-    parser.add_argument("--repeat", type=int, help="pipeline passes, best kept (default 3/2)")
+    parser.add_argument("--repeat", type=int, help="passes per shard count, best kept (default 2)")
     parser.add_argument("--batch", type=int, default=500, help="records per process() call")
     parser.add_argument(
         "--checkpoint-every",
@@ -144,7 +144,7 @@ def measure(
     quick = bool(args.quick)
     sites = args.sites or (64 if quick else 128)
     minutes = args.minutes or (75 if quick else 120)
-    repeat = args.repeat or (2 if quick else 3)
+    repeat = args.repeat or 2
     e2e_records = args.e2e_records or (10_000 if quick else 40_000)
     memory_assets = (
         [int(n) for n in args.memory_assets.split(",")]
