@@ -1,0 +1,121 @@
+"""Registry import: every bad row reported with its reason, good rows kept; limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.registry import (
+    Asset,
+    Registry,
+    RegistryError,
+    RejectedRow,
+    SiteDefaults,
+    encode_registry,
+    limits_of,
+    parse_csv,
+    parse_json,
+    site_limits_of,
+)
+
+CSV = """site_id,building_id,room_id,asset_id,kind,rated_w,nominal_voltage_v,spike_tolerance
+s1,b1,r1,a1,luminaire,60,230,
+s1,b1,r1,,luminaire,60,230,
+s1,b1,r1,a3,lamp,60,230,
+s1,b1,r1,a4,luminaire,0,230,
+s1,b1,r1,a5,sensor,abc,230,
+s1,b1,r1,a1,sensor,1,230,
+s1,b1,r1,a7,gateway,5,-1,
+s1,b1,r1,a8,luminaire,40,120,1.5
+"""
+
+
+def test_csv_import_reports_each_bad_row_and_keeps_the_good_ones() -> None:
+    result = parse_csv(CSV)
+    assert [a.asset_id for a in result.assets] == ["a1", "a8"]
+    assert result.assets[1] == Asset("s1", "b1", "r1", "a8", "luminaire", 40.0, 120.0, 1.5)
+    assert result.rejected == [
+        RejectedRow(3, "missing asset_id"),
+        RejectedRow(4, "unknown kind 'lamp' (expected one of luminaire, sensor, gateway)"),
+        RejectedRow(5, "rated_w must be positive, got 0"),
+        RejectedRow(6, "rated_w must be a number, got 'abc'"),
+        RejectedRow(7, "duplicate asset_id 'a1' (first at 2)"),
+        RejectedRow(8, "nominal_voltage_v must be positive, got -1"),
+    ]
+
+
+def test_csv_without_required_columns_is_refused_whole() -> None:
+    with pytest.raises(RegistryError, match="kind, rated_w"):
+        parse_csv("site_id,building_id,room_id,asset_id,nominal_voltage_v\ns,b,r,a,230\n")
+
+
+def test_json_import_with_sites_and_bad_rows() -> None:
+    data = b"""{"assets": [
+        {"site_id": "s1", "building_id": "b", "room_id": "r", "asset_id": "a1",
+         "kind": "luminaire", "rated_w": 50, "offline_after_ms": 60000},
+        {"site_id": "s1", "building_id": "b", "room_id": "r", "asset_id": "a2",
+         "kind": "luminaire"},
+        {"site_id": "s1", "building_id": "b", "room_id": "r", "asset_id": "a3",
+         "kind": "sensor", "rated_w": -2},
+        "nonsense",
+        {"site_id": "s1", "building_id": "b", "room_id": "r", "asset_id": "a5",
+         "kind": "sensor", "rated_w": 1, "voltage_band": 2}
+    ], "sites": [{"site_id": "s1", "demand_threshold_w": 5000}]}"""
+    result = parse_json(data)
+    assert [a.asset_id for a in result.assets] == ["a1"]
+    assert result.assets[0].offline_after_ms == 60_000
+    assert result.sites == [SiteDefaults("s1", demand_threshold_w=5000.0)]
+    assert [(r.position, r.reason) for r in result.rejected] == [
+        (1, "missing rated_w"),
+        (2, "rated_w must be positive, got -2"),
+        (3, "not an object"),
+        (4, "voltage_band must be between 0 and 1, got 2"),
+    ]
+
+
+def test_json_round_trip_and_plain_array() -> None:
+    assets = [Asset("s", "b", "r", "a", "gateway", 5.0)]
+    sites = [SiteDefaults("s", demand_threshold_w=100.0)]
+    result = parse_json(encode_registry(assets, sites))
+    assert (result.assets, result.sites, result.rejected) == (assets, sites, [])
+    assert (
+        parse_json(
+            b'[{"site_id":"s","building_id":"b","room_id":"r","asset_id":"a",'
+            b'"kind":"gateway","rated_w":5}]'
+        ).assets
+        == assets
+    )
+    with pytest.raises(RegistryError):
+        parse_json(b"{not json")
+
+
+def test_limits_of_known_unknown_and_per_asset_overrides() -> None:
+    site = SiteDefaults("s", default_rated_w=80.0, offline_after_ms=600_000)
+    unknown = limits_of(None, site)
+    assert unknown.spike_threshold_w == 80.0 * 1.25
+    assert unknown.rated_w == 80.0
+    assert unknown.offline_after_ms == 600_000
+    assert unknown.flicker_toggles == 4
+    lamp = Asset("s", "b", "r", "a", "luminaire", 40.0, 120.0, 1.5, 0.05, 120_000)
+    limits = limits_of(lamp, site)
+    assert limits.spike_threshold_w == 60.0
+    assert (limits.nominal_voltage_v, limits.voltage_band, limits.offline_after_ms) == (
+        120.0,
+        0.05,
+        120_000,
+    )
+    sensor = limits_of(Asset("s", "b", "r", "x", "sensor", 0.5), site)
+    assert sensor.lamp_current_fraction is None
+    assert sensor.flicker_toggles is None
+
+
+def test_registry_lookup_falls_back_to_site_and_global_defaults() -> None:
+    registry = Registry(
+        [Asset("s", "b", "r", "a", "luminaire", 40.0)],
+        [SiteDefaults("s", demand_threshold_w=900.0, default_rated_w=10.0)],
+    )
+    assert registry.limits("a", "s").rated_w == 40.0
+    assert registry.limits("zz", "s").rated_w == 10.0
+    assert registry.limits("zz", "other").rated_w == 100.0
+    site = site_limits_of(registry.site("s"))
+    assert site is not None and site.demand_threshold_w == 900.0
+    assert site_limits_of(registry.site("other")) is None

@@ -1,0 +1,133 @@
+"""A seeded 24 h scenario of 20 sites replayed through the pure rules, as the agents would:
+every kind found exactly once, nothing on near-misses, nothing on a clean fleet."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from domain.evaluation import ALL_USAGE_SCOPES, EVENT_KINDS, evaluate
+from domain.events import EnergySpike, Fault
+from domain.registry import Registry, site_limits_of
+from domain.replay import ReplayResult, replay
+from domain.simulator import NEAR_MISS_KINDS, GroundTruth, Simulation, scenario_params
+from domain.usage import asset_counts
+from domain.views import command_writes
+
+CLEAN = dict.fromkeys(
+    (
+        "fault_count",
+        "spike_count",
+        "lamp_failure_count",
+        "voltage_count",
+        "flicker_count",
+        "offline_count",
+        "baseline_spike_count",
+        "site_spike_count",
+        "near_miss_count",
+    ),
+    0,
+)
+
+
+def run(sim: Simulation) -> ReplayResult:
+    registry = Registry(sim.registry(), sim.site_defaults().values())
+    params = sim.params
+    return replay(
+        sim.readings(),
+        registry.limits,
+        lambda site_id: site_limits_of(registry.site(site_id)),
+        asset_counts=asset_counts(
+            (a.site_id, a.building_id, a.room_id, a.asset_id) for a in sim.assets
+        ),
+        end_ms=params.start_ms + params.duration_ms,
+    )
+
+
+@pytest.fixture(scope="module")
+def scenario() -> tuple[Simulation, GroundTruth, ReplayResult]:
+    sim = Simulation(scenario_params())
+    return sim, sim.ground_truth(), run(sim)
+
+
+def test_every_kind_is_injected_with_its_near_misses(
+    scenario: tuple[Simulation, GroundTruth, ReplayResult],
+) -> None:
+    sim, truth, _ = scenario
+    assert sim.params.sites == 20
+    assert sim.params.duration_ms == 24 * 3_600_000
+    kinds = Counter(e.kind if e.kind != "energy_spike" else e.code for e in truth.events)
+    assert set(kinds) == {
+        "lamp_failure",
+        "voltage",
+        "flicker",
+        "offline",
+        "power_above_baseline",
+        "site_demand",
+    }
+    assert truth.faults and truth.spikes
+    assert Counter(n.kind for n in truth.near_misses) == dict.fromkeys(NEAR_MISS_KINDS, 10)
+
+
+def test_replay_finds_every_kind_exactly(
+    scenario: tuple[Simulation, GroundTruth, ReplayResult],
+) -> None:
+    _, truth, result = scenario
+    evaluation = evaluate(
+        truth, result.faults, result.spikes, result.usage, usage_scopes=ALL_USAGE_SCOPES
+    )
+    report = json.loads(evaluation.to_json())
+    assert set(report) == set(EVENT_KINDS)
+    for kind, score in report.items():
+        assert score["expected"] > 0, kind
+        assert (score["precision"], score["recall"]) == (1.0, 1.0), (kind, score)
+    assert evaluation.passed
+    assert evaluation.usage_max_error < 1e-9
+    # Per-asset episodes are found at the injected readings; a site's demand at most one
+    # reading interval late (its first and last minutes are partly covered).
+    for score in evaluation.scores:
+        limit = 120_000 if score.kind == "energy_spike:site_demand" else 0
+        assert score.start_error_ms <= limit and score.end_error_ms <= limit, score
+
+
+def test_each_fault_is_opened_once_and_cleared_once(
+    scenario: tuple[Simulation, GroundTruth, ReplayResult],
+) -> None:
+    _, _, result = scenario
+    versions = Counter((e.event_id, e.status) for e in result.events if isinstance(e, Fault))
+    ids = {event_id for event_id, _ in versions}
+    assert all(versions[i, "open"] == 1 and versions[i, "cleared"] == 1 for i in ids)
+    spike_ids = [e.event_id for e in result.events if isinstance(e, EnergySpike)]
+    assert len(spike_ids) == len(set(spike_ids))
+    site_spike = next(e for e in result.spikes if e.level == "site")
+    [write] = command_writes(site_spike)
+    assert write.item["pk"] == f"SPIKE#{site_spike.site_id}"
+    assert str(write.item["sk"]).endswith("#SITE#site_demand")
+
+
+def test_usage_gap_is_reduced_coverage(
+    scenario: tuple[Simulation, GroundTruth, ReplayResult],
+) -> None:
+    _, truth, result = scenario
+    gap = next(n for n in truth.near_misses if n.kind == "short_gap")
+    hour = gap.start_ms - gap.start_ms % 3_600_000
+    [report] = [
+        u
+        for u in result.usage
+        if u.level == "asset"
+        and u.asset_id == gap.asset_id
+        and u.window_start_ms == hour
+        and u.window_ms == 3_600_000
+    ]
+    assert report.coverage < 1.0
+
+
+def test_a_clean_fleet_gives_no_events() -> None:
+    sim = Simulation(scenario_params(**CLEAN, interval_ms=300_000))
+    truth = sim.ground_truth()
+    assert not (truth.faults or truth.spikes or truth.events or truth.near_misses)
+    result = run(sim)
+    assert [e for e in result.events if isinstance(e, (Fault, EnergySpike))] == []
+    assert result.usage
