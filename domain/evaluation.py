@@ -193,9 +193,17 @@ def evaluate(
     kWh is within ``tolerance`` of the ground truth's, summed to its scope and window; only
     reports of ``usage_scopes`` ((level, window_ms) pairs; asset-hourly by default) count.
     Faults should be the last stored version of each (a cleared fault replaces its open one).
+    Detections starting at or after the end of the simulated period are not counted (every
+    asset goes offline once the data ends and the idle clock runs on).
     """
     expected = _expected(truth)
-    detected = [_fault_episode(f) for f in faults] + [_spike_episode(s) for s in spikes]
+    # Offline faults opened by the idle clock after the data ends are outside the scenario.
+    end_ms = truth.params.start_ms + truth.params.duration_ms
+    detected = [
+        d
+        for d in [_fault_episode(f) for f in faults] + [_spike_episode(s) for s in spikes]
+        if d[3] < end_ms
+    ]
     scores = [
         _score_episodes(
             kind, [e for e in expected if e[0] == kind], [d for d in detected if d[0] == kind]

@@ -131,3 +131,16 @@ def test_a_clean_fleet_gives_no_events() -> None:
     result = run(sim)
     assert [e for e in result.events if isinstance(e, (Fault, EnergySpike))] == []
     assert result.usage
+
+
+def test_offline_after_the_data_ends_is_outside_the_scenario(
+    scenario: tuple[Simulation, GroundTruth, ReplayResult],
+) -> None:
+    sim, truth, result = scenario
+    end_ms = sim.params.start_ms + sim.params.duration_ms
+    late = [
+        Fault(*(a.site_id, a.building_id, a.room_id, a.asset_id), "offline", end_ms + 1)
+        for a in sim.assets[:3]
+    ]
+    evaluation = evaluate(truth, [*result.faults, *late], result.spikes, result.usage)
+    assert evaluation.score("offline").precision == 1.0
