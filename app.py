@@ -560,6 +560,12 @@ def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
     return run_daemon(kcl, jars_dir=args.jars, properties_path=properties)
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from benchmarks import cli as bench_cli
+
+    return bench_cli.run(args, build_app=lambda: build_app(settings, Registry({})))
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Every setting: its variable, default, current value and meaning."""
     rows = [
@@ -955,6 +961,14 @@ def parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--malformed", action="store_true", help="add malformed samples")
     simulate.set_defaults(run=cmd_simulate)
+
+    from benchmarks import cli as bench_cli
+
+    bench = sub.add_parser(
+        "bench", help="throughput and memory benchmarks, compared with faust and plain boto3"
+    )
+    bench_cli.add_arguments(bench)
+    bench.set_defaults(run=cmd_bench)
 
     config = sub.add_parser("config", help="print every setting with its current value")
     config.add_argument("--markdown", action="store_true", help="as the README's table")
