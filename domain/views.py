@@ -144,6 +144,17 @@ def command_writes(event: object) -> list[CommandWrite]:
     return []
 
 
+def current_state_key(event: object) -> tuple[str, int] | None:
+    """``("ASSET#<asset>", ts_ms)`` for an ``AssetState``, ``None`` for anything else.
+
+    A newer state of an asset supersedes every older one (its command write is conditional on
+    ``ts_ms``), so a sink may keep only the newest per key: ``DynamoDBSink(coalesce=...)``.
+    """
+    if isinstance(event, AssetState):
+        return f"ASSET#{event.asset_id}", event.ts_ms
+    return None
+
+
 def _dimensions(event: Fault | EnergySpike | UsageReport) -> dict[str, str]:
     """Ids as dimensions; empty ids (above-asset scopes) are left out, as Timestream refuses
     empty dimension values, and such scopes carry a ``level`` dimension instead."""

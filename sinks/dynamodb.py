@@ -8,6 +8,10 @@ Two kinds of write, chosen per write by `newer_than_field`:
   Buffered keeping the write with the highest field value per key, and sent on flush with a
   PutItem that applies only if no item is stored yet or the stored one is older. A failed
   condition means the stored item is newer or equal: that counts as written.
+
+With `coalesce`, outputs that only ever replace one another (the current state of an asset,
+yielded on every reading) are coalesced before `select` runs: the sink keeps the newest raw
+output per key and builds items for those alone at flush, not one per reading.
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ class ItemWrite(Protocol):
 Select = Callable[[object], Iterable[ItemWrite]]
 """Turns one agent output into the item writes it implies (none for outputs not stored here)."""
 
+Coalesce = Callable[[object], tuple[Hashable, int] | None]
+"""(key, version) of an output that supersedes every older output with the same key, or None
+for outputs that must each be written. Version is the event time in ms: the newest wins."""
+
 
 def newer_than_condition(key_field: str, field: str) -> tuple[str, dict[str, str], str]:
     """The condition "no item stored yet, or the stored one is older than the incoming one".
@@ -69,6 +77,13 @@ class DynamoDBSink:
 
     A failed flush raises `SinkError` and the checkpoint is aborted; items not yet stored stay
     buffered for the next flush. Every write is idempotent by key, so re-sending is safe.
+
+    `coalesce` (optional) names the outputs that may be coalesced: of those with one key only
+    the one with the highest version (the first of equal ones) is kept, as the raw output, and
+    `select` runs on it at flush. Its writes must be conditional on that version (or their
+    item keys written by no other output), so dropping the older outputs stores what writing
+    each of them would have stored. An output whose items cannot be stored makes `flush`
+    raise `SinkError` and stays buffered.
     """
 
     def __init__(
@@ -78,6 +93,8 @@ class DynamoDBSink:
         select: Select,
         backoff: Backoff,
         key_fields: Sequence[str] = ("pk", "sk"),
+        *,
+        coalesce: Coalesce | None = None,
     ) -> None:
         if not key_fields:
             raise ValueError("key_fields must name at least the partition key")
@@ -90,18 +107,31 @@ class DynamoDBSink:
         self._writer = BatchWriter(client, table_name, backoff, self.counters)
         self._plain = KeyedBuffer()
         self._conditional: dict[Hashable, _Conditional] = {}
+        self._coalesce = coalesce
+        # Coalesced outputs, not yet turned into items: key -> (version, output).
+        self._latest: dict[Hashable, tuple[int, object]] = {}
         # After an early batch fails, writing waits for flush(), which reports the error.
         self._early_writes_paused = False
 
     @property
     def buffered(self) -> int:
         """Items waiting for a flush."""
-        return len(self._plain) + len(self._conditional)
+        return len(self._plain) + len(self._conditional) + len(self._latest)
 
     def write(self, item: object) -> None:
         """Buffer the writes `select` derives from `item`; send a batch early once 25 plain
         items wait. Raises `SinkError` for an item that cannot be stored (no key, a value
-        DynamoDB cannot hold); writes it derived before that one stay buffered."""
+        DynamoDB cannot hold); writes it derived before that one stay buffered.
+        A coalesced output is only held (see the class docstring)."""
+        if self._coalesce is not None:
+            found = self._coalesce(item)
+            if found is not None:
+                key, version = found
+                held = self._latest.get(key)
+                # Equal versions keep the first output, as the conditional write (<) does.
+                if held is None or held[0] < version:
+                    self._latest[key] = (version, item)
+                return
         for write in self._select(item):
             self._buffer(write)
         if len(self._plain) >= MAX_BATCH_ITEMS and not self._early_writes_paused:
@@ -111,7 +141,14 @@ class DynamoDBSink:
                 self._early_writes_paused = True
 
     def flush(self) -> None:
-        """Store everything buffered: plain items first, then conditional ones."""
+        """Store everything buffered: coalesced outputs become items, then plain items are
+        written, then conditional ones. An output leaves the buffer once its items are built;
+        an item leaves it once stored."""
+        latest = self._latest
+        for key in list(latest):
+            for write in self._select(latest[key][1]):
+                self._buffer(write)
+            del latest[key]
         self._plain.write_all(self._writer)
         for key in list(self._conditional):
             self._put_if_newer(self._conditional[key])
@@ -121,6 +158,7 @@ class DynamoDBSink:
     def discard(self) -> None:
         self._plain.clear()
         self._conditional.clear()
+        self._latest.clear()
         self._early_writes_paused = False
 
     def _buffer(self, write: ItemWrite) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from domain import views
+from domain.events import AssetState, Fault
 from sinks.attrvalues import from_item
 from sinks.dynamodb import DynamoDBSink
 from sinks.provision import ensure_command_table
@@ -245,3 +247,129 @@ def test_an_item_without_its_key_is_refused(ddb: Any, table: str) -> None:
     sink = DynamoDBSink(ddb, table, as_writes, no_sleep())
     with pytest.raises(SinkError, match="key field"):
         sink.write(Put({"pk": "x"}))
+
+
+# -- coalescing: the current state of an asset, as the app writes it ---------------------
+
+
+def asset_state(asset: str, ts_ms: int, power_w: float) -> AssetState:
+    return AssetState("s1", "b1", "r1", asset, ts_ms, power_w, True, 60)
+
+
+def coalescing_sink(client: Any, table: str, backoff: Backoff | None = None) -> DynamoDBSink:
+    return DynamoDBSink(
+        client,
+        table,
+        views.command_writes,
+        backoff or no_sleep(),
+        coalesce=views.current_state_key,
+    )
+
+
+def test_coalesced_states_store_exactly_what_writing_each_would(
+    ddb: Any, unique_name: Callable[[str], str]
+) -> None:
+    rng = random.Random(5)
+    outputs: list[object] = [
+        asset_state(f"a{rng.randrange(6)}", rng.randrange(1, 40) * 1_000, rng.random() * 90)
+        for _ in range(200)
+    ]
+    outputs[50:50] = [Fault("s1", "b1", "r1", "a1", "E1", 7_000), "not for this sink"]
+    tables = []
+    for coalesce in (False, True):
+        name = unique_name("cmd")
+        ensure_command_table(ddb, name)
+        tables.append(name)
+        plain = DynamoDBSink(ddb, name, views.command_writes, no_sleep())
+        sink = coalescing_sink(ddb, name) if coalesce else plain
+        for n, output in enumerate(outputs):
+            sink.write(output)
+            if n % 70 == 69:
+                sink.flush()
+        sink.flush()
+        assert sink.buffered == 0
+
+    each, coalesced = (scan(ddb, name) for name in tables)
+    assert coalesced == each
+    assert len(each) == 7  # six assets and the fault
+    for item in each.values():  # the newest state of each asset, the first of equal ones
+        if item["type"] == "asset_state":
+            states = [o for o in outputs if isinstance(o, AssetState)]
+            newest = max(o.ts_ms for o in states if f"ASSET#{o.asset_id}" == item["pk"])
+            first = next(o for o in states if o.ts_ms == newest and o.asset_id == item["asset_id"])
+            assert item["ts_ms"] == newest and item["power_w"] == first.power_w
+
+
+def test_coalescing_builds_one_put_per_asset_and_flush(ddb: Any, table: str) -> None:
+    faulty = FaultyClient(ddb)
+    sink = coalescing_sink(faulty, table)
+    for ts_ms, power_w in [(3_000, 3.0), (9_000, 9.0), (1_000, 1.0), (9_000, 99.0)]:
+        sink.write(asset_state("a1", ts_ms, power_w))
+    sink.write(asset_state("a2", 5_000, 5.0))
+    assert sink.buffered == 2
+    sink.flush()
+    assert len(faulty.requests["put_item"]) == 2
+    stored = scan(ddb, table)
+    assert stored[("ASSET#a1", "STATE")]["ts_ms"] == 9_000
+    assert stored[("ASSET#a1", "STATE")]["power_w"] == 9.0  # equal versions keep the first
+    assert stored[("ASSET#a2", "STATE")]["power_w"] == 5.0
+
+
+def test_coalesced_states_never_move_backwards_across_flushes(ddb: Any, table: str) -> None:
+    sink = coalescing_sink(ddb, table)
+    sink.write(asset_state("a1", 5_000, 5.0))
+    sink.flush()
+    sink.write(asset_state("a1", 4_000, 4.0))  # older than the stored one: skipped
+    sink.write(asset_state("a2", 1_000, 1.0))  # a new key in a later flush is not lost
+    sink.flush()
+    sink.write(asset_state("a1", 6_000, 6.0))
+    sink.flush()
+    stored = scan(ddb, table)
+    assert stored[("ASSET#a1", "STATE")]["power_w"] == 6.0
+    assert stored[("ASSET#a2", "STATE")]["power_w"] == 1.0
+    assert sink.counters.stale_skipped == 1 and sink.counters.items_written == 3
+
+
+def test_a_failed_coalesced_flush_keeps_the_buffer(
+    ddb: Any, unique_name: Callable[[str], str]
+) -> None:
+    name = unique_name("cmd")
+    sink = coalescing_sink(ddb, name)
+    for n in range(5):
+        sink.write(asset_state(f"a{n}", 1_000 + n, float(n)))
+    sink.write(asset_state("a0", 9_000, 90.0))
+    with pytest.raises(SinkError, match="ResourceNotFoundException"):
+        sink.flush()  # the table does not exist yet
+    assert sink.buffered == 5
+    sink.write(asset_state("a1", 500, 0.5))  # older than the buffered a1: does not replace it
+    ensure_command_table(ddb, name)
+    sink.flush()
+    stored = scan(ddb, name)
+    assert {key: item["power_w"] for key, item in stored.items()} == {
+        ("ASSET#a0", "STATE"): 90.0,
+        ("ASSET#a1", "STATE"): 1.0,
+        ("ASSET#a2", "STATE"): 2.0,
+        ("ASSET#a3", "STATE"): 3.0,
+        ("ASSET#a4", "STATE"): 4.0,
+    }
+    assert sink.buffered == 0
+
+
+def test_an_output_that_cannot_be_stored_fails_the_flush_and_stays(ddb: Any, table: str) -> None:
+    sink = coalescing_sink(ddb, table)
+    sink.write(asset_state("a1", 1_000, float("nan")))
+    with pytest.raises(SinkError, match="cannot store"):
+        sink.flush()
+    assert sink.buffered == 1
+    sink.write(asset_state("a1", 2_000, 2.0))  # a newer state replaces it
+    sink.flush()
+    assert scan(ddb, table)[("ASSET#a1", "STATE")]["power_w"] == 2.0
+
+
+def test_discard_drops_coalesced_outputs(ddb: Any, table: str) -> None:
+    sink = coalescing_sink(ddb, table)
+    sink.write(asset_state("a1", 1_000, 1.0))
+    sink.discard()
+    assert sink.buffered == 0
+    sink.flush()
+    assert scan(ddb, table) == {}

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from domain.events import AssetState, EnergySpike, Fault, UsageReport
-from domain.views import CommandWrite, TimePoint, command_writes, time_points
+from domain.views import (
+    CommandWrite,
+    TimePoint,
+    command_writes,
+    current_state_key,
+    time_points,
+)
 
 DIMENSIONS = {"site": "s", "building": "b", "room": "r", "asset": "a"}
 IDS = {"site_id": "s", "building_id": "b", "room_id": "r", "asset_id": "a"}
@@ -180,3 +186,12 @@ def test_unknown_objects_give_nothing() -> None:
     assert command_writes(object()) == []
     assert command_writes({"type": "fault"}) == []
     assert time_points("fault") == []
+
+
+def test_current_state_key_names_the_state_row_and_its_version() -> None:
+    event = AssetState("s", "b", "r", "a", 1_795_784_700_123, 12.5, True, 40, None)
+    assert current_state_key(event) == ("ASSET#a", 1_795_784_700_123)
+    (write,) = command_writes(event)
+    assert current_state_key(event) == (write.item["pk"], write.item[write.newer_than_field or ""])
+    assert current_state_key(Fault("s", "b", "r", "a", "E1", 60_000)) is None
+    assert current_state_key("unknown") is None
