@@ -17,16 +17,30 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import boto3
 import msgspec
 from botocore.config import Config
 
-from domain import rules, views
-from domain.rules import AssetRuleState, Limits
+from domain import views
+from domain.registry import (
+    Asset,
+    Registry,
+    RegistryError,
+    RegistryImport,
+    SiteDefaults,
+    encode_registry,
+    parse_csv,
+    parse_json,
+    site_limits_of,
+)
+from domain.rules import AssetRuleState, Limits, asset_state, offline_check, step, usage_since_last
+from domain.site import MINUTE_MS, SiteDemandState, SiteLimits, demand_w, site_demand_step
 from domain.telemetry import Reading, decode_reading
+from domain.usage import DAY_MS, asset_counts, scope_of_key, scopes_of, usage_report_of
 from sinks.base import Sink
+from sinks.batching import BatchWriter, SinkCounters
 from sinks.deadletter import DeadLetterSink, read_dead_letters
 from sinks.dynamodb import DynamoDBSink
 from sinks.provision import ensure_command_table, ensure_dead_letter_table, ensure_timestream
@@ -43,8 +57,10 @@ from streams.retry import Backoff
 from streams.stream import Stream
 from tables.store import DynamoDBStateStore, StateStore
 from tables.store import ensure_table as ensure_state_table
+from tables.table import WindowedTable
 
 log = logging.getLogger("luxflow")
+V = TypeVar("V")
 
 HOUR_MS = 3_600_000
 
@@ -116,18 +132,9 @@ class Settings:
     window_grace_ms: int = _setting(
         600_000, "How late (event time) a reading may arrive and still count in its hourly window."
     )
-    max_gap_ms: int = _setting(
-        300_000,
-        "Readings further apart than this do not integrate energy (the gap lowers coverage).",
-    )
-    spike_tolerance: float = _setting(
-        1.25, "An asset spikes when its power exceeds rated power times this factor."
-    )
-    default_rated_w: float = _setting(
-        100.0, "Rated power assumed for assets missing from the registry."
-    )
-    registry_file: str = _setting(
-        "", "JSON file of assets and their rated power (written by `luxflow simulate`)."
+    registry_refresh_ms: int = _setting(
+        30_000,
+        "How often workers reload the asset registry: a threshold change applies within this.",
     )
     worker_id: str = _setting(
         "", "Lease owner name of this worker; default host name and process id."
@@ -171,15 +178,13 @@ class Settings:
         for name in (
             "checkpoint_interval_ms",
             "idle_timeout_ms",
-            "max_gap_ms",
+            "registry_refresh_ms",
             "failover_ms",
             "shard_sync_interval_ms",
             "poll_interval_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
-        if self.spike_tolerance <= 1.0:
-            raise ConfigError("LUXFLOW_SPIKE_TOLERANCE must be above 1.0")
 
     @property
     def owner(self) -> str:
@@ -246,94 +251,194 @@ class Clients:
 # --------------------------------------------------------------------------------------------
 
 
-class Registry(msgspec.Struct):
-    """Rated power per asset id (watts)."""
-
-    rated_w: dict[str, float]
-
-
 def _no_rule_state() -> AssetRuleState:
     raise KeyError("asset_rules has no default: use .get()")
 
 
 class UsageAcc(msgspec.Struct):
-    """Energy of one asset in one window, summed from the intervals between its readings."""
+    """Energy of one scope in one window, summed from the intervals between readings."""
 
     site_id: str = ""
     building_id: str = ""
     room_id: str = ""
     wh: float = 0.0
     covered_ms: int = 0
+    assets: int = 0
 
 
-def load_registry(path: str) -> Registry:
-    if not path:
-        return Registry({})
-    try:
-        return msgspec.json.decode(Path(path).read_bytes(), type=Registry)
-    except (OSError, msgspec.DecodeError) as exc:
-        raise ConfigError(f"cannot read the asset registry {path!r}: {exc}") from exc
+class RegistryCache:
+    """The asset registry as the agents see it: loaded from the command table and reloaded
+    every `refresh_ms`, so a threshold change reaches running workers within that time.
+    Unknown assets get their site's defaults (or the fallback defaults) and are counted."""
+
+    def __init__(
+        self, load: Callable[[], Registry], refresh_ms: int, now_ms: Callable[[], int]
+    ) -> None:
+        self._load = load
+        self._refresh_ms = refresh_ms
+        self._now_ms = now_ms
+        self._loaded_ms = now_ms()
+        self._registry = load()
+        self._limits: dict[str, Limits] = {}
+        self._counts = asset_counts(
+            (a.site_id, a.building_id, a.room_id, a.asset_id)
+            for a in self._registry.assets.values()
+        )
+        self.unknown_assets: set[str] = set()
+
+    def _fresh(self) -> Registry:
+        if self._now_ms() - self._loaded_ms >= self._refresh_ms:
+            self._loaded_ms = self._now_ms()
+            registry = self._load()
+            self._limits = {}
+            self._counts = asset_counts(
+                (a.site_id, a.building_id, a.room_id, a.asset_id) for a in registry.assets.values()
+            )
+            self._registry = registry
+        return self._registry
+
+    def limits(self, asset_id: str, site_id: str) -> Limits:
+        registry = self._fresh()
+        limits = self._limits.get(asset_id)
+        if limits is None:
+            if asset_id not in registry.assets and asset_id not in self.unknown_assets:
+                self.unknown_assets.add(asset_id)
+                log.info("asset %s is not in the registry: site defaults apply", asset_id)
+            limits = self._limits[asset_id] = registry.limits(asset_id, site_id)
+        return limits
+
+    def site_limits(self, site_id: str) -> SiteLimits | None:
+        return site_limits_of(self._fresh().site(site_id))
+
+    def asset_count(self, scope_key: str) -> int:
+        return self._counts.get(scope_key, 0)
 
 
-def build_app(settings: Settings, registry: Registry) -> App:
-    """The lighting application: one agent applying the detection rules to every reading."""
+def build_app(settings: Settings, registry: RegistryCache) -> App:
+    """The lighting application: one agent applies the per-asset rules to every reading and
+    feeds the usage and site-demand windows; event time drives roll-ups and offline checks."""
     app = App("lighting")
     telemetry = app.topic(settings.stream, decoder=decode_reading)
+    grace_ms = settings.window_grace_ms
     asset_rules = app.Table("asset_rules", default=_no_rule_state, value_type=AssetRuleState)
-    hourly = (
-        app.Table("usage_hourly", default=UsageAcc, value_type=UsageAcc)
-        .tumbling(HOUR_MS, grace_ms=settings.window_grace_ms, expires_ms=HOUR_MS)
-        .relative_to_field(lambda reading: reading.ts_ms)
-    )
+    site_demand = app.Table("site_demand", default=_no_site_state, value_type=SiteDemandState)
+    # Room, building and site sums of the asset windows closed by the current advance.
+    rollups = app.Table("usage_rollups", default=UsageAcc, value_type=UsageAcc)
+    next_offline_check = app.Table("offline_check", default=int, value_type=int)
 
-    @hourly.on_window_close
-    def usage_report(asset_id: str, window: tuple[int, int], acc: UsageAcc) -> Iterable[object]:
-        yield rules.usage_report(
-            site_id=acc.site_id,
-            building_id=acc.building_id,
-            room_id=acc.room_id,
-            asset_id=asset_id,
-            window_start_ms=window[0],
-            window_ms=HOUR_MS,
-            wh=acc.wh,
-            covered_ms=acc.covered_ms,
+    def windowed(
+        name: str, size_ms: int, default: Callable[[], V], value_type: type[V]
+    ) -> WindowedTable[V]:
+        return (
+            app.Table(name, default=default, value_type=value_type)
+            .tumbling(size_ms, grace_ms=grace_ms)
+            .relative_to_field(lambda reading: reading.ts_ms)
         )
 
-    limits_cache: dict[str, Limits] = {}
+    hourly = windowed("usage_hourly", HOUR_MS, UsageAcc, UsageAcc)
+    daily = windowed("usage_daily", DAY_MS, UsageAcc, UsageAcc)
+    site_minute = windowed("site_minute", MINUTE_MS, float, float)
 
-    def limits_of(asset_id: str) -> Limits:
-        limits = limits_cache.get(asset_id)
+    def usage_closed(
+        window_ms: int,
+    ) -> Callable[[Any, tuple[int, int], UsageAcc], Iterable[object]]:
+        def close(asset_id: Any, window: tuple[int, int], acc: UsageAcc) -> Iterable[object]:
+            scopes = scopes_of(acc.site_id, acc.building_id, acc.room_id, str(asset_id))
+            yield usage_report_of(
+                scopes[0],
+                window_start_ms=window[0],
+                window_ms=window_ms,
+                wh=acc.wh,
+                covered_ms=acc.covered_ms,
+            )
+            for scope in scopes[1:]:
+                key = (scope.key, window_ms, window[0])
+                held = rollups[key]
+                rollups[key] = UsageAcc(
+                    wh=held.wh + acc.wh,
+                    covered_ms=held.covered_ms + acc.covered_ms,
+                    assets=held.assets + 1,
+                )
+
+        return close
+
+    hourly.on_window_close(usage_closed(HOUR_MS))
+    daily.on_window_close(usage_closed(DAY_MS))
+
+    @site_minute.on_window_close
+    def site_minute_closed(site_id: Any, window: tuple[int, int], wh: float) -> Iterable[object]:
+        limits = registry.site_limits(str(site_id))
         if limits is None:
-            rated_w = registry.rated_w.get(asset_id, settings.default_rated_w)
-            limits = Limits(rated_w * settings.spike_tolerance, settings.max_gap_ms)
-            limits_cache[asset_id] = limits
-        return limits
+            return
+        state, spikes = site_demand_step(
+            site_demand.get(str(site_id)),
+            site_id=str(site_id),
+            minute_start_ms=window[0],
+            demand_w=demand_w(wh),
+            limits=limits,
+        )
+        site_demand[str(site_id)] = state
+        yield from spikes
+
+    @app.on_advance
+    def by_event_time(clock_ms: int) -> Iterable[object]:
+        for key, acc in rollups.items():
+            scope_key, window_ms, start_ms = cast(tuple[str, int, int], key)
+            yield usage_report_of(
+                scope_of_key(scope_key),
+                window_start_ms=start_ms,
+                window_ms=window_ms,
+                wh=acc.wh,
+                covered_ms=acc.covered_ms,
+                asset_count=max(registry.asset_count(scope_key), acc.assets),
+            )
+            del rollups[key]
+        if clock_ms < (next_offline_check.get("next") or 0):
+            return
+        next_offline_check["next"] = clock_ms - clock_ms % MINUTE_MS + MINUTE_MS
+        for asset_id, state in asset_rules.items():
+            limits = registry.limits(str(asset_id), state.site_id)
+            after, events = offline_check(state, clock_ms, limits)
+            if after is not state:
+                asset_rules[asset_id] = after
+                yield from events
 
     @app.agent(telemetry)
     async def detect(stream: Stream[Reading]) -> AsyncIterator[object]:
         async for reading in stream:
             asset_id = reading.asset_id
-            limits = limits_of(asset_id)
+            limits = registry.limits(asset_id, reading.site_id)
             before = asset_rules.get(asset_id)
-            for window_start_ms, wh, covered_ms in rules.usage_since_last(before, reading, limits):
-                acc = hourly.at(asset_id, window_start_ms).value()
-                hourly.at(asset_id, window_start_ms).set(
-                    UsageAcc(
-                        reading.site_id,
-                        reading.building_id,
-                        reading.room_id,
-                        acc.wh + wh,
-                        acc.covered_ms + covered_ms,
+            for table, window_ms in ((hourly, HOUR_MS), (daily, DAY_MS)):
+                for start_ms, wh, covered_ms in usage_since_last(
+                    before, reading, limits, window_ms
+                ):
+                    window = table.at(asset_id, start_ms)
+                    acc = window.value()
+                    window.set(
+                        UsageAcc(
+                            reading.site_id,
+                            reading.building_id,
+                            reading.room_id,
+                            acc.wh + wh,
+                            acc.covered_ms + covered_ms,
+                            1,
+                        )
                     )
-                )
-            after, events = rules.step(before, reading, limits)
+            for start_ms, wh, _ in usage_since_last(before, reading, limits, MINUTE_MS):
+                site_minute.at(reading.site_id, start_ms).add(wh)
+            after, events = step(before, reading, limits)
             if after is not before:
                 asset_rules[asset_id] = after
                 for event in events:
                     yield event
-                yield rules.asset_state(reading)
+                yield asset_state(reading)
 
     return app
+
+
+def _no_site_state() -> SiteDemandState:
+    raise KeyError("site_demand has no default: use .get()")
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,6 +560,51 @@ def _plain_number(value: object) -> object:
     return value
 
 
+REGISTRY_PK = "REGISTRY"
+
+
+def load_registry(clients: Clients, settings: Settings) -> Registry:
+    """The registry items of the command table (pk REGISTRY, sk ASSET#<id> / SITE#<id>)."""
+    assets: list[Asset] = []
+    sites: list[SiteDefaults] = []
+    paginator = clients.dynamodb.get_paginator("query")
+    pages = paginator.paginate(
+        TableName=settings.command_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": REGISTRY_PK}},
+        ConsistentRead=True,
+    )
+    for page in pages:
+        for item in page["Items"]:
+            doc = item["doc"]["S"]
+            if item["sk"]["S"].startswith("ASSET#"):
+                assets.append(msgspec.json.decode(doc, type=Asset))
+            else:
+                sites.append(msgspec.json.decode(doc, type=SiteDefaults))
+    return Registry(assets, sites)
+
+
+def store_registry(clients: Clients, settings: Settings, imported: RegistryImport) -> None:
+    """Put the imported assets and site defaults (an import replaces items with the same id)."""
+    docs = [
+        ("ASSET#" + a.asset_id, "registry_asset", msgspec.json.encode(a)) for a in imported.assets
+    ]
+    docs += [("SITE#" + s.site_id, "registry_site", msgspec.json.encode(s)) for s in imported.sites]
+    writer = BatchWriter(clients.dynamodb, settings.command_table, Backoff(), SinkCounters())
+    items = [
+        {"pk": {"S": REGISTRY_PK}, "sk": {"S": sk}, "type": {"S": kind}, "doc": {"S": doc.decode()}}
+        for sk, kind, doc in docs
+    ]
+    for start in range(0, len(items), 25):
+        writer.put_batch(items[start : start + 25])
+
+
+def registry_cache(clients: Clients, settings: Settings) -> RegistryCache:
+    return RegistryCache(
+        lambda: load_registry(clients, settings), settings.registry_refresh_ms, wall_clock_ms
+    )
+
+
 def events_of(items: Iterable[dict[str, Any]], kind: type[Any], type_name: str) -> list[Any]:
     return [msgspec.convert(i, kind) for i in items if i.get("type") == type_name]
 
@@ -471,7 +621,7 @@ def run_local_worker(
     stop_when_idle_ms: int | None = None,
     on_runner: Callable[[LocalRunner], None] | None = None,
 ) -> LocalRunner:
-    app = build_app(settings, load_registry(settings.registry_file))
+    app = build_app(settings, registry_cache(clients, settings))
     store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
     runner = LocalRunner(
         clients.kinesis,
@@ -563,7 +713,8 @@ def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from benchmarks import cli as bench_cli
 
-    return bench_cli.run(args, build_app=lambda: build_app(settings, Registry({})))
+    empty = RegistryCache(lambda: Registry([]), 2**62, wall_clock_ms)
+    return bench_cli.run(args, build_app=lambda: build_app(settings, empty))
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -618,9 +769,13 @@ def simulation_of(args: argparse.Namespace) -> Any:
     )
 
 
+def simulated_registry(simulation: Any) -> RegistryImport:
+    return RegistryImport(simulation.registry(), list(simulation.site_defaults().values()), [])
+
+
 def write_registry(simulation: Any, path: Path) -> None:
-    registry = Registry({a.asset_id: a.rated_w for a in simulation.assets})
-    path.write_bytes(msgspec.json.encode(registry))
+    """The simulated fleet and its site thresholds, in the form `luxflow registry import` reads."""
+    path.write_bytes(encode_registry(simulation.registry(), simulation.site_defaults().values()))
 
 
 MALFORMED: list[tuple[str, str, bytes]] = [
@@ -693,6 +848,35 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
+    clients = Clients(settings)
+    if args.action == "show":
+        registry = load_registry(clients, settings)
+        for asset in sorted(registry.assets.values(), key=lambda a: a.asset_id):
+            if args.site and asset.site_id != args.site:
+                continue
+            print(msgspec.json.encode(asset).decode())
+        for site in registry.sites.values():
+            if not args.site or site.site_id == args.site:
+                print(msgspec.json.encode(site).decode())
+        print(f"{len(registry.assets)} assets, {len(registry.sites)} sites", file=sys.stderr)
+        return 0
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+        imported = parse_csv(data.decode()) if path.suffix.lower() == ".csv" else parse_json(data)
+    except (OSError, UnicodeDecodeError, RegistryError) as exc:
+        raise ConfigError(f"cannot import {path}: {exc}") from exc
+    for row in imported.rejected:
+        print(f"rejected {path.name}:{row.position}: {row.reason}", file=sys.stderr)
+    store_registry(clients, settings, imported)
+    print(
+        f"imported {len(imported.assets)} assets and {len(imported.sites)} site defaults; "
+        f"rejected {len(imported.rejected)} rows"
+    )
+    return 1 if imported.rejected else 0
+
+
 def cmd_deadletters(args: argparse.Namespace, settings: Settings) -> int:
     letters = read_dead_letters(Clients(settings).dynamodb, settings.dead_letter_table)
     for letter in letters[: args.limit]:
@@ -743,7 +927,7 @@ def cmd_kcl_processor(args: argparse.Namespace, settings: Settings) -> int:
     from streams.kcl import run_processor
 
     clients = Clients(settings)
-    app = build_app(settings, load_registry(settings.registry_file))
+    app = build_app(settings, registry_cache(clients, settings))
     store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
     leases = LeaseTable(clients.dynamodb, settings.app_name)
 
@@ -760,7 +944,6 @@ def cmd_kcl_processor(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Emulated AWS on 127.0.0.1 -> simulator -> worker -> verdict against the ground truth."""
     import dataclasses
-    import tempfile
 
     from domain.evaluation import evaluate
     from domain.events import EnergySpike, Fault, UsageReport
@@ -768,7 +951,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.producer import Producer
 
     started = time.monotonic()
-    with MotoServer() as moto, tempfile.TemporaryDirectory(prefix="luxflow-demo-") as tmp:
+    with MotoServer() as moto:
         for key, value in emulator_env(moto.endpoint).items():
             os.environ.setdefault(key, value)
         settings = dataclasses.replace(
@@ -779,13 +962,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             idle_timeout_ms=3_000,
             checkpoint_interval_ms=2_000,
             poll_interval_ms=250,
-            registry_file=str(Path(tmp) / "registry.json"),
         )
         print(f"emulated AWS (moto server) on {moto.endpoint}")
         clients = Clients(settings)
         provision(settings, clients, shards=args.shards)
         simulation = simulation_of(args)
-        write_registry(simulation, Path(settings.registry_file))
+        store_registry(clients, settings, simulated_registry(simulation))
         truth = simulation.ground_truth()
         expected_records = sum(simulation.reading_count(a) for a in simulation.assets)
         print(
@@ -982,6 +1164,16 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--from", dest="from_", required=True, help="trim-horizon or ISO time")
     replay.add_argument("--yes", action="store_true", help="do it (otherwise only explain)")
     replay.set_defaults(run=cmd_replay)
+
+    registry = sub.add_parser("registry", help="import or show the asset registry")
+    registry_sub = registry.add_subparsers(dest="action", required=True)
+    registry_import = registry_sub.add_parser(
+        "import", help="import assets (and site defaults) from a CSV or JSON file"
+    )
+    registry_import.add_argument("file", help="*.csv, or JSON as written by `luxflow simulate`")
+    registry_show = registry_sub.add_parser("show", help="print the registry as JSON lines")
+    registry_show.add_argument("--site", default="", help="only this site")
+    registry.set_defaults(run=cmd_registry)
 
     dead = sub.add_parser("deadletters", help="list dead letters with their reasons")
     dead.add_argument("--limit", type=int, default=50)

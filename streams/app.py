@@ -15,7 +15,7 @@ it, with the sinks, state store and checkpointer of that deployment.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 from streams.agent import Agent, AgentFun
@@ -24,6 +24,9 @@ from tables.table import Table
 
 T = TypeVar("T")
 V = TypeVar("V")
+
+AdvanceCallback = Callable[[int], Iterable[object]]
+"""Called with the shard's event clock (ms) after each batch and tick; returns outputs."""
 
 Decoder = Callable[[bytes, int], T]
 """Turns a record's bytes (and its arrival time in ms) into a value, or raises ValueError
@@ -48,6 +51,7 @@ class App:
         self.topic_: Topic[Any] | None = None
         self.agents: list[Agent[Any]] = []
         self.tables: list[Table[Any]] = []
+        self.advance_callbacks: list[AdvanceCallback] = []
 
     def topic(self, name: str, *, decoder: Decoder[T]) -> Topic[T]:
         if self.topic_ is not None:
@@ -79,6 +83,13 @@ class App:
         table = Table(name, default=default, value_type=value_type)
         self.tables.append(table)
         return table
+
+    def on_advance(self, callback: AdvanceCallback) -> AdvanceCallback:
+        """Register `callback(event_clock_ms)`, run per shard after each batch and tick with that
+        shard's tables active: for work driven by event time rather than by one record (e.g.
+        "no telemetry for 15 minutes"). What it returns goes to the sinks."""
+        self.advance_callbacks.append(callback)
+        return callback
 
     @property
     def decoder(self) -> Decoder[Any]:

@@ -169,7 +169,7 @@ class ShardEngine:
         if last is not None:
             self._last_position = last.position
             self._dirty = True
-        self._route(state.advance())
+        self._advance()
 
     def tick(self) -> None:
         """Let time pass without records: `take()` deadlines and idle window closing."""
@@ -182,7 +182,7 @@ class ShardEngine:
                 self.counters.agent_errors += 1
                 log.warning("shard %s: %s", self.shard_id, exc)
         self._route(self._outputs)
-        self._route(self.state.advance())
+        self._advance()
 
     def checkpoint_due(self) -> bool:
         """True when something happened since the last checkpoint and the interval passed."""
@@ -235,6 +235,16 @@ class ShardEngine:
         self._dead_letter.discard()
 
     # -- internals -------------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        """Close what the event clock has passed, then run the app's advance callbacks."""
+        self._route(self.state.advance())
+        clock_ms = self.state.event_clock_ms()
+        if clock_ms is None or not self.app.advance_callbacks:
+            return
+        for callback in self.app.advance_callbacks:
+            self._outputs.extend(callback(clock_ms))
+        self._route(self._outputs)
 
     def _route(self, outputs: list[object]) -> None:
         if not outputs:

@@ -261,6 +261,12 @@ class ShardState:
             self._dirty = True
             part.forget_keys(bucket)
 
+    def event_clock_ms(self) -> int | None:
+        """The shard's event clock: the largest event time its windowed tables have seen, moved
+        on by processing time while the shard is idle. None before any windowed update."""
+        clocks = [p.max_event_ms for p in self.windowed.values() if p.max_event_ms is not None]
+        return max(clocks) if clocks else None
+
     def watermark_ms(self, table: Table[Any] | WindowedTable[Any]) -> int | None:
         """The watermark of a windowed table in this shard (None before its first event)."""
         base = table.base

@@ -10,13 +10,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 
-from domain.simulator import GroundTruth, SimParams
+from domain.simulator import GroundTruth, SimParams, Simulation
 from streams.kinesis import partition_hash
 from tests.support.deployment import ROOT, Deployment, recent_params
 
@@ -61,11 +62,19 @@ def with_malformed(records: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, 
 
 
 def by_type(items: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [item for item in items if item["type"] == kind]
+    return [item for item in items if item.get("type") == kind]
 
 
 def assert_matches_ground_truth(items: list[dict[str, Any]], truth: GroundTruth) -> None:
-    faults = by_type(items, "fault")
+    """Every injected fault, spike and hourly asset usage exactly once. Besides them, every
+    asset goes offline 15 minutes after its last reading (the data ends): those faults are
+    checked too, and nothing else may be there."""
+    last_ts = {(r.asset_id): r.ts_ms for r in Simulation(truth.params).readings()}
+    offline = [f for f in by_type(items, "fault") if f["code"] == "offline"]
+    assert sorted((f["asset_id"], f["opened_at_ms"], f["status"]) for f in offline) == sorted(
+        (asset_id, ts_ms + 900_000, "open") for asset_id, ts_ms in last_ts.items()
+    )
+    faults = [f for f in by_type(items, "fault") if f["code"] != "offline"]
     assert sorted(
         (f["asset_id"], f["code"], f["opened_at_ms"], f["cleared_at_ms"], f["status"])
         for f in faults
@@ -75,12 +84,46 @@ def assert_matches_ground_truth(items: list[dict[str, Any]], truth: GroundTruth)
         (s.asset_id, s.start_ms, s.end_ms) for s in truth.spikes
     )
     usage = {
-        (u["asset_id"], u["window_start_ms"]): u["kwh"] for u in by_type(items, "usage_report")
+        (u["asset_id"], u["window_start_ms"]): u["kwh"]
+        for u in by_type(items, "usage_report")
+        if u["level"] == "asset" and u["window_ms"] == 3_600_000
     }
     expected = {(u.asset_id, u.window_start_ms): u.wh / 1000 for u in truth.usage}
     assert usage.keys() == expected.keys()
     off = {k: (usage[k], v) for k, v in expected.items() if abs(usage[k] - v) > 0.005 * v}
     assert off == {}
+
+
+def assert_usage_rolls_up(usage: list[dict[str, Any]]) -> None:
+    """Room, building and site reports are the sums of their assets' reports, hour by hour and
+    day by day, and a day is the sum of its hours."""
+    hour, day = 3_600_000, 86_400_000
+    scope_ids = {"room": 3, "building": 2, "site": 1}
+    fields = ("site_id", "building_id", "room_id")
+    assets = [u for u in usage if u["level"] == "asset"]
+    for window_ms in (hour, day):
+        for level, depth in scope_ids.items():
+            expected: dict[tuple[Any, ...], float] = defaultdict(float)
+            for u in assets:
+                if u["window_ms"] == window_ms:
+                    key = (*(u[f] for f in fields[:depth]), u["window_start_ms"])
+                    expected[key] += u["kwh"]
+            got = {
+                (*(u[f] for f in fields[:depth]), u["window_start_ms"]): u["kwh"]
+                for u in usage
+                if u["level"] == level and u["window_ms"] == window_ms
+            }
+            assert got.keys() == expected.keys(), (level, window_ms)
+            assert all(abs(got[k] - v) <= 1e-9 * max(1.0, v) for k, v in expected.items())
+    daily: dict[tuple[str, int], float] = defaultdict(float)
+    for u in assets:
+        if u["window_ms"] == hour:
+            daily[(u["asset_id"], u["window_start_ms"] - u["window_start_ms"] % day)] += u["kwh"]
+    got_daily = {
+        (u["asset_id"], u["window_start_ms"]): u["kwh"] for u in assets if u["window_ms"] == day
+    }
+    assert got_daily.keys() == daily.keys()
+    assert all(abs(got_daily[k] - v) <= 1e-9 * max(1.0, v) for k, v in daily.items())
 
 
 def test_every_injected_event_is_stored_once_and_bad_records_are_dead_lettered(
@@ -95,6 +138,7 @@ def test_every_injected_event_is_stored_once_and_bad_records_are_dead_lettered(
     assert_matches_ground_truth(items, truth)
     states = by_type(items, "asset_state")
     assert len(states) == len(simulation.assets)
+    assert_usage_rolls_up(by_type(items, "usage_report"))
 
     letters = deployment.dead_letters()
     assert sorted(letter.reason.split(":")[0] for letter in letters) == sorted(MALFORMED)
@@ -102,8 +146,15 @@ def test_every_injected_event_is_stored_once_and_bad_records_are_dead_lettered(
     assert all(letter.origin == "decode" for letter in letters)
     assert sent == sum(simulation.reading_count(a) for a in simulation.assets) + len(MALFORMED)
 
+    # The query model holds one point per event version the command model holds: a cleared
+    # fault was opened too; every spike and usage report (all levels and windows) once.
     points = deployment.timestream_points()
-    expected_points = 2 * len(truth.faults) + len(truth.spikes) + len(truth.usage)
+    faults = by_type(items, "fault")
+    expected_points = (
+        sum(2 if f["status"] == "cleared" else 1 for f in faults)
+        + len(by_type(items, "energy_spike"))
+        + len(by_type(items, "usage_report"))
+    )
     assert len(points) == expected_points
 
 
@@ -270,7 +321,11 @@ def test_a_silent_site_still_gets_its_last_hourly_report(deployment: Deployment)
     simulation, truth = deployment.simulation(recent_params(sites=1, hours=1, fault_count=0))
     deployment.send(simulation.records())
     deployment.run_worker_until_idle()
-    usage = by_type(deployment.items(), "usage_report")
+    usage = [
+        u
+        for u in by_type(deployment.items(), "usage_report")
+        if u["level"] == "asset" and u["window_ms"] == 3_600_000
+    ]
     assert len(usage) == len(truth.usage) == len(simulation.assets)
     assert {u["window_start_ms"] for u in usage} == {truth.params.start_ms}
 

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 from boto3.dynamodb.types import TypeDeserializer
 
+from domain.registry import encode_registry
 from domain.simulator import GroundTruth, SimParams, Simulation
 from sinks.deadletter import read_dead_letters
 from streams.localaws import emulator_env
@@ -89,7 +90,7 @@ class Deployment:
             "LUXFLOW_DEAD_LETTER_TABLE": f"{name}-dead",
             "LUXFLOW_STATE_TABLE": f"{name}-state",
             "LUXFLOW_TIMESTREAM_DATABASE": f"{name}-ts",
-            "LUXFLOW_REGISTRY_FILE": str(self.registry),
+            "LUXFLOW_REGISTRY_REFRESH_MS": "1000",
             "LUXFLOW_CHECKPOINT_INTERVAL_MS": "1000",
             "LUXFLOW_IDLE_TIMEOUT_MS": "2000",
             "LUXFLOW_POLL_INTERVAL_MS": "200",
@@ -123,8 +124,10 @@ class Deployment:
 
     def simulation(self, params: SimParams) -> tuple[Simulation, GroundTruth]:
         simulation = Simulation(params)
-        registry = {"rated_w": {a.asset_id: a.rated_w for a in simulation.assets}}
-        self.registry.write_bytes(msgspec.json.encode(registry))
+        self.registry.write_bytes(
+            encode_registry(simulation.registry(), simulation.site_defaults().values())
+        )
+        self.luxflow("registry", "import", str(self.registry))
         return simulation, simulation.ground_truth()
 
     def send(self, records: Iterable[tuple[str, bytes]]) -> int:
