@@ -1096,9 +1096,15 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         "start_ms": end_ms - duration_ms,
         "seed": args.seed,
     }
-    if args.clean:
-        overrides |= dict.fromkeys(ANOMALY_COUNTS, 0)
-    simulation = Simulation(scenario_params(**overrides))
+    # The scenario's counts are for 20 sites over 24 h: scale them to the fleet and period.
+    scale = args.sites / 20 * args.hours / 24
+    defaults = scenario_params()
+    for name in (*ANOMALY_COUNTS, "near_miss_count"):
+        overrides[name] = 0 if args.clean else max(1, round(getattr(defaults, name) * scale))
+    try:
+        simulation = Simulation(scenario_params(**overrides))
+    except ValueError as exc:
+        raise ConfigError(f"cannot plan the scenario: {exc}") from exc
     truth = simulation.ground_truth()
     run = run_on_emulated_aws(
         settings, simulation, shards=args.shards, malformed=False, progress=not args.json
@@ -1107,10 +1113,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(result.to_json())
     else:
-        print(f"{'kind':28}{'expected':>9}{'detected':>9}{'precision':>10}{'recall':>8}")
+        print(f"{'kind':36}{'expected':>9}{'detected':>9}{'precision':>10}{'recall':>8}")
         for score in result.scores:
             print(
-                f"{score.kind:28}{score.expected:>9}{score.detected:>9}"
+                f"{score.kind:36}{score.expected:>9}{score.detected:>9}"
                 f"{score.precision:>10.3f}{score.recall:>8.3f}"
             )
     return 0 if not run.runner_errors and not run.producer_errors else 1
