@@ -55,7 +55,7 @@ def _map(value: Any) -> AttributeValue:
     return {"M": to_item(value)}
 
 
-# Exact-type dispatch first (fast, and keeps bool apart from int); isinstance as fallback.
+# Exact-type dispatch (keeps bool apart from int) for the rarer types; isinstance as fallback.
 _BY_TYPE: dict[type, Callable[[Any], AttributeValue]] = {
     str: _str,
     bool: _bool,
@@ -73,7 +73,12 @@ _BY_TYPE: dict[type, Callable[[Any], AttributeValue]] = {
 
 def to_attribute_value(value: object) -> AttributeValue:
     """One plain value (str, int, float, bool, None, bytes, list/tuple, dict with str keys)."""
-    convert = _BY_TYPE.get(type(value))
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is int:
+        return {"N": str(value)}
+    convert = _BY_TYPE.get(kind)
     if convert is not None:
         return convert(value)
     if isinstance(value, bool):
@@ -96,10 +101,25 @@ def to_attribute_value(value: object) -> AttributeValue:
 def to_item(mapping: Mapping[str, object]) -> AttributeMap:
     """A whole item. Keys must be strings."""
     item: AttributeMap = {}
+    # The attributes of nearly every item (str, int, finite float, None, bool) are converted
+    # inline: on this path a function call per attribute costs as much as the conversion.
     for name, value in mapping.items():
-        if not isinstance(name, str):
+        if type(name) is not str and not isinstance(name, str):
             raise TypeError(f"attribute names must be str, got {name!r}")
-        item[name] = to_attribute_value(value)
+        kind = type(value)
+        if kind is str:
+            item[name] = {"S": value}
+        elif kind is int:
+            item[name] = {"N": str(value)}
+        elif kind is float and value - value == 0.0:  # type: ignore[operator]
+            # x - x is 0.0 for every finite float, NaN for NaN and +-inf (refused by _float).
+            item[name] = {"N": repr(value)}
+        elif value is None:
+            item[name] = {"NULL": True}
+        elif kind is bool:
+            item[name] = {"BOOL": value}
+        else:
+            item[name] = to_attribute_value(value)
     return item
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 
 import pytest
@@ -21,6 +22,7 @@ from sinks.dynamodb import newer_than_condition
         (-12, {"N": "-12"}),
         (2**70, {"N": str(2**70)}),
         (0.1, {"N": "0.1"}),
+        (-0.0, {"N": "-0.0"}),
         (1e20, {"N": "1e+20"}),
         (None, {"NULL": True}),
         (b"\x00\xff", {"B": b"\x00\xff"}),
@@ -58,6 +60,30 @@ def test_item_round_trip() -> None:
 def test_non_finite_floats_are_refused(value: float) -> None:
     with pytest.raises(ValueError):
         to_attribute_value(value)
+    with pytest.raises(ValueError, match="cannot store the number"):
+        to_item({"pk": "x", "w": value})
+
+
+class _Name(str):
+    pass
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+class _Watts(float):
+    pass
+
+
+def test_items_convert_each_attribute_as_to_attribute_value_does() -> None:
+    values: list[object] = ["s", 7, -(2**70), 0.5, -0.0, 1e-320, True, None, b"b", [1.5], {"m": 1}]
+    values += [_Name("sub"), _Level.HIGH, _Watts(2.5)]
+    item = {f"a{i}": value for i, value in enumerate(values)}
+    item[_Name("named")] = 1
+    assert to_item(item) == {name: to_attribute_value(value) for name, value in item.items()}
+    assert to_attribute_value(_Level.HIGH) == {"N": "3"}
+    assert to_attribute_value(_Watts(2.5)) == {"N": "2.5"}
 
 
 def test_unknown_types_are_refused() -> None:
