@@ -2,6 +2,7 @@
 
 ``decode_reading`` turns one Kinesis record's bytes into a validated ``Reading`` or raises
 ``InvalidTelemetry`` whose ``reason`` is a short stable string fit for a dead-letter record.
+The ids of its readings are shared strings (see ``MAX_SHARED_IDS``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from domain.timestamps import TimestampError, format_ts, parse_ts_ms
 SCHEMA_VERSION = 1
 MAX_RECORD_BYTES = 64 * 1024
 MAX_FUTURE_MS = 15 * 60_000
+
+MAX_SHARED_IDS = 1_000_000
+"""Distinct id strings remembered for sharing; past this the table starts over."""
 
 ID_FIELDS = ("site_id", "building_id", "room_id", "asset_id")
 FLOAT_FIELDS = ("power_w", "voltage_v", "current_a", "lux")
@@ -74,6 +78,10 @@ class InvalidTelemetry(ValueError):  # noqa: N818 -- the name is part of the con
 
 _decoder = msgspec.json.Decoder(Telemetry)
 _encoder = msgspec.json.Encoder()
+# Every reading decodes fresh copies of its four ids, and the tables, rule states and
+# windows keep them per asset: one shared copy of each id keeps live assets small. Starting
+# over past the bound only costs sharing, never correctness (ids are compared by value).
+_shared_ids: dict[str, str] = {}
 _MISSING_RE = re.compile(r"^Object missing required field `([^`]+)`")
 _OUT_OF_RANGE_RE = re.compile(r"^Number out of range - at `\$\.([A-Za-z_]+)`$")
 
@@ -142,11 +150,15 @@ def decode_reading(data: bytes, arrival_ms: int) -> Reading:
         raise InvalidTelemetry("bad_ts") from None
     if ts_ms - arrival_ms > MAX_FUTURE_MS:
         raise InvalidTelemetry("future_ts")
+    if len(_shared_ids) > MAX_SHARED_IDS:
+        _shared_ids.clear()
+    shared = _shared_ids.setdefault
+    site_id, building_id, room_id, asset_id = t.site_id, t.building_id, t.room_id, t.asset_id
     return Reading(
-        t.site_id,
-        t.building_id,
-        t.room_id,
-        t.asset_id,
+        shared(site_id, site_id),
+        shared(building_id, building_id),
+        shared(room_id, room_id),
+        shared(asset_id, asset_id),
         ts_ms,
         power_w,
         voltage_v,

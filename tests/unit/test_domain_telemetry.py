@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from domain import telemetry
 from domain.telemetry import (
     MAX_RECORD_BYTES,
     InvalidTelemetry,
@@ -186,3 +187,21 @@ def test_checks_run_in_documented_order() -> None:
     assert reason_of(raw(power_w=-1.0, dim_level=500, ts="x")) == "negative_power"
     assert reason_of(raw(dim_level=500, ts="x")) == "bad_dim_level"
     assert reason_of(raw(ts="x"), arrival_ms=0) == "bad_ts"
+
+
+def test_readings_share_one_copy_of_each_id() -> None:
+    first = decode_reading(raw(asset_id="lamp-shared"), ARRIVAL_MS)
+    second = decode_reading(raw(asset_id="lamp-shared", power_w=1.0), ARRIVAL_MS)
+    for field in ("site_id", "building_id", "room_id", "asset_id"):
+        assert getattr(first, field) is getattr(second, field)
+
+
+def test_the_shared_ids_start_over_past_their_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(telemetry, "MAX_SHARED_IDS", 8)
+    readings = [
+        decode_reading(raw(asset_id=f"lamp-{n}", room_id=f"r-{n % 3}"), ARRIVAL_MS)
+        for n in range(50)
+    ]
+    assert [r.asset_id for r in readings] == [f"lamp-{n}" for n in range(50)]
+    assert [r.room_id for r in readings] == [f"r-{n % 3}" for n in range(50)]
+    assert len(telemetry._shared_ids) <= 8 + 4
