@@ -475,7 +475,14 @@ def engine_factory(
             )
 
         sinks: list[Sink] = [
-            DynamoDBSink(clients.dynamodb, settings.command_table, views.command_writes, Backoff()),
+            DynamoDBSink(
+                clients.dynamodb,
+                settings.command_table,
+                views.command_writes,
+                Backoff(),
+                # Current state: only the newest per asset is turned into a request, at flush.
+                coalesce=views.current_state_key,
+            ),
             TimestreamSink(
                 clients.timestream,
                 settings.timestream_database,

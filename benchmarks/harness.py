@@ -107,7 +107,11 @@ def build_engine(
     sinks: list[Sink] = [
         # The null clients have the methods the sinks call; cast for boto3's client types.
         DynamoDBSink(
-            cast(Any, NullDynamoDB(counters)), "luxflow-model", views.command_writes, backoff
+            cast(Any, NullDynamoDB(counters)),
+            "luxflow-model",
+            views.command_writes,
+            backoff,
+            coalesce=views.current_state_key,
         ),
         TimestreamSink(
             cast(Any, NullTimestream(counters)),
