@@ -87,13 +87,16 @@ def owners(deployment: Deployment) -> dict[str, str]:
 
 
 def wait_for_equal(
-    read: Callable[[], object], expected: object, what: str, timeout_s: float
+    read: Callable[[], list[Any] | dict[Any, Any]],
+    expected: list[Any] | dict[Any, Any],
+    what: str,
+    timeout_s: float,
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while (got := read()) != expected:
         if time.monotonic() >= deadline:
-            missing = [x for x in expected if x not in got] if isinstance(expected, list) else []
-            extra = [x for x in got if x not in expected] if isinstance(got, list) else []
+            missing = [x for x in expected if x not in got]
+            extra = [x for x in got if x not in expected]
             raise AssertionError(
                 f"{what} never reached the reference: {len(missing)} missing, e.g. "
                 f"{missing[:3]}; {len(extra)} unexpected, e.g. {extra[:3]}"
