@@ -1113,8 +1113,11 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     # The scenario's counts are for 20 sites over 24 h: scale them to the fleet and period.
     scale = args.sites / 20 * args.hours / 24
     defaults = scenario_params()
-    for name in (*ANOMALY_COUNTS, "near_miss_count"):
+    for name in ANOMALY_COUNTS:
         overrides[name] = 0 if args.clean else max(1, round(getattr(defaults, name) * scale))
+    # Near-misses (blips, single toggles, short gaps, voltage near the band) stay in a clean
+    # scenario: they are what must not fire.
+    overrides["near_miss_count"] = max(1, round(defaults.near_miss_count * scale))
     try:
         simulation = Simulation(scenario_params(**overrides))
     except ValueError as exc:
@@ -1283,7 +1286,9 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--hours", type=float, default=24, help="simulated hours")
     evaluate.add_argument("--seed", type=int, default=1, help="random seed")
     evaluate.add_argument("--shards", type=int, default=4, help="Kinesis shards")
-    evaluate.add_argument("--clean", action="store_true", help="inject no anomalies")
+    evaluate.add_argument(
+        "--clean", action="store_true", help="inject no anomalies (near-misses stay)"
+    )
     evaluate.add_argument("--json", action="store_true", help="one JSON object keyed by kind")
     evaluate.set_defaults(run=cmd_evaluate)
 
