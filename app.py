@@ -303,7 +303,7 @@ class RegistryCache:
         if limits is None:
             if asset_id not in registry.assets and asset_id not in self.unknown_assets:
                 self.unknown_assets.add(asset_id)
-                log.info("asset %s is not in the registry: site defaults apply", asset_id)
+                log.debug("asset %s is not in the registry: site defaults apply", asset_id)
             limits = self._limits[asset_id] = registry.limits(asset_id, site_id)
         return limits
 
