@@ -160,8 +160,10 @@ def test_two_daemons_share_the_leases_and_a_sigkill_loses_and_repeats_nothing(
     params, items, timestream = reference
     deployment = deployment_on(moto_h2, "kcl-failover", tmp_path)
     simulation, _ = deployment.simulation(params)
-    # The simulated hours lie in the past, so the stream must not pause: a shard quiet for the
-    # idle timeout closes its windows by processing time (README, "State and memory").
+    # The simulated hours lie in the past, so the stream must not pause longer than the idle
+    # timeout: a quiet shard closes its windows by processing time (README, "State and
+    # memory"). Lease moves and processor start-ups pause a shard for seconds, hence 20 s.
+    deployment.env["LUXFLOW_IDLE_TIMEOUT_MS"] = "20000"
     sender = send_in_background(deployment, list(simulation.records()), records_per_s=50)
     first = start_daemon(deployment, "worker-a", tmp_path / "a.log")
     second = start_daemon(deployment, "worker-b", tmp_path / "b.log")
