@@ -1083,23 +1083,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if ok else 1
 
 
-ANOMALY_COUNTS = (
-    "fault_count",
-    "spike_count",
-    "lamp_failure_count",
-    "voltage_count",
-    "flicker_count",
-    "offline_count",
-    "baseline_spike_count",
-    "site_spike_count",
-)
-
-
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     """A seeded scenario with every anomaly kind and near-miss through the real pipeline on
     emulated AWS: precision, recall and timing error per event kind."""
     from domain.evaluation import ALL_USAGE_SCOPES
-    from domain.simulator import Simulation, scenario_params
+    from domain.simulator import ANOMALY_COUNTS, Simulation, scenario_params
 
     now_ms = wall_clock_ms()
     duration_ms = int(args.hours * HOUR_MS)

@@ -95,6 +95,19 @@ class SimParams(msgspec.Struct, frozen=True):
     voltage_band: float = 0.1
 
 
+ANOMALY_COUNTS = (
+    "fault_count",
+    "spike_count",
+    "lamp_failure_count",
+    "voltage_count",
+    "flicker_count",
+    "offline_count",
+    "baseline_spike_count",
+    "site_spike_count",
+)
+"""The SimParams fields that inject anomalies (all zero: a clean scenario)."""
+
+
 def scenario_params(**overrides: int | float) -> SimParams:
     """A scenario with every anomaly kind and near-miss injected: 20 sites over 24 h by
     default (``overrides`` replace any field)."""

@@ -12,22 +12,18 @@ from domain.evaluation import ALL_USAGE_SCOPES, EVENT_KINDS, evaluate
 from domain.events import EnergySpike, Fault
 from domain.registry import Registry, site_limits_of
 from domain.replay import ReplayResult, replay
-from domain.simulator import NEAR_MISS_KINDS, GroundTruth, Simulation, scenario_params
+from domain.simulator import (
+    ANOMALY_COUNTS,
+    NEAR_MISS_KINDS,
+    GroundTruth,
+    Simulation,
+    scenario_params,
+)
 from domain.usage import asset_counts
 from domain.views import command_writes
 
 CLEAN = dict.fromkeys(
-    (
-        "fault_count",
-        "spike_count",
-        "lamp_failure_count",
-        "voltage_count",
-        "flicker_count",
-        "offline_count",
-        "baseline_spike_count",
-        "site_spike_count",
-        "near_miss_count",
-    ),
+    (*ANOMALY_COUNTS, "near_miss_count"),
     0,
 )
 
