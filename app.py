@@ -265,6 +265,17 @@ class UsageAcc(msgspec.Struct):
     covered_ms: int = 0
     assets: int = 0
 
+    def __add__(self, more: UsageAcc) -> UsageAcc:
+        """The sum, with the ids of `more` (the latest contribution)."""
+        return UsageAcc(
+            more.site_id,
+            more.building_id,
+            more.room_id,
+            self.wh + more.wh,
+            self.covered_ms + more.covered_ms,
+            max(self.assets, more.assets),
+        )
+
 
 class RegistryCache:
     """The asset registry as the agents see it: loaded from the command table and reloaded
@@ -413,20 +424,12 @@ def build_app(settings: Settings, registry: RegistryCache) -> App:
                 for start_ms, wh, covered_ms in usage_since_last(
                     before, reading, limits, window_ms
                 ):
-                    window = table.at(asset_id, start_ms)
-                    acc = window.value()
-                    window.set(
-                        UsageAcc(
-                            reading.site_id,
-                            reading.building_id,
-                            reading.room_id,
-                            acc.wh + wh,
-                            acc.covered_ms + covered_ms,
-                            1,
-                        )
+                    contribution = UsageAcc(
+                        reading.site_id, reading.building_id, reading.room_id, wh, covered_ms, 1
                     )
+                    table.add(asset_id, contribution, at_ms=start_ms)
             for start_ms, wh, _ in usage_since_last(before, reading, limits, MINUTE_MS):
-                site_minute.at(reading.site_id, start_ms).add(wh)
+                site_minute.add(reading.site_id, wh, at_ms=start_ms)
             after, events = step(before, reading, limits)
             if after is not before:
                 asset_rules[asset_id] = after
