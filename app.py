@@ -39,6 +39,7 @@ from domain.rules import AssetRuleState, Limits, asset_state, offline_check, ste
 from domain.site import MINUTE_MS, SiteDemandState, SiteLimits, demand_w, site_demand_step
 from domain.telemetry import Reading, decode_reading
 from domain.usage import DAY_MS, asset_counts, scope_of_key, scopes_of, usage_report_of
+from sinks.attrvalues import from_item
 from sinks.base import Sink
 from sinks.batching import BatchWriter, SinkCounters
 from sinks.deadletter import DeadLetterSink, read_dead_letters
@@ -288,24 +289,21 @@ class RegistryCache:
         self._load = load
         self._refresh_ms = refresh_ms
         self._now_ms = now_ms
-        self._loaded_ms = now_ms()
-        self._registry = load()
+        self.unknown_assets: set[str] = set()
+        self._reload()
+
+    def _reload(self) -> None:
+        self._loaded_ms = self._now_ms()
+        registry = self._load()
         self._limits: dict[str, Limits] = {}
         self._counts = asset_counts(
-            (a.site_id, a.building_id, a.room_id, a.asset_id)
-            for a in self._registry.assets.values()
+            (a.site_id, a.building_id, a.room_id, a.asset_id) for a in registry.assets.values()
         )
-        self.unknown_assets: set[str] = set()
+        self._registry = registry
 
     def _fresh(self) -> Registry:
         if self._now_ms() - self._loaded_ms >= self._refresh_ms:
-            self._loaded_ms = self._now_ms()
-            registry = self._load()
-            self._limits = {}
-            self._counts = asset_counts(
-                (a.site_id, a.building_id, a.room_id, a.asset_id) for a in registry.assets.values()
-            )
-            self._registry = registry
+            self._reload()
         return self._registry
 
     def limits(self, asset_id: str, site_id: str) -> Limits:
@@ -549,25 +547,12 @@ def provision(settings: Settings, clients: Clients, *, shards: int | None = None
 
 
 def read_command_model(clients: Clients, settings: Settings) -> list[dict[str, Any]]:
-    """Every item of the command table as plain Python values (numbers as int or float)."""
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
+    """Every item of the command table as plain Python values."""
     items: list[dict[str, Any]] = []
     paginator = clients.dynamodb.get_paginator("scan")
     for page in paginator.paginate(TableName=settings.command_table, ConsistentRead=True):
-        for raw in page["Items"]:
-            item = {k: deserializer.deserialize(v) for k, v in raw.items()}
-            items.append({k: _plain_number(v) for k, v in item.items()})
+        items.extend(from_item(raw) for raw in page["Items"])
     return items
-
-
-def _plain_number(value: object) -> object:
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
 
 
 REGISTRY_PK = "REGISTRY"
@@ -785,57 +770,12 @@ def simulated_registry(simulation: Any) -> RegistryImport:
 
 def write_registry(simulation: Any, path: Path) -> None:
     """The simulated fleet and its site thresholds, in the form `luxflow registry import` reads."""
-    path.write_bytes(encode_registry(simulation.registry(), simulation.site_defaults().values()))
-
-
-MALFORMED: list[tuple[str, str, bytes]] = [
-    ("not JSON", "site-bad", b"\x00\x01 definitely not json"),
-    (
-        "wrong types",
-        "site-bad",
-        b'{"v":1,"site_id":"s","building_id":"b","room_id":"r","asset_id":"a",'
-        b'"ts":"2026-01-01T00:00:00.000Z","power_w":"high","voltage_v":230,"current_a":0.1,'
-        b'"lux":1,"on":true,"dim_level":50}',
-    ),
-    (
-        "missing ids",
-        "site-bad",
-        b'{"v":1,"site_id":"s","building_id":"b","room_id":"r","ts":"2026-01-01T00:00:00.000Z",'
-        b'"power_w":1,"voltage_v":230,"current_a":0.1,"lux":1,"on":true,"dim_level":50}',
-    ),
-    (
-        "NaN",
-        "site-bad",
-        b'{"v":1,"site_id":"s","building_id":"b","room_id":"r","asset_id":"a",'
-        b'"ts":"2026-01-01T00:00:00.000Z","power_w":NaN,"voltage_v":230,"current_a":0.1,'
-        b'"lux":1,"on":true,"dim_level":50}',
-    ),
-    (
-        "future timestamp",
-        "site-bad",
-        b'{"v":1,"site_id":"s","building_id":"b","room_id":"r","asset_id":"a",'
-        b'"ts":"2999-01-01T00:00:00.000Z","power_w":1,"voltage_v":230,"current_a":0.1,'
-        b'"lux":1,"on":true,"dim_level":50}',
-    ),
-    ("900 KB blob", "site-bad", b"{" + b"x" * 900_000),
-]
-
-
-def with_malformed(records: Iterable[tuple[str, bytes]], every: int) -> Iterable[tuple[str, bytes]]:
-    """The simulator's records with the malformed samples spread among them."""
-    bad = iter(MALFORMED)
-    for i, record in enumerate(records):
-        yield record
-        if i % every == every - 1:
-            sample = next(bad, None)
-            if sample is not None:
-                yield sample[1], sample[2]
-    for sample in bad:
-        yield sample[1], sample[2]
+    registry = simulated_registry(simulation)
+    path.write_bytes(encode_registry(registry.assets, registry.sites))
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from domain.simulator import encode_ground_truth
+    from domain.simulator import encode_ground_truth, with_malformed
     from streams.producer import Producer
 
     simulation = simulation_of(args)
@@ -977,6 +917,7 @@ def run_on_emulated_aws(
     down as a shard grows (about 2,000 records/s at 50,000 records in a shard)."""
     import dataclasses
 
+    from domain.simulator import MALFORMED_SAMPLES, with_malformed
     from streams.kinesalite import Kinesalite
     from streams.localaws import MotoServer, emulator_env
     from streams.producer import Producer
@@ -1002,7 +943,7 @@ def run_on_emulated_aws(
         provision(settings, clients, shards=shards)
         store_registry(clients, settings, simulated_registry(simulation))
         records = sum(simulation.reading_count(a) for a in simulation.assets)
-        total = records + (len(MALFORMED) if malformed else 0)
+        total = records + (len(MALFORMED_SAMPLES) if malformed else 0)
         producer = Producer(clients.kinesis, settings.stream)
         sent = threading.Event()
         producer_errors: list[str] = []
@@ -1031,13 +972,14 @@ def run_on_emulated_aws(
         return EmulatedRun(
             items=read_command_model(clients, settings),
             dead_letters=read_dead_letters(clients.dynamodb, settings.dead_letter_table),
-            timestream_points=_timestream_point_count(moto.endpoint),
+            timestream_points=_timestream_point_count(moto.endpoint, settings.timestream_database),
             runner_errors=runner_box[0].errors,
             producer_errors=producer_errors,
         )
 
 
-def evaluate_run(truth: Any, run: EmulatedRun, usage_scopes: Any = None) -> Any:
+def evaluate_run(truth: Any, run: EmulatedRun, settings: Settings, usage_scopes: Any = None) -> Any:
+    """Scores of a run; only usage windows that could close by now (end plus grace) count."""
     from domain.evaluation import ASSET_HOURLY, evaluate
     from domain.events import EnergySpike, Fault, UsageReport
 
@@ -1047,11 +989,14 @@ def evaluate_run(truth: Any, run: EmulatedRun, usage_scopes: Any = None) -> Any:
         events_of(run.items, EnergySpike, "energy_spike"),
         events_of(run.items, UsageReport, "usage_report"),
         usage_scopes=usage_scopes or ASSET_HOURLY,
+        closed_by_ms=wall_clock_ms() - settings.window_grace_ms,
     )
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Emulated AWS on 127.0.0.1 -> simulator -> worker -> verdict against the ground truth."""
+    from domain.simulator import MALFORMED_SAMPLES
+
     started = time.monotonic()
     simulation = simulation_of(args)
     truth = simulation.ground_truth()
@@ -1059,7 +1004,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         f"simulating {args.sites} sites, {len(simulation.assets)} assets, {args.hours} h: "
         f"{sum(simulation.reading_count(a) for a in simulation.assets)} readings, "
         f"{len(truth.faults)} faults, {len(truth.spikes)} spikes, "
-        f"{len(MALFORMED)} malformed records",
+        f"{len(MALFORMED_SAMPLES)} malformed records",
         flush=True,
     )
     run = run_on_emulated_aws(
@@ -1068,14 +1013,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if run.producer_errors:
         print(f"producer failed: {run.producer_errors[0]}")
         return 1
-    result = evaluate_run(truth, run)
+    result = evaluate_run(truth, run, settings)
     print()
     print(f"{'':36}{'injected':>10}{'stored':>10}{'matched':>10}")
     for score in result.scores:
         if score.expected or score.detected:
             print(f"{score.kind:36}{score.expected:>10}{score.detected:>10}{score.matched:>10}")
-    bad_ok = len(run.dead_letters) == len(MALFORMED)
-    print(f"{'dead letters':36}{len(MALFORMED):>10}{len(run.dead_letters):>10}")
+    bad_ok = len(run.dead_letters) == len(MALFORMED_SAMPLES)
+    print(f"{'dead letters':36}{len(MALFORMED_SAMPLES):>10}{len(run.dead_letters):>10}")
     offline = sum(1 for i in run.items if i.get("type") == "fault" and i["code"] == "offline")
     print(f"(and {offline} assets reported offline once the simulated data ended)")
     print(f"Timestream points written: {run.timestream_points}")
@@ -1117,7 +1062,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     run = run_on_emulated_aws(
         settings, simulation, shards=args.shards, malformed=False, progress=not args.json
     )
-    result = evaluate_run(truth, run, ALL_USAGE_SCOPES)
+    result = evaluate_run(truth, run, settings, ALL_USAGE_SCOPES)
     if args.json:
         print(result.to_json())
     else:
@@ -1165,26 +1110,14 @@ def _watch_demo(
             return
 
 
-def _timestream_point_count(endpoint: str) -> int:
+def _timestream_point_count(endpoint: str, database: str) -> int:
+    """Records moto holds in `database` (its `/moto-api/data.json`; emulator only)."""
     import urllib.request
 
     with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
         data = msgspec.json.decode(response.read())
-    total = 0
-    for databases in data.get("timestreamwrite", {}).values():
-        for db in databases if isinstance(databases, list) else [databases]:
-            total += _count_records(db)
-    return total
-
-
-def _count_records(node: object) -> int:
-    if isinstance(node, dict):
-        if "records" in node and isinstance(node["records"], list):
-            return len(node["records"])
-        return sum(_count_records(v) for v in node.values())
-    if isinstance(node, list):
-        return sum(_count_records(v) for v in node)
-    return 0
+    tables = data.get("timestreamwrite", {}).get("TimestreamTable", [])
+    return sum(len(t.get("records", [])) for t in tables if t.get("db_name") == database)
 
 
 # --------------------------------------------------------------------------------------------

@@ -188,13 +188,15 @@ def evaluate(
     *,
     tolerance: float = USAGE_TOLERANCE,
     usage_scopes: Collection[tuple[str, int]] = ASSET_HOURLY,
+    closed_by_ms: int | None = None,
 ) -> Evaluation:
     """Scores per kind (``EVENT_KINDS``, every kind present). A usage report matches when its
     kWh is within ``tolerance`` of the ground truth's, summed to its scope and window; only
     reports of ``usage_scopes`` ((level, window_ms) pairs; asset-hourly by default) count.
     Faults should be the last stored version of each (a cleared fault replaces its open one).
     Detections starting at or after the end of the simulated period are not counted (every
-    asset goes offline once the data ends and the idle clock runs on).
+    asset goes offline once the data ends and the idle clock runs on). With ``closed_by_ms``,
+    only usage windows ending by then are expected (today's daily window, say, is still open).
     """
     expected = _expected(truth)
     # Offline faults opened by the idle clock after the data ends are outside the scenario.
@@ -218,9 +220,17 @@ def evaluate(
             for window_ms in windows:
                 if (scope.level, window_ms) not in usage_scopes:
                     continue
-                key = (scope.key, window_ms, u.window_start_ms - u.window_start_ms % window_ms)
+                start_ms = u.window_start_ms - u.window_start_ms % window_ms
+                if closed_by_ms is not None and start_ms + window_ms > closed_by_ms:
+                    continue
+                key = (scope.key, window_ms, start_ms)
                 truth_wh[key] = truth_wh.get(key, 0.0) + u.wh
-    reports = [r for r in usage if (r.level, r.window_ms) in usage_scopes]
+    reports = [
+        r
+        for r in usage
+        if (r.level, r.window_ms) in usage_scopes
+        and (closed_by_ms is None or r.window_end_ms <= closed_by_ms)
+    ]
     matched_usage = 0
     max_error = 0.0
     seen: set[tuple[str, int, int]] = set()

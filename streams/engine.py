@@ -25,7 +25,7 @@ from sinks.base import Sink
 from streams.agent import AgentInstance
 from streams.app import App
 from streams.checkpoints import Checkpointer
-from streams.errors import AgentError, LuxflowError
+from streams.errors import AgentError
 from streams.records import SHARD_END, DeadLetter, Position, Record
 from tables.store import Snapshot, StateStore
 from tables.table import ShardState
@@ -190,10 +190,6 @@ class ShardEngine:
             return False
         return self._now_ms() - self._last_checkpoint_ms >= self._config.checkpoint_interval_ms
 
-    @property
-    def last_position(self) -> Position | None:
-        return self._last_position
-
     def checkpoint(self, position: Position | None = None) -> None:
         """Flush sinks -> save the state snapshot -> write the checkpoint, in that order.
 
@@ -282,6 +278,3 @@ class ShardEngine:
             ),
         )
         self._last_blob = blob
-
-
-__all__ = ["EngineConfig", "EngineCounters", "Lineage", "LuxflowError", "ShardEngine"]

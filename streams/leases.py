@@ -284,6 +284,3 @@ class LeaseCheckpointer:
         except LeaseLostError:
             self.held.pop(shard_id, None)
             raise
-
-
-__all__ = ["SHARD_END", "Lease", "LeaseCheckpointer", "LeaseTable"]

@@ -20,7 +20,7 @@ from streams.engine import EngineCounters, Lineage, ShardEngine
 from streams.errors import LeaseLostError, LuxflowError
 from streams.kinesis import ShardInfo, ShardReader, list_shards, partition_hash
 from streams.leases import Lease, LeaseCheckpointer, LeaseTable
-from streams.records import AT_TIMESTAMP, SHARD_END, Position
+from streams.records import AT_TIMESTAMP
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,6 @@ class LocalRunner:
 
     def stop(self) -> None:
         self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
 
     def run(self) -> None:
         """Block until stopped; then shut every shard down gracefully (flush, checkpoint)."""
@@ -269,6 +265,3 @@ class LocalRunner:
                 self._leases.release(lease)
             except LuxflowError as exc:
                 log.warning("shard %s: could not release lease: %s", shard_id, exc)
-
-
-__all__ = ["SHARD_END", "LocalRunner", "LocalRunnerConfig", "Position", "partition_hash"]

@@ -11,15 +11,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import msgspec
-from boto3.dynamodb.types import TypeDeserializer
-
 from domain.registry import encode_registry
 from domain.simulator import GroundTruth, SimParams, Simulation
+from sinks.attrvalues import from_item
 from sinks.deadletter import read_dead_letters
 from streams.localaws import emulator_env
 from streams.producer import Producer
@@ -28,18 +25,6 @@ from tests.support.timestream import latest_by_identity, stored_records
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR_MS = 3_600_000
-
-_deserializer = TypeDeserializer()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | set):
-        return [_plain(v) for v in value]
-    return value
 
 
 def recent_params(**overrides: Any) -> SimParams:
@@ -185,7 +170,7 @@ class Deployment:
         while True:
             page = client.scan(**kwargs)
             for raw in page["Items"]:
-                items.append(_plain({k: _deserializer.deserialize(v) for k, v in raw.items()}))
+                items.append(from_item(raw))
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -197,12 +182,7 @@ class Deployment:
     def leases(self) -> dict[str, dict[str, Any]]:
         client = self.aws("dynamodb")
         page = client.scan(TableName=self.env["LUXFLOW_APP_NAME"], ConsistentRead=True)
-        return {
-            item["leaseKey"]["S"]: _plain(
-                {k: _deserializer.deserialize(v) for k, v in item.items()}
-            )
-            for item in page["Items"]
-        }
+        return {item["leaseKey"]["S"]: from_item(item) for item in page["Items"]}
 
     def checkpointed_shards(self) -> int:
         return sum(
@@ -218,26 +198,10 @@ class Deployment:
         return view
 
     def timestream_points(self) -> list[dict[str, Any]]:
-        import urllib.request
-
-        with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=10) as resp:
-            data = msgspec.json.decode(resp.read())
+        """Every record moto holds for the deployment's two tables, as sent."""
         database = self.env["LUXFLOW_TIMESTREAM_DATABASE"]
-        points: list[dict[str, Any]] = []
-        for region_data in data.get("timestreamwrite", {}).values():
-            for db in region_data if isinstance(region_data, list) else [region_data]:
-                _collect_points(db, database, points, inside=False)
-        return points
-
-
-def _collect_points(node: Any, database: str, out: list[dict[str, Any]], inside: bool) -> None:
-    if isinstance(node, dict):
-        here = inside or node.get("db_name") == database or node.get("name") == database
-        if here and isinstance(node.get("records"), list):
-            out.extend(node["records"])
-            return
-        for value in node.values():
-            _collect_points(value, database, out, here)
-    elif isinstance(node, list):
-        for value in node:
-            _collect_points(value, database, out, inside)
+        return [
+            record
+            for table in ("events", "usage")
+            for record in stored_records(self.endpoint, database, table)
+        ]

@@ -10,6 +10,7 @@ import pytest
 from domain.events import EnergySpike, Fault
 from domain.rules import AssetRuleState, step, usage_since_last
 from domain.simulator import (
+    MALFORMED_SAMPLES,
     FaultTruth,
     GroundTruth,
     SimParams,
@@ -20,6 +21,7 @@ from domain.simulator import (
     encode_ground_truth,
     limits_for,
     spike_threshold_w,
+    with_malformed,
 )
 from domain.telemetry import decode_reading
 
@@ -229,3 +231,12 @@ def _key(item: FaultTruth | SpikeTruth | UsageTruth) -> tuple[str, int]:
 
 def _fields(params: SimParams) -> dict[str, int]:
     return {name: getattr(params, name) for name in params.__struct_fields__}
+
+
+def test_with_malformed_spreads_every_sample_once_among_the_records() -> None:
+    records = [(f"site-{i % 3}", f"r{i}".encode()) for i in range(1_200)]
+    mixed = list(with_malformed(records, every=500))
+    samples = [data for _, data in mixed if data in MALFORMED_SAMPLES.values()]
+    assert sorted(samples) == sorted(MALFORMED_SAMPLES.values())
+    assert [r for r in mixed if r[1] not in MALFORMED_SAMPLES.values()] == records
+    assert mixed[500] == (records[499][0], next(iter(MALFORMED_SAMPLES.values())))
