@@ -23,6 +23,10 @@ import boto3
 import msgspec
 from botocore.config import Config
 
+from core.clock import wall_clock_ms
+from core.errors import ConfigError, LuxflowError, ReplayRefusedError
+from core.records import AT_TIMESTAMP, TRIM_HORIZON, DeadLetter
+from core.retry import Backoff
 from domain import views
 from domain.registry import (
     Asset,
@@ -48,13 +52,10 @@ from sinks.provision import ensure_command_table, ensure_dead_letter_table, ensu
 from sinks.timestream import TimestreamSink
 from streams.app import App
 from streams.checkpoints import Checkpointer
-from streams.engine import EngineConfig, Lineage, ShardEngine, wall_clock_ms
-from streams.errors import ConfigError, LuxflowError, ReplayRefusedError
+from streams.engine import EngineConfig, Lineage, ShardEngine
 from streams.kinesis import partition_hash
 from streams.leases import LeaseTable
 from streams.local_runner import LocalRunner, LocalRunnerConfig
-from streams.records import AT_TIMESTAMP, TRIM_HORIZON, DeadLetter
-from streams.retry import Backoff
 from streams.stream import Stream
 from tables.store import DynamoDBStateStore, StateStore
 from tables.store import ensure_table as ensure_state_table

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.harness import FixedClock, RequestCounters, build_engine
+from core.records import TRIM_HORIZON, Record
 from streams.app import App
 from streams.kinesis import ShardReader
-from streams.records import TRIM_HORIZON, Record
 
 STREAM = "luxflow-bench"
 

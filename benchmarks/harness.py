@@ -17,6 +17,8 @@ from typing import Any, cast
 
 import msgspec
 
+from core.records import DeadLetter, Record
+from core.retry import Backoff
 from domain import views
 from sinks.base import Sink
 from sinks.dynamodb import DynamoDBSink
@@ -25,8 +27,6 @@ from sinks.timestream import TimestreamSink
 from streams.app import App
 from streams.checkpoints import RecordingCheckpointer
 from streams.engine import EngineConfig, ShardEngine
-from streams.records import DeadLetter, Record
-from streams.retry import Backoff
 from tables.store import InMemoryStateStore
 
 _encode = msgspec.json.Encoder().encode

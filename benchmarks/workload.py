@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.records import Record
 from domain.simulator import SimParams, Simulation
-from streams.records import Record
 
 HOUR_MS = 3_600_000
 INTERVAL_MS = 60_000

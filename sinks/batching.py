@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.errors import SinkError
+from core.retry import Backoff, is_retryable, is_throttle
 from sinks.attrvalues import AttributeMap
-from streams.errors import SinkError
-from streams.retry import Backoff, is_retryable, is_throttle
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.errors import SinkError
+from core.records import DeadLetter
+from core.retry import Backoff
 from sinks.attrvalues import AttributeMap, from_item
 from sinks.batching import BatchWriter, KeyedBuffer, SinkCounters, describe_error
-from streams.errors import SinkError
-from streams.records import DeadLetter
-from streams.retry import Backoff
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

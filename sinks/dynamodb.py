@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.errors import SinkError
+from core.retry import Backoff, error_code, is_throttle, retry_call
 from sinks.attrvalues import AttributeMap, to_attribute_value, to_item
 from sinks.batching import MAX_BATCH_ITEMS, BatchWriter, KeyedBuffer, SinkCounters, describe_error
-from streams.errors import SinkError
-from streams.retry import Backoff, error_code, is_throttle, retry_call
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

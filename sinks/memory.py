@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
 
-from streams.errors import SinkError
+from core.errors import SinkError
 
 
 def _itself(item: object) -> Iterable[object]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Generic, TypeVar, cast
 
-from streams.errors import AgentError
+from core.errors import AgentError
 from streams.stream import WAITING, Stream
 
 T = TypeVar("T")

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
+from core.errors import ConfigError
 from streams.agent import Agent, AgentFun
-from streams.errors import ConfigError
 from tables.table import Table
 
 T = TypeVar("T")

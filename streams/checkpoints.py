@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from streams.records import Position
+from core.records import Position
 
 
 class Checkpointer(Protocol):

@@ -17,24 +17,20 @@ Nothing is shared between engines, so a shard can move between workers.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from core.clock import wall_clock_ms
+from core.errors import AgentError
+from core.records import SHARD_END, DeadLetter, Position, Record
 from sinks.base import Sink
 from streams.agent import AgentInstance
 from streams.app import App
 from streams.checkpoints import Checkpointer
-from streams.errors import AgentError
-from streams.records import SHARD_END, DeadLetter, Position, Record
 from tables.store import Snapshot, StateStore
 from tables.table import ShardState
 
 log = logging.getLogger(__name__)
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass

@@ -12,7 +12,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from streams.localaws import LOOPBACK, ChildServer
 
 _BIN = Path(__file__).resolve().parents[1] / "deploy/emulators/node_modules/kinesalite/cli.js"

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 import msgspec
 from botocore.exceptions import ClientError
 
-from streams.errors import SourceError
-from streams.records import AT_TIMESTAMP, LATEST, TRIM_HORIZON, Position, Record
-from streams.retry import Backoff, is_retryable
+from core.errors import SourceError
+from core.records import AT_TIMESTAMP, LATEST, TRIM_HORIZON, Position, Record
+from core.retry import Backoff, is_retryable
 
 
 class _WireRecord(msgspec.Struct, rename="pascal"):

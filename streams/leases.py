@@ -16,9 +16,9 @@ from typing import Any
 import msgspec
 from botocore.exceptions import ClientError
 
-from streams.errors import CheckpointError, LeaseLostError
-from streams.records import AT_TIMESTAMP, SENTINELS, SHARD_END, TRIM_HORIZON, Position
-from streams.retry import Backoff, is_retryable
+from core.errors import CheckpointError, LeaseLostError
+from core.records import AT_TIMESTAMP, SENTINELS, SHARD_END, TRIM_HORIZON, Position
+from core.retry import Backoff, is_retryable
 
 AT_TIMESTAMP_MS_ATTR = "luxflowAtTimestampMs"
 """Our one extra attribute: the timestamp of an AT_TIMESTAMP replay, for both runners."""

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import LeaseLostError, LuxflowError
+from core.records import AT_TIMESTAMP
 from streams.checkpoints import Checkpointer
 from streams.engine import EngineCounters, Lineage, ShardEngine
-from streams.errors import LeaseLostError, LuxflowError
 from streams.kinesis import ShardInfo, ShardReader, list_shards, partition_hash
 from streams.leases import Lease, LeaseCheckpointer, LeaseTable
-from streams.records import AT_TIMESTAMP
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 LOOPBACK = "127.0.0.1"
 

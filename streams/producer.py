@@ -9,8 +9,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from streams.errors import SourceError
-from streams.retry import Backoff, is_retryable
+from core.errors import SourceError
+from core.retry import Backoff, is_retryable
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024

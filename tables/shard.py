@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streams.errors import ConfigError, LuxflowError
+from core.errors import ConfigError, LuxflowError
 from tables.snapshot import Key, decode_into, encode_state
 
 if TYPE_CHECKING:

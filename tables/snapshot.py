@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
-from streams.errors import StateStoreError
+from core.errors import StateStoreError
 
 if TYPE_CHECKING:
     from tables.shard import ShardState, WindowedPartition

@@ -17,9 +17,9 @@ from typing import Any, Final, Protocol
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
-from streams.errors import StateStoreError
-from streams.records import Position
-from streams.retry import Backoff, error_code, retry_call
+from core.errors import StateStoreError
+from core.records import Position
+from core.retry import Backoff, error_code, retry_call
 
 
 class Snapshot(msgspec.Struct, frozen=True):

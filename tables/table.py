@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeAlias, TypeVar
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from tables.shard import (
     NoActiveShardError,
     PlainPartition,

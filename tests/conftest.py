@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
-from streams.errors import ConfigError  # noqa: E402
+from core.errors import ConfigError  # noqa: E402
 from streams.kinesalite import Kinesalite  # noqa: E402
 from streams.localaws import MotoServer  # noqa: E402
 

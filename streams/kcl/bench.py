@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from core.records import Position, Record
 from streams.checkpoints import Checkpointer
 from streams.kcl.bridge import run_processor
-from streams.records import Position, Record
 
 FIRST_SEQ = 49590338271490256608559692538361571095921575989136588898
 

@@ -25,8 +25,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import BinaryIO, Protocol
 
+from core.errors import CheckpointError, LeaseLostError, SinkError, StateStoreError
+from core.records import SHARD_END, Position, Record
+from core.retry import Backoff
 from streams.checkpoints import Checkpointer
-from streams.errors import CheckpointError, LeaseLostError, SinkError, StateStoreError
 from streams.kcl.protocol import (
     ACTION_OF,
     DEPENDENCY_EXCEPTION,
@@ -46,8 +48,6 @@ from streams.kcl.protocol import (
     encode_status,
     to_records,
 )
-from streams.records import SHARD_END, Position, Record
-from streams.retry import Backoff
 
 log = logging.getLogger(__name__)
 

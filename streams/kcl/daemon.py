@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 MAIN_CLASS: Final = "software.amazon.kinesis.multilang.MultiLangDaemon"
 DAEMON_JAR_PREFIX: Final = "amazon-kinesis-client-multilang-"

@@ -29,7 +29,7 @@ from typing import Final
 
 import msgspec
 
-from streams.records import Position, Record
+from core.records import Position, Record
 
 # The simple class names the daemon reports in a checkpoint answer's `error`.
 SHUTDOWN_EXCEPTION: Final = "ShutdownException"

@@ -26,10 +26,10 @@ if __name__ == "__main__":  # started by the daemon, not by pytest
 import boto3
 import pytest
 
+from core.records import SHARD_END, Position, Record
 from streams.checkpoints import Checkpointer
 from streams.kcl import EMULATOR_JAVA_OPTIONS, Daemon, KclSettings, run_processor, write_properties
 from streams.localaws import MotoServer, emulator_env
-from streams.records import SHARD_END, Position, Record
 
 ROOT = Path(__file__).resolve().parents[2]
 JARS = ROOT / ".jars"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from core.records import DeadLetter, Record
+from core.retry import Backoff
 from sinks.deadletter import DeadLetterSink, count_dead_letters, read_dead_letters
 from sinks.provision import ensure_dead_letter_table
-from streams.records import DeadLetter, Record
-from streams.retry import Backoff
 from tests.support.faulty import FaultyClient
 
 pytestmark = pytest.mark.integration

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from core.errors import SinkError
+from core.retry import Backoff
 from domain import views
 from domain.events import AssetState, Fault
 from sinks.attrvalues import from_item
 from sinks.dynamodb import DynamoDBSink
 from sinks.provision import ensure_command_table
-from streams.errors import SinkError
-from streams.retry import Backoff
 from tests.support.faulty import FaultyClient
 
 pytestmark = pytest.mark.integration

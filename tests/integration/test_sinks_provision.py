@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import ConfigError
 from sinks.provision import ensure_command_table, ensure_dead_letter_table, ensure_timestream
-from streams.errors import ConfigError
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from core.errors import SinkError
+from core.retry import Backoff
 from sinks.provision import ensure_timestream
 from sinks.timestream import OLDER_THAN_MEMORY_RETENTION, TimestreamSink
-from streams.errors import SinkError
-from streams.retry import Backoff
 from tests.support.faulty import FaultyClient
 from tests.support.timestream import InlineCommonAttributes, latest_by_identity, stored_records
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from streams.errors import StateStoreError
-from streams.records import Position
-from streams.retry import Backoff
+from core.errors import StateStoreError
+from core.records import Position
+from core.retry import Backoff
 from tables.store import CHUNK_PREFIX, DynamoDBStateStore, Snapshot, ensure_table
 
 pytestmark = pytest.mark.integration

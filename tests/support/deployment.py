@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from core.records import DeadLetter
 from domain.registry import encode_registry
 from domain.simulator import GroundTruth, SimParams, Simulation
 from sinks.attrvalues import from_item
 from sinks.deadletter import read_dead_letters
 from streams.localaws import emulator_env
 from streams.producer import Producer
-from streams.records import DeadLetter
 from tests.support.timestream import latest_by_identity, stored_records
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from core.errors import AgentError
 from streams.agent import Agent
-from streams.errors import AgentError
 from streams.stream import Stream
 
 

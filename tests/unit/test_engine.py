@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
+from core.errors import SinkError
+from core.records import SHARD_END, DeadLetter, Position, Record
 from sinks.memory import InMemorySink
 from streams.app import App
 from streams.checkpoints import RecordingCheckpointer
 from streams.engine import EngineConfig, Lineage, ShardEngine
-from streams.errors import SinkError
-from streams.records import SHARD_END, DeadLetter, Position, Record
 from streams.stream import Stream
 from tables.store import InMemoryStateStore
 

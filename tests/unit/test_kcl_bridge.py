@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import pytest
 
+from core.errors import CheckpointError, LeaseLostError, SinkError
+from core.records import SHARD_END, Position, Record
+from core.retry import Backoff
 from streams.checkpoints import Checkpointer
-from streams.errors import CheckpointError, LeaseLostError, SinkError
 from streams.kcl.bridge import DaemonChannel, DaemonCheckpointer, run_processor
-from streams.records import SHARD_END, Position, Record
-from streams.retry import Backoff
 
 SHARD = "shardId-000000000001"
 INIT = (

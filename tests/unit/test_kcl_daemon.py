@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from streams.kcl.daemon import (
     Daemon,
     KclSettings,

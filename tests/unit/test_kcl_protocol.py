@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.records import Position, Record
 from streams.kcl.protocol import (
     CheckpointResult,
     Initialize,
@@ -22,7 +23,6 @@ from streams.kcl.protocol import (
     encode_status,
     to_records,
 )
-from streams.records import Position, Record
 
 SEQ = 49590338271490256608559692538361571095921575989136588898
 

@@ -7,7 +7,7 @@ import random
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
-from streams.retry import Backoff, is_retryable, is_throttle, retry_call
+from core.retry import Backoff, is_retryable, is_throttle, retry_call
 
 
 def client_error(code: str, status: int = 400) -> ClientError:

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import pytest
 
+from core.errors import SinkError
 from sinks.memory import InMemorySink
-from streams.errors import SinkError
 
 
 def test_flush_moves_buffer_to_stored_and_later_writes_win() -> None:

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from core.records import DeadLetter
 from sinks.deadletter import CHUNK_BYTES, chunk_count, dead_letter_key, to_items
 from sinks.timestream import hoist_common, is_older_than_memory_retention, to_record
-from streams.records import DeadLetter
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from streams.errors import ConfigError, StateStoreError
+from core.errors import ConfigError, StateStoreError
 from tables.table import NoActiveShardError, ShardState, Table, WindowedTable
 from tables.windows import WindowRange
 
