@@ -34,13 +34,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from benchmarks import e2e, faust_bench, harness, memory, plain, workload
+from core.clock import MINUTE_MS
 from domain.telemetry import decode_reading
 from streams.app import App
 
 AppFactory = Callable[[], App]
 
 SHARD_COUNTS = (1, 4, 16, 64)
-MINUTE_MS = 60_000
 
 GOAL_PIPELINE = 200_000.0
 GOAL_FAUST_RATIO = 10.0
@@ -449,3 +449,24 @@ def render(report: dict[str, Any]) -> str:
     lines.append("")
     lines.extend(notes)
     return "\n".join(lines) + "\n"
+
+
+def register(sub: Any) -> None:
+    """`luxflow bench`, added to the CLI by the composition root when benchmarks/ is present."""
+    from lighting.agents import build_app
+    from lighting.registry import empty_registry
+
+    bench = sub.add_parser(
+        "bench", help="throughput and memory benchmarks, compared with faust and plain boto3"
+    )
+    add_arguments(bench)
+
+    def cmd_bench(args: argparse.Namespace, settings: Any) -> int:
+        return run(
+            args,
+            build_app=lambda: build_app(
+                empty_registry(), topic=settings.stream, grace_ms=settings.window_grace_ms
+            ),
+        )
+
+    bench.set_defaults(run=cmd_bench)

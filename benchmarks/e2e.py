@@ -106,7 +106,7 @@ def run_e2e(
     build_app: Callable[[], App], records: Sequence[Record], *, repeat: int = 2
 ) -> E2EResult:
     try:
-        from streams.localaws import MotoServer
+        from emulators.moto import MotoServer
     except Exception as exc:
         return E2EResult(len(records), None, None, f"emulator unavailable: {exc!r}")
     now_ms = records[0].arrival_ms if records else 0

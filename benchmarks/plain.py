@@ -20,13 +20,12 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
+from core.clock import HOUR_MS
 from domain import rules, views
 from domain.rules import AssetRuleState, Limits
 from domain.telemetry import Reading
 from domain.timestamps import parse_ts_ms
 from sinks.timestream import to_record
-
-HOUR_MS = 3_600_000
 
 
 def _plain(value: object) -> object:

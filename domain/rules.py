@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import msgspec
 
+from core.clock import HOUR_MS
 from domain.events import AssetState, DomainEvent, EnergySpike, Fault, UsageReport
 from domain.telemetry import Reading
 
-MS_PER_HOUR = 3_600_000
 DEFAULT_MAX_GAP_MS = 300_000
 DEFAULT_WINDOW_MS = 3_600_000
 SPIKE_RULE = "power_above_threshold"
@@ -330,7 +330,7 @@ def _spike(
     excess_wh = spike.excess_wh
     duration_ms = ts_ms - state.last_ts_ms
     if duration_ms <= limits.max_gap_ms:
-        excess_wh += (state.last_power_w - spike.threshold_w) * duration_ms / MS_PER_HOUR
+        excess_wh += (state.last_power_w - spike.threshold_w) * duration_ms / HOUR_MS
     if power_w > spike.threshold_w:
         peak_w = max(spike.peak_w, power_w)
         return OpenSpike(spike.started_at_ms, peak_w, excess_wh, spike.threshold_w, spike.rule)
@@ -385,13 +385,13 @@ def usage_contributions(
     window_end_ms = window_start_ms + window_ms
     if ts_ms <= window_end_ms:
         covered_ms = ts_ms - prev_ts_ms
-        return [(window_start_ms, prev_power_w * covered_ms / MS_PER_HOUR, covered_ms)]
+        return [(window_start_ms, prev_power_w * covered_ms / HOUR_MS, covered_ms)]
     out: list[tuple[int, float, int]] = []
     start_ms = prev_ts_ms
     while start_ms < ts_ms:
         end_ms = min(window_end_ms, ts_ms)
         covered_ms = end_ms - start_ms
-        out.append((window_start_ms, prev_power_w * covered_ms / MS_PER_HOUR, covered_ms))
+        out.append((window_start_ms, prev_power_w * covered_ms / HOUR_MS, covered_ms))
         start_ms = window_start_ms = end_ms
         window_end_ms = window_start_ms + window_ms
     return out

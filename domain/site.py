@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import msgspec
 
+from core.clock import HOUR_MS, MINUTE_MS
 from domain.events import EnergySpike
-from domain.rules import MS_PER_HOUR, OpenSpike
+from domain.rules import OpenSpike
 
-MINUTE_MS = 60_000
 SITE_DEMAND_RULE = "site_demand"
 
 
@@ -34,7 +34,7 @@ class SiteDemandState(msgspec.Struct, frozen=True, gc=False):
 
 def demand_w(wh: float, minute_ms: int = MINUTE_MS) -> float:
     """Mean power (W) of ``wh`` watt-hours spread over ``minute_ms``."""
-    return wh * MS_PER_HOUR / minute_ms
+    return wh * HOUR_MS / minute_ms
 
 
 def site_demand_step(
@@ -66,7 +66,7 @@ def site_demand_step(
             spike = None
     threshold_w = spike.threshold_w if spike is not None else limits.demand_threshold_w
     if demand_w > threshold_w:
-        excess_wh = (demand_w - threshold_w) * minute_ms / MS_PER_HOUR
+        excess_wh = (demand_w - threshold_w) * minute_ms / HOUR_MS
         if spike is None:
             spike = OpenSpike(minute_start_ms, demand_w, excess_wh, threshold_w, SITE_DEMAND_RULE)
         else:

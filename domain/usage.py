@@ -14,10 +14,7 @@ from collections.abc import Iterable, Mapping
 import msgspec
 
 from domain.events import UsageLevel, UsageReport
-from domain.rules import MS_PER_HOUR
 
-HOUR_MS = MS_PER_HOUR
-DAY_MS = 24 * MS_PER_HOUR
 USAGE_LEVELS: tuple[UsageLevel, ...] = ("asset", "room", "building", "site")
 _SEP = "|"
 

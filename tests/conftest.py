@@ -22,8 +22,8 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from core.errors import ConfigError  # noqa: E402
-from streams.kinesalite import Kinesalite  # noqa: E402
-from streams.localaws import MotoServer  # noqa: E402
+from emulators.kinesalite import Kinesalite  # noqa: E402
+from emulators.moto import MotoServer  # noqa: E402
 
 REGION = "us-east-1"
 

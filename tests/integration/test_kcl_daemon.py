@@ -27,9 +27,9 @@ import boto3
 import pytest
 
 from core.records import SHARD_END, Position, Record
+from emulators.moto import MotoServer, emulator_env
 from streams.checkpoints import Checkpointer
 from streams.kcl import EMULATOR_JAVA_OPTIONS, Daemon, KclSettings, run_processor, write_properties
-from streams.localaws import MotoServer, emulator_env
 
 ROOT = Path(__file__).resolve().parents[2]
 JARS = ROOT / ".jars"

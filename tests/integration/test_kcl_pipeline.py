@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from streams.localaws import MotoServer
+from emulators.moto import MotoServer
 from tests.integration.test_pipeline import send_in_background, wait_for
 from tests.support.deployment import ROOT, Deployment, recent_params
 

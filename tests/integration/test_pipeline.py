@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from domain.simulator import (
+from sim.simulator import (
     MALFORMED_SAMPLES,
     GroundTruth,
     SimParams,

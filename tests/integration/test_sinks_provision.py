@@ -106,7 +106,7 @@ def test_unreachable_endpoint_is_a_clear_error(unique_name: Callable[[str], str]
     import boto3
     from botocore.config import Config
 
-    from streams.localaws import free_port
+    from emulators.moto import free_port
 
     client = boto3.client(
         "dynamodb",

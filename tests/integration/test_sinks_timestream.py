@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from core.clock import HOUR_MS
 from core.errors import SinkError
 from core.retry import Backoff
 from sinks.provision import ensure_timestream
@@ -20,7 +21,6 @@ from tests.support.timestream import InlineCommonAttributes, latest_by_identity,
 pytestmark = pytest.mark.integration
 
 NOW_MS = 1_800_000_000_000
-HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True)

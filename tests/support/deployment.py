@@ -14,17 +14,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from core.clock import HOUR_MS
 from core.records import DeadLetter
 from domain.registry import encode_registry
-from domain.simulator import GroundTruth, SimParams, Simulation
+from emulators.moto import emulator_env
+from sim.simulator import GroundTruth, SimParams, Simulation
 from sinks.attrvalues import from_item
 from sinks.deadletter import read_dead_letters
-from streams.localaws import emulator_env
 from streams.producer import Producer
 from tests.support.timestream import latest_by_identity, stored_records
 
 ROOT = Path(__file__).resolve().parents[2]
-HOUR_MS = 3_600_000
 
 
 def recent_params(**overrides: Any) -> SimParams:

@@ -15,13 +15,12 @@ import msgspec
 import pytest
 
 from benchmarks import cli
+from core.clock import HOUR_MS
 from domain import rules
 from domain.rules import AssetRuleState, Limits
 from domain.telemetry import Reading, decode_reading
 from streams.app import App
 from streams.stream import Stream
-
-HOUR_MS = 3_600_000
 
 
 class Usage(msgspec.Struct):

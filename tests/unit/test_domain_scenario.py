@@ -8,19 +8,19 @@ from collections import Counter
 
 import pytest
 
-from domain.evaluation import ALL_USAGE_SCOPES, EVENT_KINDS, evaluate
 from domain.events import EnergySpike, Fault
 from domain.registry import Registry, site_limits_of
-from domain.replay import ReplayResult, replay
-from domain.simulator import (
+from domain.usage import asset_counts
+from domain.views import command_writes
+from sim.evaluation import ALL_USAGE_SCOPES, EVENT_KINDS, evaluate
+from sim.replay import ReplayResult, replay
+from sim.simulator import (
     ANOMALY_COUNTS,
     NEAR_MISS_KINDS,
     GroundTruth,
     Simulation,
     scenario_params,
 )
-from domain.usage import asset_counts
-from domain.views import command_writes
 
 CLEAN = dict.fromkeys(
     (*ANOMALY_COUNTS, "near_miss_count"),

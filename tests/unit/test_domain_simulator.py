@@ -9,7 +9,8 @@ import pytest
 
 from domain.events import EnergySpike, Fault
 from domain.rules import AssetRuleState, step, usage_since_last
-from domain.simulator import (
+from domain.telemetry import decode_reading
+from sim.simulator import (
     MALFORMED_SAMPLES,
     FaultTruth,
     GroundTruth,
@@ -23,7 +24,6 @@ from domain.simulator import (
     spike_threshold_w,
     with_malformed,
 )
-from domain.telemetry import decode_reading
 
 PARAMS = SimParams(
     sites=2,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.clock import DAY_MS, HOUR_MS
 from domain.events import UsageReport
 from domain.usage import (
-    DAY_MS,
-    HOUR_MS,
     UsageScope,
     asset_counts,
     roll_up,

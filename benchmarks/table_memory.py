@@ -1,6 +1,6 @@
 """Memory per live (key, window), snapshot size per 1,000 keys, and hot-path cost of tables.
 
-Run: `.venv/bin/python -m tables.measure` (prints a table; not a test, asserts nothing).
+Run: `.venv/bin/python -m benchmarks.table_memory` (prints a table; not a test, asserts nothing).
 
 Figures measured on the development machine (CPython 3.11.7, msgspec 0.22), 10,000 keys
 like "site-0042/building-1/room-02/asset-00042" (41 chars), float values, pk = "site-0042":
@@ -28,9 +28,8 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+from core.clock import HOUR_MS
 from tables.table import ShardState, Table
-
-HOUR_MS = 3_600_000
 
 
 def _key(i: int) -> str:

@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
+from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from domain.events import DomainEvent, EnergySpike, Fault, UsageReport
 from domain.rules import AssetRuleState, Limits, offline_check, step, usage_since_last
-from domain.site import MINUTE_MS, SiteDemandState, SiteLimits, demand_w, site_demand_step
+from domain.site import SiteDemandState, SiteLimits, demand_w, site_demand_step
 from domain.telemetry import Reading
-from domain.usage import DAY_MS, HOUR_MS, scope_of_key, scopes_of, usage_report_of
+from domain.usage import scope_of_key, scopes_of, usage_report_of
 
 
 class ReplayResult(msgspec.Struct):

@@ -1,6 +1,6 @@
 """processRecords messages per second: luxflow's bridge vs amazon-kclpy's processor loop.
 
-    python -m streams.kcl.bench [--messages 2000] [--records 100] [--size 300] [--repeat 5]
+    python -m benchmarks.kcl_protocol [--messages 2000] [--records 100] [--size 300] [--repeat 5]
 
 Both loops get the same daemon input (an initialize line, then `--messages` processRecords
 lines of `--records` records with `--size`-byte payloads, from in-memory files) and do the

@@ -32,6 +32,7 @@ from typing import Literal
 
 import msgspec
 
+from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from domain.registry import Asset, SiteDefaults, limits_of
 from domain.rules import (
     BASELINE_RULE,
@@ -39,13 +40,12 @@ from domain.rules import (
     DEFAULT_WINDOW_MS,
     FLICKER,
     LAMP_FAILURE,
-    MS_PER_HOUR,
     OFFLINE,
     OVER_VOLTAGE,
     UNDER_VOLTAGE,
     Limits,
 )
-from domain.site import MINUTE_MS, SITE_DEMAND_RULE
+from domain.site import SITE_DEMAND_RULE
 from domain.telemetry import SCHEMA_VERSION, Reading, Telemetry, encode_telemetry
 from domain.timestamps import format_ts
 
@@ -55,7 +55,6 @@ STANDBY_W = 0.3
 NOMINAL_VOLTAGE_V = 230.0
 LUMINAIRE_FAULT_CODES = ("LAMP_FAILURE", "DRIVER_OVERTEMP", "FLICKER")
 SENSOR_FAULT_CODES = ("SENSOR_STUCK", "LOW_BATTERY")
-_DAY_MS = 86_400_000
 _NOISE = 0.04  # full width of the uniform noise: +-2%
 SITE_SPIKE_FACTOR = 1.2  # every lamp of the site at 120 % of rated: below its own threshold
 BASELINE_SPIKE_FACTOR = 2.0  # to 2.4 times the usual power at that dim level
@@ -75,7 +74,7 @@ class SimParams(msgspec.Struct, frozen=True):
     lamps_per_room: int = 6
     sensors_per_room: int = 1
     start_ms: int = 1_795_737_600_000  # 2026-11-27T00:00:00.000Z
-    duration_ms: int = _DAY_MS
+    duration_ms: int = DAY_MS
     interval_ms: int = 60_000
     seed: int = 0
     fault_count: int = 4
@@ -452,7 +451,7 @@ def _build_fleet(params: SimParams, rng: random.Random) -> list[AssetSpec]:
     phase_range = params.interval_ms
     for s in range(1, params.sites + 1):
         site_id = f"site-{s:04d}"
-        utc_offset_ms = rng.randint(-8, 9) * MS_PER_HOUR
+        utc_offset_ms = rng.randint(-8, 9) * HOUR_MS
         for b in range(1, params.buildings_per_site + 1):
             building_id = f"{site_id}-b{b:02d}"
             for r in range(1, params.rooms_per_building + 1):
@@ -535,13 +534,13 @@ def _plan_episodes(
 
 def _daylight(local_ms: int) -> float:
     """0 at night, rising to 1 at local noon (06:00-18:00)."""
-    hours = local_ms % _DAY_MS / MS_PER_HOUR
+    hours = local_ms % DAY_MS / HOUR_MS
     return math.sin(math.pi * (hours - 6.0) / 12.0) if 6.0 <= hours < 18.0 else 0.0
 
 
 def _schedule(local_ms: int, daylight: float) -> int:
     """Dim level of a luminaire: off at night, full at dawn/dusk, dimmed by daylight."""
-    hour = local_ms % _DAY_MS // MS_PER_HOUR
+    hour = local_ms % DAY_MS // HOUR_MS
     if hour < 6 or hour >= 22:
         return 0
     if hour < 8 or hour >= 18:
@@ -631,7 +630,7 @@ def _spike_truth(
     excess_wh = 0.0
     for k in range(episode.first, episode.end):
         if ts[k + 1] - ts[k] <= params.max_gap_ms:
-            excess_wh += (power[k] - threshold_w) * (ts[k + 1] - ts[k]) / MS_PER_HOUR
+            excess_wh += (power[k] - threshold_w) * (ts[k + 1] - ts[k]) / HOUR_MS
     return SpikeTruth(
         asset.site_id,
         asset.building_id,
@@ -659,7 +658,7 @@ def _usage_truth(
             window_start_ms = cursor // window_ms * window_ms
             piece_end = min(window_start_ms + window_ms, ts[k + 1])
             wh[window_start_ms] = wh.get(window_start_ms, 0.0) + (
-                power[k] * (piece_end - cursor) / MS_PER_HOUR
+                power[k] * (piece_end - cursor) / HOUR_MS
             )
             covered[window_start_ms] = covered.get(window_start_ms, 0) + piece_end - cursor
             cursor = piece_end
@@ -866,12 +865,12 @@ def _site_defaults(sim: Simulation) -> dict[str, SiteDefaults]:
                 minute_ms = cursor - cursor % MINUTE_MS
                 piece_end = min(minute_ms + MINUTE_MS, b[0])
                 key = (asset.site_id, minute_ms)
-                demand_wh[key] = demand_wh.get(key, 0.0) + a[1] * (piece_end - cursor) / MS_PER_HOUR
+                demand_wh[key] = demand_wh.get(key, 0.0) + a[1] * (piece_end - cursor) / HOUR_MS
                 cursor = piece_end
     busiest: dict[str, float] = {}
     quietest_spike: dict[str, float] = {}
     for (site_id, minute_ms), wh in demand_wh.items():
-        demand_w = wh * MS_PER_HOUR / MINUTE_MS
+        demand_w = wh * HOUR_MS / MINUTE_MS
         spike = sim._site_spikes.get(site_id)
         if spike is not None and spike[0] <= minute_ms < spike[1] + params.interval_ms:
             if spike[0] + params.interval_ms <= minute_ms < spike[1]:

@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterable
 
 import msgspec
 
+from core.clock import DAY_MS, HOUR_MS
 from domain.events import EnergySpike, Fault, UsageReport
 from domain.rules import (
     BASELINE_RULE,
@@ -27,9 +28,9 @@ from domain.rules import (
     SPIKE_RULE,
     UNDER_VOLTAGE,
 )
-from domain.simulator import GroundTruth
 from domain.site import SITE_DEMAND_RULE
-from domain.usage import DAY_MS, HOUR_MS, USAGE_LEVELS, scopes_of
+from domain.usage import USAGE_LEVELS, scopes_of
+from sim.simulator import GroundTruth
 
 USAGE_TOLERANCE = 0.005  # 0.5 %
 FAULT_KINDS = ("fault_code", LAMP_FAILURE, "voltage", FLICKER, OFFLINE)

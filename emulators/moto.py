@@ -7,7 +7,7 @@ Nothing here is used against real AWS.
 `MotoServer(http2=True)` serves the same moto application through hypercorn instead of
 Werkzeug, so one process (one set of moto backends) answers HTTP/1.1 for boto3 and cleartext
 HTTP/2 with prior knowledge (h2c) for the KCL MultiLangDaemon, whose Kinesis client speaks
-HTTP/2 only. Run it by hand with `python -m streams.localaws --port 4566`.
+HTTP/2 only. Run it by hand with `python -m emulators.moto --port 4566`.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class MotoServer(ChildServer):
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_REPO_ROOT), env.get("PYTHONPATH")) if p
         )
-        return [sys.executable, "-m", "streams.localaws", "--port", str(self.port)], env
+        return [sys.executable, "-m", "emulators.moto", "--port", str(self.port)], env
 
     def ready(self) -> bool:
         urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1).close()

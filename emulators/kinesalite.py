@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 
 from core.errors import ConfigError
-from streams.localaws import LOOPBACK, ChildServer
+from emulators.moto import LOOPBACK, ChildServer
 
 _BIN = Path(__file__).resolve().parents[1] / "deploy/emulators/node_modules/kinesalite/cli.js"
 

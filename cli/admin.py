@@ -1,0 +1,125 @@
+"""Administration: `config`, `setup`, `registry import|show`, `deadletters`."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+import msgspec
+
+from cli.base import SubParsers, info
+from core.errors import ConfigError
+from domain.registry import RegistryError, parse_csv, parse_json
+from lighting.clients import Clients
+from lighting.provision import provision
+from lighting.registry import load_registry, store_registry
+from lighting.settings import Settings
+from sinks.deadletter import read_dead_letters
+
+
+def register(sub: SubParsers) -> None:
+    config = sub.add_parser("config", help="print every setting with its current value")
+    config.add_argument("--markdown", action="store_true", help="as the README's table")
+    config.set_defaults(run=cmd_config)
+
+    setup = sub.add_parser("setup", help="create the stream, tables and Timestream database")
+    setup.add_argument(
+        "--shards",
+        type=int,
+        default=None,
+        help="also create the Kinesis stream with this many shards (else it must exist)",
+    )
+    setup.set_defaults(run=cmd_setup)
+
+    registry = sub.add_parser("registry", help="import or show the asset registry")
+    registry_sub = registry.add_subparsers(dest="action", required=True, metavar="ACTION")
+    registry_import = registry_sub.add_parser(
+        "import", help="import assets (and site defaults) from a CSV or JSON file"
+    )
+    registry_import.add_argument("file", help="*.csv, or JSON as written by `luxflow simulate`")
+    registry_show = registry_sub.add_parser("show", help="print the registry as JSON lines")
+    registry_show.add_argument("--site", default="", help="only this site")
+    registry.set_defaults(run=cmd_registry)
+
+    dead = sub.add_parser("deadletters", help="list dead letters with their reasons")
+    dead.add_argument("--limit", type=int, default=50, help="print at most this many (default 50)")
+    dead.set_defaults(run=cmd_deadletters)
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    """Every setting: its variable, default, current value and meaning."""
+    rows = [
+        (
+            f"LUXFLOW_{f.name.upper()}",
+            repr(f.default),
+            repr(getattr(settings, f.name)),
+            f.metadata["help"],
+        )
+        for f in fields(Settings)
+    ]
+    if args.markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
+        for name, default, _current, help_text in rows:
+            print(f"| `{name}` | `{default}` | {help_text} |")
+        return 0
+    for name, _default, current, help_text in rows:
+        print(f"{name:42} {current:24} {help_text}")
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    if args.shards is not None and args.shards < 1:
+        raise ConfigError("--shards must be at least 1")
+    stream_exists = provision(settings, Clients(settings), shards=args.shards)
+    if args.shards is not None:
+        stream = f"stream {settings.stream} ({args.shards} shards)"
+    elif stream_exists:
+        stream = f"stream {settings.stream} (existing; not changed)"
+    else:
+        stream = (
+            f"NO stream: {settings.stream} does not exist and --shards was not given "
+            "(create it with `luxflow setup --shards N` or your IaC)"
+        )
+    print(f"ready: tables and Timestream database; {stream}")
+    return 0 if stream_exists else 1
+
+
+def cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
+    clients = Clients(settings)
+    if args.action == "show":
+        registry = load_registry(clients.dynamodb, settings.command_table)
+        for asset in sorted(registry.assets.values(), key=lambda a: a.asset_id):
+            if args.site and asset.site_id != args.site:
+                continue
+            print(msgspec.json.encode(asset).decode())
+        for site in registry.sites.values():
+            if not args.site or site.site_id == args.site:
+                print(msgspec.json.encode(site).decode())
+        info(f"{len(registry.assets)} assets, {len(registry.sites)} sites")
+        return 0
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+        imported = parse_csv(data.decode()) if path.suffix.lower() == ".csv" else parse_json(data)
+    except (OSError, UnicodeDecodeError, RegistryError) as exc:
+        raise ConfigError(f"cannot import {path}: {exc}") from exc
+    for row in imported.rejected:
+        info(f"rejected {path.name}:{row.position}: {row.reason}")
+    store_registry(clients.dynamodb, settings.command_table, imported)
+    print(
+        f"imported {len(imported.assets)} assets and {len(imported.sites)} site defaults; "
+        f"rejected {len(imported.rejected)} rows"
+    )
+    return 1 if imported.rejected else 0
+
+
+def cmd_deadletters(args: argparse.Namespace, settings: Settings) -> int:
+    letters = read_dead_letters(Clients(settings).dynamodb, settings.dead_letter_table)
+    for letter in letters[: args.limit]:
+        print(
+            f"{letter.shard_id} {letter.sequence_number}/{letter.sub_sequence_number} "
+            f"{letter.origin}: {letter.reason} ({len(letter.data)} bytes)"
+        )
+    print(f"{len(letters)} dead letters")
+    return 0

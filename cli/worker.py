@@ -1,0 +1,131 @@
+"""`luxflow worker` (local runner or KCL daemon) and `luxflow kcl-processor`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from cli.base import SubParsers, info
+from core.errors import ConfigError
+from core.records import AT_TIMESTAMP
+from lighting.clients import Clients
+from lighting.settings import Settings
+from lighting.worker import kcl_engine_factory, run_local_worker
+from streams.kcl import KclSettings, run_daemon, run_processor
+
+log = logging.getLogger("luxflow")
+
+
+def register(sub: SubParsers) -> None:
+    worker = sub.add_parser("worker", help="consume the stream (local runner or KCL daemon)")
+    worker.add_argument(
+        "--runner",
+        choices=["local", "kcl"],
+        default="local",
+        help="local: one process polls every shard (default); kcl: the Amazon KCL "
+        "MultiLangDaemon leases shards and starts one processor per shard",
+    )
+    worker.add_argument("--jars", default=".jars", help="KCL jars directory (--runner kcl)")
+    worker.add_argument(
+        "--lease-assignment-interval-ms",
+        type=int,
+        default=0,
+        help="KCL 3: how often the leader assigns leases (default: the KCL's, 2 x failover)",
+    )
+    worker.add_argument(
+        "--worker-metrics-interval-ms",
+        type=int,
+        default=0,
+        help="KCL 3: how often workers report metrics for lease balancing (default 30 s)",
+    )
+    worker.add_argument(
+        "--stop-when-idle-s",
+        type=int,
+        default=0,
+        help="local runner: stop once every shard was caught up and quiet this long; "
+        "must be longer than LUXFLOW_IDLE_TIMEOUT_MS so idle windows are written first",
+    )
+    worker.set_defaults(run=cmd_worker)
+
+    kcl = sub.add_parser("kcl-processor", help="(run by the KCL daemon) one shard processor")
+    kcl.set_defaults(run=cmd_kcl_processor)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    if args.runner == "kcl":
+        return run_kcl_daemon(args, settings)
+    stop_when_idle_ms = args.stop_when_idle_s * 1000 if args.stop_when_idle_s else None
+    if stop_when_idle_ms is not None and stop_when_idle_ms <= settings.idle_timeout_ms:
+        raise ConfigError(
+            f"--stop-when-idle-s {args.stop_when_idle_s} would stop before idle shards close "
+            f"their windows (LUXFLOW_IDLE_TIMEOUT_MS={settings.idle_timeout_ms}): use more than "
+            f"{settings.idle_timeout_ms // 1000} s"
+        )
+    runner = run_local_worker(
+        settings,
+        Clients(settings),
+        stop_when_idle_ms=stop_when_idle_ms,
+        on_runner=lambda r: stop_on_signals(r.stop),
+    )
+    counters = [p.counters for p in runner.progress.values()]
+    info(
+        f"luxflow worker: {sum(c.records for c in counters)} records read, "
+        f"{sum(c.bad_records + c.late_records for c in counters)} dead-lettered, "
+        f"{sum(c.skipped_already_applied for c in counters)} skipped as already applied, "
+        f"{sum(c.outputs for c in counters)} outputs, {len(counters)} shards"
+    )
+    if runner.errors:
+        for error in runner.errors:
+            log.error("%s", error)
+        return 1
+    return 0
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    """SIGTERM and SIGINT ask the runner to stop after a last checkpoint."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping after a last checkpoint", signum)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the daemon's properties from the settings and run it; it starts one
+    `luxflow kcl-processor` per leased shard."""
+    if settings.initial_position == AT_TIMESTAMP:
+        raise ConfigError(
+            "the KCL runner starts new leases at TRIM_HORIZON or LATEST; "
+            "use `luxflow replay --from <time>` to replay from a timestamp"
+        )
+    kcl = KclSettings(
+        stream_name=settings.stream,
+        application_name=settings.app_name,
+        region=settings.region,
+        executable=[sys.executable, "-m", "app", "kcl-processor"],
+        initial_position=settings.initial_position,
+        kinesis_endpoint=settings.kinesis_endpoint_url or settings.endpoint_url or None,
+        dynamodb_endpoint=settings.endpoint_url or None,
+        worker_id=settings.owner,
+        failover_time_ms=settings.failover_ms,
+        lease_assignment_interval_ms=args.lease_assignment_interval_ms or None,
+        worker_metrics_report_interval_ms=args.worker_metrics_interval_ms or None,
+    )
+    properties = (
+        Path(tempfile.gettempdir()) / f"luxflow-{settings.app_name}-{settings.owner}.properties"
+    )
+    return run_daemon(kcl, jars_dir=args.jars, properties_path=properties)
+
+
+def cmd_kcl_processor(_args: argparse.Namespace, settings: Settings) -> int:
+    return run_processor(kcl_engine_factory(settings, Clients(settings)))

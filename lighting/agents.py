@@ -1,0 +1,168 @@
+"""The lighting application: `App("lighting")`, its tables, the `detect` agent and the
+window callbacks. Built by `build_app`; runners drive it per shard (see `lighting.wiring`),
+tests drive it in-process with `app.agent_named("detect").test_context()`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, TypeVar, cast
+
+import msgspec
+
+from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
+from domain.rules import AssetRuleState, asset_state, offline_check, step, usage_since_last
+from domain.site import SiteDemandState, demand_w, site_demand_step
+from domain.telemetry import Reading, decode_reading
+from domain.usage import scope_of_key, scopes_of, usage_report_of
+from lighting.registry import RegistryCache
+from streams.app import App
+from streams.stream import Stream
+from tables.table import WindowedTable
+
+V = TypeVar("V")
+
+
+def _no_rule_state() -> AssetRuleState:
+    raise KeyError("asset_rules has no default: use .get()")
+
+
+class UsageAcc(msgspec.Struct):
+    """Energy of one scope in one window, summed from the intervals between readings."""
+
+    site_id: str = ""
+    building_id: str = ""
+    room_id: str = ""
+    wh: float = 0.0
+    covered_ms: int = 0
+    assets: int = 0
+
+    def __add__(self, more: UsageAcc) -> UsageAcc:
+        """The sum, with the ids of `more` (the latest contribution)."""
+        return UsageAcc(
+            more.site_id,
+            more.building_id,
+            more.room_id,
+            self.wh + more.wh,
+            self.covered_ms + more.covered_ms,
+            max(self.assets, more.assets),
+        )
+
+
+def build_app(registry: RegistryCache, *, topic: str, grace_ms: int) -> App:
+    """The lighting application: one agent (`detect`) applies the per-asset rules to every
+    reading and feeds the usage and site-demand windows; event time drives roll-ups and
+    offline checks. `topic` names the Kinesis stream; `grace_ms` is how late a reading may
+    arrive and still count in its window."""
+    app = App("lighting")
+    telemetry = app.topic(topic, decoder=decode_reading)
+    asset_rules = app.Table("asset_rules", default=_no_rule_state, value_type=AssetRuleState)
+    site_demand = app.Table("site_demand", default=_no_site_state, value_type=SiteDemandState)
+    # Room, building and site sums of the asset windows closed by the current advance.
+    rollups = app.Table("usage_rollups", default=UsageAcc, value_type=UsageAcc)
+    next_offline_check = app.Table("offline_check", default=int, value_type=int)
+
+    def windowed(
+        name: str, size_ms: int, default: Callable[[], V], value_type: type[V]
+    ) -> WindowedTable[V]:
+        return (
+            app.Table(name, default=default, value_type=value_type)
+            .tumbling(size_ms, grace_ms=grace_ms)
+            .relative_to_field(lambda reading: reading.ts_ms)
+        )
+
+    hourly = windowed("usage_hourly", HOUR_MS, UsageAcc, UsageAcc)
+    daily = windowed("usage_daily", DAY_MS, UsageAcc, UsageAcc)
+    site_minute = windowed("site_minute", MINUTE_MS, float, float)
+
+    def usage_closed(
+        window_ms: int,
+    ) -> Callable[[Any, tuple[int, int], UsageAcc], Iterable[object]]:
+        def close(asset_id: Any, window: tuple[int, int], acc: UsageAcc) -> Iterable[object]:
+            scopes = scopes_of(acc.site_id, acc.building_id, acc.room_id, str(asset_id))
+            yield usage_report_of(
+                scopes[0],
+                window_start_ms=window[0],
+                window_ms=window_ms,
+                wh=acc.wh,
+                covered_ms=acc.covered_ms,
+            )
+            for scope in scopes[1:]:
+                key = (scope.key, window_ms, window[0])
+                held = rollups[key]
+                rollups[key] = UsageAcc(
+                    wh=held.wh + acc.wh,
+                    covered_ms=held.covered_ms + acc.covered_ms,
+                    assets=held.assets + 1,
+                )
+
+        return close
+
+    hourly.on_window_close(usage_closed(HOUR_MS))
+    daily.on_window_close(usage_closed(DAY_MS))
+
+    @site_minute.on_window_close
+    def site_minute_closed(site_id: Any, window: tuple[int, int], wh: float) -> Iterable[object]:
+        limits = registry.site_limits(str(site_id))
+        if limits is None:
+            return
+        state, spikes = site_demand_step(
+            site_demand.get(str(site_id)),
+            site_id=str(site_id),
+            minute_start_ms=window[0],
+            demand_w=demand_w(wh),
+            limits=limits,
+        )
+        site_demand[str(site_id)] = state
+        yield from spikes
+
+    @app.on_advance
+    def by_event_time(clock_ms: int) -> Iterable[object]:
+        for key, acc in rollups.items():
+            scope_key, window_ms, start_ms = cast(tuple[str, int, int], key)
+            yield usage_report_of(
+                scope_of_key(scope_key),
+                window_start_ms=start_ms,
+                window_ms=window_ms,
+                wh=acc.wh,
+                covered_ms=acc.covered_ms,
+                asset_count=max(registry.asset_count(scope_key), acc.assets),
+            )
+            del rollups[key]
+        if clock_ms < (next_offline_check.get("next") or 0):
+            return
+        next_offline_check["next"] = clock_ms - clock_ms % MINUTE_MS + MINUTE_MS
+        for asset_id, state in asset_rules.items():
+            limits = registry.limits(str(asset_id), state.site_id)
+            after, events = offline_check(state, clock_ms, limits)
+            if after is not state:
+                asset_rules[asset_id] = after
+                yield from events
+
+    @app.agent(telemetry)
+    async def detect(stream: Stream[Reading]) -> AsyncIterator[object]:
+        async for reading in stream:
+            asset_id = reading.asset_id
+            limits = registry.limits(asset_id, reading.site_id)
+            before = asset_rules.get(asset_id)
+            for table, window_ms in ((hourly, HOUR_MS), (daily, DAY_MS)):
+                for start_ms, wh, covered_ms in usage_since_last(
+                    before, reading, limits, window_ms
+                ):
+                    contribution = UsageAcc(
+                        reading.site_id, reading.building_id, reading.room_id, wh, covered_ms, 1
+                    )
+                    table.add(asset_id, contribution, at_ms=start_ms)
+            for start_ms, wh, _ in usage_since_last(before, reading, limits, MINUTE_MS):
+                site_minute.add(reading.site_id, wh, at_ms=start_ms)
+            after, events = step(before, reading, limits)
+            if after is not before:
+                asset_rules[asset_id] = after
+                for event in events:
+                    yield event
+                yield asset_state(reading)
+
+    return app
+
+
+def _no_site_state() -> SiteDemandState:
+    raise KeyError("site_demand has no default: use .get()")

@@ -1,0 +1,173 @@
+"""Every setting of luxflow, with its default and meaning.
+
+This module only defines and validates settings; reading them from the environment happens
+once, in the composition root (`app.py` calls `Settings.from_env(os.environ)`), and the
+resulting object is passed down.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Final
+
+from core.errors import ConfigError
+from core.records import AT_TIMESTAMP, TRIM_HORIZON
+from domain.timestamps import parse_ts_ms
+
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _setting(default: Any, help_text: str) -> Any:
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of luxflow. Each field `x` is read from the variable LUXFLOW_<X>."""
+
+    stream: str = _setting("luxflow-telemetry", "Kinesis stream the IoT rule writes to.")
+    app_name: str = _setting(
+        "luxflow-lighting", "Application name: the KCL lease table has this name."
+    )
+    region: str = _setting(
+        "us-east-1",
+        "AWS region (falls back to AWS_REGION / AWS_DEFAULT_REGION when LUXFLOW_REGION is unset).",
+    )
+    endpoint_url: str = _setting(
+        "", "One endpoint for every AWS service (emulators); empty for real AWS."
+    )
+    kinesis_endpoint_url: str = _setting(
+        "", "Kinesis endpoint when it differs from endpoint_url (e.g. kinesalite beside moto)."
+    )
+    command_table: str = _setting(
+        "luxflow-model", "DynamoDB table of the command model (assets, faults, spikes, usage)."
+    )
+    dead_letter_table: str = _setting(
+        "luxflow-dead-letters",
+        "DynamoDB table of records that could not be processed, with reason and original bytes.",
+    )
+    state_table: str = _setting("luxflow-state", "DynamoDB table of per-shard state snapshots.")
+    timestream_database: str = _setting(
+        "luxflow", "Timestream database of the query model (tables `events` and `usage`)."
+    )
+    timestream_memory_retention_hours: int = _setting(
+        24,
+        "Memory-store retention of the Timestream tables; older points go to the magnetic store.",
+    )
+    timestream_magnetic_retention_days: int = _setting(
+        3650, "Magnetic-store retention of the Timestream tables."
+    )
+    timestream_magnetic_writes: bool = _setting(
+        True,
+        "Write points older than the memory retention to the magnetic store (else dead-letter).",
+    )
+    timestream_common_attributes: bool = _setting(
+        True,
+        "Hoist attributes a batch shares into CommonAttributes; off for moto, which drops them.",
+    )
+    initial_position: str = _setting(
+        TRIM_HORIZON,
+        "Where a shard without a checkpoint starts: TRIM_HORIZON, LATEST or AT_TIMESTAMP.",
+    )
+    at_timestamp: str = _setting("", "ISO-8601 time for initial_position AT_TIMESTAMP.")
+    checkpoint_interval_ms: int = _setting(
+        5_000, "How often a shard flushes its sinks, saves its state and checkpoints."
+    )
+    idle_timeout_ms: int = _setting(
+        60_000, "After this long without records, a shard closes its windows by processing time."
+    )
+    window_grace_ms: int = _setting(
+        600_000, "How late (event time) a reading may arrive and still count in its hourly window."
+    )
+    registry_refresh_ms: int = _setting(
+        30_000,
+        "How often workers reload the asset registry: a threshold change applies within this.",
+    )
+    worker_id: str = _setting(
+        "", "Lease owner name of this worker; default host name and process id."
+    )
+    poll_interval_ms: int = _setting(
+        1_000, "Local runner: pause between GetRecords calls once a shard is caught up."
+    )
+    shard_sync_interval_ms: int = _setting(
+        10_000,
+        "Local runner: how often the shard list is read (new shards after a split or merge).",
+    )
+    failover_ms: int = _setting(
+        10_000, "A lease whose counter stood still this long is taken over (both runners)."
+    )
+    log_level: str = _setting("INFO", "Log level of the luxflow loggers.")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """The settings named in `env` (the composition root passes `os.environ`); the rest
+        keep their defaults. Raises `ConfigError` naming the first bad variable."""
+        values: dict[str, Any] = {}
+        for setting in fields(cls):
+            name = f"LUXFLOW_{setting.name.upper()}"
+            raw = env.get(name)
+            if setting.name == "region" and raw is None:
+                raw = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+            if raw is None:
+                continue
+            values[setting.name] = _parse_setting(name, raw, type(setting.default))
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.initial_position not in (TRIM_HORIZON, "LATEST", AT_TIMESTAMP):
+            raise ConfigError(
+                f"LUXFLOW_INITIAL_POSITION must be TRIM_HORIZON, LATEST or AT_TIMESTAMP, "
+                f"not {self.initial_position!r}"
+            )
+        if self.initial_position == AT_TIMESTAMP and not self.at_timestamp:
+            raise ConfigError("LUXFLOW_INITIAL_POSITION=AT_TIMESTAMP needs LUXFLOW_AT_TIMESTAMP")
+        for name in (
+            "checkpoint_interval_ms",
+            "idle_timeout_ms",
+            "registry_refresh_ms",
+            "failover_ms",
+            "shard_sync_interval_ms",
+            "poll_interval_ms",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(
+                f"LUXFLOW_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
+
+    @property
+    def owner(self) -> str:
+        return self.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    @property
+    def at_timestamp_ms(self) -> int | None:
+        return parse_time_ms(self.at_timestamp) if self.at_timestamp else None
+
+
+def _parse_setting(name: str, raw: str, kind: type) -> object:
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def parse_time_ms(text: str) -> int:
+    """An ISO-8601 UTC time as ms since the epoch, or `ConfigError`."""
+    try:
+        return parse_ts_ms(text)
+    except ValueError:
+        raise ConfigError(
+            f"{text!r} is not an ISO-8601 UTC time like 2026-11-27T13:00:00.000Z"
+        ) from None

@@ -1,0 +1,78 @@
+"""Running the lighting app: the local runner wired from the settings, and the KCL daemon's
+per-shard processor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from core.clock import wall_clock_ms
+from lighting.agents import build_app
+from lighting.clients import Clients
+from lighting.registry import RegistryCache, load_registry
+from lighting.settings import Settings
+from lighting.wiring import EngineFactory, engine_factory, lease_lineage
+from streams.app import App
+from streams.leases import LeaseTable
+from streams.local_runner import LocalRunner, LocalRunnerConfig
+from tables.store import DynamoDBStateStore
+
+
+def registry_cache(settings: Settings, clients: Clients) -> RegistryCache:
+    return RegistryCache(
+        lambda: load_registry(clients.dynamodb, settings.command_table),
+        settings.registry_refresh_ms,
+        wall_clock_ms,
+    )
+
+
+def lighting_app(settings: Settings, clients: Clients) -> App:
+    """The lighting app with the registry of this deployment."""
+    return build_app(
+        registry_cache(settings, clients), topic=settings.stream, grace_ms=settings.window_grace_ms
+    )
+
+
+def local_runner(
+    settings: Settings, clients: Clients, *, stop_when_idle_ms: int | None = None
+) -> LocalRunner:
+    """A local (polling) runner over every shard of the stream."""
+    store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
+    return LocalRunner(
+        clients.kinesis,
+        settings.stream,
+        LeaseTable(clients.dynamodb, settings.app_name),
+        engine_factory(settings, clients, lighting_app(settings, clients), store),
+        LocalRunnerConfig(
+            worker_id=settings.owner,
+            initial_position=settings.initial_position,
+            at_timestamp_ms=settings.at_timestamp_ms,
+            idle_poll_interval_ms=settings.poll_interval_ms,
+            shard_sync_interval_ms=settings.shard_sync_interval_ms,
+            failover_ms=settings.failover_ms,
+            stop_when_idle_ms=stop_when_idle_ms,
+        ),
+    )
+
+
+def run_local_worker(
+    settings: Settings,
+    clients: Clients,
+    *,
+    stop_when_idle_ms: int | None = None,
+    on_runner: Callable[[LocalRunner], None] | None = None,
+) -> LocalRunner:
+    """Run a local runner until it stops (idle, `stop()`, or a fatal error)."""
+    runner = local_runner(settings, clients, stop_when_idle_ms=stop_when_idle_ms)
+    if on_runner is not None:
+        on_runner(runner)
+    runner.run()
+    return runner
+
+
+def kcl_engine_factory(settings: Settings, clients: Clients) -> EngineFactory:
+    """The engine factory of `luxflow kcl-processor`: lineage from the lease table."""
+    store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
+    leases = LeaseTable(clients.dynamodb, settings.app_name)
+    return engine_factory(
+        settings, clients, lighting_app(settings, clients), store, lease_lineage(leases)
+    )

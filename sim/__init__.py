@@ -1,0 +1,2 @@
+"""Development tooling: the fleet simulator, scenarios, evaluation and the development
+commands (demo, evaluate, simulate). Never part of the runtime image."""
