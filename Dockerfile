@@ -22,12 +22,16 @@ WORKDIR /app
 RUN python -m venv /app/.venv
 # README.m[d]: copied when present (pyproject names it as the readme).
 COPY pyproject.toml README.m[d] ./
+# The runtime packages only: setuptools discovers the packages present, so the development
+# tooling (sim/, emulators/, benchmarks/, tests/) is neither copied nor installed.
 COPY app.py ./
+COPY core core
 COPY domain domain
 COPY streams streams
 COPY tables tables
 COPY sinks sinks
-COPY benchmarks benchmarks
+COPY lighting lighting
+COPY cli cli
 RUN /app/.venv/bin/pip install --no-cache-dir .
 
 # --- stage 3: slim runtime: Python + a JRE + the jars -----------------------------------------

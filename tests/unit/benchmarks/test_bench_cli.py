@@ -1,87 +1,24 @@
 """`luxflow bench` on a tiny input: every required key is there with a sane value.
 
 Keeps the command from rotting; asserts nothing about speed. No network: the emulator part is
-skipped (--no-e2e) and checked only for its "skipped" shape. The app is a small stand-in built
-here from the domain (nothing imports app.py), shaped like the lighting app: rule state per
-asset, an hourly usage window, events and asset state as outputs.
+skipped (--no-e2e) and checked only for its "skipped" shape. The app is the real lighting app.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
 
-import msgspec
 import pytest
 
 from benchmarks import cli
-from core.clock import HOUR_MS
-from domain import rules
-from domain.rules import AssetRuleState, Limits
-from domain.telemetry import Reading, decode_reading
+from lighting.agents import build_app
+from lighting.registry import empty_registry
 from streams.app import App
-from streams.stream import Stream
 
 
-class Usage(msgspec.Struct):
-    site_id: str = ""
-    building_id: str = ""
-    room_id: str = ""
-    wh: float = 0.0
-    covered_ms: int = 0
-
-
-def _no_state() -> AssetRuleState:
-    raise KeyError("use .get()")
-
-
-def lighting_like_app() -> App:
-    app = App("bench-test")
-    topic = app.topic("telemetry", decoder=decode_reading)
-    asset_rules = app.Table("asset_rules", default=_no_state, value_type=AssetRuleState)
-    hourly = (
-        app.Table("usage_hourly", default=Usage, value_type=Usage)
-        .tumbling(HOUR_MS, grace_ms=600_000, expires_ms=HOUR_MS)
-        .relative_to_field(lambda reading: reading.ts_ms)
-    )
-    limits = Limits(125.0)
-
-    @hourly.on_window_close
-    def report(asset_id: str, window: tuple[int, int], acc: Usage) -> Iterable[object]:
-        yield rules.usage_report(
-            site_id=acc.site_id,
-            building_id=acc.building_id,
-            room_id=acc.room_id,
-            asset_id=asset_id,
-            window_start_ms=window[0],
-            window_ms=HOUR_MS,
-            wh=acc.wh,
-            covered_ms=acc.covered_ms,
-        )
-
-    @app.agent(topic)
-    async def detect(stream: Stream[Reading]) -> AsyncIterator[object]:
-        async for reading in stream:
-            before = asset_rules.get(reading.asset_id)
-            for start, wh, covered in rules.usage_since_last(before, reading, limits):
-                acc = hourly.at(reading.asset_id, start).value()
-                hourly.at(reading.asset_id, start).set(
-                    Usage(
-                        reading.site_id,
-                        reading.building_id,
-                        reading.room_id,
-                        acc.wh + wh,
-                        acc.covered_ms + covered,
-                    )
-                )
-            after, events = rules.step(before, reading, limits)
-            if after is not before:
-                asset_rules[reading.asset_id] = after
-                for event in events:
-                    yield event
-                yield rules.asset_state(reading)
-
-    return app
+def lighting_app() -> App:
+    """The real lighting app, with an empty registry (every asset gets the default limits)."""
+    return build_app(empty_registry(), topic="telemetry", grace_ms=600_000)
 
 
 TINY = [
@@ -102,7 +39,7 @@ TINY = [
 def test_bench_json_has_every_required_key_with_sane_values(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert cli.main(TINY, build_app=lighting_like_app) == 0
+    assert cli.main(TINY, build_app=lighting_app) == 0
     report = json.loads(capsys.readouterr().out)
 
     assert report["input"]["records"] == 4 * 20 * 20  # sites x assets per site x minutes
@@ -141,7 +78,7 @@ def test_bench_json_has_every_required_key_with_sane_values(
 
 def test_bench_table_names_every_measure(capsys: pytest.CaptureFixture[str]) -> None:
     args = [a for a in TINY if a != "--json"]
-    assert cli.main(args, build_app=lighting_like_app) == 0
+    assert cli.main(args, build_app=lighting_app) == 0
     table = capsys.readouterr().out
     for name in ("in-process pipeline", "faust_ratio", "plain_boto3_ratio", "64 shard(s)"):
         assert name in table
