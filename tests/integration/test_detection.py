@@ -158,7 +158,8 @@ def evaluate(*args: str) -> dict[str, dict[str, float]]:
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    scores: dict[str, dict[str, float]] = msgspec.json.decode(result.stdout.splitlines()[-1])
+    # stdout is the JSON object alone (diagnostics go to stderr), so `| jq` works.
+    scores: dict[str, dict[str, float]] = msgspec.json.decode(result.stdout)
     return scores
 
 
