@@ -214,7 +214,7 @@ class ShardEngine:
                 log.warning("shard %s: %s", self.shard_id, exc)
         self._route(self._outputs)
         self._flush()
-        self._save_state(self._last_position, final=True)
+        self._save_state(self._last_position or self._applied_until, final=True)
         self._checkpointer.checkpoint(self.shard_id, SHARD_END)
 
     def shutdown_requested(self) -> None:
