@@ -29,9 +29,11 @@ def kinds() -> dict[str, Callable[[Table[int]], WindowedTable[int]]]:
     }
 
 
-def setup(kind: str) -> tuple[Table[int], WindowedTable[int], list[Closed], ShardState]:
+def setup(
+    kind: str, make: Callable[[Table[int]], WindowedTable[int]] | None = None
+) -> tuple[Table[int], WindowedTable[int], list[Closed], ShardState]:
     table = Table("w", default=int, value_type=int)
-    wt = kinds()[kind](table).relative_to_stream()
+    wt = (make or kinds()[kind])(table).relative_to_stream()
     closed: list[Closed] = []
 
     @wt.on_window_close
@@ -143,14 +145,14 @@ def test_restore_gives_the_same_windows_and_closes_them_once(kind: str, with_del
 
 
 def test_session_bridging_event_merges_two_sessions_and_adds_their_values() -> None:
-    _, wt, closed, state = setup("session")
+    _, wt, closed, state = setup("session", lambda t: t.session(40, grace_ms=100))
     drive(state, wt, [0, 60])
     assert wt.windows("k") == [((0, 39), 1), ((60, 99), 1)]
     begin(state, 90)
     wt["k"] += 5  # (90, 129) overlaps (60, 99) only
     assert wt.windows("k") == [((0, 39), 1), ((60, 129), 6)]
     begin(state, 30)
-    wt["k"] += 10  # (30, 69) bridges both; its end is not behind the watermark (80)
+    wt["k"] += 10  # (30, 69) bridges both; within grace
     assert not state.take_late()
     assert wt.windows("k") == [((0, 129), 17)]
     assert wt["k"].value() == 17
