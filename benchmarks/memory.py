@@ -51,7 +51,8 @@ def measure_live_assets(build_app: Callable[[], App], assets: int) -> MemoryResu
         after = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    blob = engine.state.snapshot() or b""
+    pending = engine.state.snapshot(full=True)
+    blob = pending.data if pending is not None else b""
     live = workload.assets
     return MemoryResult(
         assets=live,

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.clock import HOUR_MS
+from core.event import Event
 from tables.table import ShardState, Table
 
 
@@ -39,8 +40,12 @@ def _key(i: int) -> str:
 def _state(tables: list[Table[Any]]) -> ShardState:
     state = ShardState(tables, "shardId-000000000000", lambda: 0, 300_000)
     state.activate()
-    state.record_time_ms = 0
+    state.begin(_event(""))
     return state
+
+
+def _event(pk: str) -> Event[None]:
+    return Event("shardId-000000000000", 0, 0, pk, 0, None)
 
 
 def memory_per_window(keys: int, windows_per_key: int) -> float:
@@ -56,7 +61,7 @@ def memory_per_window(keys: int, windows_per_key: int) -> float:
     before = tracemalloc.get_traced_memory()[0]
     for w in range(windows_per_key):
         for name, pk in zip(names, pks, strict=True):
-            state.partition_key = pk
+            state.begin(_event(pk))
             wt.add(name, 1.5, at_ms=w * HOUR_MS + 1)
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
@@ -74,7 +79,7 @@ def memory_per_window_with_keys(keys: int) -> float:
     before = tracemalloc.get_traced_memory()[0]
     for i in range(keys):
         name = _key(i)
-        state.partition_key = name[:9]
+        state.begin(_event(name[:9]))
         wt.add(name, 1.5, at_ms=1)
     del name
     after = tracemalloc.get_traced_memory()[0]
@@ -91,7 +96,7 @@ def memory_per_plain_key(keys: int) -> float:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for i, (name, pk) in enumerate(zip(names, pks, strict=True)):
-        state.partition_key = pk
+        state.begin(_event(pk))
         table[name] = i + 0.5
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
@@ -105,14 +110,53 @@ def snapshot_bytes_per_1000(windowed: bool) -> float:
     keys = 10_000
     for i in range(keys):
         name = _key(i)
-        state.partition_key = name[:9]
+        state.begin(_event(name[:9]))
         if wt is not None:
             wt.add(name, i * 0.25, at_ms=1)
         else:
             table[name] = i * 0.25
-    blob = state.snapshot()
-    assert blob is not None
-    return len(blob) * 1000 / keys
+    pending = state.snapshot()
+    assert pending is not None
+    return len(pending.data) * 1000 / keys
+
+
+def checkpoint_bytes(
+    keys: int = 5_000, checkpoints: int = 120, changed_per_checkpoint: int = 417
+) -> dict[str, float]:
+    """Bytes written per checkpoint, whole snapshots against base + deltas.
+
+    A shard of `keys` assets, each read once a minute, checkpointed every 5 s: each checkpoint
+    sees `changed_per_checkpoint` (~1/12) assets, each updating its plain per-asset state and
+    its hourly window. "full" snapshots everything at every checkpoint (before incremental
+    snapshots); "incremental" is what `ShardState.snapshot()` gives, compaction included.
+    Event time advances 5 s per checkpoint, so hourly windows close along the way.
+    """
+    results: dict[str, float] = {}
+    for mode in ("full", "incremental"):
+        plain = Table("asset_state", default=float, value_type=float)
+        windowed_table = Table("usage_hourly", default=float, value_type=float)
+        wt = windowed_table.tumbling(HOUR_MS, grace_ms=60_000)
+        state = _state([plain, windowed_table])
+        names = [_key(i) for i in range(keys)]
+        written = 0
+        for checkpoint in range(-1, checkpoints):
+            now_ms = max(checkpoint, 0) * 5_000
+            batch = names if checkpoint < 0 else None
+            if batch is None:
+                first = checkpoint * changed_per_checkpoint
+                batch = [names[(first + j) % keys] for j in range(changed_per_checkpoint)]
+            for name in batch:
+                state.begin(_event(name[:9]))
+                plain[name] = now_ms + 0.5
+                wt.add(name, 0.25, at_ms=now_ms)
+            state.advance()
+            pending = state.snapshot(full=mode == "full")
+            assert pending is not None
+            state.saved(pending)
+            if checkpoint >= 0:  # the first one (every key) is the same in both modes
+                written += len(pending.data)
+        results[mode] = written / checkpoints
+    return results
 
 
 def per_call_us(fn: Callable[[], object], calls: int = 200_000) -> float:
@@ -127,7 +171,7 @@ def hot_path() -> dict[str, float]:
     windowed_table = Table("w", default=float, value_type=float)
     wt = windowed_table.tumbling(HOUR_MS).relative_to_stream()
     state = _state([plain, windowed_table])
-    state.partition_key = "site-0001"
+    state.begin(_event("site-0001"))
     key = _key(1)
     plain[key] = 1.0
 
@@ -159,6 +203,10 @@ def main() -> None:
         ("snapshot per 1,000 keys, plain", f"{snapshot_bytes_per_1000(False):.0f} B"),
     ]
     rows += [(name, f"{us:.2f} us") for name, us in hot_path().items()]
+    rows += [
+        (f"bytes per checkpoint, 5,000 keys, 1/12 changed, {mode}", f"{size:,.0f} B")
+        for mode, size in checkpoint_bytes().items()
+    ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value:>10}")

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from core.errors import AgentError
+from core.event import Event
 from streams.stream import WAITING, Stream
 
 if TYPE_CHECKING:
@@ -42,8 +43,9 @@ class AgentInstance(Generic[T]):
         self._pending: Coroutine[Any, None, object] | None = None
         self.done = False
 
-    def feed(self, value: T, out: list[object]) -> None:
-        self.stream.push(value)
+    def feed(self, value: T, out: list[object], event: Event[Any] | None = None) -> None:
+        """Give the agent `value`; `event` becomes its `stream.current_event`."""
+        self.stream.push(value, event)
         self._run(out)
 
     def tick(self, now_ms: int, out: list[object]) -> None:

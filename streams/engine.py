@@ -22,12 +22,13 @@ from dataclasses import dataclass
 
 from core.clock import wall_clock_ms
 from core.errors import AgentError
+from core.event import Event
 from core.records import SHARD_END, DeadLetter, Position, Record
 from sinks.base import Sink
 from streams.agent import AgentInstance
 from streams.app import App
 from streams.checkpoints import Checkpointer
-from tables.store import Snapshot, StateStore
+from tables.store import SaveFence, Snapshot, StateStore
 from tables.table import ShardState
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,12 @@ class ShardEngine:
         config: EngineConfig = EngineConfig(),
         now_ms: Callable[[], int] = wall_clock_ms,
         lineage: Lineage = Lineage(),
+        fence: Callable[[str], SaveFence | None] | None = None,
     ) -> None:
+        """`fence(shard_id)`: the lease this worker holds, so a save by a worker that lost
+        the shard fails with LeaseLostError instead of overwriting the new owner's state."""
         self.app = app
+        self._fence = fence
         self._lineage = lineage
         self.shard_id = shard_id
         self._decode = app.decoder
@@ -93,7 +98,6 @@ class ShardEngine:
         self._applied_until: Position | None = None  # records at or below are in the state
         self._last_position: Position | None = None  # last record handled
         self._last_checkpoint_ms = now_ms()
-        self._last_blob: bytes | None = None
         self._outputs: list[object] = []
         self._dirty = False  # records or outputs since the last checkpoint
 
@@ -106,18 +110,17 @@ class ShardEngine:
         lineage = lineage or self._lineage
         own = self._store.load(self.shard_id)
         if own is not None:
-            self.state.restore([own.data], lambda _pk: True)
-            self._last_blob = own.data
+            self.state.restore([own.blobs], lambda _pk: True)
             self._applied_until = own.position
             log.info("shard %s: state restored at %s", self.shard_id, own.position)
             return own.position
-        blobs = []
+        chains = []
         for parent in lineage.parent_shard_ids:
             snap = self._store.load(parent)
             if snap is not None:
-                blobs.append(snap.data)
-        if blobs:
-            self.state.restore(blobs, lineage.keep)
+                chains.append(snap.blobs)
+        if chains:
+            self.state.restore(chains, lineage.keep)
             log.info(
                 "shard %s: state taken from parents %s", self.shard_id, lineage.parent_shard_ids
             )
@@ -147,12 +150,11 @@ class ShardEngine:
                 counters.bad_records += 1
                 self._dead_letter.write(DeadLetter.of(record, "decode", str(exc)))
                 continue
-            state.partition_key = record.partition_key
-            state.record_time_ms = record.arrival_ms
-            state.event = value
+            event = Event.of(record, value)
+            state.begin(event)
             for agent in agents:
                 try:
-                    agent.feed(value, outputs)
+                    agent.feed(value, outputs, event)
                 except AgentError as exc:
                     counters.agent_errors += 1
                     log.warning("shard %s: %s", self.shard_id, exc)
@@ -212,7 +214,7 @@ class ShardEngine:
                 log.warning("shard %s: %s", self.shard_id, exc)
         self._route(self._outputs)
         self._flush()
-        self._save_state(self._last_position, final=True)
+        self._save_state(self._last_position or self._applied_until, final=True)
         self._checkpointer.checkpoint(self.shard_id, SHARD_END)
 
     def shutdown_requested(self) -> None:
@@ -256,12 +258,11 @@ class ShardEngine:
         self._dead_letter.flush()
 
     def _save_state(self, position: Position | None, *, final: bool) -> None:
-        blob = self.state.snapshot()
-        if blob is None and not final:
-            return
-        if blob is None:
-            blob = self._last_blob
-        if blob is None:
+        """Save what changed since the last saved snapshot (the final one: a whole base, the
+        one split and merge children start from). The state counts as saved only once the
+        store returned: a failed save leaves it changed, so the next checkpoint saves it."""
+        pending = self.state.snapshot(full=final)
+        if pending is None:
             return
         self._store.save(
             self.shard_id,
@@ -269,8 +270,10 @@ class ShardEngine:
                 shard_id=self.shard_id,
                 position=position,
                 saved_at_ms=self._now_ms(),
-                data=blob,
+                data=pending.data,
                 final=final,
+                delta=pending.delta,
             ),
+            fence=self._fence(self.shard_id) if self._fence is not None else None,
         )
-        self._last_blob = blob
+        self.state.saved(pending)

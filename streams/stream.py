@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator, Generator
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
+
+from core.event import Event
 
 T = TypeVar("T")
 
@@ -45,17 +47,27 @@ class Stream(Generic[T]):
     Contract: an agent may await only its stream (`async for`, `take`). The stream ends
     (the `async for` loop exits) when the shard ends or the worker shuts down; code after
     the loop runs then, so an agent can emit what it still holds.
+
+    `current_event` (Faust's name) is the context of the value the agent has just received:
+    shard id, sequence number, partition key, arrival time and the decoded value
+    (`core.event.Event`). The engine sets it with the value, before the agent resumes; it
+    stays until the next value (so code after a `take()` batch sees the batch's last event).
+    None before the first value.
     """
 
-    __slots__ = ("_buffer", "_closed", "now_ms")
+    __slots__ = ("_buffer", "_closed", "current_event", "now_ms")
 
     def __init__(self) -> None:
         self._buffer: deque[T] = deque()
         self._closed = False
         self.now_ms = 0
+        self.current_event: Event[Any] | None = None
 
-    def push(self, value: T) -> None:
+    def push(self, value: T, event: Event[Any] | None = None) -> None:
+        """Queue `value`; `event` (its context) becomes `current_event`."""
         self._buffer.append(value)
+        if event is not None:
+            self.current_event = event
 
     def close(self) -> None:
         self._closed = True

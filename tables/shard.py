@@ -1,41 +1,79 @@
 """`ShardState`: the partition of every table that one shard owns, its event clock, and the
-life cycle the engine drives (activate -> records -> take_late -> advance -> snapshot).
+life cycle the engine drives:
 
-Tables hold no data. `t[key]` looks up the partition of the shard made current by
-`ShardState.activate()` in this thread. A thread-local is used rather than a ContextVar on
-purpose: asyncio tasks copy their context when created, so a task created before a later
-`activate()` would keep seeing the old shard.
+    activate() -> per record: begin(event), agents, take_late() -> advance()
+    -> at a checkpoint: snapshot() -> store.save(...) -> saved(pending)
+    -> at start: restore(chains, keep)
+
+The active shard (the one mechanism tables use to find their partition): `t[key]` inside an
+agent needs to know which shard's partition to use, and an agent does not pass it. The
+engine makes its shard current in its thread with `activate()`; tables read it with
+`active_state()`. That is all the thread-local does: record context (partition key, event
+time, value) is explicit, in the `core.event.Event` given to `begin()`, the same object the
+agent reads as `stream.current_event`. A thread-local rather than a ContextVar on purpose:
+asyncio tasks copy their context when created, so a task created before a later `activate()`
+would keep seeing the old shard.
 
 Event time, per windowed table of a shard:
 
 - `max_event_ms` is the largest event time any update of the table has used (reads do not
   move it). It moves with every record, not per batch, so lateness decisions do not depend
   on batch boundaries and a restart from a snapshot replays them identically.
-- `watermark_ms = max_event_ms - grace_ms`; a window closes when `end_ms < watermark_ms`.
-  An update touching a closed window is late: it is not applied, `take_late()` returns True
-  for the record, and `counters.late` counts it.
+- `watermark_ms = max_event_ms - grace_ms`; a window closes when `end_ms < watermark_ms`
+  (`tables.windows`). An update touching a closed window is late: it is not applied,
+  `take_late()` returns True for the record, and `counters.late` counts it.
 - Windows close logically at once; physically (callbacks run, memory freed) in `advance()`.
 - Idle rule: when `advance()` sees that no record arrived for `idle_timeout_ms` of processing
   time (the injected clock), the event clock of every windowed table moves on with processing
   time: it jumps by the whole silence (now - last record), and never stays behind processing
   time itself (so the windows of old or replayed data close once the shard is quiet, not an
   hour of wall time later), then follows the clock at each later `advance()` until records
-  come again. This is the only processing-time input to state; it is
-  stored in the snapshot like any other watermark move.
+  come again. This is the only processing-time input to state; it is stored in the snapshot
+  like any other watermark move.
+
+Snapshots are a base (every key) followed by deltas (keys changed since the previous saved
+snapshot, and deletions); see `snapshot()` and `tables.snapshot`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeAlias
 
-from core.errors import ConfigError, LuxflowError
-from tables.snapshot import Key, decode_into, encode_state
+from core.errors import ConfigError, LuxflowError, StateStoreError
+from core.event import Event
+from tables.partition import Key, PlainPartition, WindowedPartition
+from tables.snapshot import apply_blob, encode_state, merge_into
+from tables.windows import SessionWindow, Window, WindowRange, watermark_ms
 
-if TYPE_CHECKING:
-    from tables.table import Table, WindowedTable
+CloseCallback: TypeAlias = Callable[[Any, WindowRange, Any], Iterable[object]]
+"""`callback(key, window, value) -> events`; may be a generator. Runs in `advance()`, once per
+(key, window), with `state.partition_key` set to the key's partition key."""
+
+
+class TableSpec(Protocol):
+    """What a ShardState needs of a table (`tables.table.Table` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def value_type(self) -> type[Any]: ...
+
+    @property
+    def window(self) -> Window | None:
+        """None for a plain table."""
+        ...
+
+    @property
+    def close_callbacks(self) -> Sequence[CloseCallback]: ...
+
+    @property
+    def base(self) -> TableSpec:
+        """The table itself (a windowed view answers with its table)."""
+        ...
 
 
 class NoActiveShardError(LuxflowError):
@@ -57,45 +95,6 @@ def active_state() -> ShardState:
     return state
 
 
-class PlainPartition:
-    """One shard's part of a plain table: key -> value, and key -> partition key of the
-    record that last wrote it (so a split can route the key to its child)."""
-
-    __slots__ = ("data", "pks")
-
-    def __init__(self) -> None:
-        self.data: dict[Key, Any] = {}
-        self.pks: dict[Key, str] = {}
-
-
-class WindowedPartition:
-    """One shard's part of a windowed table.
-
-    Windows are bucketed by start: `open[start_ms][key] = value`. With hourly windows only a
-    couple of buckets are open at a time, so closing a window is popping one bucket.
-    `closed` keeps closed windows readable until they expire (`expires_ms`).
-    """
-
-    __slots__ = ("closed", "max_event_ms", "open", "pks")
-
-    def __init__(self) -> None:
-        self.open: dict[int, dict[Key, Any]] = {}
-        self.closed: dict[int, dict[Key, Any]] = {}
-        self.pks: dict[Key, str] = {}
-        self.max_event_ms: int | None = None
-
-    def forget_keys(self, keys: Sequence[Key] | Any) -> None:
-        """Drop the partition key of keys that are in no bucket any more."""
-        buckets = [*self.open.values(), *self.closed.values()]
-        pks = self.pks
-        for key in keys:
-            if not any(key in bucket for bucket in buckets):
-                pks.pop(key, None)
-
-    def live_windows(self) -> int:
-        return sum(len(b) for b in self.open.values()) + sum(len(b) for b in self.closed.values())
-
-
 @dataclass
 class ShardCounters:
     """Counts since this ShardState was created (metrics, not state: not in snapshots)."""
@@ -111,72 +110,95 @@ class ShardCounters:
     idle_advances: int = 0
     """`advance()` calls that moved the event clock because the shard was idle."""
     snapshots: int = 0
+    deltas: int = 0
     restores: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSnapshot:
+    """Bytes for the store, not yet known to be saved. `delta`: only the keys changed since
+    the last saved snapshot (False: a base with every key). Give it back to `saved()` once
+    the store has it."""
+
+    data: bytes
+    delta: bool
+    generation: int
 
 
 class ShardState:
     """The partitions of `tables` owned by shard `shard_id`, with its event clock.
 
-    The engine, per batch: `activate()`; per record: set `partition_key`, `record_time_ms`
-    (the record's arrival_ms) and `event` (the decoded value), run the agents, then
-    `take_late()`; after the batch: `advance()` and route its events. At a checkpoint:
-    `snapshot()`. At start: `restore(...)`.
+    `max_deltas`: after that many saved deltas the next snapshot is a base (compaction); a
+    base is also written when the deltas since the last base would outweigh it.
     """
 
     def __init__(
         self,
-        tables: Sequence[Table[Any] | WindowedTable[Any]],
+        tables: Sequence[TableSpec],
         shard_id: str,
         now_ms: Callable[[], int],
         idle_timeout_ms: int,
+        *,
+        max_deltas: int = 24,
     ) -> None:
         if idle_timeout_ms <= 0:
             raise ConfigError(f"idle_timeout_ms must be > 0, got {idle_timeout_ms}")
+        if max_deltas < 0:
+            raise ConfigError(f"max_deltas must be >= 0, got {max_deltas}")
         self.shard_id = shard_id
         self.now_ms = now_ms
         self.idle_timeout_ms = idle_timeout_ms
+        self.max_deltas = max_deltas
         self.counters = ShardCounters()
-        self.record_time_ms: int | None = None
-        self.event: Any = None
+        self.current_event: Event[Any] | None = None
         self._pk = ""
         self._pk_intern: dict[str, str] = {}
         self._late = False
-        self._dirty = False
         self._inputs = 0
         self._last_input_ms = now_ms()
         self._clock_moved_ms = self._last_input_ms
-        self.tables: dict[str, Table[Any]] = {}
-        self.plain: dict[Table[Any], PlainPartition] = {}
-        self.windowed: dict[Table[Any], WindowedPartition] = {}
+        self.tables: dict[str, TableSpec] = {}
+        self.plain: dict[str, PlainPartition] = {}
+        self.windowed: dict[str, WindowedPartition] = {}
         for given in tables:
             table = given.base
             if table.name in self.tables:
                 raise ConfigError(f"two tables are named {table.name!r}")
             self.tables[table.name] = table
-            if table.windowed is None:
-                self.plain[table] = PlainPartition()
+            if table.window is None:
+                self.plain[table.name] = PlainPartition()
             else:
-                self.windowed[table] = WindowedPartition()
+                self.windowed[table.name] = WindowedPartition()
+        # Durability: changes taken by snapshots not yet saved, and the chain in the store.
+        self._unsaved: dict[str, set[Key]] = {}
+        self._unsaved_clock = False
+        self._generation = 0
+        self._need_base = True
+        self._chain_deltas = 0
+        self._chain_delta_bytes = 0
+        self._base_bytes = 0
 
     # -- per record ----------------------------------------------------------------------
-
-    @property
-    def partition_key(self) -> str:
-        """Partition key of the current record; every write remembers it with the key."""
-        return self._pk
-
-    @partition_key.setter
-    def partition_key(self, value: str) -> None:
-        # Intern: a key's remembered partition key should not cost a string per key.
-        pk = self._pk_intern.get(value)
-        if pk is None:
-            pk = self._pk_intern.setdefault(value, value)
-        self._pk = pk
-        self._inputs += 1
 
     def activate(self) -> None:
         """Make this shard's partitions the ones tables use in this thread."""
         _active.state = self
+
+    def begin(self, event: Event[Any]) -> None:
+        """The agents are about to process `event`: its partition key goes with every write,
+        its arrival time and value give the tables' event time."""
+        self.current_event = event
+        pk = event.partition_key
+        # Intern: a key's remembered partition key should not cost a string per key.
+        interned = self._pk_intern.get(pk)
+        self._pk = self._pk_intern.setdefault(pk, pk) if interned is None else interned
+        self._inputs += 1
+
+    @property
+    def partition_key(self) -> str:
+        """The partition key writes remember now: the current event's, or in a close callback
+        the closed key's."""
+        return self._pk
 
     def take_late(self) -> bool:
         """True when an update made for the current record was late beyond grace (and so
@@ -191,15 +213,24 @@ class ShardState:
         self._late = True
         self.counters.late_updates += 1
 
-    def mark_dirty(self) -> None:
-        self._dirty = True
+    def plain_part(self, name: str) -> PlainPartition:
+        try:
+            return self.plain[name]
+        except KeyError:
+            raise ConfigError(f"table {name!r} is windowed or not in this ShardState") from None
+
+    def windowed_part(self, name: str) -> WindowedPartition:
+        try:
+            return self.windowed[name]
+        except KeyError:
+            raise ConfigError(f"table {name!r} is not windowed in this ShardState") from None
 
     # -- per batch -----------------------------------------------------------------------
 
     def advance(self) -> list[object]:
         """Move the idle clock, close windows the watermark has passed, forget expired ones.
 
-        Returns the events the on_window_close callbacks produced, windows in order of start,
+        Returns the events the on_window_close callbacks produced, windows in order of end,
         keys in order of first write. Each (key, window) is closed exactly once: it leaves
         the open set when its callbacks have run.
         """
@@ -214,52 +245,33 @@ class ShardState:
             moved = False
             for part in self.windowed.values():
                 if part.max_event_ms is not None:
-                    part.max_event_ms = max(part.max_event_ms + elapsed, now)
+                    part.move_clock(max(part.max_event_ms + elapsed, now))
                     moved = True
             if moved:
-                self._dirty = True
                 self.counters.idle_advances += 1
         events: list[object] = []
         saved_pk = self._pk
-        for table, part in self.windowed.items():
-            if part.max_event_ms is not None:
-                self._close(table, part, events)
+        for name, part in self.windowed.items():
+            table = self.tables[name]
+            window = table.window
+            assert window is not None
+            closing, expired = part.close(window)
+            self.counters.windows_expired += expired
+            callbacks = table.close_callbacks
+            for rng, bucket in closing:
+                pks = part.pks
+                for key, value in bucket.items():
+                    self._pk = pks.get(key, "")
+                    for callback in callbacks:
+                        events.extend(callback(key, rng, value))
+                self.counters.windows_closed += len(bucket)
+            if closing and not window.expires_ms:
+                for _, bucket in closing:
+                    part.forget_keys(bucket)
         self._pk = saved_pk
         # Updates made by callbacks belong to no record.
         self._late = False
         return events
-
-    def _close(self, table: Table[Any], part: WindowedPartition, events: list[object]) -> None:
-        windowed = table.windowed
-        assert windowed is not None and part.max_event_ms is not None
-        window = windowed.window
-        watermark = part.max_event_ms - window.grace_ms
-        callbacks = windowed.close_callbacks
-        size = window.size_ms
-        for start in sorted(part.open):
-            end = start + size - 1
-            if end >= watermark:
-                break  # buckets share one size: later starts end later
-            bucket = part.open[start]
-            pks = part.pks
-            for key, value in bucket.items():
-                self._pk = pks.get(key, "")
-                for callback in callbacks:
-                    events.extend(callback(key, (start, end), value))
-            del part.open[start]
-            self.counters.windows_closed += len(bucket)
-            self._dirty = True
-            if window.expires_ms:
-                part.closed.setdefault(start, {}).update(bucket)
-            else:
-                part.forget_keys(bucket)
-        for start in sorted(part.closed):
-            if start + size - 1 + window.expires_ms >= watermark:
-                break
-            bucket = part.closed.pop(start)
-            self.counters.windows_expired += len(bucket)
-            self._dirty = True
-            part.forget_keys(bucket)
 
     def event_clock_ms(self) -> int | None:
         """The shard's event clock: the largest event time its windowed tables have seen, moved
@@ -267,44 +279,92 @@ class ShardState:
         clocks = [p.max_event_ms for p in self.windowed.values() if p.max_event_ms is not None]
         return max(clocks) if clocks else None
 
-    def watermark_ms(self, table: Table[Any] | WindowedTable[Any]) -> int | None:
+    def watermark_ms(self, table: TableSpec) -> int | None:
         """The watermark of a windowed table in this shard (None before its first event)."""
         base = table.base
-        part = self.windowed[base]
-        if part.max_event_ms is None or base.windowed is None:
+        part = self.windowed[base.name]
+        if part.max_event_ms is None or base.window is None:
             return None
-        return part.max_event_ms - base.windowed.window.grace_ms
+        return watermark_ms(part.max_event_ms, base.window.grace_ms)
 
     # -- durability ----------------------------------------------------------------------
 
-    def snapshot(self) -> bytes | None:
-        """All of this shard's table state as bytes, or None when nothing changed since the
-        last snapshot (or restore of this shard's own snapshot)."""
-        if not self._dirty:
+    def changed(self) -> bool:
+        """Whether a snapshot now would carry anything (changes not yet saved)."""
+        return (
+            self._need_base
+            or bool(self._unsaved)
+            or self._unsaved_clock
+            or any(p.changed for p in self.plain.values())
+            or any(p.changed or p.clock_changed for p in self.windowed.values())
+        )
+
+    def snapshot(self, *, full: bool = False) -> PendingSnapshot | None:
+        """The state to save, or None when nothing changed since the last saved snapshot.
+
+        A delta carries the keys changed since the last snapshot whose save was confirmed by
+        `saved()`, so a failed save loses nothing: its changes stay unsaved and go into the
+        next snapshot. A base (every key) is made when `full`, after a restore, at the start,
+        after `max_deltas` deltas, or when the deltas would outweigh the base. The state
+        stays "changed" until `saved()` gets the latest pending snapshot.
+        """
+        for name, part in self.plain.items():
+            if part.changed:
+                self._unsaved.setdefault(name, set()).update(part.changed)
+                part.changed.clear()
+        for name, wpart in self.windowed.items():
+            if wpart.changed:
+                self._unsaved.setdefault(name, set()).update(wpart.changed)
+                wpart.changed.clear()
+            if wpart.clock_changed:
+                self._unsaved_clock = True
+                wpart.clock_changed = False
+        base = full or self._need_base or self._chain_deltas >= self.max_deltas
+        if not base and not self._unsaved and not self._unsaved_clock:
             return None
-        self._dirty = False
+        data = b""
+        if not base:
+            data = encode_state(self.shard_id, self.plain, self.windowed, changed=self._unsaved)
+            base = self._chain_delta_bytes + len(data) > self._base_bytes
+        if base:
+            data = encode_state(self.shard_id, self.plain, self.windowed, changed=None)
+        self._generation += 1
         self.counters.snapshots += 1
-        return encode_state(self)
+        return PendingSnapshot(data, not base, self._generation)
 
-    def restore(self, blobs: Sequence[bytes], keep: Callable[[str], bool]) -> None:
-        """Replace the state with the union of `blobs`, keeping only keys whose partition key
-        passes `keep`.
+    def saved(self, pending: PendingSnapshot) -> None:
+        """The store has `pending`: its changes are durable. A pending snapshot older than
+        the latest one taken is ignored (the latest includes its changes)."""
+        if pending.generation != self._generation:
+            return
+        self._unsaved.clear()
+        self._unsaved_clock = False
+        if pending.delta:
+            self._chain_deltas += 1
+            self._chain_delta_bytes += len(pending.data)
+            self.counters.deltas += 1
+        else:
+            self._need_base = False
+            self._chain_deltas = self._chain_delta_bytes = 0
+            self._base_bytes = len(pending.data)
 
-        One blob: this shard's own snapshot (keep everything). Several, or a filter: the final
-        snapshots of the parents of a split (each child keeps its hash range) or of a merge
-        (both parents). Open windows come along open, closed-but-unexpired ones closed; the
-        event clock is the latest of the parents'. After a restore the state counts as changed
-        (the next `snapshot()` returns bytes), so a child's first checkpoint stores it under
-        its own id.
+    def restore(self, chains: Sequence[Sequence[bytes]], keep: Callable[[str], bool]) -> None:
+        """Replace the state with the union of `chains`, keeping only keys whose partition key
+        passes `keep`. A chain is one shard's stored snapshot: a base, then its deltas in
+        order (`StoredState.blobs`).
+
+        One chain: this shard's own snapshot (keep everything). Several, or a filter: the
+        final snapshots of the parents of a split (each child keeps its hash range) or of a
+        merge (both parents). Each chain is rebuilt on its own before the union, so a deletion
+        in one parent never touches another's keys. Open windows come along open,
+        closed-but-unexpired ones closed; the event clock is the latest of the parents'.
+        After a restore the next `snapshot()` is a base, so a child's first checkpoint stores
+        the state under its own id.
         """
         for part in self.plain.values():
-            part.data.clear()
-            part.pks.clear()
+            part.clear()
         for wpart in self.windowed.values():
-            wpart.open.clear()
-            wpart.closed.clear()
-            wpart.pks.clear()
-            wpart.max_event_ms = None
+            wpart.clear()
         memo: dict[str, bool] = {}
 
         def keep_pk(pk: str) -> bool:
@@ -313,10 +373,39 @@ class ShardState:
                 kept = memo[pk] = keep(pk)
             return kept
 
-        for blob in blobs:
-            decode_into(self, blob, keep_pk)
+        value_types = {name: table.value_type for name, table in self.tables.items()}
+        for chain in chains:
+            if not chain:
+                continue
+            plain = {name: PlainPartition() for name in self.plain}
+            windowed = {name: WindowedPartition() for name in self.windowed}
+            for index, blob in enumerate(chain):
+                full = apply_blob(self.shard_id, blob, plain, windowed, value_types)
+                if full != (index == 0):
+                    raise StateStoreError(
+                        f"shard {self.shard_id}: snapshot {index} of a chain is "
+                        f"{'a base' if full else 'a delta'}; a chain is one base, then deltas"
+                    )
+            merge_into(
+                plain=plain,
+                windowed=windowed,
+                into_plain=self.plain,
+                into_windowed=self.windowed,
+                keep=keep_pk,
+                intern=self.intern_pk,
+            )
+        for name, wpart in self.windowed.items():
+            wpart.changed.clear()
+            wpart.clock_changed = False
+            window = self.tables[name].window
+            if isinstance(window, SessionWindow):
+                wpart.index_sessions()
+        for part in self.plain.values():
+            part.changed.clear()
+        self._unsaved.clear()
+        self._unsaved_clock = False
+        self._need_base = True
         self.counters.restores += 1
-        self._dirty = True
         self._last_input_ms = self._clock_moved_ms = self.now_ms()
 
     def intern_pk(self, pk: str) -> str:

@@ -1,50 +1,57 @@
-"""The bytes of a shard's table state (msgpack via msgspec), and loading them back.
+"""The bytes of a shard's table state (msgpack via msgspec): a base, or a delta over it.
 
 Layout: one `_Blob` with a section per table name, each section encoded on its own so it is
 decoded with that table's `value_type`. Every entry carries the partition key of the record
-that wrote it: `(partition_key, key, value)`, which is what lets a split child keep exactly
-the keys of its hash range. Tables missing from a blob start empty; sections of tables the
-app no longer has (or whose kind changed, plain <-> windowed) are ignored.
+that wrote it, which is what lets a split child keep exactly the keys of its hash range.
+
+- A base (`full`) holds every key. A delta holds the keys changed since the previous
+  snapshot of the chain: for each, its whole current content (plain: the value; windowed:
+  every window it is in), which replaces what the chain had; `deleted` lists keys that are
+  gone. A windowed delta also carries the table's event clock. So a delta's size follows the
+  keys changed, and applying base, then deltas in order, gives the state of the last one.
+- Windowed sections list their window ranges once (`ranges`: start, end, closed) and entries
+  refer to them by index.
+- Tables missing from a blob start empty; sections of tables the app no longer has (or whose
+  kind changed, plain <-> windowed) are ignored.
+
+Depends only on the partition types: `tables.shard` calls it, never the other way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
 from core.errors import StateStoreError
+from tables.partition import Key, PlainPartition, WindowedPartition
 
-if TYPE_CHECKING:
-    from tables.shard import ShardState, WindowedPartition
-
-Key = str | int | tuple[str | int, ...]
-"""A table key: a str, an int, or a tuple of str/int."""
-
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: base + deltas, windows as (start, end) ranges. Version 1 (one full blob, windows by
+start) is not read: replay, or let the shard start from empty state."""
 
 V = TypeVar("V")
 
 
 class _Plain(msgspec.Struct, Generic[V], array_like=True):
     entries: list[tuple[str, Key, V]]
-
-
-class _Bucket(msgspec.Struct, Generic[V], array_like=True):
-    start_ms: int
-    entries: list[tuple[str, Key, V]]
+    deleted: list[Key]
 
 
 class _Windowed(msgspec.Struct, Generic[V], array_like=True):
     max_event_ms: int | None
-    open: list[_Bucket[V]]
-    closed: list[_Bucket[V]]
+    ranges: list[tuple[int, int, bool]]
+    """(start_ms, end_ms, closed) of every window the entries refer to."""
+    entries: list[tuple[str, Key, list[tuple[int, V]]]]
+    """(partition key, key, [(index in ranges, value)])."""
+    deleted: list[Key]
 
 
 class _Blob(msgspec.Struct, array_like=True):
     version: int
     shard_id: str
+    full: bool
     plain: dict[str, msgspec.Raw]
     windowed: dict[str, msgspec.Raw]
 
@@ -62,69 +69,145 @@ def _decoder(kind: str, value_type: type[Any]) -> msgspec.msgpack.Decoder[Any]:
     return decoder
 
 
-def _buckets(part_buckets: dict[int, dict[Key, Any]], pks: dict[Key, str]) -> list[_Bucket[Any]]:
-    return [
-        _Bucket(start, [(pks.get(key, ""), key, value) for key, value in bucket.items()])
-        for start, bucket in sorted(part_buckets.items())
-    ]
+def _encode_plain(part: PlainPartition, keys: set[Key] | None) -> bytes:
+    data, pks = part.data, part.pks
+    if keys is None:
+        return _encoder.encode(_Plain([(pks.get(k, ""), k, v) for k, v in data.items()], []))
+    entries = [(pks.get(k, ""), k, data[k]) for k in keys if k in data]
+    return _encoder.encode(_Plain(entries, [k for k in keys if k not in data]))
 
 
-def _encode_windowed(part: WindowedPartition) -> bytes:
-    return _encoder.encode(
-        _Windowed(part.max_event_ms, _buckets(part.open, part.pks), _buckets(part.closed, part.pks))
-    )
+def _encode_windowed(part: WindowedPartition, keys: set[Key] | None) -> bytes:
+    ranges: list[tuple[int, int, bool]] = []
+    per_key: dict[Key, list[tuple[int, Any]]] = {}
+    for closed, buckets in ((False, part.open), (True, part.closed)):
+        for rng in sorted(buckets):
+            bucket = buckets[rng]
+            index = -1
+            for key, value in bucket.items():
+                if keys is not None and key not in keys:
+                    continue
+                if index < 0:
+                    index = len(ranges)
+                    ranges.append((rng[0], rng[1], closed))
+                per_key.setdefault(key, []).append((index, value))
+    pks = part.pks
+    entries = [(pks.get(key, ""), key, windows) for key, windows in per_key.items()]
+    deleted = [] if keys is None else [k for k in keys if k not in per_key]
+    return _encoder.encode(_Windowed(part.max_event_ms, ranges, entries, deleted))
 
 
-def encode_state(state: ShardState) -> bytes:
-    """All table partitions of `state` as one blob."""
-    plain = {
-        table.name: msgspec.Raw(
-            _encoder.encode(_Plain([(part.pks.get(k, ""), k, v) for k, v in part.data.items()]))
-        )
-        for table, part in state.plain.items()
+def encode_state(
+    shard_id: str,
+    plain: Mapping[str, PlainPartition],
+    windowed: Mapping[str, WindowedPartition],
+    *,
+    changed: Mapping[str, set[Key]] | None,
+) -> bytes:
+    """A base of every partition (`changed=None`), or a delta of the keys in `changed`."""
+    full = changed is None
+    plain_sections = {
+        name: msgspec.Raw(_encode_plain(part, None if changed is None else changed[name]))
+        for name, part in plain.items()
+        if changed is None or name in changed
     }
-    windowed = {
-        table.name: msgspec.Raw(_encode_windowed(part)) for table, part in state.windowed.items()
+    windowed_sections = {
+        name: msgspec.Raw(_encode_windowed(part, None if changed is None else changed.get(name)))
+        if changed is None or name in changed
+        else msgspec.Raw(_encode_windowed(part, set()))
+        for name, part in windowed.items()
     }
-    return _encoder.encode(_Blob(FORMAT_VERSION, state.shard_id, plain, windowed))
+    return _encoder.encode(_Blob(FORMAT_VERSION, shard_id, full, plain_sections, windowed_sections))
 
 
-def decode_into(state: ShardState, blob: bytes, keep: Callable[[str], bool]) -> None:
-    """Add the entries of `blob` whose partition key passes `keep` to `state`'s partitions."""
+def apply_blob(
+    shard_id: str,
+    blob: bytes,
+    plain: Mapping[str, PlainPartition],
+    windowed: Mapping[str, WindowedPartition],
+    value_types: Mapping[str, type[Any]],
+) -> bool:
+    """Apply a base or a delta to the partitions (a base first clears them). Returns whether
+    the blob was a base. Raises StateStoreError on bytes it cannot read."""
     try:
         decoded = _blob_decoder.decode(blob)
     except msgspec.DecodeError as exc:
-        raise StateStoreError(f"shard {state.shard_id}: unreadable state snapshot: {exc}") from exc
+        raise StateStoreError(f"shard {shard_id}: unreadable state snapshot: {exc}") from exc
     if decoded.version != FORMAT_VERSION:
         raise StateStoreError(
-            f"shard {state.shard_id}: snapshot format {decoded.version}, expected {FORMAT_VERSION}"
+            f"shard {shard_id}: snapshot format {decoded.version}, expected {FORMAT_VERSION}"
         )
+    if decoded.full:
+        for part in plain.values():
+            part.clear()
+        for wpart in windowed.values():
+            wpart.clear()
     try:
         for name, raw in decoded.plain.items():
-            table = state.tables.get(name)
-            if table is None or table not in state.plain:
+            if name not in plain:
                 continue
-            section: _Plain[Any] = _decoder("plain", table.value_type).decode(raw)
-            part = state.plain[table]
+            section: _Plain[Any] = _decoder("plain", value_types[name]).decode(raw)
+            part = plain[name]
+            for key in section.deleted:
+                part.data.pop(key, None)
+                part.pks.pop(key, None)
             for pk, key, value in section.entries:
-                if keep(pk):
-                    part.data[key] = value
-                    part.pks[key] = state.intern_pk(pk)
+                part.data[key] = value
+                part.pks[key] = pk
         for name, raw in decoded.windowed.items():
-            table = state.tables.get(name)
-            if table is None or table not in state.windowed:
+            if name not in windowed:
                 continue
-            wsection: _Windowed[Any] = _decoder("windowed", table.value_type).decode(raw)
-            wpart = state.windowed[table]
-            if wsection.max_event_ms is not None and (
-                wpart.max_event_ms is None or wsection.max_event_ms > wpart.max_event_ms
-            ):
+            wsection: _Windowed[Any] = _decoder("windowed", value_types[name]).decode(raw)
+            wpart = windowed[name]
+            if wsection.max_event_ms is not None:
                 wpart.max_event_ms = wsection.max_event_ms
-            for buckets, target in ((wsection.open, wpart.open), (wsection.closed, wpart.closed)):
-                for bucket in buckets:
-                    for pk, key, value in bucket.entries:
-                        if keep(pk):
-                            target.setdefault(bucket.start_ms, {})[key] = value
-                            wpart.pks[key] = state.intern_pk(pk)
-    except msgspec.DecodeError as exc:
-        raise StateStoreError(f"shard {state.shard_id}: bad table section: {exc}") from exc
+            for key in wsection.deleted:
+                wpart.remove_key(key)
+            ranges = wsection.ranges
+            for pk, key, windows in wsection.entries:
+                if not decoded.full:
+                    wpart.remove_key(key)
+                for index, value in windows:
+                    start, end, closed = ranges[index]
+                    target = wpart.closed if closed else wpart.open
+                    target.setdefault((start, end), {})[key] = value
+                wpart.pks[key] = pk
+    except (msgspec.DecodeError, IndexError) as exc:
+        raise StateStoreError(f"shard {shard_id}: bad table section: {exc}") from exc
+    return decoded.full
+
+
+def merge_into(
+    *,
+    plain: Mapping[str, PlainPartition],
+    windowed: Mapping[str, WindowedPartition],
+    into_plain: Mapping[str, PlainPartition],
+    into_windowed: Mapping[str, WindowedPartition],
+    keep: Callable[[str], bool],
+    intern: Callable[[str], str],
+) -> None:
+    """Add the entries whose partition key passes `keep` to the `into_*` partitions; the
+    event clock becomes the later of the two."""
+    for name, part in plain.items():
+        target = into_plain[name]
+        for key, value in part.data.items():
+            pk = part.pks.get(key, "")
+            if keep(pk):
+                target.data[key] = value
+                target.pks[key] = intern(pk)
+    for name, wpart in windowed.items():
+        wtarget = into_windowed[name]
+        if wpart.max_event_ms is not None and (
+            wtarget.max_event_ms is None or wpart.max_event_ms > wtarget.max_event_ms
+        ):
+            wtarget.max_event_ms = wpart.max_event_ms
+        for buckets, target_buckets in (
+            (wpart.open, wtarget.open),
+            (wpart.closed, wtarget.closed),
+        ):
+            for rng in sorted(buckets):
+                for key, value in buckets[rng].items():
+                    pk = wpart.pks.get(key, "")
+                    if keep(pk):
+                        target_buckets.setdefault(rng, {})[key] = value
+                        wtarget.pks[key] = intern(pk)

@@ -1,81 +1,27 @@
-"""Durable state snapshots: the `StateStore` protocol, an in-memory store for tests, and a
-DynamoDB store that chunks large snapshots under the 400 KB item limit.
-
-Where snapshots sit in the checkpoint step (DESIGN.md, "Delivery"): flush sinks -> `save`
-the snapshot that includes every record up to `position` -> write the checkpoint. On start,
-`load` gives the state and the position it includes; records at or below it are not applied
-again.
-"""
+"""The DynamoDB `StateStore`: a head item per shard naming a base and its deltas, each
+chunked under the 400 KB item limit. The protocol and its types are in `tables.store_base`
+(re-exported here)."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.errors import StateStoreError
+from core.errors import LeaseLostError, StateStoreError
 from core.records import Position
 from core.retry import Backoff, error_code, retry_call
-
-
-class Snapshot(msgspec.Struct, frozen=True):
-    """One shard's table state as of `position` (None: before any record of the shard).
-
-    `data` is `ShardState.snapshot()`'s bytes. `final` marks the snapshot taken at SHARD_END,
-    the one a split or merge child starts from.
-    """
-
-    shard_id: str
-    position: Position | None
-    saved_at_ms: int
-    data: bytes
-    final: bool = False
-
-
-class StateStore(Protocol):
-    """Where shard snapshots live. Contract:
-
-    - `save(shard_id, snapshot)` replaces the shard's snapshot atomically: after it returns,
-      `load` gives the new one; if it raises or the process dies inside it, `load` gives the
-      old one or the new one, whole, never a mix. A failed save raises `StateStoreError`
-      and the checkpoint that needed it is aborted.
-    - `load(shard_id)` gives the last saved snapshot, or None when there is none.
-    - `delete(shard_id)` forgets one shard; `delete_all()` forgets every shard (for replay).
-    """
-
-    def load(self, shard_id: str) -> Snapshot | None: ...
-
-    def save(self, shard_id: str, snapshot: Snapshot) -> None: ...
-
-    def delete(self, shard_id: str) -> None: ...
-
-    def delete_all(self) -> None: ...
-
-
-class InMemoryStateStore:
-    """A StateStore in a dict, for tests and `luxflow demo` without persistence."""
-
-    def __init__(self) -> None:
-        self.snapshots: dict[str, Snapshot] = {}
-        self.saves = 0
-
-    def load(self, shard_id: str) -> Snapshot | None:
-        return self.snapshots.get(shard_id)
-
-    def save(self, shard_id: str, snapshot: Snapshot) -> None:
-        self.snapshots[shard_id] = snapshot
-        self.saves += 1
-
-    def delete(self, shard_id: str) -> None:
-        self.snapshots.pop(shard_id, None)
-
-    def delete_all(self) -> None:
-        self.snapshots.clear()
-
+from tables.store_base import (
+    InMemoryStateStore,
+    SaveFence,
+    Snapshot,
+    StateStore,
+    StoredState,
+    older,
+)
 
 HEAD: Final = "head"
 CHUNK_PREFIX: Final = "chunk#"
@@ -110,19 +56,25 @@ def ensure_table(client: Any, name: str) -> None:
 
 
 class DynamoDBStateStore:
-    """Snapshots in a DynamoDB table, chunked into binary items of at most `chunk_bytes`.
+    """Snapshots in a DynamoDB table: per shard a head item naming the chain, and the chain's
+    blobs chunked into binary items of at most `chunk_bytes` (`chunk#<version>#<index>`).
 
-    A save never leaves a loadable mix of two snapshots:
+    A save never leaves a loadable mix:
 
-    1. write the chunks under a new random version (old chunks untouched);
-    2. switch the head item to the new version, on condition that it still names the
-       version read before (so two writers cannot interleave: the loser gets StateStoreError);
-    3. delete every chunk of other versions (the old one, and orphans of saves that died
-       between 1 and 2).
+    1. write the blob's chunks under a new random version (nothing else touched);
+    2. switch the head: a base replaces the chain, a delta appends its version to the head's
+       list. The head write is conditional on (a) the head still being the one read
+       (`revision`; the loser of a race gets StateStoreError), (b) its position being at or
+       before the new one (positions are zero-padded strings, so DynamoDB compares them as
+       the integers they are), and with a fence (c) the lease item still naming this owner
+       at this counter: one `TransactWriteItems` of the head `Put` and a `ConditionCheck`
+       on the lease. (b) or (c) failing raises LeaseLostError;
+    3. after a base, delete every chunk the head does not name (the old chain, and orphans of
+       saves that died between 1 and 2). Deltas delete nothing: a delta save writes its
+       chunks and the head, so its cost follows the keys changed.
 
-    A crash before 2 leaves the old head and old chunks: `load` gives the old snapshot. `load`
-    reads the head, then that version's chunks with consistent reads, and checks their count
-    and SHA-256 against the head.
+    A crash before 2 leaves the old head: `load` gives the old chain. `load` reads the head,
+    then each blob's chunks with consistent reads, and checks counts and SHA-256.
     """
 
     def __init__(
@@ -142,82 +94,65 @@ class DynamoDBStateStore:
 
     # -- StateStore ---------------------------------------------------------------------
 
-    def load(self, shard_id: str) -> Snapshot | None:
+    def load(self, shard_id: str) -> StoredState | None:
         head = self._head(shard_id)
         if head is None:
             return None
-        version = head["version"]["S"]
-        expected = int(head["chunks"]["N"])
-        chunks: list[bytes] = []
-        for item in self._query(shard_id, f"{CHUNK_PREFIX}{version}#", with_data=True):
-            chunks.append(bytes(item["data"]["B"]))
-        data = b"".join(chunks)
-        if len(chunks) != expected or hashlib.sha256(data).hexdigest() != head["sha256"]["S"]:
-            raise StateStoreError(
-                f"shard {shard_id}: snapshot version {version} is incomplete or corrupt "
-                f"({len(chunks)} of {expected} chunks)"
-            )
-        position = None
-        if "sequence_number" in head:
-            position = Position(
-                int(head["sequence_number"]["S"]), int(head["sub_sequence_number"]["N"])
-            )
-        return Snapshot(
+        base = self._read_blob(shard_id, head["base"]["M"])
+        deltas = tuple(self._read_blob(shard_id, d["M"]) for d in head["deltas"]["L"])
+        return StoredState(
             shard_id=shard_id,
-            position=position,
+            position=_position_of(head),
             saved_at_ms=int(head["saved_at_ms"]["N"]),
-            data=data,
+            base=base,
+            deltas=deltas,
             final=bool(head["final"]["BOOL"]),
         )
 
-    def save(self, shard_id: str, snapshot: Snapshot) -> None:
+    def save(self, shard_id: str, snapshot: Snapshot, fence: SaveFence | None = None) -> None:
         old = self._head(shard_id)
+        if old is not None and older(snapshot.position, _position_of(old)):
+            raise LeaseLostError(
+                f"shard {shard_id}: a snapshot at {_position_of(old)} is stored, "
+                f"this one is at {snapshot.position}"
+            )
+        if snapshot.delta and old is None:
+            raise StateStoreError(f"shard {shard_id}: a delta needs a stored base")
         version = uuid.uuid4().hex
-        chunk_count = self.write_chunks(shard_id, version, snapshot.data)
+        blob = {
+            "version": {"S": version},
+            "chunks": {"N": str(self.write_chunks(shard_id, version, snapshot.data))},
+            "size": {"N": str(len(snapshot.data))},
+            "sha256": {"S": hashlib.sha256(snapshot.data).hexdigest()},
+        }
+        if snapshot.delta and old is not None:
+            base, deltas = old["base"], [*old["deltas"]["L"], {"M": blob}]
+        else:
+            base, deltas = {"M": blob}, []
         head: dict[str, Any] = {
             "shard_id": {"S": shard_id},
             "item": {"S": HEAD},
-            "version": {"S": version},
-            "chunks": {"N": str(chunk_count)},
-            "size": {"N": str(len(snapshot.data))},
-            "sha256": {"S": hashlib.sha256(snapshot.data).hexdigest()},
+            "revision": {"S": uuid.uuid4().hex},
+            "base": base,
+            "deltas": {"L": deltas},
+            "position": {"S": _position_key(snapshot.position)},
             "saved_at_ms": {"N": str(snapshot.saved_at_ms)},
             "final": {"BOOL": snapshot.final},
         }
         if snapshot.position is not None:
-            # Sequence numbers exceed DynamoDB's 38 significant digits: stored as a string.
+            # Readable copies; `position` is the comparable form.
             head["sequence_number"] = {"S": str(snapshot.position.sequence_number)}
             head["sub_sequence_number"] = {"N": str(snapshot.position.sub_sequence_number)}
-        if old is None:
-            head_is_unchanged = "attribute_not_exists(shard_id)"
-            values: dict[str, Any] = {}
-        else:
-            head_is_unchanged = "version = :read_version"
-            values = {":read_version": old["version"]}
-        try:
-            self._call(
-                self._client.put_item,
-                TableName=self.table_name,
-                Item=head,
-                ConditionExpression=head_is_unchanged,
-                **({"ExpressionAttributeValues": values} if values else {}),
+        self._switch_head(shard_id, head, old, fence)
+        if not snapshot.delta:
+            self._delete_keys(
+                shard_id,
+                [
+                    item["item"]["S"]
+                    for item in self._query(shard_id, CHUNK_PREFIX, with_data=False)
+                    if not item["item"]["S"].startswith(f"{CHUNK_PREFIX}{version}#")
+                ],
             )
-        except StateStoreError as exc:
-            if isinstance(exc.__cause__, ClientError) and (
-                error_code(exc.__cause__) == "ConditionalCheckFailedException"
-            ):
-                raise StateStoreError(
-                    f"shard {shard_id}: another writer saved state since it was read"
-                ) from exc.__cause__
-            raise
-        self._delete_keys(
-            shard_id,
-            [
-                item["item"]["S"]
-                for item in self._query(shard_id, CHUNK_PREFIX, with_data=False)
-                if not item["item"]["S"].startswith(f"{CHUNK_PREFIX}{version}#")
-            ],
-        )
 
     def delete(self, shard_id: str) -> None:
         # Head first: from then on nothing is loadable, whatever happens to the chunks.
@@ -253,6 +188,80 @@ class DynamoDBStateStore:
         return len(chunks)
 
     # -- internals ----------------------------------------------------------------------
+
+    def _switch_head(
+        self,
+        shard_id: str,
+        head: dict[str, Any],
+        old: dict[str, Any] | None,
+        fence: SaveFence | None,
+    ) -> None:
+        """Step 2 of a save: the conditional head write (see the class docstring)."""
+        head_is_unchanged = (
+            "attribute_not_exists(shard_id)" if old is None else "revision = :read_revision"
+        )
+        not_older = "(attribute_not_exists(#position) OR #position <= :position)"
+        put: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": head,
+            "ConditionExpression": f"{head_is_unchanged} AND {not_older}",
+            "ExpressionAttributeNames": {"#position": "position"},
+            "ExpressionAttributeValues": {":position": head["position"]},
+        }
+        if old is not None:
+            put["ExpressionAttributeValues"][":read_revision"] = old["revision"]
+        try:
+            if fence is None:
+                self._call(self._client.put_item, **put)
+            else:
+                self._call(
+                    self._client.transact_write_items,
+                    TransactItems=[{"Put": put}, {"ConditionCheck": _lease_held(fence)}],
+                )
+        except StateStoreError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, ClientError):
+                raise
+            code = error_code(cause)
+            if code == "TransactionCanceledException":
+                reasons = [r.get("Code") for r in cause.response.get("CancellationReasons", [])]
+                if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                    raise LeaseLostError(
+                        f"shard {shard_id}: lease {fence.lease_key if fence else ''} is not "
+                        f"held by {fence.owner if fence else ''} at its counter: not saving"
+                    ) from cause
+                if not reasons or reasons[0] != "ConditionalCheckFailed":
+                    raise
+            elif code != "ConditionalCheckFailedException":
+                raise
+            self._head_condition_failed(shard_id, head, cause)
+
+    def _head_condition_failed(
+        self, shard_id: str, head: dict[str, Any], cause: ClientError
+    ) -> None:
+        current = self._head(shard_id)
+        if current is not None and current["position"]["S"] > head["position"]["S"]:
+            raise LeaseLostError(
+                f"shard {shard_id}: a snapshot at {_position_of(current)} was saved meanwhile"
+            ) from cause
+        raise StateStoreError(
+            f"shard {shard_id}: another writer saved state since it was read"
+        ) from cause
+
+    def _read_blob(self, shard_id: str, blob: dict[str, Any]) -> bytes:
+        version = blob["version"]["S"]
+        expected = int(blob["chunks"]["N"])
+        chunks = [
+            bytes(item["data"]["B"])
+            for item in self._query(shard_id, f"{CHUNK_PREFIX}{version}#", with_data=True)
+        ]
+        data = b"".join(chunks)
+        if len(chunks) != expected or hashlib.sha256(data).hexdigest() != blob["sha256"]["S"]:
+            raise StateStoreError(
+                f"shard {shard_id}: snapshot version {version} is incomplete or corrupt "
+                f"({len(chunks)} of {expected} chunks)"
+            )
+        return data
 
     def _split(self, data: bytes) -> list[bytes]:
         size = self.chunk_bytes
@@ -337,13 +346,46 @@ class DynamoDBStateStore:
                     retry += 1
 
 
+_SEQUENCE_DIGITS: Final = 129
+"""Kinesis sequence numbers have up to 129 digits (`0|([1-9]\\d{0,128})`)."""
+
+
+def _position_key(position: Position | None) -> str:
+    """A string that orders like the position: zero-padded sequence and sub-sequence
+    numbers; "-" (before "0") for no position."""
+    if position is None:
+        return "-"
+    return f"{position.sequence_number:0{_SEQUENCE_DIGITS}d}.{position.sub_sequence_number:020d}"
+
+
+def _position_of(head: dict[str, Any]) -> Position | None:
+    if "sequence_number" not in head:
+        return None
+    return Position(int(head["sequence_number"]["S"]), int(head["sub_sequence_number"]["N"]))
+
+
+def _lease_held(fence: SaveFence) -> dict[str, Any]:
+    """The ConditionCheck: the KCL lease item still names this owner at this counter."""
+    return {
+        "TableName": fence.lease_table,
+        "Key": {"leaseKey": {"S": fence.lease_key}},
+        "ConditionExpression": "leaseOwner = :me AND leaseCounter = :counter",
+        "ExpressionAttributeValues": {
+            ":me": {"S": fence.owner},
+            ":counter": {"N": str(fence.counter)},
+        },
+    }
+
+
 __all__ = [
     "CHUNK_PREFIX",
     "HEAD",
     "MAX_CHUNK_BYTES",
     "DynamoDBStateStore",
     "InMemoryStateStore",
+    "SaveFence",
     "Snapshot",
     "StateStore",
+    "StoredState",
     "ensure_table",
 ]

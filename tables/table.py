@@ -12,6 +12,16 @@
     hourly.at(reading.asset_id, prev_ts_ms).add(kwh)  # the window(s) of an explicit time
     hourly[reading.asset_id].value()                  # value in the event's window
 
+Windows, with Faust's names (all in integer ms; conventions in `tables.windows`):
+`table.tumbling(size_ms)`, `table.hopping(size_ms, step_ms)`,
+`table.sliding_window(before_ms, after_ms)` and, beyond Faust, `table.session(gap_ms)`; each
+takes `grace_ms=` and `expires_ms=`.
+
+Which shard's partition `t[key]` uses is the shard made current by `ShardState.activate()`
+(the one thread-local, see `tables.shard`). Record context is explicit: the event given to
+`ShardState.begin()` (the agent's `stream.current_event`) gives the partition key of writes
+and the event time of `relative_to_field` / `relative_to_stream`.
+
 Values must be msgspec-serialisable as `value_type` (snapshots decode with it) and treated as
 immutable: write back what you change (`t[k] = v`); in-place mutation is not persisted.
 Reading a missing key returns `default()` without storing it.
@@ -19,39 +29,21 @@ Reading a missing key returns `default()` without storing it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, TypeAlias, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
 
 from core.errors import ConfigError
+from tables.partition import MISSING, Key
 from tables.shard import (
+    CloseCallback,
     NoActiveShardError,
-    PlainPartition,
     ShardCounters,
     ShardState,
-    WindowedPartition,
-    _active,
     active_state,
 )
-from tables.snapshot import Key
-from tables.windows import HoppingWindow, WindowRange, hopping, tumbling
+from tables.windows import Window, WindowRange, hopping, session, sliding, tumbling
 
 V = TypeVar("V")
-
-CloseCallback: TypeAlias = Callable[[Any, WindowRange, Any], Iterable[object]]
-"""`callback(key, window, value) -> events`; may be a generator. Runs in `advance()`, once per
-(key, window), with `state.partition_key` set to the key's partition key."""
-
-_MISSING: Any = object()
-
-
-def _plain_part(table: Table[Any]) -> PlainPartition:
-    state = _active.state
-    if state is None:
-        raise NoActiveShardError("no shard is active in this thread: call ShardState.activate()")
-    try:
-        return state.plain[table]
-    except KeyError:
-        raise ConfigError(f"table {table.name!r} is windowed or not in this ShardState") from None
 
 
 class Table(Generic[V]):
@@ -72,61 +64,73 @@ class Table(Generic[V]):
     def base(self) -> Table[V]:
         return self
 
+    @property
+    def window(self) -> Window | None:
+        return None if self.windowed is None else self.windowed.window
+
+    @property
+    def close_callbacks(self) -> Sequence[CloseCallback]:
+        return () if self.windowed is None else self.windowed.close_callbacks
+
     # -- plain access (current shard) -----------------------------------------------------
 
     def __getitem__(self, key: Key) -> V:
-        value = _plain_part(self).data.get(key, _MISSING)
-        if value is _MISSING:
+        value = active_state().plain_part(self.name).data.get(key, MISSING)
+        if value is MISSING:
             return self.default()
         return value  # type: ignore[no-any-return]
 
     def __setitem__(self, key: Key, value: V) -> None:
-        state = _active.state
-        if state is None:
-            raise NoActiveShardError("no shard is active in this thread")
-        part = state.plain.get(self) or _plain_part(self)
-        part.data[key] = value
-        part.pks[key] = state._pk
-        state._dirty = True
+        state = active_state()
+        state.plain_part(self.name).put(key, value, state.partition_key)
 
     def __delitem__(self, key: Key) -> None:
-        part = _plain_part(self)
-        del part.data[key]
-        part.pks.pop(key, None)
-        active_state().mark_dirty()
+        active_state().plain_part(self.name).delete(key)
 
     def __contains__(self, key: object) -> bool:
-        return key in _plain_part(self).data
+        return key in active_state().plain_part(self.name).data
 
     def __len__(self) -> int:
-        return len(_plain_part(self).data)
+        return len(active_state().plain_part(self.name).data)
 
     def __iter__(self) -> Iterator[Key]:
-        return iter(list(_plain_part(self).data))
+        return iter(list(active_state().plain_part(self.name).data))
 
     def get(self, key: Key, default: V | None = None) -> V | None:
-        value = _plain_part(self).data.get(key, _MISSING)
-        return default if value is _MISSING else value
+        value = active_state().plain_part(self.name).data.get(key, MISSING)
+        return default if value is MISSING else value
 
     def items(self) -> list[tuple[Key, V]]:
-        return list(_plain_part(self).data.items())
+        return list(active_state().plain_part(self.name).data.items())
 
-    # -- windowing ------------------------------------------------------------------------
+    # -- windowing (Faust: the table itself becomes windowed; use the returned view) -------
 
     def tumbling(
         self, size_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None
     ) -> WindowedTable[V]:
-        """Make this table windowed by back-to-back windows of `size_ms` (Faust: the table
-        itself becomes windowed; register the Table, use the returned WindowedTable)."""
+        """Back-to-back windows of `size_ms`, aligned to the epoch."""
         return self._window(tumbling(size_ms, grace_ms=grace_ms, expires_ms=expires_ms))
 
     def hopping(
         self, size_ms: int, step_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None
     ) -> WindowedTable[V]:
-        """Make this table windowed by windows of `size_ms` starting every `step_ms`."""
+        """Windows of `size_ms` starting every `step_ms`; an update lands in each."""
         return self._window(hopping(size_ms, step_ms, grace_ms=grace_ms, expires_ms=expires_ms))
 
-    def _window(self, window: HoppingWindow) -> WindowedTable[V]:
+    def sliding_window(
+        self, before_ms: int, after_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None
+    ) -> WindowedTable[V]:
+        """One window `(t - before_ms, t + after_ms)` per event time `t` (Faust's name)."""
+        return self._window(sliding(before_ms, after_ms, grace_ms=grace_ms, expires_ms=expires_ms))
+
+    def session(
+        self, gap_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None
+    ) -> WindowedTable[V]:
+        """Per-key sessions closed by `gap_ms` without updates; an update bridging two
+        sessions merges them, their values combined with `+`."""
+        return self._window(session(gap_ms, grace_ms=grace_ms, expires_ms=expires_ms))
+
+    def _window(self, window: Window) -> WindowedTable[V]:
         if self.windowed is not None:
             raise ConfigError(f"table {self.name!r} is already windowed")
         self.windowed = WindowedTable(self, window)
@@ -134,9 +138,10 @@ class Table(Generic[V]):
 
 
 def _stream_time(state: ShardState) -> int:
-    if state.record_time_ms is None:
-        raise ConfigError("no current record: relative_to_stream needs state.record_time_ms")
-    return state.record_time_ms
+    event = state.current_event
+    if event is None:
+        raise ConfigError("no current event: relative_to_stream needs ShardState.begin(event)")
+    return event.arrival_ms
 
 
 def _clock_time(state: ShardState) -> int:
@@ -148,7 +153,7 @@ class WindowedTable(Generic[V]):
     record's arrival time, as in Faust). See `tables.windows` for the window conventions and
     `tables.shard` for watermark, lateness and the idle rule."""
 
-    def __init__(self, table: Table[V], window: HoppingWindow) -> None:
+    def __init__(self, table: Table[V], window: Window) -> None:
         self.table = table
         self.window = window
         self.close_callbacks: list[CloseCallback] = []
@@ -165,17 +170,24 @@ class WindowedTable(Generic[V]):
     def name(self) -> str:
         return self.table.name
 
+    @property
+    def value_type(self) -> type[V]:
+        return self.table.value_type
+
     def relative_to_field(self, field: Callable[[Any], int]) -> WindowedTable[V]:
-        """Event time is `field(event)` of the current event (integer ms)."""
+        """Event time is `field(value)` of the current event (integer ms)."""
 
         def of_field(state: ShardState) -> int:
-            return field(state.event)
+            event = state.current_event
+            if event is None:
+                raise ConfigError("no current event: relative_to_field needs an event")
+            return field(event.value)
 
         self._time_of = of_field
         return self
 
     def relative_to_stream(self) -> WindowedTable[V]:
-        """Event time is the current record's arrival time (`state.record_time_ms`)."""
+        """Event time is the current event's arrival time (`event.arrival_ms`)."""
         self._time_of = _stream_time
         return self
 
@@ -216,73 +228,35 @@ class WindowedTable(Generic[V]):
         return self._update(key, self._time_of(state) if at_ms is None else at_ms, amount, None)
 
     def value_at(self, key: Key, time_ms: int) -> V:
-        """Value of `key` in the current (latest-starting) window containing `time_ms`."""
-        part = self._part(active_state())
-        start = self.window.start_of(time_ms)
-        for buckets in (part.open, part.closed):
-            bucket = buckets.get(start)
-            if bucket is not None:
-                value = bucket.get(key, _MISSING)
-                if value is not _MISSING:
-                    return value  # type: ignore[no-any-return]
-        return self.table.default()
+        """Value of `key` in the window of `time_ms` (the latest-starting one containing it;
+        for sessions, the key's session containing it)."""
+        part = active_state().windowed_part(self.table.name)
+        value = part.value_at(self.window, key, time_ms)
+        return self.table.default() if value is MISSING else value
 
     def windows(self, key: Key) -> list[tuple[WindowRange, V]]:
-        """Every window this shard holds for `key` (open and closed-unexpired), by start."""
-        part = self._part(active_state())
-        size = self.window.size_ms
-        found = [
-            ((start, start + size - 1), bucket[key])
-            for buckets in (part.open, part.closed)
-            for start, bucket in buckets.items()
-            if key in bucket
-        ]
-        return sorted(found, key=lambda item: item[0])
-
-    # -- internals ------------------------------------------------------------------------
-
-    def _part(self, state: ShardState) -> WindowedPartition:
-        try:
-            return state.windowed[self.table]
-        except KeyError:
-            raise ConfigError(f"table {self.table.name!r} is not in this ShardState") from None
+        """Every window this shard holds for `key` (open and closed-unexpired), by range."""
+        return active_state().windowed_part(self.table.name).windows_of(key)
 
     def _update(self, key: Key, time_ms: int, amount: Any, value: Any) -> bool:
         """Add `amount` (or, when amount is None, set `value`) in every window containing
         `time_ms`; all or nothing: a late update changes no window."""
-        state = _active.state
-        if state is None:
-            raise NoActiveShardError("no shard is active in this thread")
-        part = state.windowed.get(self.table) or self._part(state)
-        max_event = part.max_event_ms
-        if max_event is None or time_ms > max_event:
-            part.max_event_ms = max_event = time_ms
-            state._dirty = True
-        window = self.window
-        step, size = window.step_ms, window.size_ms
-        last_start = time_ms - time_ms % step
-        if step == size:
-            first_start = last_start
-        else:
-            first_start = (time_ms - size) - (time_ms - size) % step + step
-        # Late when the earliest window containing time_ms is closed (end < watermark).
-        if first_start + size - 1 < max_event - window.grace_ms:
+        state = active_state()
+        part = state.windowed_part(self.table.name)
+        combine: Callable[[Any], Any] = (
+            (lambda _current: value) if amount is None else (lambda current: current + amount)
+        )
+        applied = part.update(
+            self.window,
+            key=key,
+            time_ms=time_ms,
+            pk=state.partition_key,
+            combine=combine,
+            default=self.table.default,
+        )
+        if not applied:
             state.mark_late()
-            return False
-        open_ = part.open
-        default = self.table.default
-        for start in range(first_start, last_start + 1, step):
-            bucket = open_.get(start)
-            if bucket is None:
-                bucket = open_[start] = {}
-            if amount is None:
-                bucket[key] = value
-            else:
-                current = bucket.get(key, _MISSING)
-                bucket[key] = (default() if current is _MISSING else current) + amount
-        state._dirty = True
-        part.pks[key] = state._pk
-        return True
+        return applied
 
 
 class WindowedValue(Generic[V]):
@@ -292,7 +266,7 @@ class WindowedValue(Generic[V]):
     `wt.at(key, time_ms)`). Following Faust:
 
     - `value()`: the window of the table's event time (relative_to_*), or of the bound time.
-    - `current()`: the window of the current record's arrival time (stream time).
+    - `current()`: the window of the current event's arrival time (stream time).
     - `now()`: the window of the injected clock's now.
     - `delta(ms)`: the window of (event time or bound time) minus `ms`.
 

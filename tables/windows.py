@@ -14,6 +14,15 @@ Conventions (used everywhere in `tables/`):
   watermark_ms` (expired), then it may be forgotten.
 - An update at time `t` is late when ANY window containing `t` is closed (for hopping: the
   earliest one, which ends first). Late updates are rejected as a whole, never half-applied.
+  A timestamp in no window (hopping with `step_ms > size_ms`) is late once the watermark
+  passes the timestamp itself.
+- Sessions are per key: a `SessionWindow` places one event among the key's open sessions
+  (`add`), merging the sessions it bridges. A session's range grows; other windows never
+  change once created. Lateness of a session update is judged on the event's own range.
+
+This is the only window math in luxflow: tables (`tables.partition`) place updates with
+`ranges()`/`SessionWindow.add`, judge lateness with `is_late`, close with `is_closed` and
+forget with `is_expired`. Nothing else computes a window's start or end.
 """
 
 from __future__ import annotations
@@ -36,8 +45,20 @@ def is_closed(window: WindowRange, watermark: int) -> bool:
     return window[1] < watermark
 
 
+def is_late_in(ranges: list[WindowRange], timestamp_ms: int, watermark: int) -> bool:
+    """True when an update at `timestamp_ms`, landing in `ranges` (ordered by start), touches
+    a closed window; with no window at all, when the watermark passed the timestamp."""
+    end = min(r[1] for r in ranges) if ranges else timestamp_ms
+    return end < watermark
+
+
+def end_of(window: WindowRange) -> int:
+    """The window's inclusive end (sort key for closing in order)."""
+    return window[1]
+
+
 class Window(Protocol):
-    """What every window definition offers."""
+    """What every window definition offers (`HoppingWindow`, `SlidingWindow`, `SessionWindow`)."""
 
     @property
     def grace_ms(self) -> int: ...
@@ -125,7 +146,7 @@ class HoppingWindow:
         return ranges[0][1]
 
     def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
-        return self.earliest_end(timestamp_ms) < max_event_ms - self.grace_ms
+        return is_late_in(self.ranges(timestamp_ms), timestamp_ms, max_event_ms - self.grace_ms)
 
     def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
         return window[1] + self.expires_ms < max_event_ms - self.grace_ms
@@ -134,7 +155,7 @@ class HoppingWindow:
 @dataclass(frozen=True, slots=True)
 class SlidingWindow:
     """One window per event: `(t - before_ms, t + after_ms)`, both ends inclusive (Faust's
-    SlidingWindow). Pure math only; windowed tables use tumbling or hopping windows."""
+    SlidingWindow). `table.sliding_window(before_ms, after_ms)` makes a table of them."""
 
     before_ms: int
     after_ms: int

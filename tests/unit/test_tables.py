@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from core.errors import ConfigError, StateStoreError
+from core.event import Event
 from tables.table import NoActiveShardError, ShardState, Table, WindowedTable
 from tables.windows import WindowRange
 
@@ -66,10 +67,12 @@ def state_of(app: App, clock: Clock, shard: str = "shard-0") -> ShardState:
     return ShardState(app.tables(), shard, clock, IDLE)
 
 
+def begin(state: ShardState, pk: str, arrival_ms: int = 0, value: Any = None) -> None:
+    state.begin(Event(state.shard_id, 0, 0, pk, arrival_ms, value))
+
+
 def feed(state: ShardState, app: App, r: Reading, arrival_ms: int | None = None) -> bool:
-    state.partition_key = r.site
-    state.record_time_ms = r.ts_ms if arrival_ms is None else arrival_ms
-    state.event = r
+    begin(state, r.site, r.ts_ms if arrival_ms is None else arrival_ms, r)
     app.agent(r)
     return state.take_late()
 
@@ -90,7 +93,7 @@ def run(
             late.append(feed(state, app, r))
         events += state.advance()
         i += n
-    return late, events, state.snapshot()
+    return late, events, snap(state)
 
 
 # -- plain tables ------------------------------------------------------------------------
@@ -100,7 +103,7 @@ def test_plain_table_mapping() -> None:
     app = App()
     state = state_of(app, Clock())
     state.activate()
-    state.partition_key = "site-1"
+    begin(state, "site-1")
     t = app.counts
     assert t["a"] == 0
     assert "a" not in t  # reading the default does not store it
@@ -135,11 +138,11 @@ def test_two_shards_interleaved_in_one_thread_do_not_share() -> None:
     app, clock = App(), Clock()
     a, b = state_of(app, clock, "a"), state_of(app, clock, "b")
     a.activate()
-    a.partition_key = "s"
+    begin(a, "s")
     app.counts["k"] = 1
     b.activate()
     assert app.counts["k"] == 0
-    b.partition_key = "s"
+    begin(b, "s")
     app.counts["k"] = 7
     a.activate()
     assert app.counts["k"] == 1
@@ -152,7 +155,7 @@ def test_each_thread_has_its_own_active_shard() -> None:
 
     def work(i: int) -> None:
         states[i].activate()
-        states[i].partition_key = "p"
+        begin(states[i], "p")
         barrier.wait()
         for _ in range(1000):
             app.counts["k"] += i
@@ -213,10 +216,9 @@ def test_hopping_update_lands_in_every_window() -> None:
     wt = t.hopping(10, 5).relative_to_stream()
     state = ShardState([t], "s", Clock(), IDLE)
     state.activate()
-    state.partition_key = "p"
-    state.record_time_ms = 7
+    begin(state, "p", 7)
     wt["k"] += 1
-    state.record_time_ms = 12
+    begin(state, "p", 12)
     wt["k"] += 10
     assert wt.windows("k") == [((0, 9), 1), ((5, 14), 11), ((10, 19), 10)]
 
@@ -227,7 +229,7 @@ def test_relative_to_now_uses_the_clock() -> None:
     clock = Clock(250)
     state = ShardState([t], "s", clock, IDLE)
     state.activate()
-    state.partition_key = "p"
+    begin(state, "p")
     wt["k"] += 1
     assert wt.windows("k") == [((200, 299), 1)]
 
@@ -236,8 +238,7 @@ def test_at_splits_energy_across_an_hour_boundary() -> None:
     app, clock = App(), Clock()
     state = state_of(app, clock)
     state.activate()
-    state.partition_key = "s"
-    state.event = Reading("s", "a", HOUR + 10_000, 0.0)
+    begin(state, "s", 0, Reading("s", "a", HOUR + 10_000, 0.0))
     assert app.hourly.at("a", HOUR - 20_000).add(2.0)
     assert app.hourly.add("a", 1.0, at_ms=HOUR + 10_000)
     assert app.hourly.windows("a") == [((0, HOUR - 1), 2.0), ((HOUR, 2 * HOUR - 1), 1.0)]
@@ -303,7 +304,7 @@ def test_window_closes_exactly_once_and_is_forgotten() -> None:
     assert state.counters.windows_closed == 2
     assert state.live_windows() == 1
     assert app.hourly.windows("b") == []
-    assert list(state.windowed[app.hourly_table].pks) == ["a"]  # b forgotten entirely
+    assert list(state.windowed["hourly"].pks) == ["a"]  # b forgotten entirely
 
 
 def test_expires_ms_keeps_closed_windows_readable_then_forgets_them() -> None:
@@ -338,8 +339,7 @@ def test_callback_sees_the_partition_key_of_the_key() -> None:
 
     state.activate()
     for pk, key, ts in [("p1", "k1", 1), ("p2", "k2", 2), ("p1", "k1", 500)]:
-        state.partition_key = pk
-        state.record_time_ms = ts
+        begin(state, pk, ts)
         wt[key] += 1
     state.advance()
     assert seen == [("k1", "p1"), ("k2", "p2")]
@@ -398,14 +398,26 @@ def content(app: App, state: ShardState) -> tuple[dict[Any, Any], dict[Any, Any]
     state.activate()
     return (
         dict(app.counts.items()),
-        {k: app.hourly.windows(k) for k in sorted(state.windowed[app.hourly_table].pks)},
+        {k: app.hourly.windows(k) for k in sorted(state.windowed["hourly"].pks)},
     )
 
 
-def test_snapshot_is_none_when_nothing_changed() -> None:
+def snap(state: ShardState) -> bytes | None:
+    """A whole snapshot (a base), marked saved."""
+    pending = state.snapshot(full=True)
+    if pending is None:
+        return None
+    state.saved(pending)
+    return pending.data
+
+
+def test_snapshot_is_none_when_nothing_changed_since_the_last_saved_one() -> None:
     app, clock = App(), Clock()
     state = populated(clock, app)
-    assert state.snapshot() is not None
+    first = state.snapshot()
+    assert first is not None
+    assert not first.delta
+    state.saved(first)
     assert state.snapshot() is None
     state.advance()
     assert state.snapshot() is None
@@ -414,22 +426,22 @@ def test_snapshot_is_none_when_nothing_changed() -> None:
 def test_snapshot_restore_round_trip() -> None:
     app, clock = App(), Clock()
     state = populated(clock, app)
-    blob = state.snapshot()
+    blob = snap(state)
     assert blob is not None
     restored = state_of(app, clock, "shard-0")
-    restored.restore([blob], lambda _pk: True)
+    restored.restore([[blob]], lambda _pk: True)
     assert content(app, restored) == content(app, state)
     assert restored.watermark_ms(app.hourly) == state.watermark_ms(app.hourly)
-    assert restored.snapshot() == blob
+    assert snap(restored) == blob
 
 
 def test_restored_state_closes_open_windows_once() -> None:
     app, clock = App(), Clock()
     state = populated(clock, app)
-    blob = state.snapshot()
+    blob = snap(state)
     assert blob is not None
     restored = state_of(app, clock)
-    restored.restore([blob], lambda _pk: True)
+    restored.restore([[blob]], lambda _pk: True)
     restored.activate()
     feed(restored, app, Reading("site-0", "site-0/asset-0", 2 * HOUR, 0.0))
     closed = restored.advance()
@@ -440,13 +452,13 @@ def test_restored_state_closes_open_windows_once() -> None:
 def test_split_gives_each_child_exactly_its_keys() -> None:
     app, clock = App(), Clock()
     parent = populated(clock, app)
-    blob = parent.snapshot()
+    blob = snap(parent)
     assert blob is not None
     left_sites = {"site-0", "site-2", "site-5"}
     left = state_of(app, clock, "left")
     right = state_of(app, clock, "right")
-    left.restore([blob], lambda pk: pk in left_sites)
-    right.restore([blob], lambda pk: pk not in left_sites)
+    left.restore([[blob]], lambda pk: pk in left_sites)
+    right.restore([[blob]], lambda pk: pk not in left_sites)
     p_counts, p_windows = content(app, parent)
     l_counts, l_windows = content(app, left)
     r_counts, r_windows = content(app, right)
@@ -475,8 +487,8 @@ def test_merge_gives_the_child_both_parents() -> None:
     b.activate()
     feed(b, app, Reading("site-b", "asset-b", 20, 2.0))
     child = state_of(app, clock, "child")
-    blobs = [a.snapshot(), b.snapshot()]
-    child.restore([x for x in blobs if x is not None], lambda _pk: True)
+    blobs = [snap(a), snap(b)]
+    child.restore([[x] for x in blobs if x is not None], lambda _pk: True)
     counts, windows = content(app, child)
     assert counts == {"site-a": 2, "site-b": 1}
     assert windows == {
@@ -497,12 +509,12 @@ def test_struct_values_and_tuple_keys_round_trip() -> None:
     t = Table("stats", default=Stats, value_type=Stats)
     state = ShardState([t], "s", Clock(), IDLE)
     state.activate()
-    state.partition_key = "p"
+    begin(state, "p")
     t[("room", 3)] = Stats(2, 1.5)
-    blob = state.snapshot()
+    blob = snap(state)
     assert blob is not None
     other = ShardState([t], "s", Clock(), IDLE)
-    other.restore([blob], lambda _pk: True)
+    other.restore([[blob]], lambda _pk: True)
     other.activate()
     assert t[("room", 3)] == Stats(2, 1.5)
 
@@ -510,7 +522,7 @@ def test_struct_values_and_tuple_keys_round_trip() -> None:
 def test_unreadable_snapshot_raises_state_store_error() -> None:
     app = App()
     with pytest.raises(StateStoreError):
-        state_of(app, Clock()).restore([b"\x00garbage"], lambda _pk: True)
+        state_of(app, Clock()).restore([[b"\x00garbage"]], lambda _pk: True)
 
 
 def test_bad_idle_timeout_refused() -> None:
