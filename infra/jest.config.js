@@ -1,0 +1,10 @@
+/** ts-jest with TypeScript ~5.9 (ts-jest needs the TypeScript JS compiler API, gone in 7). */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: {
+    // isolatedModules: transpile only; `tsc --noEmit` in ci.sh does the type-check once.
+    '^.+\\.tsx?$': ['ts-jest', { isolatedModules: true }],
+  },
+};
