@@ -213,13 +213,14 @@ export class LuxflowRegionStack extends Stack {
     });
 
     // ---- Query store ------------------------------------------------------------------------
+    // Plain names (not references): the values an operator sees and uses with `luxflow`.
     const environment: Record<string, string> = {
-      LUXFLOW_STREAM: this.stream.streamName,
+      LUXFLOW_STREAM: NAMES.stream,
       LUXFLOW_APP_NAME: config.appName,
       LUXFLOW_REGION: region,
       LUXFLOW_COMMAND_TABLE: NAMES.commandTable,
-      LUXFLOW_DEAD_LETTER_TABLE: deadLetterTable.tableName,
-      LUXFLOW_STATE_TABLE: stateTable.tableName,
+      LUXFLOW_DEAD_LETTER_TABLE: NAMES.deadLetterTable,
+      LUXFLOW_STATE_TABLE: NAMES.stateTable,
       LUXFLOW_QUERY_MODEL: config.queryModel,
     };
     const secrets: Record<string, ecs.Secret> = {};
