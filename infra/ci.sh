@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The CDK app's checks, offline and without AWS credentials:
+#   npm ci (only when package-lock.json changed), tsc --noEmit, jest (assertions + the cdk-nag
+#   gate), and `cdk synth` into infra/cdk.out with the dummy account (cdk.context.json holds its
+#   availability zones, so no lookup needs AWS).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+say() { printf '\033[1m==> infra: %s\033[0m\n' "$*" >&2; }
+command -v npm >/dev/null || { echo "node and npm are required (infra/)" >&2; exit 1; }
+
+stamp="node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+fi
+
+# Never reach AWS: no credentials, dummy region, no telemetry or notices.
+export CDK_DISABLE_CLI_TELEMETRY=true
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN || true
+
+say "tsc --noEmit"
+npx tsc --noEmit
+
+say "jest"
+npx jest --ci "$@"
+
+say "cdk synth (offline, dummy account)"
+rm -rf cdk.out
+npx cdk synth --no-notices -q --output cdk.out >/dev/null
+# A context lookup that needs AWS shows up as `missing` in the manifest: fail on it here
+# rather than on a machine with credentials.
+node -e '
+  const m = require("./cdk.out/manifest.json");
+  if (m.missing && m.missing.length) {
+    console.error("cdk synth needs context lookups (commit them to cdk.context.json):", JSON.stringify(m.missing));
+    process.exit(1);
+  }
+  const n = Object.values(m.artifacts).filter((a) => a.type === "aws:cloudformation:stack").length;
+  console.error(`cdk synth: ${n} top-level stacks in cdk.out`);
+'

@@ -1,0 +1,44 @@
+/** Builds the whole app: one stack per region, the pipeline, and the cdk-nag gate. */
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { LuxflowConfig, readConfig } from './config';
+import { FEATURE_FLAGS } from './flags';
+import { LuxflowPipelineStack, deployOrder, regionStackId } from './pipeline-stack';
+import { LuxflowRegionStack } from './region-stack';
+
+export interface LuxflowApp {
+  readonly app: App;
+  readonly config: LuxflowConfig;
+  readonly regionStacks: Record<string, LuxflowRegionStack>;
+  readonly pipelineStack?: LuxflowPipelineStack;
+}
+
+export function buildApp(app: App = new App()): LuxflowApp {
+  for (const [flag, value] of Object.entries(FEATURE_FLAGS)) {
+    if (app.node.tryGetContext(flag) === undefined) app.node.setContext(flag, value);
+  }
+  const config = readConfig(app.node);
+  // The gate: every AwsSolutions finding either fixed or acknowledged with a reason.
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+
+  const regionStacks: Record<string, LuxflowRegionStack> = {};
+  let primary: LuxflowRegionStack | undefined;
+  for (const region of deployOrder(config)) {
+    const stack = new LuxflowRegionStack(app, regionStackId(region), {
+      env: { account: config.account, region },
+      description: `luxflow ${config.appName} in ${region}` + (region === config.primaryRegion ? ' (primary)' : ''),
+      config,
+    });
+    // The primary stack creates the global table whose replica this stack's workers use.
+    if (primary) stack.addStackDependency(primary);
+    else primary = stack;
+    regionStacks[region] = stack;
+  }
+  const pipelineStack = config.pipeline
+    ? new LuxflowPipelineStack(app, 'LuxflowPipeline', {
+        env: { account: config.account, region: config.primaryRegion },
+        config,
+      })
+    : undefined;
+  return { app, config, regionStacks, pipelineStack };
+}
