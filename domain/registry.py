@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from domain.ids import ID_PATTERN, is_valid_id
 from domain.rules import DEFAULT_MAX_GAP_MS, Limits
 from domain.site import SiteLimits
 
@@ -194,6 +195,11 @@ def parse_json(data: bytes | str) -> RegistryImport:
         sites = msgspec.convert(raw_sites, list[SiteDefaults])
     except msgspec.ValidationError as exc:
         raise RegistryError(f"bad site defaults: {exc}") from exc
+    for site in sites:
+        if site.site_id and not is_valid_id(site.site_id):
+            raise RegistryError(
+                f"bad site defaults: site_id {site.site_id[:140]!r} breaks the id grammar"
+            )
     rows = ((index, row) for index, row in enumerate(raw_assets))
     assets, rejected = _validate(rows, blank_is_missing=False)
     return RegistryImport(assets, sites, rejected)
@@ -242,6 +248,8 @@ def _asset_of(row: Any, blank_is_missing: bool) -> Asset:
             raise ValueError(f"missing {name}")
         if not isinstance(value, str):
             raise ValueError(f"{name} must be a string")
+        if not is_valid_id(value):
+            raise ValueError(f"{name} {value[:140]!r} breaks the id grammar {ID_PATTERN}")
         ids.append(value)
     kind = present("kind")
     if kind not in ASSET_KINDS:

@@ -1,7 +1,13 @@
 """Telemetry: the wire schema (JSON) and the internal ``Reading``.
 
 ``decode_reading`` turns one Kinesis record's bytes into a validated ``Reading`` or raises
-``InvalidTelemetry`` whose ``reason`` is a short stable string fit for a dead-letter record.
+``InvalidTelemetry`` (a ``ValueError``), whatever the bytes: the engine dead-letters the
+record with ``str(exc)`` as its reason. A reason is ``<code>`` or ``<code>: <detail>``; the
+code is one of ``DECODE_REASONS`` and stable, the detail (a field name, a parser message) is
+for people. See docs/input-validation.md.
+
+Schema version: a record without ``v`` (or ``"v": null``) is read as version 1 and counted in
+``counters.missing_version``; any other version than 1 is ``unknown_schema``.
 The ids of its readings are shared strings (see ``MAX_SHARED_IDS``).
 """
 
@@ -10,20 +16,64 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
+from typing import Final
 
 import msgspec
 
+from domain.ids import is_valid_id
 from domain.timestamps import TimestampError, format_ts, parse_ts_ms
 
 SCHEMA_VERSION = 1
 MAX_RECORD_BYTES = 64 * 1024
 MAX_FUTURE_MS = 15 * 60_000
+MAX_AGE_MS = 365 * 86_400_000
+"""A reading stamped more than a year before it reached the stream is a device clock that
+was reset (1970, 2000), not a late reading: ``bad_ts``."""
+MAX_TS_CHARS = 64
+MAX_DEPTH = 32
+"""Nesting deeper than this in a record that does not decode is reported as ``too_deep``;
+the parser's own recursion limit gives ``too_deep`` too."""
+MAX_DETAIL_CHARS = 200
 
 MAX_SHARED_IDS = 1_000_000
 """Distinct id strings remembered for sharing; past this the table starts over."""
 
 ID_FIELDS = ("site_id", "building_id", "room_id", "asset_id")
 FLOAT_FIELDS = ("power_w", "voltage_v", "current_a", "lux")
+
+# The stable reason codes of ``InvalidTelemetry`` (docs/input-validation.md says what each means).
+TOO_LARGE: Final = "too_large"
+NOT_UTF8: Final = "not_utf8"
+NOT_JSON: Final = "not_json"
+TOO_DEEP: Final = "too_deep"
+BAD_TYPE: Final = "bad_type"
+MISSING_FIELD: Final = "missing_field"
+UNKNOWN_SCHEMA: Final = "unknown_schema"
+BAD_ID: Final = "bad_id"
+BAD_VALUE: Final = "bad_value"
+BAD_TS: Final = "bad_ts"
+DECODE_ERROR: Final = "decode_error"
+DECODE_REASONS: Final = frozenset(
+    {
+        TOO_LARGE,
+        NOT_UTF8,
+        NOT_JSON,
+        TOO_DEEP,
+        BAD_TYPE,
+        MISSING_FIELD,
+        UNKNOWN_SCHEMA,
+        BAD_ID,
+        BAD_VALUE,
+        BAD_TS,
+        DECODE_ERROR,
+    }
+)
+
+
+def reason_code(reason: str) -> str:
+    """The stable code of a reason: the part before the first ``:``."""
+    return reason.split(":", 1)[0]
 
 
 class Telemetry(msgspec.Struct, gc=False, omit_defaults=True):
@@ -47,9 +97,28 @@ class Telemetry(msgspec.Struct, gc=False, omit_defaults=True):
     fault_code: str | None = None
 
 
+class _Incoming(msgspec.Struct, gc=False):
+    """``Telemetry`` as the decoder accepts it: ``v`` may be absent (read as version 1)."""
+
+    site_id: str
+    building_id: str
+    room_id: str
+    asset_id: str
+    ts: str
+    power_w: float
+    voltage_v: float
+    current_a: float
+    lux: float
+    on: bool
+    dim_level: int
+    fault_code: str | None = None
+    v: int | None = None
+
+
 class Reading(msgspec.Struct, frozen=True, gc=False):
-    """A validated telemetry reading: ids non-empty, floats finite, ``power_w >= 0``,
-    ``0 <= dim_level <= 100``, ``fault_code`` ``None`` or non-empty, ``ts_ms`` epoch ms UTC."""
+    """A validated telemetry reading: ids follow the id grammar (``domain.ids``), floats
+    finite, ``power_w >= 0``, ``0 <= dim_level <= 100``, ``fault_code`` ``None`` or an id,
+    ``ts_ms`` epoch ms UTC."""
 
     site_id: str
     building_id: str
@@ -66,49 +135,98 @@ class Reading(msgspec.Struct, frozen=True, gc=False):
 
 
 class InvalidTelemetry(ValueError):  # noqa: N818 -- the name is part of the contract
-    """A record that cannot become a ``Reading``. ``reason`` is short and stable, e.g.
-    ``not_json``, ``too_large``, ``wrong_type: <msgspec message>``, ``missing: <field>``,
-    ``nan: <field>``, ``negative_power``, ``bad_ts``, ``future_ts``, ``bad_version``,
-    ``bad_dim_level``."""
+    """A record that cannot become a ``Reading``. ``reason`` is ``code`` or
+    ``code: detail`` with ``code`` in ``DECODE_REASONS``; ``str(exc) == reason``."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, code: str, detail: str = "") -> None:
+        detail = detail[:MAX_DETAIL_CHARS]
+        reason = f"{code}: {detail}" if detail else code
         super().__init__(reason)
+        self.code = code
         self.reason = reason
 
 
-_decoder = msgspec.json.Decoder(Telemetry)
+@dataclass
+class DecodeCounters:
+    """Process-wide decoder counts (for logs and metrics). Monotonic."""
+
+    missing_version: int = 0
+    """Records without ``v``, read as version 1."""
+
+
+counters = DecodeCounters()
+
+_decoder = msgspec.json.Decoder(_Incoming)
 _encoder = msgspec.json.Encoder()
 # Every reading decodes fresh copies of its four ids, and the tables, rule states and
 # windows keep them per asset: one shared copy of each id keeps live assets small. Starting
 # over past the bound only costs sharing, never correctness (ids are compared by value).
+# Only ids that follow the grammar are entered, so a hit here is also a validated id.
 _shared_ids: dict[str, str] = {}
 _MISSING_RE = re.compile(r"^Object missing required field `([^`]+)`")
 _OUT_OF_RANGE_RE = re.compile(r"^Number out of range - at `\$\.([A-Za-z_]+)`$")
+# A JSON string (an unterminated one runs to the end: linear, never retried) or a bracket.
+_TOKEN_RE = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 
 
-def _validation_reason(message: str) -> str:
+def _nesting_depth(data: bytes) -> int:
+    """The deepest nesting of arrays and objects outside strings. Only on the error path."""
+    depth = deepest = 0
+    for token in _TOKEN_RE.findall(data):
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+def _validation_error(message: str, data: bytes) -> InvalidTelemetry:
     missing = _MISSING_RE.match(message)
     if missing is not None:
-        return f"missing: {missing.group(1)}"
+        return InvalidTelemetry(MISSING_FIELD, missing.group(1))
     out_of_range = _OUT_OF_RANGE_RE.match(message)
-    if out_of_range is not None and out_of_range.group(1) in FLOAT_FIELDS:
-        return f"nan: {out_of_range.group(1)}"
-    return f"wrong_type: {message}"
+    if out_of_range is not None:
+        return InvalidTelemetry(BAD_VALUE, out_of_range.group(1))
+    if _nesting_depth(data) > MAX_DEPTH:
+        return InvalidTelemetry(TOO_DEEP)
+    return InvalidTelemetry(BAD_TYPE, message)
 
 
-def _malformed_reason(data: bytes) -> str:
-    """``nan: <field>`` for JSON extended with NaN/Infinity literals (Python's ``json.dumps``
-    emits them), ``not_json`` otherwise. Only runs on the error path."""
+def _malformed_error(data: bytes) -> InvalidTelemetry:
+    """``too_deep``, ``not_utf8``, ``bad_value: <field>`` for JSON extended with NaN/Infinity
+    literals (Python's ``json.dumps`` emits them), else ``not_json``."""
+    if _nesting_depth(data) > MAX_DEPTH:
+        return InvalidTelemetry(TOO_DEEP)
     try:
-        loose = json.loads(data)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return InvalidTelemetry(NOT_UTF8)
+    try:
+        loose = json.loads(text)
     except (ValueError, RecursionError):
-        return "not_json"
+        return InvalidTelemetry(NOT_JSON)
     if isinstance(loose, dict):
         for name in FLOAT_FIELDS:
             value = loose.get(name)
             if isinstance(value, float) and not math.isfinite(value):
-                return f"nan: {name}"
-    return "not_json"
+                return InvalidTelemetry(BAD_VALUE, name)
+    return InvalidTelemetry(NOT_JSON)
+
+
+def _shared_id(value: str, field: str) -> str:
+    """The shared copy of a valid id; ``missing_field`` for ``""``, ``bad_id`` otherwise."""
+    shared = _shared_ids.get(value)
+    if shared is not None:
+        return shared
+    if not value:
+        raise InvalidTelemetry(MISSING_FIELD, field)
+    if not is_valid_id(value):
+        raise InvalidTelemetry(BAD_ID, field)
+    if len(_shared_ids) >= MAX_SHARED_IDS:
+        _shared_ids.clear()
+    _shared_ids[value] = value
+    return value
 
 
 def decode_reading(data: bytes, arrival_ms: int) -> Reading:
@@ -116,49 +234,71 @@ def decode_reading(data: bytes, arrival_ms: int) -> Reading:
 
     ``arrival_ms`` is when the stream received the record (its approximate arrival timestamp),
     not the wall clock, so a replay makes the same decisions as the first run.
-    Checks, in order: size (> 64 KiB, before parsing), JSON and types, version, ids,
-    finite floats, power, dim level, timestamp, not more than 15 minutes after ``arrival_ms``.
+    Checks, in order: size (> 64 KiB, before parsing), UTF-8, JSON, depth and types, version,
+    ids, finite floats, power, dim level, timestamp (parsable, not more than 15 minutes after
+    nor more than a year before ``arrival_ms``).
     An empty ``fault_code`` means no fault and becomes ``None``.
-    Raises ``InvalidTelemetry``; never anything else for any input bytes.
+    Raises ``InvalidTelemetry``, never anything else, for any input bytes: an unexpected
+    exception becomes ``decode_error: <exception type>``.
     """
+    try:
+        return _decode(data, arrival_ms)
+    except InvalidTelemetry:
+        raise
+    except RecursionError:
+        raise InvalidTelemetry(TOO_DEEP) from None
+    except Exception as exc:  # the contract: nothing but InvalidTelemetry leaves the decoder
+        raise InvalidTelemetry(DECODE_ERROR, type(exc).__name__) from exc
+
+
+def _decode(data: bytes, arrival_ms: int) -> Reading:
     if len(data) > MAX_RECORD_BYTES:
-        raise InvalidTelemetry("too_large")
+        raise InvalidTelemetry(TOO_LARGE)
     try:
         t = _decoder.decode(data)
     except msgspec.ValidationError as exc:
-        raise InvalidTelemetry(_validation_reason(str(exc))) from None
+        raise _validation_error(str(exc), data) from None
     except msgspec.DecodeError:
-        raise InvalidTelemetry(_malformed_reason(data)) from None
+        raise _malformed_error(data) from None
+    except UnicodeDecodeError:
+        raise InvalidTelemetry(NOT_UTF8) from None
+    except RecursionError:
+        raise InvalidTelemetry(TOO_DEEP) from None
     if t.v != SCHEMA_VERSION:
-        raise InvalidTelemetry("bad_version")
-    if not (t.site_id and t.building_id and t.room_id and t.asset_id):
-        field = next(name for name in ID_FIELDS if not getattr(t, name))
-        raise InvalidTelemetry(f"missing: {field}")
+        if t.v is not None:
+            raise InvalidTelemetry(UNKNOWN_SCHEMA, f"v={t.v}"[:40])
+        counters.missing_version += 1
+    site_id = _shared_id(t.site_id, "site_id")
+    building_id = _shared_id(t.building_id, "building_id")
+    room_id = _shared_id(t.room_id, "room_id")
+    asset_id = _shared_id(t.asset_id, "asset_id")
+    fault_code = _shared_id(t.fault_code, "fault_code") if t.fault_code else None
     power_w, voltage_v, current_a, lux = t.power_w, t.voltage_v, t.current_a, t.lux
     # x - x is 0.0 for every finite float and NaN for NaN and +-inf: one test for four fields.
     if (power_w - power_w) + (voltage_v - voltage_v) + (current_a - current_a) + (lux - lux) != 0:
         field = next(name for name in FLOAT_FIELDS if not math.isfinite(getattr(t, name)))
-        raise InvalidTelemetry(f"nan: {field}")
+        raise InvalidTelemetry(BAD_VALUE, field)
     if power_w < 0:
-        raise InvalidTelemetry("negative_power")
+        raise InvalidTelemetry(BAD_VALUE, "power_w")
     dim_level = t.dim_level
     if not 0 <= dim_level <= 100:
-        raise InvalidTelemetry("bad_dim_level")
+        raise InvalidTelemetry(BAD_VALUE, "dim_level")
+    ts = t.ts
+    if len(ts) > MAX_TS_CHARS:
+        raise InvalidTelemetry(BAD_TS, "unparsable")
     try:
-        ts_ms = parse_ts_ms(t.ts)
+        ts_ms = parse_ts_ms(ts)
     except TimestampError:
-        raise InvalidTelemetry("bad_ts") from None
+        raise InvalidTelemetry(BAD_TS, "unparsable") from None
     if ts_ms - arrival_ms > MAX_FUTURE_MS:
-        raise InvalidTelemetry("future_ts")
-    if len(_shared_ids) > MAX_SHARED_IDS:
-        _shared_ids.clear()
-    shared = _shared_ids.setdefault
-    site_id, building_id, room_id, asset_id = t.site_id, t.building_id, t.room_id, t.asset_id
+        raise InvalidTelemetry(BAD_TS, "future")
+    if arrival_ms - ts_ms > MAX_AGE_MS:
+        raise InvalidTelemetry(BAD_TS, "ancient")
     return Reading(
-        shared(site_id, site_id),
-        shared(building_id, building_id),
-        shared(room_id, room_id),
-        shared(asset_id, asset_id),
+        site_id,
+        building_id,
+        room_id,
+        asset_id,
         ts_ms,
         power_w,
         voltage_v,
@@ -166,7 +306,7 @@ def decode_reading(data: bytes, arrival_ms: int) -> Reading:
         lux,
         t.on,
         dim_level,
-        t.fault_code or None,
+        fault_code,
     )
 
 

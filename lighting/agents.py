@@ -54,7 +54,7 @@ def build_app(registry: RegistryCache, *, topic: str, grace_ms: int) -> App:
     offline checks. `topic` names the Kinesis stream; `grace_ms` is how late a reading may
     arrive and still count in its window."""
     app = App("lighting")
-    telemetry = app.topic(topic, decoder=decode_reading)
+    telemetry = app.topic(topic, decoder=registry.decoder(decode_reading))
     asset_rules = app.Table("asset_rules", default=_no_rule_state, value_type=AssetRuleState)
     site_demand = app.Table("site_demand", default=_no_site_state, value_type=SiteDemandState)
     # Room, building and site sums of the asset windows closed by the current advance.

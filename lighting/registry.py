@@ -7,70 +7,234 @@ Registry items live in the command table under pk `REGISTRY`, sk `ASSET#<id>` or
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
 
-from core.clock import Clock
-from core.retry import Backoff
+from core.clock import DAY_MS, Clock
+from core.errors import SourceError
+from core.retry import Backoff, retry_call
 from domain.registry import Asset, Registry, RegistryImport, SiteDefaults, site_limits_of
 from domain.rules import Limits
 from domain.site import SiteLimits
+from domain.telemetry import Reading
 from domain.usage import asset_counts
-from sinks.batching import MAX_BATCH_ITEMS, BatchWriter, SinkCounters
+from sinks.batching import MAX_BATCH_ITEMS, BatchWriter, SinkCounters, describe_error
+from streams.app import Decoder
 
 log = logging.getLogger(__name__)
 
 REGISTRY_PK: Final = "REGISTRY"
+UNKNOWN_ASSET: Final = "unknown_asset"
+"""Reason of a reading dead-lettered because the unknown-asset cap is reached."""
+UNKNOWN_ASSET_TTL_MS: Final = DAY_MS
+"""An unknown asset without readings for this long (event time) gives up its place."""
+FAILURE_LOG_INTERVAL_MS: Final = 60_000
+MAX_RETRY_PAUSE_MS: Final = 60_000
+
+
+class UnknownAssetError(ValueError):
+    """A reading of an unknown asset beyond the cap: the engine dead-letters it with the
+    reason `unknown_asset` (a `ValueError` from the decoder, like invalid telemetry)."""
+
+    def __init__(self) -> None:
+        super().__init__(UNKNOWN_ASSET)
+        self.reason = UNKNOWN_ASSET
+
+
+class _Loaded:
+    """One loaded copy of the registry, replaced whole by a refresh (never mutated but for
+    its limits cache), so readers in other threads always see a consistent copy."""
+
+    __slots__ = ("counts", "limits", "registry")
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.limits: dict[str, Limits] = {}
+        self.counts = asset_counts(
+            (a.site_id, a.building_id, a.room_id, a.asset_id) for a in registry.assets.values()
+        )
 
 
 class RegistryCache:
-    """The asset registry as the agents see it: loaded from the command table and reloaded
-    every `refresh_ms`, so a threshold change reaches running workers within that time.
-    Unknown assets get their site's defaults (or the fallback defaults) and are counted."""
+    """The asset registry as the agents see it, shared by the shards of one worker.
 
-    def __init__(self, load: Callable[[], Registry], refresh_ms: int, now_ms: Clock) -> None:
+    Loading: the first load happens in the constructor (retried on transient errors; a
+    `SourceError` if it still fails, so a worker does not start with wrong thresholds). After
+    that the registry is reloaded every `refresh_ms` by `refresh_if_due()`, which a background
+    thread calls (`background=True`, stopped by `close()`), never record processing: a failed
+    reload (throttled Query, connection error, anything) keeps the previous copy, is logged at
+    most once a minute and retried with backoff. `limits`, `site_limits`, `asset_count` and
+    `admit` never call AWS and never raise an AWS error. `age_ms` is the time since the last
+    successful load.
+
+    Unknown assets get their site's defaults (or the fallback defaults). At most
+    `unknown_asset_cap` of them are tracked (None: no cap, untracked); a reading of a further
+    one makes `admit` raise `UnknownAssetError` (reason `unknown_asset`), unless the least
+    recently seen one has had no reading for `UNKNOWN_ASSET_TTL_MS` of event time, which
+    then gives up its place. `decoder(decode)` applies `admit` after decoding.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Registry],
+        refresh_ms: int,
+        now_ms: Clock,
+        *,
+        unknown_asset_cap: int | None = 10_000,
+        background: bool = False,
+        backoff: Backoff | None = None,
+    ) -> None:
         self._load = load
         self._refresh_ms = refresh_ms
         self._now_ms = now_ms
-        self.unknown_assets: set[str] = set()
-        self._reload()
+        self._cap = unknown_asset_cap
+        self._unknown: OrderedDict[str, int] = OrderedDict()  # asset -> last reading ts_ms
+        self._unknown_lock = threading.Lock()
+        self.unknown_rejected = 0
+        """Readings refused because the unknown-asset cap was reached."""
+        self.refresh_failures = 0
+        """Reloads that failed (the previous copy stayed in use)."""
+        self._consecutive_failures = 0
+        self._last_failure_log_ms: int | None = None
+        try:
+            registry = retry_call(load, backoff or Backoff())
+        except Exception as exc:
+            raise SourceError(
+                f"the asset registry could not be loaded: {describe_error(exc)}"
+            ) from exc
+        self._loaded = _Loaded(registry)
+        self._loaded_ms = now_ms()
+        self._next_attempt_ms = self._loaded_ms + refresh_ms
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="registry-refresh", daemon=True)
+            self._thread.start()
 
-    def _reload(self) -> None:
+    # -- refreshing --------------------------------------------------------------------------
+
+    @property
+    def age_ms(self) -> int:
+        """Milliseconds since the registry was last loaded successfully."""
+        return self._now_ms() - self._loaded_ms
+
+    def refresh_if_due(self) -> bool:
+        """Reload when `refresh_ms` passed since the last load (or the retry pause after a
+        failure). Returns False only when a due reload failed. Never raises."""
+        if self._now_ms() < self._next_attempt_ms:
+            return True
+        return self.refresh()
+
+    def refresh(self) -> bool:
+        """Reload now; on any failure keep the previous copy, log (rate-limited) and return
+        False. Never raises."""
+        try:
+            loaded = _Loaded(self._load())
+        except Exception as exc:  # anything: the previous copy stays valid
+            self._failed(exc)
+            return False
+        self._loaded = loaded
         self._loaded_ms = self._now_ms()
-        registry = self._load()
-        self._limits: dict[str, Limits] = {}
-        self._counts = asset_counts(
-            (a.site_id, a.building_id, a.room_id, a.asset_id) for a in registry.assets.values()
-        )
-        self._registry = registry
+        self._next_attempt_ms = self._loaded_ms + self._refresh_ms
+        self._consecutive_failures = 0
+        return True
 
-    def _fresh(self) -> Registry:
-        if self._now_ms() - self._loaded_ms >= self._refresh_ms:
-            self._reload()
-        return self._registry
+    def _failed(self, exc: BaseException) -> None:
+        now_ms = self._now_ms()
+        self.refresh_failures += 1
+        self._consecutive_failures += 1
+        pause_ms = min(
+            self._refresh_ms, MAX_RETRY_PAUSE_MS, 1_000 << min(self._consecutive_failures, 16)
+        )
+        self._next_attempt_ms = now_ms + pause_ms
+        last = self._last_failure_log_ms
+        if last is None or now_ms - last >= FAILURE_LOG_INTERVAL_MS:
+            self._last_failure_log_ms = now_ms
+            log.warning(
+                "registry reload failed (%d so far; using the copy loaded %d ms ago): %s",
+                self.refresh_failures,
+                now_ms - self._loaded_ms,
+                describe_error(exc),
+            )
+
+    def _run(self) -> None:
+        poll_s = min(self._refresh_ms, 1_000) / 1_000
+        while not self._stop.wait(poll_s):
+            self.refresh_if_due()
+
+    def close(self) -> None:
+        """Stop the background thread (if any)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    # -- what the agents ask -----------------------------------------------------------------
 
     def limits(self, asset_id: str, site_id: str) -> Limits:
-        registry = self._fresh()
-        limits = self._limits.get(asset_id)
+        """The rule limits of an asset; site defaults for an unknown one. Never raises."""
+        loaded = self._loaded
+        limits = loaded.limits.get(asset_id)
         if limits is None:
-            if asset_id not in registry.assets and asset_id not in self.unknown_assets:
-                self.unknown_assets.add(asset_id)
-                log.debug("asset %s is not in the registry: site defaults apply", asset_id)
-            limits = self._limits[asset_id] = registry.limits(asset_id, site_id)
+            limits = loaded.registry.limits(asset_id, site_id)
+            # Cache only what is bounded: known assets and tracked unknown ones.
+            if self._cap is None or asset_id in loaded.registry.assets or asset_id in self._unknown:
+                loaded.limits[asset_id] = limits
         return limits
 
     def site_limits(self, site_id: str) -> SiteLimits | None:
-        return site_limits_of(self._fresh().site(site_id))
+        return site_limits_of(self._loaded.registry.site(site_id))
 
     def asset_count(self, scope_key: str) -> int:
-        return self._counts.get(scope_key, 0)
+        return self._loaded.counts.get(scope_key, 0)
+
+    @property
+    def unknown_asset_count(self) -> int:
+        """Unknown assets tracked now (at most the cap)."""
+        return len(self._unknown)
+
+    def admit(self, reading: Reading) -> Reading:
+        """`reading`, or `UnknownAssetError` when its asset is unknown and the cap is reached
+        (see the class docstring)."""
+        asset_id = reading.asset_id
+        if self._cap is None or asset_id in self._loaded.registry.assets:
+            return reading
+        unknown = self._unknown
+        with self._unknown_lock:
+            seen_ms = unknown.get(asset_id)
+            if seen_ms is not None:
+                if reading.ts_ms > seen_ms:
+                    unknown[asset_id] = reading.ts_ms
+                    unknown.move_to_end(asset_id)
+                return reading
+            if len(unknown) >= self._cap:
+                oldest_id, oldest_ms = next(iter(unknown.items()), ("", reading.ts_ms))
+                if self._cap == 0 or reading.ts_ms - oldest_ms < UNKNOWN_ASSET_TTL_MS:
+                    self.unknown_rejected += 1
+                    raise UnknownAssetError()
+                del unknown[oldest_id]
+                self._loaded.limits.pop(oldest_id, None)
+            unknown[asset_id] = reading.ts_ms
+        log.debug("asset %s is not in the registry: site defaults apply", asset_id)
+        return reading
+
+    def decoder(self, decode: Decoder[Reading]) -> Decoder[Reading]:
+        """`decode`, then `admit`: the topic decoder of an app that caps unknown assets."""
+        admit = self.admit
+
+        def decode_and_admit(data: bytes, arrival_ms: int) -> Reading:
+            return admit(decode(data, arrival_ms))
+
+        return decode_and_admit
 
 
 def empty_registry() -> RegistryCache:
-    """A registry with no assets that never reloads: every asset gets the default limits."""
-    return RegistryCache(lambda: Registry([]), 2**62, lambda: 0)
+    """A registry with no assets that never reloads: every asset gets the default limits;
+    unknown assets are not capped (tests and benchmarks)."""
+    return RegistryCache(lambda: Registry([]), 2**62, lambda: 0, unknown_asset_cap=None)
 
 
 def load_registry(dynamodb: Any, table: str) -> Registry:

@@ -100,6 +100,12 @@ class Settings:
         10_000, "A lease whose counter stood still this long is taken over (both runners)."
     )
     log_level: str = _setting("INFO", "Log level of the luxflow loggers.")
+    # -- input faults (issue 10, input half) --
+    unknown_asset_cap: int = _setting(
+        10_000,
+        "Unknown assets (not in the registry) a worker processes with site defaults; readings "
+        "of further unknown assets are dead-lettered as unknown_asset.",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -136,6 +142,8 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
+        if self.unknown_asset_cap < 0:
+            raise ConfigError("LUXFLOW_UNKNOWN_ASSET_CAP must not be negative")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(
                 f"LUXFLOW_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"

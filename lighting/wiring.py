@@ -3,7 +3,7 @@ Timestream query model, dead letters), the engine that drives them, and shard li
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import msgspec
 
@@ -35,11 +35,20 @@ def engine_config(settings: Settings) -> EngineConfig:
     )
 
 
+def _as_json(value: object) -> bytes:
+    """What a dead letter keeps of a rejected item or point: JSON, else its repr."""
+    try:
+        return msgspec.json.encode(value)
+    except (TypeError, ValueError, OverflowError):
+        return repr(value).encode("utf-8", "replace")
+
+
 def shard_sinks(
     settings: Settings, clients: Clients, dead_letter: Sink, shard_id: str
 ) -> list[Sink]:
-    """The command-model and query-model sinks of one shard. Points the query store rejects
-    (too old for the memory store with magnetic writes off, ...) go to `dead_letter`."""
+    """The command-model and query-model sinks of one shard. Items and points the stores
+    reject as invalid (a key too long, too old for the memory store with magnetic writes off,
+    Timestream's RejectedRecords, ...) go to `dead_letter` and are never retried."""
 
     def reject_point(point: object, reason: str) -> None:
         dead_letter.write(
@@ -50,9 +59,24 @@ def shard_sinks(
                 "",
                 "timestream",
                 reason,
-                msgspec.json.encode(point),
+                _as_json(point),
                 wall_clock_ms(),
                 detail_key=point_key(point),
+            )
+        )
+
+    def reject_item(item: Mapping[str, object], reason: str) -> None:
+        dead_letter.write(
+            DeadLetter(
+                shard_id,
+                0,
+                0,
+                "",
+                "dynamodb",
+                reason,
+                _as_json(item),
+                wall_clock_ms(),
+                detail_key=item_key(item),
             )
         )
 
@@ -64,6 +88,7 @@ def shard_sinks(
             Backoff(),
             # Current state: only the newest per asset is turned into a request, at flush.
             coalesce=views.current_state_key,
+            reject=reject_item,
         ),
         TimestreamSink(
             clients.timestream,
@@ -122,3 +147,9 @@ def point_key(point: object) -> str:
     dims = getattr(point, "dimensions", {})
     name = getattr(point, "measure_name", "")
     return f"{name}#{dims.get('asset', '')}#{getattr(point, 'time_ms', 0)}"
+
+
+def item_key(item: Mapping[str, object]) -> str:
+    """The identity of a rejected command-model item within its dead letter (the dead-letter
+    sink hashes it when long)."""
+    return f"{item.get('pk', '')}#{item.get('sk', '')}"

@@ -22,6 +22,8 @@ def registry_cache(settings: Settings, clients: Clients) -> RegistryCache:
         lambda: load_registry(clients.dynamodb, settings.command_table),
         settings.registry_refresh_ms,
         wall_clock_ms,
+        unknown_asset_cap=settings.unknown_asset_cap,
+        background=True,
     )
 
 

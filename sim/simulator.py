@@ -902,14 +902,16 @@ _GOOD_FIELDS = (
 )
 MALFORMED_SAMPLES: dict[str, bytes] = {
     "not_json": b"\x00\x01 definitely not json",
-    "wrong_type": b'{"v":1,"site_id":"s","asset_id":"a","power_w":"high",' + _GOOD_FIELDS + b"}",
-    "missing": b'{"v":1,"site_id":"s","power_w":1,' + _GOOD_FIELDS + b"}",
-    "nan": b'{"v":1,"site_id":"s","asset_id":"a","power_w":NaN,' + _GOOD_FIELDS + b"}",
-    "future_ts": (
+    "bad_type": b'{"v":1,"site_id":"s","asset_id":"a","power_w":"high",' + _GOOD_FIELDS + b"}",
+    "missing_field": b'{"v":1,"site_id":"s","power_w":1,' + _GOOD_FIELDS + b"}",
+    "bad_value": b'{"v":1,"site_id":"s","asset_id":"a","power_w":NaN,' + _GOOD_FIELDS + b"}",
+    "bad_ts": (
         b'{"v":1,"site_id":"s","asset_id":"a","power_w":1,'
         + _GOOD_FIELDS.replace(b"2026-01-01", b"2999-01-01")
         + b"}"
     ),
+    "bad_id": b'{"v":1,"site_id":"s","asset_id":"a#b","power_w":1,' + _GOOD_FIELDS + b"}",
+    "too_deep": b'{"v":1,"x":' + b"[" * 6_000 + b"]" * 6_000 + b"}",
     "too_large": b"{" + b"x" * 900_000,
 }
 """One bad record of each kind the decoder rejects, keyed by the reason code it must give."""

@@ -4,18 +4,23 @@ A BatchWriteItem call can succeed for some requests and hand the rest back as
 `UnprocessedItems`. Only those are re-sent, after a backoff pause; a call that fails as a
 whole (throttled, 5xx, connection) is repeated as it was. One batch is finished before the
 next one starts, so a `SinkError` leaves the current and later batches unwritten.
+
+A `ValidationException` fails the whole batch for one bad item (key too long, item over
+400 KB). With a `reject` callback the batch is split in halves until each bad item is alone;
+the good ones are written and each bad one goes to `reject(item, reason)`, reason
+`dynamodb_validation: <message>`. Without one it is a `SinkError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
-from core.retry import Backoff, is_retryable, is_throttle
+from core.retry import Backoff, error_code, is_retryable, is_throttle
 from sinks.attrvalues import AttributeMap
 
 if TYPE_CHECKING:
@@ -23,6 +28,23 @@ if TYPE_CHECKING:
 
 MAX_BATCH_ITEMS = 25
 """BatchWriteItem accepts at most 25 put/delete requests per call."""
+
+DYNAMODB_VALIDATION = "dynamodb_validation"
+"""Reason code of an item DynamoDB refuses as invalid; retrying it can never succeed."""
+MAX_REASON_CHARS = 1_000
+
+RejectItem = Callable[[AttributeMap, str], None]
+"""Receives an item the store refused as invalid, and why; it will not be retried."""
+
+
+def is_validation_error(exc: BaseException) -> bool:
+    """True for DynamoDB's "this request is invalid" (no retry can fix it)."""
+    return error_code(exc) == "ValidationException"
+
+
+def rejection_reason(exc: BaseException) -> str:
+    """`dynamodb_validation: <message>`, bounded."""
+    return f"{DYNAMODB_VALIDATION}: {describe_error(exc)}"[:MAX_REASON_CHARS]
 
 
 @dataclass
@@ -42,7 +64,9 @@ class SinkCounters:
     stale_skipped: int = 0
     """Conditional writes not applied because the stored item was newer or equal."""
     rejected: int = 0
-    """Records handed to `reject` instead of being stored."""
+    """Items or records handed to `reject` (dead-lettered) instead of being stored."""
+    splits: int = 0
+    """Batches split in halves to isolate items the store refused as invalid."""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -62,17 +86,21 @@ class BatchWriter:
         table_name: str,
         backoff: Backoff,
         counters: SinkCounters,
+        reject: RejectItem | None = None,
     ) -> None:
         self._client = client
         self._table_name = table_name
         self._backoff = backoff
         self._counters = counters
+        self._reject = reject
 
     def put_batch(self, items: Sequence[AttributeMap]) -> None:
-        """Durably put at most 25 items with distinct keys, or raise `SinkError`.
+        """Durably put at most 25 items with distinct keys (or hand the invalid ones to
+        `reject`), or raise `SinkError`.
 
         Retries whole-call failures and exactly the unprocessed subset, sharing one attempt
-        budget (`backoff.max_attempts` calls in all).
+        budget (`backoff.max_attempts` calls in all). A validation error splits the pending
+        items in halves, each half with a fresh budget (see the module docstring).
         """
         if len(items) > MAX_BATCH_ITEMS:
             raise ValueError(f"a batch holds at most {MAX_BATCH_ITEMS} items, got {len(items)}")
@@ -83,6 +111,9 @@ class BatchWriter:
             try:
                 response = self._client.batch_write_item(RequestItems={self._table_name: pending})
             except (ClientError, BotoCoreError) as exc:
+                if self._reject is not None and is_validation_error(exc):
+                    self._isolate([request["PutRequest"]["Item"] for request in pending], exc)
+                    return
                 if not is_retryable(exc) or retry + 1 >= self._backoff.max_attempts:
                     raise SinkError(
                         f"BatchWriteItem to {self._table_name} failed after {retry + 1} "
@@ -105,6 +136,18 @@ class BatchWriter:
             self._counters.retries += 1
             self._backoff.pause(retry)
             retry += 1
+
+    def _isolate(self, items: list[AttributeMap], exc: BaseException) -> None:
+        """Write the good items of a batch refused as invalid; reject the bad ones."""
+        assert self._reject is not None
+        if len(items) == 1:
+            self._counters.rejected += 1
+            self._reject(items[0], rejection_reason(exc))
+            return
+        self._counters.splits += 1
+        half = len(items) // 2
+        self.put_batch(items[:half])
+        self.put_batch(items[half:])
 
 
 class KeyedBuffer:

@@ -11,10 +11,16 @@ and chunk count. Writing the same dead letter again overwrites the same items.
 
 Sequence numbers are stored as strings: Kinesis sequence numbers have more digits than a
 DynamoDB number holds exactly.
+
+The dead-letter output must never fail on its own items, whatever it is given: a detail key
+over `MAX_DETAIL_KEY_CHARS` is replaced in the key by `sha256:<hex>` (and stored truncated),
+reason and detail are stored truncated to `MAX_TEXT_CHARS`, so the partition key stays far
+below DynamoDB's 2,048 bytes and chunk 0 below 400 KB.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,17 +39,40 @@ CHUNK_BYTES: Final = 300_000
 """Bytes of the original record per item: with metadata, well under DynamoDB's 400 KB."""
 
 
+MAX_DETAIL_KEY_CHARS: Final = 256
+"""A longer detail key is hashed in the partition key."""
+MAX_TEXT_CHARS: Final = 1_000
+"""Reason, detail key, origin and partition key are stored truncated to this many characters."""
+
+
+def _bounded(text: str) -> str:
+    """`text`, or its digest when it is long or not UTF-8-encodable (a lone surrogate)."""
+    if len(text) <= MAX_DETAIL_KEY_CHARS:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def dead_letter_key(letter: DeadLetter) -> str:
-    """The partition key: the dead letter's identity."""
+    """The partition key: the dead letter's identity, bounded (see the module docstring)."""
     return (
-        f"{letter.shard_id}#{letter.sequence_number:040d}#{letter.sub_sequence_number}"
-        f"#{letter.origin}#{letter.detail_key}"
+        f"{_bounded(letter.shard_id)}#{letter.sequence_number:040d}#{letter.sub_sequence_number}"
+        f"#{_bounded(letter.origin)}#{_bounded(letter.detail_key)}"
     )
 
 
 def chunk_count(size: int) -> int:
     """Items needed for `size` bytes (an empty record still gets its metadata item)."""
     return max(1, -(-size // CHUNK_BYTES))
+
+
+def _text(text: str) -> str:
+    # Lone surrogates cannot be sent as UTF-8: replace them rather than fail the flush.
+    return text[:MAX_TEXT_CHARS].encode("utf-8", "replace").decode("utf-8")
 
 
 def to_items(letter: DeadLetter) -> list[AttributeMap]:
@@ -61,10 +90,10 @@ def to_items(letter: DeadLetter) -> list[AttributeMap]:
             "shard_id": {"S": letter.shard_id},
             "sequence_number": {"S": str(letter.sequence_number)},
             "sub_sequence_number": {"N": str(letter.sub_sequence_number)},
-            "partition_key": {"S": letter.partition_key},
-            "origin": {"S": letter.origin},
-            "reason": {"S": letter.reason},
-            "detail_key": {"S": letter.detail_key},
+            "partition_key": {"S": _text(letter.partition_key)},
+            "origin": {"S": _text(letter.origin)},
+            "reason": {"S": _text(letter.reason)},
+            "detail_key": {"S": _text(letter.detail_key)},
             "arrival_ms": {"N": str(letter.arrival_ms)},
             "size": {"N": str(len(data))},
             "chunk_count": {"N": str(count)},
@@ -77,9 +106,9 @@ def to_items(letter: DeadLetter) -> list[AttributeMap]:
 class DeadLetterSink:
     """Sink for `DeadLetter` items (other outputs are ignored), keyed idempotently.
 
-    A failed flush raises `SinkError` and the checkpoint is aborted; unwritten chunks stay
-    buffered. `count` is how many dead letters this sink has stored (a re-sent one counts
-    again; the table holds it once).
+    A failed flush means DynamoDB stayed unavailable past the retries: `SinkError`, the
+    checkpoint is aborted and unwritten chunks stay buffered. `count` is how many dead
+    letters this sink has stored (a re-sent one counts again; the table holds it once).
     """
 
     def __init__(self, client: DynamoDBClient, table_name: str, backoff: Backoff) -> None:

@@ -9,6 +9,10 @@ Two kinds of write, chosen per write by `newer_than_field`:
   PutItem that applies only if no item is stored yet or the stored one is older. A failed
   condition means the stored item is newer or equal: that counts as written.
 
+Items DynamoDB refuses as invalid (`ValidationException`: a key over 2,048 bytes, an item over
+400 KB) and items that cannot be converted at all are handed to `reject(item, reason)` (the
+dead-letter output) when one is given, and the flush goes on; see `sinks.batching`.
+
 With `coalesce`, outputs that only ever replace one another (the current state of an asset,
 yielded on every reading) are coalesced before `select` runs: the sink keeps the newest raw
 output per key and builds items for those alone at flush, not one per reading.
@@ -23,8 +27,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
 from core.retry import Backoff, error_code, is_throttle, retry_call
-from sinks.attrvalues import AttributeMap, to_attribute_value, to_item
-from sinks.batching import MAX_BATCH_ITEMS, BatchWriter, KeyedBuffer, SinkCounters, describe_error
+from sinks.attrvalues import AttributeMap, from_item, to_attribute_value, to_item
+from sinks.batching import (
+    DYNAMODB_VALIDATION,
+    MAX_BATCH_ITEMS,
+    BatchWriter,
+    KeyedBuffer,
+    SinkCounters,
+    describe_error,
+    is_validation_error,
+    rejection_reason,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -47,6 +60,9 @@ class ItemWrite(Protocol):
 
 Select = Callable[[object], Iterable[ItemWrite]]
 """Turns one agent output into the item writes it implies (none for outputs not stored here)."""
+
+RejectItem = Callable[[Mapping[str, object], str], None]
+"""Receives an item (plain values) that will never be stored, and why (`dynamodb_validation...`)."""
 
 Coalesce = Callable[[object], tuple[Hashable, int] | None]
 """(key, version) of an output that supersedes every older output with the same key, or None
@@ -75,8 +91,9 @@ class _Conditional:
 class DynamoDBSink:
     """Sink writing the items `select` derives from each agent output to one table.
 
-    A failed flush raises `SinkError` and the checkpoint is aborted; items not yet stored stay
-    buffered for the next flush. Every write is idempotent by key, so re-sending is safe.
+    A failed flush means DynamoDB stayed unavailable past the retries: `SinkError`, the
+    checkpoint is aborted and unstored items stay buffered (invalid items never fail it: they
+    go to `reject`). Every write is idempotent by key, so re-sending is safe.
 
     `coalesce` (optional) names the outputs that may be coalesced: of those with one key only
     the one with the highest version (the first of equal ones) is kept, as the raw output, and
@@ -95,6 +112,7 @@ class DynamoDBSink:
         key_fields: Sequence[str] = ("pk", "sk"),
         *,
         coalesce: Coalesce | None = None,
+        reject: RejectItem | None = None,
     ) -> None:
         if not key_fields:
             raise ValueError("key_fields must name at least the partition key")
@@ -104,7 +122,14 @@ class DynamoDBSink:
         self._select = select
         self._backoff = backoff
         self._key_fields = tuple(key_fields)
-        self._writer = BatchWriter(client, table_name, backoff, self.counters)
+        self._reject = reject
+        self._writer = BatchWriter(
+            client,
+            table_name,
+            backoff,
+            self.counters,
+            None if reject is None else lambda item, reason: reject(from_item(item), reason),
+        )
         self._plain = KeyedBuffer()
         self._conditional: dict[Hashable, _Conditional] = {}
         self._coalesce = coalesce
@@ -120,8 +145,8 @@ class DynamoDBSink:
 
     def write(self, item: object) -> None:
         """Buffer the writes `select` derives from `item`; send a batch early once 25 plain
-        items wait. Raises `SinkError` for an item that cannot be stored (no key, a value
-        DynamoDB cannot hold); writes it derived before that one stay buffered.
+        items wait. An item that cannot be stored (no key, a value DynamoDB cannot hold) goes to
+        `reject`; without one, `SinkError` is raised and writes derived before it stay buffered.
         A coalesced output is only held (see the class docstring)."""
         if self._coalesce is not None:
             found = self._coalesce(item)
@@ -166,22 +191,32 @@ class DynamoDBSink:
         try:
             key = tuple(values[name] for name in self._key_fields)
         except KeyError as exc:
-            raise SinkError(f"item for {self.table_name} lacks key field {exc}") from exc
+            self._invalid(values, f"item for {self.table_name} lacks key field {exc}")
+            return
         try:
             attributes = to_item(values)
         except (TypeError, ValueError) as exc:
-            raise SinkError(f"item {key!r} for {self.table_name}: {exc}") from exc
+            self._invalid(values, f"item {key!r} for {self.table_name}: {exc}")
+            return
         field = write.newer_than_field
         if field is None:
             self._plain.put(key, attributes)
             return
         if field not in values:
-            raise SinkError(f"item {key!r} for {self.table_name} lacks its {field!r} field")
+            self._invalid(values, f"item {key!r} for {self.table_name} lacks its {field!r} field")
+            return
         incoming = _Conditional(field, values[field], attributes)
         held = self._conditional.get(key)
         # Equal values keep the first write, as the stored-side condition (<) does.
         if held is None or held.value < incoming.value:
             self._conditional[key] = incoming
+
+    def _invalid(self, values: Mapping[str, object], problem: str) -> None:
+        """An item that cannot even be sent: rejected if we may, else `SinkError`."""
+        if self._reject is None:
+            raise SinkError(problem)
+        self.counters.rejected += 1
+        self._reject(values, f"{DYNAMODB_VALIDATION}: {problem}"[:1_000])
 
     def _put_if_newer(self, write: _Conditional) -> None:
         condition, names, incoming = newer_than_condition(self._key_fields[0], write.field)
@@ -206,6 +241,10 @@ class DynamoDBSink:
         try:
             retry_call(put, self._backoff, on_retry=self._count_retry)
         except (ClientError, BotoCoreError) as exc:
+            if self._reject is not None and is_validation_error(exc):
+                self.counters.rejected += 1
+                self._reject(from_item(write.item), rejection_reason(exc))
+                return
             raise SinkError(
                 f"conditional PutItem to {self.table_name} failed: {describe_error(exc)}"
             ) from exc

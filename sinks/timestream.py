@@ -5,7 +5,11 @@ Memory-store retention is our rule, not the emulator's: a point older than
 `magnetic_store_writes=True` it is written (the table must have magnetic store writes
 enabled, see `sinks.provision.ensure_timestream`); otherwise it goes to
 `reject(point, "older_than_memory_retention")`. Points are never dropped silently:
-everything the service rejects goes to `reject` with the service's reason.
+everything the service rejects goes to `reject` with the service's reason, exactly once, and
+is never retried: `RejectedRecords` name the records refused (the others were stored); a
+`ValidationException` for the whole call splits the chunk in halves until each invalid record
+is alone (`timestream_validation: <message>`). A point that breaks a limit we know (dimension
+value over 2 KB, non-finite measure) is rejected before sending (`invalid_point: ...`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,14 @@ if TYPE_CHECKING:
 MAX_RECORDS_PER_CALL: Final = 100
 """WriteRecords accepts at most 100 records per call."""
 
+MAX_DIMENSION_VALUE_BYTES: Final = 2_048
+"""Timestream's limit on one dimension value (ids follow the id grammar: 128 at most)."""
+MAX_NAME_BYTES: Final = 256
+"""Timestream's limit on dimension and measure names."""
+
 OLDER_THAN_MEMORY_RETENTION: Final = "older_than_memory_retention"
 INVALID_POINT: Final = "invalid_point"
+TIMESTREAM_VALIDATION: Final = "timestream_validation"
 
 
 class TimePoint(Protocol):
@@ -81,6 +91,15 @@ def to_record(point: TimePoint) -> Record:
     """The full WriteRecords record of one point (nothing hoisted)."""
     if not point.measures:
         raise ValueError("a point needs at least one measure")
+    for name, value in point.dimensions.items():
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"dimension {name[:64]!r} must be a non-empty string")
+        if len(value.encode()) > MAX_DIMENSION_VALUE_BYTES:
+            raise ValueError(f"dimension {name[:64]!r} is over {MAX_DIMENSION_VALUE_BYTES} bytes")
+        if len(name.encode()) > MAX_NAME_BYTES:
+            raise ValueError(f"dimension name {name[:64]!r}... is over {MAX_NAME_BYTES} bytes")
+    if len(point.measure_name.encode()) > MAX_NAME_BYTES:
+        raise ValueError(f"measure name {point.measure_name[:64]!r}... is too long")
     return {
         "Dimensions": [
             {"Name": name, "Value": value, "DimensionValueType": "VARCHAR"}
@@ -120,9 +139,9 @@ def is_older_than_memory_retention(time_ms: int, now_ms: int, memory_retention_m
 class TimestreamSink:
     """Sink writing the points `select` derives from each agent output to one database.
 
-    A failed flush raises `SinkError` and the checkpoint is aborted; points not yet stored or
-    rejected stay buffered. A rejected point is handed to `reject` exactly once and leaves the
-    buffer, so the checkpoint can proceed.
+    A failed flush means Timestream stayed unavailable past the retries: `SinkError`, the
+    checkpoint is aborted and points not yet stored or rejected stay buffered. A rejected point
+    is handed to `reject` exactly once and leaves the buffer, so the checkpoint can proceed.
     """
 
     def __init__(
@@ -212,6 +231,9 @@ class TimestreamSink:
         try:
             retry_call(call, self._backoff, on_retry=self._count_retry)
         except ClientError as exc:
+            if error_code(exc) == "ValidationException":
+                self._isolate(table, chunk, exc)
+                return
             if error_code(exc) != "RejectedRecordsException":
                 raise SinkError(
                     f"WriteRecords to {self.database}.{table} failed: {describe_error(exc)}"
@@ -232,6 +254,16 @@ class TimestreamSink:
             ) from exc
         else:
             self.counters.items_written += len(chunk)
+
+    def _isolate(self, table: str, chunk: list[tuple[TimePoint, Record]], exc: ClientError) -> None:
+        """Write the valid records of a chunk refused as invalid; reject the invalid ones."""
+        if len(chunk) == 1:
+            self._rejected(chunk[0][0], f"{TIMESTREAM_VALIDATION}: {describe_error(exc)}"[:1_000])
+            return
+        self.counters.splits += 1
+        half = len(chunk) // 2
+        self._write_chunk(table, chunk[:half])
+        self._write_chunk(table, chunk[half:])
 
     def _rejected(self, point: TimePoint, reason: str) -> None:
         self.counters.rejected += 1

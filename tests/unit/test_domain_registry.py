@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from domain.registry import (
@@ -119,3 +120,37 @@ def test_registry_lookup_falls_back_to_site_and_global_defaults() -> None:
     site = site_limits_of(registry.site("s"))
     assert site is not None and site.demand_threshold_w == 900.0
     assert site_limits_of(registry.site("other")) is None
+
+
+@pytest.mark.parametrize("bad", ["a#b", "x" * 129, "a b", "lamp\n1"])
+def test_rows_whose_ids_break_the_grammar_are_rejected(bad: str) -> None:
+    imported = parse_json(
+        msgspec.json.encode(
+            [
+                {
+                    "site_id": "s",
+                    "building_id": "b",
+                    "room_id": "r",
+                    "asset_id": bad,
+                    "kind": "luminaire",
+                    "rated_w": 10,
+                },
+                {
+                    "site_id": "s",
+                    "building_id": "b",
+                    "room_id": "r",
+                    "asset_id": "ok",
+                    "kind": "luminaire",
+                    "rated_w": 10,
+                },
+            ]
+        )
+    )
+    assert [a.asset_id for a in imported.assets] == ["ok"]
+    assert [r.position for r in imported.rejected] == [0]
+    assert "breaks the id grammar" in imported.rejected[0].reason
+
+
+def test_site_defaults_with_a_bad_site_id_are_refused() -> None:
+    with pytest.raises(RegistryError, match="id grammar"):
+        parse_json(b'{"assets": [], "sites": [{"site_id": "a#b"}]}')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,10 +93,17 @@ def test_encoding_omits_absent_fault_code() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"not json", b"{", b"\xff\xfe", b'{"v": 1, "power_w": NaNx}'],
+    [b"", b"not json", b"{", b'{"v": 1, "power_w": NaNx}', b'"\\ud800"'],
 )
 def test_not_json(data: bytes) -> None:
     assert reason_of(data) == "not_json"
+
+
+@pytest.mark.parametrize(
+    "data", [b"\xff\xfe", raw(asset_id="lamp-\udcff").replace(b"\\udcff", b"\xff")]
+)
+def test_not_utf8(data: bytes) -> None:
+    assert reason_of(data) == "not_utf8"
 
 
 def test_trailing_bytes_after_a_record_are_not_json() -> None:
@@ -114,12 +122,12 @@ def test_too_large_is_checked_before_parsing() -> None:
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"power_w": "42"}, "wrong_type: Expected `float`, got `str` - at `$.power_w`"),
-        ({"on": 1}, "wrong_type: Expected `bool`, got `int` - at `$.on`"),
-        ({"dim_level": 50.5}, "wrong_type: Expected `int`, got `float` - at `$.dim_level`"),
-        ({"site_id": 7}, "wrong_type: Expected `str`, got `int` - at `$.site_id`"),
-        ({"fault_code": 3}, "wrong_type: Expected `str | null`, got `int` - at `$.fault_code`"),
-        ({"ts": 1795870800123}, "wrong_type: Expected `str`, got `int` - at `$.ts`"),
+        ({"power_w": "42"}, "bad_type: Expected `float`, got `str` - at `$.power_w`"),
+        ({"on": 1}, "bad_type: Expected `bool`, got `int` - at `$.on`"),
+        ({"dim_level": 50.5}, "bad_type: Expected `int`, got `float` - at `$.dim_level`"),
+        ({"site_id": 7}, "bad_type: Expected `str`, got `int` - at `$.site_id`"),
+        ({"fault_code": 3}, "bad_type: Expected `str | null`, got `int` - at `$.fault_code`"),
+        ({"ts": 1795870800123}, "bad_type: Expected `str`, got `int` - at `$.ts`"),
     ],
 )
 def test_wrong_type(overrides: dict[str, Any], reason: str) -> None:
@@ -127,41 +135,41 @@ def test_wrong_type(overrides: dict[str, Any], reason: str) -> None:
 
 
 def test_wrong_type_for_a_non_object() -> None:
-    assert reason_of(b"[1, 2]") == "wrong_type: Expected `object`, got `array`"
+    assert reason_of(b"[1, 2]") == "bad_type: Expected `object`, got `array`"
 
 
 @pytest.mark.parametrize("field", ["site_id", "building_id", "room_id", "asset_id", "ts", "on"])
 def test_missing_field(field: str) -> None:
     record = wire()
     del record[field]
-    assert reason_of(json.dumps(record).encode()) == f"missing: {field}"
+    assert reason_of(json.dumps(record).encode()) == f"missing_field: {field}"
 
 
 @pytest.mark.parametrize("field", ["site_id", "building_id", "room_id", "asset_id"])
 def test_empty_id_is_missing(field: str) -> None:
-    assert reason_of(raw(**{field: ""})) == f"missing: {field}"
+    assert reason_of(raw(**{field: ""})) == f"missing_field: {field}"
 
 
 @pytest.mark.parametrize("field", ["power_w", "voltage_v", "current_a", "lux"])
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_nan_and_infinite(field: str, literal: str) -> None:
     data = raw(**{field: 0.25}).replace(b"0.25", literal.encode())
-    assert reason_of(data) == f"nan: {field}"
+    assert reason_of(data) == f"bad_value: {field}"
 
 
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"power_w": -0.001}, "negative_power"),
-        ({"v": 2}, "bad_version"),
-        ({"v": 0}, "bad_version"),
-        ({"dim_level": 101}, "bad_dim_level"),
-        ({"dim_level": -1}, "bad_dim_level"),
-        ({"ts": "yesterday"}, "bad_ts"),
-        ({"ts": "2026-11-28T13:00:00.123"}, "bad_ts"),
-        ({"ts": "2026-02-29T13:00:00.123Z"}, "bad_ts"),
-        ({"ts": "2026-11-28T24:00:00.000Z"}, "bad_ts"),
-        ({"ts": ""}, "bad_ts"),
+        ({"power_w": -0.001}, "bad_value: power_w"),
+        ({"v": 2}, "unknown_schema: v=2"),
+        ({"v": 0}, "unknown_schema: v=0"),
+        ({"dim_level": 101}, "bad_value: dim_level"),
+        ({"dim_level": -1}, "bad_value: dim_level"),
+        ({"ts": "yesterday"}, "bad_ts: unparsable"),
+        ({"ts": "2026-11-28T13:00:00.123"}, "bad_ts: unparsable"),
+        ({"ts": "2026-02-29T13:00:00.123Z"}, "bad_ts: unparsable"),
+        ({"ts": "2026-11-28T24:00:00.000Z"}, "bad_ts: unparsable"),
+        ({"ts": ""}, "bad_ts: unparsable"),
     ],
 )
 def test_value_rules(overrides: dict[str, Any], reason: str) -> None:
@@ -176,17 +184,24 @@ def test_zero_power_and_dim_bounds_are_valid() -> None:
 def test_future_ts_is_relative_to_arrival_not_wall_clock() -> None:
     fifteen_minutes_ms = 15 * 60_000
     assert decode_reading(raw(), TS_MS - fifteen_minutes_ms).ts_ms == TS_MS
-    assert reason_of(raw(), TS_MS - fifteen_minutes_ms - 1) == "future_ts"
-    # Old data replayed years later is not "future".
-    assert decode_reading(raw(), TS_MS + 10 * 365 * 86_400_000).ts_ms == TS_MS
+    assert reason_of(raw(), TS_MS - fifteen_minutes_ms - 1) == "bad_ts: future"
+
+
+def test_ancient_ts_is_relative_to_arrival_not_wall_clock() -> None:
+    year_ms = 365 * 86_400_000
+    # A replay years later sees the original arrival time: the same decision.
+    assert decode_reading(raw(), TS_MS + year_ms).ts_ms == TS_MS
+    assert reason_of(raw(), TS_MS + year_ms + 1) == "bad_ts: ancient"
+    assert reason_of(raw(ts="1970-01-01T00:00:00.000Z")) == "bad_ts: ancient"
 
 
 def test_checks_run_in_documented_order() -> None:
-    assert reason_of(raw(v=2, site_id="", power_w=-1.0)) == "bad_version"
-    assert reason_of(raw(site_id="", power_w=-1.0)) == "missing: site_id"
-    assert reason_of(raw(power_w=-1.0, dim_level=500, ts="x")) == "negative_power"
-    assert reason_of(raw(dim_level=500, ts="x")) == "bad_dim_level"
-    assert reason_of(raw(ts="x"), arrival_ms=0) == "bad_ts"
+    assert reason_of(raw(v=2, site_id="", power_w=-1.0)) == "unknown_schema: v=2"
+    assert reason_of(raw(site_id="", power_w=-1.0)) == "missing_field: site_id"
+    assert reason_of(raw(asset_id="a#b", power_w=-1.0)) == "bad_id: asset_id"
+    assert reason_of(raw(power_w=-1.0, dim_level=500, ts="x")) == "bad_value: power_w"
+    assert reason_of(raw(dim_level=500, ts="x")) == "bad_value: dim_level"
+    assert reason_of(raw(ts="x"), arrival_ms=0) == "bad_ts: unparsable"
 
 
 def test_readings_share_one_copy_of_each_id() -> None:
@@ -205,3 +220,85 @@ def test_the_shared_ids_start_over_past_their_bound(monkeypatch: pytest.MonkeyPa
     assert [r.asset_id for r in readings] == [f"lamp-{n}" for n in range(50)]
     assert [r.room_id for r in readings] == [f"r-{n % 3}" for n in range(50)]
     assert len(telemetry._shared_ids) <= 8 + 4
+
+
+@pytest.mark.parametrize("field", ["site_id", "building_id", "room_id", "asset_id", "fault_code"])
+@pytest.mark.parametrize(
+    "bad",
+    ["a#b", "a\x00b", "a\nb", "a b", "x" * 129, "x" * 3_000, "lämp", "a/b", "a.b", "\u200b"],
+)
+def test_ids_outside_the_grammar_are_bad_ids(field: str, bad: str) -> None:
+    assert reason_of(raw(**{field: bad})) == f"bad_id: {field}"
+
+
+def test_ids_of_the_whole_alphabet_and_128_characters_are_valid() -> None:
+    longest = "A" * 128
+    reading = decode_reading(
+        raw(site_id="Az09:_-", building_id=longest, fault_code="E:42_x-1"), ARRIVAL_MS
+    )
+    assert (reading.site_id, reading.building_id, reading.fault_code) == (
+        "Az09:_-",
+        longest,
+        "E:42_x-1",
+    )
+
+
+def test_a_missing_or_null_version_is_read_as_version_1_and_counted() -> None:
+    record = wire()
+    del record["v"]
+    before = telemetry.counters.missing_version
+    assert decode_reading(json.dumps(record).encode(), ARRIVAL_MS) == decode_reading(
+        raw(), ARRIVAL_MS
+    )
+    assert decode_reading(raw(v=None), ARRIVAL_MS).asset_id == "lamp-1"
+    assert telemetry.counters.missing_version == before + 2
+
+
+@pytest.mark.parametrize("v", ['"1"', "true", "1.0"])
+def test_a_version_of_the_wrong_type_is_bad_type(v: str) -> None:
+    assert reason_of(raw().replace(b'"v": 1', b'"v": ' + v.encode())).startswith("bad_type: ")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[" * 6_000 + b"]" * 6_000,  # 12 KB of nested arrays
+        b'{"v": 1, "extra": ' + b"[" * 6_000 + b"]" * 6_000 + b"}",
+        b'{"extra": ' + b'{"a": ' * 2_000 + b"1" + b"}" * 2_000 + b"}",
+        b"[" * 60_000,
+    ],
+)
+def test_deep_nesting_is_too_deep(data: bytes) -> None:
+    assert reason_of(data) == "too_deep"
+
+
+def test_shallow_nesting_in_unknown_fields_is_ignored() -> None:
+    data = raw(extra=[[[[{"a": [1]}]]]])
+    assert decode_reading(data, ARRIVAL_MS).asset_id == "lamp-1"
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    assert reason_of(b'["' + b"[" * 5_000 + b'"]') == "bad_type: Expected `object`, got `array`"
+
+
+def test_huge_numbers_are_bad_values() -> None:
+    assert reason_of(raw(dim_level=10**30)) == "bad_value: dim_level"
+    assert reason_of(raw().replace(b'"lux": 310.0', b'"lux": 1e400')) == "bad_value: lux"
+
+
+def test_a_long_timestamp_is_unparsable_without_parsing_it() -> None:
+    assert reason_of(raw(ts="2026-11-28T13:00:00." + "1" * 10_000 + "Z")) == "bad_ts: unparsable"
+
+
+def test_any_unexpected_exception_becomes_decode_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(_data: bytes) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(telemetry, "_decoder", type("D", (), {"decode": staticmethod(explode)}))
+    assert reason_of(raw()) == "decode_error: KeyError"
+
+
+def test_every_reason_code_is_stable_and_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "input-validation.md").read_text()
+    for code in telemetry.DECODE_REASONS:
+        assert f"`{code}`" in doc, code
