@@ -244,7 +244,12 @@ def test_a_split_and_a_merge_while_the_worker_runs_lose_and_repeat_nothing(
     kinesis = deployment.aws("kinesis")
     stream = deployment.env["LUXFLOW_STREAM"]
     deployment.send(records[:half])
+    # The data is hours old: a shard idle for the idle timeout moves its event clock to now,
+    # which reads as "every asset went quiet" (offline faults). The reshard below pauses the
+    # stream for a few seconds, so this worker must not treat the pause as idleness.
+    deployment.env["LUXFLOW_IDLE_TIMEOUT_MS"] = "120000"
     worker = deployment.start_worker()
+    deployment.env["LUXFLOW_IDLE_TIMEOUT_MS"] = "2000"
     wait_for(lambda: deployment.checkpointed_shards() >= 1)
 
     shards = sorted(
