@@ -12,10 +12,12 @@ from core.records import DeadLetter
 from core.retry import Backoff
 from domain import views
 from lighting.clients import Clients
+from lighting.influx import batch_limits, influx_client
 from lighting.settings import Settings
 from sinks.base import Sink
 from sinks.deadletter import DeadLetterSink
 from sinks.dynamodb import DynamoDBSink
+from sinks.influxdb import InfluxDBSink
 from sinks.timestream import TimestreamSink
 from streams.app import App
 from streams.checkpoints import Checkpointer
@@ -40,22 +42,6 @@ def shard_sinks(
 ) -> list[Sink]:
     """The command-model and query-model sinks of one shard. Points the query store rejects
     (too old for the memory store with magnetic writes off, ...) go to `dead_letter`."""
-
-    def reject_point(point: object, reason: str) -> None:
-        dead_letter.write(
-            DeadLetter(
-                shard_id,
-                0,
-                0,
-                "",
-                "timestream",
-                reason,
-                msgspec.json.encode(point),
-                wall_clock_ms(),
-                detail_key=point_key(point),
-            )
-        )
-
     return [
         DynamoDBSink(
             clients.dynamodb,
@@ -65,18 +51,55 @@ def shard_sinks(
             # Current state: only the newest per asset is turned into a request, at flush.
             coalesce=views.current_state_key,
         ),
-        TimestreamSink(
-            clients.timestream,
-            settings.timestream_database,
+        query_model_sink(settings, clients, dead_letter, shard_id),
+    ]
+
+
+# --- query model store chosen by LUXFLOW_QUERY_MODEL (issue 14) ---------------------------------
+def query_model_sink(
+    settings: Settings, clients: Clients, dead_letter: Sink, shard_id: str
+) -> Sink:
+    """The query-model sink of one shard: Timestream (LiveAnalytics) or InfluxDB, by
+    `settings.query_model`. Points the store rejects become dead letters whose origin names
+    the store (`timestream` or `influxdb`)."""
+
+    def reject_point(point: object, reason: str) -> None:
+        dead_letter.write(
+            DeadLetter(
+                shard_id,
+                0,
+                0,
+                "",
+                settings.query_model,
+                reason,
+                msgspec.json.encode(point),
+                wall_clock_ms(),
+                detail_key=point_key(point),
+            )
+        )
+
+    if settings.query_model == "influxdb":
+        return InfluxDBSink(
+            influx_client(settings, clients),
             views.time_points,
             Backoff(),
-            memory_retention_ms=settings.timestream_memory_retention_hours * HOUR_MS,
-            magnetic_store_writes=settings.timestream_magnetic_writes,
-            now_ms=wall_clock_ms,
             reject=reject_point,
-            common_attributes=settings.timestream_common_attributes,
-        ),
-    ]
+            limits=batch_limits(settings),
+        )
+    return TimestreamSink(
+        clients.timestream,
+        settings.timestream_database,
+        views.time_points,
+        Backoff(),
+        memory_retention_ms=settings.timestream_memory_retention_hours * HOUR_MS,
+        magnetic_store_writes=settings.timestream_magnetic_writes,
+        now_ms=wall_clock_ms,
+        reject=reject_point,
+        common_attributes=settings.timestream_common_attributes,
+    )
+
+
+# --- end query model store --------------------------------------------------------------------
 
 
 def engine_factory(
