@@ -98,8 +98,8 @@ def test_energy_filtered_to_one_room_in_csv(influx_run: SimulatedRun) -> None:
         for k, v in influx_run.energy("room", HOUR_MS).items()
         if k[:3] == (asset.site_id, asset.building_id, asset.room_id)
     }
-    got = {tuple(line.split(",")[1:4]) + (line.split(",")[5],): float(line.split(",")[6])
-           for line in out[1:]}  # fmt: skip
+    cells = [line.split(",") for line in out[1:]]
+    got = {(c[1], c[2], c[3], c[5]): float(c[6]) for c in cells}
     assert got.keys() == expected.keys()
     assert close(got, expected) == {}
 
