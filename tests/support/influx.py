@@ -125,3 +125,31 @@ def close(got: dict[Any, float], expected: dict[Any, float]) -> dict[Any, tuple[
         for key, value in expected.items()
         if not abs(got.get(key, float("inf")) - value) <= USAGE_TOLERANCE * value
     }
+
+
+class FaultyInflux:
+    """The real InfluxDB client, except that the next `refuse` write calls are answered
+    with `status` (and `Retry-After: retry_after_s`) without being sent. Every body the
+    server really received is kept in `sent` (decompressed line counts in `sent_lines`)."""
+
+    def __init__(
+        self, real: InfluxHTTP, refuse: int, status: int = 503, retry_after_s: str | None = None
+    ) -> None:
+        self.real = real
+        self.url = real.url
+        self.bucket = real.bucket
+        self.refuse = refuse
+        self.status = status
+        self.retry_after_s = retry_after_s
+        self.refused = 0
+        self.sent_lines: list[int] = []
+
+    def write(self, body: bytes, *, gzip_body: bool = True) -> Any:
+        from sinks.influxhttp import WriteResponse
+
+        if self.refused < self.refuse:
+            self.refused += 1
+            retry_ms = int(float(self.retry_after_s) * 1000) if self.retry_after_s else None
+            return WriteResponse(self.status, "injected", retry_ms)
+        self.sent_lines.append(body.count(b"\n") + 1)
+        return self.real.write(body, gzip_body=gzip_body)
