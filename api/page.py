@@ -16,7 +16,7 @@ from domain.timestamps import format_ts
 from lighting.read.rows import BuildingSummary, EnergyRow, FaultRow, SpikeRow
 
 COLOURS: Final = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
-WIDTH, HEIGHT, PAD = 760, 260, 48
+WIDTH, HEIGHT, PAD, LEGEND = 860, 260, 48, 100
 
 STYLE: Final = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}
@@ -39,7 +39,7 @@ def energy_chart(rows: Sequence[EnergyRow], start_ms: int, end_ms: int) -> str:
     span = max(1, end_ms - start_ms)
 
     def x(ms: int) -> float:
-        return PAD + (ms - start_ms) / span * (WIDTH - 2 * PAD)
+        return PAD + (ms - start_ms) / span * (WIDTH - 2 * PAD - LEGEND)
 
     def y(kwh: float) -> float:
         return HEIGHT - PAD - kwh / top * (HEIGHT - 2 * PAD)
@@ -48,7 +48,7 @@ def energy_chart(rows: Sequence[EnergyRow], start_ms: int, end_ms: int) -> str:
         f'<svg data-testid="energy-chart" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" '
         f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         'aria-label="energy per hour per site">',
-        f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" '
+        f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD - LEGEND}" y2="{HEIGHT - PAD}" '
         'stroke="#999"/>',
         f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#999"/>',
         f'<text x="4" y="{PAD - 8}" font-size="11">kWh</text>',
@@ -77,7 +77,7 @@ def energy_chart(rows: Sequence[EnergyRow], start_ms: int, end_ms: int) -> str:
                 f"{r.kwh:.3f} kWh</title></circle>"
             )
         parts.append(
-            f'<text x="{WIDTH - PAD + 4}" y="{PAD + 14 * index}" font-size="11" '
+            f'<text x="{WIDTH - LEGEND - PAD + 12}" y="{PAD + 14 * index}" font-size="11" '
             f'fill="{colour}">{escape(site)}</text>'
         )
     parts.append("</svg>")
