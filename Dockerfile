@@ -32,6 +32,7 @@ COPY tables tables
 COPY sinks sinks
 COPY lighting lighting
 COPY cli cli
+COPY api api
 RUN /app/.venv/bin/pip install --no-cache-dir .
 
 # --- stage 3: slim runtime: Python + a JRE + the jars -----------------------------------------

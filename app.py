@@ -12,11 +12,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cli import admin, replay, worker
+from cli import admin, query, replay, serve, worker
 from cli.base import CommandGroup
 from cli.main import run
 
-RUNTIME_COMMANDS: tuple[CommandGroup, ...] = (worker.register, admin.register, replay.register)
+RUNTIME_COMMANDS: tuple[CommandGroup, ...] = (
+    worker.register,
+    admin.register,
+    replay.register,
+    query.register,
+    serve.register,
+)
 
 
 def development_commands() -> list[CommandGroup]:

@@ -53,7 +53,10 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
         (
             f"LUXFLOW_{f.name.upper()}",
             repr(f.default),
-            repr(getattr(settings, f.name)),
+            # Tokens are never printed (issue 14): only whether one is set.
+            ("'***'" if getattr(settings, f.name) else "''")
+            if f.name.endswith("_token")
+            else repr(getattr(settings, f.name)),
             f.metadata["help"],
         )
         for f in fields(Settings)

@@ -34,3 +34,5 @@ class Clients:
         self.kinesis: Any = session.client("kinesis", **kinesis_kwargs)
         self.dynamodb: Any = session.client("dynamodb", **kwargs)
         self.timestream: Any = session.client("timestream-write", **kwargs)
+        # The InfluxDB and read-API tokens may live in Secrets Manager (issue 14).
+        self.secretsmanager: Any = session.client("secretsmanager", **kwargs)

@@ -10,6 +10,7 @@ import msgspec
 
 from domain import views
 from lighting.clients import Clients
+from lighting.influx import ensure_influxdb, influx_client
 from lighting.settings import Settings
 from sinks.attrvalues import from_item
 from sinks.provision import ensure_command_table, ensure_dead_letter_table, ensure_timestream
@@ -38,6 +39,9 @@ def provision(settings: Settings, clients: Clients, *, shards: int | None = None
     ensure_command_table(clients.dynamodb, settings.command_table)
     ensure_dead_letter_table(clients.dynamodb, settings.dead_letter_table)
     ensure_state_table(clients.dynamodb, settings.state_table)
+    if settings.query_model == "influxdb":
+        ensure_influxdb(influx_client(settings, clients))
+        return stream_exists
     ensure_timestream(
         clients.timestream,
         settings.timestream_database,

@@ -18,6 +18,7 @@ from core.records import AT_TIMESTAMP, TRIM_HORIZON
 from domain.timestamps import parse_ts_ms
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+QUERY_MODELS: Final = ("timestream", "influxdb")
 
 
 def _setting(default: Any, help_text: str) -> Any:
@@ -106,6 +107,34 @@ class Settings:
         "Unknown assets (not in the registry) a worker processes with site defaults; readings "
         "of further unknown assets are dead-lettered as unknown_asset.",
     )
+    # --- query model on InfluxDB, and the read side (issue 14) ---
+    query_model: str = _setting(
+        "timestream",
+        "Query-model store: timestream (LiveAnalytics) or influxdb (Timestream for InfluxDB).",
+    )
+    influxdb_url: str = _setting(
+        "", "InfluxDB base URL (e.g. https://<id>.timestream-influxdb.<region>.on.aws:8086)."
+    )
+    influxdb_bucket: str = _setting(
+        "luxflow", "InfluxDB bucket of the query model: `db[/rp]` on 1.8, a bucket on v2/v3."
+    )
+    influxdb_token: str = _setting(
+        "", "InfluxDB token (`user:password` on 1.8); empty: read influxdb_token_secret."
+    )
+    influxdb_token_secret: str = _setting(
+        "", "Secrets Manager secret (name or ARN) holding the InfluxDB token, when no token set."
+    )
+    influxdb_batch_points: int = _setting(5_000, "Most lines per InfluxDB write call.")
+    influxdb_batch_bytes: int = _setting(
+        1_000_000, "Most uncompressed bytes per InfluxDB write call (a longer line goes alone)."
+    )
+    influxdb_timeout_ms: int = _setting(10_000, "Timeout of one InfluxDB HTTP call.")
+    api_token: str = _setting(
+        "", "Bearer token the read API (`luxflow serve`) requires; empty: read api_token_secret."
+    )
+    api_token_secret: str = _setting(
+        "", "Secrets Manager secret (name or ARN) holding the read API's bearer token."
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -144,6 +173,13 @@ class Settings:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
         if self.unknown_asset_cap < 0:
             raise ConfigError("LUXFLOW_UNKNOWN_ASSET_CAP must not be negative")
+        if self.query_model not in QUERY_MODELS:
+            raise ConfigError(
+                f"LUXFLOW_QUERY_MODEL must be one of {', '.join(QUERY_MODELS)}, "
+                f"not {self.query_model!r}"
+            )
+        if self.influxdb_batch_points <= 0 or self.influxdb_batch_bytes <= 0:
+            raise ConfigError("LUXFLOW_INFLUXDB_BATCH_POINTS and _BATCH_BYTES must be positive")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(
                 f"LUXFLOW_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"

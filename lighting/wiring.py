@@ -12,10 +12,12 @@ from core.records import DeadLetter
 from core.retry import Backoff
 from domain import views
 from lighting.clients import Clients
+from lighting.influx import batch_limits, influx_client
 from lighting.settings import Settings
 from sinks.base import Sink
 from sinks.deadletter import DeadLetterSink
 from sinks.dynamodb import DynamoDBSink
+from sinks.influxdb import InfluxDBSink
 from sinks.timestream import TimestreamSink
 from streams.app import App
 from streams.checkpoints import Checkpointer
@@ -50,21 +52,6 @@ def shard_sinks(
     reject as invalid (a key too long, too old for the memory store with magnetic writes off,
     Timestream's RejectedRecords, ...) go to `dead_letter` and are never retried."""
 
-    def reject_point(point: object, reason: str) -> None:
-        dead_letter.write(
-            DeadLetter(
-                shard_id,
-                0,
-                0,
-                "",
-                "timestream",
-                reason,
-                _as_json(point),
-                wall_clock_ms(),
-                detail_key=point_key(point),
-            )
-        )
-
     def reject_item(item: Mapping[str, object], reason: str) -> None:
         dead_letter.write(
             DeadLetter(
@@ -90,18 +77,55 @@ def shard_sinks(
             coalesce=views.current_state_key,
             reject=reject_item,
         ),
-        TimestreamSink(
-            clients.timestream,
-            settings.timestream_database,
+        query_model_sink(settings, clients, dead_letter, shard_id),
+    ]
+
+
+# --- query model store chosen by LUXFLOW_QUERY_MODEL (issue 14) ---------------------------------
+def query_model_sink(
+    settings: Settings, clients: Clients, dead_letter: Sink, shard_id: str
+) -> Sink:
+    """The query-model sink of one shard: Timestream (LiveAnalytics) or InfluxDB, by
+    `settings.query_model`. Points the store rejects become dead letters whose origin names
+    the store (`timestream` or `influxdb`)."""
+
+    def reject_point(point: object, reason: str) -> None:
+        dead_letter.write(
+            DeadLetter(
+                shard_id,
+                0,
+                0,
+                "",
+                settings.query_model,
+                reason,
+                _as_json(point),
+                wall_clock_ms(),
+                detail_key=point_key(point),
+            )
+        )
+
+    if settings.query_model == "influxdb":
+        return InfluxDBSink(
+            influx_client(settings, clients),
             views.time_points,
             Backoff(),
-            memory_retention_ms=settings.timestream_memory_retention_hours * HOUR_MS,
-            magnetic_store_writes=settings.timestream_magnetic_writes,
-            now_ms=wall_clock_ms,
             reject=reject_point,
-            common_attributes=settings.timestream_common_attributes,
-        ),
-    ]
+            limits=batch_limits(settings),
+        )
+    return TimestreamSink(
+        clients.timestream,
+        settings.timestream_database,
+        views.time_points,
+        Backoff(),
+        memory_retention_ms=settings.timestream_memory_retention_hours * HOUR_MS,
+        magnetic_store_writes=settings.timestream_magnetic_writes,
+        now_ms=wall_clock_ms,
+        reject=reject_point,
+        common_attributes=settings.timestream_common_attributes,
+    )
+
+
+# --- end query model store --------------------------------------------------------------------
 
 
 def engine_factory(

@@ -43,6 +43,12 @@ def register(sub: SubParsers) -> None:
     demo = sub.add_parser("demo", help="run everything on embedded emulated AWS (127.0.0.1)")
     _simulation_args(demo, sites=4, hours=2)
     demo.add_argument("--shards", type=int, default=4, help="Kinesis shards")
+    demo.add_argument(
+        "--query-model",
+        choices=["timestream", "influxdb"],
+        default="timestream",
+        help="query-model store: moto's Timestream, or a real influxd (./dev influxd builds it)",
+    )
     demo.set_defaults(run=cmd_demo)
 
     simulate = sub.add_parser("simulate", help="send simulated telemetry to the stream")
@@ -104,7 +110,12 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         flush=True,
     )
     run = run_on_emulated_aws(
-        settings, simulation, shards=args.shards, malformed=True, progress=True
+        settings,
+        simulation,
+        shards=args.shards,
+        malformed=True,
+        progress=True,
+        query_model=args.query_model,
     )
     if run.producer_errors:
         print(f"producer failed: {run.producer_errors[0]}")
@@ -119,7 +130,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{'dead letters':36}{len(MALFORMED_SAMPLES):>10}{len(run.dead_letters):>10}")
     offline = sum(1 for i in run.items if i.get("type") == "fault" and i["code"] == "offline")
     print(f"(and {offline} assets reported offline once the simulated data ended)")
-    print(f"Timestream points written: {run.timestream_points}")
+    if run.query_results:
+        print("read side (luxflow query on DynamoDB and InfluxQL):")
+        print("\n".join(run.query_results))
+    else:
+        print(f"Timestream points written: {run.timestream_points}")
     elapsed = time.monotonic() - started
     print(f"runner errors: {len(run.runner_errors)}; took {elapsed:.0f}s")
     ok = result.passed and bad_ok and not run.runner_errors

@@ -4,6 +4,7 @@ it, and what it stored read back. Used by `luxflow demo` and `luxflow evaluate`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -22,10 +23,13 @@ from core.errors import LuxflowError
 from core.records import DeadLetter
 from domain.events import EnergySpike, Fault, UsageReport
 from domain.registry import RegistryImport, encode_registry
+from domain.timestamps import format_ts
+from emulators.influxd import Influxd
 from emulators.kinesalite import Kinesalite
 from emulators.moto import MotoServer, emulator_env
 from lighting.clients import Clients
 from lighting.provision import events_of, provision, read_command_model
+from lighting.read.model import read_model
 from lighting.registry import store_registry
 from lighting.settings import Settings
 from lighting.worker import run_local_worker
@@ -79,6 +83,8 @@ class EmulatedRun:
     timestream_points: int
     runner_errors: list[str]
     producer_errors: list[str]
+    query_results: list[str] = dataclasses.field(default_factory=list)
+    """With the InfluxDB query model: a few `luxflow query` results (issue 14)."""
 
 
 def run_on_emulated_aws(
@@ -88,13 +94,25 @@ def run_on_emulated_aws(
     shards: int,
     malformed: bool,
     progress: bool,
+    query_model: str = "timestream",
 ) -> EmulatedRun:
     """Start moto (DynamoDB, Timestream) and kinesalite (Kinesis) on 127.0.0.1, create
     everything, import the simulated registry, send the simulation (with the malformed samples
     if asked) while a local worker consumes it, stop the worker once all was read and the
     windows closed, and read back what was stored. kinesalite, because moto's PutRecords slows
     down as a shard grows (about 2,000 records/s at 50,000 records in a shard)."""
-    with MotoServer() as moto, Kinesalite() as kinesalite:
+    with contextlib.ExitStack() as stack:
+        moto = stack.enter_context(MotoServer())
+        kinesalite = stack.enter_context(Kinesalite())
+        influx_settings: dict[str, Any] = {}
+        if query_model == "influxdb":  # issue 14: a real influxd as Timestream for InfluxDB
+            influxd = stack.enter_context(Influxd())
+            influx_settings = {
+                "query_model": "influxdb",
+                "influxdb_url": influxd.endpoint,
+                "influxdb_token": influxd.token,
+            }
+            info(f"InfluxDB 1.8.10 on {influxd.endpoint}")
         for key, value in emulator_env(moto.endpoint).items():
             os.environ.setdefault(key, value)
         settings = dataclasses.replace(
@@ -106,6 +124,7 @@ def run_on_emulated_aws(
             idle_timeout_ms=3_000,
             checkpoint_interval_ms=2_000,
             poll_interval_ms=250,
+            **influx_settings,
         )
         info(f"emulated AWS on 127.0.0.1: moto {moto.endpoint}, kinesalite {kinesalite.endpoint}")
         clients = Clients(settings)
@@ -141,9 +160,14 @@ def run_on_emulated_aws(
         return EmulatedRun(
             items=read_command_model(clients, settings),
             dead_letters=read_dead_letters(clients.dynamodb, settings.dead_letter_table),
-            timestream_points=timestream_point_count(moto.endpoint, settings.timestream_database),
+            timestream_points=(
+                0
+                if influx_settings
+                else timestream_point_count(moto.endpoint, settings.timestream_database)
+            ),
             runner_errors=runner_box[0].errors,
             producer_errors=producer_errors,
+            query_results=demo_queries(settings, clients, simulation) if influx_settings else [],
         )
 
 
@@ -201,3 +225,25 @@ def timestream_point_count(endpoint: str, database: str) -> int:
         data = msgspec.json.decode(response.read())
     tables = data.get("timestreamwrite", {}).get("TimestreamTable", [])
     return sum(len(t.get("records", [])) for t in tables if t.get("db_name") == database)
+
+
+def demo_queries(settings: Settings, clients: Clients, simulation: Simulation) -> list[str]:
+    """A few read-side results of the run (issue 14): the fleet, one building's open faults
+    and each site's energy per hour, read as `luxflow query` reads them."""
+    model = read_model(settings, clients)
+    params = simulation.params
+    lines = [
+        f"  {s.site_id}: {s.buildings} buildings, {s.assets} assets, {s.open_faults} open "
+        f"faults, {s.spikes_last_day} spikes in the last day"
+        for s in model.command.fleet_summary(wall_clock_ms())
+    ]
+    asset = simulation.assets[0]
+    faults = model.command.open_faults(asset.site_id, asset.building_id, limit=1000).items
+    lines.append(f"  open faults of {asset.building_id}: {len(faults)}")
+    end_ms = params.start_ms + params.duration_ms
+    energy = model.energy.energy("site", "1h", params.start_ms, end_ms, limit=10_000).items
+    for row in energy:
+        lines.append(
+            f"  energy {row.site_id} hour {format_ts(row.window_start_ms)}: {row.kwh:.3f} kWh"
+        )
+    return lines

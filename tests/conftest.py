@@ -87,3 +87,42 @@ def unique_name() -> Callable[[str], str]:
         return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
     return make
+
+
+# --- InfluxDB query model (issue 14) ------------------------------------------------------------
+@pytest.fixture(scope="session")
+def influxd() -> Iterator[Any]:
+    """A real InfluxDB OSS 1.8.10 (auth on) on a free loopback port, for the whole session.
+    Built by `./dev influxd`; missing, it fails the tests that need it."""
+    from emulators.influxd import Influxd
+
+    server = Influxd()
+    try:
+        server.start()
+    except ConfigError as exc:
+        pytest.fail(f"influxd did not start: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def influx_run(
+    moto_endpoint: str, aws: AwsFactory, influxd: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    """One simulated run (3 sites, 2 h, with malformed records) through `luxflow worker` into
+    DynamoDB (moto) and InfluxDB (influxd), shared by the read-side tests."""
+    from sim.simulator import with_malformed
+    from tests.support.deployment import recent_params
+    from tests.support.influx import SimulatedRun, influx_deployment
+
+    name = f"q{uuid.uuid4().hex[:10]}"
+    deployment = influx_deployment(
+        moto_endpoint, aws, name, tmp_path_factory.mktemp("influx-run"), influxd
+    )
+    deployment.setup(shards=2)
+    simulation, truth = deployment.simulation(recent_params())
+    deployment.send(with_malformed(simulation.records()))
+    deployment.run_worker_until_idle()
+    return SimulatedRun(deployment, simulation, truth)

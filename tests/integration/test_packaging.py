@@ -52,7 +52,7 @@ def test_wheel_of_the_runtime_installs_and_imports_everywhere(tmp_path: Path) ->
     (wheel,) = wheels.glob("luxflow-*.whl")
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     packages = {t for t in tops if not t.endswith((".dist-info", ".py"))}
-    assert packages == {"core", "domain", "streams", "tables", "sinks", "lighting", "cli"}
+    assert packages == {"core", "domain", "streams", "tables", "sinks", "lighting", "cli", "api"}
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)

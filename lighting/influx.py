@@ -1,0 +1,80 @@
+"""The InfluxDB query model of this deployment: its client, token and database.
+
+The token comes from `influxdb_token`, else from the Secrets Manager secret
+`influxdb_token_secret` (its SecretString is the token, or JSON with a `token` field), read
+once when the client is built.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.errors import ConfigError
+from lighting.clients import Clients
+from lighting.settings import Settings
+from sinks.batching import describe_error
+from sinks.influxdb import BatchLimits
+from sinks.influxhttp import InfluxAuthError, InfluxError, InfluxHTTP
+
+log = logging.getLogger(__name__)
+
+
+def secret_value(secretsmanager: Any, secret_id: str, field: str = "token") -> str:
+    """The SecretString of `secret_id`; if it is a JSON object, its `field`."""
+    try:
+        text = str(secretsmanager.get_secret_value(SecretId=secret_id)["SecretString"])
+    except (ClientError, BotoCoreError) as exc:
+        raise ConfigError(f"cannot read secret {secret_id}: {describe_error(exc)}") from exc
+    except KeyError:
+        raise ConfigError(f"secret {secret_id} has no SecretString") from None
+    if text.lstrip().startswith("{"):
+        try:
+            value = msgspec.json.decode(text)[field]
+        except (msgspec.DecodeError, KeyError, TypeError):
+            raise ConfigError(f"secret {secret_id} is JSON without a {field!r} field") from None
+        return str(value)
+    return text.strip()
+
+
+def influx_token(settings: Settings, clients: Clients) -> str:
+    if settings.influxdb_token:
+        return settings.influxdb_token
+    if settings.influxdb_token_secret:
+        return secret_value(clients.secretsmanager, settings.influxdb_token_secret)
+    raise ConfigError(
+        "LUXFLOW_QUERY_MODEL=influxdb needs LUXFLOW_INFLUXDB_TOKEN or LUXFLOW_INFLUXDB_TOKEN_SECRET"
+    )
+
+
+def influx_client(settings: Settings, clients: Clients, token: str | None = None) -> InfluxHTTP:
+    """The InfluxDB client of the query model (`ConfigError` if it is not configured)."""
+    if not settings.influxdb_url:
+        raise ConfigError("the InfluxDB query model needs LUXFLOW_INFLUXDB_URL")
+    return InfluxHTTP(
+        settings.influxdb_url,
+        settings.influxdb_bucket,
+        token if token is not None else influx_token(settings, clients),
+        timeout_ms=settings.influxdb_timeout_ms,
+    )
+
+
+def batch_limits(settings: Settings) -> BatchLimits:
+    return BatchLimits(settings.influxdb_batch_points, settings.influxdb_batch_bytes)
+
+
+def ensure_influxdb(client: InfluxHTTP) -> None:
+    """Create the database (InfluxDB 1.8: `CREATE DATABASE`, idempotent). InfluxDB v2/v3
+    (Timestream for InfluxDB) refuse it over InfluxQL: there the bucket is created with the
+    instance (CDK), and a refusal is logged, not fatal. A refused token is fatal."""
+    try:
+        client.create_database()
+    except InfluxAuthError:
+        raise
+    except InfluxError as exc:
+        log.warning(
+            "could not create InfluxDB database %s (%s); create it out of band", client.bucket, exc
+        )

@@ -1,0 +1,44 @@
+"""The read model of a deployment: command-model reads (DynamoDB) and query-model reads
+(InfluxQL), built from the settings. The query model is read with InfluxQL only: with
+`LUXFLOW_QUERY_MODEL=timestream` (LiveAnalytics) the energy queries are refused with a
+`ConfigError`; LiveAnalytics' own query API is not implemented because it cannot be tested
+here (moto's timestream-query returns canned results) and it is closed to new customers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import ConfigError
+from lighting.clients import Clients
+from lighting.influx import influx_client
+from lighting.read.command import CommandReader
+from lighting.read.energy import EnergyReader
+from lighting.registry import load_registry
+from lighting.settings import Settings
+
+
+@dataclass
+class ReadModel:
+    command: CommandReader
+    energy_reader: EnergyReader | None
+
+    @property
+    def energy(self) -> EnergyReader:
+        if self.energy_reader is None:
+            raise ConfigError(
+                "energy queries read the query model with InfluxQL: set LUXFLOW_QUERY_MODEL="
+                "influxdb (Timestream LiveAnalytics reads are not supported)"
+            )
+        return self.energy_reader
+
+
+def read_model(settings: Settings, clients: Clients) -> ReadModel:
+    command = CommandReader(
+        clients.dynamodb,
+        settings.command_table,
+        lambda: load_registry(clients.dynamodb, settings.command_table),
+    )
+    energy = None
+    if settings.query_model == "influxdb":
+        energy = EnergyReader(influx_client(settings, clients))
+    return ReadModel(command, energy)
