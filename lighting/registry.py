@@ -46,6 +46,11 @@ class RegistryCache:
         )
         self._registry = registry
 
+    @property
+    def loaded_ms(self) -> int:
+        """When the registry in use was loaded (ms since the epoch)."""
+        return self._loaded_ms
+
     def _fresh(self) -> Registry:
         if self._now_ms() - self._loaded_ms >= self._refresh_ms:
             self._reload()

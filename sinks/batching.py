@@ -8,7 +8,9 @@ next one starts, so a `SinkError` leaves the current and later batches unwritten
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import time
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +45,17 @@ class SinkCounters:
     """Conditional writes not applied because the stored item was newer or equal."""
     rejected: int = 0
     """Records handed to `reject` instead of being stored."""
+    request_us: int = 0
+    """Time spent in write calls, retries included, in microseconds (metrics: mean latency)."""
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Adds the time the block takes to `request_us`."""
+        started_ns = time.monotonic_ns()
+        try:
+            yield
+        finally:
+            self.request_us += (time.monotonic_ns() - started_ns) // 1000
 
 
 def describe_error(exc: BaseException) -> str:
@@ -81,7 +94,10 @@ class BatchWriter:
         while pending:
             self._counters.calls += 1
             try:
-                response = self._client.batch_write_item(RequestItems={self._table_name: pending})
+                with self._counters.timed():
+                    response = self._client.batch_write_item(
+                        RequestItems={self._table_name: pending}
+                    )
             except (ClientError, BotoCoreError) as exc:
                 if not is_retryable(exc) or retry + 1 >= self._backoff.max_attempts:
                     raise SinkError(
