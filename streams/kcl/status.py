@@ -20,6 +20,7 @@ from pathlib import Path
 import msgspec
 
 from core.clock import Clock, wall_clock_ms
+from core.logs import set_shard
 from streams.checkpoints import Checkpointer
 from streams.engine import ShardEngine
 from streams.kcl.bridge import ShardEngineLike
@@ -77,6 +78,7 @@ class StatusReporter:
         self, factory: Callable[[str, Checkpointer], ShardEngine]
     ) -> Callable[[str, Checkpointer], ShardEngineLike]:
         def build(shard_id: str, checkpointer: Checkpointer) -> ShardEngineLike:
+            set_shard(shard_id)
             self._engine = factory(shard_id, checkpointer)
             return self._engine
 
