@@ -185,3 +185,29 @@ def test_metric_names_file_lists_names_only_we_know(tmp_path: Path) -> None:
         units = {e["name"]: e.get("unit") for e in json.loads(spec.read_text())}
         assert all(units[n] in (None, SPECS[n].unit) for n in units)
     assert set(ALARM_METRICS) <= SPECS.keys()
+
+
+def test_luxflow_status_shows_every_shard(run: Run) -> None:
+    deployment = run.deployment
+    rows = json.loads(deployment.luxflow("status", "--json").stdout)
+    leases = deployment.leases()
+    assert sorted(r["shard_id"] for r in rows) == sorted(leases)
+    for row in rows:
+        lease = leases[row["shard_id"]]
+        assert row["owner"] is None  # the worker stopped and released its leases
+        assert row["checkpoint"] == str(lease["checkpoint"])
+        assert row["lag_ms"] == 0  # nothing after the checkpoint
+        assert row["snapshot_at_checkpoint"] is True
+        assert row["last_checkpoint_age_ms"] >= 0
+    assert sum(r["dead_letters_last_hour"] for r in rows) == len(MALFORMED_SAMPLES) + LATE
+    text = deployment.luxflow("status").stdout
+    assert text.splitlines()[0].split() == [
+        "shard",
+        "owner",
+        "checkpoint",
+        "lag",
+        "ckpt",
+        "age",
+        "dead/1h",
+    ]
+    assert len(text.splitlines()) == len(rows) + 1
