@@ -127,6 +127,8 @@ class LocalRunner:
     # -- scheduling ----------------------------------------------------------------------
 
     def _start_ready_shards(self, shards: dict[str, ShardInfo], leases: dict[str, Lease]) -> None:
+        if self._stop.is_set():
+            return  # stopping: a shard that just released its lease must not start again
         for shard_id, thread in list(self._threads.items()):
             if not thread.is_alive():
                 del self._threads[shard_id]
