@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cli import admin, query, replay, serve, worker
+from cli import admin, query, replay, serve, status, worker
 from cli.base import CommandGroup
 from cli.main import run
 
@@ -22,6 +22,7 @@ RUNTIME_COMMANDS: tuple[CommandGroup, ...] = (
     replay.register,
     query.register,
     serve.register,
+    status.register,
 )
 
 

@@ -9,12 +9,16 @@ from collections.abc import Mapping, Sequence
 
 from cli.base import CommandGroup
 from cli.errors import explain
+from core import logs
+from core.errors import ConfigError
 from lighting.settings import Settings
 
 log = logging.getLogger("luxflow")
 
 EXIT_USAGE = 2
 """Bad settings, a missing resource or an unreachable endpoint: something the user fixes."""
+
+LOG_FORMATS = ("text", "json")
 
 QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "moto", "werkzeug", "hypercorn")
 
@@ -34,11 +38,25 @@ def build_parser(groups: Sequence[CommandGroup]) -> argparse.ArgumentParser:
     return root
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(settings: Settings) -> None:
+    """Log lines on stderr as text or JSON (LUXFLOW_LOG_FORMAT), repeated warnings and errors
+    rate-limited, record payloads only with LUXFLOW_LOG_PAYLOADS (see core.logs)."""
+    if settings.log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"LUXFLOW_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, "
+            f"not {settings.log_format!r}"
+        )
     logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(threadName)s: %(message)s",
-        stream=sys.stderr,
+        level=settings.log_level.upper(),
+        handlers=[
+            logs.handler(
+                sys.stderr,
+                fmt=settings.log_format,
+                payloads=settings.log_payloads,
+                repeat_window_ms=settings.log_repeat_window_ms,
+            )
+        ],
+        force=True,
     )
     # The AWS SDK logs every credential lookup at INFO; only its warnings are news.
     for name in QUIET_LOGGERS:
@@ -51,7 +69,7 @@ def run(argv: Sequence[str] | None, env: Mapping[str, str], groups: Sequence[Com
     args = build_parser(groups).parse_args(argv)
     try:
         settings = Settings.from_env(env)
-        configure_logging(settings.log_level)
+        configure_logging(settings)
         status: int = args.run(args, settings)
         return status
     except KeyboardInterrupt:

@@ -15,9 +15,12 @@ from cli.base import SubParsers, info
 from core.errors import ConfigError
 from core.records import AT_TIMESTAMP
 from lighting.clients import Clients
+from lighting.observe import Observability, registry_stats, status_dir
 from lighting.settings import Settings
-from lighting.worker import kcl_engine_factory, run_local_worker
+from lighting.worker import kcl_engine_factory, local_runner, registry_cache
 from streams.kcl import KclSettings, run_daemon, run_processor
+from streams.kcl.status import StatusDirectory, StatusReporter
+from streams.observe import local_worker_status
 
 log = logging.getLogger("luxflow")
 
@@ -54,6 +57,11 @@ def register(sub: SubParsers) -> None:
     worker.set_defaults(run=cmd_worker)
 
     kcl = sub.add_parser("kcl-processor", help="(run by the KCL daemon) one shard processor")
+    kcl.add_argument(
+        "--status-dir",
+        default="",
+        help="write this shard's status file here for the worker's /readyz and metrics",
+    )
     kcl.set_defaults(run=cmd_kcl_processor)
 
 
@@ -61,23 +69,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.runner == "kcl":
         return run_kcl_daemon(args, settings)
     stop_when_idle_ms = args.stop_when_idle_s * 1000 if args.stop_when_idle_s else None
-    if stop_when_idle_ms is not None and stop_when_idle_ms <= settings.idle_timeout_ms:
-        # Allowed (a test of takeovers may want no idle close at all), but never silently:
-        # windows still open when the worker stops are written by the next run, not this one.
-        log.warning(
-            "--stop-when-idle-s %s stops before idle shards close their windows "
-            "(LUXFLOW_IDLE_TIMEOUT_MS=%s): open windows stay unwritten until the next run; "
-            "use more than %s s to write them now",
-            args.stop_when_idle_s,
-            settings.idle_timeout_ms,
-            settings.idle_timeout_ms // 1000,
-        )
-    runner = run_local_worker(
-        settings,
-        Clients(settings),
-        stop_when_idle_ms=stop_when_idle_ms,
-        on_runner=lambda r: stop_on_signals(r.stop),
-    )
+    warning = idle_stop_warning(args.stop_when_idle_s, settings.idle_timeout_ms)
+    if warning:
+        log.warning("%s", warning)
+    clients = Clients(settings)
+    registry = registry_cache(settings, clients)
+    runner = local_runner(settings, clients, stop_when_idle_ms=stop_when_idle_ms, registry=registry)
+    stop_on_signals(runner.stop)
+    stats = registry_stats(registry)
+    with Observability(settings, lambda: local_worker_status(runner, stats)):
+        runner.run()
     counters = [p.counters for p in runner.progress.values()]
     info(
         f"luxflow worker: {sum(c.records for c in counters)} records read, "
@@ -90,6 +91,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             log.error("%s", error)
         return 1
     return 0
+
+
+def idle_stop_warning(stop_when_idle_s: int, idle_timeout_ms: int) -> str | None:
+    """What a user should know when the worker will stop before idle shards close their
+    windows. Allowed (a takeover test may want no idle close at all), but never silently:
+    windows still open at the stop are written by the next run, not this one."""
+    if not stop_when_idle_s or stop_when_idle_s * 1000 > idle_timeout_ms:
+        return None
+    return (
+        f"--stop-when-idle-s {stop_when_idle_s} stops before idle shards close their windows "
+        f"(LUXFLOW_IDLE_TIMEOUT_MS={idle_timeout_ms}): open windows stay unwritten until the "
+        f"next run; use more than {idle_timeout_ms // 1000} s to write them now"
+    )
 
 
 def stop_on_signals(stop: Callable[[], None]) -> None:
@@ -113,11 +127,20 @@ def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
             "the KCL runner starts new leases at TRIM_HORIZON or LATEST; "
             "use `luxflow replay --from <time>` to replay from a timestamp"
         )
+    statuses = StatusDirectory(status_dir(settings))
+    statuses.clear()
     kcl = KclSettings(
         stream_name=settings.stream,
         application_name=settings.app_name,
         region=settings.region,
-        executable=[sys.executable, "-m", "app", "kcl-processor"],
+        executable=[
+            sys.executable,
+            "-m",
+            "app",
+            "kcl-processor",
+            "--status-dir",
+            str(statuses.directory),
+        ],
         initial_position=settings.initial_position,
         kinesis_endpoint=settings.kinesis_endpoint_url or settings.endpoint_url or None,
         dynamodb_endpoint=settings.endpoint_url or None,
@@ -129,8 +152,15 @@ def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
     properties = (
         Path(tempfile.gettempdir()) / f"luxflow-{settings.app_name}-{settings.owner}.properties"
     )
-    return run_daemon(kcl, jars_dir=args.jars, properties_path=properties)
+    with Observability(settings, statuses.read):
+        return run_daemon(kcl, jars_dir=args.jars, properties_path=properties)
 
 
-def cmd_kcl_processor(_args: argparse.Namespace, settings: Settings) -> int:
-    return run_processor(kcl_engine_factory(settings, Clients(settings)))
+def cmd_kcl_processor(args: argparse.Namespace, settings: Settings) -> int:
+    clients = Clients(settings)
+    registry = registry_cache(settings, clients)
+    factory = kcl_engine_factory(settings, clients, registry)
+    if not args.status_dir:
+        return run_processor(factory)
+    reporter = StatusReporter(Path(args.status_dir), registry=registry_stats(registry))
+    return run_processor(reporter.engine_factory(factory), observer=reporter.observe)

@@ -173,6 +173,10 @@ class RegistryCache:
             self._thread.join(timeout=5)
 
     # -- what the agents ask -----------------------------------------------------------------
+    @property
+    def loaded_ms(self) -> int:
+        """When the registry in use was loaded (ms since the epoch)."""
+        return self._loaded_ms
 
     def limits(self, asset_id: str, site_id: str) -> Limits:
         """The rule limits of an asset; site defaults for an unknown one. Never raises."""

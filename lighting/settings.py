@@ -136,6 +136,39 @@ class Settings:
         "", "Secrets Manager secret (name or ARN) holding the read API's bearer token."
     )
 
+    # -- observability (issue 13): metrics, health endpoints, logs ---------------------------
+    metrics_emf: str = _setting(
+        "stdout",
+        "Where `luxflow worker` writes CloudWatch EMF metric lines: stdout, stderr or off "
+        "(KCL runner: the worker process, never a shard processor's protocol stdout).",
+    )
+    metrics_flush_interval_ms: int = _setting(
+        60_000, "How often metrics are aggregated and written (one EMF line per series)."
+    )
+    health_port: int = _setting(
+        8080, "Port of /healthz, /readyz (and /metrics if prometheus_port is the same); 0: off."
+    )
+    health_host: str = _setting(
+        "0.0.0.0", "Address the health and metrics server binds (127.0.0.1: this host only)."
+    )
+    prometheus_port: int = _setting(
+        0, "Port of the Prometheus /metrics endpoint (may equal health_port); 0: off."
+    )
+    readiness_checkpoint_intervals: int = _setting(
+        3,
+        "/readyz fails once a shard with work pending has not checkpointed for this many "
+        "checkpoint intervals.",
+    )
+    log_format: str = _setting("text", "Log lines as text or json (one object per line).")
+    log_payloads: bool = _setting(
+        False, "Debug only: let log lines carry record payloads (never on in production)."
+    )
+    log_repeat_window_ms: int = _setting(
+        60_000,
+        "A repeated warning or error (same logger and message) is logged once per window, "
+        "then once more with the count of those suppressed.",
+    )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """The settings named in `env` (the composition root passes `os.environ`); the rest

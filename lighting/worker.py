@@ -27,15 +27,23 @@ def registry_cache(settings: Settings, clients: Clients) -> RegistryCache:
     )
 
 
-def lighting_app(settings: Settings, clients: Clients) -> App:
-    """The lighting app with the registry of this deployment."""
+def lighting_app(
+    settings: Settings, clients: Clients, registry: RegistryCache | None = None
+) -> App:
+    """The lighting app with the registry of this deployment (`registry`, else a new cache)."""
     return build_app(
-        registry_cache(settings, clients), topic=settings.stream, grace_ms=settings.window_grace_ms
+        registry or registry_cache(settings, clients),
+        topic=settings.stream,
+        grace_ms=settings.window_grace_ms,
     )
 
 
 def local_runner(
-    settings: Settings, clients: Clients, *, stop_when_idle_ms: int | None = None
+    settings: Settings,
+    clients: Clients,
+    *,
+    stop_when_idle_ms: int | None = None,
+    registry: RegistryCache | None = None,
 ) -> LocalRunner:
     """A local (polling) runner over every shard of the stream."""
     store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
@@ -43,7 +51,7 @@ def local_runner(
         clients.kinesis,
         settings.stream,
         LeaseTable(clients.dynamodb, settings.app_name),
-        engine_factory(settings, clients, lighting_app(settings, clients), store),
+        engine_factory(settings, clients, lighting_app(settings, clients, registry), store),
         LocalRunnerConfig(
             worker_id=settings.owner,
             initial_position=settings.initial_position,
@@ -71,10 +79,12 @@ def run_local_worker(
     return runner
 
 
-def kcl_engine_factory(settings: Settings, clients: Clients) -> EngineFactory:
+def kcl_engine_factory(
+    settings: Settings, clients: Clients, registry: RegistryCache | None = None
+) -> EngineFactory:
     """The engine factory of `luxflow kcl-processor`: lineage from the lease table."""
     store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
     leases = LeaseTable(clients.dynamodb, settings.app_name)
     return engine_factory(
-        settings, clients, lighting_app(settings, clients), store, lease_lineage(leases)
+        settings, clients, lighting_app(settings, clients, registry), store, lease_lineage(leases)
     )

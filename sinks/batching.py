@@ -13,7 +13,9 @@ the good ones are written and each bad one goes to `reject(item, reason)`, reaso
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +69,17 @@ class SinkCounters:
     """Items or records handed to `reject` (dead-lettered) instead of being stored."""
     splits: int = 0
     """Batches split in halves to isolate items the store refused as invalid."""
+    request_us: int = 0
+    """Time spent in write calls, retries included, in microseconds (metrics: mean latency)."""
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Adds the time the block takes to `request_us`."""
+        started_ns = time.monotonic_ns()
+        try:
+            yield
+        finally:
+            self.request_us += (time.monotonic_ns() - started_ns) // 1000
 
 
 def describe_error(exc: BaseException) -> str:
@@ -109,7 +122,10 @@ class BatchWriter:
         while pending:
             self._counters.calls += 1
             try:
-                response = self._client.batch_write_item(RequestItems={self._table_name: pending})
+                with self._counters.timed():
+                    response = self._client.batch_write_item(
+                        RequestItems={self._table_name: pending}
+                    )
             except (ClientError, BotoCoreError) as exc:
                 if self._reject is not None and is_validation_error(exc):
                     self._isolate([request["PutRequest"]["Item"] for request in pending], exc)

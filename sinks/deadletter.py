@@ -115,6 +115,8 @@ class DeadLetterSink:
         self.table_name = table_name
         self.counters = SinkCounters()
         self.count = 0
+        self.by_origin: dict[str, int] = {}
+        """Dead letters written to this sink, by origin (decode, agent, late, ...): metrics."""
         self._writer = BatchWriter(client, table_name, backoff, self.counters)
         self._buffer = KeyedBuffer()
         self._pending_heads: set[str] = set()
@@ -130,6 +132,7 @@ class DeadLetterSink:
         for attributes in to_items(item):
             self._buffer.put((attributes["pk"]["S"], attributes["sk"]["N"]), attributes)
         self._pending_heads.add(dead_letter_key(item))
+        self.by_origin[item.origin] = self.by_origin.get(item.origin, 0) + 1
 
     def flush(self) -> None:
         self._buffer.write_all(self._writer)

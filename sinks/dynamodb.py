@@ -224,13 +224,14 @@ class DynamoDBSink:
         def put() -> None:
             self.counters.calls += 1
             try:
-                self._client.put_item(
-                    TableName=self.table_name,
-                    Item=write.item,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={incoming: to_attribute_value(write.value)},
-                )
+                with self.counters.timed():
+                    self._client.put_item(
+                        TableName=self.table_name,
+                        Item=write.item,
+                        ConditionExpression=condition,
+                        ExpressionAttributeNames=names,
+                        ExpressionAttributeValues={incoming: to_attribute_value(write.value)},
+                    )
             except ClientError as exc:
                 if error_code(exc) != "ConditionalCheckFailedException":
                     raise

@@ -221,12 +221,13 @@ class TimestreamSink:
 
         def call() -> None:
             self.counters.calls += 1
-            self._client.write_records(
-                DatabaseName=self.database,
-                TableName=table,
-                CommonAttributes=common,  # type: ignore[arg-type]
-                Records=records,  # type: ignore[arg-type]
-            )
+            with self.counters.timed():
+                self._client.write_records(
+                    DatabaseName=self.database,
+                    TableName=table,
+                    CommonAttributes=common,  # type: ignore[arg-type]
+                    Records=records,  # type: ignore[arg-type]
+                )
 
         try:
             retry_call(call, self._backoff, on_retry=self._count_retry)

@@ -17,11 +17,12 @@ Nothing is shared between engines, so a shard can move between workers.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from core.clock import wall_clock_ms
-from core.errors import AgentError
+from core.errors import AgentError, SinkError
 from core.event import Event
 from core.records import SHARD_END, DeadLetter, Position, Record
 from sinks.base import Sink
@@ -45,6 +46,19 @@ class EngineCounters:
     outputs: int = 0
     skipped_already_applied: int = 0
     checkpoints: int = 0
+    # Observability (issue 13): read by streams.metrics, never reset.
+    checkpoint_us: int = 0
+    """Time spent in checkpoints that were written (flush + snapshot + checkpoint), in us."""
+    last_checkpoint_ms: int = 0
+    """Wall time of the last checkpoint written (0: none yet)."""
+    sink_errors: int = 0
+    """Flushes that failed with `SinkError` (each aborted a checkpoint)."""
+    state_keys: int = 0
+    """Keys held by the tables (windowed: (key, window) pairs) at the last snapshot."""
+    state_bytes: int = 0
+    """Size of the last state snapshot."""
+    snapshot_bytes: int = 0
+    """Bytes of every state snapshot saved."""
 
 
 @dataclass(frozen=True)
@@ -194,12 +208,15 @@ class ShardEngine:
         If any step raises, the later steps do not run: a checkpoint is never written for
         outputs or state that are not durable.
         """
+        started_ns = time.monotonic_ns()
         position = position or self._last_position or self._applied_until
         self._flush()
         self._save_state(position, final=False)
         if position is not None:
             self._checkpointer.checkpoint(self.shard_id, position)
             self.counters.checkpoints += 1
+            self.counters.last_checkpoint_ms = self._now_ms()
+            self.counters.checkpoint_us += (time.monotonic_ns() - started_ns) // 1000
         self._dirty = False
         self._last_checkpoint_ms = self._now_ms()
 
@@ -228,6 +245,18 @@ class ShardEngine:
             sink.discard()
         self._dead_letter.discard()
 
+    # -- observability (read from another thread: plain reads only) ----------------------
+
+    @property
+    def pending(self) -> bool:
+        """True when records or outputs since the last checkpoint wait to be checkpointed."""
+        return self._dirty
+
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        """The output sinks, then the dead-letter sink."""
+        return (*self._sinks, self._dead_letter)
+
     # -- internals -------------------------------------------------------------------------
 
     def _advance(self) -> None:
@@ -252,10 +281,14 @@ class ShardEngine:
         outputs.clear()
 
     def _flush(self) -> None:
-        for sink in self._sinks:
-            sink.flush()
-        # Last: sinks may dead-letter what their store rejected while flushing.
-        self._dead_letter.flush()
+        try:
+            for sink in self._sinks:
+                sink.flush()
+            # Last: sinks may dead-letter what their store rejected while flushing.
+            self._dead_letter.flush()
+        except SinkError:
+            self.counters.sink_errors += 1
+            raise
 
     def _save_state(self, position: Position | None, *, final: bool) -> None:
         """Save what changed since the last saved snapshot (the final one: a whole base, the
@@ -277,3 +310,7 @@ class ShardEngine:
             fence=self._fence(self.shard_id) if self._fence is not None else None,
         )
         self.state.saved(pending)
+        self.counters.snapshot_bytes += len(pending.data)
+        if not pending.delta:
+            self.counters.state_bytes = len(pending.data)  # the last whole snapshot
+        self.counters.state_keys = self.state.key_count()

@@ -51,6 +51,10 @@ class ShardProgress:
     error: str | None = None
     failed_at_s: float = 0.0
     counters: EngineCounters = field(default_factory=EngineCounters)
+    # Observability (issue 13): read by streams.metrics.
+    engine: ShardEngine | None = None
+    lease_takeovers: int = 0
+    lease_losses: int = 0
 
 
 class LocalRunner:
@@ -82,6 +86,10 @@ class LocalRunner:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def held_shards(self) -> list[str]:
+        """The shards whose leases this runner holds now (safe from any thread)."""
+        return list(self._checkpointer.held.copy())
 
     def run(self) -> None:
         """Block until stopped; then shut every shard down gracefully (flush, checkpoint)."""
@@ -119,6 +127,8 @@ class LocalRunner:
     # -- scheduling ----------------------------------------------------------------------
 
     def _start_ready_shards(self, shards: dict[str, ShardInfo], leases: dict[str, Lease]) -> None:
+        if self._stop.is_set():
+            return  # stopping: a shard that just released its lease must not start again
         for shard_id, thread in list(self._threads.items()):
             if not thread.is_alive():
                 del self._threads[shard_id]
@@ -144,6 +154,8 @@ class LocalRunner:
             except LeaseLostError:
                 continue
             self._checkpointer.held[shard_id] = held
+            if lease.owner not in (None, self._config.worker_id):
+                self.progress.setdefault(shard_id, ShardProgress()).lease_takeovers += 1
             parent_ids = tuple(p for p in lease.parent_ids if p in leases)
             thread = threading.Thread(
                 target=self._run_shard,
@@ -190,8 +202,10 @@ class LocalRunner:
         shard_id = shard.shard_id
         progress = self.progress.setdefault(shard_id, ShardProgress())
         progress.error = None
+        progress.quiet_since_s = None  # caught up only once this engine has read to the tip
         engine = self._engine_factory(shard_id, self._checkpointer)
         progress.counters = engine.counters
+        progress.engine = engine
         try:
             engine.start(Lineage(parent_ids, lambda pk: shard.owns(partition_hash(pk))))
             reader = ShardReader(
@@ -206,6 +220,7 @@ class LocalRunner:
             self._consume(engine, reader, progress)
         except LeaseLostError as exc:
             log.warning("shard %s: lease lost: %s", shard_id, exc)
+            progress.lease_losses += 1
             engine.lease_lost()
         except LuxflowError as exc:
             # Nothing after the last checkpoint is lost: the shard restarts from it.

@@ -414,3 +414,7 @@ class ShardState:
     def live_windows(self) -> int:
         """(key, window) pairs held, open or closed-but-unexpired, over all tables."""
         return sum(p.live_windows() for p in self.windowed.values())
+
+    def key_count(self) -> int:
+        """Keys held: plain table entries plus (key, window) pairs of windowed tables."""
+        return sum(len(p.data) for p in self.plain.values()) + self.live_windows()

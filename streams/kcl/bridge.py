@@ -141,12 +141,22 @@ class DaemonCheckpointer:
             raise CheckpointError(f"{shard_id}: checkpoint at {position}: {answer.error}")
 
 
+Observer = Callable[[InboundMessage], None]
+"""Called after each message was handled, before the answer is sent (status reporting for
+metrics and health: it must not write to stdout, the protocol channel)."""
+
+
 class ShardProcessor:
     """Answers the daemon's messages for one shard until the daemon closes our stdin."""
 
     def __init__(
-        self, engine_factory: EngineFactory, channel: DaemonChannel, backoff: Backoff
+        self,
+        engine_factory: EngineFactory,
+        channel: DaemonChannel,
+        backoff: Backoff,
+        observer: Observer | None = None,
     ) -> None:
+        self._observer = observer
         self._factory = engine_factory
         self._channel = channel
         self._backoff = backoff
@@ -161,6 +171,8 @@ class ShardProcessor:
                 log.warning("unexpected checkpoint answer from the daemon: %r", message)
                 continue
             self.handle(message)
+            if self._observer is not None:
+                self._observer(message)
             self._channel.send(encode_status(ACTION_OF[type(message)]))
 
     def handle(self, message: InboundMessage) -> None:
@@ -249,6 +261,7 @@ def run_processor(
     stdout: BinaryIO | None = None,
     *,
     backoff: Backoff | None = None,
+    observer: Observer | None = None,
 ) -> int:
     """Serve one shard for the MultiLangDaemon; returns the process exit code.
 
@@ -262,7 +275,10 @@ def run_processor(
         stdout = sys.stdout.buffer
         sys.stdout = sys.stderr
     processor = ShardProcessor(
-        engine_factory, DaemonChannel(stdin, stdout), backoff or Backoff(base_ms=100, cap_ms=5_000)
+        engine_factory,
+        DaemonChannel(stdin, stdout),
+        backoff or Backoff(base_ms=100, cap_ms=5_000),
+        observer,
     )
     try:
         processor.run()

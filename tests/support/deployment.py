@@ -83,6 +83,8 @@ class Deployment:
             "LUXFLOW_SHARD_SYNC_INTERVAL_MS": "1000",
             "LUXFLOW_TIMESTREAM_COMMON_ATTRIBUTES": "false",
             "LUXFLOW_LOG_LEVEL": "WARNING",
+            # Workers run side by side: no fixed health port (tests that need it set one).
+            "LUXFLOW_HEALTH_PORT": "0",
             "PYTHONPATH": str(ROOT),
         }
         if kinesis_endpoint:

@@ -80,6 +80,12 @@ class FaultyClient:
         self._partials[operation] += calls
         return self
 
+    def heal(self, operation: str) -> FaultyClient:
+        """Disarm every fault still armed for `operation` (the store recovered)."""
+        self._throttles[operation] = 0
+        self._partials[operation] = 0
+        return self
+
     # -- forwarding ---------------------------------------------------------------------
 
     def __getattr__(self, name: str) -> Any:

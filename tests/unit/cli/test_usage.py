@@ -8,7 +8,7 @@ import pytest
 
 from app import RUNTIME_COMMANDS, development_commands
 from cli.main import EXIT_USAGE, build_parser, run
-from lighting.settings import Settings
+from cli.worker import idle_stop_warning
 
 
 def all_parsers(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
@@ -48,26 +48,12 @@ def test_a_bad_setting_names_the_variable(capsys: pytest.CaptureFixture[str]) ->
     assert "LUXFLOW_CHECKPOINT_INTERVAL_MS='soon' is not a valid int" in capsys.readouterr().err
 
 
-def test_stop_when_idle_shorter_than_the_idle_timeout_warns(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from cli import worker
-
-    class StoppedError(Exception):
-        pass
-
-    def no_worker(*_args: object, **_kwargs: object) -> None:
-        raise StoppedError  # the warning comes before any AWS client is made
-
-    monkeypatch.setattr(worker, "run_local_worker", no_worker)
-    with pytest.raises(StoppedError):
-        worker.cmd_worker(
-            build_parser(RUNTIME_COMMANDS).parse_args(["worker", "--stop-when-idle-s", "30"]),
-            Settings.from_env({"LUXFLOW_IDLE_TIMEOUT_MS": "60000"}),
-        )
-    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
-    assert "--stop-when-idle-s 30" in warning.getMessage()
-    assert "LUXFLOW_IDLE_TIMEOUT_MS=60000" in warning.getMessage()
+def test_stop_when_idle_shorter_than_the_idle_timeout_warns() -> None:
+    warning = idle_stop_warning(30, 60_000)
+    assert warning is not None
+    assert "--stop-when-idle-s 30" in warning and "LUXFLOW_IDLE_TIMEOUT_MS=60000" in warning
+    assert idle_stop_warning(61, 60_000) is None
+    assert idle_stop_warning(0, 60_000) is None  # no idle stop at all
 
 
 def test_config_prints_every_setting_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
