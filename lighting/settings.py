@@ -100,6 +100,12 @@ class Settings:
         10_000, "A lease whose counter stood still this long is taken over (both runners)."
     )
     log_level: str = _setting("INFO", "Log level of the luxflow loggers.")
+    # Multi-region DR (luxflow dr; docs/dr.md)
+    dr_regions: str = _setting(
+        "",
+        "DR: the regions of the deployment, comma-separated, each `name` or `name=endpoint` "
+        "(emulators); `luxflow dr` reaches every one. This worker's region is `region`.",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

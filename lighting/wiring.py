@@ -12,6 +12,7 @@ from core.records import DeadLetter
 from core.retry import Backoff
 from domain import views
 from lighting.clients import Clients
+from lighting.regions import rebased, takeover
 from lighting.settings import Settings
 from sinks.base import Sink
 from sinks.deadletter import DeadLetterSink
@@ -56,11 +57,13 @@ def shard_sinks(
             )
         )
 
+    # DR: after a failover, an episode the lost region stored keeps its one identity.
+    dr = takeover(settings, clients)
     return [
         DynamoDBSink(
             clients.dynamodb,
             settings.command_table,
-            views.command_writes,
+            rebased(views.command_writes, dr),
             Backoff(),
             # Current state: only the newest per asset is turned into a request, at flush.
             coalesce=views.current_state_key,
@@ -68,7 +71,7 @@ def shard_sinks(
         TimestreamSink(
             clients.timestream,
             settings.timestream_database,
-            views.time_points,
+            rebased(views.time_points, dr),
             Backoff(),
             memory_retention_ms=settings.timestream_memory_retention_hours * HOUR_MS,
             magnetic_store_writes=settings.timestream_magnetic_writes,
