@@ -12,11 +12,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cli import admin, replay, worker
+from cli import admin, dr, replay, worker
 from cli.base import CommandGroup
 from cli.main import run
 
-RUNTIME_COMMANDS: tuple[CommandGroup, ...] = (worker.register, admin.register, replay.register)
+RUNTIME_COMMANDS: tuple[CommandGroup, ...] = (
+    worker.register,
+    admin.register,
+    replay.register,
+    dr.register,
+)
 
 
 def development_commands() -> list[CommandGroup]:
