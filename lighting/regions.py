@@ -23,6 +23,7 @@ the partial re-detection (spikes). See docs/dr.md.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -135,13 +136,18 @@ class HomeGate:
         self._load = load
         self._refresh_ms = refresh_ms
         self._now_ms = now_ms
-        self._loaded_ms = now_ms()
+        self._lock = threading.Lock()
         self._homes = load()
+        self._loaded_ms = now_ms()
 
     def home(self, site_id: str) -> SiteHome | None:
+        """The site's home. Shards share a gate: while one reloads, the others wait for the
+        new homes rather than judge a batch by the old ones."""
         if self._now_ms() - self._loaded_ms >= self._refresh_ms:
-            self._loaded_ms = self._now_ms()
-            self._homes = self._load()
+            with self._lock:
+                if self._now_ms() - self._loaded_ms >= self._refresh_ms:
+                    self._homes = self._load()
+                    self._loaded_ms = self._now_ms()
         return self._homes.get(site_id)
 
     def refusal(self, site_id: str) -> str | None:

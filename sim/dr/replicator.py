@@ -247,7 +247,9 @@ class Replicator:
         since_ms = max(0, direction.cursor_ms - CAPTURE_MARGIN_MS)
         kwargs: dict[str, Any] = {
             "TableName": source.table,
-            "FilterExpression": "#origin = :me AND #ts > :since",
+            # Unstamped items were written by a client this model does not wrap (the
+            # `luxflow` CLI in a child process): stamped here, at most `poll_ms` late.
+            "FilterExpression": "(#origin = :me AND #ts > :since) OR attribute_not_exists(#ts)",
             "ExpressionAttributeNames": {"#origin": ORIGIN, "#ts": TS},
             "ExpressionAttributeValues": {
                 ":me": {"S": source.region},
@@ -259,6 +261,8 @@ class Replicator:
         while True:
             page = source.client.scan(**kwargs)
             for item in page["Items"]:
+                if TS not in item:
+                    item = self._stamp_at_capture(source, item)
                 ts_ms = int(item[TS]["N"])
                 key = tuple(item[name]["S"] for name in source.key_fields)
                 if direction.seen.get(key, -1) >= ts_ms:
@@ -275,6 +279,23 @@ class Replicator:
                 heapq.heappush(direction.queue, pending)
                 direction.cursor_ms = max(direction.cursor_ms, pending.ts_ms)
             self.counters.captured += len(found)
+
+    def _stamp_at_capture(self, source: Replica, item: dict[str, Any]) -> dict[str, Any]:
+        stamped = stamp(item, self._clock(), source.region)
+        key = {name: item[name] for name in source.key_fields}
+        try:
+            source.client.update_item(
+                TableName=source.table,
+                Key=key,
+                UpdateExpression="SET #ts = :ts, #origin = :origin",
+                ConditionExpression="attribute_not_exists(#ts)",
+                ExpressionAttributeNames={"#ts": TS, "#origin": ORIGIN},
+                ExpressionAttributeValues={":ts": stamped[TS], ":origin": stamped[ORIGIN]},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        return stamped
 
     def _deliver(self, direction: _Direction, now_ms: int) -> None:
         while True:
