@@ -260,9 +260,8 @@ class Replicator:
         found: list[_Pending] = []
         while True:
             page = source.client.scan(**kwargs)
-            for item in page["Items"]:
-                if TS not in item:
-                    item = self._stamp_at_capture(source, item)
+            for raw in page["Items"]:
+                item = raw if TS in raw else self._stamp_at_capture(source, raw)
                 ts_ms = int(item[TS]["N"])
                 key = tuple(item[name]["S"] for name in source.key_fields)
                 if direction.seen.get(key, -1) >= ts_ms:

@@ -28,7 +28,14 @@ from domain.telemetry import decode_reading
 from emulators.moto import MotoServer, emulator_env
 from lighting.regions import assign_homes, store_homes
 from lighting.registry import store_registry
-from sim.dr.harness import Region, divergence, first_output_after, outputs, region_settings
+from sim.dr.harness import (
+    EVENT_TYPES,
+    Region,
+    divergence,
+    first_output_after,
+    outputs,
+    region_settings,
+)
 from sim.dr.replicator import Replicator, unreplicated
 from sim.simulator import Simulation
 from tests.support.deployment import recent_params
@@ -233,8 +240,11 @@ def test_region_lost_failover_resend_exactly_once(
         for v in reference.values()
         if v["site_id"] in HOME_A
         and (
-            (v["type"] == "fault" and v["opened_at_ms"] < resend_from_ms)
-            and (v["cleared_at_ms"] is None or v["cleared_at_ms"] > resend_from_ms)
+            (
+                v["type"] == "fault"
+                and v["opened_at_ms"] < resend_from_ms
+                and (v["cleared_at_ms"] is None or v["cleared_at_ms"] > resend_from_ms)
+            )
             or (
                 v["type"] == "energy_spike"
                 and v["started_at_ms"] < resend_from_ms < v["ended_at_ms"]
@@ -257,9 +267,6 @@ def test_region_lost_failover_resend_exactly_once(
         assert report["covered_ms"] < want["covered_ms"], key
         assert report["coverage"] < 1.0 and report["kwh"] <= want["kwh"] + 1e-9, key
     print(f"usage reports: {len(usage) - partial} complete, {partial} with coverage < 1")
-
-
-EVENT_TYPES = ("fault", "energy_spike", "usage_report", "asset_state")
 
 
 def wait_records(worker: Any, count: int, timeout_s: float = 120.0) -> None:
