@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cli import admin, query, replay, serve, status, worker
+from cli import admin, dr, query, replay, serve, status, worker
 from cli.base import CommandGroup
 from cli.main import run
 
@@ -23,6 +23,7 @@ RUNTIME_COMMANDS: tuple[CommandGroup, ...] = (
     query.register,
     serve.register,
     status.register,
+    dr.register,
 )
 
 

@@ -119,7 +119,7 @@ def command_writes(event: object) -> list[CommandWrite]:
     - ``EnergySpike``: ``SPIKE#<site>``/``<started_at_ms:013d>#<asset>``; a site-level spike
       ``<started_at_ms:013d>#SITE#<rule>``.
     - ``UsageReport``: ``usage_key`` (pk by scope, sk ``<level>#<window>#<start:013d>#<id>``),
-      with ``window_ms`` in the item.
+      with ``window_ms`` in the item. Conditional on ``covered_ms`` (more coverage wins).
     """
     if isinstance(event, AssetState):
         item = _row(f"ASSET#{event.asset_id}", "STATE", event)
@@ -140,7 +140,9 @@ def command_writes(event: object) -> list[CommandWrite]:
         pk, sk = usage_key(event)
         item = _row(pk, sk, event)
         item["window_ms"] = event.window_ms
-        return [CommandWrite(item)]
+        # More coverage wins: a report rebuilt from part of a window's readings (a replay from
+        # a time, or a DR takeover from resent data) never replaces a fuller one.
+        return [CommandWrite(item, "covered_ms")]
     return []
 
 

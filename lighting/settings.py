@@ -168,6 +168,12 @@ class Settings:
         "A repeated warning or error (same logger and message) is logged once per window, "
         "then once more with the count of those suppressed.",
     )
+    # Multi-region DR (luxflow dr; docs/dr.md)
+    dr_regions: str = _setting(
+        "",
+        "DR: the regions of the deployment, comma-separated, each `name` or `name=endpoint` "
+        "(emulators); `luxflow dr` reaches every one. This worker's region is `region`.",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

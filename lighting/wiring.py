@@ -4,6 +4,7 @@ Timestream query model, dead letters), the engine that drives them, and shard li
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import msgspec
 
@@ -13,6 +14,7 @@ from core.retry import Backoff
 from domain import views
 from lighting.clients import Clients
 from lighting.influx import batch_limits, influx_client
+from lighting.regions import rebased, takeover
 from lighting.settings import Settings
 from sinks.base import Sink
 from sinks.deadletter import DeadLetterSink
@@ -67,23 +69,29 @@ def shard_sinks(
             )
         )
 
+    # DR: after a failover, an episode the lost region stored keeps its one identity.
+    dr = takeover(settings, clients)
     return [
         DynamoDBSink(
             clients.dynamodb,
             settings.command_table,
-            views.command_writes,
+            rebased(views.command_writes, dr),
             Backoff(),
             # Current state: only the newest per asset is turned into a request, at flush.
             coalesce=views.current_state_key,
             reject=reject_item,
         ),
-        query_model_sink(settings, clients, dead_letter, shard_id),
+        query_model_sink(settings, clients, dead_letter, shard_id, rebased(views.time_points, dr)),
     ]
 
 
 # --- query model store chosen by LUXFLOW_QUERY_MODEL (issue 14) ---------------------------------
 def query_model_sink(
-    settings: Settings, clients: Clients, dead_letter: Sink, shard_id: str
+    settings: Settings,
+    clients: Clients,
+    dead_letter: Sink,
+    shard_id: str,
+    select: Callable[[object], list[Any]] = views.time_points,
 ) -> Sink:
     """The query-model sink of one shard: Timestream (LiveAnalytics) or InfluxDB, by
     `settings.query_model`. Points the store rejects become dead letters whose origin names
@@ -107,7 +115,7 @@ def query_model_sink(
     if settings.query_model == "influxdb":
         return InfluxDBSink(
             influx_client(settings, clients),
-            views.time_points,
+            select,
             Backoff(),
             reject=reject_point,
             limits=batch_limits(settings),
@@ -115,7 +123,7 @@ def query_model_sink(
     return TimestreamSink(
         clients.timestream,
         settings.timestream_database,
-        views.time_points,
+        select,
         Backoff(),
         memory_retention_ms=settings.timestream_memory_retention_hours * HOUR_MS,
         magnetic_store_writes=settings.timestream_magnetic_writes,

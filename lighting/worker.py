@@ -8,6 +8,7 @@ from collections.abc import Callable
 from core.clock import wall_clock_ms
 from lighting.agents import build_app
 from lighting.clients import Clients
+from lighting.regions import guard_app, home_gate
 from lighting.registry import RegistryCache, load_registry
 from lighting.settings import Settings
 from lighting.wiring import EngineFactory, engine_factory, lease_lineage
@@ -30,12 +31,15 @@ def registry_cache(settings: Settings, clients: Clients) -> RegistryCache:
 def lighting_app(
     settings: Settings, clients: Clients, registry: RegistryCache | None = None
 ) -> App:
-    """The lighting app with the registry of this deployment (`registry`, else a new cache)."""
-    return build_app(
+    """The lighting app with the registry of this deployment (`registry`, else a new cache),
+    reading only the sites homed in this region (all of them when no homes are registered;
+    see lighting.regions)."""
+    app = build_app(
         registry or registry_cache(settings, clients),
         topic=settings.stream,
         grace_ms=settings.window_grace_ms,
     )
+    return guard_app(app, home_gate(settings, clients))
 
 
 def local_runner(

@@ -158,7 +158,7 @@ def test_usage_row_and_point() -> None:
                 "level": "asset",
                 "window_ms": 3_600_000,
             },
-            None,
+            "covered_ms",
         )
     ]
     assert time_points(event) == [

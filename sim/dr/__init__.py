@@ -1,0 +1,1 @@
+"""Multi-region DR on one machine: the MREC replicator model and the DR scenario harness."""
