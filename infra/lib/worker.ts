@@ -5,10 +5,11 @@
 import { Duration } from 'aws-cdk-lib';
 
 /**
- * The container health check. Today: the KCL daemon's JVM is alive. The observability work
- * (issue 13) switches this to an HTTP `/readyz` probe; change it here only.
+ * The container health check: `luxflow health` exits 0 when the worker's `/readyz` answers 200
+ * (every held shard checkpointed recently, or idle and caught up), in both runners. It is the
+ * same command as the Dockerfile's HEALTHCHECK (docs/operations.md).
  */
-export const HEALTH_CHECK_COMMAND: readonly string[] = ['CMD', 'python', '-m', 'streams.kcl.health'];
+export const HEALTH_CHECK_COMMAND: readonly string[] = ['CMD', 'luxflow', 'health'];
 
 /** The container's command: the KCL MultiLangDaemon runner (same as the Dockerfile's CMD). */
 export const WORKER_COMMAND: readonly string[] = ['luxflow', 'worker', '--runner', 'kcl', '--jars', '/app/.jars'];
