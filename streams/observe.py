@@ -157,12 +157,12 @@ def local_worker_status(
 def dimension_sets(scope: str) -> list[list[str]]:
     """The dimension sets a line of `scope` publishes to. Shard series are also published to
     [App] (the alarms' set; CloudWatch sums or maxes the shards there); sink series to
-    [App, Sink]; dead letters by reason to [App, Reason] only (the shard line carries the
+    [App, Sink] and [App] (the dashboard's set: all sinks together); dead letters by reason to [App, Reason] only (the shard line carries the
     total, so [App] is not counted twice)."""
     if scope == SHARD:
         return [["App", "Shard"], ["App"]]
     if scope == SINK:
-        return [["App", "Shard", "Sink"], ["App", "Sink"]]
+        return [["App", "Shard", "Sink"], ["App", "Sink"], ["App"]]
     if scope == REASON:
         return [["App", "Reason"]]
     return [["App"]]
