@@ -16,6 +16,11 @@ import msgspec
 from domain.timestamps import TimestampError, format_ts, parse_ts_ms
 
 SCHEMA_VERSION = 1
+# -- schema v2: optional cumulative energy counter (detection issue 11) --------------------
+SCHEMA_VERSION_ENERGY = 2
+"""Version of a record that carries ``energy_wh``; v1 and v2 records share one stream."""
+SCHEMA_VERSIONS = (SCHEMA_VERSION, SCHEMA_VERSION_ENERGY)
+# -- end schema v2 ---------------------------------------------------------------------------
 MAX_RECORD_BYTES = 64 * 1024
 MAX_FUTURE_MS = 15 * 60_000
 
@@ -45,11 +50,14 @@ class Telemetry(msgspec.Struct, gc=False, omit_defaults=True):
     on: bool
     dim_level: int
     fault_code: str | None = None
+    energy_wh: float | None = None  # schema v2: the driver's cumulative active-energy counter
 
 
 class Reading(msgspec.Struct, frozen=True, gc=False):
     """A validated telemetry reading: ids non-empty, floats finite, ``power_w >= 0``,
-    ``0 <= dim_level <= 100``, ``fault_code`` ``None`` or non-empty, ``ts_ms`` epoch ms UTC."""
+    ``0 <= dim_level <= 100``, ``fault_code`` ``None`` or non-empty, ``ts_ms`` epoch ms UTC.
+    ``energy_wh`` (schema v2, ``None`` in v1): the driver's cumulative active-energy counter in
+    Wh (DALI-2 Part 252 / D4i), finite and >= 0; it may reset or roll over (``domain.usage``)."""
 
     site_id: str
     building_id: str
@@ -63,13 +71,14 @@ class Reading(msgspec.Struct, frozen=True, gc=False):
     on: bool
     dim_level: int
     fault_code: str | None = None
+    energy_wh: float | None = None  # schema v2
 
 
 class InvalidTelemetry(ValueError):  # noqa: N818 -- the name is part of the contract
     """A record that cannot become a ``Reading``. ``reason`` is short and stable, e.g.
     ``not_json``, ``too_large``, ``wrong_type: <msgspec message>``, ``missing: <field>``,
     ``nan: <field>``, ``negative_power``, ``bad_ts``, ``future_ts``, ``bad_version``,
-    ``bad_dim_level``."""
+    ``bad_dim_level``, ``bad_energy`` (v2: ``energy_wh`` negative or not finite)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -129,7 +138,7 @@ def decode_reading(data: bytes, arrival_ms: int) -> Reading:
         raise InvalidTelemetry(_validation_reason(str(exc))) from None
     except msgspec.DecodeError:
         raise InvalidTelemetry(_malformed_reason(data)) from None
-    if t.v != SCHEMA_VERSION:
+    if t.v not in SCHEMA_VERSIONS:
         raise InvalidTelemetry("bad_version")
     if not (t.site_id and t.building_id and t.room_id and t.asset_id):
         field = next(name for name in ID_FIELDS if not getattr(t, name))
@@ -150,6 +159,9 @@ def decode_reading(data: bytes, arrival_ms: int) -> Reading:
         raise InvalidTelemetry("bad_ts") from None
     if ts_ms - arrival_ms > MAX_FUTURE_MS:
         raise InvalidTelemetry("future_ts")
+    energy_wh = t.energy_wh  # schema v2
+    if energy_wh is not None and not (energy_wh - energy_wh == 0 and energy_wh >= 0):
+        raise InvalidTelemetry("bad_energy")
     if len(_shared_ids) > MAX_SHARED_IDS:
         _shared_ids.clear()
     shared = _shared_ids.setdefault
@@ -167,13 +179,14 @@ def decode_reading(data: bytes, arrival_ms: int) -> Reading:
         t.on,
         dim_level,
         t.fault_code or None,
+        energy_wh,
     )
 
 
 def telemetry_of(reading: Reading) -> Telemetry:
-    """The wire form of a reading (current schema version, ``ts`` formatted with ms)."""
+    """The wire form of a reading (v1, or v2 when it has ``energy_wh``; ``ts`` with ms)."""
     return Telemetry(
-        SCHEMA_VERSION,
+        SCHEMA_VERSION if reading.energy_wh is None else SCHEMA_VERSION_ENERGY,
         reading.site_id,
         reading.building_id,
         reading.room_id,
@@ -186,6 +199,7 @@ def telemetry_of(reading: Reading) -> Telemetry:
         reading.on,
         reading.dim_level,
         reading.fault_code,
+        reading.energy_wh,
     )
 
 

@@ -14,8 +14,16 @@ import msgspec
 
 from core.clock import Clock
 from core.retry import Backoff
-from domain.registry import Asset, Registry, RegistryImport, SiteDefaults, site_limits_of
+from domain.registry import (
+    Asset,
+    Registry,
+    RegistryImport,
+    SiteDefaults,
+    flood_limits_of,
+    site_limits_of,
+)
 from domain.rules import Limits
+from domain.rules.flood import FloodLimits
 from domain.site import SiteLimits
 from domain.usage import asset_counts
 from sinks.batching import MAX_BATCH_ITEMS, BatchWriter, SinkCounters
@@ -63,6 +71,10 @@ class RegistryCache:
 
     def site_limits(self, site_id: str) -> SiteLimits | None:
         return site_limits_of(self._fresh().site(site_id))
+
+    def flood_limits(self, site_id: str) -> FloodLimits:
+        """The flood guard of a site (detection, issue 11)."""
+        return flood_limits_of(self._fresh().site(site_id))
 
     def asset_count(self, scope_key: str) -> int:
         return self._counts.get(scope_key, 0)

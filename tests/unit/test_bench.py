@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import cli
 from core.clock import HOUR_MS
-from domain import rules
+from domain import rules, usage
 from domain.rules import AssetRuleState, Limits
 from domain.telemetry import Reading, decode_reading
 from streams.app import App
@@ -48,11 +48,8 @@ def lighting_like_app() -> App:
 
     @hourly.on_window_close
     def report(asset_id: str, window: tuple[int, int], acc: Usage) -> Iterable[object]:
-        yield rules.usage_report(
-            site_id=acc.site_id,
-            building_id=acc.building_id,
-            room_id=acc.room_id,
-            asset_id=asset_id,
+        yield usage.usage_report_of(
+            usage.UsageScope("asset", acc.site_id, acc.building_id, acc.room_id, asset_id),
             window_start_ms=window[0],
             window_ms=HOUR_MS,
             wh=acc.wh,
@@ -63,7 +60,7 @@ def lighting_like_app() -> App:
     async def detect(stream: Stream[Reading]) -> AsyncIterator[object]:
         async for reading in stream:
             before = asset_rules.get(reading.asset_id)
-            for start, wh, covered in rules.usage_since_last(before, reading, limits):
+            for start, wh, covered in usage.usage_since_last(before, reading, limits):
                 acc = hourly.at(reading.asset_id, start).value()
                 hourly.at(reading.asset_id, start).set(
                     Usage(

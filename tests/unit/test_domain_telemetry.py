@@ -153,7 +153,7 @@ def test_nan_and_infinite(field: str, literal: str) -> None:
     ("overrides", "reason"),
     [
         ({"power_w": -0.001}, "negative_power"),
-        ({"v": 2}, "bad_version"),
+        ({"v": 3}, "bad_version"),
         ({"v": 0}, "bad_version"),
         ({"dim_level": 101}, "bad_dim_level"),
         ({"dim_level": -1}, "bad_dim_level"),
@@ -182,7 +182,7 @@ def test_future_ts_is_relative_to_arrival_not_wall_clock() -> None:
 
 
 def test_checks_run_in_documented_order() -> None:
-    assert reason_of(raw(v=2, site_id="", power_w=-1.0)) == "bad_version"
+    assert reason_of(raw(v=3, site_id="", power_w=-1.0)) == "bad_version"
     assert reason_of(raw(site_id="", power_w=-1.0)) == "missing: site_id"
     assert reason_of(raw(power_w=-1.0, dim_level=500, ts="x")) == "negative_power"
     assert reason_of(raw(dim_level=500, ts="x")) == "bad_dim_level"
