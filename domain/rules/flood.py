@@ -40,16 +40,17 @@ def flood_guard(
     this fault's ``opened_at_ms``, ``occurrences`` = faults suppressed)."""
     state = state or FloodState()
     ts_ms = fault.opened_at_ms
-    recent = (*(t for t in state.recent_ms if t > ts_ms - limits.window_ms), ts_ms)
     opened_at_ms = state.flood_opened_at_ms
     events: list[Fault] = []
-    if opened_at_ms is None and len(recent) <= limits.max_new_faults:
-        return FloodState(recent, None, 0, ts_ms), False, events
-    suppressed = state.suppressed + 1
     if opened_at_ms is None:
+        # Only the last ``max_new_faults`` times matter: more within the window is a flood.
+        kept = state.recent_ms[-limits.max_new_faults :] if limits.max_new_faults else ()
+        recent = (*(t for t in kept if t > ts_ms - limits.window_ms), ts_ms)
+        if len(recent) <= limits.max_new_faults:
+            return FloodState(recent, None, 0, ts_ms), False, events
         opened_at_ms = ts_ms
-        events.append(_site_fault(fault.site_id, fault.code, ts_ms, suppressed, None))
-    return FloodState(recent, opened_at_ms, suppressed, ts_ms), True, events
+        events.append(_site_fault(fault.site_id, fault.code, ts_ms, 1, None))
+    return FloodState((), opened_at_ms, state.suppressed + 1, ts_ms), True, events
 
 
 def flood_check(
