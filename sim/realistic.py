@@ -5,7 +5,8 @@ injected spikes, self-cycling) and is read at irregular intervals of 10-40 s; re
 +-1 % measurement noise, part of the fleet carries an exact cumulative energy counter (v2,
 1 mWh resolution, which DALI-2 Part 252's scale factor allows). Deliveries: 1 % duplicated,
 each delayed 0-5 s (so records arrive out of order), arrival = delivery time. A continuous
-run: the clock follows the arrivals, no idle close. Ground truth: injected episodes, and the exact energy of every asset-hour and day.
+run: the clock follows the arrivals, no idle close. Ground truth: injected episodes, and the
+exact energy of every asset-hour and day.
 
 Schedule (UTC): on at dim 100 from 18:00, dim 40 from 23:00, dim 80 from 05:00, off 07:00.
 Occupancy lamps (``occupancy_share``) are off from 23:00 to 05:00 except after motion: on at
