@@ -2,7 +2,7 @@
 written with the standard library and boto3 (no framework, no msgspec).
 
 Per record: `json.loads`, a `Reading` from the dict, the same domain rules (`rules.step`,
-`rules.usage_since_last`), usage summed per (hour, asset) in dicts, hourly windows closed by
+`usage.usage_since_last`), usage summed per (hour, asset) in dicts, hourly windows closed by
 the same watermark (max event time - grace), and every event turned into its command-model
 item (`views.command_writes`) serialised with boto3's `TypeSerializer` (floats as `Decimal`,
 as boto3 requires) and into its Timestream record (`sinks.timestream.to_record`). Items are
@@ -21,7 +21,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 
 from core.clock import HOUR_MS
-from domain import rules, views
+from domain import rules, usage, views
 from domain.rules import AssetRuleState, Limits
 from domain.telemetry import Reading
 from domain.timestamps import parse_ts_ms
@@ -74,7 +74,7 @@ class PlainWorker:
         self.records += 1
         asset_id = reading.asset_id
         before = self.rule_state.get(asset_id)
-        for start, wh, covered_ms in rules.usage_since_last(before, reading, self.limits):
+        for start, wh, covered_ms in usage.usage_since_last(before, reading, self.limits):
             bucket = self.open_windows.setdefault(start, {})
             acc = bucket.get(asset_id)
             if acc is None:
@@ -104,11 +104,8 @@ class PlainWorker:
                 return
             bucket = self.open_windows.pop(start)
             self._emit(
-                rules.usage_report(
-                    site_id=site,
-                    building_id=building,
-                    room_id=room,
-                    asset_id=asset_id,
+                usage.usage_report_of(
+                    usage.UsageScope("asset", site, building, room, asset_id),
                     window_start_ms=start,
                     window_ms=HOUR_MS,
                     wh=wh,

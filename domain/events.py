@@ -27,6 +27,14 @@ def make_event_id(*parts: str | int) -> str:
 class Fault(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="fault"):
     """A fault episode of one asset. ``status="open"`` when it starts; the ``"cleared"``
     version carries ``cleared_at_ms`` and has the same ``event_id``, so it replaces the open one.
+
+    ``occurrences``: a fault that re-opens within the cool-down of its clearing continues the
+    same episode (same ``event_id``), re-opened with ``occurrences + 1`` (``revision`` orders
+    the versions). ``suppressed``: the site's flood guard kept this fault out of the operators'
+    view (a site-level ``Fault`` of the same code stands for the flood). ``level="site"`` is that
+    flood event: ``building_id``, ``room_id`` and ``asset_id`` are empty, ``occurrences`` counts
+    the faults it suppressed. ``reason`` says why a fault was cleared without a reading
+    (``expired``: the asset's state was retired after its retention).
     """
 
     site_id: str
@@ -37,11 +45,24 @@ class Fault(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="fault"
     opened_at_ms: int
     status: Literal["open", "cleared"] = "open"
     cleared_at_ms: int | None = None
+    occurrences: int = 1
+    suppressed: bool = False
+    level: Literal["asset", "site"] = "asset"
+    reason: str | None = None
 
     @property
     def event_id(self) -> str:
-        """Identity: asset, code and ``opened_at_ms``; independent of ``status``."""
-        return make_event_id("fault", self.asset_id, self.code, self.opened_at_ms)
+        """Identity: asset (or, for ``level="site"``, the site), code and ``opened_at_ms``;
+        independent of ``status`` and ``occurrences``."""
+        if self.level == "asset":
+            return make_event_id("fault", self.asset_id, self.code, self.opened_at_ms)
+        return make_event_id("fault", self.level, self.site_id, self.code, self.opened_at_ms)
+
+    @property
+    def revision(self) -> int:
+        """Orders the versions of one fault: open 1, cleared 2, re-opened 3, cleared 4, ...
+        (a flood event's count only grows, so its later versions rank higher too)."""
+        return 2 * self.occurrences - (1 if self.status == "open" else 0)
 
 
 class EnergySpike(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="energy_spike"):

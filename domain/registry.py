@@ -18,7 +18,8 @@ from typing import Any, Literal
 import msgspec
 
 from domain.ids import ID_PATTERN, is_valid_id
-from domain.rules import DEFAULT_MAX_GAP_MS, Limits
+from domain.rules import DEFAULT_COOLDOWN_MS, DEFAULT_MAX_GAP_MS, DEFAULT_RETENTION_MS, Limits
+from domain.rules.flood import FloodLimits
 from domain.site import SiteLimits
 
 AssetKind = Literal["luminaire", "sensor", "gateway"]
@@ -73,6 +74,15 @@ class SiteDefaults(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     default_rated_w: float = 100.0
     nominal_voltage_v: float = 230.0
     max_gap_ms: int = DEFAULT_MAX_GAP_MS
+    # -- detection (issue 11): baseline of the site's demand per hour of day, fault cool-down,
+    # short-cycle flicker, flood guard, retention of per-asset state.
+    demand_baseline_factor: float | None = 1.5
+    cooldown_ms: int = DEFAULT_COOLDOWN_MS
+    flicker_max_on_ms: int = 90_000
+    min_spike_readings: int = 2
+    flood_max_new_faults: int = 10
+    flood_window_ms: int = 600_000
+    retention_ms: int = DEFAULT_RETENTION_MS
 
 
 class RejectedRow(msgspec.Struct, frozen=True, gc=False):
@@ -127,14 +137,28 @@ def limits_of(asset: Asset | None, site: SiteDefaults) -> Limits:
         flicker_toggles=site.flicker_toggles if lamp_like else None,
         flicker_window_ms=site.flicker_window_ms,
         offline_after_ms=offline_after_ms,
+        min_spike_readings=site.min_spike_readings,
+        flicker_max_on_ms=site.flicker_max_on_ms,
+        cooldown_ms=site.cooldown_ms,
+        retention_ms=site.retention_ms,
     )
 
 
 def site_limits_of(site: SiteDefaults) -> SiteLimits | None:
-    """The site demand rule's limits, or ``None`` when the site has no demand threshold."""
-    if site.demand_threshold_w is None:
+    """The site demand rules' limits, or ``None`` when the site has neither a demand threshold
+    nor a learnt baseline."""
+    if site.demand_threshold_w is None and site.demand_baseline_factor is None:
         return None
-    return SiteLimits(site.demand_threshold_w, site.demand_min_spike_ms)
+    return SiteLimits(
+        site.demand_threshold_w,
+        site.demand_min_spike_ms,
+        baseline_factor=site.demand_baseline_factor,
+    )
+
+
+def flood_limits_of(site: SiteDefaults) -> FloodLimits:
+    """The site's flood guard: more than ``flood_max_new_faults`` per ``flood_window_ms``."""
+    return FloodLimits(site.flood_max_new_faults, site.flood_window_ms)
 
 
 class Registry:

@@ -25,6 +25,11 @@ from domain.ids import is_valid_id
 from domain.timestamps import TimestampError, format_ts, parse_ts_ms
 
 SCHEMA_VERSION = 1
+# -- schema v2: optional cumulative energy counter (detection issue 11) --------------------
+SCHEMA_VERSION_ENERGY = 2
+"""Version of a record that carries ``energy_wh``; v1 and v2 records share one stream."""
+SCHEMA_VERSIONS = (SCHEMA_VERSION, SCHEMA_VERSION_ENERGY)
+# -- end schema v2 ---------------------------------------------------------------------------
 MAX_RECORD_BYTES = 64 * 1024
 MAX_FUTURE_MS = 15 * 60_000
 MAX_AGE_MS = 365 * 86_400_000
@@ -95,6 +100,7 @@ class Telemetry(msgspec.Struct, gc=False, omit_defaults=True):
     on: bool
     dim_level: int
     fault_code: str | None = None
+    energy_wh: float | None = None  # schema v2: the driver's cumulative active-energy counter
 
 
 class _Incoming(msgspec.Struct, gc=False):
@@ -113,12 +119,15 @@ class _Incoming(msgspec.Struct, gc=False):
     dim_level: int
     fault_code: str | None = None
     v: int | None = None
+    energy_wh: float | None = None  # schema v2
 
 
 class Reading(msgspec.Struct, frozen=True, gc=False):
     """A validated telemetry reading: ids follow the id grammar (``domain.ids``), floats
     finite, ``power_w >= 0``, ``0 <= dim_level <= 100``, ``fault_code`` ``None`` or an id,
-    ``ts_ms`` epoch ms UTC."""
+    ``ts_ms`` epoch ms UTC. ``energy_wh`` (schema v2, ``None`` in v1): the driver's cumulative
+    active-energy counter in Wh (DALI-2 Part 252 / D4i), finite and >= 0; it may reset or roll
+    over (``domain.usage``)."""
 
     site_id: str
     building_id: str
@@ -132,6 +141,7 @@ class Reading(msgspec.Struct, frozen=True, gc=False):
     on: bool
     dim_level: int
     fault_code: str | None = None
+    energy_wh: float | None = None  # schema v2
 
 
 class InvalidTelemetry(ValueError):  # noqa: N818 -- the name is part of the contract
@@ -264,7 +274,7 @@ def _decode(data: bytes, arrival_ms: int) -> Reading:
         raise InvalidTelemetry(NOT_UTF8) from None
     except RecursionError:
         raise InvalidTelemetry(TOO_DEEP) from None
-    if t.v != SCHEMA_VERSION:
+    if t.v not in SCHEMA_VERSIONS:
         if t.v is not None:
             raise InvalidTelemetry(UNKNOWN_SCHEMA, f"v={t.v}"[:40])
         counters.missing_version += 1
@@ -294,6 +304,9 @@ def _decode(data: bytes, arrival_ms: int) -> Reading:
         raise InvalidTelemetry(BAD_TS, "future")
     if arrival_ms - ts_ms > MAX_AGE_MS:
         raise InvalidTelemetry(BAD_TS, "ancient")
+    energy_wh = t.energy_wh  # schema v2: a cumulative counter, finite and never negative
+    if energy_wh is not None and not (energy_wh - energy_wh == 0 and energy_wh >= 0):
+        raise InvalidTelemetry(BAD_VALUE, "energy_wh")
     return Reading(
         site_id,
         building_id,
@@ -307,13 +320,14 @@ def _decode(data: bytes, arrival_ms: int) -> Reading:
         t.on,
         dim_level,
         fault_code,
+        energy_wh,
     )
 
 
 def telemetry_of(reading: Reading) -> Telemetry:
-    """The wire form of a reading (current schema version, ``ts`` formatted with ms)."""
+    """The wire form of a reading (v1, or v2 when it has ``energy_wh``; ``ts`` with ms)."""
     return Telemetry(
-        SCHEMA_VERSION,
+        SCHEMA_VERSION if reading.energy_wh is None else SCHEMA_VERSION_ENERGY,
         reading.site_id,
         reading.building_id,
         reading.room_id,
@@ -326,6 +340,7 @@ def telemetry_of(reading: Reading) -> Telemetry:
         reading.on,
         reading.dim_level,
         reading.fault_code,
+        reading.energy_wh,
     )
 
 

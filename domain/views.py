@@ -55,8 +55,6 @@ class TimePoint(msgspec.Struct, frozen=True, gc=False):
 
 EVENTS_TABLE = "events"
 USAGE_TABLE = "usage"
-# Ranks the two versions of a fault so a replayed "open" never overwrites "cleared".
-FAULT_REVISION = {"open": 1, "cleared": 2}
 
 
 _TYPE_NAMES: dict[type, str] = {
@@ -115,7 +113,8 @@ def command_writes(event: object) -> list[CommandWrite]:
     - ``AssetState``: ``ASSET#<asset>``/``STATE``, conditional on ``ts_ms`` (never backwards).
     - ``Fault``: ``BLDG#<site>#<building>``/``FAULT#<opened_at_ms:013d>#<asset>#<code>``; while
       open also ``gsi1pk=OPENFAULT#<site>#<building>`` and ``gsi1sk=sk`` (a cleared fault has
-      neither, so it leaves the sparse index). Conditional on ``revision`` (open 1, cleared 2).
+      neither, so it leaves the sparse index). Conditional on ``Fault.revision``
+      (open 1, cleared 2, re-opened 3, ...).
     - ``EnergySpike``: ``SPIKE#<site>``/``<started_at_ms:013d>#<asset>``; a site-level spike
       ``<started_at_ms:013d>#SITE#<rule>``.
     - ``UsageReport``: ``usage_key`` (pk by scope, sk ``<level>#<window>#<start:013d>#<id>``),
@@ -127,7 +126,7 @@ def command_writes(event: object) -> list[CommandWrite]:
     if isinstance(event, Fault):
         sk = fault_sk(event)
         item = _row(f"BLDG#{event.site_id}#{event.building_id}", sk, event)
-        item["revision"] = FAULT_REVISION[event.status]
+        item["revision"] = event.revision
         if event.status == "open":
             item["gsi1pk"] = f"OPENFAULT#{event.site_id}#{event.building_id}"
             item["gsi1sk"] = sk
@@ -166,7 +165,7 @@ def _dimensions(event: Fault | EnergySpike | UsageReport) -> dict[str, str]:
         "room": event.room_id,
         "asset": event.asset_id,
     }
-    if isinstance(event, Fault) or event.level == "asset":
+    if event.level == "asset":
         return dimensions
     dimensions = {name: value for name, value in dimensions.items() if value}
     dimensions["level"] = event.level

@@ -10,10 +10,20 @@ from typing import Any, TypeVar, cast
 import msgspec
 
 from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
-from domain.rules import AssetRuleState, asset_state, offline_check, step, usage_since_last
+from domain.events import DomainEvent, Fault
+from domain.rules import (
+    AssetRuleState,
+    Limits,
+    asset_state,
+    expire,
+    mark_suppressed,
+    offline_check,
+    step,
+)
+from domain.rules.flood import FloodState, flood_check, flood_guard, is_new
 from domain.site import SiteDemandState, demand_w, site_demand_step
 from domain.telemetry import Reading, decode_reading
-from domain.usage import scope_of_key, scopes_of, usage_report_of
+from domain.usage import scope_of_key, scopes_of, usage_report_of, usage_since_last
 from lighting.registry import RegistryCache
 from streams.app import App
 from streams.stream import Stream
@@ -60,6 +70,8 @@ def build_app(registry: RegistryCache, *, topic: str, grace_ms: int) -> App:
     # Room, building and site sums of the asset windows closed by the current advance.
     rollups = app.Table("usage_rollups", default=UsageAcc, value_type=UsageAcc)
     next_offline_check = app.Table("offline_check", default=int, value_type=int)
+    # New faults per (site, code) and the flood in progress (domain.rules.flood).
+    site_floods = app.Table("site_floods", default=_no_flood_state, value_type=FloodState)
 
     def windowed(
         name: str, size_ms: int, default: Callable[[], V], value_type: type[V]
@@ -115,6 +127,34 @@ def build_app(registry: RegistryCache, *, topic: str, grace_ms: int) -> App:
         site_demand[str(site_id)] = state
         yield from spikes
 
+    def limits_for(asset_id: str, site_id: str) -> Limits | None:
+        """The one place the agent asks the registry for an asset's limits (None: the
+        registry refuses the asset, e.g. past its cap of unknown assets: no rule applies)."""
+        limits: Limits | None = registry.limits(asset_id, site_id)
+        return limits
+
+    def guarded(
+        events: Iterable[DomainEvent], state: AssetRuleState | None
+    ) -> tuple[list[DomainEvent], AssetRuleState | None]:
+        """Events through the site's flood guard: a new fault past the flood limit is kept
+        but marked suppressed (in its event and in the asset's state, for later versions)."""
+        out: list[DomainEvent] = []
+        for event in events:
+            if not (isinstance(event, Fault) and is_new(event)):
+                out.append(event)
+                continue
+            key = (event.site_id, event.code)
+            flood, suppressed, site_events = flood_guard(
+                site_floods.get(key), event, registry.flood_limits(event.site_id)
+            )
+            site_floods[key] = flood
+            fault = msgspec.structs.replace(event, suppressed=True) if suppressed else event
+            if suppressed and state is not None:
+                state = mark_suppressed(state, fault)
+            out.append(fault)
+            out.extend(site_events)
+        return out, state
+
     @app.on_advance
     def by_event_time(clock_ms: int) -> Iterable[object]:
         for key, acc in rollups.items():
@@ -132,37 +172,73 @@ def build_app(registry: RegistryCache, *, topic: str, grace_ms: int) -> App:
             return
         next_offline_check["next"] = clock_ms - clock_ms % MINUTE_MS + MINUTE_MS
         for asset_id, state in asset_rules.items():
-            limits = registry.limits(str(asset_id), state.site_id)
+            limits = limits_for(str(asset_id), state.site_id)
+            if limits is None:
+                continue
+            kept, expired = expire(state, clock_ms, limits)
+            if kept is None:
+                del asset_rules[asset_id]
+                events, _ = guarded(expired, None)
+                yield from events
+                continue
             after, events = offline_check(state, clock_ms, limits)
             if after is not state:
-                asset_rules[asset_id] = after
+                events, guarded_state = guarded(events, after)
+                asset_rules[asset_id] = guarded_state or after
                 yield from events
+        for flood_key, flood in site_floods.items():
+            site_id, code = cast(tuple[str, str], flood_key)
+            left, site_events = flood_check(
+                flood, site_id, code, clock_ms, registry.flood_limits(site_id)
+            )
+            if left is None:
+                del site_floods[flood_key]
+            yield from site_events
 
     @app.agent(telemetry)
     async def detect(stream: Stream[Reading]) -> AsyncIterator[object]:
         async for reading in stream:
             asset_id = reading.asset_id
-            limits = registry.limits(asset_id, reading.site_id)
+            limits = limits_for(asset_id, reading.site_id)
+            if limits is None:
+                continue
             before = asset_rules.get(asset_id)
+            if before is not None and reading.ts_ms <= before.last_ts_ms:
+                continue  # duplicate or out of order: the rules ignore it, so does usage
+            ts_ms = reading.ts_ms
+            # Every table's clock follows the readings' event time: each contribution is
+            # added at the last millisecond it covers (the last one at ts - 1), and a reading
+            # that closes no interval still moves the clock with an empty contribution.
             for table, window_ms in ((hourly, HOUR_MS), (daily, DAY_MS)):
-                for start_ms, wh, covered_ms in usage_since_last(
-                    before, reading, limits, window_ms
-                ):
+                parts = usage_since_last(before, reading, limits, window_ms)
+                for start_ms, wh, covered_ms in parts:
                     contribution = UsageAcc(
                         reading.site_id, reading.building_id, reading.room_id, wh, covered_ms, 1
                     )
-                    table.add(asset_id, contribution, at_ms=start_ms)
-            for start_ms, wh, _ in usage_since_last(before, reading, limits, MINUTE_MS):
-                site_minute.add(reading.site_id, wh, at_ms=start_ms)
+                    table.add(asset_id, contribution, at_ms=min(start_ms + window_ms, ts_ms) - 1)
+                if not parts:
+                    empty = UsageAcc(reading.site_id, reading.building_id, reading.room_id)
+                    table.add(asset_id, empty, at_ms=ts_ms)
+            minutes = usage_since_last(before, reading, limits, MINUTE_MS)
+            for start_ms, wh, _ in minutes:
+                site_minute.add(reading.site_id, wh, at_ms=min(start_ms + MINUTE_MS, ts_ms) - 1)
+            if not minutes:
+                site_minute.add(reading.site_id, 0.0, at_ms=ts_ms)
             after, events = step(before, reading, limits)
-            if after is not before:
-                asset_rules[asset_id] = after
-                for event in events:
-                    yield event
-                yield asset_state(reading)
+            if events:
+                events, guarded_state = guarded(events, after)
+                after = guarded_state or after
+            asset_rules[asset_id] = after
+            for event in events:
+                yield event
+            yield asset_state(reading)
 
     return app
 
 
 def _no_site_state() -> SiteDemandState:
     raise KeyError("site_demand has no default: use .get()")
+
+
+def _no_flood_state() -> FloodState:
+    raise KeyError("site_floods has no default: use .get()")

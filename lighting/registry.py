@@ -17,8 +17,16 @@ import msgspec
 from core.clock import DAY_MS, Clock
 from core.errors import SourceError
 from core.retry import Backoff, retry_call
-from domain.registry import Asset, Registry, RegistryImport, SiteDefaults, site_limits_of
+from domain.registry import (
+    Asset,
+    Registry,
+    RegistryImport,
+    SiteDefaults,
+    flood_limits_of,
+    site_limits_of,
+)
 from domain.rules import Limits
+from domain.rules.flood import FloodLimits
 from domain.site import SiteLimits
 from domain.telemetry import Reading
 from domain.usage import asset_counts
@@ -191,6 +199,10 @@ class RegistryCache:
 
     def site_limits(self, site_id: str) -> SiteLimits | None:
         return site_limits_of(self._loaded.registry.site(site_id))
+
+    def flood_limits(self, site_id: str) -> FloodLimits:
+        """The flood guard of a site (detection, issue 11)."""
+        return flood_limits_of(self._loaded.registry.site(site_id))
 
     def asset_count(self, scope_key: str) -> int:
         return self._loaded.counts.get(scope_key, 0)

@@ -36,6 +36,7 @@ from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from domain.registry import Asset, SiteDefaults, limits_of
 from domain.rules import (
     BASELINE_RULE,
+    DEFAULT_COOLDOWN_MS,
     DEFAULT_MAX_GAP_MS,
     DEFAULT_WINDOW_MS,
     FLICKER,
@@ -92,6 +93,7 @@ class SimParams(msgspec.Struct, frozen=True):
     flicker_toggles: int = 4
     flicker_window_ms: int = 600_000
     voltage_band: float = 0.1
+    flicker_max_on_ms: int = 90_000
 
 
 ANOMALY_COUNTS = (
@@ -127,6 +129,10 @@ def scenario_params(**overrides: int | float) -> SimParams:
         "baseline_spike_count": 12,
         "site_spike_count": 8,
         "near_miss_count": 40,
+        # Readings every 2 minutes: a short cycle (one reading on between two off) is seen as
+        # a 2-minute on-period, so the window and the short-cycle bound follow the sampling.
+        "flicker_window_ms": 1_500_000,
+        "flicker_max_on_ms": 150_000,
     }
     base.update(overrides)
     return msgspec.convert(base, SimParams)
@@ -657,8 +663,12 @@ def _usage_truth(
         while cursor < ts[k + 1]:
             window_start_ms = cursor // window_ms * window_ms
             piece_end = min(window_start_ms + window_ms, ts[k + 1])
+            # Trapezoid: power linear between the two readings (``domain.usage``).
+            span_ms = ts[k + 1] - ts[k]
+            at_start = power[k] + (power[k + 1] - power[k]) * (cursor - ts[k]) / span_ms
+            at_end = power[k] + (power[k + 1] - power[k]) * (piece_end - ts[k]) / span_ms
             wh[window_start_ms] = wh.get(window_start_ms, 0.0) + (
-                power[k] * (piece_end - cursor) / HOUR_MS
+                (at_start + at_end) / 2 * (piece_end - cursor) / HOUR_MS
             )
             covered[window_start_ms] = covered.get(window_start_ms, 0) + piece_end - cursor
             cursor = piece_end
@@ -739,10 +749,13 @@ def _plan_new_episodes(
 
     offline_slots = -(-params.offline_after_ms // interval_ms)  # gap = (dropped + 1) slots
     short_gap = max(1, min(params.max_gap_ms // interval_ms, offline_slots - 2))
+    cycles = 2 * params.flicker_toggles + 1
     plans: list[tuple[str, int, list[AssetSpec], int, int]] = [
         ("lamp_failure", params.lamp_failure_count, luminaires, 1, 10),
         ("voltage", params.voltage_count, assets, 1, 10),
-        ("flicker", params.flicker_count, luminaires, params.flicker_toggles, window + 2),
+        # Alternating readings: one short cycle per two readings, the rule needs
+        # ``flicker_toggles`` of them.
+        ("flicker", params.flicker_count, luminaires, cycles, max(cycles, window + 2)),
         ("offline", params.offline_count, assets, offline_slots - 1, offline_slots + 20),
         ("baseline_spike", params.baseline_spike_count, luminaires, 2, 6),
     ]
@@ -827,23 +840,30 @@ def _by_slot(
 def _flicker_truth(
     params: SimParams, asset: AssetSpec, values: list[_Values]
 ) -> list[tuple[int, int]]:
-    """Every ``(opened_ms, cleared_ms)`` where at least ``flicker_toggles`` on/off changes fall
-    within ``(ts - flicker_window_ms, ts]`` (the flicker rule's definition), in time order."""
+    """Every ``(opened_ms, cleared_ms)`` where at least ``flicker_toggles`` short cycles (an
+    on-period shorter than ``flicker_max_on_ms``) end within ``(ts - flicker_window_ms, ts]``
+    (the flicker rule's definition), episodes re-opening within the cool-down merged."""
     if asset.kind != "luminaire":
         return []
     out: list[tuple[int, int]] = []
-    toggles: list[int] = []
+    cycles: list[int] = []
     opened_ms: int | None = None
     last_on: bool | None = None
+    on_since: int | None = None
     for v in values:
         ts_ms, on = v[0], v[5]
-        if last_on is not None and on != last_on:
-            toggles.append(ts_ms)
+        if on and last_on is False:
+            on_since = ts_ms
+        elif not on:
+            if last_on and on_since is not None and ts_ms - on_since < params.flicker_max_on_ms:
+                cycles.append(ts_ms)
+            on_since = None
         last_on = on
-        toggles = [t for t in toggles if t > ts_ms - params.flicker_window_ms]
-        flickering = len(toggles) >= params.flicker_toggles
+        cycles = [t for t in cycles if t > ts_ms - params.flicker_window_ms]
+        flickering = len(cycles) >= params.flicker_toggles
         if flickering and opened_ms is None:
-            opened_ms = ts_ms
+            merge = out and ts_ms - out[-1][1] <= DEFAULT_COOLDOWN_MS
+            opened_ms = out.pop()[0] if merge else ts_ms
         elif not flickering and opened_ms is not None:
             out.append((opened_ms, ts_ms))
             opened_ms = None
@@ -865,15 +885,22 @@ def _site_defaults(sim: Simulation) -> dict[str, SiteDefaults]:
                 minute_ms = cursor - cursor % MINUTE_MS
                 piece_end = min(minute_ms + MINUTE_MS, b[0])
                 key = (asset.site_id, minute_ms)
-                demand_wh[key] = demand_wh.get(key, 0.0) + a[1] * (piece_end - cursor) / HOUR_MS
+                # Trapezoid, as ``domain.usage``: power linear between the readings.
+                at_start = a[1] + (b[1] - a[1]) * (cursor - a[0]) / (b[0] - a[0])
+                at_end = a[1] + (b[1] - a[1]) * (piece_end - a[0]) / (b[0] - a[0])
+                piece_wh = (at_start + at_end) / 2 * (piece_end - cursor) / HOUR_MS
+                demand_wh[key] = demand_wh.get(key, 0.0) + piece_wh
                 cursor = piece_end
     busiest: dict[str, float] = {}
     quietest_spike: dict[str, float] = {}
     for (site_id, minute_ms), wh in demand_wh.items():
         demand_w = wh * HOUR_MS / MINUTE_MS
         spike = sim._site_spikes.get(site_id)
-        if spike is not None and spike[0] <= minute_ms < spike[1] + params.interval_ms:
-            if spike[0] + params.interval_ms <= minute_ms < spike[1]:
+        # Energy is linear between readings: the interval before the first and after the last
+        # spike reading ramp, so only minutes a reading interval inside count as the spike.
+        lead_ms = params.interval_ms
+        if spike is not None and spike[0] - lead_ms <= minute_ms < spike[1] + lead_ms:
+            if spike[0] + lead_ms <= minute_ms < spike[1] - lead_ms:
                 quietest_spike[site_id] = min(quietest_spike.get(site_id, math.inf), demand_w)
             continue
         busiest[site_id] = max(busiest.get(site_id, 0.0), demand_w)
@@ -890,6 +917,7 @@ def _site_defaults(sim: Simulation) -> dict[str, SiteDefaults]:
             offline_after_ms=params.offline_after_ms,
             flicker_toggles=params.flicker_toggles,
             flicker_window_ms=params.flicker_window_ms,
+            flicker_max_on_ms=params.flicker_max_on_ms,
             nominal_voltage_v=NOMINAL_VOLTAGE_V,
             max_gap_ms=params.max_gap_ms,
         )

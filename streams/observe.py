@@ -157,8 +157,9 @@ def local_worker_status(
 def dimension_sets(scope: str) -> list[list[str]]:
     """The dimension sets a line of `scope` publishes to. Shard series are also published to
     [App] (the alarms' set; CloudWatch sums or maxes the shards there); sink series to
-    [App, Sink] and [App] (the dashboard's set: all sinks together); dead letters by reason to [App, Reason] only (the shard line carries the
-    total, so [App] is not counted twice)."""
+    [App, Sink] and [App] (the dashboard's set: all sinks together); dead letters by reason
+    to [App, Reason] only (the shard line carries the total, so [App] is not counted
+    twice)."""
     if scope == SHARD:
         return [["App", "Shard"], ["App"]]
     if scope == SINK:

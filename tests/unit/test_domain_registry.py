@@ -119,7 +119,11 @@ def test_registry_lookup_falls_back_to_site_and_global_defaults() -> None:
     assert registry.limits("zz", "other").rated_w == 100.0
     site = site_limits_of(registry.site("s"))
     assert site is not None and site.demand_threshold_w == 900.0
-    assert site_limits_of(registry.site("other")) is None
+    # No fixed limit at "other", but the learnt hour-of-day baseline is on by default.
+    other = site_limits_of(registry.site("other"))
+    assert other is not None and other.demand_threshold_w is None
+    assert other.baseline_factor == 1.5
+    assert site_limits_of(SiteDefaults("x", demand_baseline_factor=None)) is None
 
 
 @pytest.mark.parametrize("bad", ["a#b", "x" * 129, "a b", "lamp\n1"])

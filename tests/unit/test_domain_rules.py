@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from domain.events import AssetState, EnergySpike, Fault, UsageReport
+from domain.events import AssetState, EnergySpike, Fault
 from domain.rules import (
     SPIKE_RULE,
     AssetRuleState,
@@ -14,11 +14,9 @@ from domain.rules import (
     OpenSpike,
     asset_state,
     step,
-    usage_contributions,
-    usage_report,
-    usage_since_last,
 )
 from domain.telemetry import Reading
+from domain.usage import Contribution, interval_energy, usage_since_last
 
 LIMITS = Limits(spike_threshold_w=100.0)
 IDS = ("s", "b", "r", "a")
@@ -56,7 +54,8 @@ def test_fault_opens_once_and_clears_with_the_same_event_id() -> None:
     assert cleared == [Fault(*IDS, "E1", 60_000, "cleared", 180_000)]
     assert isinstance(cleared[0], Fault)
     assert cleared[0].event_id == opened.event_id
-    assert state.fault is None
+    # Kept for the cool-down, cleared: a re-opening continues it.
+    assert state.fault == OpenFault("E1", 60_000, 180_000)
     assert step(state, reading(240_000), LIMITS)[1] == []
 
 
@@ -85,27 +84,65 @@ def test_spike_episode_emits_one_event_with_exact_excess() -> None:
 def test_open_spike_is_kept_in_state() -> None:
     state, events = run([reading(0, 160.0), reading(60_000, 130.0)])
     assert events == []
-    assert state.spike == OpenSpike(0, 160.0, 1.0, 100.0)
+    assert state.spike == OpenSpike(0, 160.0, 1.0, 100.0, readings=2, last_threshold_w=100.0)
 
 
 def test_spike_gap_adds_no_excess_and_threshold_is_fixed_per_episode() -> None:
     limits = Limits(spike_threshold_w=100.0, max_gap_ms=120_000)
     state, _ = run([reading(0, 160.0), reading(60_000, 190.0)], limits)
     # 300 s gap > max_gap: no excess for [60 s, 360 s), though the episode goes on.
-    state, events = step(state, reading(360_000, 130.0), Limits(500.0, max_gap_ms=120_000))
+    state, events = step(state, reading(360_000, 130.0), limits)
     assert events == []
     state, events = step(state, reading(420_000, 90.0), limits)
+    # 60 W for 1 min, then 30 W for 1 min: 1.5 Wh.
     assert events == [EnergySpike(*IDS, 0, 420_000, 190.0, 100.0, 1.5, SPIKE_RULE)]
 
 
+def test_spike_threshold_is_judged_per_reading() -> None:
+    # The second reading would be above the first one's threshold (100 W), not its own.
+    state, _ = run([reading(0, 160.0)])
+    state, events = step(state, reading(60_000, 130.0), Limits(500.0))
+    assert events == [] and state.spike is None
+
+
 def test_spike_and_fault_in_the_same_step() -> None:
-    state, events = run([reading(0, 150.0, "E1"), reading(60_000, 40.0)])
+    state, events = run([reading(0, 150.0, "E1"), reading(30_000, 150.0), reading(60_000, 40.0)])
     assert events == [
         Fault(*IDS, "E1", 0, "open", None),
-        Fault(*IDS, "E1", 0, "cleared", 60_000),
+        Fault(*IDS, "E1", 0, "cleared", 30_000),
         EnergySpike(*IDS, 0, 60_000, 150.0, 100.0, 50 * 60_000 / 3_600_000, SPIKE_RULE),
     ]
-    assert state == AssetRuleState(60_000, 40.0, None, None, *IDS, last_on=True)
+    cleared = OpenFault("E1", 0, 30_000)
+    assert state == AssetRuleState(60_000, 40.0, cleared, None, *IDS, last_on=True)
+
+
+def test_a_one_reading_blip_is_no_spike() -> None:
+    _, events = run([reading(0, 50.0), reading(60_000, 180.0), reading(120_000, 50.0)])
+    assert events == []
+
+
+def test_a_fault_re_opening_within_the_cool_down_continues_it() -> None:
+    limits = Limits(100.0, cooldown_ms=120_000)
+    _, events = run(
+        [
+            reading(0, fault_code="E1"),
+            reading(60_000),  # cleared
+            reading(180_000, fault_code="E1"),  # 120 s after: the same fault again
+            reading(240_000),
+            reading(361_000, fault_code="E1"),  # 121 s after: a new fault
+        ],
+        limits,
+    )
+    assert events == [
+        Fault(*IDS, "E1", 0),
+        Fault(*IDS, "E1", 0, "cleared", 60_000),
+        Fault(*IDS, "E1", 0, "open", None, 2),
+        Fault(*IDS, "E1", 0, "cleared", 240_000, 2),
+        Fault(*IDS, "E1", 361_000),
+    ]
+    revisions = [e.revision for e in events if isinstance(e, Fault)]
+    assert revisions == [1, 2, 3, 4, 1]
+    assert len({e.event_id for e in events if isinstance(e, Fault)}) == 2
 
 
 @pytest.mark.parametrize("ts_ms", [59_999, 60_000])
@@ -123,6 +160,16 @@ def test_rule_state_survives_msgpack_round_trip() -> None:
     assert decoded == state
     empty = AssetRuleState(5, 1.5)
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(empty), type=AssetRuleState) == empty
+
+
+def usage_contributions(
+    t1_ms: int, power_w: float, t2_ms: int, max_gap_ms: int, window_ms: int = 3_600_000
+) -> list[Contribution]:
+    """Energy of an interval at constant power (both estimators agree on it)."""
+    parts = interval_energy(
+        t1_ms, power_w, t2_ms, power_w, max_gap_ms=max_gap_ms, window_ms=window_ms
+    )
+    return [(start, round(wh, 12), covered) for start, wh, covered in parts]
 
 
 def test_usage_within_one_window() -> None:
@@ -166,22 +213,10 @@ def test_usage_gap_contributes_nothing() -> None:
 def test_usage_since_last_uses_the_state_before_the_step() -> None:
     assert usage_since_last(None, reading(0), LIMITS) == []
     state, _ = step(None, reading(0, 72.0), LIMITS)
-    assert usage_since_last(state, reading(50_000, 5.0), LIMITS) == [(0, 1.0, 50_000)]
-
-
-def test_usage_report() -> None:
-    report = usage_report(
-        site_id="s",
-        building_id="b",
-        room_id="r",
-        asset_id="a",
-        window_start_ms=3_600_000,
-        window_ms=3_600_000,
-        wh=1500.0,
-        covered_ms=2_700_000,
-    )
-    assert report == UsageReport("s", "b", "r", "a", 3_600_000, 7_200_000, 1.5, 2_700_000, 0.75)
-    assert report.level == "asset"
+    # Trapezoid: (72 + 5) / 2 W for 50 s.
+    assert usage_since_last(state, reading(50_000, 5.0), LIMITS) == [
+        (0, (72.0 + 5.0) / 2 * 50 / 3600, 50_000)
+    ]
 
 
 def test_asset_state_of_a_reading() -> None:

@@ -161,7 +161,7 @@ def test_nan_and_infinite(field: str, literal: str) -> None:
     ("overrides", "reason"),
     [
         ({"power_w": -0.001}, "bad_value: power_w"),
-        ({"v": 2}, "unknown_schema: v=2"),
+        ({"v": 3}, "unknown_schema: v=3"),
         ({"v": 0}, "unknown_schema: v=0"),
         ({"dim_level": 101}, "bad_value: dim_level"),
         ({"dim_level": -1}, "bad_value: dim_level"),
@@ -196,7 +196,7 @@ def test_ancient_ts_is_relative_to_arrival_not_wall_clock() -> None:
 
 
 def test_checks_run_in_documented_order() -> None:
-    assert reason_of(raw(v=2, site_id="", power_w=-1.0)) == "unknown_schema: v=2"
+    assert reason_of(raw(v=3, site_id="", power_w=-1.0)) == "unknown_schema: v=3"
     assert reason_of(raw(site_id="", power_w=-1.0)) == "missing_field: site_id"
     assert reason_of(raw(asset_id="a#b", power_w=-1.0)) == "bad_id: asset_id"
     assert reason_of(raw(power_w=-1.0, dim_level=500, ts="x")) == "bad_value: power_w"

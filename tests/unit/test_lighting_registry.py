@@ -205,7 +205,15 @@ def test_a_quiet_shard_ticks_and_processes_while_every_reload_fails() -> None:
     )
     engine.start()
     records = [
-        Record("shard-0", n, 0, "s1", encode_reading(reading(asset, TS_MS + n * 60_000)), TS_MS)
+        # Readings two hours apart, as the clock moves: none is late for its windows.
+        Record(
+            "shard-0",
+            n,
+            0,
+            "s1",
+            encode_reading(reading(asset, TS_MS + n * 2 * HOUR_MS)),
+            TS_MS + n * 2 * HOUR_MS,
+        )
         for n, asset in enumerate(["a1", "u1", "u2", "a1"], start=1)
     ]
     for record in records:

@@ -121,7 +121,7 @@ POISON: dict[str, tuple[bytes, str]] = {
     "bad_type": (raw(power_w="high"), "bad_type"),
     "not_an_object": (b"[1, 2]", "bad_type"),
     "missing_field": (json.dumps({"v": 1, "asset_id": "x"}).encode(), "missing_field"),
-    "unknown_schema": (raw(v=2), "unknown_schema"),
+    "unknown_schema": (raw(v=3), "unknown_schema"),
     "bad_id_3000_chars": (raw("a" * 3_000), "bad_id"),
     "bad_id_hash": (raw("a#b"), "bad_id"),
     "bad_id_hash_in_site": (raw(site_id="a#b"), "bad_id"),

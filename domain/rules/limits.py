@@ -1,0 +1,130 @@
+"""The rules' parameters (``Limits``) and what they remember per asset (``AssetRuleState``)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from core.clock import DAY_MS
+
+DEFAULT_MAX_GAP_MS = 300_000
+DEFAULT_WINDOW_MS = 3_600_000
+DEFAULT_COOLDOWN_MS = 600_000
+DEFAULT_RETENTION_MS = 7 * DAY_MS
+SPIKE_RULE = "power_above_threshold"
+BASELINE_RULE = "power_above_baseline"
+
+# Fault codes of the derived faults (device codes are whatever the device sends).
+LAMP_FAILURE = "lamp_failure"
+OVER_VOLTAGE = "over_voltage"
+UNDER_VOLTAGE = "under_voltage"
+FLICKER = "flicker"
+OFFLINE = "offline"
+DERIVED_FAULT_CODES = frozenset({LAMP_FAILURE, OVER_VOLTAGE, UNDER_VOLTAGE, FLICKER, OFFLINE})
+EXPIRED = "expired"
+"""``Fault.reason`` of a fault closed because its asset's state was retired."""
+
+
+class Limits(msgspec.Struct, frozen=True, gc=False):
+    """Rule parameters of one asset (``domain.registry.limits_of`` builds them from the registry).
+
+    Every rule beyond device fault codes and the rated-power spike is off unless its parameter
+    is set, so ``Limits(threshold)`` keeps the original two rules.
+
+    - spikes: ``spike_threshold_w`` (rated power times tolerance). Every reading is compared
+      with the threshold that applies at its own dim level; an episode is reported only if at
+      least ``min_spike_readings`` readings were above and it lasted at least ``min_spike_ms``
+      (first reading above to first reading back), so one-reading blips never fire.
+    - baseline: with ``baseline_factor``, an EWMA of power per (``dim_level`` bucket of
+      ``dim_bucket_pct``), learnt from healthy readings while on, gives a second threshold
+      ``max(ewma * factor, ewma + baseline_min_excess_w)`` once ``baseline_warmup`` readings
+      were learnt; the lower of the two thresholds applies.
+    - lamp failure: with ``lamp_current_fraction`` and ``rated_w``: on, ``dim_level >=
+      lamp_min_dim_pct`` and ``current_a`` below that fraction of the expected current
+      ``rated_w * dim_level / 100 / nominal_voltage_v``.
+    - voltage: with ``voltage_band`` (a fraction): outside ``nominal_voltage_v * (1 +- band)``.
+    - flicker: with ``flicker_toggles``: at least that many *short cycles* in the last
+      ``flicker_window_ms`` (``(ts - window, ts]``). A short cycle is an on-period shorter than
+      ``flicker_max_on_ms`` (first reading on to first reading off), i.e. shorter than any
+      occupancy sensor's hold time: scheduled and occupancy switching never make one.
+    - offline: with ``offline_after_ms``: no reading for that long.
+    - cool-down: a fault that re-opens within ``cooldown_ms`` of clearing continues the same
+      fault (same identity, ``occurrences + 1``).
+    - retention: an asset without readings for ``retention_ms`` of event time is forgotten,
+      its open faults cleared with reason ``expired``.
+    """
+
+    spike_threshold_w: float
+    max_gap_ms: int = DEFAULT_MAX_GAP_MS
+    min_spike_ms: int = 0
+    baseline_factor: float | None = None
+    baseline_min_excess_w: float = 2.0
+    baseline_alpha: float = 0.1
+    baseline_warmup: int = 10
+    dim_bucket_pct: int = 5
+    rated_w: float | None = None
+    lamp_current_fraction: float | None = None
+    lamp_min_dim_pct: int = 10
+    nominal_voltage_v: float = 230.0
+    voltage_band: float | None = None
+    flicker_toggles: int | None = None
+    flicker_window_ms: int = 600_000
+    offline_after_ms: int | None = None
+    min_spike_readings: int = 2
+    flicker_max_on_ms: int = 90_000
+    cooldown_ms: int = DEFAULT_COOLDOWN_MS
+    retention_ms: int = DEFAULT_RETENTION_MS
+
+
+class OpenFault(msgspec.Struct, frozen=True, gc=False):
+    """A fault slot: open while ``cleared_at_ms`` is None, then kept for the cool-down so a
+    re-opening continues it."""
+
+    code: str
+    opened_at_ms: int
+    cleared_at_ms: int | None = None
+    occurrences: int = 1
+    suppressed: bool = False
+
+
+class OpenSpike(msgspec.Struct, frozen=True, gc=False):
+    """A spike in progress. ``threshold_w`` and ``rule`` are those of its first reading;
+    ``last_threshold_w`` is the threshold at the latest reading (excess energy of the interval
+    that follows it is measured against it); ``readings`` counts readings above."""
+
+    started_at_ms: int
+    peak_w: float
+    excess_wh: float
+    threshold_w: float
+    rule: str = SPIKE_RULE
+    readings: int = 1
+    last_threshold_w: float | None = None
+
+
+class AssetRuleState(msgspec.Struct, frozen=True, gc=False):
+    """Everything the rules remember about one asset; msgpack/JSON serialisable for snapshots.
+
+    Fields after ``spike`` have defaults so snapshots written before they existed still load.
+    The ids are those of the last reading, for events raised without one (``offline_check``).
+    ``baseline`` maps a dim bucket to ``(ewma_w, readings learnt)``. ``on_since_ms``: first
+    reading of the current on-period (None: off, or on since before the asset was first seen);
+    ``short_cycles_ms``: ends of recent short on-periods (flicker). ``last_energy_wh``: the
+    counter of the last reading (schema v2), for counter-delta energy.
+    """
+
+    last_ts_ms: int
+    last_power_w: float
+    fault: OpenFault | None = None
+    spike: OpenSpike | None = None
+    site_id: str = ""
+    building_id: str = ""
+    room_id: str = ""
+    asset_id: str = ""
+    last_on: bool | None = None
+    lamp: OpenFault | None = None
+    voltage: OpenFault | None = None
+    flicker: OpenFault | None = None
+    offline: OpenFault | None = None
+    baseline: dict[int, tuple[float, int]] = msgspec.field(default_factory=dict)
+    on_since_ms: int | None = None
+    short_cycles_ms: tuple[int, ...] = ()
+    last_energy_wh: float | None = None

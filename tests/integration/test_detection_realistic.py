@@ -1,0 +1,53 @@
+"""`luxflow evaluate --realistic --json` through the CLI: the realistic fleet (120 lamps, 26 h,
+452k deliveries) through the real app in-process, continuous run without idle close."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KINDS = (
+    "energy_spike:power_above_threshold",
+    "energy_spike:power_above_baseline",
+    "fault_code",
+    "flicker",
+    "offline",
+)
+
+
+@pytest.mark.detection
+def test_evaluate_realistic_meets_the_detection_goals() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "evaluate", "--realistic", "--json", "--hours", "26"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    result = json.loads(done.stdout)  # stdout is one JSON object, nothing else
+    kinds = result["kinds"]
+    for kind in KINDS:
+        assert kinds[kind]["expected"] > 0, kind
+        assert kinds[kind]["precision"] >= 0.99 and kinds[kind]["recall"] >= 0.99, kinds[kind]
+    assert kinds["blip_spikes"] == 0
+    assert result["fleet"]["late_records"] == 0
+    # Reports are written once end + grace (600 s) has passed, plus at most a checkpoint.
+    for name, lag_ms in result["report_lag_ms"].items():
+        assert 600_000 < lag_ms <= 600_000 + 5_000 + 2_000, name
+    energy = result["energy"]
+    assert energy["counter_1d"]["within_0.5%"] == 1.0
+    # Counter hours: the delta is exact; only its split at an hour bound is modelled, so an
+    # hour can miss by at most the energy of the one reading interval across its bound
+    # (100 W for 40 s: 1.11 Wh). Measured: 0.14 Wh at most, > 0.5 % only on standby hours.
+    assert energy["counter_1h"]["max_abs_wh"] < 100 * 40 / 3600
+    assert energy["counter_1h"]["p90"] < 0.005
+    assert energy["estimator_1d"]["within_0.5%"] == 1.0
