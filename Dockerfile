@@ -31,7 +31,7 @@ FROM ${JRE_IMAGE} AS jre
 
 # --- stage 3: luxflow into its own virtualenv -------------------------------------------------
 # tests/integration/test_packaging.py reads this stage's `COPY <src> <dst>` lines up to the
-# first `RUN /app/.venv/bin/pip install`: keep the runtime sources' COPY lines before it.
+# pip install of luxflow itself: keep the runtime sources' COPY lines before that line.
 FROM ${PYTHON_IMAGE} AS python
 WORKDIR /app
 RUN python3 -m venv /app/.venv
