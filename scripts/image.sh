@@ -239,7 +239,9 @@ smoke() {
     { podman logs "$SMOKE" >&2; die "still running ${STOP_TIMEOUT_S} s after SIGTERM: ECS would SIGKILL it"; }
   end=$(date +%s.%N)
   elapsed=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }')
-  echo "   exited with code $code ${elapsed} s after SIGTERM" >&2
+  echo "   exited with code $code ${elapsed} s after SIGTERM; the daemon's last shutdown lines:" >&2
+  podman logs "$SMOKE" 2>&1 | grep -iE 'shutdown|graceful' | tail -n 3 | cut -c1-200 |
+    sed 's/^/     /' >&2 || true
   case "$code" in
     0 | 143) ;;
     *) podman logs "$SMOKE" >&2; die "the worker exited with $code after SIGTERM (expected 0 or 143)" ;;
