@@ -9,7 +9,8 @@
 #                             hashes); extra arguments go to pip-compile (e.g. --upgrade)
 #
 # Environment: LUXFLOW_IMAGE (tag, default localhost/luxflow:dev), LUXFLOW_IMAGE_CACHE (base
-# tarballs, default .cache/image), PIP_COMPILE (pip-compile to run, default .venv's).
+# tarballs, default .cache/image), LUXFLOW_PIP_COMPILE (pip-compile to run, default .venv's;
+# not PIP_COMPILE, which pip reads as its --compile option).
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
@@ -252,7 +253,7 @@ smoke() {
 }
 
 lock() {
-  local pip_compile=${PIP_COMPILE:-.venv/bin/pip-compile}
+  local pip_compile=${LUXFLOW_PIP_COMPILE:-.venv/bin/pip-compile}
   [ -x "$pip_compile" ] || die "no $pip_compile: run ./dev setup (pip-tools is a dev extra)"
   local python
   python=$(dirname "$pip_compile")/python
