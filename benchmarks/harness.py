@@ -1,7 +1,7 @@
 """A `ShardEngine` with luxflow's real sinks over in-memory clients, and the loop that feeds it.
 
-The DynamoDB and Timestream sinks are the production classes (`DynamoDBSink` with
-`views.command_writes`, `TimestreamSink` with `views.time_points`), so every output is turned
+The sinks are the production wiring itself (`lighting.wiring.shard_sinks`: `DynamoDBSink`
+with `views.command_writes`, `TimestreamSink` with `views.time_points`), so every output is turned
 into its item (`sinks.attrvalues.to_item`) or record (`sinks.timestream.to_record`), buffered,
 batched and sent as a complete request. Only the client is replaced: `NullDynamoDB` and
 `NullTimestream` accept every request, count it and encode it as JSON (what goes on the wire),
@@ -19,14 +19,14 @@ import msgspec
 
 from core.records import DeadLetter, Record
 from core.retry import Backoff
-from domain import views
+from lighting.clients import Clients
+from lighting.settings import Settings
+from lighting.wiring import engine_config, shard_sinks
 from sinks.base import Sink
-from sinks.dynamodb import DynamoDBSink
 from sinks.memory import InMemorySink
-from sinks.timestream import TimestreamSink
 from streams.app import App
 from streams.checkpoints import RecordingCheckpointer
-from streams.engine import EngineConfig, ShardEngine
+from streams.engine import ShardEngine
 from tables.store import InMemoryStateStore
 
 _encode = msgspec.json.Encoder().encode
@@ -92,6 +92,19 @@ def _dead_letter_key(item: object) -> object:
     return id(item)
 
 
+class NullClients:
+    """The `lighting.clients.Clients` of the benchmark: the null clients, counting requests."""
+
+    def __init__(self, counters: RequestCounters) -> None:
+        # The null clients have the methods the sinks call; Any stands in for boto3's types.
+        self.dynamodb: Any = NullDynamoDB(counters)
+        self.timestream: Any = NullTimestream(counters)
+
+
+def _no_sleep_backoff() -> Backoff:
+    return Backoff(sleep=lambda _s: None)
+
+
 def build_engine(
     app: App,
     shard_id: str,
@@ -99,41 +112,32 @@ def build_engine(
     clock: Callable[[], int],
     *,
     with_sinks: bool = True,
+    settings: Settings | None = None,
+    state_store: InMemoryStateStore | None = None,
 ) -> ShardEngine:
-    """One shard's engine, wired like `app.engine_factory` but with in-memory clients, an
-    in-memory state store and checkpointer. Dead letters stay in memory (the input has none).
-    `with_sinks=False` leaves the outputs unwritten (to measure the engine alone)."""
-    backoff = Backoff(sleep=lambda _s: None)
-    sinks: list[Sink] = [
-        # The null clients have the methods the sinks call; cast for boto3's client types.
-        DynamoDBSink(
-            cast(Any, NullDynamoDB(counters)),
-            "luxflow-model",
-            views.command_writes,
-            backoff,
-            coalesce=views.current_state_key,
-        ),
-        TimestreamSink(
-            cast(Any, NullTimestream(counters)),
-            "luxflow",
-            views.time_points,
-            backoff,
-            memory_retention_ms=24 * 3_600_000,
-            magnetic_store_writes=True,
+    """One shard's engine with the production sinks of `lighting.wiring.shard_sinks` over the
+    null clients, an in-memory state store and checkpointer. Dead letters stay in memory (the
+    input has none). `with_sinks=False` leaves the outputs unwritten (the engine alone)."""
+    settings = settings or Settings()
+    dead_letter = InMemorySink(key=_dead_letter_key)
+    sinks: list[Sink] = []
+    if with_sinks:
+        sinks = shard_sinks(
+            settings,
+            cast(Clients, NullClients(counters)),
+            dead_letter,
+            shard_id,
+            backoff=_no_sleep_backoff,
             now_ms=clock,
-            reject=lambda _point, _reason: None,
-        ),
-    ]
-    if not with_sinks:
-        sinks = []
+        )
     return ShardEngine(
         app,
         shard_id,
         sinks=sinks,
-        dead_letter=InMemorySink(key=_dead_letter_key),
-        state_store=InMemoryStateStore(),
+        dead_letter=dead_letter,
+        state_store=state_store if state_store is not None else InMemoryStateStore(),
         checkpointer=RecordingCheckpointer(),
-        config=EngineConfig(checkpoint_interval_ms=5_000, idle_timeout_ms=60_000),
+        config=engine_config(settings),
         now_ms=clock,
     )
 

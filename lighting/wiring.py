@@ -36,10 +36,18 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 
 def shard_sinks(
-    settings: Settings, clients: Clients, dead_letter: Sink, shard_id: str
+    settings: Settings,
+    clients: Clients,
+    dead_letter: Sink,
+    shard_id: str,
+    *,
+    backoff: Callable[[], Backoff] = Backoff,
+    now_ms: Callable[[], int] = wall_clock_ms,
 ) -> list[Sink]:
     """The command-model and query-model sinks of one shard. Points the query store rejects
-    (too old for the memory store with magnetic writes off, ...) go to `dead_letter`."""
+    (too old for the memory store with magnetic writes off, ...) go to `dead_letter`.
+    `backoff` makes each sink's retry policy and `now_ms` is their clock (injected by the
+    benchmarks and tests; production uses the defaults)."""
 
     def reject_point(point: object, reason: str) -> None:
         dead_letter.write(
@@ -51,7 +59,7 @@ def shard_sinks(
                 "timestream",
                 reason,
                 msgspec.json.encode(point),
-                wall_clock_ms(),
+                now_ms(),
                 detail_key=point_key(point),
             )
         )
@@ -61,7 +69,7 @@ def shard_sinks(
             clients.dynamodb,
             settings.command_table,
             views.command_writes,
-            Backoff(),
+            backoff(),
             # Current state: only the newest per asset is turned into a request, at flush.
             coalesce=views.current_state_key,
         ),
@@ -69,10 +77,10 @@ def shard_sinks(
             clients.timestream,
             settings.timestream_database,
             views.time_points,
-            Backoff(),
+            backoff(),
             memory_retention_ms=settings.timestream_memory_retention_hours * HOUR_MS,
             magnetic_store_writes=settings.timestream_magnetic_writes,
-            now_ms=wall_clock_ms,
+            now_ms=now_ms,
             reject=reject_point,
             common_attributes=settings.timestream_common_attributes,
         ),
