@@ -40,12 +40,53 @@ class RequestCounters:
     items: int = 0
     request_bytes: int = 0
     by_call: dict[str, int] = field(default_factory=dict)
+    write_units: dict[str, int] = field(default_factory=dict)
+    """DynamoDB write request units (1 KB each, rounded up per item), by kind of item."""
+    timestream_units: int = 0
+    """Timestream 1 KB write units (request bytes rounded up per request)."""
 
-    def count(self, call: str, items: int, request: dict[str, Any]) -> None:
+    def count(self, call: str, items: int, request: dict[str, Any]) -> int:
+        size = len(_encode(request))
         self.calls += 1
         self.items += items
         self.by_call[call] = self.by_call.get(call, 0) + 1
-        self.request_bytes += len(_encode(request))
+        self.request_bytes += size
+        return size
+
+    def dynamodb_item(self, item: dict[str, Any]) -> None:
+        kind = item_kind(item)
+        self.write_units[kind] = self.write_units.get(kind, 0) + write_units(item)
+
+
+def item_kind(item: dict[str, Any]) -> str:
+    """What a command-table item is, by its partition key (see `domain.views`)."""
+    pk = str(item.get("pk", {}).get("S", ""))
+    if pk.startswith("ASSET#"):
+        return "current_state"
+    if pk.startswith(("BLDG#", "SPIKE#")):
+        return "events"
+    return "usage"
+
+
+def item_bytes(value: Any) -> int:
+    """DynamoDB's size of an item or attribute value (names + values; numbers ~ digits / 2)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag in ("S", "B"):
+            return len(inner.encode()) if isinstance(inner, str) else len(inner)
+        if tag == "N":
+            return len(inner) // 2 + 2
+        if tag in ("BOOL", "NULL"):
+            return 1
+        if tag == "M":
+            return 3 + sum(len(k) + item_bytes(v) for k, v in inner.items())
+        if tag == "L":
+            return 3 + sum(1 + item_bytes(v) for v in inner)
+    return sum(len(k) + item_bytes(v) for k, v in value.items())
+
+
+def write_units(item: dict[str, Any]) -> int:
+    return -(-item_bytes(item) // 1024)
 
 
 class NullDynamoDB:
@@ -57,10 +98,15 @@ class NullDynamoDB:
     def batch_write_item(self, **request: Any) -> dict[str, Any]:
         items = sum(len(v) for v in request["RequestItems"].values())
         self._counters.count("BatchWriteItem", items, request)
+        for writes in request["RequestItems"].values():
+            for write in writes:
+                if "PutRequest" in write:
+                    self._counters.dynamodb_item(write["PutRequest"]["Item"])
         return {"UnprocessedItems": {}}
 
     def put_item(self, **request: Any) -> dict[str, Any]:
         self._counters.count("PutItem", 1, request)
+        self._counters.dynamodb_item(request["Item"])
         return {}
 
 
@@ -71,7 +117,8 @@ class NullTimestream:
         self._counters = counters
 
     def write_records(self, **request: Any) -> dict[str, Any]:
-        self._counters.count("WriteRecords", len(request["Records"]), request)
+        size = self._counters.count("WriteRecords", len(request["Records"]), request)
+        self._counters.timestream_units += -(-size // 1024)
         return {"RecordsIngested": {"Total": len(request["Records"])}}
 
 
@@ -105,6 +152,20 @@ def _no_sleep_backoff() -> Backoff:
     return Backoff(sleep=lambda _s: None)
 
 
+def null_sinks(
+    settings: Settings,
+    counters: RequestCounters,
+    dead_letter: Sink,
+    shard_id: str,
+    clock: Callable[[], int],
+) -> list[Sink]:
+    """The production sinks of one shard (`lighting.wiring.shard_sinks`) over null clients."""
+    clients = cast(Clients, NullClients(counters))
+    return shard_sinks(
+        settings, clients, dead_letter, shard_id, backoff=_no_sleep_backoff, now_ms=clock
+    )
+
+
 def build_engine(
     app: App,
     shard_id: str,
@@ -120,16 +181,7 @@ def build_engine(
     input has none). `with_sinks=False` leaves the outputs unwritten (the engine alone)."""
     settings = settings or Settings()
     dead_letter = InMemorySink(key=_dead_letter_key)
-    sinks: list[Sink] = []
-    if with_sinks:
-        sinks = shard_sinks(
-            settings,
-            cast(Clients, NullClients(counters)),
-            dead_letter,
-            shard_id,
-            backoff=_no_sleep_backoff,
-            now_ms=clock,
-        )
+    sinks = null_sinks(settings, counters, dead_letter, shard_id, clock) if with_sinks else []
     return ShardEngine(
         app,
         shard_id,
