@@ -73,11 +73,13 @@ def footprint_and_cost(
     progress: Callable[[str], None],
 ) -> None:
     report["kcl_processor_rss_mb"] = report["kcl_processor_start_s"] = None
+    report["kcl_processor_peak_rss_mb"] = None
     report["kcl_processor_error"] = "skipped (--no-kcl)"
     if not args.no_kcl:
         progress("kcl-processor footprint (moto on 127.0.0.1)")
         footprint = kcl_footprint.measure(repeat=2 if args.quick else 3)
         report["kcl_processor_rss_mb"] = footprint.rss_mb
+        report["kcl_processor_peak_rss_mb"] = footprint.peak_rss_mb
         report["kcl_processor_start_s"] = footprint.start_s
         report["kcl_processor_error"] = footprint.error
     if args.no_cost:

@@ -4,9 +4,10 @@ The KCL MultiLangDaemon starts one processor process per leased shard, so a work
 shards runs 64 of them: their resident memory is the runner's footprint. This starts the real
 command (`python -m app kcl-processor`) against emulated AWS on 127.0.0.1 (moto, with the
 deployment's tables created), speaks the daemon's side of the protocol on its stdin
-(`initialize`, then `shutdownRequested`, then end of input) and reads the child's peak
-resident set size from `wait4` (`ru_maxrss`). Start time: from spawning to the status line
-answering `initialize` (imports, settings, boto3 clients, engine, state loaded). Best of N.
+(`initialize`, then `shutdownRequested`, then end of input) and reads the child's resident
+set size once it has initialized (VmRSS, and its peak so far, VmHWM). Start time: from
+spawning to the status line answering `initialize` (imports, settings, AWS clients, engine,
+state loaded). Best of N.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ SHARD_ID = "shardId-000000000000"
 @dataclass(frozen=True)
 class FootprintResult:
     rss_mb: float | None
+    """Resident set size once initialized, waiting for records (what it holds while running)."""
+    peak_rss_mb: float | None
+    """Peak resident set size up to then (VmHWM)."""
     start_s: float | None
     runs: int
     error: str | None = None
@@ -56,8 +60,9 @@ def _env(endpoint: str) -> dict[str, str]:
     return env
 
 
-def one_processor(endpoint: str) -> tuple[float, float]:
-    """(peak RSS in MB, seconds to the `initialize` status) of one processor process."""
+def one_processor(endpoint: str) -> tuple[float, float, float]:
+    """(peak RSS in MB, seconds to the `initialize` status, RSS in MB once initialized and
+    waiting for records) of one processor process."""
     started = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, "-m", "app", "kcl-processor"],
@@ -73,16 +78,27 @@ def one_processor(endpoint: str) -> tuple[float, float]:
     child.stdin.flush()
     status = child.stdout.readline()
     start_s = time.perf_counter() - started
+    steady_mb, peak_mb = _vm_mb(child.pid, "VmRSS:"), _vm_mb(child.pid, "VmHWM:")
     child.stdin.write(shutdown)
     child.stdin.close()
     child.stdout.read()
     errors = child.stderr.read().decode(errors="replace")
-    _pid, code, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(code)
+    child.wait()
     if b'"responseFor":"initialize"' not in status or child.returncode != 0:
         tail = errors.strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"kcl-processor exited {child.returncode}: {tail[0]}")
-    return usage.ru_maxrss / 1024, start_s  # ru_maxrss is in KiB on Linux
+    return peak_mb, start_s, steady_mb
+
+
+def _vm_mb(pid: int, field: str) -> float:
+    """A memory figure of `pid` from Linux' /proc/<pid>/status (`VmRSS:` now, `VmHWM:` peak),
+    in MB. Not `ru_maxrss` from wait4: Linux keeps it across execve, so a child forked from
+    a large parent reports the parent's size."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def measure(repeat: int = 3) -> FootprintResult:
@@ -93,7 +109,7 @@ def measure(repeat: int = 3) -> FootprintResult:
         from lighting.provision import provision
         from lighting.settings import Settings
     except ModuleNotFoundError as exc:
-        return FootprintResult(None, None, 0, f"emulators not installed: {exc}")
+        return FootprintResult(None, None, None, 0, f"emulators not installed: {exc}")
     try:
         with MotoServer() as server:
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -102,9 +118,10 @@ def measure(repeat: int = 3) -> FootprintResult:
             provision(settings, Clients(settings))
             runs = [one_processor(server.endpoint) for _ in range(repeat)]
     except Exception as exc:
-        return FootprintResult(None, None, 0, f"kcl-processor footprint failed: {exc!r}")
+        return FootprintResult(None, None, None, 0, f"kcl-processor footprint failed: {exc!r}")
     return FootprintResult(
-        rss_mb=round(min(r[0] for r in runs), 1),
+        rss_mb=round(min(r[2] for r in runs), 1),
+        peak_rss_mb=round(min(r[0] for r in runs), 1),
         start_s=round(min(r[1] for r in runs), 3),
         runs=len(runs),
     )

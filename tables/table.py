@@ -225,7 +225,17 @@ class WindowedTable(Generic[V]):
         """Add `amount` in every window containing `at_ms` (default: the event time).
         Returns False when the update was late and not applied."""
         state = active_state()
-        return self._update(key, self._time_of(state) if at_ms is None else at_ms, amount, None)
+        applied = state.windowed_part(self.table.name).add(
+            self.window,
+            key=key,
+            time_ms=self._time_of(state) if at_ms is None else at_ms,
+            pk=state.partition_key,
+            amount=amount,
+            default=self.table.default,
+        )
+        if not applied:
+            state.mark_late()
+        return applied
 
     def value_at(self, key: Key, time_ms: int) -> V:
         """Value of `key` in the window of `time_ms` (the latest-starting one containing it;
