@@ -61,6 +61,11 @@ def _mark(met: bool | None) -> str:
 Row = tuple[str, str, str, str]
 
 
+def _info(name: str, value: str) -> Row:
+    """A row without a goal."""
+    return (name, value, "", "")
+
+
 def _rows(report: dict[str, Any]) -> list[Row]:
     g = report["goals"]
     stages = report["stages_us_per_record"]
@@ -75,20 +80,15 @@ def _rows(report: dict[str, Any]) -> list[Row]:
             _mark(g["pipeline_at_least_200k_per_core"]),
         ),
         ("  us per record", _num(report["pipeline_us_per_record"], 2), "<= 5", ""),
-        ("  decode (us/record)", _num(stages["decode"], 2), "", ""),
-        ("  engine without sinks (us/record)", _num(stages["engine_without_sinks"], 2), "", ""),
-        ("  sink requests built (us/record)", _num(stages["sinks_request_building"], 2), "", ""),
-        (
+        _info("  decode (us/record)", _num(stages["decode"], 2)),
+        _info("  engine without sinks (us/record)", _num(stages["engine_without_sinks"], 2)),
+        _info("  sink requests built (us/record)", _num(stages["sinks_request_building"], 2)),
+        _info(
             "faust, same work (records/s/core)",
             _num(report["faust_same_work_records_per_s_per_core"]),
-            "",
-            "",
         ),
-        (
-            "  faust_same_work_ratio (luxflow/faust)",
-            _num(report["faust_same_work_ratio"], 2, "x"),
-            "",
-            "",
+        _info(
+            "  faust_same_work_ratio (luxflow/faust)", _num(report["faust_same_work_ratio"], 2, "x")
         ),
         (
             "framework overhead, luxflow (us/record)",
@@ -96,15 +96,13 @@ def _rows(report: dict[str, Any]) -> list[Row]:
             "<= faust/10",
             _mark(g["overhead_at_most_tenth_of_faust"]),
         ),
-        ("framework overhead, faust (us/record)", _num(overhead["faust"], 3), "", ""),
-        ("framework overhead, plain loop (us/record)", _num(overhead["plain"], 3), "", ""),
-        (
+        _info("framework overhead, faust (us/record)", _num(overhead["faust"], 3)),
+        _info("framework overhead, plain loop (us/record)", _num(overhead["plain"], 3)),
+        _info(
             "reduced work: plain json+boto3 (records/s)",
             _num(reduced["plain_boto3_records_per_s_per_core"]),
-            "",
-            "",
         ),
-        ("luxflow end to end (records/s)", _num(e2e_part.get("luxflow_records_per_s")), "", ""),
+        _info("luxflow end to end (records/s)", _num(e2e_part.get("luxflow_records_per_s"))),
         (
             "  e2e_ratio_to_emulator",
             _num(report["e2e_ratio_to_emulator"], 2),
@@ -113,7 +111,7 @@ def _rows(report: dict[str, Any]) -> list[Row]:
         ),
     ]
     for shards, rate in report["throughput_by_shards"].items():
-        rows.append((f"{shards} shard(s) (records/s/core)", _num(rate), "", ""))
+        rows.append(_info(f"{shards} shard(s) (records/s/core)", _num(rate)))
     spread = report["throughput_by_shards_spread"]
     rows.append(
         (
@@ -133,7 +131,7 @@ def _rows(report: dict[str, Any]) -> list[Row]:
                 _mark(size <= GOAL_BYTES_PER_ASSET),
             )
         )
-        rows.append((f"  snapshot bytes per asset, {int(assets):,}", _num(snap, 0, " B"), "", ""))
+        rows.append(_info(f"  snapshot bytes per asset, {int(assets):,}", _num(snap, 0, " B")))
     rows.append(
         (
             "kcl-processor resident memory (MB)",
@@ -142,7 +140,7 @@ def _rows(report: dict[str, Any]) -> list[Row]:
             _mark(g["kcl_processor_at_most_35_mb"]),
         )
     )
-    rows.append(("  kcl-processor start (s)", _num(report["kcl_processor_start_s"], 2), "", ""))
+    rows.append(_info("  kcl-processor start (s)", _num(report["kcl_processor_start_s"], 2)))
     cost = report["cost"]
     if cost.get("usd_per_site_month") is not None:
         rows.append(
