@@ -44,7 +44,10 @@ def development_commands() -> list[CommandGroup]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(argv, os.environ, [*RUNTIME_COMMANDS, *development_commands()])
+    args = sys.argv[1:] if argv is None else list(argv)
+    # The KCL daemon starts one processor per leased shard: keep its footprint to what it runs.
+    dev = [] if args[:1] == ["kcl-processor"] else development_commands()
+    return run(args, os.environ, [*RUNTIME_COMMANDS, *dev])
 
 
 if __name__ == "__main__":

@@ -1,18 +1,23 @@
 """`luxflow bench`: luxflow's throughput and memory, and the alternatives, in one run.
 
-    luxflow bench [--quick] [--json] [--profile N] [--no-faust] [--no-e2e]
+    luxflow bench [--quick] [--json] [--profile N] [--no-faust] [--no-e2e] [--no-kcl] [--no-cost]
 
 Every figure of a run comes from the same simulated input (`benchmarks.workload`), made once:
 
 - pipeline: decode -> agents -> windowed tables -> detection -> sink requests built, through
   one `ShardEngine` with the real app (`build_app()`) and the real DynamoDB and Timestream
   sinks over in-memory clients (`benchmarks.harness`); records per CPU second (one core);
-- faust / plain boto3: the same per-record work in a faust-streaming agent and in a plain
-  json + boto3 loop (`benchmarks.faust_bench`, `benchmarks.plain`); ratios luxflow / them;
+- faust, same work: the real lighting agent inside a faust-streaming agent, with luxflow's
+  tables and sinks (`benchmarks.faust_bench`); framework overhead per record of luxflow, faust
+  and a plain loop with no-op agents (`benchmarks.overhead`); a plain json + boto3 loop doing
+  REDUCED work (rules and hourly usage only: `benchmarks.plain`), labelled as such;
 - end to end through moto's Kinesis on 127.0.0.1 (`benchmarks.e2e`): luxflow's consumption
   rate / the emulator's raw GetRecords read rate;
 - throughput with the records spread over 1, 4, 16 and 64 engines (one per shard);
-- memory per live asset for 1k, 10k and 100k assets (`benchmarks.memory`).
+- memory per live asset for 1k, 10k and 100k assets (`benchmarks.memory`);
+- resident memory and start time of one `kcl-processor` process (`benchmarks.kcl_footprint`);
+- request units per 1,000 records and $ per site-month next to the design's Lambda pattern
+  (`benchmarks.cost`, prices in `benchmarks.prices`).
 
 The entry point takes the app factory from the composition root (nothing imports app.py):
 `main(argv, build_app=...)`, or `add_arguments(parser)` + `run(args, build_app=...)` when the
@@ -33,7 +38,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from benchmarks import e2e, faust_bench, harness, memory, plain, workload
+from benchmarks import comparisons, e2e, harness, memory, workload
+from benchmarks.report import goals, render
 from core.clock import MINUTE_MS
 from domain.telemetry import decode_reading
 from streams.app import App
@@ -41,12 +47,6 @@ from streams.app import App
 AppFactory = Callable[[], App]
 
 SHARD_COUNTS = (1, 4, 16, 64)
-
-GOAL_PIPELINE = 200_000.0
-GOAL_FAUST_RATIO = 10.0
-GOAL_E2E_RATIO = 0.8
-GOAL_SHARD_SPREAD = 0.2
-GOAL_BYTES_PER_ASSET = 1024.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also profile one pipeline pass (cProfile) and print its top N functions to stderr",
     )
     parser.add_argument("--no-faust", action="store_true", help="skip the faust comparison")
+    parser.add_argument(
+        "--no-kcl", action="store_true", help="skip the kcl-processor footprint (starts moto)"
+    )
+    parser.add_argument("--no-cost", action="store_true", help="skip the cost run")
     parser.add_argument("--no-e2e", action="store_true", help="skip the emulator measurement")
     parser.add_argument("--sites", type=int, help="sites of 20 assets (default 128, quick 64)")
     parser.add_argument("--minutes", type=int, help="simulated minutes (default 120, quick 75)")
@@ -169,6 +173,7 @@ def measure(
             "bytes_per_record": round(load.payload_bytes / max(1, len(records)), 1),
             "batch": batch,
             "checkpoint_every": checkpoint_every,
+            "repeat": repeat,
         },
     }
 
@@ -219,25 +224,15 @@ def measure(
         progress("profiling one pipeline pass")
         _profile(build_app, one_shard, args.profile)
 
-    # Plain json + boto3 loop and faust agent on the same payloads.
-    progress("plain json + boto3 loop")
-    plain_records, plain_cpu = plain.run_plain(payloads, flush_every=checkpoint_every)
-    plain_rate = _per_s(plain_records, plain_cpu)
-    report["plain_boto3_records_per_s_per_core"] = plain_rate
-    report["plain_boto3_ratio"] = _ratio(pipeline, plain_rate)
-
-    if args.no_faust:
-        report["faust_records_per_s_per_core"] = None
-        report["faust_ratio"] = None
-        report["faust_error"] = "skipped (--no-faust)"
-        report["faust_version"] = None
-    else:
-        progress("faust-streaming agent (test_context, no Kafka)")
-        faust = faust_bench.run_faust(payloads, flush_every=checkpoint_every)
-        report["faust_records_per_s_per_core"] = faust.events_per_cpu_s
-        report["faust_ratio"] = _ratio(pipeline, faust.events_per_cpu_s)
-        report["faust_error"] = faust.error
-        report["faust_version"] = faust.version
+    comparisons.alternatives(
+        report,
+        build_app,
+        records,
+        args=args,
+        batch=batch,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+    )
 
     # End to end through emulated Kinesis.
     if args.no_e2e:
@@ -266,7 +261,8 @@ def measure(
     report["bytes_per_live_asset"] = per_asset
     report["snapshot_bytes_per_live_asset"] = snapshot_per_asset
 
-    report["goals"] = _goals(report)
+    comparisons.footprint_and_cost(report, build_app, args=args, progress=progress)
+    report["goals"] = goals(report)
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     return report
 
@@ -302,153 +298,6 @@ def _profile(build_app: AppFactory, one_shard: harness.Plan, top: int) -> None:
     stats = pstats.Stats(profiler, stream=text)
     stats.sort_stats("tottime").print_stats(top)
     print(text.getvalue(), file=sys.stderr)
-
-
-def _goals(report: dict[str, Any]) -> dict[str, bool | None]:
-    def at_least(value: Any, goal: float) -> bool | None:
-        return None if value is None else bool(value >= goal)
-
-    spread = report.get("throughput_by_shards_spread")
-    per_asset = report.get("bytes_per_live_asset") or {}
-    return {
-        "pipeline_at_least_200k_per_core": at_least(
-            report.get("pipeline_records_per_s_per_core"), GOAL_PIPELINE
-        ),
-        "faust_ratio_at_least_10": at_least(report.get("faust_ratio"), GOAL_FAUST_RATIO),
-        "e2e_ratio_at_least_0_8": at_least(report.get("e2e_ratio_to_emulator"), GOAL_E2E_RATIO),
-        "shards_within_20_percent": None if spread is None else bool(spread <= GOAL_SHARD_SPREAD),
-        "at_most_1kb_per_live_asset": (
-            None if not per_asset else all(v <= GOAL_BYTES_PER_ASSET for v in per_asset.values())
-        ),
-    }
-
-
-# -- printing -------------------------------------------------------------------------------
-
-
-def _num(value: Any, digits: int = 0, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    text = f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
-    return f"{text}{unit}"
-
-
-def _mark(met: bool | None) -> str:
-    return {True: "yes", False: "NO", None: "-"}[met]
-
-
-def render(report: dict[str, Any]) -> str:
-    """The report as a plain-text table."""
-    m, i, goals = report["machine"], report["input"], report["goals"]
-    stages = report["stages_us_per_record"]
-    e2e_part = report["e2e"]
-    rows: list[tuple[str, str, str, str]] = [
-        (
-            "in-process pipeline (records/s/core)",
-            _num(report["pipeline_records_per_s_per_core"]),
-            ">= 200,000",
-            _mark(goals["pipeline_at_least_200k_per_core"]),
-        ),
-        ("  us per record", _num(report["pipeline_us_per_record"], 2), "<= 5", ""),
-        ("  decode (us/record)", _num(stages["decode"], 2), "", ""),
-        ("  engine without sinks (us/record)", _num(stages["engine_without_sinks"], 2), "", ""),
-        ("  sink requests built (us/record)", _num(stages["sinks_request_building"], 2), "", ""),
-        (
-            "faust-streaming agent (records/s/core)",
-            _num(report["faust_records_per_s_per_core"]),
-            "",
-            "",
-        ),
-        (
-            "  faust_ratio (luxflow / faust)",
-            _num(report["faust_ratio"], 2, "x"),
-            ">= 10x",
-            _mark(goals["faust_ratio_at_least_10"]),
-        ),
-        (
-            "plain json + boto3 loop (records/s/core)",
-            _num(report["plain_boto3_records_per_s_per_core"]),
-            "",
-            "",
-        ),
-        (
-            "  plain_boto3_ratio (luxflow / plain)",
-            _num(report["plain_boto3_ratio"], 2, "x"),
-            "",
-            "",
-        ),
-        (
-            "emulator raw GetRecords (records/s)",
-            _num(e2e_part.get("raw_get_records_per_s")),
-            "",
-            "",
-        ),
-        ("luxflow end to end (records/s)", _num(e2e_part.get("luxflow_records_per_s")), "", ""),
-        (
-            "  e2e_ratio_to_emulator",
-            _num(report["e2e_ratio_to_emulator"], 2),
-            ">= 0.8",
-            _mark(goals["e2e_ratio_at_least_0_8"]),
-        ),
-    ]
-    for shards, rate in report["throughput_by_shards"].items():
-        rows.append((f"{shards} shard(s) (records/s/core)", _num(rate), "", ""))
-    rows.append(
-        (
-            "  spread (max/min - 1)",
-            _num(
-                report["throughput_by_shards_spread"]
-                and report["throughput_by_shards_spread"] * 100,
-                1,
-                "%",
-            ),
-            "<= 20%",
-            _mark(goals["shards_within_20_percent"]),
-        )
-    )
-    for assets, size in report["bytes_per_live_asset"].items():
-        snap = report["snapshot_bytes_per_live_asset"][assets]
-        rows.append(
-            (
-                f"memory per live asset, {int(assets):,} assets",
-                _num(size, 0, " B"),
-                "<= 1,024 B",
-                _mark(size <= GOAL_BYTES_PER_ASSET),
-            )
-        )
-        rows.append((f"  snapshot bytes per asset, {int(assets):,}", _num(snap, 0, " B"), "", ""))
-    header = ("measure", "value", "goal", "met")
-    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
-    lines = [
-        f"luxflow bench{' --quick' if report['quick'] else ''}: {m['cores']} cores, "
-        f"{m['cpu_model']}, Python {m['python']}",
-        f"input: {i['records']:,} records ({i['bytes_per_record']} B avg) from {i['sites']} sites, "
-        f"{i['assets']:,} assets, {i['simulated_minutes']} simulated minutes; "
-        f"batches of {i['batch']}, checkpoint every {i['checkpoint_every']:,} records",
-        "",
-    ]
-    fmt = f"{{:<{widths[0]}}}  {{:>{widths[1]}}}  {{:>{widths[2]}}}  {{:>{widths[3]}}}"
-    lines.append(fmt.format(*header))
-    lines.append(fmt.format(*("-" * w for w in widths)))
-    lines.extend(fmt.format(*row) for row in rows)
-    notes = []
-    if report.get("faust_error"):
-        notes.append(f"faust: {report['faust_error']}")
-    if e2e_part.get("error"):
-        notes.append(f"e2e: {e2e_part['error']}")
-    pipeline = report["pipeline"]
-    notes.append(
-        "sink requests per record: "
-        + ", ".join(
-            f"{k} {v / max(1, pipeline['records']):.3f}"
-            for k, v in sorted(pipeline["requests"].items())
-        )
-        + f"; {pipeline['request_bytes_per_record']:.0f} request bytes per record"
-    )
-    notes.append(f"elapsed {report['elapsed_s']} s")
-    lines.append("")
-    lines.extend(notes)
-    return "\n".join(lines) + "\n"
 
 
 def register(sub: Any) -> None:

@@ -1,7 +1,7 @@
 """A `ShardEngine` with luxflow's real sinks over in-memory clients, and the loop that feeds it.
 
-The DynamoDB and Timestream sinks are the production classes (`DynamoDBSink` with
-`views.command_writes`, `TimestreamSink` with `views.time_points`), so every output is turned
+The sinks are the production wiring itself (`lighting.wiring.shard_sinks`: `DynamoDBSink`
+with `views.command_writes`, `TimestreamSink` with `views.time_points`), so every output is turned
 into its item (`sinks.attrvalues.to_item`) or record (`sinks.timestream.to_record`), buffered,
 batched and sent as a complete request. Only the client is replaced: `NullDynamoDB` and
 `NullTimestream` accept every request, count it and encode it as JSON (what goes on the wire),
@@ -19,14 +19,14 @@ import msgspec
 
 from core.records import DeadLetter, Record
 from core.retry import Backoff
-from domain import views
+from lighting.clients import Clients
+from lighting.settings import Settings
+from lighting.wiring import engine_config, shard_sinks
 from sinks.base import Sink
-from sinks.dynamodb import DynamoDBSink
 from sinks.memory import InMemorySink
-from sinks.timestream import TimestreamSink
 from streams.app import App
 from streams.checkpoints import RecordingCheckpointer
-from streams.engine import EngineConfig, ShardEngine
+from streams.engine import ShardEngine
 from tables.store import InMemoryStateStore
 
 _encode = msgspec.json.Encoder().encode
@@ -40,16 +40,63 @@ class RequestCounters:
     items: int = 0
     request_bytes: int = 0
     by_call: dict[str, int] = field(default_factory=dict)
+    write_units: dict[str, int] = field(default_factory=dict)
+    """DynamoDB write request units (1 KB each, rounded up per item), by kind of item."""
+    timestream_units: int = 0
+    """Timestream 1 KB write units (request bytes rounded up per request)."""
 
-    def count(self, call: str, items: int, request: dict[str, Any]) -> None:
+    def count(self, call: str, items: int, request: dict[str, Any]) -> int:
+        size = len(_encode(request))
         self.calls += 1
         self.items += items
         self.by_call[call] = self.by_call.get(call, 0) + 1
-        self.request_bytes += len(_encode(request))
+        self.request_bytes += size
+        return size
+
+    def dynamodb_item(self, item: dict[str, Any]) -> None:
+        kind = item_kind(item)
+        self.write_units[kind] = self.write_units.get(kind, 0) + write_units(item)
+
+
+def item_kind(item: dict[str, Any]) -> str:
+    """What a command-table item is, by its partition key (see `domain.views`)."""
+    pk = str(item.get("pk", {}).get("S", ""))
+    if pk.startswith("ASSET#"):
+        return "current_state"
+    if pk.startswith(("BLDG#", "SPIKE#")):
+        return "events"
+    return "usage"
+
+
+def item_bytes(value: Any) -> int:
+    """DynamoDB's size of an item or attribute value (names + values; numbers ~ digits / 2)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag in ("S", "B"):
+            return len(inner.encode()) if isinstance(inner, str) else len(inner)
+        if tag == "N":
+            return len(inner) // 2 + 2
+        if tag in ("BOOL", "NULL"):
+            return 1
+        if tag == "M":
+            return 3 + sum(len(k) + item_bytes(v) for k, v in inner.items())
+        if tag == "L":
+            return 3 + sum(1 + item_bytes(v) for v in inner)
+    return sum(len(k) + item_bytes(v) for k, v in value.items())
+
+
+def write_units(item: dict[str, Any]) -> int:
+    return -(-item_bytes(item) // 1024)
+
+
+class _EmptyPages:
+    def paginate(self, **_request: Any) -> list[dict[str, Any]]:
+        return [{"Items": []}]
 
 
 class NullDynamoDB:
-    """Accepts BatchWriteItem and PutItem requests; stores nothing, never fails."""
+    """Accepts BatchWriteItem and PutItem requests; stores nothing, never fails. Reads find
+    nothing (an empty command table: no site homes, so the DR gate lets every site through)."""
 
     def __init__(self, counters: RequestCounters) -> None:
         self._counters = counters
@@ -57,10 +104,24 @@ class NullDynamoDB:
     def batch_write_item(self, **request: Any) -> dict[str, Any]:
         items = sum(len(v) for v in request["RequestItems"].values())
         self._counters.count("BatchWriteItem", items, request)
+        for writes in request["RequestItems"].values():
+            for write in writes:
+                if "PutRequest" in write:
+                    self._counters.dynamodb_item(write["PutRequest"]["Item"])
         return {"UnprocessedItems": {}}
 
     def put_item(self, **request: Any) -> dict[str, Any]:
         self._counters.count("PutItem", 1, request)
+        self._counters.dynamodb_item(request["Item"])
+        return {}
+
+    def get_paginator(self, _operation: str) -> _EmptyPages:
+        return _EmptyPages()
+
+    def query(self, **_request: Any) -> dict[str, Any]:
+        return {"Items": []}
+
+    def get_item(self, **_request: Any) -> dict[str, Any]:
         return {}
 
 
@@ -71,7 +132,8 @@ class NullTimestream:
         self._counters = counters
 
     def write_records(self, **request: Any) -> dict[str, Any]:
-        self._counters.count("WriteRecords", len(request["Records"]), request)
+        size = self._counters.count("WriteRecords", len(request["Records"]), request)
+        self._counters.timestream_units += -(-size // 1024)
         return {"RecordsIngested": {"Total": len(request["Records"])}}
 
 
@@ -92,6 +154,33 @@ def _dead_letter_key(item: object) -> object:
     return id(item)
 
 
+class NullClients:
+    """The `lighting.clients.Clients` of the benchmark: the null clients, counting requests."""
+
+    def __init__(self, counters: RequestCounters) -> None:
+        # The null clients have the methods the sinks call; Any stands in for boto3's types.
+        self.dynamodb: Any = NullDynamoDB(counters)
+        self.timestream: Any = NullTimestream(counters)
+
+
+def _no_sleep_backoff() -> Backoff:
+    return Backoff(sleep=lambda _s: None)
+
+
+def null_sinks(
+    settings: Settings,
+    counters: RequestCounters,
+    dead_letter: Sink,
+    shard_id: str,
+    clock: Callable[[], int],
+) -> list[Sink]:
+    """The production sinks of one shard (`lighting.wiring.shard_sinks`) over null clients."""
+    clients = cast(Clients, NullClients(counters))
+    return shard_sinks(
+        settings, clients, dead_letter, shard_id, backoff=_no_sleep_backoff, now_ms=clock
+    )
+
+
 def build_engine(
     app: App,
     shard_id: str,
@@ -99,41 +188,23 @@ def build_engine(
     clock: Callable[[], int],
     *,
     with_sinks: bool = True,
+    settings: Settings | None = None,
+    state_store: InMemoryStateStore | None = None,
 ) -> ShardEngine:
-    """One shard's engine, wired like `app.engine_factory` but with in-memory clients, an
-    in-memory state store and checkpointer. Dead letters stay in memory (the input has none).
-    `with_sinks=False` leaves the outputs unwritten (to measure the engine alone)."""
-    backoff = Backoff(sleep=lambda _s: None)
-    sinks: list[Sink] = [
-        # The null clients have the methods the sinks call; cast for boto3's client types.
-        DynamoDBSink(
-            cast(Any, NullDynamoDB(counters)),
-            "luxflow-model",
-            views.command_writes,
-            backoff,
-            coalesce=views.current_state_key,
-        ),
-        TimestreamSink(
-            cast(Any, NullTimestream(counters)),
-            "luxflow",
-            views.time_points,
-            backoff,
-            memory_retention_ms=24 * 3_600_000,
-            magnetic_store_writes=True,
-            now_ms=clock,
-            reject=lambda _point, _reason: None,
-        ),
-    ]
-    if not with_sinks:
-        sinks = []
+    """One shard's engine with the production sinks of `lighting.wiring.shard_sinks` over the
+    null clients, an in-memory state store and checkpointer. Dead letters stay in memory (the
+    input has none). `with_sinks=False` leaves the outputs unwritten (the engine alone)."""
+    settings = settings or Settings()
+    dead_letter = InMemorySink(key=_dead_letter_key)
+    sinks = null_sinks(settings, counters, dead_letter, shard_id, clock) if with_sinks else []
     return ShardEngine(
         app,
         shard_id,
         sinks=sinks,
-        dead_letter=InMemorySink(key=_dead_letter_key),
-        state_store=InMemoryStateStore(),
+        dead_letter=dead_letter,
+        state_store=state_store if state_store is not None else InMemoryStateStore(),
         checkpointer=RecordingCheckpointer(),
-        config=EngineConfig(checkpoint_interval_ms=5_000, idle_timeout_ms=60_000),
+        config=engine_config(settings),
         now_ms=clock,
     )
 

@@ -1,38 +1,81 @@
-"""The boto3 clients of one process, built from the settings."""
+"""The AWS clients of one process, built from the settings on first use."""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, Final
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 from lighting.settings import Settings
 
+SERVICE_ATTRIBUTES: Final = {
+    "kinesis": "kinesis",
+    "dynamodb": "dynamodb",
+    "timestream-write": "timestream",
+    "secretsmanager": "secretsmanager",
+}
+
 
 class Clients:
-    """boto3 clients for one process, built from the settings. Thread-safe to share.
+    """botocore clients for one process, built from the settings. Thread-safe to share; each
+    is made on first use (under a lock: a botocore session is not safe to create clients from
+    in several threads at once), so a process that never reads Kinesis (the KCL processor)
+    never loads Kinesis' service model (a few MB of resident memory each).
 
     botocore's own retries are off: luxflow's `Backoff` retries exactly what failed
     (whole calls, or only the unprocessed part of a batch), with capped exponential backoff
-    and full jitter."""
+    and full jitter. botocore directly, not boto3: boto3 adds nothing used here but imports
+    s3transfer."""
 
     def __init__(self, settings: Settings) -> None:
-        config = Config(
+        self._settings = settings
+        self._session = botocore.session.get_session()
+        self._config = Config(
             retries={"total_max_attempts": 1},
             max_pool_connections=64,
             connect_timeout=5,
             read_timeout=30,
         )
-        kwargs: dict[str, Any] = {"region_name": settings.region, "config": config}
-        if settings.endpoint_url:
-            kwargs["endpoint_url"] = settings.endpoint_url
-        session = boto3.session.Session()
-        kinesis_kwargs = dict(kwargs)
-        if settings.kinesis_endpoint_url:
-            kinesis_kwargs["endpoint_url"] = settings.kinesis_endpoint_url
-        self.kinesis: Any = session.client("kinesis", **kinesis_kwargs)
-        self.dynamodb: Any = session.client("dynamodb", **kwargs)
-        self.timestream: Any = session.client("timestream-write", **kwargs)
-        # The InfluxDB and read-API tokens may live in Secrets Manager (issue 14).
-        self.secretsmanager: Any = session.client("secretsmanager", **kwargs)
+        self._lock = threading.Lock()
+        self._made: dict[str, Any] = {}
+
+    def _client(self, service: str, endpoint_url: str) -> Any:
+        with self._lock:
+            client = self._made.get(service)
+            if client is None:
+                kwargs: dict[str, Any] = {
+                    "region_name": self._settings.region,
+                    "config": self._config,
+                }
+                if endpoint_url:
+                    kwargs["endpoint_url"] = endpoint_url
+                client = self._made[service] = self._session.create_client(service, **kwargs)
+            return client
+
+    def wrap(self, service: str, wrapper: Callable[[Any], Any]) -> None:
+        """Put `wrapper(client)` in place of the client of `service` (a botocore service name
+        such as "dynamodb"): for test wrappers that inject faults or stamp writes."""
+        current = getattr(self, SERVICE_ATTRIBUTES[service])
+        with self._lock:
+            self._made[service] = wrapper(current)
+
+    @property
+    def kinesis(self) -> Any:
+        settings = self._settings
+        return self._client("kinesis", settings.kinesis_endpoint_url or settings.endpoint_url)
+
+    @property
+    def dynamodb(self) -> Any:
+        return self._client("dynamodb", self._settings.endpoint_url)
+
+    @property
+    def timestream(self) -> Any:
+        return self._client("timestream-write", self._settings.endpoint_url)
+
+    @property
+    def secretsmanager(self) -> Any:
+        """For the InfluxDB and read-API tokens kept in Secrets Manager (issue 14)."""
+        return self._client("secretsmanager", self._settings.endpoint_url)

@@ -48,11 +48,19 @@ def _as_json(value: object) -> bytes:
 
 
 def shard_sinks(
-    settings: Settings, clients: Clients, dead_letter: Sink, shard_id: str
+    settings: Settings,
+    clients: Clients,
+    dead_letter: Sink,
+    shard_id: str,
+    *,
+    backoff: Callable[[], Backoff] = Backoff,
+    now_ms: Callable[[], int] = wall_clock_ms,
 ) -> list[Sink]:
     """The command-model and query-model sinks of one shard. Items and points the stores
     reject as invalid (a key too long, too old for the memory store with magnetic writes off,
-    Timestream's RejectedRecords, ...) go to `dead_letter` and are never retried."""
+    Timestream's RejectedRecords, ...) go to `dead_letter` and are never retried. `backoff`
+    makes each sink's retry policy and `now_ms` is their clock (injected by the benchmarks and
+    tests; production uses the defaults)."""
 
     def reject_item(item: Mapping[str, object], reason: str) -> None:
         dead_letter.write(
@@ -64,7 +72,7 @@ def shard_sinks(
                 "dynamodb",
                 reason,
                 _as_json(item),
-                wall_clock_ms(),
+                now_ms(),
                 detail_key=item_key(item),
             )
         )
@@ -76,12 +84,20 @@ def shard_sinks(
             clients.dynamodb,
             settings.command_table,
             rebased(views.command_writes, dr),
-            Backoff(),
+            backoff(),
             # Current state: only the newest per asset is turned into a request, at flush.
             coalesce=views.current_state_key,
             reject=reject_item,
         ),
-        query_model_sink(settings, clients, dead_letter, shard_id, rebased(views.time_points, dr)),
+        query_model_sink(
+            settings,
+            clients,
+            dead_letter,
+            shard_id,
+            rebased(views.time_points, dr),
+            backoff=backoff,
+            now_ms=now_ms,
+        ),
     ]
 
 
@@ -92,6 +108,9 @@ def query_model_sink(
     dead_letter: Sink,
     shard_id: str,
     select: Callable[[object], list[Any]] = views.time_points,
+    *,
+    backoff: Callable[[], Backoff] = Backoff,
+    now_ms: Callable[[], int] = wall_clock_ms,
 ) -> Sink:
     """The query-model sink of one shard: Timestream (LiveAnalytics) or InfluxDB, by
     `settings.query_model`. Points the store rejects become dead letters whose origin names
@@ -107,7 +126,7 @@ def query_model_sink(
                 settings.query_model,
                 reason,
                 _as_json(point),
-                wall_clock_ms(),
+                now_ms(),
                 detail_key=point_key(point),
             )
         )
@@ -116,7 +135,7 @@ def query_model_sink(
         return InfluxDBSink(
             influx_client(settings, clients),
             select,
-            Backoff(),
+            backoff(),
             reject=reject_point,
             limits=batch_limits(settings),
         )
@@ -124,10 +143,10 @@ def query_model_sink(
         clients.timestream,
         settings.timestream_database,
         select,
-        Backoff(),
+        backoff(),
         memory_retention_ms=settings.timestream_memory_retention_hours * HOUR_MS,
         magnetic_store_writes=settings.timestream_magnetic_writes,
-        now_ms=wall_clock_ms,
+        now_ms=now_ms,
         reject=reject_point,
         common_attributes=settings.timestream_common_attributes,
     )

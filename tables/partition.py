@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 
 from tables.windows import (
+    HoppingWindow,
     SessionWindow,
     Window,
     WindowRange,
@@ -133,6 +134,44 @@ class WindowedPartition:
                 bucket = open_[rng] = {}
             current = bucket.get(key, _MISSING)
             bucket[key] = combine(default() if current is _MISSING else current)
+        self.pks[key] = pk
+        self.changed.add(key)
+        return True
+
+    def add(
+        self,
+        window: Window,
+        *,
+        key: Key,
+        time_ms: int,
+        pk: str,
+        amount: Any,
+        default: Callable[[], Any],
+    ) -> bool:
+        """`update` with `current + amount`: the hot path of `WindowedTable.add`. A tumbling
+        window has one range per time, so it is placed and judged without the general loop
+        (same rules: `ranges`, `is_closed`)."""
+        if not (isinstance(window, HoppingWindow) and window.step_ms == window.size_ms):
+            return self.update(
+                window,
+                key=key,
+                time_ms=time_ms,
+                pk=pk,
+                combine=lambda current: current + amount,
+                default=default,
+            )
+        clock = self.max_event_ms
+        if clock is None or time_ms > clock:
+            self.max_event_ms = clock = time_ms
+            self.clock_changed = True
+        rng = window.ranges(time_ms)[0]
+        if is_closed(rng, watermark_ms(clock, window.grace_ms)):
+            return False
+        bucket = self.open.get(rng)
+        if bucket is None:
+            bucket = self.open[rng] = {}
+        current = bucket.get(key, _MISSING)
+        bucket[key] = (default() if current is _MISSING else current) + amount
         self.pks[key] = pk
         self.changed.add(key)
         return True

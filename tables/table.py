@@ -243,17 +243,24 @@ class WindowedTable(Generic[V]):
         `time_ms`; all or nothing: a late update changes no window."""
         state = active_state()
         part = state.windowed_part(self.table.name)
-        combine: Callable[[Any], Any] = (
-            (lambda _current: value) if amount is None else (lambda current: current + amount)
-        )
-        applied = part.update(
-            self.window,
-            key=key,
-            time_ms=time_ms,
-            pk=state.partition_key,
-            combine=combine,
-            default=self.table.default,
-        )
+        if amount is not None:  # the hot path: `add` and `+=`
+            applied = part.add(
+                self.window,
+                key=key,
+                time_ms=time_ms,
+                pk=state.partition_key,
+                amount=amount,
+                default=self.table.default,
+            )
+        else:
+            applied = part.update(
+                self.window,
+                key=key,
+                time_ms=time_ms,
+                pk=state.partition_key,
+                combine=lambda _current: value,
+                default=self.table.default,
+            )
         if not applied:
             state.mark_late()
         return applied

@@ -33,6 +33,7 @@ TINY = [
     "40,80",
     "--no-e2e",
     "--no-faust",
+    "--no-kcl",
 ]
 
 
@@ -48,8 +49,13 @@ def test_bench_json_has_every_required_key_with_sane_values(
     assert report["pipeline"]["outputs"] >= report["input"]["records"]  # one state per reading
     assert report["pipeline"]["requests"]["PutItem"] > 0  # requests were built and sent
     assert report["pipeline_records_per_s_per_core"] > 0
-    assert report["plain_boto3_records_per_s_per_core"] > 0
-    assert report["plain_boto3_ratio"] > 0
+    reduced = report["reduced_work"]
+    assert "not the same work" in reduced["note"]  # the reduced figure says what it is
+    assert reduced["plain_boto3_records_per_s_per_core"] > 0
+    overhead = report["framework_overhead_us"]
+    assert set(overhead) == {"luxflow", "faust", "plain"}
+    assert 0 < overhead["plain"] < overhead["luxflow"]  # the engine does more than a for loop
+    assert overhead["faust"] is None  # --no-faust
     assert set(report["throughput_by_shards"]) == {"1", "4", "16", "64"}
     assert all(rate > 0 for rate in report["throughput_by_shards"].values())
     assert report["throughput_by_shards"]["1"] == report["pipeline_records_per_s_per_core"]
@@ -58,9 +64,29 @@ def test_bench_json_has_every_required_key_with_sane_values(
     stages = report["stages_us_per_record"]
     assert 0 < stages["decode"] < stages["full_pipeline"]
 
+    cost = report["cost"]
+    units = cost["request_units_per_1000_records"]
+    # Every reading changes its asset's state: written at most once per reading, coalesced.
+    assert 0 < units["dynamodb_current_state"] <= 1000
+    assert units["dynamodb_snapshots"] > 0
+    assert units["dynamodb_leases"] > 0 and units["kinesis_get_records"] > 0
+    assert cost["usd_per_site_month"] > 0 and cost["baseline_usd_per_site_month"] > 0
+    assert cost["ratio_to_baseline"] == pytest.approx(
+        cost["usd_per_site_month"] / cost["baseline_usd_per_site_month"], rel=1e-2
+    )
+    assert cost["prices"]["as_of"] and cost["prices"]["region"] == "us-east-1"
+    # A longer checkpoint interval coalesces more current-state writes.
+    levers = list(cost["levers"].values())
+    assert (
+        levers[-1]["request_units_per_1000_records"]["dynamodb_current_state"]
+        < units["dynamodb_current_state"]
+    )
+
     # Skipped parts say so instead of failing.
-    assert report["faust_ratio"] is None
+    assert report["faust_same_work_ratio"] is None
     assert "skipped" in report["faust_error"]
+    assert report["kcl_processor_rss_mb"] is None
+    assert "skipped" in report["kcl_processor_error"]
     assert report["e2e_ratio_to_emulator"] is None
     assert "skipped" in report["e2e"]["error"]
 
@@ -69,10 +95,12 @@ def test_bench_json_has_every_required_key_with_sane_values(
     assert machine["python"].count(".") == 2
     assert set(report["goals"]) == {
         "pipeline_at_least_200k_per_core",
-        "faust_ratio_at_least_10",
+        "overhead_at_most_tenth_of_faust",
         "e2e_ratio_at_least_0_8",
         "shards_within_20_percent",
         "at_most_1kb_per_live_asset",
+        "kcl_processor_at_most_35_mb",
+        "cost_at_most_10_percent_of_baseline",
     }
 
 
@@ -80,21 +108,32 @@ def test_bench_table_names_every_measure(capsys: pytest.CaptureFixture[str]) -> 
     args = [a for a in TINY if a != "--json"]
     assert cli.main(args, build_app=lighting_app) == 0
     table = capsys.readouterr().out
-    for name in ("in-process pipeline", "faust_ratio", "plain_boto3_ratio", "64 shard(s)"):
+    for name in (
+        "in-process pipeline",
+        "faust_same_work_ratio",
+        "framework overhead, luxflow",
+        "reduced work: plain",
+        "64 shard(s)",
+        "kcl-processor resident memory",
+        "ratio_to_baseline",
+    ):
         assert name in table
     assert "memory per live asset, 80 assets" in table
-    assert "faust: skipped" in table
+    assert "faust_error: skipped" in table
 
 
-def test_faust_comparison_gives_a_figure_or_says_why() -> None:
-    from benchmarks.faust_bench import run_faust
+def test_faust_runs_the_lighting_agent_or_says_why() -> None:
+    from benchmarks.faust_bench import noop_us_per_event, run_same_work
     from benchmarks.workload import fleet, generate
 
-    payloads = [r.data for r in generate(fleet(1, 10 * 60_000, episodes=False)).records]
-    result = run_faust(payloads)
-    if result.error is None:
-        assert result.events == len(payloads)
-        assert result.events_per_cpu_s is not None and result.events_per_cpu_s > 0
-    else:
-        assert result.events_per_cpu_s is None
-        assert "faust" in result.error
+    records = generate(fleet(1, 10 * 60_000, episodes=False)).records
+    for result in (
+        run_same_work(lighting_app, records, batch=50, checkpoint_every=200),
+        noop_us_per_event([r.data for r in records]),
+    ):
+        if result.error is None:
+            assert result.events == len(records)
+            assert result.events_per_cpu_s is not None and result.events_per_cpu_s > 0
+        else:
+            assert result.events_per_cpu_s is None
+            assert "faust" in result.error

@@ -1,0 +1,108 @@
+"""The parts of `luxflow bench` beside luxflow's own pipeline: faust on the same work, the
+framework overheads, the reduced-work plain loop, the kcl-processor footprint and the cost."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from benchmarks import cost, faust_bench, kcl_footprint, overhead, plain
+from core.records import Record
+from streams.app import App
+
+LEVER_CHECKPOINT_INTERVALS_MS = (60_000, 120_000)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def alternatives(
+    report: dict[str, Any],
+    build_app: Callable[[], App],
+    records: Sequence[Record],
+    *,
+    args: argparse.Namespace,
+    batch: int,
+    checkpoint_every: int,
+    progress: Callable[[str], None],
+) -> None:
+    payloads = [r.data for r in records]
+    pipeline = report["pipeline_records_per_s_per_core"]
+    progress("framework overhead: no-op agents (luxflow, plain loop)")
+    lux_us = overhead.luxflow_us(records, batch=batch, checkpoint_every=checkpoint_every)
+    overheads: dict[str, float | None] = {
+        "luxflow": lux_us,
+        "faust": None,
+        "plain": overhead.plain_us(payloads),
+    }
+    report["framework_overhead_us"] = overheads
+    progress("reduced work: plain json + boto3 loop")
+    plain_records, plain_cpu = plain.run_plain(payloads, flush_every=checkpoint_every)
+    plain_rate = plain_records / plain_cpu if plain_cpu > 0 else None
+    report["reduced_work"] = {
+        "note": "the plain loop runs only the rule step and hourly usage (no daily or "
+        "site-minute windows, no roll-ups, no spikes): not the same work as luxflow",
+        "plain_boto3_records_per_s_per_core": plain_rate,
+        "luxflow_over_plain": _ratio(pipeline, plain_rate),
+    }
+    report["faust_same_work_records_per_s_per_core"] = None
+    report["faust_same_work_ratio"] = None
+    report["faust_version"] = None
+    if args.no_faust:
+        report["faust_error"] = "skipped (--no-faust)"
+        return
+    progress("faust-streaming, no-op agent (test_context, no Kafka)")
+    overheads["faust"], error = overhead.faust_us(payloads[: min(len(payloads), 20_000)])
+    progress("faust-streaming running the lighting agent (same work)")
+    same = faust_bench.run_same_work(
+        build_app, records, batch=batch, checkpoint_every=checkpoint_every
+    )
+    report["faust_same_work_records_per_s_per_core"] = same.events_per_cpu_s
+    report["faust_same_work_ratio"] = _ratio(pipeline, same.events_per_cpu_s)
+    report["faust_version"] = same.version
+    report["faust_error"] = same.error or error
+
+
+def footprint_and_cost(
+    report: dict[str, Any],
+    build_app: Callable[[], App],
+    *,
+    args: argparse.Namespace,
+    progress: Callable[[str], None],
+) -> None:
+    report["kcl_processor_rss_mb"] = report["kcl_processor_start_s"] = None
+    report["kcl_processor_peak_rss_mb"] = None
+    report["kcl_processor_error"] = "skipped (--no-kcl)"
+    if not args.no_kcl:
+        progress("kcl-processor footprint (moto on 127.0.0.1)")
+        footprint = kcl_footprint.measure(repeat=2 if args.quick else 3)
+        report["kcl_processor_rss_mb"] = footprint.rss_mb
+        report["kcl_processor_peak_rss_mb"] = footprint.peak_rss_mb
+        report["kcl_processor_start_s"] = footprint.start_s
+        report["kcl_processor_error"] = footprint.error
+    if args.no_cost:
+        report["cost"] = {"error": "skipped (--no-cost)"}
+        return
+    sites, minutes = (2, 135) if args.quick else (4, 135)
+    if args.minutes and args.minutes < 60:  # a tiny run (tests): one site, its minutes
+        sites, minutes = 1, args.minutes
+    us = report.get("pipeline_us_per_record")
+    progress(f"cost run: {sites} sites at 100 MB/day for {minutes} min, checkpoint every 5 s")
+    base = cost.run(build_app, sites=sites, minutes=minutes)
+    report["cost"] = cost.dollars(base, us)
+    levers: dict[str, Any] = {}
+    for interval_ms in LEVER_CHECKPOINT_INTERVALS_MS:
+        progress(f"cost run, checkpoint (flush, coalesce, snapshot) every {interval_ms} ms")
+        run = cost.run(build_app, sites=sites, minutes=minutes, checkpoint_interval_ms=interval_ms)
+        figures = cost.dollars(run, us)
+        levers[f"LUXFLOW_CHECKPOINT_INTERVAL_MS={interval_ms}"] = {
+            k: figures[k]
+            for k in (
+                "usd_per_site_month",
+                "ratio_to_baseline",
+                "request_units_per_1000_records",
+            )
+        }
+    report["cost"]["levers"] = levers
