@@ -181,7 +181,7 @@ smoke() {
   for package in app.py core domain streams tables sinks lighting cli boto3 msgspec; do
     grep -qw -- "$package" <<<"$site" || die "site-packages lacks $package"
   done
-  for package in sim emulators benchmarks tests orjson moto pytest; do
+  for package in sim emulators benchmarks tests moto pytest; do
     ! grep -qw -- "$package" <<<"$site" || die "site-packages contains $package"
   done
   local dev_dirs
