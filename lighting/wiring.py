@@ -19,13 +19,11 @@ from sinks.dynamodb import DynamoDBSink
 from sinks.timestream import TimestreamSink
 from streams.app import App
 from streams.checkpoints import Checkpointer
-from streams.engine import EngineConfig, Lineage, ShardEngine
+from streams.engine import EngineConfig, ShardEngine
 from streams.kinesis import partition_hash
 from streams.leases import LeaseTable
+from streams.processor import EngineFactory, Lineage
 from tables.store import StateStore
-
-EngineFactory = Callable[[str, Checkpointer], ShardEngine]
-"""Builds the engine of one shard, given its id and the checkpointer of the runner."""
 
 
 def engine_config(settings: Settings) -> EngineConfig:

@@ -10,10 +10,11 @@ from lighting.agents import build_app
 from lighting.clients import Clients
 from lighting.registry import RegistryCache, load_registry
 from lighting.settings import Settings
-from lighting.wiring import EngineFactory, engine_factory, lease_lineage
+from lighting.wiring import engine_factory, lease_lineage
 from streams.app import App
 from streams.leases import LeaseTable
 from streams.local_runner import LocalRunner, LocalRunnerConfig
+from streams.processor import EngineFactory
 from tables.store import DynamoDBStateStore
 
 

@@ -1,17 +1,14 @@
 """The per-shard engine: decode -> agents -> tables -> sinks -> checkpoint step.
 
-Both runners (the local polling runner and the KCL MultiLangDaemon bridge) drive one
-`ShardEngine` per shard through the same lifecycle, so delivery semantics do not depend on
-the runner:
+`ShardEngine` is the one `ShardProcessor` (its lifecycle and contract: `streams.processor`).
+Besides the protocol it has the building blocks tests and benchmarks drive directly:
+`start`, `process`, `tick`, `checkpoint_due` and `checkpoint` (flush sinks -> save the state
+snapshot -> write the checkpoint).
 
-    start()                     load the shard's state (or its parents' on a split/merge)
-    process(records)            any number of times, records in shard order
-    checkpoint(position)        flush sinks -> save state snapshot -> write checkpoint
-    shard_ended()               end agents, flush, save final state, checkpoint SHARD_END
-    shutdown_requested()        flush, save, checkpoint the last processed position
-    lease_lost()                drop everything, never checkpoint
-
-Nothing is shared between engines, so a shard can move between workers.
+Poison isolation: whatever one record does (bad bytes, a decoder or an agent raising any
+exception, a table callback raising), that record is dead-lettered with a stable reason and the
+shard goes on. Back-pressure: outputs not yet flushed are bounded; over the bound the engine
+takes no new records until a checkpoint empties its buffers.
 """
 
 from __future__ import annotations
@@ -19,18 +16,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.clock import wall_clock_ms
-from core.errors import AgentError
-from core.records import SHARD_END, DeadLetter, Position, Record
+from core.errors import AgentError, LeaseLostError, ShardBlockedError
+from core.records import SHARD_END, DeadLetter, LeaseFence, Position, Record
+from core.retry import Backoff
 from sinks.base import Sink
 from streams.agent import AgentInstance
 from streams.app import App
 from streams.checkpoints import Checkpointer
+from streams.processor import Lineage, ShardHealth
 from tables.store import Snapshot, StateStore
 from tables.table import ShardState
 
 log = logging.getLogger(__name__)
+
+__all__ = ["EngineConfig", "EngineCounters", "Lineage", "ShardEngine", "internal_reason"]
 
 
 @dataclass
@@ -41,28 +43,54 @@ class EngineCounters:
     bad_records: int = 0
     late_records: int = 0
     agent_errors: int = 0
+    internal_errors: int = 0
     outputs: int = 0
     skipped_already_applied: int = 0
     checkpoints: int = 0
+    failed_checkpoints: int = 0
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.bad_records + self.late_records + self.agent_errors + self.internal_errors
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     checkpoint_interval_ms: int = 5_000
     idle_timeout_ms: int = 60_000
+    max_buffered_outputs: int = 50_000
+    """Outputs routed to the sinks and not yet flushed; over this the engine takes no new
+    records until a checkpoint succeeds (memory stays flat while a store is down)."""
+    retry_base_ms: int = 1_000
+    retry_cap_ms: int = 60_000
+    """A failed checkpoint is retried after a full-jitter pause of at most
+    min(retry_cap_ms, retry_base_ms * 2**failures)."""
 
 
-@dataclass(frozen=True)
-class Lineage:
-    """Where a new shard's state comes from: its parents (after a split or merge) and the
-    partition keys of their state it keeps (its own hash range)."""
+NO_LINEAGE = Lineage()
+"""A shard that starts from its own state only."""
 
-    parent_shard_ids: tuple[str, ...] = ()
-    keep: Callable[[str], bool] = lambda _pk: True
+
+def internal_reason(exc: BaseException) -> str:
+    """A stable dead-letter reason for an unexpected exception, with a short digest of it:
+    `internal_error:<ExceptionType>: <message, 160 chars at most> at <file>:<line>`.
+    Group by the part before the second colon."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb else ""
+    message = " ".join(str(exc).split())[:160]
+    return f"internal_error:{type(exc).__name__}: {message}{where}"
+
+
+def _agent_reason(exc: AgentError) -> str:
+    cause = exc.__cause__
+    return internal_reason(cause) if cause is not None else str(exc)
 
 
 class ShardEngine:
-    """Processes one shard. Not thread-safe: one thread (or process) drives one engine."""
+    """Processes one shard. Not thread-safe: one thread (or process) drives one engine;
+    `health` may be read from any thread."""
 
     def __init__(
         self,
@@ -75,7 +103,7 @@ class ShardEngine:
         checkpointer: Checkpointer,
         config: EngineConfig = EngineConfig(),
         now_ms: Callable[[], int] = wall_clock_ms,
-        lineage: Lineage = Lineage(),
+        lineage: Lineage = NO_LINEAGE,
     ) -> None:
         self.app = app
         self._lineage = lineage
@@ -90,14 +118,84 @@ class ShardEngine:
         self._agents: list[AgentInstance[object]] = [a.instance() for a in app.agents]
         self.state = ShardState(app.tables, shard_id, now_ms, config.idle_timeout_ms)
         self.counters = EngineCounters()
+        self.health = ShardHealth(shard_id)
         self._applied_until: Position | None = None  # records at or below are in the state
         self._last_position: Position | None = None  # last record handled
         self._last_checkpoint_ms = now_ms()
         self._last_blob: bytes | None = None
         self._outputs: list[object] = []
         self._dirty = False  # records or outputs since the last checkpoint
+        self._unflushed = 0  # outputs routed to the sinks since their last successful flush
+        self._retry = Backoff(base_ms=config.retry_base_ms, cap_ms=config.retry_cap_ms)
+        self._retry_at_ms = 0
+        self._lost = False
+        self.fence: LeaseFence | None = None
+        """The lease fence of the checkpoint in progress (None: not known to this runner), for
+        the state store's fenced save."""
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- ShardProcessor --------------------------------------------------------------------
+
+    def initialize(self, start: Position | str, lineage: Lineage | None = None) -> None:
+        applied = self.start(lineage)
+        self.health.status = "ok"
+        log.info("shard %s: starting after %s (state at %s)", self.shard_id, start, applied)
+
+    def process_records(
+        self, records: Sequence[Record], millis_behind_latest: int | None = None
+    ) -> None:
+        if self._lost:
+            return
+        if self._over_bound() and not self._try_checkpoint():
+            raise ShardBlockedError(
+                f"shard {self.shard_id}: {self._unflushed} outputs not flushed "
+                f"(bound {self._config.max_buffered_outputs}); last error: "
+                f"{self.health.last_error}",
+                max(0, self._retry_at_ms - self._now_ms()),
+            )
+        if records:
+            self.process(records)
+        else:
+            self.tick()
+        if self.checkpoint_due() or self._over_bound():
+            self._try_checkpoint()
+
+    def lease_lost(self) -> None:
+        """See `ShardProcessor.lease_lost`: drop buffers, never checkpoint again."""
+        self._lost = True
+        self.health.status = "lease_lost"
+        for sink in self._sinks:
+            sink.discard()
+        self._dead_letter.discard()
+        self._outputs.clear()
+        self._unflushed = 0
+        self._dirty = False
+
+    def shard_ended(self) -> None:
+        """Agents see their stream end; open windows are not emitted here but carried to the
+        children in the final snapshot."""
+        if self._lost:
+            return
+        self.state.activate()
+        for agent in self._agents:
+            try:
+                agent.close(self._outputs)
+            except AgentError as exc:
+                log.warning("shard %s: %s", self.shard_id, exc)
+        self._route(self._outputs)
+        self._take_fence()
+        self._flush()
+        self._save_state(self._last_position, final=True)
+        self._checkpoint_at(SHARD_END)
+        self.health.status = "ended"
+
+    def shutdown_requested(self) -> None:
+        if self._lost:
+            return
+        if self._dirty:
+            self.checkpoint()
+        self.health.status = "stopped"
+
+    # -- building blocks -------------------------------------------------------------------
 
     def start(self, lineage: Lineage | None = None) -> Position | None:
         """Load this shard's snapshot, or on a split or merge its parents' final snapshots
@@ -124,7 +222,8 @@ class ShardEngine:
         return None
 
     def process(self, records: Sequence[Record]) -> None:
-        """Run every record through decode, agents and tables; outputs go to the sinks."""
+        """Run every record through decode, agents and tables; outputs go to the sinks. A
+        record that raises anywhere on the way is dead-lettered; the next one goes on."""
         state = self.state
         state.activate()
         decode = self._decode
@@ -147,21 +246,35 @@ class ShardEngine:
                 counters.bad_records += 1
                 self._dead_letter.write(DeadLetter.of(record, "decode", str(exc)))
                 continue
-            state.partition_key = record.partition_key
-            state.record_time_ms = record.arrival_ms
-            state.event = value
-            for agent in agents:
-                try:
-                    agent.feed(value, outputs)
-                except AgentError as exc:
-                    counters.agent_errors += 1
-                    log.warning("shard %s: %s", self.shard_id, exc)
-                    self._dead_letter.write(DeadLetter.of(record, "agent", str(exc)))
-            if state.take_late():
-                counters.late_records += 1
-                self._dead_letter.write(DeadLetter.of(record, "late", "late"))
-            if outputs:
-                self._route(outputs)
+            except MemoryError:
+                raise
+            except Exception as exc:
+                counters.bad_records += 1
+                self._dead_letter.write(DeadLetter.of(record, "decode", internal_reason(exc)))
+                continue
+            try:
+                state.partition_key = record.partition_key
+                state.record_time_ms = record.arrival_ms
+                state.event = value
+                for agent in agents:
+                    try:
+                        agent.feed(value, outputs)
+                    except AgentError as exc:
+                        counters.agent_errors += 1
+                        log.warning("shard %s: %s", self.shard_id, exc)
+                        self._dead_letter.write(DeadLetter.of(record, "agent", _agent_reason(exc)))
+                if state.take_late():
+                    counters.late_records += 1
+                    self._dead_letter.write(DeadLetter.of(record, "late", "late"))
+                if outputs:
+                    self._route(outputs)
+            except MemoryError:
+                raise
+            except Exception as exc:
+                outputs.clear()
+                counters.internal_errors += 1
+                log.warning("shard %s: record %s: %r", self.shard_id, record.position, exc)
+                self._dead_letter.write(DeadLetter.of(record, "engine", internal_reason(exc)))
         if last is not None:
             self._last_position = last.position
             self._dirty = True
@@ -181,68 +294,116 @@ class ShardEngine:
         self._advance()
 
     def checkpoint_due(self) -> bool:
-        """True when something happened since the last checkpoint and the interval passed."""
+        """True when something happened since the last checkpoint and the interval passed
+        (after a failed checkpoint: once its retry pause passed)."""
         if not self._dirty:
             return False
-        return self._now_ms() - self._last_checkpoint_ms >= self._config.checkpoint_interval_ms
+        now_ms = self._now_ms()
+        if self.health.consecutive_failures:
+            return now_ms >= self._retry_at_ms
+        return now_ms - self._last_checkpoint_ms >= self._config.checkpoint_interval_ms
 
     def checkpoint(self, position: Position | None = None) -> None:
         """Flush sinks -> save the state snapshot -> write the checkpoint, in that order.
 
         If any step raises, the later steps do not run: a checkpoint is never written for
-        outputs or state that are not durable.
+        outputs or state that are not durable. After the lease was lost it raises
+        `LeaseLostError` and writes nothing.
         """
         position = position or self._last_position or self._applied_until
+        self._take_fence()
         self._flush()
         self._save_state(position, final=False)
         if position is not None:
-            self._checkpointer.checkpoint(self.shard_id, position)
-            self.counters.checkpoints += 1
+            self._checkpoint_at(position)
         self._dirty = False
         self._last_checkpoint_ms = self._now_ms()
-
-    def shard_ended(self) -> None:
-        """The shard is closed (split or merge). Agents see their stream end; open windows
-        are not emitted here but carried to the children in the final snapshot."""
-        self.state.activate()
-        for agent in self._agents:
-            try:
-                agent.close(self._outputs)
-            except AgentError as exc:
-                log.warning("shard %s: %s", self.shard_id, exc)
-        self._route(self._outputs)
-        self._flush()
-        self._save_state(self._last_position, final=True)
-        self._checkpointer.checkpoint(self.shard_id, SHARD_END)
-
-    def shutdown_requested(self) -> None:
-        """The worker is stopping and keeps its lease until then: make everything durable."""
-        if self._dirty:
-            self.checkpoint()
-
-    def lease_lost(self) -> None:
-        """Another worker owns the shard now: drop buffers, never checkpoint."""
-        for sink in self._sinks:
-            sink.discard()
-        self._dead_letter.discard()
+        self.health.succeeded(self._last_checkpoint_ms, checkpoint=True)
 
     # -- internals -------------------------------------------------------------------------
 
+    def _over_bound(self) -> bool:
+        return self._unflushed > self._config.max_buffered_outputs
+
+    def _try_checkpoint(self) -> bool:
+        """A checkpoint now, unless a failed one's retry pause has not passed. A failure is
+        counted in `health` (logged at ERROR, rate-limited) and retried after a capped
+        exponential pause with full jitter. `LeaseLostError` propagates."""
+        now_ms = self._now_ms()
+        if self.health.consecutive_failures and now_ms < self._retry_at_ms:
+            return False
+        try:
+            self.checkpoint()
+        except LeaseLostError:
+            raise
+        except MemoryError:
+            raise
+        except Exception as exc:
+            self.counters.failed_checkpoints += 1
+            status = "blocked" if self._over_bound() else "failing"
+            self.health.failed(exc, now_ms, log, status=status)
+            pause_ms = int(self._retry.delay_ms(self.health.consecutive_failures - 1))
+            self._retry_at_ms = now_ms + pause_ms
+            return False
+        return True
+
+    def _take_fence(self) -> None:
+        """Before anything is written: is the lease still ours? (no AWS call)."""
+        if self._lost:
+            raise LeaseLostError(f"shard {self.shard_id}: the lease was lost")
+        try:
+            self.fence = self._checkpointer.fence(self.shard_id)
+        except LeaseLostError:
+            self.lease_lost()
+            raise
+
+    def _checkpoint_at(self, position: Position | str) -> None:
+        try:
+            self._checkpointer.checkpoint(self.shard_id, position)
+        except LeaseLostError:
+            self.lease_lost()
+            raise
+        self.counters.checkpoints += 1
+
     def _advance(self) -> None:
-        """Close what the event clock has passed, then run the app's advance callbacks."""
-        self._route(self.state.advance())
-        clock_ms = self.state.event_clock_ms()
-        if clock_ms is None or not self.app.advance_callbacks:
-            return
-        for callback in self.app.advance_callbacks:
-            self._outputs.extend(callback(clock_ms))
-        self._route(self._outputs)
+        """Close what the event clock has passed, then run the app's advance callbacks. A
+        callback that raises is dead-lettered (origin "callback") and the shard goes on."""
+        try:
+            self._route(self.state.advance())
+            clock_ms = self.state.event_clock_ms()
+            if clock_ms is None or not self.app.advance_callbacks:
+                return
+            for callback in self.app.advance_callbacks:
+                self._outputs.extend(callback(clock_ms))
+            self._route(self._outputs)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            self._outputs.clear()
+            self.counters.internal_errors += 1
+            reason = internal_reason(exc)
+            log.error("shard %s: a table or advance callback raised: %s", self.shard_id, reason)
+            at = self._last_position or Position(0)
+            self._dead_letter.write(
+                DeadLetter(
+                    self.shard_id,
+                    at.sequence_number,
+                    at.sub_sequence_number,
+                    "",
+                    "callback",
+                    reason,
+                    b"",
+                    self._now_ms(),
+                    detail_key=reason.split(":", 2)[1],
+                )
+            )
 
     def _route(self, outputs: list[object]) -> None:
         if not outputs:
             return
         self._dirty = True
         self.counters.outputs += len(outputs)
+        self._unflushed += len(outputs)
         for sink in self._sinks:
             write = sink.write
             for item in outputs:
@@ -254,6 +415,7 @@ class ShardEngine:
             sink.flush()
         # Last: sinks may dead-letter what their store rejected while flushing.
         self._dead_letter.flush()
+        self._unflushed = 0
 
     def _save_state(self, position: Position | None, *, final: bool) -> None:
         blob = self.state.snapshot()
