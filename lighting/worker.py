@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.clock import wall_clock_ms
+from core.retry import Backoff, retry_call
 from lighting.agents import build_app
 from lighting.clients import Clients
 from lighting.registry import RegistryCache, load_registry
@@ -19,8 +20,12 @@ from tables.store import DynamoDBStateStore
 
 
 def registry_cache(settings: Settings, clients: Clients) -> RegistryCache:
+    """The registry, loaded under the retry policy (a throttled or refused Query is retried
+    rather than failing the reading that triggered the reload)."""
     return RegistryCache(
-        lambda: load_registry(clients.dynamodb, settings.command_table),
+        lambda: retry_call(
+            lambda: load_registry(clients.dynamodb, settings.command_table), Backoff()
+        ),
         settings.registry_refresh_ms,
         wall_clock_ms,
     )

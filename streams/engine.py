@@ -129,6 +129,7 @@ class ShardEngine:
         self._retry = Backoff(base_ms=config.retry_base_ms, cap_ms=config.retry_cap_ms)
         self._retry_at_ms = 0
         self._lost = False
+        self._callback_errors: set[str] = set()
         self.fence: LeaseFence | None = None
         """The lease fence of the checkpoint in progress (None: not known to this runner), for
         the state store's fenced save."""
@@ -146,6 +147,7 @@ class ShardEngine:
         if self._lost:
             return
         if self._over_bound() and not self._try_checkpoint():
+            self.health.status = "blocked"
             raise ShardBlockedError(
                 f"shard {self.shard_id}: {self._unflushed} outputs not flushed "
                 f"(bound {self._config.max_buffered_outputs}); last error: "
@@ -382,7 +384,13 @@ class ShardEngine:
             self._outputs.clear()
             self.counters.internal_errors += 1
             reason = internal_reason(exc)
-            log.error("shard %s: a table or advance callback raised: %s", self.shard_id, reason)
+            # A window whose callback raises stays open and raises again at the next advance:
+            # ERROR once per distinct reason, then debug (the dead letter is written once).
+            level = logging.DEBUG if reason in self._callback_errors else logging.ERROR
+            self._callback_errors.add(reason)
+            log.log(
+                level, "shard %s: a table or advance callback raised: %s", self.shard_id, reason
+            )
             at = self._last_position or Position(0)
             self._dead_letter.write(
                 DeadLetter(
