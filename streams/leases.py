@@ -228,11 +228,38 @@ class LeaseTable:
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                applied = self._already_applied(lease, set_parts, remove)
+                if applied is not None:
+                    return applied
                 raise LeaseLostError(
                     f"lease {lease.shard_id} changed under us (counter {lease.counter})"
                 ) from exc
             raise CheckpointError(f"cannot update lease {lease.shard_id}: {exc}") from exc
         return _parse(response["Attributes"])
+
+    def _already_applied(
+        self, lease: Lease, set_parts: dict[str, dict[str, str]], remove: tuple[str, ...]
+    ) -> Lease | None:
+        """After a failed condition: was it our own write, applied by an attempt whose answer
+        was lost (a read timeout) and then retried? Yes when the item is exactly what that
+        write leaves: counter + 1, our values set, the removed attributes gone."""
+        response = self._call(
+            self._client.get_item,
+            TableName=self.table_name,
+            Key={"leaseKey": {"S": lease.shard_id}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None or item.get("leaseCounter") != {"N": str(lease.counter + 1)}:
+            return None
+        owner_kept = "leaseOwner" not in set_parts and "leaseOwner" not in remove
+        if owner_kept and item.get("leaseOwner", {}).get("S") != lease.owner:
+            return None
+        if any(item.get(attr) != value for attr, value in set_parts.items()):
+            return None
+        if any(attr in item for attr in remove):
+            return None
+        return _parse(item)
 
     def take(self, lease: Lease, owner: str) -> Lease:
         """Own `lease`, which must be unchanged since it was read (its counter)."""
