@@ -55,6 +55,8 @@ def local_runner(
             idle_poll_interval_ms=settings.poll_interval_ms,
             shard_sync_interval_ms=settings.shard_sync_interval_ms,
             failover_ms=settings.failover_ms,
+            # As the KCL: renew three times per failover time, so one late renewal is no loss.
+            lease_renew_interval_ms=max(100, settings.failover_ms // 3),
             stop_when_idle_ms=stop_when_idle_ms,
         ),
     )

@@ -160,6 +160,7 @@ class ShardEngine:
             self.tick()
         if self.checkpoint_due() or self._over_bound():
             self._try_checkpoint()
+        self.health.settled = not self._dirty
 
     def lease_lost(self) -> None:
         """See `ShardProcessor.lease_lost`: drop buffers, never checkpoint again."""
@@ -319,6 +320,7 @@ class ShardEngine:
         if position is not None:
             self._checkpoint_at(position)
         self._dirty = False
+        self.health.settled = True
         self._last_checkpoint_ms = self._now_ms()
         self.health.succeeded(self._last_checkpoint_ms, checkpoint=True)
 

@@ -241,6 +241,8 @@ class LocalRunner:
             progress = self.progress.get(shard_id)
             if progress is None or not progress.healthy or progress.quiet_since_s is None:
                 return False
+            if progress.processor is not None and not progress.processor.settled:
+                return False  # outputs or state not yet checkpointed
             if now_s - progress.quiet_since_s < quiet_ms / 1000:
                 return False
         return True

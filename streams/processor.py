@@ -51,6 +51,8 @@ class ShardHealth:
     consecutive_failures: int = 0
     last_error: str | None = None
     last_error_ms: int | None = None
+    settled: bool = True
+    """Everything processed so far is checkpointed (nothing buffered, no state unsaved)."""
     _last_logged_ms: int | None = None
 
     @property

@@ -132,6 +132,9 @@ def wrap_all(clients: Clients, kind: str) -> list[FaultyClient]:
 def assert_equal_to_clean(outcome: Outcome, clean: Outcome) -> None:
     assert not outcome.safety_stopped, "the worker did not reach idle on its own"
     assert outcome.unhealthy == []
+    missing = [i for i in clean.items if i not in outcome.items]
+    extra = [i for i in outcome.items if i not in clean.items]
+    assert (missing, extra) == ([], [])
     assert outcome.items == clean.items
     assert outcome.timestream == clean.timestream
     assert outcome.dead_letters == clean.dead_letters
