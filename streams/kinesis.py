@@ -131,9 +131,13 @@ class ShardReader:
     Contract: `read()` returns the user records after the last ones it returned (possibly
     none), KPL aggregates unpacked, and `shard_ended=True` once, after the last record of a
     closed shard. It never returns a record twice and never skips one. Resuming at a position
-    (a checkpoint, or after an expired iterator) reads AT that sequence number and skips
-    what is at or below the position, so a checkpoint inside a KPL aggregate resumes at its
-    next user record, as the KCL does.
+    (a checkpoint, or after an expired iterator) reads AFTER its sequence number; inside a KPL
+    aggregate (a sub-sequence number above 0, or the last record returned was a user record
+    of an aggregate) it reads AT it and skips the user records at or below the position, so a
+    KCL checkpoint inside an aggregate resumes at its next user record. (Reading AT for every
+    resume made kinesalite lose records after a split; AFTER is what the KCL uses for plain
+    records.) Not covered: a KCL checkpoint at sub-sequence 0 of an aggregate resumes after
+    the whole aggregate.
     """
 
     def __init__(
@@ -166,15 +170,21 @@ class ShardReader:
         self._iterator: str | None = None
         self._last: Position | None = start if isinstance(start, Position) else None
         self._skip_until: Position | None = None
+        self._in_aggregate = False  # the last record returned came from a KPL aggregate
+        self._last_was_aggregate = False
         self._last_call_s = 0.0
         self._ended = False
 
     def _new_iterator(self) -> str:
         kwargs: dict[str, Any] = {"StreamName": self._stream, "ShardId": self.shard_id}
-        if self._last is not None:
+        if self._last is not None and (self._last.sub_sequence_number or self._in_aggregate):
+            # Inside a KPL aggregate: read it again and skip its user records up to _last.
             kwargs["ShardIteratorType"] = "AT_SEQUENCE_NUMBER"
             kwargs["StartingSequenceNumber"] = str(self._last.sequence_number)
             self._skip_until = self._last
+        elif self._last is not None:
+            kwargs["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
+            kwargs["StartingSequenceNumber"] = str(self._last.sequence_number)
         elif self._start == AT_TIMESTAMP:
             if self._at_timestamp_ms is None:
                 raise SourceError("AT_TIMESTAMP needs a timestamp")
@@ -222,6 +232,7 @@ class ShardReader:
         records = list(self._to_records(wire.records))
         if records:
             self._last = records[-1].position
+            self._in_aggregate = self._last_was_aggregate
         self._iterator = wire.next_shard_iterator
         if self._iterator is None or self._read_past_end(bool(records), wire):
             self._ended = True
@@ -241,6 +252,7 @@ class ShardReader:
     def _to_records(self, wire: Sequence[_WireRecord]) -> Iterator[Record]:
         shard_id = self.shard_id
         skip = self._skip_until
+        self._last_was_aggregate = False
         for r in wire:
             sequence = int(r.sequence_number)
             arrival_ms = int(r.approximate_arrival_timestamp * 1000)
@@ -250,11 +262,13 @@ class ShardReader:
                 if skip is not None and Position(sequence) <= skip:
                     continue
                 skip = None
+                self._last_was_aggregate = False
                 yield Record(shard_id, sequence, 0, r.partition_key, data, arrival_ms)
                 continue
             for sub, (partition_key, payload) in enumerate(users):
                 if skip is not None and Position(sequence, sub) <= skip:
                     continue
                 skip = None
+                self._last_was_aggregate = True
                 yield Record(shard_id, sequence, sub, partition_key, payload, arrival_ms)
         self._skip_until = skip
