@@ -24,6 +24,7 @@ from typing import Any
 from core.records import Position, Record
 from streams.checkpoints import Checkpointer
 from streams.kcl.bridge import run_processor
+from streams.processor import Lineage, ShardHealth
 
 FIRST_SEQ = 49590338271490256608559692538361571095921575989136588898
 
@@ -65,21 +66,16 @@ def daemon_input(messages: int, records: int, size: int) -> bytes:
 class _CountingEngine:
     def __init__(self) -> None:
         self.records = 0
+        self.shard_id = ""
+        self.health = ShardHealth("")
 
-    def start(self) -> None:
+    def initialize(self, start: Position | str, lineage: Lineage | None = None) -> None:
         pass
 
-    def process(self, records: Sequence[Record]) -> None:
+    def process_records(
+        self, records: Sequence[Record], millis_behind_latest: int | None = None
+    ) -> None:
         self.records += len(records)
-
-    def tick(self) -> None:
-        pass
-
-    def checkpoint_due(self) -> bool:
-        return False
-
-    def checkpoint(self, position: Position) -> None:
-        pass
 
     def shard_ended(self) -> None:
         pass

@@ -82,13 +82,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     counters = [p.counters for p in runner.progress.values()]
     info(
         f"luxflow worker: {sum(c.records for c in counters)} records read, "
-        f"{sum(c.bad_records + c.late_records for c in counters)} dead-lettered, "
+        f"{sum(c.dead_lettered for c in counters)} dead-lettered, "
         f"{sum(c.skipped_already_applied for c in counters)} skipped as already applied, "
         f"{sum(c.outputs for c in counters)} outputs, {len(counters)} shards"
     )
-    if runner.errors:
-        for error in runner.errors:
-            log.error("%s", error)
+    unhealthy = runner.unhealthy()
+    if unhealthy:
+        # A shard that ended in error or was still failing at stop: say so in the exit status.
+        for error in unhealthy:
+            log.error("unhealthy at stop: %s", error)
         return 1
     return 0
 

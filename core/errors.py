@@ -31,6 +31,17 @@ class LeaseLostError(CheckpointError):
     """Another worker owns the shard's lease now: stop processing it and do not checkpoint."""
 
 
+class ShardBlockedError(LuxflowError):
+    """A shard processor refused new records: its sink buffers are over their bound and the
+    checkpoint that would empty them failed. The runner hands the same records again later
+    (after a backoff); nothing was taken from them. `retry_in_ms`: when the processor will
+    try its checkpoint again."""
+
+    def __init__(self, message: str, retry_in_ms: int = 0) -> None:
+        super().__init__(message)
+        self.retry_in_ms = retry_in_ms
+
+
 class SourceError(LuxflowError):
     """The record source failed in a way retries did not fix."""
 

@@ -74,3 +74,20 @@ class DeadLetter(msgspec.Struct, frozen=True, gc=False):
             record.data,
             record.arrival_ms,
         )
+
+
+class LeaseFence(msgspec.Struct, frozen=True):
+    """Who holds a shard's lease, for writes that only the current owner may make.
+
+    `table` is the lease table, `shard_id` its `leaseKey`, `owner` the `leaseOwner` and
+    `counter` the `leaseCounter` seen when the fence was taken. A fenced write (a state
+    snapshot, a checkpoint) is conditional on the lease item: `leaseOwner = owner AND
+    leaseCounter >= counter`. The owner's own renewals raise the counter while a checkpoint
+    runs (renewal is independent of processing), so the counter is a lower bound; any other
+    owner fails the first part. A former owner that stalled therefore cannot write.
+    """
+
+    table: str
+    shard_id: str
+    owner: str
+    counter: int

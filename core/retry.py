@@ -1,4 +1,10 @@
-"""Capped exponential backoff with full jitter, and which AWS errors are worth retrying.
+"""Capped exponential backoff with full jitter, and which AWS errors are worth retrying: the
+one retry policy of every AWS call luxflow makes (botocore's own retries are off).
+
+How long a call retries: `Backoff()` allows 10 calls with pauses of at most 50 ms, 100 ms,
+... capped at 5 s: at most 16.35 s of pauses (about 8 s on average). After that the call's
+error propagates and the *shard* (or the runner's shard sync) counts as failing: it is retried
+with its own, longer backoff and reported unhealthy; the worker never exits for it.
 
 Retries cover what failed and nothing else: `retry_call` repeats one whole call (the call
 failed as a whole), while batch writers use `Backoff.pause` between re-sends of only the
@@ -18,6 +24,7 @@ from typing import Final, TypeVar
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from urllib3.exceptions import ProtocolError
 
 T = TypeVar("T")
 
@@ -69,8 +76,12 @@ def is_throttle(exc: BaseException) -> bool:
 
 def is_retryable(exc: BaseException) -> bool:
     """True when repeating the same call may succeed: throttling, transient service errors,
-    HTTP 5xx, and connection-level failures (refused, reset, timed out)."""
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
+    HTTP 5xx, and connection-level failures: refused (`EndpointConnectionError`), reset or
+    closed (`ConnectionClosedError`, urllib3's `ProtocolError`, `ConnectionError`), timed out
+    (`ReadTimeoutError`, `ConnectTimeoutError`, `TimeoutError`)."""
+    if isinstance(
+        exc, BotoConnectionError | HTTPClientError | ProtocolError | ConnectionError | TimeoutError
+    ):
         return True
     if not isinstance(exc, ClientError):
         return False

@@ -23,13 +23,11 @@ from sinks.influxdb import InfluxDBSink
 from sinks.timestream import TimestreamSink
 from streams.app import App
 from streams.checkpoints import Checkpointer
-from streams.engine import EngineConfig, Lineage, ShardEngine
+from streams.engine import EngineConfig, ShardEngine, ShardEngineFactory
 from streams.kinesis import partition_hash
 from streams.leases import LeaseTable
+from streams.processor import Lineage
 from tables.store import StateStore
-
-EngineFactory = Callable[[str, Checkpointer], ShardEngine]
-"""Builds the engine of one shard, given its id and the checkpointer of the runner."""
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -161,7 +159,7 @@ def engine_factory(
     app: App,
     state_store: StateStore,
     lineage: Callable[[str], Lineage] | None = None,
-) -> EngineFactory:
+) -> ShardEngineFactory:
     """One engine per shard, each with its own sinks and dead-letter buffer."""
 
     def build(shard_id: str, checkpointer: Checkpointer) -> ShardEngine:

@@ -6,21 +6,27 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.clock import wall_clock_ms
+from core.retry import Backoff, retry_call
 from lighting.agents import build_app
 from lighting.clients import Clients
 from lighting.regions import guard_app, home_gate
 from lighting.registry import RegistryCache, load_registry
 from lighting.settings import Settings
-from lighting.wiring import EngineFactory, engine_factory, lease_lineage
+from lighting.wiring import engine_factory, lease_lineage
 from streams.app import App
+from streams.engine import ShardEngineFactory
 from streams.leases import LeaseTable
 from streams.local_runner import LocalRunner, LocalRunnerConfig
 from tables.store import DynamoDBStateStore
 
 
 def registry_cache(settings: Settings, clients: Clients) -> RegistryCache:
+    """The registry, loaded under the retry policy (a throttled or refused Query is retried
+    rather than failing the reading that triggered the reload)."""
     return RegistryCache(
-        lambda: load_registry(clients.dynamodb, settings.command_table),
+        lambda: retry_call(
+            lambda: load_registry(clients.dynamodb, settings.command_table), Backoff()
+        ),
         settings.registry_refresh_ms,
         wall_clock_ms,
         unknown_asset_cap=settings.unknown_asset_cap,
@@ -63,6 +69,8 @@ def local_runner(
             idle_poll_interval_ms=settings.poll_interval_ms,
             shard_sync_interval_ms=settings.shard_sync_interval_ms,
             failover_ms=settings.failover_ms,
+            # As the KCL: renew three times per failover time, so one late renewal is no loss.
+            lease_renew_interval_ms=max(100, settings.failover_ms // 3),
             stop_when_idle_ms=stop_when_idle_ms,
         ),
     )
@@ -85,7 +93,7 @@ def run_local_worker(
 
 def kcl_engine_factory(
     settings: Settings, clients: Clients, registry: RegistryCache | None = None
-) -> EngineFactory:
+) -> ShardEngineFactory:
     """The engine factory of `luxflow kcl-processor`: lineage from the lease table."""
     store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
     leases = LeaseTable(clients.dynamodb, settings.app_name)

@@ -1,17 +1,14 @@
 """The per-shard engine: decode -> agents -> tables -> sinks -> checkpoint step.
 
-Both runners (the local polling runner and the KCL MultiLangDaemon bridge) drive one
-`ShardEngine` per shard through the same lifecycle, so delivery semantics do not depend on
-the runner:
+`ShardEngine` is the one `ShardProcessor` (its lifecycle and contract: `streams.processor`).
+Besides the protocol it has the building blocks tests and benchmarks drive directly:
+`start`, `process`, `tick`, `checkpoint_due` and `checkpoint` (flush sinks -> save the state
+snapshot -> write the checkpoint).
 
-    start()                     load the shard's state (or its parents' on a split/merge)
-    process(records)            any number of times, records in shard order
-    checkpoint(position)        flush sinks -> save state snapshot -> write checkpoint
-    shard_ended()               end agents, flush, save final state, checkpoint SHARD_END
-    shutdown_requested()        flush, save, checkpoint the last processed position
-    lease_lost()                drop everything, never checkpoint
-
-Nothing is shared between engines, so a shard can move between workers.
+Poison isolation: whatever one record does (bad bytes, a decoder or an agent raising any
+exception, a table callback raising), that record is dead-lettered with a stable reason and the
+shard goes on. Back-pressure: outputs not yet flushed are bounded; over the bound the engine
+takes no new records until a checkpoint empties its buffers.
 """
 
 from __future__ import annotations
@@ -19,65 +16,42 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from core.clock import wall_clock_ms
-from core.errors import AgentError, SinkError
+from core.errors import AgentError, LeaseLostError, ShardBlockedError, SinkError
 from core.event import Event
-from core.records import SHARD_END, DeadLetter, Position, Record
+from core.records import SHARD_END, DeadLetter, LeaseFence, Position, Record
+from core.retry import Backoff
 from sinks.base import Sink
 from streams.agent import AgentInstance
 from streams.app import App
 from streams.checkpoints import Checkpointer
-from tables.store import SaveFence, Snapshot, StateStore
+from streams.engine_parts import (
+    NO_LINEAGE,
+    EngineConfig,
+    EngineCounters,
+    agent_reason,
+    internal_reason,
+)
+from streams.processor import Lineage, ShardHealth
+from tables.store import Snapshot, StateStore
 from tables.table import ShardState
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class EngineCounters:
-    """What one shard's engine has done since it started."""
-
-    records: int = 0
-    bad_records: int = 0
-    late_records: int = 0
-    agent_errors: int = 0
-    outputs: int = 0
-    skipped_already_applied: int = 0
-    checkpoints: int = 0
-    # Observability (issue 13): read by streams.metrics, never reset.
-    checkpoint_us: int = 0
-    """Time spent in checkpoints that were written (flush + snapshot + checkpoint), in us."""
-    last_checkpoint_ms: int = 0
-    """Wall time of the last checkpoint written (0: none yet)."""
-    sink_errors: int = 0
-    """Flushes that failed with `SinkError` (each aborted a checkpoint)."""
-    state_keys: int = 0
-    """Keys held by the tables (windowed: (key, window) pairs) at the last snapshot."""
-    state_bytes: int = 0
-    """Size of the last state snapshot."""
-    snapshot_bytes: int = 0
-    """Bytes of every state snapshot saved."""
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    checkpoint_interval_ms: int = 5_000
-    idle_timeout_ms: int = 60_000
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """Where a new shard's state comes from: its parents (after a split or merge) and the
-    partition keys of their state it keeps (its own hash range)."""
-
-    parent_shard_ids: tuple[str, ...] = ()
-    keep: Callable[[str], bool] = lambda _pk: True
+__all__ = [
+    "EngineConfig",
+    "EngineCounters",
+    "Lineage",
+    "ShardEngine",
+    "ShardEngineFactory",
+    "internal_reason",
+]
 
 
 class ShardEngine:
-    """Processes one shard. Not thread-safe: one thread (or process) drives one engine."""
+    """Processes one shard. Not thread-safe: one thread (or process) drives one engine;
+    `health` may be read from any thread."""
 
     def __init__(
         self,
@@ -88,15 +62,12 @@ class ShardEngine:
         dead_letter: Sink,
         state_store: StateStore,
         checkpointer: Checkpointer,
-        config: EngineConfig = EngineConfig(),
+        config: EngineConfig | None = None,
         now_ms: Callable[[], int] = wall_clock_ms,
-        lineage: Lineage = Lineage(),
-        fence: Callable[[str], SaveFence | None] | None = None,
+        lineage: Lineage = NO_LINEAGE,
     ) -> None:
-        """`fence(shard_id)`: the lease this worker holds, so a save by a worker that lost
-        the shard fails with LeaseLostError instead of overwriting the new owner's state."""
+        config = config or EngineConfig()
         self.app = app
-        self._fence = fence
         self._lineage = lineage
         self.shard_id = shard_id
         self._decode = app.decoder
@@ -109,13 +80,86 @@ class ShardEngine:
         self._agents: list[AgentInstance[object]] = [a.instance() for a in app.agents]
         self.state = ShardState(app.tables, shard_id, now_ms, config.idle_timeout_ms)
         self.counters = EngineCounters()
+        self.health = ShardHealth(shard_id)
         self._applied_until: Position | None = None  # records at or below are in the state
         self._last_position: Position | None = None  # last record handled
         self._last_checkpoint_ms = now_ms()
         self._outputs: list[object] = []
         self._dirty = False  # records or outputs since the last checkpoint
+        self._unflushed = 0  # outputs routed to the sinks since their last successful flush
+        self._retry = Backoff(base_ms=config.retry_base_ms, cap_ms=config.retry_cap_ms)
+        self._retry_at_ms = 0
+        self._lost = False
+        self._callback_errors: set[str] = set()
+        self.fence: LeaseFence | None = None
+        """The lease fence of the checkpoint in progress (None: not known to this runner), for
+        the state store's fenced save."""
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- ShardProcessor --------------------------------------------------------------------
+
+    def initialize(self, start: Position | str, lineage: Lineage | None = None) -> None:
+        applied = self.start(lineage)
+        self.health.status = "ok"
+        log.info("shard %s: starting after %s (state at %s)", self.shard_id, start, applied)
+
+    def process_records(
+        self, records: Sequence[Record], millis_behind_latest: int | None = None
+    ) -> None:
+        if self._lost:
+            return
+        if self._over_bound() and not self._try_checkpoint():
+            self.health.status = "blocked"
+            raise ShardBlockedError(
+                f"shard {self.shard_id}: {self._unflushed} outputs not flushed "
+                f"(bound {self._config.max_buffered_outputs}); last error: "
+                f"{self.health.last_error}",
+                max(0, self._retry_at_ms - self._now_ms()),
+            )
+        if records:
+            self.process(records)
+        else:
+            self.tick()
+        if self.checkpoint_due() or self._over_bound():
+            self._try_checkpoint()
+        self.health.settled = not self._dirty
+
+    def lease_lost(self) -> None:
+        """See `ShardProcessor.lease_lost`: drop buffers, never checkpoint again."""
+        self._lost = True
+        self.health.status = "lease_lost"
+        for sink in self._sinks:
+            sink.discard()
+        self._dead_letter.discard()
+        self._outputs.clear()
+        self._unflushed = 0
+        self._dirty = False
+
+    def shard_ended(self) -> None:
+        """Agents see their stream end; open windows are not emitted here but carried to the
+        children in the final snapshot."""
+        if self._lost:
+            return
+        self.state.activate()
+        for agent in self._agents:
+            try:
+                agent.close(self._outputs)
+            except AgentError as exc:
+                log.warning("shard %s: %s", self.shard_id, exc)
+        self._route(self._outputs)
+        self._take_fence()
+        self._flush()
+        self._save_state(self._last_position or self._applied_until, final=True)
+        self._checkpoint_at(SHARD_END)
+        self.health.status = "ended"
+
+    def shutdown_requested(self) -> None:
+        if self._lost:
+            return
+        if self._dirty:
+            self.checkpoint()
+        self.health.status = "stopped"
+
+    # -- building blocks -------------------------------------------------------------------
 
     def start(self, lineage: Lineage | None = None) -> Position | None:
         """Load this shard's snapshot, or on a split or merge its parents' final snapshots
@@ -141,7 +185,8 @@ class ShardEngine:
         return None
 
     def process(self, records: Sequence[Record]) -> None:
-        """Run every record through decode, agents and tables; outputs go to the sinks."""
+        """Run every record through decode, agents and tables; outputs go to the sinks. A
+        record that raises anywhere on the way is dead-lettered; the next one goes on."""
         state = self.state
         state.activate()
         decode = self._decode
@@ -164,20 +209,34 @@ class ShardEngine:
                 counters.bad_records += 1
                 self._dead_letter.write(DeadLetter.of(record, "decode", str(exc)))
                 continue
-            event = Event.of(record, value)
-            state.begin(event)
-            for agent in agents:
-                try:
-                    agent.feed(value, outputs, event)
-                except AgentError as exc:
-                    counters.agent_errors += 1
-                    log.warning("shard %s: %s", self.shard_id, exc)
-                    self._dead_letter.write(DeadLetter.of(record, "agent", str(exc)))
-            if state.take_late():
-                counters.late_records += 1
-                self._dead_letter.write(DeadLetter.of(record, "late", "late"))
-            if outputs:
-                self._route(outputs)
+            except MemoryError:
+                raise
+            except Exception as exc:
+                counters.bad_records += 1
+                self._dead_letter.write(DeadLetter.of(record, "decode", internal_reason(exc)))
+                continue
+            try:
+                event = Event.of(record, value)
+                state.begin(event)
+                for agent in agents:
+                    try:
+                        agent.feed(value, outputs, event)
+                    except AgentError as exc:
+                        counters.agent_errors += 1
+                        log.warning("shard %s: %s", self.shard_id, exc)
+                        self._dead_letter.write(DeadLetter.of(record, "agent", agent_reason(exc)))
+                if state.take_late():
+                    counters.late_records += 1
+                    self._dead_letter.write(DeadLetter.of(record, "late", "late"))
+                if outputs:
+                    self._route(outputs)
+            except MemoryError:
+                raise
+            except Exception as exc:
+                outputs.clear()
+                counters.internal_errors += 1
+                log.warning("shard %s: record %s: %r", self.shard_id, record.position, exc)
+                self._dead_letter.write(DeadLetter.of(record, "engine", internal_reason(exc)))
         if last is not None:
             self._last_position = last.position
             self._dirty = True
@@ -197,53 +256,35 @@ class ShardEngine:
         self._advance()
 
     def checkpoint_due(self) -> bool:
-        """True when something happened since the last checkpoint and the interval passed."""
+        """True when something happened since the last checkpoint and the interval passed
+        (after a failed checkpoint: once its retry pause passed)."""
         if not self._dirty:
             return False
-        return self._now_ms() - self._last_checkpoint_ms >= self._config.checkpoint_interval_ms
+        now_ms = self._now_ms()
+        if self.health.consecutive_failures:
+            return now_ms >= self._retry_at_ms
+        return now_ms - self._last_checkpoint_ms >= self._config.checkpoint_interval_ms
 
     def checkpoint(self, position: Position | None = None) -> None:
         """Flush sinks -> save the state snapshot -> write the checkpoint, in that order.
 
         If any step raises, the later steps do not run: a checkpoint is never written for
-        outputs or state that are not durable.
+        outputs or state that are not durable. After the lease was lost it raises
+        `LeaseLostError` and writes nothing.
         """
         started_ns = time.monotonic_ns()
         position = position or self._last_position or self._applied_until
+        self._take_fence()
         self._flush()
         self._save_state(position, final=False)
         if position is not None:
-            self._checkpointer.checkpoint(self.shard_id, position)
-            self.counters.checkpoints += 1
+            self._checkpoint_at(position)
             self.counters.last_checkpoint_ms = self._now_ms()
             self.counters.checkpoint_us += (time.monotonic_ns() - started_ns) // 1000
         self._dirty = False
+        self.health.settled = True
         self._last_checkpoint_ms = self._now_ms()
-
-    def shard_ended(self) -> None:
-        """The shard is closed (split or merge). Agents see their stream end; open windows
-        are not emitted here but carried to the children in the final snapshot."""
-        self.state.activate()
-        for agent in self._agents:
-            try:
-                agent.close(self._outputs)
-            except AgentError as exc:
-                log.warning("shard %s: %s", self.shard_id, exc)
-        self._route(self._outputs)
-        self._flush()
-        self._save_state(self._last_position or self._applied_until, final=True)
-        self._checkpointer.checkpoint(self.shard_id, SHARD_END)
-
-    def shutdown_requested(self) -> None:
-        """The worker is stopping and keeps its lease until then: make everything durable."""
-        if self._dirty:
-            self.checkpoint()
-
-    def lease_lost(self) -> None:
-        """Another worker owns the shard now: drop buffers, never checkpoint."""
-        for sink in self._sinks:
-            sink.discard()
-        self._dead_letter.discard()
+        self.health.succeeded(self._last_checkpoint_ms, checkpoint=True)
 
     # -- observability (read from another thread: plain reads only) ----------------------
 
@@ -259,21 +300,94 @@ class ShardEngine:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _over_bound(self) -> bool:
+        return self._unflushed > self._config.max_buffered_outputs
+
+    def _try_checkpoint(self) -> bool:
+        """A checkpoint now, unless a failed one's retry pause has not passed. A failure is
+        counted in `health` (logged at ERROR, rate-limited) and retried after a capped
+        exponential pause with full jitter. `LeaseLostError` propagates."""
+        now_ms = self._now_ms()
+        if self.health.consecutive_failures and now_ms < self._retry_at_ms:
+            return False
+        try:
+            self.checkpoint()
+        except LeaseLostError:
+            raise
+        except MemoryError:
+            raise
+        except Exception as exc:
+            self.counters.failed_checkpoints += 1
+            status = "blocked" if self._over_bound() else "failing"
+            self.health.failed(exc, now_ms, log, status=status)
+            pause_ms = int(self._retry.delay_ms(self.health.consecutive_failures - 1))
+            self._retry_at_ms = now_ms + pause_ms
+            return False
+        return True
+
+    def _take_fence(self) -> None:
+        """Before anything is written: is the lease still ours? (no AWS call)."""
+        if self._lost:
+            raise LeaseLostError(f"shard {self.shard_id}: the lease was lost")
+        try:
+            self.fence = self._checkpointer.fence(self.shard_id)
+        except LeaseLostError:
+            self.lease_lost()
+            raise
+
+    def _checkpoint_at(self, position: Position | str) -> None:
+        try:
+            self._checkpointer.checkpoint(self.shard_id, position)
+        except LeaseLostError:
+            self.lease_lost()
+            raise
+        self.counters.checkpoints += 1
+
     def _advance(self) -> None:
-        """Close what the event clock has passed, then run the app's advance callbacks."""
-        self._route(self.state.advance())
-        clock_ms = self.state.event_clock_ms()
-        if clock_ms is None or not self.app.advance_callbacks:
-            return
-        for callback in self.app.advance_callbacks:
-            self._outputs.extend(callback(clock_ms))
-        self._route(self._outputs)
+        """Close what the event clock has passed, then run the app's advance callbacks. A
+        callback that raises is dead-lettered (origin "callback") and the shard goes on."""
+        try:
+            self._route(self.state.advance())
+            clock_ms = self.state.event_clock_ms()
+            if clock_ms is None or not self.app.advance_callbacks:
+                return
+            for callback in self.app.advance_callbacks:
+                self._outputs.extend(callback(clock_ms))
+            self._route(self._outputs)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            self._outputs.clear()
+            self.counters.internal_errors += 1
+            reason = internal_reason(exc)
+            # A window whose callback raises stays open and raises again at the next advance:
+            # ERROR once per distinct reason, then debug (the dead letter is written once).
+            level = logging.DEBUG if reason in self._callback_errors else logging.ERROR
+            self._callback_errors.add(reason)
+            log.log(
+                level, "shard %s: a table or advance callback raised: %s", self.shard_id, reason
+            )
+            at = self._last_position or Position(0)
+            self._dead_letter.write(
+                DeadLetter(
+                    self.shard_id,
+                    at.sequence_number,
+                    at.sub_sequence_number,
+                    "",
+                    "callback",
+                    reason,
+                    b"",
+                    self._now_ms(),
+                    detail_key=reason.split(":", 2)[1],
+                )
+            )
 
     def _route(self, outputs: list[object]) -> None:
         if not outputs:
             return
         self._dirty = True
         self.counters.outputs += len(outputs)
+        self._unflushed += len(outputs)
         for sink in self._sinks:
             write = sink.write
             for item in outputs:
@@ -289,11 +403,13 @@ class ShardEngine:
         except SinkError:
             self.counters.sink_errors += 1
             raise
+        self._unflushed = 0
 
     def _save_state(self, position: Position | None, *, final: bool) -> None:
         """Save what changed since the last saved snapshot (the final one: a whole base, the
-        one split and merge children start from). The state counts as saved only once the
-        store returned: a failed save leaves it changed, so the next checkpoint saves it."""
+        one split and merge children start from), fenced by the lease when the runner knows
+        it. The state counts as saved only once the store returned: a failed save leaves it
+        changed, so the next checkpoint saves it."""
         pending = self.state.snapshot(full=final)
         if pending is None:
             return
@@ -307,10 +423,14 @@ class ShardEngine:
                 final=final,
                 delta=pending.delta,
             ),
-            fence=self._fence(self.shard_id) if self._fence is not None else None,
+            fence=self.fence,
         )
         self.state.saved(pending)
         self.counters.snapshot_bytes += len(pending.data)
         if not pending.delta:
-            self.counters.state_bytes = len(pending.data)  # the last whole snapshot
+            self.counters.state_bytes = len(pending.data)
         self.counters.state_keys = self.state.key_count()
+
+
+ShardEngineFactory = Callable[[str, Checkpointer], ShardEngine]
+"""An `EngineFactory` whose processors are `ShardEngine`s (metrics read their counters)."""

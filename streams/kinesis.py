@@ -1,5 +1,8 @@
-"""Kinesis access for the local runner: shard listing, a polling `ShardReader`, and a fast
-GetRecords response parser.
+"""Kinesis access for the local runner: shard listing, a polling `ShardReader` (which
+de-aggregates KPL records, `streams.kpl`), and a fast GetRecords response parser.
+
+Every call runs under the retry policy (`core.retry`); what retries did not fix is raised as
+`SourceError`, and the runner retries the shard's read later with backoff.
 
 boto3 parses a GetRecords response generically at about 23 us per record, most of it in
 timestamp parsing. We keep boto3 for signing, credentials, retries and endpoints, and parse the
@@ -12,14 +15,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SourceError
 from core.records import AT_TIMESTAMP, LATEST, TRIM_HORIZON, Position, Record
-from core.retry import Backoff, is_retryable
+from core.retry import Backoff, retry_call
+from streams.kpl import MAGIC, deaggregate
 
 
 class _WireRecord(msgspec.Struct, rename="pascal"):
@@ -78,12 +82,22 @@ class ShardInfo(msgspec.Struct, frozen=True):
         return self.starting_hash_key <= hash_key <= self.ending_hash_key
 
 
-def list_shards(client: Any, stream_name: str) -> list[ShardInfo]:
+def _call(what: str, fn: Callable[..., Any], kwargs: dict[str, Any], backoff: Backoff) -> Any:
+    """One Kinesis call under the retry policy; `SourceError` (from the last error) when
+    retries did not fix it."""
+    try:
+        return retry_call(lambda: fn(**kwargs), backoff)
+    except (ClientError, BotoCoreError, OSError) as exc:
+        raise SourceError(f"{what} failed: {exc!r}") from exc
+
+
+def list_shards(client: Any, stream_name: str, backoff: Backoff | None = None) -> list[ShardInfo]:
     """Every shard of the stream, open and closed, with parents and hash ranges."""
+    backoff = backoff or Backoff()
     shards: list[ShardInfo] = []
     kwargs: dict[str, Any] = {"StreamName": stream_name}
     while True:
-        page = client.list_shards(**kwargs)
+        page = _call(f"ListShards of {stream_name}", client.list_shards, kwargs, backoff)
         for shard in page["Shards"]:
             parents = tuple(
                 p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p
@@ -111,20 +125,20 @@ class Batch(msgspec.Struct):
     shard_ended: bool
 
 
-class RecordSource(Protocol):
-    """Reads one shard, in order, from a start position.
-
-    Contract: `read()` returns the next records after the last ones it returned (possibly
-    none) and `shard_ended=True` exactly once, after the last record of a closed shard. It
-    never returns a record twice and never skips one; it handles throttling and expired
-    iterators itself and raises `SourceError` only when retries did not help.
-    """
-
-    def read(self) -> Batch: ...
-
-
 class ShardReader:
-    """Polls one shard with GetRecords, at most `max_calls_per_s` calls per second."""
+    """Polls one shard with GetRecords, at most `max_calls_per_s` calls per second.
+
+    Contract: `read()` returns the user records after the last ones it returned (possibly
+    none), KPL aggregates unpacked, and `shard_ended=True` once, after the last record of a
+    closed shard. It never returns a record twice and never skips one. Resuming at a position
+    (a checkpoint, or after an expired iterator) reads AFTER its sequence number; inside a KPL
+    aggregate (a sub-sequence number above 0, or the last record returned was a user record
+    of an aggregate) it reads AT it and skips the user records at or below the position, so a
+    KCL checkpoint inside an aggregate resumes at its next user record. (Reading AT for every
+    resume made kinesalite lose records after a split; AFTER is what the KCL uses for plain
+    records.) Not covered: a KCL checkpoint at sub-sequence 0 of an aggregate resumes after
+    the whole aggregate.
+    """
 
     def __init__(
         self,
@@ -155,12 +169,20 @@ class ShardReader:
         self._monotonic = monotonic
         self._iterator: str | None = None
         self._last: Position | None = start if isinstance(start, Position) else None
+        self._skip_until: Position | None = None
+        self._in_aggregate = False  # the last record returned came from a KPL aggregate
+        self._last_was_aggregate = False
         self._last_call_s = 0.0
         self._ended = False
 
     def _new_iterator(self) -> str:
         kwargs: dict[str, Any] = {"StreamName": self._stream, "ShardId": self.shard_id}
-        if self._last is not None:
+        if self._last is not None and (self._last.sub_sequence_number or self._in_aggregate):
+            # Inside a KPL aggregate: read it again and skip its user records up to _last.
+            kwargs["ShardIteratorType"] = "AT_SEQUENCE_NUMBER"
+            kwargs["StartingSequenceNumber"] = str(self._last.sequence_number)
+            self._skip_until = self._last
+        elif self._last is not None:
             kwargs["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
             kwargs["StartingSequenceNumber"] = str(self._last.sequence_number)
         elif self._start == AT_TIMESTAMP:
@@ -172,20 +194,14 @@ class ShardReader:
             kwargs["ShardIteratorType"] = self._start
         else:
             raise SourceError(f"cannot start shard {self.shard_id} at {self._start!r}")
-        response = self._call(self._client.get_shard_iterator, kwargs)
+        response = _call(
+            f"GetShardIterator on {self.shard_id}",
+            self._client.get_shard_iterator,
+            kwargs,
+            self._backoff,
+        )
         iterator: str = response["ShardIterator"]
         return iterator
-
-    def _call(self, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-        attempt = 0
-        while True:
-            try:
-                return fn(**kwargs)
-            except ClientError as exc:
-                if not is_retryable(exc) or attempt + 1 >= self._backoff.max_attempts:
-                    raise SourceError(f"{fn.__name__} on {self.shard_id} failed: {exc}") from exc
-                self._backoff.pause(attempt)
-                attempt += 1
 
     def read(self) -> Batch:
         if self._ended:
@@ -197,8 +213,11 @@ class ShardReader:
             self._iterator = self._new_iterator()
         self._last_call_s = self._monotonic()
         try:
-            response = self._call(
-                self._client.get_records, {"ShardIterator": self._iterator, "Limit": self._limit}
+            response = _call(
+                f"GetRecords on {self.shard_id}",
+                self._client.get_records,
+                {"ShardIterator": self._iterator, "Limit": self._limit},
+                self._backoff,
             )
         except SourceError as exc:
             cause = exc.__cause__
@@ -213,6 +232,7 @@ class ShardReader:
         records = list(self._to_records(wire.records))
         if records:
             self._last = records[-1].position
+            self._in_aggregate = self._last_was_aggregate
         self._iterator = wire.next_shard_iterator
         if self._iterator is None or self._read_past_end(bool(records), wire):
             self._ended = True
@@ -231,12 +251,24 @@ class ShardReader:
 
     def _to_records(self, wire: Sequence[_WireRecord]) -> Iterator[Record]:
         shard_id = self.shard_id
+        skip = self._skip_until
+        self._last_was_aggregate = False
         for r in wire:
-            yield Record(
-                shard_id,
-                int(r.sequence_number),
-                0,
-                r.partition_key,
-                r.data,
-                int(r.approximate_arrival_timestamp * 1000),
-            )
+            sequence = int(r.sequence_number)
+            arrival_ms = int(r.approximate_arrival_timestamp * 1000)
+            data = r.data
+            users = deaggregate(data) if data[:4] == MAGIC else None
+            if users is None:
+                if skip is not None and Position(sequence) <= skip:
+                    continue
+                skip = None
+                self._last_was_aggregate = False
+                yield Record(shard_id, sequence, 0, r.partition_key, data, arrival_ms)
+                continue
+            for sub, (partition_key, payload) in enumerate(users):
+                if skip is not None and Position(sequence, sub) <= skip:
+                    continue
+                skip = None
+                self._last_was_aggregate = True
+                yield Record(shard_id, sequence, sub, partition_key, payload, arrival_ms)
+        self._skip_until = skip

@@ -10,15 +10,20 @@ that lost its lease finds out at its next write.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import CheckpointError, LeaseLostError
-from core.records import AT_TIMESTAMP, SENTINELS, SHARD_END, TRIM_HORIZON, Position
-from core.retry import Backoff, is_retryable
+from core.records import AT_TIMESTAMP, SENTINELS, SHARD_END, TRIM_HORIZON, LeaseFence, Position
+from core.retry import Backoff, retry_call
+
+log = logging.getLogger(__name__)
 
 AT_TIMESTAMP_MS_ATTR = "luxflowAtTimestampMs"
 """Our one extra attribute: the timestamp of an AT_TIMESTAMP replay, for both runners."""
@@ -81,6 +86,11 @@ class LeaseTable:
         self.table_name = table_name
         self._backoff = backoff or Backoff()
 
+    def with_backoff(self, backoff: Backoff) -> LeaseTable:
+        """The same table under another retry budget (lease renewal retries briefly and tries
+        again at its next round, rather than wait out a long backoff)."""
+        return LeaseTable(self._client, self.table_name, backoff)
+
     # -- table ---------------------------------------------------------------------------
 
     def ensure_table(self) -> None:
@@ -99,15 +109,15 @@ class LeaseTable:
         )
 
     def _call(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        attempt = 0
-        while True:
-            try:
-                return fn(**kwargs)
-            except ClientError as exc:
-                if not is_retryable(exc) or attempt + 1 >= self._backoff.max_attempts:
-                    raise
-                self._backoff.pause(attempt)
-                attempt += 1
+        """One lease-table call under the retry policy. A `ClientError` that retries did not
+        fix propagates for the caller to classify; anything else (connection refused or
+        reset, timeouts) becomes `CheckpointError`."""
+        try:
+            return retry_call(lambda: fn(**kwargs), self._backoff)
+        except ClientError:
+            raise
+        except (BotoCoreError, OSError) as exc:
+            raise CheckpointError(f"lease table {self.table_name!r}: {exc!r}") from exc
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -218,11 +228,38 @@ class LeaseTable:
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                applied = self._already_applied(lease, set_parts, remove)
+                if applied is not None:
+                    return applied
                 raise LeaseLostError(
                     f"lease {lease.shard_id} changed under us (counter {lease.counter})"
                 ) from exc
             raise CheckpointError(f"cannot update lease {lease.shard_id}: {exc}") from exc
         return _parse(response["Attributes"])
+
+    def _already_applied(
+        self, lease: Lease, set_parts: dict[str, dict[str, str]], remove: tuple[str, ...]
+    ) -> Lease | None:
+        """After a failed condition: was it our own write, applied by an attempt whose answer
+        was lost (a read timeout) and then retried? Yes when the item is exactly what that
+        write leaves: counter + 1, our values set, the removed attributes gone."""
+        response = self._call(
+            self._client.get_item,
+            TableName=self.table_name,
+            Key={"leaseKey": {"S": lease.shard_id}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None or item.get("leaseCounter") != {"N": str(lease.counter + 1)}:
+            return None
+        owner_kept = "leaseOwner" not in set_parts and "leaseOwner" not in remove
+        if owner_kept and item.get("leaseOwner", {}).get("S") != lease.owner:
+            return None
+        if any(item.get(attr) != value for attr, value in set_parts.items()):
+            return None
+        if any(attr in item for attr in remove):
+            return None
+        return _parse(item)
 
     def take(self, lease: Lease, owner: str) -> Lease:
         """Own `lease`, which must be unchanged since it was read (its counter)."""
@@ -269,18 +306,116 @@ class LeaseTable:
 
 
 class LeaseCheckpointer:
-    """`Checkpointer` for the local runner: writes checkpoints to the leases it holds."""
+    """`Checkpointer` for the local runner: writes checkpoints to the leases it holds, and
+    renews them from the runner's renewal thread (`renew_all`), independent of processing.
 
-    def __init__(self, table: LeaseTable) -> None:
+    Thread-safe: the shard threads checkpoint, the renewal thread renews, the runner takes and
+    releases; writes of one lease are serialized (each is conditional on the counter the
+    previous one left). A lease is lost when a conditional write fails (another worker took
+    it) or when renewal kept failing for `failover_ms`; from then on `fence` and `checkpoint`
+    raise `LeaseLostError` without any call to AWS.
+    """
+
+    def __init__(
+        self,
+        table: LeaseTable,
+        *,
+        renew_table: LeaseTable | None = None,
+        failover_ms: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._table = table
-        self.held: dict[str, Lease] = {}
+        self._renew_table = renew_table or table
+        self._failover_s = failover_ms / 1000
+        self._monotonic = monotonic
+        self._held: dict[str, Lease] = {}
+        self._renewed_s: dict[str, float] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, shard_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(shard_id, threading.Lock())
+
+    # -- held leases ---------------------------------------------------------------------
+
+    def hold(self, lease: Lease) -> None:
+        """Start holding `lease` (just taken by this worker)."""
+        with self._lock(lease.shard_id):
+            self._held[lease.shard_id] = lease
+            self._renewed_s[lease.shard_id] = self._monotonic()
+
+    def holds(self, shard_id: str) -> bool:
+        return shard_id in self._held
+
+    def lease(self, shard_id: str) -> Lease | None:
+        return self._held.get(shard_id)
+
+    def held_ids(self) -> list[str]:
+        return list(self._held)
+
+    def forget(self, shard_id: str) -> Lease | None:
+        """Stop holding the lease (ended shard, or lost); returns it if it was held."""
+        with self._lock(shard_id):
+            self._renewed_s.pop(shard_id, None)
+            return self._held.pop(shard_id, None)
+
+    # -- Checkpointer --------------------------------------------------------------------
+
+    def fence(self, shard_id: str) -> LeaseFence | None:
+        lease = self._held.get(shard_id)
+        if lease is None or lease.owner is None:
+            raise LeaseLostError(f"lease {shard_id} is not held by this worker")
+        return LeaseFence(self._table.table_name, shard_id, lease.owner, lease.counter)
 
     def checkpoint(self, shard_id: str, position: Position | str) -> None:
-        lease = self.held.get(shard_id)
-        if lease is None:
-            raise LeaseLostError(f"lease {shard_id} is not held by this worker")
-        try:
-            self.held[shard_id] = self._table.checkpoint(lease, position)
-        except LeaseLostError:
-            self.held.pop(shard_id, None)
-            raise
+        with self._lock(shard_id):
+            lease = self._held.get(shard_id)
+            if lease is None:
+                raise LeaseLostError(f"lease {shard_id} is not held by this worker")
+            try:
+                self._held[shard_id] = self._table.checkpoint(lease, position)
+            except LeaseLostError:
+                self._held.pop(shard_id, None)
+                raise
+            self._renewed_s[shard_id] = self._monotonic()
+
+    # -- renewal -------------------------------------------------------------------------
+
+    def renew_all(self) -> list[str]:
+        """Renew every held lease once; returns the shards whose lease is now lost."""
+        lost = []
+        for shard_id in self.held_ids():
+            if not self.renew(shard_id):
+                lost.append(shard_id)
+        return lost
+
+    def renew(self, shard_id: str) -> bool:
+        """Renew one lease; False once it is lost. A renewal that fails for another reason
+        (throttled or unreachable past its retries) is retried at the next round; the lease
+        counts as lost once no renewal succeeded for the failover time, as other workers
+        may take it then."""
+        with self._lock(shard_id):
+            lease = self._held.get(shard_id)
+            if lease is None:
+                return False
+            try:
+                self._held[shard_id] = self._renew_table.renew(lease)
+            except LeaseLostError as exc:
+                log.warning("shard %s: lease lost: %s", shard_id, exc)
+                self._held.pop(shard_id, None)
+                return False
+            except (CheckpointError, ClientError) as exc:
+                since_s = self._monotonic() - self._renewed_s.get(shard_id, 0.0)
+                if since_s < self._failover_s:
+                    log.warning("shard %s: lease renewal failed, retrying: %s", shard_id, exc)
+                    return True
+                log.error(
+                    "shard %s: no lease renewal for %.1f s (failover time): giving the shard up",
+                    shard_id,
+                    since_s,
+                )
+                self._held.pop(shard_id, None)
+                return False
+            self._renewed_s[shard_id] = self._monotonic()
+            return True

@@ -1,9 +1,15 @@
 """`luxflow worker` (the default runner): one process reads every shard by polling.
 
-One thread per leased shard runs a `ShardReader` into a `ShardEngine`. A child shard starts
-only after all its parents have reached SHARD_END, and it takes its parents' state for its own
-hash range. Leases are taken, renewed and released in the KCL lease table, so the KCL runner
-can take over from this one and the reverse.
+One thread per leased shard reads it with a `ShardReader` and drives its `ShardProcessor`
+(lifecycle: `streams.processor`). A child shard starts only after all its parents have reached
+SHARD_END, and it takes its parents' state for its own hash range. Leases are taken, renewed
+and released in the KCL lease table, so the KCL runner can take over from this one and the
+reverse; a renewal thread keeps them independent of slow sink calls.
+
+Faults: every AWS call retries transient errors itself (`core.retry`); what is still failing
+after that fails the shard, never the worker. A failing shard is retried with capped
+exponential backoff and reported unhealthy (`unhealthy()`, the worker's exit status); a shard
+whose buffers are full stops reading until its checkpoint succeeds.
 """
 
 from __future__ import annotations
@@ -13,18 +19,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from core.errors import LeaseLostError, LuxflowError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from core.errors import LeaseLostError, LuxflowError, ShardBlockedError
 from core.records import AT_TIMESTAMP
-from streams.checkpoints import Checkpointer
-from streams.engine import EngineCounters, Lineage, ShardEngine
-from streams.kinesis import ShardInfo, ShardReader, list_shards, partition_hash
+from core.retry import Backoff
+from streams.engine import EngineCounters, ShardEngine
+from streams.kinesis import Batch, ShardInfo, ShardReader, list_shards, partition_hash
 from streams.leases import Lease, LeaseCheckpointer, LeaseTable
+from streams.processor import EngineFactory, Lineage, ShardHealth, ShardProcessor
 
 log = logging.getLogger(__name__)
 
-EngineFactory = Callable[[str, Checkpointer], ShardEngine]
+T = TypeVar("T")
+
+_TRANSIENT = (LuxflowError, ClientError, BotoCoreError, OSError)
+"""What a failed AWS step raises once its own retries are spent."""
 
 
 @dataclass(frozen=True)
@@ -39,22 +51,45 @@ class LocalRunnerConfig:
     max_calls_per_s: float = 5.0
     stop_when_idle_ms: int | None = None
     """Stop once every open shard was caught up and quiet this long (demo, tests, replays)."""
-    retry_failed_shard_ms: int = 2_000
+    retry_base_ms: int = 500
+    retry_cap_ms: int = 30_000
+    """A failing step (a read, a shard start, the shard sync) is retried after a full-jitter
+    pause of at most min(retry_cap_ms, retry_base_ms * 2**failures)."""
 
 
 @dataclass
 class ShardProgress:
+    """One shard as this runner sees it. `source` counts read and start failures;
+    `processor` is the processor's own health (its checkpoints)."""
+
+    shard_id: str
     records: int = 0
     millis_behind: int | None = None
     quiet_since_s: float | None = None
     ended: bool = False
-    error: str | None = None
-    failed_at_s: float = 0.0
     counters: EngineCounters = field(default_factory=EngineCounters)
     # Observability (issue 13): read by streams.metrics.
     engine: ShardEngine | None = None
     lease_takeovers: int = 0
     lease_losses: int = 0
+    source: ShardHealth = field(init=False)
+    processor: ShardHealth | None = None
+    retry_at_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.source = ShardHealth(self.shard_id)
+
+    @property
+    def healthy(self) -> bool:
+        return self.source.healthy and (self.processor is None or self.processor.healthy)
+
+    @property
+    def error(self) -> str | None:
+        if self.healthy:
+            return None
+        if not self.source.healthy:
+            return self.source.last_error
+        return self.processor.last_error if self.processor is not None else None
 
 
 class LocalRunner:
@@ -68,6 +103,7 @@ class LocalRunner:
         engine_factory: EngineFactory,
         config: LocalRunnerConfig,
         *,
+        renew_leases: LeaseTable | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kinesis = kinesis
@@ -76,45 +112,59 @@ class LocalRunner:
         self._engine_factory = engine_factory
         self._config = config
         self._monotonic = monotonic
-        self._checkpointer = LeaseCheckpointer(leases)
+        self._checkpointer = LeaseCheckpointer(
+            leases,
+            renew_table=renew_leases or leases.with_backoff(Backoff(cap_ms=1_000, max_attempts=4)),
+            failover_ms=config.failover_ms,
+            monotonic=monotonic,
+        )
+        self._backoff = Backoff(base_ms=config.retry_base_ms, cap_ms=config.retry_cap_ms)
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._seen: dict[str, tuple[str | None, int, float]] = {}
         self._shards: dict[str, ShardInfo] = {}
         self.progress: dict[str, ShardProgress] = {}
-        self.errors: list[str] = []
+        self.sync = ShardHealth("(shard sync)")
+        """Health of the runner's own loop: ListShards, lease scan and takes."""
 
     def stop(self) -> None:
         self._stop.set()
 
     def held_shards(self) -> list[str]:
         """The shards whose leases this runner holds now (safe from any thread)."""
-        return list(self._checkpointer.held.copy())
+        return self._checkpointer.held_ids()
+
+    def unhealthy(self) -> list[str]:
+        """Shards (and the shard sync) failing now: the worker exits non-zero if any is left
+        when it stops."""
+        bad = [f"{p.shard_id}: {p.error}" for p in self.progress.values() if not p.healthy]
+        if not self.sync.healthy:
+            bad.append(f"shard sync: {self.sync.last_error}")
+        return bad
+
+    @property
+    def errors(self) -> list[str]:
+        return self.unhealthy()
 
     def run(self) -> None:
         """Block until stopped; then shut every shard down gracefully (flush, checkpoint)."""
-        config = self._config
+        renewer = threading.Thread(target=self._renew_leases, name="lease-renewer", daemon=True)
+        renewer.start()
         shards: dict[str, ShardInfo] = {}
         next_sync_s = 0.0
         try:
             while not self._stop.is_set():
-                now_s = self._monotonic()
-                if now_s >= next_sync_s:
-                    shards = {s.shard_id: s for s in list_shards(self._kinesis, self._stream)}
-                    self._shards = shards
-                    for shard in shards.values():
-                        self._leases.create_if_missing(
-                            shard.shard_id,
-                            shard.parent_ids,
-                            (shard.starting_hash_key, shard.ending_hash_key),
-                            config.initial_position,
-                            config.at_timestamp_ms
-                            if config.initial_position == AT_TIMESTAMP
-                            else None,
-                        )
-                    next_sync_s = now_s + config.shard_sync_interval_ms / 1000
-                leases = self._leases.list()
-                self._start_ready_shards(shards, leases)
+                try:
+                    if self._monotonic() >= next_sync_s:
+                        shards = self._sync_shards()
+                        next_sync_s = self._monotonic() + self._config.shard_sync_interval_ms / 1000
+                    leases = self._leases.list()
+                    self._start_ready_shards(shards, leases)
+                except _TRANSIENT as exc:
+                    self.sync.failed(exc, _ms(self._monotonic()), log)
+                    self._stop.wait(self._pause_s(self.sync))
+                    continue
+                self.sync.succeeded(_ms(self._monotonic()))
                 if self._all_quiet(shards, leases):
                     log.info("every shard is caught up and quiet: stopping")
                     break
@@ -123,8 +173,23 @@ class LocalRunner:
             self._stop.set()
             for thread in list(self._threads.values()):
                 thread.join()
+            renewer.join()
 
     # -- scheduling ----------------------------------------------------------------------
+
+    def _sync_shards(self) -> dict[str, ShardInfo]:
+        config = self._config
+        shards = {s.shard_id: s for s in list_shards(self._kinesis, self._stream)}
+        self._shards = shards
+        for shard in shards.values():
+            self._leases.create_if_missing(
+                shard.shard_id,
+                shard.parent_ids,
+                (shard.starting_hash_key, shard.ending_hash_key),
+                config.initial_position,
+                config.at_timestamp_ms if config.initial_position == AT_TIMESTAMP else None,
+            )
+        return shards
 
     def _start_ready_shards(self, shards: dict[str, ShardInfo], leases: dict[str, Lease]) -> None:
         if self._stop.is_set():
@@ -137,12 +202,7 @@ class LocalRunner:
             if lease is None or lease.finished or shard_id in self._threads:
                 continue
             progress = self.progress.get(shard_id)
-            if (
-                progress is not None
-                and progress.error is not None
-                and self._monotonic() - progress.failed_at_s
-                < self._config.retry_failed_shard_ms / 1000
-            ):
+            if progress is not None and self._monotonic() < progress.retry_at_s:
                 continue
             parents_done = all(
                 leases[p].finished if p in leases else True for p in lease.parent_ids
@@ -153,9 +213,10 @@ class LocalRunner:
                 held = self._leases.take(lease, self._config.worker_id)
             except LeaseLostError:
                 continue
-            self._checkpointer.held[shard_id] = held
+            self._checkpointer.hold(held)
+            progress = self.progress.setdefault(shard_id, ShardProgress(shard_id))
             if lease.owner not in (None, self._config.worker_id):
-                self.progress.setdefault(shard_id, ShardProgress()).lease_takeovers += 1
+                progress.lease_takeovers += 1
             parent_ids = tuple(p for p in lease.parent_ids if p in leases)
             thread = threading.Thread(
                 target=self._run_shard,
@@ -190,24 +251,41 @@ class LocalRunner:
             if lease.finished:
                 continue
             progress = self.progress.get(shard_id)
-            if progress is None or progress.error is not None or progress.quiet_since_s is None:
+            if progress is None or not progress.healthy or progress.quiet_since_s is None:
                 return False
+            if progress.processor is not None and not progress.processor.settled:
+                return False  # outputs or state not yet checkpointed
             if now_s - progress.quiet_since_s < quiet_ms / 1000:
                 return False
         return True
+
+    def _renew_leases(self) -> None:
+        """The renewal thread: renews every held lease each interval, whatever the shard
+        threads are doing (a sink call backing off for 16 s does not cost the lease)."""
+        interval_s = self._config.lease_renew_interval_ms / 1000
+        while not self._stop.wait(interval_s):
+            for shard_id in self._checkpointer.renew_all():
+                log.warning("shard %s: lease lost; its thread stops writing", shard_id)
+
+    def _pause_s(self, health: ShardHealth) -> float:
+        return self._backoff.delay_ms(min(health.consecutive_failures - 1, 30)) / 1000
 
     # -- one shard -----------------------------------------------------------------------
 
     def _run_shard(self, shard: ShardInfo, lease: Lease, parent_ids: tuple[str, ...]) -> None:
         shard_id = shard.shard_id
-        progress = self.progress.setdefault(shard_id, ShardProgress())
-        progress.error = None
+        progress = self.progress[shard_id]
         progress.quiet_since_s = None  # caught up only once this engine has read to the tip
-        engine = self._engine_factory(shard_id, self._checkpointer)
-        progress.counters = engine.counters
-        progress.engine = engine
+        processor: ShardProcessor | None = None
         try:
-            engine.start(Lineage(parent_ids, lambda pk: shard.owns(partition_hash(pk))))
+            processor = self._engine_factory(shard_id, self._checkpointer)
+            progress.processor = processor.health
+            progress.engine = processor if isinstance(processor, ShardEngine) else None
+            counters = getattr(processor, "counters", None)
+            if isinstance(counters, EngineCounters):
+                progress.counters = counters
+            lineage = Lineage(parent_ids, lambda pk: shard.owns(partition_hash(pk)))
+            self._step(progress, lambda: processor.initialize(lease.checkpoint, lineage))
             reader = ShardReader(
                 self._kinesis,
                 self._stream,
@@ -217,66 +295,104 @@ class LocalRunner:
                 ending_sequence_number=lambda: self._ending_sequence_number(shard_id),
                 max_calls_per_s=self._config.max_calls_per_s,
             )
-            self._consume(engine, reader, progress)
+            self._consume(processor, reader, progress)
         except LeaseLostError as exc:
             log.warning("shard %s: lease lost: %s", shard_id, exc)
             progress.lease_losses += 1
-            engine.lease_lost()
-        except LuxflowError as exc:
-            # Nothing after the last checkpoint is lost: the shard restarts from it.
-            log.error("shard %s failed, will restart from its checkpoint: %s", shard_id, exc)
-            engine.lease_lost()
-            progress.error = str(exc)
-            progress.failed_at_s = self._monotonic()
-            self.errors.append(f"{shard_id}: {exc}")
-            self._release(shard_id)
+            if processor is not None:
+                processor.lease_lost()
+            self._checkpointer.forget(shard_id)
             return
+        except _StoppedError:
+            pass
+        except Exception as exc:
+            # A bug, not a fault of AWS: the shard restarts from its checkpoint, with backoff.
+            log.exception("shard %s failed; it restarts from its checkpoint", shard_id)
+            progress.source.failed(exc, _ms(self._monotonic()), log)
+            progress.retry_at_s = self._monotonic() + self._pause_s(progress.source)
+            if processor is not None:
+                processor.lease_lost()
         if not progress.ended:
             self._release(shard_id)
 
-    def _consume(self, engine: ShardEngine, reader: ShardReader, progress: ShardProgress) -> None:
+    def _step(self, progress: ShardProgress, step: Callable[[], T]) -> T:
+        """Run `step` until it succeeds, with backoff, counting failures in `progress.source`."""
+        while True:
+            self._check(progress.shard_id)
+            try:
+                result = step()
+            except LeaseLostError:
+                raise
+            except _TRANSIENT as exc:
+                progress.source.failed(exc, _ms(self._monotonic()), log)
+                self._stop.wait(self._pause_s(progress.source))
+                continue
+            progress.source.succeeded(_ms(self._monotonic()))
+            return result
+
+    def _check(self, shard_id: str) -> None:
+        if self._stop.is_set():
+            raise _StoppedError
+        if not self._checkpointer.holds(shard_id):
+            raise LeaseLostError(f"lease {shard_id} is no longer held")
+
+    def _consume(
+        self, processor: ShardProcessor, reader: ShardReader, progress: ShardProgress
+    ) -> None:
         config = self._config
-        last_renew_s = self._monotonic()
-        while not self._stop.is_set():
-            batch = reader.read()
-            if batch.records:
-                engine.process(batch.records)
-                progress.records += len(batch.records)
-                progress.quiet_since_s = None
-            else:
-                engine.tick()
-            progress.millis_behind = batch.millis_behind_latest
-            if batch.shard_ended:
-                engine.shard_ended()
-                self._checkpointer.held.pop(engine.shard_id, None)
-                progress.ended = True
-                return
-            if engine.checkpoint_due():
-                engine.checkpoint()
-            now_s = self._monotonic()
-            if now_s - last_renew_s >= config.lease_renew_interval_ms / 1000:
-                self._renew(engine.shard_id)
-                last_renew_s = now_s
-            if not batch.records and batch.millis_behind_latest == 0:
-                if progress.quiet_since_s is None:
-                    progress.quiet_since_s = now_s
-                self._stop.wait(config.idle_poll_interval_ms / 1000)
-        engine.shutdown_requested()
+        shard_id = progress.shard_id
+        pending: Batch | None = None  # a batch the processor refused (buffers full)
+        try:
+            while True:
+                self._check(shard_id)
+                batch = pending
+                if batch is None:
+                    batch = self._step(progress, reader.read)
+                try:
+                    processor.process_records(batch.records, batch.millis_behind_latest)
+                except ShardBlockedError as exc:
+                    pending = batch  # stop reading this shard until its checkpoint succeeds
+                    self._stop.wait(max(exc.retry_in_ms, 100) / 1000)
+                    continue
+                pending = None
+                progress.millis_behind = batch.millis_behind_latest
+                if batch.records:
+                    progress.records += len(batch.records)
+                    progress.quiet_since_s = None
+                if batch.shard_ended:
+                    self._step(progress, processor.shard_ended)
+                    self._checkpointer.forget(shard_id)
+                    progress.ended = True
+                    return
+                if not batch.records and batch.millis_behind_latest == 0:
+                    if progress.quiet_since_s is None:
+                        progress.quiet_since_s = self._monotonic()
+                    self._stop.wait(config.idle_poll_interval_ms / 1000)
+        except _StoppedError:
+            pass
+        try:
+            processor.shutdown_requested()
+        except LeaseLostError:
+            raise
+        except Exception as exc:
+            progress.source.failed(exc, _ms(self._monotonic()), log, status="failing")
 
     def _ending_sequence_number(self, shard_id: str) -> int | None:
         shard = self._shards.get(shard_id)
         return shard.ending_sequence_number if shard is not None else None
 
-    def _renew(self, shard_id: str) -> None:
-        lease = self._checkpointer.held.get(shard_id)
-        if lease is None:
-            raise LeaseLostError(f"lease {shard_id} is no longer held")
-        self._checkpointer.held[shard_id] = self._leases.renew(lease)
-
     def _release(self, shard_id: str) -> None:
-        lease = self._checkpointer.held.pop(shard_id, None)
+        lease = self._checkpointer.forget(shard_id)
         if lease is not None:
             try:
                 self._leases.release(lease)
             except LuxflowError as exc:
                 log.warning("shard %s: could not release lease: %s", shard_id, exc)
+
+
+class _StoppedError(Exception):
+    """The runner is stopping: leave the shard's loop (not an error)."""
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SourceError
 from core.retry import Backoff, is_retryable
@@ -29,7 +29,8 @@ class Producer:
 
     Contract: `send()` returns only when every record was accepted by Kinesis. Entries that a
     PutRecords call reports as failed (`ErrorCode` set) are sent again, and only they, after a
-    capped exponential backoff; a whole-call throttle retries the call. Raises `SourceError`
+    capped exponential backoff; a whole call that failed transiently (throttled, 5xx, connection
+    refused or reset, timed out) is retried whole. Raises `SourceError`
     when the backoff's attempts run out, naming how many records were not accepted.
     """
 
@@ -85,7 +86,7 @@ class Producer:
             self.counters.calls += 1
             try:
                 response = self._client.put_records(StreamName=self._stream, Records=pending)
-            except ClientError as exc:
+            except (ClientError, BotoCoreError, OSError) as exc:
                 if not is_retryable(exc):
                     raise SourceError(f"PutRecords to {self._stream} failed: {exc}") from exc
                 self.counters.throttled_calls += 1

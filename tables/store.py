@@ -12,11 +12,10 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import LeaseLostError, StateStoreError
-from core.records import Position
+from core.records import LeaseFence, Position
 from core.retry import Backoff, error_code, retry_call
 from tables.store_base import (
     InMemoryStateStore,
-    SaveFence,
     Snapshot,
     StateStore,
     StoredState,
@@ -109,7 +108,7 @@ class DynamoDBStateStore:
             final=bool(head["final"]["BOOL"]),
         )
 
-    def save(self, shard_id: str, snapshot: Snapshot, fence: SaveFence | None = None) -> None:
+    def save(self, shard_id: str, snapshot: Snapshot, fence: LeaseFence | None = None) -> None:
         old = self._head(shard_id)
         if old is not None and older(snapshot.position, _position_of(old)):
             raise LeaseLostError(
@@ -194,7 +193,7 @@ class DynamoDBStateStore:
         shard_id: str,
         head: dict[str, Any],
         old: dict[str, Any] | None,
-        fence: SaveFence | None,
+        fence: LeaseFence | None,
     ) -> None:
         """Step 2 of a save: the conditional head write (see the class docstring)."""
         head_is_unchanged = (
@@ -227,7 +226,7 @@ class DynamoDBStateStore:
                 reasons = [r.get("Code") for r in cause.response.get("CancellationReasons", [])]
                 if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                     raise LeaseLostError(
-                        f"shard {shard_id}: lease {fence.lease_key if fence else ''} is not "
+                        f"shard {shard_id}: lease {fence.shard_id if fence else ''} is not "
                         f"held by {fence.owner if fence else ''} at its counter: not saving"
                     ) from cause
                 if not reasons or reasons[0] != "ConditionalCheckFailed":
@@ -364,12 +363,12 @@ def _position_of(head: dict[str, Any]) -> Position | None:
     return Position(int(head["sequence_number"]["S"]), int(head["sub_sequence_number"]["N"]))
 
 
-def _lease_held(fence: SaveFence) -> dict[str, Any]:
+def _lease_held(fence: LeaseFence) -> dict[str, Any]:
     """The ConditionCheck: the KCL lease item still names this owner at this counter."""
     return {
-        "TableName": fence.lease_table,
-        "Key": {"leaseKey": {"S": fence.lease_key}},
-        "ConditionExpression": "leaseOwner = :me AND leaseCounter = :counter",
+        "TableName": fence.table,
+        "Key": {"leaseKey": {"S": fence.shard_id}},
+        "ConditionExpression": "leaseOwner = :me AND leaseCounter >= :counter",
         "ExpressionAttributeValues": {
             ":me": {"S": fence.owner},
             ":counter": {"N": str(fence.counter)},
@@ -383,7 +382,6 @@ __all__ = [
     "MAX_CHUNK_BYTES",
     "DynamoDBStateStore",
     "InMemoryStateStore",
-    "SaveFence",
     "Snapshot",
     "StateStore",
     "StoredState",

@@ -13,7 +13,7 @@ from typing import Protocol
 import msgspec
 
 from core.errors import LeaseLostError, StateStoreError
-from core.records import Position
+from core.records import LeaseFence, Position
 
 
 class Snapshot(msgspec.Struct, frozen=True):
@@ -50,17 +50,6 @@ class StoredState(msgspec.Struct, frozen=True):
         return (self.base, *self.deltas)
 
 
-class SaveFence(msgspec.Struct, frozen=True):
-    """The lease a save needs: only the worker named `owner`, holding the lease item
-    `lease_key` of `lease_table` at `counter` (KCL's `leaseOwner` / `leaseCounter`), may
-    save. A worker that lost the lease, or whose counter is stale, gets LeaseLostError."""
-
-    lease_table: str
-    lease_key: str
-    owner: str
-    counter: int
-
-
 def older(a: Position | None, b: Position | None) -> bool:
     """True when position `a` is strictly before `b` (None: before every record)."""
     if b is None:
@@ -86,7 +75,7 @@ class StateStore(Protocol):
 
     def load(self, shard_id: str) -> StoredState | None: ...
 
-    def save(self, shard_id: str, snapshot: Snapshot, fence: SaveFence | None = None) -> None: ...
+    def save(self, shard_id: str, snapshot: Snapshot, fence: LeaseFence | None = None) -> None: ...
 
     def delete(self, shard_id: str) -> None: ...
 
@@ -120,10 +109,14 @@ class InMemoryStateStore:
             last.final,
         )
 
-    def save(self, shard_id: str, snapshot: Snapshot, fence: SaveFence | None = None) -> None:
+    def save(self, shard_id: str, snapshot: Snapshot, fence: LeaseFence | None = None) -> None:
         chain = self.chains.get(shard_id)
-        held = self.leases.get(fence.lease_key) if fence is not None else None
-        if fence is not None and held is not None and held != (fence.owner, fence.counter):
+        held = self.leases.get(fence.shard_id) if fence is not None else None
+        if (
+            fence is not None
+            and held is not None
+            and (held[0] != fence.owner or held[1] < fence.counter)
+        ):
             raise LeaseLostError(f"shard {shard_id}: lease not held by {fence.owner}")
         if chain and older(snapshot.position, chain[-1].position):
             raise LeaseLostError(f"shard {shard_id}: a snapshot at a later position is stored")
@@ -145,7 +138,6 @@ class InMemoryStateStore:
 
 __all__ = [
     "InMemoryStateStore",
-    "SaveFence",
     "Snapshot",
     "StateStore",
     "StoredState",

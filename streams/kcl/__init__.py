@@ -8,11 +8,9 @@
 """
 
 from streams.kcl.bridge import (
+    DaemonBridge,
     DaemonChannel,
     DaemonCheckpointer,
-    EngineFactory,
-    ShardEngineLike,
-    ShardProcessor,
     run_processor,
 )
 from streams.kcl.daemon import (
@@ -28,12 +26,10 @@ from streams.kcl.daemon import (
 __all__ = [
     "EMULATOR_JAVA_OPTIONS",
     "Daemon",
+    "DaemonBridge",
     "DaemonChannel",
     "DaemonCheckpointer",
-    "EngineFactory",
     "KclSettings",
-    "ShardEngineLike",
-    "ShardProcessor",
     "daemon_classpath",
     "render_properties",
     "run_daemon",

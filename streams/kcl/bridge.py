@@ -1,34 +1,29 @@
-"""The luxflow shard processor the MultiLangDaemon starts: one process per leased shard.
+"""The KCL MultiLangDaemon's per-shard process: the daemon's messages as `ShardProcessor`
+calls (lifecycle and contract: `streams.processor`), one processor per leased shard.
 
 The daemon writes one message per line on our stdin and waits for a status line on our stdout
-after each (see `streams.kcl.protocol`). This module turns that conversation into calls on a
-per-shard engine, the same engine the local runner drives:
+after each (see `streams.kcl.protocol`); the processor asks for checkpoints while the daemon
+waits, through `DaemonCheckpointer`.
 
-    initialize          engine = factory(shard_id, checkpointer); engine.start()
-    processRecords      engine.process(records) (engine.tick() for an empty batch);
-                        engine.checkpoint(last position) when engine.checkpoint_due()
-    leaseLost           engine.lease_lost(): drop buffers and state, never checkpoint
-    shardEnded          engine.shard_ended(): flush, save, checkpoint SHARD_END
-    shutdownRequested   engine.shutdown_requested(): flush, save, checkpoint
-
-Failure policy, because the daemon calls `System.exit(1)` as soon as a processor fails to
-answer: a failed *periodic* checkpoint is logged and retried at the next due checkpoint (the
-engine keeps its buffers, nothing is lost); a lost lease drops the engine; an error while
-starting, processing or ending a shard ends this process, so the daemon restarts from the
-last checkpoint rather than carry on with half-applied state.
+Failure policy, because the daemon can only wait for our answer: a step that failed (loading
+state at initialize, the final checkpoint at shardEnded) is retried here with capped
+exponential backoff, and processRecords is not answered while the processor refuses records
+(`ShardBlockedError`: its buffers are full and its checkpoint fails). The daemon then delivers
+nothing more to this shard, so memory stays flat while a store is down, and nothing is lost.
+A lost lease drops the processor; it never checkpoints again.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import BinaryIO, Protocol
+import time
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
 
-from core.errors import CheckpointError, LeaseLostError, SinkError, StateStoreError
-from core.records import SHARD_END, Position, Record
+from core.errors import CheckpointError, LeaseLostError, ShardBlockedError
+from core.records import SENTINELS, SHARD_END, LeaseFence, Position
 from core.retry import Backoff
-from streams.checkpoints import Checkpointer
 from streams.kcl.protocol import (
     ACTION_OF,
     DEPENDENCY_EXCEPTION,
@@ -48,30 +43,14 @@ from streams.kcl.protocol import (
     encode_status,
     to_records,
 )
+from streams.processor import EngineFactory, ShardProcessor
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Errors the daemon reports for which the same checkpoint, asked again later, may succeed.
 _RETRYABLE_ERRORS = frozenset({THROTTLING_EXCEPTION, DEPENDENCY_EXCEPTION})
-
-
-class ShardEngineLike(Protocol):
-    """What the bridge needs of `streams.engine.ShardEngine` (see its lifecycle docs)."""
-
-    def start(self) -> object: ...
-    def process(self, records: Sequence[Record]) -> None: ...
-    def tick(self) -> None: ...
-    def checkpoint_due(self) -> bool: ...
-    def checkpoint(self, position: Position) -> None: ...
-    def shard_ended(self) -> None: ...
-    def lease_lost(self) -> None: ...
-    def shutdown_requested(self) -> None: ...
-
-
-EngineFactory = Callable[[str, Checkpointer], ShardEngineLike]
-"""Builds the engine of one shard: (shard id, checkpointer) -> engine. The protocol does not
-say which shards are a shard's parents; a factory that needs them reads the lease table's
-`parentShardId`."""
 
 
 class DaemonChannel:
@@ -109,8 +88,21 @@ class DaemonCheckpointer:
         self._channel = channel
         self._shard_id = shard_id
         self._backoff = backoff
+        self.lost = False
+        """Set once the daemon said the lease is gone (or `lose()`): no request is sent after."""
+
+    def lose(self) -> None:
+        self.lost = True
+
+    def fence(self, shard_id: str) -> LeaseFence | None:
+        """The daemon keeps its leases to itself: unknown (None) until known lost."""
+        if self.lost:
+            raise LeaseLostError(f"{shard_id}: the lease was lost")
+        return None
 
     def checkpoint(self, shard_id: str, position: Position | str) -> None:
+        if self.lost:
+            raise LeaseLostError(f"{shard_id}: the lease was lost; not asking the daemon")
         if shard_id != self._shard_id:
             raise CheckpointError(f"processor of {self._shard_id} asked to checkpoint {shard_id}")
         if isinstance(position, str):
@@ -137,6 +129,7 @@ class DaemonCheckpointer:
                 retry += 1
                 continue
             if answer.error == SHUTDOWN_EXCEPTION:
+                self.lost = True
                 raise LeaseLostError(f"{shard_id}: checkpoint at {position}: {answer.error}")
             raise CheckpointError(f"{shard_id}: checkpoint at {position}: {answer.error}")
 
@@ -146,7 +139,7 @@ Observer = Callable[[InboundMessage], None]
 metrics and health: it must not write to stdout, the protocol channel)."""
 
 
-class ShardProcessor:
+class DaemonBridge:
     """Answers the daemon's messages for one shard until the daemon closes our stdin."""
 
     def __init__(
@@ -155,14 +148,16 @@ class ShardProcessor:
         channel: DaemonChannel,
         backoff: Backoff,
         observer: Observer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._observer = observer
         self._factory = engine_factory
         self._channel = channel
         self._backoff = backoff
+        self._sleep = sleep
         self.shard_id: str | None = None
-        self._engine: ShardEngineLike | None = None
-        self._last_position: Position | None = None
+        self.processor: ShardProcessor | None = None
+        self._checkpointer: DaemonCheckpointer | None = None
 
     def run(self) -> None:
         while (message := self._channel.read()) is not None:
@@ -196,63 +191,95 @@ class ShardProcessor:
     def _initialize(self, message: Initialize) -> None:
         self.shard_id = message.shard_id
         checkpointer = DaemonCheckpointer(self._channel, message.shard_id, self._backoff)
-        engine = self._factory(message.shard_id, checkpointer)
-        engine.start()
-        self._engine = engine
-        log.info("%s: started at %s", message.shard_id, message.sequence_number)
+        processor = self._factory(message.shard_id, checkpointer)
+        self._retrying("initialize", lambda: processor.initialize(_start_of(message)))
+        self.processor, self._checkpointer = processor, checkpointer
 
     def _process(self, message: ProcessRecords) -> None:
-        engine = self._engine
-        if engine is None or self.shard_id is None:
+        processor = self.processor
+        if processor is None or self.shard_id is None:
             return  # the lease was lost; the daemon stops sending soon
-        if message.records:
-            records = to_records(self.shard_id, message)
-            engine.process(records)
-            self._last_position = records[-1].position
-        else:
-            engine.tick()
-        if self._last_position is not None and engine.checkpoint_due():
+        records = to_records(self.shard_id, message)
+        while True:
             try:
-                engine.checkpoint(self._last_position)
+                processor.process_records(records, message.millis_behind_latest)
+                return
+            except ShardBlockedError as exc:
+                # Not answering is the back-pressure: the daemon sends nothing more meanwhile.
+                self._sleep(max(exc.retry_in_ms, 100) / 1000)
             except LeaseLostError as exc:
                 log.warning("%s: %s; dropping the shard", self.shard_id, exc)
                 self._drop()
-            except (CheckpointError, SinkError, StateStoreError) as exc:
-                log.error("%s: checkpoint failed, retrying later: %s", self.shard_id, exc)
+                return
 
     def _lease_lost(self) -> None:
         log.info("%s: lease lost", self.shard_id)
         self._drop()
 
     def _shard_ended(self) -> None:
-        if self._engine is None:
+        processor = self.processor
+        if processor is None:
             return
         try:
-            self._engine.shard_ended()
+            self._retrying("shard end", processor.shard_ended)
         except LeaseLostError as exc:
             log.warning("%s: %s; dropping the shard", self.shard_id, exc)
             self._drop()
             return
-        self._engine = None
+        self.processor = None
         log.info("%s: shard ended, checkpointed SHARD_END", self.shard_id)
 
     def _shutdown_requested(self) -> None:
-        if self._engine is None:
+        processor = self.processor
+        if processor is None:
             return
         try:
-            self._engine.shutdown_requested()
+            processor.shutdown_requested()
         except LeaseLostError as exc:
             log.warning("%s: %s; dropping the shard", self.shard_id, exc)
             self._drop()
-        except (CheckpointError, SinkError, StateStoreError) as exc:
+        except Exception as exc:
             # The worker is stopping either way; the next owner resumes from the last
             # checkpoint and the outputs are idempotent.
-            log.error("%s: final checkpoint failed: %s", self.shard_id, exc)
+            log.error("%s: final checkpoint failed: %r", self.shard_id, exc)
 
     def _drop(self) -> None:
-        if self._engine is not None:
-            self._engine.lease_lost()
-        self._engine = None
+        if self._checkpointer is not None:
+            self._checkpointer.lose()
+        if self.processor is not None:
+            self.processor.lease_lost()
+        self.processor = None
+
+    def _retrying(self, what: str, step: Callable[[], T]) -> T:
+        """Run `step` until it succeeds, with capped exponential backoff and full jitter.
+        `LeaseLostError` and protocol errors end the retries."""
+        retry = 0
+        while True:
+            try:
+                return step()
+            except (LeaseLostError, ProtocolError):
+                raise
+            except Exception as exc:
+                level = logging.ERROR if retry == 0 or retry % 10 == 0 else logging.WARNING
+                log.log(
+                    level,
+                    "%s: %s failed (attempt %d), retrying: %r",
+                    self.shard_id,
+                    what,
+                    retry + 1,
+                    exc,
+                )
+                self._sleep(self._backoff.delay_ms(min(retry, 30)) / 1000)
+                retry += 1
+
+
+def _start_of(message: Initialize) -> Position | str:
+    raw = message.sequence_number
+    if raw is None:
+        return "TRIM_HORIZON"
+    if raw in SENTINELS or not raw.isdigit():
+        return raw
+    return Position(int(raw), message.sub_sequence_number or 0)
 
 
 def run_processor(
@@ -274,7 +301,7 @@ def run_processor(
     if stdout is None:
         stdout = sys.stdout.buffer
         sys.stdout = sys.stderr
-    processor = ShardProcessor(
+    processor = DaemonBridge(
         engine_factory,
         DaemonChannel(stdin, stdout),
         backoff or Backoff(base_ms=100, cap_ms=5_000),

@@ -23,7 +23,6 @@ from core.clock import Clock, wall_clock_ms
 from core.logs import set_shard
 from streams.checkpoints import Checkpointer
 from streams.engine import ShardEngine
-from streams.kcl.bridge import ShardEngineLike
 from streams.kcl.protocol import (
     InboundMessage,
     Initialize,
@@ -35,6 +34,7 @@ from streams.kcl.protocol import (
 )
 from streams.metrics import ENDED, RELEASED, RUNNING, ShardStatus, WorkerStatus
 from streams.observe import RegistryStats, engine_status
+from streams.processor import EngineFactory
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,8 @@ class StatusReporter:
         self._written_checkpoints = -1
         directory.mkdir(parents=True, exist_ok=True)
 
-    def engine_factory(
-        self, factory: Callable[[str, Checkpointer], ShardEngine]
-    ) -> Callable[[str, Checkpointer], ShardEngineLike]:
-        def build(shard_id: str, checkpointer: Checkpointer) -> ShardEngineLike:
+    def engine_factory(self, factory: Callable[[str, Checkpointer], ShardEngine]) -> EngineFactory:
+        def build(shard_id: str, checkpointer: Checkpointer) -> ShardEngine:
             set_shard(shard_id)
             self._engine = factory(shard_id, checkpointer)
             return self._engine

@@ -30,6 +30,7 @@ from core.records import SHARD_END, Position, Record
 from emulators.moto import MotoServer, emulator_env
 from streams.checkpoints import Checkpointer
 from streams.kcl import EMULATOR_JAVA_OPTIONS, Daemon, KclSettings, run_processor, write_properties
+from streams.processor import Lineage, ShardHealth
 
 ROOT = Path(__file__).resolve().parents[2]
 JARS = ROOT / ".jars"
@@ -43,19 +44,24 @@ pytestmark = [pytest.mark.integration, pytest.mark.kcl]
 
 
 class EchoEngine:
-    """Writes what it is given to `$ECHO_OUT/<shard>.jsonl`; checkpoints after every batch."""
+    """A `ShardProcessor` that writes what it is given to `$ECHO_OUT/<shard>.jsonl` and
+    checkpoints after every batch."""
 
     def __init__(self, shard_id: str, checkpointer: Checkpointer, out_dir: Path) -> None:
         self.shard_id = shard_id
+        self.health = ShardHealth(shard_id)
         self._checkpointer = checkpointer
         self._path = out_dir / f"{shard_id}.jsonl"
         self._pending: list[str] = []
-        self._due = False
 
-    def start(self) -> None:
+    def initialize(self, start: Position | str, lineage: Lineage | None = None) -> None:
         self._event("start")
 
-    def process(self, records: Sequence[Record]) -> None:
+    def process_records(
+        self, records: Sequence[Record], millis_behind_latest: int | None = None
+    ) -> None:
+        if not records:
+            return
         for r in records:
             self._pending.append(
                 json.dumps(
@@ -69,19 +75,10 @@ class EchoEngine:
                     }
                 )
             )
-        self._due = True
-
-    def tick(self) -> None:
-        pass
-
-    def checkpoint_due(self) -> bool:
-        return self._due
-
-    def checkpoint(self, position: Position) -> None:
+        position = records[-1].position
         self._flush()
         self._checkpointer.checkpoint(self.shard_id, position)
         self._event("checkpoint", seq=str(position.sequence_number))
-        self._due = False
 
     def shard_ended(self) -> None:
         self._flush()

@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 
 from core.errors import LeaseLostError, StateStoreError
-from core.records import Position
+from core.records import LeaseFence, Position
 from core.retry import Backoff
 from tables.store import (
     CHUNK_PREFIX,
     DynamoDBStateStore,
-    SaveFence,
     Snapshot,
     StoredState,
     ensure_table,
@@ -196,7 +195,7 @@ def _lease_table(aws: Callable[[str], Any], unique_name: Callable[[str], str]) -
     return name
 
 
-def _take_lease(client: Any, table: str, shard_id: str, owner: str, counter: int) -> SaveFence:
+def _take_lease(client: Any, table: str, shard_id: str, owner: str, counter: int) -> LeaseFence:
     """Write the KCL lease item as a lease taker does: new owner, counter moved on."""
     client.put_item(
         TableName=table,
@@ -207,7 +206,7 @@ def _take_lease(client: Any, table: str, shard_id: str, owner: str, counter: int
             "checkpoint": {"S": "TRIM_HORIZON"},
         },
     )
-    return SaveFence(table, shard_id, owner, counter)
+    return LeaseFence(table, shard_id, owner, counter)
 
 
 def test_a_worker_that_lost_its_lease_cannot_overwrite_the_new_owners_snapshot(
@@ -247,7 +246,7 @@ def test_a_stale_lease_counter_is_refused_even_at_a_later_position(
     assert loaded is not None
     assert loaded.base == b"a@3"
     # The holder at its current counter saves.
-    current = SaveFence(leases, shard, "worker-b", 2)
+    current = LeaseFence(leases, shard, "worker-b", 2)
     store.save(shard, Snapshot(shard, Position(9), 3, b"b@9", delta=True), fence=current)
     loaded = store.load(shard)
     assert loaded is not None

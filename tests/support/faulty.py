@@ -14,16 +14,39 @@ to the emulator), except that it can:
 Which entries are held back is chosen by `random.Random(seed)`, so a test is repeatable.
 Every request the wrapper received is kept in `requests[operation]`, so tests can assert
 what was re-sent.
+
+Besides, for ANY operation of the client (every method botocore generates, and paginators
+over them), whole calls can fail with one of `FAULT_KINDS`:
+
+- "throttle": the service's throttling error (HTTP 400), nothing sent;
+- "5xx": `ServiceUnavailable` with HTTP 503, nothing sent;
+- "refused": `EndpointConnectionError` (connection refused), nothing sent;
+- "reset": `ConnectionClosedError` (connection reset before the answer), nothing sent;
+- "timeout": `ReadTimeoutError` AFTER the real call was made: the request took effect and its
+  answer is lost, the hardest case for conditional writes.
+
+`burst(kind, every=N, length=M)` fails M calls in a row out of every N calls of each operation
+(deterministic, by call count); `outage(operation, kind, seconds)` fails every call of one
+operation for a while. `faulted[operation]` counts the calls failed that way.
 """
 
 from __future__ import annotations
 
 import copy
 import random
+import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+FAULT_KINDS = ("throttle", "5xx", "refused", "reset", "timeout")
 
 THROTTLE_CODE = {
     "batch_write_item": "ProvisionedThroughputExceededException",
@@ -50,6 +73,50 @@ def client_error(operation: str, code: str, message: str, **extra: Any) -> Clien
     return ClientError(response, _OPERATION_NAME.get(operation, operation))  # type: ignore[arg-type]
 
 
+def fault_error(operation: str, kind: str) -> Exception:
+    """The exception botocore raises for a fault of `kind` on `operation`."""
+    url = "http://127.0.0.1/(injected)"
+    if kind == "throttle":
+        code = THROTTLE_CODE.get(operation, "ThrottlingException")
+        return client_error(operation, code, "Rate exceeded (injected)")
+    if kind == "5xx":
+        error = client_error(operation, "ServiceUnavailable", "Service unavailable (injected)")
+        error.response["ResponseMetadata"]["HTTPStatusCode"] = 503
+        return error
+    if kind == "refused":
+        return EndpointConnectionError(endpoint_url=url)
+    if kind == "reset":
+        return ConnectionClosedError(endpoint_url=url)
+    if kind == "timeout":
+        return ReadTimeoutError(endpoint_url=url)
+    raise ValueError(f"unknown fault kind {kind!r}")
+
+
+class _Burst:
+    def __init__(self, kind: str, every: int, length: int, operations: set[str] | None) -> None:
+        self.kind, self.every, self.length, self.operations = kind, every, length, operations
+
+
+class _Outage:
+    def __init__(self, kind: str, until_s: float) -> None:
+        self.kind, self.until_s = kind, until_s
+
+
+class _Paginator:
+    """`get_paginator("query" | "scan")` over the wrapper's own method, so pages fault too."""
+
+    def __init__(self, call: Callable[..., Any]) -> None:
+        self._call = call
+
+    def paginate(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            page = self._call(**kwargs)
+            yield page
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
 class FaultyClient:
     """Wraps a real boto3 client; see the module docstring."""
 
@@ -67,6 +134,13 @@ class FaultyClient:
         """Calls refused with a throttling error, per operation."""
         self.log: list[tuple[str, str, list[Any]]] = []
         """Every call in order: (operation, "sent" | "throttled" | "partial", entries held back)."""
+        self._bursts: list[_Burst] = []
+        self._outages: dict[str, _Outage] = {}
+        self._monotonic: Callable[[], float] = time.monotonic
+        self.calls: dict[str, int] = defaultdict(int)
+        """Calls per operation, faulted or not."""
+        self.faulted: dict[str, int] = defaultdict(int)
+        """Calls per operation failed by `burst` or `outage`."""
 
     # -- arming faults ------------------------------------------------------------------
 
@@ -86,10 +160,74 @@ class FaultyClient:
         self._partials[operation] = 0
         return self
 
+    def burst(
+        self, kind: str, *, every: int, length: int, operations: Iterable[str] | None = None
+    ) -> FaultyClient:
+        """Of every `every` calls of each operation (or of `operations`), fail `length` in a
+        row with `kind`: calls number 1 .. length of each round (the first call of a round
+        goes through)."""
+        if not 0 < length < every:
+            raise ValueError("a burst needs 0 < length < every")
+        fault_error("operation", kind)  # an unknown kind fails here, not mid-test
+        chosen = set(operations) if operations is not None else None
+        self._bursts.append(_Burst(kind, every, length, chosen))
+        return self
+
+    def outage(
+        self,
+        operation: str,
+        kind: str,
+        seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> FaultyClient:
+        """Fail every call of `operation` with `kind` for the next `seconds`."""
+        fault_error(operation, kind)
+        self._monotonic = monotonic
+        self._outages[operation] = _Outage(kind, monotonic() + seconds)
+        return self
+
+    def outage_over(self, operation: str) -> bool:
+        outage = self._outages.get(operation)
+        return outage is None or self._monotonic() >= outage.until_s
+
     # -- forwarding ---------------------------------------------------------------------
 
+    def _fault_for(self, operation: str) -> str | None:
+        number = self.calls[operation]
+        self.calls[operation] += 1
+        outage = self._outages.get(operation)
+        if outage is not None and self._monotonic() < outage.until_s:
+            return outage.kind
+        for burst in self._bursts:
+            if burst.operations is not None and operation not in burst.operations:
+                continue
+            if 1 <= number % burst.every <= burst.length:
+                return burst.kind
+        return None
+
+    def _run(self, operation: str, call: Callable[[], Any]) -> Any:
+        kind = self._fault_for(operation)
+        if kind is None:
+            return call()
+        self.faulted[operation] += 1
+        if kind == "timeout":
+            call()  # it took effect; the answer is lost
+        raise fault_error(operation, kind)
+
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+        attr = getattr(self._client, name)
+        if name in self._client.meta.method_to_api_mapping:
+
+            def call(**kwargs: Any) -> Any:
+                return self._run(name, lambda: attr(**kwargs))
+
+            return call
+        return attr
+
+    def get_paginator(self, operation: str) -> _Paginator:
+        if operation not in ("query", "scan"):
+            raise ValueError(f"FaultyClient paginates query and scan only, not {operation}")
+        return _Paginator(getattr(self, operation))
 
     def _before(self, operation: str, kwargs: dict[str, Any]) -> bool:
         """Record the request; raise a throttle if armed; say whether to fail it in part."""
@@ -117,10 +255,16 @@ class FaultyClient:
         self.held_back[operation].extend(entries)
 
     def put_item(self, **kwargs: Any) -> Any:
+        return self._run("put_item", lambda: self._put_item(kwargs))
+
+    def _put_item(self, kwargs: dict[str, Any]) -> Any:
         self._before("put_item", kwargs)
         return self._client.put_item(**kwargs)
 
     def batch_write_item(self, **kwargs: Any) -> Any:
+        return self._run("batch_write_item", lambda: self._batch_write_item(kwargs))
+
+    def _batch_write_item(self, kwargs: dict[str, Any]) -> Any:
         if not self._before("batch_write_item", kwargs):
             return self._client.batch_write_item(**kwargs)
         send: dict[str, list[Any]] = {}
@@ -143,6 +287,9 @@ class FaultyClient:
         return {**response, "UnprocessedItems": merged}
 
     def put_records(self, **kwargs: Any) -> Any:
+        return self._run("put_records", lambda: self._put_records(kwargs))
+
+    def _put_records(self, kwargs: dict[str, Any]) -> Any:
         if not self._before("put_records", kwargs):
             return self._client.put_records(**kwargs)
         entries = kwargs["Records"]
@@ -167,6 +314,9 @@ class FaultyClient:
         return {"FailedRecordCount": failed, "Records": results}
 
     def write_records(self, **kwargs: Any) -> Any:
+        return self._run("write_records", lambda: self._write_records(kwargs))
+
+    def _write_records(self, kwargs: dict[str, Any]) -> Any:
         if not self._before("write_records", kwargs):
             return self._client.write_records(**kwargs)
         entries = kwargs["Records"]

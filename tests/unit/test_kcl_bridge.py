@@ -16,6 +16,7 @@ from core.records import SHARD_END, Position, Record
 from core.retry import Backoff
 from streams.checkpoints import Checkpointer
 from streams.kcl.bridge import DaemonChannel, DaemonCheckpointer, run_processor
+from streams.processor import Lineage, ShardHealth
 
 SHARD = "shardId-000000000001"
 INIT = (
@@ -56,36 +57,36 @@ def request(seq: int | None) -> bytes:
 
 
 class ScriptedEngine:
-    """Records every call; checkpoints when told to, through the real checkpointer."""
+    """A `ShardProcessor` that records every call; checkpoints when told to, through the real
+    checkpointer (a failed checkpoint is kept for later, as the engine does)."""
 
     def __init__(self, shard_id: str, checkpointer: Checkpointer) -> None:
         self.shard_id = shard_id
+        self.health = ShardHealth(shard_id)
         self.checkpointer = checkpointer
         self.calls: list[object] = []
         self.due = False
         self.fail_next_checkpoint: Exception | None = None
         self.last: Position | None = None
 
-    def start(self) -> None:
+    def initialize(self, start: Position | str, lineage: Lineage | None = None) -> None:
         self.calls.append("start")
 
-    def process(self, records: Sequence[Record]) -> None:
-        self.calls.append(("process", [r.sequence_number for r in records]))
-        self.last = records[-1].position
-
-    def tick(self) -> None:
-        self.calls.append("tick")
-
-    def checkpoint_due(self) -> bool:
-        return self.due
-
-    def checkpoint(self, position: Position) -> None:
-        self.calls.append(("checkpoint", position))
-        error, self.fail_next_checkpoint = self.fail_next_checkpoint, None
-        if error is not None:
-            raise error
-        self.checkpointer.checkpoint(self.shard_id, position)
-        self.due = False
+    def process_records(
+        self, records: Sequence[Record], millis_behind_latest: int | None = None
+    ) -> None:
+        if records:
+            self.calls.append(("process", [r.sequence_number for r in records]))
+            self.last = records[-1].position
+        else:
+            self.calls.append("tick")
+        if self.due and self.last is not None:
+            self.calls.append(("checkpoint", self.last))
+            error, self.fail_next_checkpoint = self.fail_next_checkpoint, None
+            if error is not None:
+                return
+            self.checkpointer.checkpoint(self.shard_id, self.last)
+            self.due = False
 
     def shard_ended(self) -> None:
         self.calls.append("shard_ended")

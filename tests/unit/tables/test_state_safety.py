@@ -11,13 +11,13 @@ import pytest
 from benchmarks.table_memory import checkpoint_bytes
 from core.errors import LeaseLostError, StateStoreError
 from core.event import Event
-from core.records import SHARD_END, Position, Record
+from core.records import SHARD_END, LeaseFence, Position, Record
 from sinks.memory import InMemorySink
 from streams.app import App
 from streams.checkpoints import RecordingCheckpointer
 from streams.engine import EngineConfig, ShardEngine
 from streams.stream import Stream
-from tables.store import InMemoryStateStore, SaveFence, Snapshot
+from tables.store import InMemoryStateStore, Snapshot
 from tables.table import ShardState, Table
 
 SHARD = "shardId-000000000000"
@@ -30,7 +30,7 @@ class FailingOnce(InMemoryStateStore):
         super().__init__()
         self.fail_next = False
 
-    def save(self, shard_id: str, snapshot: Snapshot, fence: SaveFence | None = None) -> None:
+    def save(self, shard_id: str, snapshot: Snapshot, fence: LeaseFence | None = None) -> None:
         if self.fail_next:
             self.fail_next = False
             raise StateStoreError("throttled")
@@ -119,7 +119,7 @@ def test_a_stale_owner_cannot_save_over_a_later_position() -> None:
         store.save(SHARD, Snapshot(SHARD, Position(4), 0, b"a"))
     store.leases[SHARD] = ("b", 2)
     with pytest.raises(LeaseLostError):
-        store.save(SHARD, Snapshot(SHARD, Position(6), 0, b"a"), SaveFence("l", SHARD, "a", 1))
+        store.save(SHARD, Snapshot(SHARD, Position(6), 0, b"a"), LeaseFence("l", SHARD, "a", 1))
 
 
 def test_checkpoints_write_deltas_and_restart_from_base_plus_deltas() -> None:
