@@ -19,13 +19,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.errors import LeaseLostError, LuxflowError, ShardBlockedError
+from core.errors import ConfigError, LeaseLostError, LuxflowError, ShardBlockedError
 from core.records import AT_TIMESTAMP
-from core.retry import Backoff
+from core.retry import Backoff, error_code
 from streams.engine import EngineCounters, ShardEngine
 from streams.kinesis import Batch, ShardInfo, ShardReader, list_shards, partition_hash
 from streams.leases import Lease, LeaseCheckpointer, LeaseTable
@@ -36,6 +36,28 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _TRANSIENT = (LuxflowError, ClientError, BotoCoreError, OSError)
+
+MISCONFIGURED_CODES: Final = frozenset(
+    {
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+    }
+)
+"""Error codes that no retry fixes: the stream or a table is missing, or access is refused."""
+
+
+def is_misconfigured(exc: BaseException) -> bool:
+    """True when `exc`, or what caused it, says the deployment is missing or refused."""
+    current: BaseException | None = exc
+    seen = 0
+    while current is not None and seen < 10:
+        if isinstance(current, ConfigError) or error_code(current) in MISCONFIGURED_CODES:
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
 """What a failed AWS step raises once its own retries are spent."""
 
 
@@ -161,6 +183,8 @@ class LocalRunner:
                     leases = self._leases.list()
                     self._start_ready_shards(shards, leases)
                 except _TRANSIENT as exc:
+                    if is_misconfigured(exc):
+                        raise  # a missing stream or table, refused credentials: not transient
                     self.sync.failed(exc, _ms(self._monotonic()), log)
                     self._stop.wait(self._pause_s(self.sync))
                     continue

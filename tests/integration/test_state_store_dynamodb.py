@@ -251,3 +251,19 @@ def test_a_stale_lease_counter_is_refused_even_at_a_later_position(
     loaded = store.load(shard)
     assert loaded is not None
     assert loaded.deltas == (b"b@9",)
+
+
+def test_the_owners_own_renewal_during_a_checkpoint_does_not_refuse_its_save(
+    store: DynamoDBStateStore, aws: Callable[[str], Any], unique_name: Callable[[str], str]
+) -> None:
+    """Leases are renewed by their own thread: the counter may move on between the moment the
+    fence is taken and the save. The counter is a lower bound; only the owner must match."""
+    client = store._client
+    leases = _lease_table(aws, unique_name)
+    shard = "shardId-000000000003"
+    fence = _take_lease(client, leases, shard, "worker-a", 1)
+    _take_lease(client, leases, shard, "worker-a", 2)  # renewed by worker-a itself
+    store.save(shard, Snapshot(shard, Position(4), 1, b"a@4"), fence=fence)
+    loaded = store.load(shard)
+    assert loaded is not None
+    assert (loaded.base, loaded.position) == (b"a@4", Position(4))
