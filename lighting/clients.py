@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 import botocore.session
 from botocore.config import Config
 
 from lighting.settings import Settings
 
-SERVICE_ATTRIBUTES: Final = {
-    "kinesis": "kinesis",
-    "dynamodb": "dynamodb",
-    "timestream-write": "timestream",
-    "secretsmanager": "secretsmanager",
-}
-
 
 class Clients:
     """botocore clients for one process, built from the settings. Thread-safe to share; each
     is made on first use (under a lock: a botocore session is not safe to create clients from
     in several threads at once), so a process that never reads Kinesis (the KCL processor)
-    never loads Kinesis' service model (a few MB of resident memory each).
+    never loads Kinesis' service model (a few MB of resident memory each). Assigning a
+    client (`clients.dynamodb = wrapper`) replaces it: tests wrap real clients to inject
+    faults.
 
     botocore's own retries are off: luxflow's `Backoff` retries exactly what failed
     (whole calls, or only the unprocessed part of a batch), with capped exponential backoff
@@ -55,27 +49,40 @@ class Clients:
                 client = self._made[service] = self._session.create_client(service, **kwargs)
             return client
 
-    def wrap(self, service: str, wrapper: Callable[[Any], Any]) -> None:
-        """Put `wrapper(client)` in place of the client of `service` (a botocore service name
-        such as "dynamodb"): for test wrappers that inject faults or stamp writes."""
-        current = getattr(self, SERVICE_ATTRIBUTES[service])
-        with self._lock:
-            self._made[service] = wrapper(current)
-
     @property
     def kinesis(self) -> Any:
         settings = self._settings
         return self._client("kinesis", settings.kinesis_endpoint_url or settings.endpoint_url)
 
+    @kinesis.setter
+    def kinesis(self, client: Any) -> None:
+        with self._lock:
+            self._made["kinesis"] = client
+
     @property
     def dynamodb(self) -> Any:
         return self._client("dynamodb", self._settings.endpoint_url)
+
+    @dynamodb.setter
+    def dynamodb(self, client: Any) -> None:
+        with self._lock:
+            self._made["dynamodb"] = client
 
     @property
     def timestream(self) -> Any:
         return self._client("timestream-write", self._settings.endpoint_url)
 
+    @timestream.setter
+    def timestream(self, client: Any) -> None:
+        with self._lock:
+            self._made["timestream-write"] = client
+
     @property
     def secretsmanager(self) -> Any:
         """For the InfluxDB and read-API tokens kept in Secrets Manager (issue 14)."""
         return self._client("secretsmanager", self._settings.endpoint_url)
+
+    @secretsmanager.setter
+    def secretsmanager(self, client: Any) -> None:
+        with self._lock:
+            self._made["secretsmanager"] = client

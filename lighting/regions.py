@@ -30,6 +30,7 @@ from typing import Any, Final
 import msgspec
 
 from core.clock import DAY_MS, Clock, wall_clock_ms
+from core.retry import Backoff, retry_call
 from domain.events import EnergySpike, Fault
 from domain.telemetry import Reading
 from lighting.clients import Clients
@@ -76,19 +77,24 @@ def home_item(home: SiteHome) -> dict[str, Any]:
 
 
 def load_homes(dynamodb: Any, table: str) -> dict[str, SiteHome]:
-    """Every site's home as this region's replica holds it."""
-    homes: dict[str, SiteHome] = {}
-    pages = dynamodb.get_paginator("query").paginate(
-        TableName=table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": HOME_PK}},
-        ConsistentRead=True,
-    )
-    for page in pages:
-        for raw in page["Items"]:
-            home = msgspec.convert(from_item(raw), SiteHome, strict=False)
-            homes[home.site_id] = home
-    return homes
+    """Every site's home as this region's replica holds it (retried under the retry policy:
+    throttling, 5xx, connection errors)."""
+
+    def load() -> dict[str, SiteHome]:
+        homes: dict[str, SiteHome] = {}
+        pages = dynamodb.get_paginator("query").paginate(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": HOME_PK}},
+            ConsistentRead=True,
+        )
+        for page in pages:
+            for raw in page["Items"]:
+                home = msgspec.convert(from_item(raw), SiteHome, strict=False)
+                homes[home.site_id] = home
+        return homes
+
+    return retry_call(load, Backoff())
 
 
 def store_homes(dynamodb: Any, table: str, homes: Iterable[SiteHome]) -> int:
@@ -146,9 +152,17 @@ class HomeGate:
         if self._now_ms() - self._loaded_ms >= self._refresh_ms:
             with self._lock:
                 if self._now_ms() - self._loaded_ms >= self._refresh_ms:
-                    self._homes = self._load()
-                    self._loaded_ms = self._now_ms()
+                    self._reload()
         return self._homes.get(site_id)
+
+    def _reload(self) -> None:
+        """A failed reload keeps the homes in use (a reading is never refused or dead-lettered
+        because AWS throttled a refresh) and is tried again after `refresh_ms`."""
+        try:
+            self._homes = self._load()
+        except Exception as exc:  # any failure: keep the previous copy
+            log.warning("site homes reload failed, keeping the previous copy: %s", exc)
+        self._loaded_ms = self._now_ms()
 
     def refusal(self, site_id: str) -> str | None:
         """Why this region must not process `site_id`, or None when it may (homed here, or no
@@ -210,16 +224,23 @@ class Takeover:
         return self._cache[key]
 
     def _stored(self, pk: str, low: str, high: str) -> list[dict[str, object]]:
-        items: list[dict[str, object]] = []
-        pages = self._dynamodb.get_paginator("query").paginate(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-            ExpressionAttributeValues={":pk": {"S": pk}, ":low": {"S": low}, ":high": {"S": high}},
-            ConsistentRead=True,
-        )
-        for page in pages:
-            items.extend(from_item(raw) for raw in page["Items"])
-        return items
+        def query() -> list[dict[str, object]]:
+            items: list[dict[str, object]] = []
+            pages = self._dynamodb.get_paginator("query").paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+                ExpressionAttributeValues={
+                    ":pk": {"S": pk},
+                    ":low": {"S": low},
+                    ":high": {"S": high},
+                },
+                ConsistentRead=True,
+            )
+            for page in pages:
+                items.extend(from_item(raw) for raw in page["Items"])
+            return items
+
+        return retry_call(query, Backoff())
 
     def _rebase_fault(self, fault: Fault) -> Fault:
         opened = fault.opened_at_ms

@@ -58,6 +58,8 @@ def is_misconfigured(exc: BaseException) -> bool:
         current = current.__cause__ or current.__context__
         seen += 1
     return False
+
+
 """What a failed AWS step raises once its own retries are spent."""
 
 

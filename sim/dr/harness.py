@@ -102,8 +102,8 @@ class Region:
         )
         self.clients = Clients(settings)
         provision(settings, self.clients, shards=shards)
-        self.clients.wrap(
-            "dynamodb", lambda client: StampingDynamoDB(client, self.name, [settings.command_table])
+        self.clients.dynamodb = StampingDynamoDB(
+            self.clients.dynamodb, self.name, [settings.command_table]
         )
 
     @property

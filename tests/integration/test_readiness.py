@@ -74,7 +74,7 @@ def test_a_failing_sink_turns_readyz_not_ready_and_recovery_ready_again(
     )
     clients = Clients(settings)
     faulty = FaultyClient(clients.dynamodb)
-    clients.wrap("dynamodb", lambda _client: faulty)
+    clients.dynamodb = faulty
     registry = registry_cache(settings, clients)
     faulty.throttle("batch_write_item", 10**9)  # every sink flush fails from now on
     runner = local_runner(settings, clients, registry=registry)
