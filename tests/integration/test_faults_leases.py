@@ -4,6 +4,7 @@ renewal outlives a slow sink; an engine whose lease was lost never calls its che
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,11 @@ def test_an_engine_whose_lease_was_lost_never_calls_its_checkpointer(
 
     def steal() -> None:
         while not stolen.is_set():
-            lease = next(iter(table.list().values()))
+            leases = table.list()
+            if not leases:  # the runner has not created its leases yet
+                time.sleep(0.05)
+                continue
+            lease = next(iter(leases.values()))
             if lease.owner == "A":
                 try:
                     table.take(lease, "B")
