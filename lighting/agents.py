@@ -208,7 +208,7 @@ def build_app(registry: RegistryCache, *, topic: str, grace_ms: int) -> App:
             ts_ms = reading.ts_ms
             # Every table's clock follows the readings' event time: each contribution is
             # added at the last millisecond it covers (the last one at ts - 1), and a reading
-            # that closes no interval still moves the clock with an empty contribution.
+            # that closes no interval still moves the clock (without writing: never late).
             for table, window_ms in ((hourly, HOUR_MS), (daily, DAY_MS)):
                 parts = usage_since_last(before, reading, limits, window_ms)
                 for start_ms, wh, covered_ms in parts:
@@ -217,13 +217,12 @@ def build_app(registry: RegistryCache, *, topic: str, grace_ms: int) -> App:
                     )
                     table.add(asset_id, contribution, at_ms=min(start_ms + window_ms, ts_ms) - 1)
                 if not parts:
-                    empty = UsageAcc(reading.site_id, reading.building_id, reading.room_id)
-                    table.add(asset_id, empty, at_ms=ts_ms)
+                    table.advance_to(ts_ms)
             minutes = usage_since_last(before, reading, limits, MINUTE_MS)
             for start_ms, wh, _ in minutes:
                 site_minute.add(reading.site_id, wh, at_ms=min(start_ms + MINUTE_MS, ts_ms) - 1)
             if not minutes:
-                site_minute.add(reading.site_id, 0.0, at_ms=ts_ms)
+                site_minute.advance_to(ts_ms)
             after, events = step(before, reading, limits)
             if events:
                 events, guarded_state = guarded(events, after)

@@ -227,6 +227,11 @@ class WindowedTable(Generic[V]):
         state = active_state()
         return self._update(key, self._time_of(state) if at_ms is None else at_ms, amount, None)
 
+    def advance_to(self, time_ms: int) -> None:
+        """Move this table's event clock to `time_ms` (if later) without writing anything: for
+        an input that has nothing to add but whose event time has passed. Never late."""
+        active_state().windowed_part(self.table.name).see(time_ms)
+
     def value_at(self, key: Key, time_ms: int) -> V:
         """Value of `key` in the window of `time_ms` (the latest-starting one containing it;
         for sessions, the key's session containing it)."""
