@@ -121,7 +121,11 @@ def run_on_emulated_aws(
             kinesis_endpoint_url=kinesalite.endpoint,
             region="us-east-1",
             timestream_common_attributes=False,
-            idle_timeout_ms=3_000,
+            # The simulated data is hours old: a shard idle this long moves its event clock to
+            # now (every asset then looks offline). A producer stalled by a loaded machine must
+            # not look like the end of the data, so the idle close waits 8 s, not the 3 s that
+            # would make the demo a few seconds faster.
+            idle_timeout_ms=8_000,
             checkpoint_interval_ms=2_000,
             poll_interval_ms=250,
             **influx_settings,
