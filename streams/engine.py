@@ -118,6 +118,9 @@ class ShardEngine:
         if records:
             self.process(records)
         else:
+            if millis_behind_latest:
+                # An empty read behind the tip is not idleness: the data is still coming.
+                self.state.behind()
             self.tick()
         if self.checkpoint_due() or self._over_bound():
             self._try_checkpoint()

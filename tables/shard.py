@@ -194,6 +194,11 @@ class ShardState:
         self._pk = self._pk_intern.setdefault(pk, pk) if interned is None else interned
         self._inputs += 1
 
+    def behind(self) -> None:
+        """The shard's stream holds records not read yet (a read came back empty while behind
+        the tip): the shard is not idle, so the idle rule must not move the clock."""
+        self._inputs += 1
+
     @property
     def partition_key(self) -> str:
         """The partition key writes remember now: the current event's, or in a close callback

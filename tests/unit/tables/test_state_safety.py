@@ -193,3 +193,26 @@ def test_the_agent_sees_the_event_context() -> None:
     engine.process([Record(SHARD, 7, 2, "site-9", b"k", 1_234)])
     assert seen == [Event(SHARD, 7, 2, "site-9", 1_234, "k")]
     assert engine.state.partition_key == "site-9"
+
+
+def test_an_empty_read_behind_the_tip_does_not_count_as_idle() -> None:
+    """Idle close moves the event clock to processing time; a shard whose reads come back
+    empty while its stream still holds records (MillisBehindLatest > 0) is not idle."""
+    from core.clock import HOUR_MS
+
+    clock = [1_000_000]
+    table: Table[int] = Table("t", default=int, value_type=int)
+    windowed = table.tumbling(HOUR_MS, grace_ms=0).relative_to_field(lambda v: v)
+    state = ShardState([table], "s", lambda: clock[0], idle_timeout_ms=1_000)
+    state.activate()
+    state.begin(Event("s", 1, 0, "pk", 0, 5))
+    windowed.add("k", 1, at_ms=5)
+    state.advance()
+    for _ in range(5):
+        clock[0] += 1_000
+        state.behind()
+        assert state.advance() == []
+    assert state.event_clock_ms() == 5
+    clock[0] += 1_000
+    assert state.advance() == []  # idle now: the clock moves to processing time
+    assert state.event_clock_ms() == clock[0]
