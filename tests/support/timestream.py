@@ -32,8 +32,9 @@ class InlineCommonAttributes:
 
 
 def stored_records(endpoint: str, database: str, table: str) -> list[dict[str, Any]]:
-    """Every record moto holds for one table, as sent (duplicates included)."""
-    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
+    """Every record moto holds for one table, as sent (duplicates included). moto serializes
+    its whole state for this, which grows over a test session: hence the long timeout."""
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=180) as response:
         data = json.load(response)
     tables = [
         t
