@@ -47,8 +47,7 @@ from domain.rules import (
     Limits,
 )
 from domain.site import SITE_DEMAND_RULE
-from domain.telemetry import SCHEMA_VERSION, Reading, Telemetry, encode_telemetry
-from domain.timestamps import format_ts
+from domain.telemetry import Reading, encode_reading
 
 SPIKE_THRESHOLD_FACTOR = 1.25
 SENSOR_RATED_W = 0.5
@@ -329,27 +328,11 @@ class Simulation:
 
     def records(self) -> Iterator[tuple[str, bytes]]:
         """``(partition_key = site_id, JSON telemetry)`` for every reading, in time order."""
-        for asset, values in self._values_in_time_order():
-            ts_ms, power_w, voltage_v, current_a, lux, on, dim_level, code = values
-            telemetry = Telemetry(
-                SCHEMA_VERSION,
-                asset.site_id,
-                asset.building_id,
-                asset.room_id,
-                asset.asset_id,
-                format_ts(ts_ms),
-                power_w,
-                voltage_v,
-                current_a,
-                lux,
-                on,
-                dim_level,
-                code,
-            )
-            yield asset.site_id, encode_telemetry(telemetry)
+        for reading in self.readings():
+            yield reading.site_id, encode_reading(reading)
 
     def readings(self) -> Iterator[Reading]:
-        """The same data as ``records``, already decoded."""
+        """Every reading, in time order (``records`` is them encoded)."""
         for asset, values in self._values_in_time_order():
             ts_ms, power_w, voltage_v, current_a, lux, on, dim_level, code = values
             yield Reading(
