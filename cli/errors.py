@@ -9,22 +9,13 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from core.errors import LuxflowError
+from core.errors import LuxflowError, causes
 from core.retry import error_code
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
 
 
 def explain(exc: BaseException) -> str | None:
     """A one-line cause and remedy for `exc` (or what caused it), or None if it is a bug."""
-    for cause in _chain(exc):
+    for cause in causes(exc):
         if isinstance(cause, EndpointConnectionError):
             return (
                 f"cannot reach {cause.kwargs.get('endpoint_url', 'the AWS endpoint')}: "

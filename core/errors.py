@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class LuxflowError(Exception):
     """Root of every error luxflow raises on purpose."""
@@ -52,3 +54,13 @@ class AgentError(LuxflowError):
 
 class ReplayRefusedError(LuxflowError):
     """`luxflow replay` would disturb live workers or was not confirmed."""
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what caused it (`raise ... from`, or raised while handling), each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__

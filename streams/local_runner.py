@@ -23,7 +23,7 @@ from typing import Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from core.errors import ConfigError, LeaseLostError, LuxflowError, ShardBlockedError
+from core.errors import ConfigError, LeaseLostError, LuxflowError, ShardBlockedError, causes
 from core.records import AT_TIMESTAMP
 from core.retry import Backoff, error_code
 from streams.engine import EngineCounters, ShardEngine
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _TRANSIENT = (LuxflowError, ClientError, BotoCoreError, OSError)
+"""What a failed AWS step raises once its own retries are spent."""
 
 MISCONFIGURED_CODES: Final = frozenset(
     {
@@ -50,17 +51,10 @@ MISCONFIGURED_CODES: Final = frozenset(
 
 def is_misconfigured(exc: BaseException) -> bool:
     """True when `exc`, or what caused it, says the deployment is missing or refused."""
-    current: BaseException | None = exc
-    seen = 0
-    while current is not None and seen < 10:
-        if isinstance(current, ConfigError) or error_code(current) in MISCONFIGURED_CODES:
-            return True
-        current = current.__cause__ or current.__context__
-        seen += 1
-    return False
-
-
-"""What a failed AWS step raises once its own retries are spent."""
+    return any(
+        isinstance(cause, ConfigError) or error_code(cause) in MISCONFIGURED_CODES
+        for cause in causes(exc)
+    )
 
 
 @dataclass(frozen=True)
