@@ -83,6 +83,10 @@ class SiteDefaults(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     flood_max_new_faults: int = 10
     flood_window_ms: int = 600_000
     retention_ms: int = DEFAULT_RETENTION_MS
+    # -- energy split at window bounds (issue 11): accuracy of power readings (relative
+    # standard deviation) and resolution of the drivers' energy counters.
+    power_accuracy: float = 0.01
+    counter_resolution_wh: float = 0.001
 
 
 class RejectedRow(msgspec.Struct, frozen=True, gc=False):
@@ -141,6 +145,8 @@ def limits_of(asset: Asset | None, site: SiteDefaults) -> Limits:
         flicker_max_on_ms=site.flicker_max_on_ms,
         cooldown_ms=site.cooldown_ms,
         retention_ms=site.retention_ms,
+        power_accuracy=site.power_accuracy,
+        counter_resolution_wh=site.counter_resolution_wh,
     )
 
 

@@ -1,19 +1,13 @@
 """Usage energy: how an interval between two readings of an asset becomes watt-hours per
 window, and how those add up at every level (asset, room, building, site), hourly and daily.
 
-Energy of the interval ``[t1, t2)`` between consecutive readings of an asset (nothing when
-``t2 - t1 > max_gap_ms``: a gap lowers coverage, it never invents energy):
-
-- with a cumulative counter on both readings (telemetry v2 ``energy_wh``) that did not go
-  down: exactly the counter delta. Its split across a window bound assumes the power stepped
-  once, from the first reading's power to the second's, at the time that makes the energy
-  match the delta (dimming and switching are steps); when no such time exists in the interval
-  (power steady, or noise), the delta is split in proportion to time. A counter that went down
-  was reset (driver replaced, power cycle) or rolled over: that one interval falls back to the
-  estimator below, and the next resumes from the new value.
-- otherwise the trapezoid estimate ``(p1 + p2) / 2 * (t2 - t1)``, power linear between the two
-  readings. Against sample-and-hold (left rectangle) it halves the worst error of a dim or
-  on/off step between samples and has no bias towards either reading (see docs/detection.md).
+Energy of the interval ``[t1, t2)`` between consecutive readings of an asset is
+``domain.energy``'s: the exact counter delta where telemetry v2 carries ``energy_wh`` (its split
+at a window bound modelled as one power step and refined by the readings that follow),
+otherwise the trapezoid estimate ``(p1 + p2) / 2 * (t2 - t1)``, which against sample-and-hold
+halves the worst error of a dim or on/off step between samples and has no bias towards either
+reading (see docs/detection.md). Nothing when ``t2 - t1 > max_gap_ms``: a gap lowers coverage,
+it never invents energy.
 
 Each asset interval adds the same ``(wh, covered_ms)`` to four scopes: the asset, its room, its
 building and its site. A windowed table keyed by ``UsageScope.key`` sums them; when a window
@@ -24,11 +18,11 @@ silently counting as zero energy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from core.clock import HOUR_MS
+from domain.energy import Contribution, Interval, energy_step, trapezoid
 from domain.events import UsageLevel, UsageReport
 from domain.rules.limits import DEFAULT_WINDOW_MS, AssetRuleState, Limits
 from domain.telemetry import Reading
@@ -154,10 +148,6 @@ def _key_of(report: UsageReport) -> str:
     return _SEP.join((report.site_id, report.building_id, report.room_id, report.asset_id))
 
 
-Contribution = tuple[int, float, int]
-"""``(window_start_ms, wh, covered_ms)`` of one window."""
-
-
 def interval_energy(
     t1_ms: int,
     p1_w: float,
@@ -169,70 +159,16 @@ def interval_energy(
     max_gap_ms: int,
     window_ms: int = DEFAULT_WINDOW_MS,
 ) -> list[Contribution]:
-    """Energy of ``[t1_ms, t2_ms)`` between readings of power ``p1_w`` and ``p2_w`` and
-    counters ``e1_wh`` and ``e2_wh`` (see the module docstring), split at window bounds:
-    ``(window_start_ms, wh, covered_ms)`` per window touched, in time order (epoch-aligned
-    windows of ``window_ms``). Empty if ``t2_ms <= t1_ms`` or the interval is longer than
-    ``max_gap_ms``. Summing these per window in time order gives the usage of the window."""
-    span_ms = t2_ms - t1_ms
-    if span_ms <= 0 or span_ms > max_gap_ms:
+    """Energy of ``[t1_ms, t2_ms)`` between two readings alone (no run before or after them):
+    the counter delta when both counters are there and did not go down, with one step from
+    ``p1_w`` to ``p2_w``; otherwise the trapezoid. Split into epoch-aligned windows of
+    ``window_ms`` (``Interval.split``); empty if ``t2_ms <= t1_ms`` or the interval is longer
+    than ``max_gap_ms``."""
+    if t2_ms <= t1_ms or t2_ms - t1_ms > max_gap_ms:
         return []
-    counter = e1_wh is not None and e2_wh is not None and e2_wh >= e1_wh
-    if counter:
-        assert e1_wh is not None and e2_wh is not None
-        total_wh = e2_wh - e1_wh
-    else:
-        total_wh = (p1_w + p2_w) * 0.5 * span_ms / HOUR_MS
-    window_start_ms = t1_ms - t1_ms % window_ms
-    if t2_ms <= window_start_ms + window_ms:
-        return [(window_start_ms, total_wh, span_ms)]
-    if counter:
-        energy_until = _step_model(t1_ms, p1_w, t2_ms, p2_w, total_wh)
-    else:
-        energy_until = _linear_model(t1_ms, p1_w, t2_ms, p2_w)
-    out: list[Contribution] = []
-    start_ms = t1_ms
-    done_wh = 0.0
-    while start_ms < t2_ms:
-        end_ms = min(window_start_ms + window_ms, t2_ms)
-        upto_wh = total_wh if end_ms == t2_ms else energy_until(end_ms)
-        out.append((window_start_ms, upto_wh - done_wh, end_ms - start_ms))
-        done_wh = upto_wh
-        start_ms = window_start_ms = end_ms
-    return out
-
-
-def _step_model(
-    t1_ms: int, p1_w: float, t2_ms: int, p2_w: float, total_wh: float
-) -> Callable[[int], float]:
-    """Energy from ``t1_ms`` to ``t`` if power stepped once from ``p1_w`` to ``p2_w`` and the
-    interval's energy is ``total_wh``; in proportion to time when no step time fits."""
-    span_ms = t2_ms - t1_ms
-    if p1_w != p2_w:
-        step_ms = t1_ms + (total_wh * HOUR_MS - p2_w * span_ms) / (p1_w - p2_w)
-        if t1_ms <= step_ms <= t2_ms:
-
-            def stepped(t_ms: int) -> float:
-                if t_ms <= step_ms:
-                    return p1_w * (t_ms - t1_ms) / HOUR_MS
-                return (p1_w * (step_ms - t1_ms) + p2_w * (t_ms - step_ms)) / HOUR_MS
-
-            return stepped
-
-    def prorata(t_ms: int) -> float:
-        return total_wh * (t_ms - t1_ms) / span_ms
-
-    return prorata
-
-
-def _linear_model(t1_ms: int, p1_w: float, t2_ms: int, p2_w: float) -> Callable[[int], float]:
-    slope = (p2_w - p1_w) / (t2_ms - t1_ms)
-
-    def linear(t_ms: int) -> float:
-        elapsed = t_ms - t1_ms
-        return (p1_w + 0.5 * slope * elapsed) * elapsed / HOUR_MS
-
-    return linear
+    if e1_wh is None or e2_wh is None or e2_wh < e1_wh:
+        return trapezoid(t1_ms, p1_w, t2_ms, p2_w).split(window_ms)
+    return Interval(t1_ms, t2_ms, e2_wh - e1_wh, "step", p1_w, p2_w).split(window_ms)
 
 
 def usage_since_last(
@@ -241,18 +177,7 @@ def usage_since_last(
     limits: Limits,
     window_ms: int = DEFAULT_WINDOW_MS,
 ) -> list[Contribution]:
-    """``interval_energy`` of the interval that ``reading`` closes, given the state *before*
-    ``rules.step`` applies it. Empty for the first reading of an asset and for ignored
-    (duplicate or out-of-order) readings."""
-    if state is None:
-        return []
-    return interval_energy(
-        state.last_ts_ms,
-        state.last_power_w,
-        reading.ts_ms,
-        reading.power_w,
-        e1_wh=state.last_energy_wh,
-        e2_wh=reading.energy_wh,
-        max_gap_ms=limits.max_gap_ms,
-        window_ms=window_ms,
-    )
+    """``energy_step(...).contributions(window_ms)``: the interval ``reading`` closes and any
+    correction, given the state *before* ``rules.step`` applies it. Empty for the first
+    reading of an asset and for ignored (duplicate or out-of-order) readings."""
+    return energy_step(state, reading, limits).contributions(window_ms)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 
 from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
+from domain.energy import DEFAULT_REFINE_MS, energy_step
 from domain.events import DomainEvent, Fault
 from domain.rules import (
     AssetRuleState,
@@ -23,7 +24,7 @@ from domain.rules import (
 from domain.rules.flood import FloodState, flood_check, flood_guard, is_new
 from domain.site import SiteDemandState, demand_w, site_demand_step
 from domain.telemetry import Reading, decode_reading
-from domain.usage import scope_of_key, scopes_of, usage_report_of, usage_since_last
+from domain.usage import scope_of_key, scopes_of, usage_report_of
 from lighting.registry import RegistryCache
 from streams.app import App
 from streams.stream import Stream
@@ -62,7 +63,10 @@ def build_app(registry: RegistryCache, *, topic: str, grace_ms: int) -> App:
     """The lighting application: one agent (`detect`) applies the per-asset rules to every
     reading and feeds the usage and site-demand windows; event time drives roll-ups and
     offline checks. `topic` names the Kinesis stream; `grace_ms` is how late a reading may
-    arrive and still count in its window."""
+    arrive and still count in its window. Energy splits at hour bounds are refined for half
+    the grace (at most ``DEFAULT_REFINE_MS``), so every correction lands before its window
+    closes."""
+    refine_ms = min(DEFAULT_REFINE_MS, grace_ms // 2)
     app = App("lighting")
     telemetry = app.topic(topic, decoder=registry.decoder(decode_reading))
     asset_rules = app.Table("asset_rules", default=_no_rule_state, value_type=AssetRuleState)
@@ -209,8 +213,9 @@ def build_app(registry: RegistryCache, *, topic: str, grace_ms: int) -> App:
             # Every table's clock follows the readings' event time: each contribution is
             # added at the last millisecond it covers (the last one at ts - 1), and a reading
             # that closes no interval still moves the clock (without writing: never late).
+            usage = energy_step(before, reading, limits, refine_ms=refine_ms)
             for table, window_ms in ((hourly, HOUR_MS), (daily, DAY_MS)):
-                parts = usage_since_last(before, reading, limits, window_ms)
+                parts = usage.contributions(window_ms)
                 for start_ms, wh, covered_ms in parts:
                     contribution = UsageAcc(
                         reading.site_id, reading.building_id, reading.room_id, wh, covered_ms, 1
@@ -218,12 +223,14 @@ def build_app(registry: RegistryCache, *, topic: str, grace_ms: int) -> App:
                     table.add(asset_id, contribution, at_ms=min(start_ms + window_ms, ts_ms) - 1)
                 if not parts:
                     table.advance_to(ts_ms)
-            minutes = usage_since_last(before, reading, limits, MINUTE_MS)
+            # Site demand takes the interval's first split: corrections move energy across an
+            # hour bound by milliwatt-hours, which no demand threshold can see.
+            minutes = usage.interval.split(MINUTE_MS) if usage.interval is not None else []
             for start_ms, wh, _ in minutes:
                 site_minute.add(reading.site_id, wh, at_ms=min(start_ms + MINUTE_MS, ts_ms) - 1)
             if not minutes:
                 site_minute.advance_to(ts_ms)
-            after, events = step(before, reading, limits)
+            after, events = step(before, reading, limits, energy=usage.track)
             if events:
                 events, guarded_state = guarded(events, after)
                 after = guarded_state or after

@@ -85,6 +85,8 @@ class Fleet:
         ]
         self.episodes: list[Episode] = []
         self._plan(rng)
+        self.first_reading_ms: dict[str, int] = {}
+        """Each lamp's first reading (set by ``readings``): no energy is known before it."""
         self.segments = {lamp.asset_id: self._segments(lamp) for lamp in self.lamps}
 
     # -- plan ------------------------------------------------------------------------------
@@ -218,6 +220,7 @@ class Fleet:
         rng = random.Random(f"{self.params.seed}/{lamp.asset_id}/readings")
         episodes = self._by_asset.get(lamp.asset_id, [])
         t = self.start_ms + rng.randrange(0, 10_000)
+        self.first_reading_ms[lamp.asset_id] = t
         cumulative_wh, last_t = 0.0, self.start_ms
         blips = sorted(e.start_ms for e in episodes if e.kind == "blip")
         offline = [(e.start_ms, e.end_ms) for e in episodes if e.kind == "offline"]

@@ -127,8 +127,9 @@ def _lags(run: InProcessRun) -> dict[str, int]:
 
 
 def _energy(fleet: Fleet, run: InProcessRun) -> dict[str, object]:
-    """Relative error of asset-hour and asset-day kWh against the exact truth, for assets with
-    and without a counter; windows an offline gap touches are left out (coverage < 1)."""
+    """Relative error of asset-hour and asset-day kWh against the exact truth (from the lamp's
+    first reading: nothing before it is observable), for assets with and without a counter;
+    windows an offline gap touches are left out (coverage < 1)."""
     counter = {lamp.asset_id: lamp.counter for lamp in fleet.lamps}
     gaps = [(e.asset_id, e.start_ms, e.end_ms) for e in fleet.episodes if e.kind == "offline"]
     errors: dict[str, list[float]] = {}
@@ -139,7 +140,7 @@ def _energy(fleet: Fleet, run: InProcessRun) -> dict[str, object]:
         start, end = u.window_start_ms, u.window_end_ms
         if any(a == u.asset_id and s < end + 60_000 and start < e_ for a, s, e_ in gaps):
             continue
-        truth_wh = fleet.energy_wh(u.asset_id, start, end)
+        truth_wh = fleet.energy_wh(u.asset_id, max(start, fleet.first_reading_ms[u.asset_id]), end)
         if truth_wh <= 0 or u.coverage < 0.98:
             continue
         name = f"{'counter' if counter[u.asset_id] else 'estimator'}_{_window(u)}"

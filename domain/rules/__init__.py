@@ -7,6 +7,7 @@ baseline), ``flood`` (the site's flood guard). Usage energy is ``domain.usage``.
 
 from __future__ import annotations
 
+from domain.energy import EnergyTrack
 from domain.events import AssetState, DomainEvent
 from domain.rules.faults import (
     expire,
@@ -44,7 +45,11 @@ from domain.telemetry import Reading
 
 
 def step(
-    state: AssetRuleState | None, reading: Reading, limits: Limits
+    state: AssetRuleState | None,
+    reading: Reading,
+    limits: Limits,
+    *,
+    energy: EnergyTrack | None = None,
 ) -> tuple[AssetRuleState, list[DomainEvent]]:
     """Apply one reading of an asset to its rule state.
 
@@ -60,7 +65,8 @@ def step(
     - Spike: ``spikes.spike_step`` (per-reading thresholds, ``min_spike_readings``).
     Ids in emitted events are the current reading's; an asset is assumed not to move during
     an episode. Events are returned in this order: offline, device fault, lamp failure,
-    voltage, flicker, spike.
+    voltage, flicker, spike. ``energy`` is kept in the new state as is: the track
+    ``domain.energy.energy_step`` returned for this reading.
     """
     ts_ms = reading.ts_ms
     if state is not None and ts_ms <= state.last_ts_ms:
@@ -118,6 +124,7 @@ def step(
         on_since_ms,
         cycles,
         reading.energy_wh,
+        energy,
     ), events
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from core.clock import DAY_MS
+from domain.energy import EnergyTrack
 
 DEFAULT_MAX_GAP_MS = 300_000
 DEFAULT_WINDOW_MS = 3_600_000
@@ -49,6 +50,9 @@ class Limits(msgspec.Struct, frozen=True, gc=False):
     - offline: with ``offline_after_ms``: no reading for that long.
     - cool-down: a fault that re-opens within ``cooldown_ms`` of clearing continues the same
       fault (same identity, ``occurrences + 1``).
+    - energy (``domain.energy``): a power reading is accurate to ``power_accuracy`` (relative
+      standard deviation), an energy counter to ``counter_resolution_wh``; they weigh the two
+      estimates of a run's power where a window bound cuts a power step.
     - retention: an asset without readings for ``retention_ms`` of event time is forgotten,
       its open faults cleared with reason ``expired``.
     """
@@ -73,6 +77,8 @@ class Limits(msgspec.Struct, frozen=True, gc=False):
     flicker_max_on_ms: int = 90_000
     cooldown_ms: int = DEFAULT_COOLDOWN_MS
     retention_ms: int = DEFAULT_RETENTION_MS
+    power_accuracy: float = 0.01
+    counter_resolution_wh: float = 0.001
 
 
 class OpenFault(msgspec.Struct, frozen=True, gc=False):
@@ -108,7 +114,8 @@ class AssetRuleState(msgspec.Struct, frozen=True, gc=False):
     ``baseline`` maps a dim bucket to ``(ewma_w, readings learnt)``. ``on_since_ms``: first
     reading of the current on-period (None: off, or on since before the asset was first seen);
     ``short_cycles_ms``: ends of recent short on-periods (flicker). ``last_energy_wh``: the
-    counter of the last reading (schema v2), for counter-delta energy.
+    counter of the last reading (schema v2), for counter-delta energy; ``energy``: the steady
+    run and open split a counter asset's energy needs (``domain.energy``).
     """
 
     last_ts_ms: int
@@ -128,3 +135,4 @@ class AssetRuleState(msgspec.Struct, frozen=True, gc=False):
     on_since_ms: int | None = None
     short_cycles_ms: tuple[int, ...] = ()
     last_energy_wh: float | None = None
+    energy: EnergyTrack | None = None

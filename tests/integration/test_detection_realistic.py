@@ -44,10 +44,10 @@ def test_evaluate_realistic_meets_the_detection_goals() -> None:
     for name, lag_ms in result["report_lag_ms"].items():
         assert 600_000 < lag_ms <= 600_000 + 5_000 + 2_000, name
     energy = result["energy"]
+    # Counter windows: the deltas are exact and the split at each bound is refined by the
+    # readings after it, so every asset-hour and day is within 0.5 % of the true energy.
     assert energy["counter_1d"]["within_0.5%"] == 1.0
-    # Counter hours: the delta is exact; only its split at an hour bound is modelled, so an
-    # hour can miss by at most the energy of the one reading interval across its bound
-    # (100 W for 40 s: 1.11 Wh). Measured: 0.14 Wh at most, > 0.5 % only on standby hours.
-    assert energy["counter_1h"]["max_abs_wh"] < 100 * 40 / 3600
-    assert energy["counter_1h"]["p90"] < 0.005
+    assert energy["counter_1h"]["within_0.5%"] == 1.0
+    assert energy["counter_1h"]["windows"] > 900
     assert energy["estimator_1d"]["within_0.5%"] == 1.0
+    assert done.returncode == 0, done.stderr[-2000:]
