@@ -127,23 +127,31 @@ def _lags(run: InProcessRun) -> dict[str, int]:
 
 
 def _energy(fleet: Fleet, run: InProcessRun) -> dict[str, object]:
-    """Relative error of asset-hour and asset-day kWh against the exact truth (from the lamp's
-    first reading: nothing before it is observable), for assets with and without a counter;
-    windows an offline gap touches are left out (coverage < 1)."""
+    """Relative error of kWh against the exact truth (from each lamp's first reading: nothing
+    before it is observable): asset windows for lamps with and without a counter
+    (``counter_1h``, ``estimator_1d``, ...), and room, building and site windows, which mix
+    both (``room_1h``, ...). Windows an offline gap touches are left out (coverage < 1)."""
     counter = {lamp.asset_id: lamp.counter for lamp in fleet.lamps}
+    members: dict[str, list[str]] = {}
+    for lamp in fleet.lamps:  # the realistic fleet has one building and one room per site
+        members.setdefault(lamp.site_id, []).append(lamp.asset_id)
     gaps = [(e.asset_id, e.start_ms, e.end_ms) for e in fleet.episodes if e.kind == "offline"]
     errors: dict[str, list[float]] = {}
     absolute: dict[str, list[float]] = {}
     for u in run.usage:
-        if u.level != "asset":
-            continue
         start, end = u.window_start_ms, u.window_end_ms
-        if any(a == u.asset_id and s < end + 60_000 and start < e_ for a, s, e_ in gaps):
+        assets = [u.asset_id] if u.level == "asset" else members[u.site_id]
+        if any(a in assets and s < end + 60_000 and start < e_ for a, s, e_ in gaps):
             continue
-        truth_wh = fleet.energy_wh(u.asset_id, max(start, fleet.first_reading_ms[u.asset_id]), end)
+        truth_wh = sum(
+            fleet.energy_wh(a, max(start, fleet.first_reading_ms[a]), end) for a in assets
+        )
         if truth_wh <= 0 or u.coverage < 0.98:
             continue
-        name = f"{'counter' if counter[u.asset_id] else 'estimator'}_{_window(u)}"
+        if u.level == "asset":
+            name = f"{'counter' if counter[u.asset_id] else 'estimator'}_{_window(u)}"
+        else:
+            name = f"{u.level}_{_window(u)}"
         error_wh = abs(u.kwh * 1000 - truth_wh)
         errors.setdefault(name, []).append(error_wh / truth_wh)
         absolute.setdefault(name, []).append(error_wh)
