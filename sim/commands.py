@@ -17,16 +17,12 @@ from lighting.clients import Clients
 from lighting.settings import Settings
 from sim.emulated import evaluate_run, run_on_emulated_aws, simulation_of, write_registry
 from sim.evaluation import ALL_USAGE_SCOPES
+from sim.malformed import MALFORMED_SAMPLES, with_malformed
+from sim.params import ANOMALY_COUNTS, scenario_params
 from sim.realistic import RealisticParams
 from sim.realistic_eval import evaluate_realistic, realistic_goals_met
-from sim.simulator import (
-    ANOMALY_COUNTS,
-    MALFORMED_SAMPLES,
-    Simulation,
-    encode_ground_truth,
-    scenario_params,
-    with_malformed,
-)
+from sim.simulation import Simulation
+from sim.truth import encode_ground_truth
 from streams.producer import Producer
 
 

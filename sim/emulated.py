@@ -34,7 +34,9 @@ from lighting.registry import store_registry
 from lighting.settings import Settings
 from lighting.worker import run_local_worker
 from sim.evaluation import ASSET_HOURLY, Evaluation, evaluate
-from sim.simulator import MALFORMED_SAMPLES, SimParams, Simulation, with_malformed
+from sim.malformed import MALFORMED_SAMPLES, with_malformed
+from sim.params import SimParams
+from sim.simulation import Simulation
 from sinks.deadletter import read_dead_letters
 from streams.local_runner import LocalRunner
 from streams.producer import Producer

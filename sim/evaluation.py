@@ -30,7 +30,7 @@ from domain.rules import (
 )
 from domain.site import SITE_DEMAND_RULE
 from domain.usage import USAGE_LEVELS, scopes_of
-from sim.simulator import GroundTruth
+from sim.truth import GroundTruth
 
 USAGE_TOLERANCE = 0.005  # 0.5 %
 FAULT_KINDS = ("fault_code", LAMP_FAILURE, "voltage", FLICKER, OFFLINE)

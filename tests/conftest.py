@@ -113,7 +113,7 @@ def influx_run(
 ) -> Any:
     """One simulated run (3 sites, 2 h, with malformed records) through `luxflow worker` into
     DynamoDB (moto) and InfluxDB (influxd), shared by the read-side tests."""
-    from sim.simulator import with_malformed
+    from sim.malformed import with_malformed
     from tests.support.deployment import recent_params
     from tests.support.influx import SimulatedRun, influx_deployment
 

@@ -37,7 +37,7 @@ from sim.dr.harness import (
     region_settings,
 )
 from sim.dr.replicator import Replicator, unreplicated
-from sim.simulator import Simulation
+from sim.simulation import Simulation
 from tests.support.deployment import recent_params
 
 pytestmark = pytest.mark.dr

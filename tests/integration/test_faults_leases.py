@@ -16,7 +16,7 @@ from core.records import LeaseFence, Position
 from lighting.clients import Clients
 from lighting.settings import Settings
 from lighting.worker import local_runner
-from sim.simulator import with_malformed
+from sim.malformed import with_malformed
 from streams.checkpoints import Checkpointer
 from streams.leases import LeaseCheckpointer, LeaseTable
 from streams.local_runner import LocalRunner

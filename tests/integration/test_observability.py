@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from sim.simulator import MALFORMED_SAMPLES
+from sim.malformed import MALFORMED_SAMPLES
 from streams.metrics import ALARM_METRICS, NAMESPACE
 from tests.support.deployment import ROOT, Deployment, recent_params
 from tests.support.observability import emf_documents, emf_sums, free_port, scrape, total

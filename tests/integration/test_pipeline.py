@@ -17,13 +17,10 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from sim.simulator import (
-    MALFORMED_SAMPLES,
-    GroundTruth,
-    SimParams,
-    Simulation,
-    with_malformed,
-)
+from sim.malformed import MALFORMED_SAMPLES, with_malformed
+from sim.params import SimParams
+from sim.simulation import Simulation
+from sim.truth import GroundTruth
 from streams.kinesis import partition_hash
 from tests.support.deployment import ROOT, Deployment, recent_params
 

@@ -18,7 +18,9 @@ from core.clock import HOUR_MS
 from core.records import DeadLetter
 from domain.registry import encode_registry
 from emulators.moto import emulator_env
-from sim.simulator import GroundTruth, SimParams, Simulation
+from sim.params import SimParams
+from sim.simulation import Simulation
+from sim.truth import GroundTruth
 from sinks.attrvalues import from_item
 from sinks.deadletter import read_dead_letters
 from streams.producer import Producer

@@ -12,7 +12,9 @@ from typing import Any
 
 from core.clock import DAY_MS, HOUR_MS
 from emulators.influxd import Influxd
-from sim.simulator import GroundTruth, SimParams, Simulation
+from sim.params import SimParams
+from sim.simulation import Simulation
+from sim.truth import GroundTruth
 from sinks.influxhttp import InfluxHTTP
 from tests.support.deployment import Deployment
 

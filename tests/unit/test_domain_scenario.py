@@ -14,13 +14,9 @@ from domain.registry import Registry
 from domain.views import command_writes
 from sim.evaluation import ALL_USAGE_SCOPES, EVENT_KINDS, evaluate
 from sim.inprocess import InProcessRun, records_of, registry_cache, run_in_process
-from sim.simulator import (
-    ANOMALY_COUNTS,
-    NEAR_MISS_KINDS,
-    GroundTruth,
-    Simulation,
-    scenario_params,
-)
+from sim.params import ANOMALY_COUNTS, NEAR_MISS_KINDS, scenario_params
+from sim.simulation import Simulation
+from sim.truth import GroundTruth
 
 CLEAN = dict.fromkeys(
     (*ANOMALY_COUNTS, "near_miss_count"),

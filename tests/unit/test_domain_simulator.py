@@ -12,19 +12,17 @@ from domain.events import EnergySpike, Fault
 from domain.rules import AssetRuleState, step
 from domain.telemetry import decode_reading
 from domain.usage import usage_since_last
-from sim.simulator import (
-    MALFORMED_SAMPLES,
+from sim.malformed import MALFORMED_SAMPLES, with_malformed
+from sim.params import SimParams
+from sim.simulation import Simulation
+from sim.thresholds import limits_for, spike_threshold_w
+from sim.truth import (
     FaultTruth,
     GroundTruth,
-    SimParams,
-    Simulation,
     SpikeTruth,
     UsageTruth,
     decode_ground_truth,
     encode_ground_truth,
-    limits_for,
-    spike_threshold_w,
-    with_malformed,
 )
 
 PARAMS = SimParams(
