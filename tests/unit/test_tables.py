@@ -1,100 +1,28 @@
 """Tables and ShardState: per-record watermark, lateness, window close exactly once, idle
-close on an injected clock, snapshot/restore, split and merge by partition key."""
+close on an injected clock (snapshots: test_tables_snapshots.py)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import pytest
 
-from core.errors import ConfigError, StateStoreError
-from core.event import Event
-from tables.table import NoActiveShardError, ShardState, Table, WindowedTable
+from core.errors import ConfigError
+from tables.table import NoActiveShardError, ShardState, Table
 from tables.windows import WindowRange
-
-HOUR = 3_600_000
-GRACE = 60_000
-IDLE = 300_000
-
-
-@dataclass
-class Reading:
-    site: str
-    asset: str
-    ts_ms: int
-    kwh: float
-
-
-class Clock:
-    def __init__(self, now_ms: int = 0) -> None:
-        self.now = now_ms
-
-    def __call__(self) -> int:
-        return self.now
-
-
-Closed = tuple[str, WindowRange, float]
-
-
-class App:
-    """An hourly kWh table per asset, a plain count per site, and the agent feeding both."""
-
-    def __init__(self, *, expires_ms: int | None = None) -> None:
-        self.counts = Table("counts", default=int, value_type=int)
-        self.hourly_table = Table("hourly", default=float, value_type=float)
-        self.hourly: WindowedTable[float] = self.hourly_table.tumbling(
-            HOUR, grace_ms=GRACE, expires_ms=expires_ms
-        ).relative_to_field(lambda r: r.ts_ms)
-        self.hourly.on_window_close(self.report)
-
-    @staticmethod
-    def report(key: Any, window: WindowRange, value: Any) -> Iterator[Closed]:
-        yield (key, window, value)
-
-    def tables(self) -> list[Table[Any]]:
-        return [self.counts, self.hourly_table]
-
-    def agent(self, r: Reading) -> None:
-        self.counts[r.site] += 1
-        self.hourly[r.asset] += r.kwh
-
-
-def state_of(app: App, clock: Clock, shard: str = "shard-0") -> ShardState:
-    return ShardState(app.tables(), shard, clock, IDLE)
-
-
-def begin(state: ShardState, pk: str, arrival_ms: int = 0, value: Any = None) -> None:
-    state.begin(Event(state.shard_id, 0, 0, pk, arrival_ms, value))
-
-
-def feed(state: ShardState, app: App, r: Reading, arrival_ms: int | None = None) -> bool:
-    begin(state, r.site, r.ts_ms if arrival_ms is None else arrival_ms, r)
-    app.agent(r)
-    return state.take_late()
-
-
-def run(
-    readings: Sequence[Reading], batch_sizes: Sequence[int]
-) -> tuple[list[bool], list[object], bytes | None]:
-    app, clock = App(), Clock()
-    state = state_of(app, clock)
-    late: list[bool] = []
-    events: list[object] = []
-    i = 0
-    sizes = iter(batch_sizes)
-    while i < len(readings):
-        n = next(sizes, len(readings))
-        state.activate()
-        for r in readings[i : i + n]:
-            late.append(feed(state, app, r))
-        events += state.advance()
-        i += n
-    return late, events, snap(state)
-
+from tests.support.table_app import (
+    GRACE,
+    HOUR,
+    IDLE,
+    App,
+    Clock,
+    Reading,
+    begin,
+    feed,
+    run,
+    state_of,
+)
 
 # -- plain tables ------------------------------------------------------------------------
 
@@ -380,149 +308,6 @@ def test_records_keep_the_shard_from_idling() -> None:
         feed(state, app, Reading("s", "a", 10 + i, 1.0))
         assert state.advance() == []
     assert state.counters.idle_advances == 0
-
-
-# -- snapshots ----------------------------------------------------------------------------
-
-
-def populated(clock: Clock, app: App, sites: int = 6) -> ShardState:
-    state = state_of(app, clock)
-    state.activate()
-    for i in range(60):
-        site = f"site-{i % sites}"
-        feed(state, app, Reading(site, f"{site}/asset-{i % 4}", HOUR - 30_000 + i * 1_000, 0.5))
-    return state
-
-
-def content(app: App, state: ShardState) -> tuple[dict[Any, Any], dict[Any, Any]]:
-    state.activate()
-    return (
-        dict(app.counts.items()),
-        {k: app.hourly.windows(k) for k in sorted(state.windowed["hourly"].pks)},
-    )
-
-
-def snap(state: ShardState) -> bytes | None:
-    """A whole snapshot (a base), marked saved."""
-    pending = state.snapshot(full=True)
-    if pending is None:
-        return None
-    state.saved(pending)
-    return pending.data
-
-
-def test_snapshot_is_none_when_nothing_changed_since_the_last_saved_one() -> None:
-    app, clock = App(), Clock()
-    state = populated(clock, app)
-    first = state.snapshot()
-    assert first is not None
-    assert not first.delta
-    state.saved(first)
-    assert state.snapshot() is None
-    state.advance()
-    assert state.snapshot() is None
-
-
-def test_snapshot_restore_round_trip() -> None:
-    app, clock = App(), Clock()
-    state = populated(clock, app)
-    blob = snap(state)
-    assert blob is not None
-    restored = state_of(app, clock, "shard-0")
-    restored.restore([[blob]], lambda _pk: True)
-    assert content(app, restored) == content(app, state)
-    assert restored.watermark_ms(app.hourly) == state.watermark_ms(app.hourly)
-    assert snap(restored) == blob
-
-
-def test_restored_state_closes_open_windows_once() -> None:
-    app, clock = App(), Clock()
-    state = populated(clock, app)
-    blob = snap(state)
-    assert blob is not None
-    restored = state_of(app, clock)
-    restored.restore([[blob]], lambda _pk: True)
-    restored.activate()
-    feed(restored, app, Reading("site-0", "site-0/asset-0", 2 * HOUR, 0.0))
-    closed = restored.advance()
-    assert len(closed) == 12  # every (asset, first hour) pair, once
-    assert restored.advance() == []
-
-
-def test_split_gives_each_child_exactly_its_keys() -> None:
-    app, clock = App(), Clock()
-    parent = populated(clock, app)
-    blob = snap(parent)
-    assert blob is not None
-    left_sites = {"site-0", "site-2", "site-5"}
-    left = state_of(app, clock, "left")
-    right = state_of(app, clock, "right")
-    left.restore([[blob]], lambda pk: pk in left_sites)
-    right.restore([[blob]], lambda pk: pk not in left_sites)
-    p_counts, p_windows = content(app, parent)
-    l_counts, l_windows = content(app, left)
-    r_counts, r_windows = content(app, right)
-    assert set(l_counts) == left_sites
-    assert {k.split("/")[0] for k in l_windows} == left_sites
-    assert not set(l_windows) & set(r_windows)
-    assert {**l_counts, **r_counts} == p_counts
-    assert {**l_windows, **r_windows} == p_windows
-    # The open windows close in the children, once in all.
-    events: list[object] = []
-    for child, site in ((left, "site-0"), (right, "site-1")):
-        child.activate()
-        feed(child, app, Reading(site, "x", 2 * HOUR, 0.0))
-        events += child.advance()
-    assert sorted(e[0] for e in events) == sorted(p_windows)  # type: ignore[index]
-
-
-def test_merge_gives_the_child_both_parents() -> None:
-    app, clock = App(), Clock()
-    a = state_of(app, clock, "a")
-    b = state_of(app, clock, "b")
-    a.activate()
-    feed(a, app, Reading("site-a", "asset-a", 10, 1.0))
-    feed(a, app, Reading("site-a", "asset-a", HOUR + GRACE + 10, 1.0))  # a is an hour ahead
-    a.advance()
-    b.activate()
-    feed(b, app, Reading("site-b", "asset-b", 20, 2.0))
-    child = state_of(app, clock, "child")
-    blobs = [snap(a), snap(b)]
-    child.restore([[x] for x in blobs if x is not None], lambda _pk: True)
-    counts, windows = content(app, child)
-    assert counts == {"site-a": 2, "site-b": 1}
-    assert windows == {
-        "asset-a": [((HOUR, 2 * HOUR - 1), 1.0)],
-        "asset-b": [((0, HOUR - 1), 2.0)],
-    }
-    assert child.watermark_ms(app.hourly) == HOUR + 10
-    # b's open window is emitted by the child, once; a's (emitted by a) is not again.
-    assert child.advance() == [("asset-b", (0, HOUR - 1), 2.0)]
-    assert child.snapshot() is not None
-
-
-def test_struct_values_and_tuple_keys_round_trip() -> None:
-    class Stats(msgspec.Struct, frozen=True):
-        n: int = 0
-        total: float = 0.0
-
-    t = Table("stats", default=Stats, value_type=Stats)
-    state = ShardState([t], "s", Clock(), IDLE)
-    state.activate()
-    begin(state, "p")
-    t[("room", 3)] = Stats(2, 1.5)
-    blob = snap(state)
-    assert blob is not None
-    other = ShardState([t], "s", Clock(), IDLE)
-    other.restore([[blob]], lambda _pk: True)
-    other.activate()
-    assert t[("room", 3)] == Stats(2, 1.5)
-
-
-def test_unreadable_snapshot_raises_state_store_error() -> None:
-    app = App()
-    with pytest.raises(StateStoreError):
-        state_of(app, Clock()).restore([[b"\x00garbage"]], lambda _pk: True)
 
 
 def test_bad_idle_timeout_refused() -> None:
