@@ -28,6 +28,7 @@ import pytest
 
 from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from domain.telemetry import Reading, encode_reading
+from domain.timestamps import format_ts
 from tests.support.deployment import Deployment
 
 pytestmark = pytest.mark.integration
@@ -49,6 +50,19 @@ ASSETS = {
     "a4": ("r2", 75.0),
     "a5": ("r2", 90.0),
 }
+USAGE_FIELDS = (
+    "level",
+    "site_id",
+    "building_id",
+    "room_id",
+    "asset_id",
+    "window_start_ms",
+    "window_end_ms",
+    "window_ms",
+    "kwh",
+    "covered_ms",
+    "coverage",
+)
 HEADER = "site_id,building_id,room_id,asset_id,kind,rated_w,nominal_voltage_v\n"
 
 
@@ -231,10 +245,7 @@ def test_a_running_worker_writes_each_report_once_end_plus_grace_passed_on_the_e
             states = {i["asset_id"]: i["ts_ms"] for i in items if i["type"] == "asset_state"}
             assert states == dict.fromkeys(ASSETS, last_ms)
             expected = expected_usage(sent, windows)
-            fields = ("level", "site_id", "building_id", "room_id", "asset_id")
-            fields += ("window_start_ms", "window_end_ms", "window_ms", "kwh", "covered_ms")
-            fields += ("coverage",)
-            assert stored_usage(items, fields) == expected, f"stage ending {last_ms}"
+            assert stored_usage(items, USAGE_FIELDS) == expected, f"up to {format_ts(last_ms)}"
             # A healthy fleet at constant power: no fault, no spike; the registry, states, usage.
             assert {i["type"] for i in items} <= {"registry_asset", "asset_state", "usage_report"}
         before_stop = deployment.items()
