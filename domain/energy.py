@@ -19,7 +19,9 @@ The totals of counter intervals are exact; only where a window bound cuts an int
 there anything to estimate. A run's power combines the mean of its readings (each read to
 ``Limits.power_accuracy``, relative) with the counter's average over the run (quantised to
 ``Limits.counter_resolution_wh``), weighted by the inverse of their variances: the counter
-dominates for long runs and high power, the readings for short runs and standby power.
+dominates for long runs and high power, the readings for short runs and standby power. A
+meter noisier than configured shows in the run's sample variance, a coarser counter in the
+digits of its values (whole numbers: 1 Wh): the larger of configured and shown is used.
 
 Refinement: when a ``step`` interval is cut by an hour bound, every following reading that
 continues the new run, up to ``refine_ms`` after the bound, re-estimates ``after_w`` from the
@@ -27,6 +29,11 @@ longer run and moves the difference across the bound: a correction ``(bound_ms, 
 ``+delta`` for the window that ends at the bound and ``-delta`` for the one that starts there.
 Totals never change; only the share either side of the bound does. ``refine_ms`` must be
 shorter than the windows' grace, or a correction arrives after its window closed.
+
+Gaps longer than ``Limits.max_gap_ms``: without a counter nothing is counted (a gap lowers
+coverage, it never invents energy). With one, the delta is known in total but not in time: it
+counts, without coverage, in a window that holds the whole gap (a 20-minute outage inside an
+hour, any outage inside a day) and in no window the gap crosses.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ Model = Literal["trapezoid", "steady", "step"]
 
 class PowerRun(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """The readings of an asset since its power last stepped: first reading's time, counter,
-    on/off, dim level and power; sum and number of the readings' powers."""
+    on/off, dim level and power; sum, sum of squares and number of the readings' powers."""
 
     start_ms: int
     start_wh: float
@@ -66,6 +73,7 @@ class PowerRun(msgspec.Struct, frozen=True, array_like=True, gc=False):
     dim_level: int
     first_w: float
     sum_w: float
+    sum_sq_w: float
     readings: int
 
 
@@ -90,7 +98,9 @@ class EnergyTrack(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 class Interval(msgspec.Struct, frozen=True, gc=False):
     """The energy model of ``[t1_ms, t2_ms)``: ``total_wh``, and how it is spread in time.
-    ``p1_w``/``p2_w``: the readings' powers (``trapezoid``) or the step's powers (``step``)."""
+    ``p1_w``/``p2_w``: the readings' powers (``trapezoid``) or the step's powers (``step``).
+    Not ``observed``: a counter delta across a gap, known only in total; it counts in a window
+    that holds the whole gap, with no coverage, and in no other."""
 
     t1_ms: int
     t2_ms: int
@@ -98,6 +108,7 @@ class Interval(msgspec.Struct, frozen=True, gc=False):
     model: Model
     p1_w: float = 0.0
     p2_w: float = 0.0
+    observed: bool = True
 
     def energy_until(self, t_ms: int) -> float:
         """Energy of ``[t1_ms, t_ms)`` for ``t1_ms <= t_ms <= t2_ms``."""
@@ -121,7 +132,9 @@ class Interval(msgspec.Struct, frozen=True, gc=False):
         t1_ms, t2_ms = self.t1_ms, self.t2_ms
         window_start_ms = t1_ms - t1_ms % window_ms
         if t2_ms <= window_start_ms + window_ms:
-            return [(window_start_ms, self.total_wh, t2_ms - t1_ms)]
+            return [(window_start_ms, self.total_wh, t2_ms - t1_ms if self.observed else 0)]
+        if not self.observed:
+            return []
         out: list[Contribution] = []
         start_ms = t1_ms
         done_wh = 0.0
@@ -169,15 +182,19 @@ def energy_step(
     """The energy of the interval ``reading`` closes, given the asset's state *before* the
     rules apply it (see the module docstring). No interval for the first reading of an asset,
     for a duplicate or out-of-order one (the state's track is kept), and after a gap longer
-    than ``limits.max_gap_ms`` (a gap lowers coverage, it never invents energy)."""
+    than ``limits.max_gap_ms`` without a counter (a gap lowers coverage, it never invents
+    energy); with one, the gap's delta is an unobserved interval (see ``Interval``)."""
     if state is None:
         return EnergyStep(_started(reading))
     t1_ms, t2_ms = state.last_ts_ms, reading.ts_ms
     if t2_ms <= t1_ms:
         return EnergyStep(state.energy)
-    if t2_ms - t1_ms > limits.max_gap_ms:
-        return EnergyStep(_started(reading))
     e1_wh, e2_wh = state.last_energy_wh, reading.energy_wh
+    if t2_ms - t1_ms > limits.max_gap_ms:
+        if e1_wh is None or e2_wh is None or e2_wh < e1_wh:
+            return EnergyStep(_started(reading))
+        gap = Interval(t1_ms, t2_ms, e2_wh - e1_wh, "steady", observed=False)
+        return EnergyStep(_started(reading), gap)
     if e1_wh is None or e2_wh is None or e2_wh < e1_wh:
         interval = trapezoid(t1_ms, state.last_power_w, t2_ms, reading.power_w)
         return EnergyStep(_started(reading), interval)
@@ -193,6 +210,7 @@ def energy_step(
             run.dim_level,
             run.first_w,
             run.sum_w + reading.power_w,
+            run.sum_sq_w + reading.power_w * reading.power_w,
             run.readings + 1,
         )
         split, corrections = _refine(track.split, grown, reading, limits, refine_ms)
@@ -212,15 +230,35 @@ def energy_step(
 
 def run_power(run: PowerRun, now_ms: int, now_wh: float, limits: Limits) -> float:
     """The power of ``run`` up to ``now_ms`` (counter ``now_wh``): the readings' mean and the
-    counter's average, each weighted by the inverse of its variance."""
-    mean_w = run.sum_w / run.readings
+    counter's average, each weighted by the inverse of its variance. A reading's variance is
+    the larger of the assumed accuracy's and the run's sample variance (noisier meters than
+    configured, or power that wanders within the run); the counter's resolution is the larger
+    of the configured one and the step its values show (whole numbers: 1 Wh)."""
+    n = run.readings
+    mean_w = run.sum_w / n
     elapsed_ms = now_ms - run.start_ms
     if elapsed_ms <= 0:
         return mean_w
     counter_w = (now_wh - run.start_wh) * HOUR_MS / elapsed_ms
-    var_readings = max(limits.power_accuracy * abs(mean_w), MIN_POWER_SD_W) ** 2 / run.readings
-    var_counter = (limits.counter_resolution_wh * HOUR_MS / elapsed_ms) ** 2 / 6.0
+    var_reading = max(limits.power_accuracy * abs(mean_w), MIN_POWER_SD_W) ** 2
+    if n > 1:
+        var_reading = max(var_reading, (run.sum_sq_w - n * mean_w * mean_w) / (n - 1))
+    resolution_wh = max(
+        limits.counter_resolution_wh,
+        min(shown_resolution(run.start_wh), shown_resolution(now_wh)),
+    )
+    var_readings = var_reading / n
+    var_counter = (resolution_wh * HOUR_MS / elapsed_ms) ** 2 / 6.0
     return (mean_w * var_counter + counter_w * var_readings) / (var_readings + var_counter)
+
+
+def shown_resolution(value_wh: float) -> float:
+    """The finest step ``value_wh`` shows: ``10 ** -d`` for its ``d`` decimals in shortest
+    form (1.0 for a whole number); 0.0 (no information) in exponent form."""
+    text = repr(value_wh)
+    if "e" in text or "n" in text:  # 1e-05, 1e+16, inf, nan
+        return 0.0
+    return 10.0 ** -len(text.partition(".")[2].rstrip("0"))
 
 
 def _started(reading: Reading, split: OpenSplit | None = None) -> EnergyTrack | None:
@@ -234,6 +272,7 @@ def _started(reading: Reading, split: OpenSplit | None = None) -> EnergyTrack | 
         reading.dim_level,
         reading.power_w,
         reading.power_w,
+        reading.power_w * reading.power_w,
         1,
     )
     return EnergyTrack(run, split)

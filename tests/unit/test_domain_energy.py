@@ -7,11 +7,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.clock import HOUR_MS, MINUTE_MS
-from domain.energy import Interval, energy_step
+from domain.energy import Interval, PowerRun, energy_step, run_power
 from domain.rules import AssetRuleState, Limits, step
 from domain.telemetry import Reading
 
@@ -181,3 +182,63 @@ def test_the_run_before_a_step_outweighs_its_last_reading() -> None:
     sums = windows(readings_of(steps, times, power_error={last_before: 0.98}), EXACT, HOUR_MS)
     truth = true_energy(steps, bound, times[-1])
     assert math.isclose(sums[bound], truth, rel_tol=1e-9)
+
+
+def test_a_counter_gap_counts_in_the_windows_that_hold_it_with_no_coverage() -> None:
+    # 60 W; readings stop for 20 min inside 01:00-02:00, then for 40 min across 03:00.
+    steps = [(0, 60.0)]
+    times = [
+        *range(HOUR_MS, HOUR_MS + 10 * MINUTE_MS + 1, 30_000),
+        *range(HOUR_MS + 30 * MINUTE_MS, 3 * HOUR_MS - 20 * MINUTE_MS + 1, 30_000),
+        *range(3 * HOUR_MS + 20 * MINUTE_MS, 4 * HOUR_MS, 30_000),
+    ]
+    readings = readings_of(steps, times)
+    state: AssetRuleState | None = None
+    hours: dict[int, list[float]] = {}
+    days: dict[int, list[float]] = {}
+    for reading in readings:
+        usage = energy_step(state, reading, EXACT)
+        for start, wh, covered in usage.contributions(HOUR_MS):
+            hours.setdefault(start, [0.0, 0])[0] += wh
+            hours[start][1] += covered
+        for start, wh, covered in usage.contributions(24 * HOUR_MS):
+            days.setdefault(start, [0.0, 0])[0] += wh
+            days[start][1] += covered
+        state, _ = step(state, reading, EXACT, energy=usage.track)
+    # The 20-minute gap is inside 01:00-02:00: all of its energy, none of its coverage.
+    assert math.isclose(hours[HOUR_MS][0], 60.0, rel_tol=1e-9)
+    assert hours[HOUR_MS][1] == 40 * MINUTE_MS
+    # The 40-minute gap crosses 03:00: neither hour gets any of it.
+    assert math.isclose(hours[2 * HOUR_MS][0], 40.0, rel_tol=1e-9)
+    assert math.isclose(hours[3 * HOUR_MS][0], 60.0 * (40 * MINUTE_MS - 30_000) / HOUR_MS)
+    # The day holds both gaps: every watt-hour the counter counted.
+    assert math.isclose(days[0][0], true_energy(steps, times[0], times[-1]), rel_tol=1e-9)
+    assert days[0][1] == times[-1] - times[0] - 60 * MINUTE_MS
+
+
+def test_a_gap_without_a_counter_counts_nothing() -> None:
+    steps = [(0, 60.0)]
+    readings = [
+        msgspec.structs.replace(r, energy_wh=None)
+        for r in readings_of(steps, [HOUR_MS, HOUR_MS + 30 * MINUTE_MS])
+    ]
+    state, _ = step(None, readings[0], EXACT)
+    assert energy_step(state, readings[1], EXACT).contributions(HOUR_MS) == []
+
+
+def test_noisy_readings_and_a_whole_number_counter_are_weighed_as_they_are() -> None:
+    # 100 W read with +-10 % noise (configured: 1 %) and an exact counter: the run's sample
+    # variance lets the counter dominate. A whole-number counter is weighed as 1 Wh resolution
+    # (configured: 1 mWh): over 25 s the readings dominate it, but not a 1 mWh one.
+    limits = Limits(1e9)
+    run = PowerRun(0, 10.0, True, 100, 90.0, 0.0, 0.0, 0)
+    for k, power_w in enumerate([90.0, 110.0, 95.0, 105.0, 92.0, 108.0]):
+        run = PowerRun(
+            0, 10.0, True, 100, 90.0, run.sum_w + power_w, run.sum_sq_w + power_w**2, k + 1
+        )
+    exact_wh = 10.0 + 100.0 * 150_000 / HOUR_MS
+    assert abs(run_power(run, 150_000, exact_wh, limits) - 100.0) < 0.5
+    # Two readings of 120 W; the counter moved 1 Wh (whole numbers) or 0.694 Wh (1 mWh).
+    biased = PowerRun(0, 10.0, True, 100, 120.0, 240.0, 28_800.0, 2)
+    assert abs(run_power(biased, 25_000, 11.0, limits) - 120.0) < 0.1
+    assert abs(run_power(biased, 25_000, 10.694, limits) - 99.94) < 0.2
