@@ -20,6 +20,7 @@ import msgspec
 from core.records import DeadLetter, Record
 from core.retry import Backoff
 from lighting.clients import Clients
+from lighting.regions import home_gate
 from lighting.settings import Settings
 from lighting.wiring import engine_config, shard_sinks
 from sinks.base import Sink
@@ -176,8 +177,9 @@ def null_sinks(
 ) -> list[Sink]:
     """The production sinks of one shard (`lighting.wiring.shard_sinks`) over null clients."""
     clients = cast(Clients, NullClients(counters))
+    gate = home_gate(settings, clients, background=False)  # no homes: every site passes
     return shard_sinks(
-        settings, clients, dead_letter, shard_id, backoff=_no_sleep_backoff, now_ms=clock
+        settings, clients, dead_letter, shard_id, gate, backoff=_no_sleep_backoff, now_ms=clock
     )
 
 

@@ -17,7 +17,7 @@ from core.records import AT_TIMESTAMP
 from lighting.clients import Clients
 from lighting.observe import Observability, registry_stats, status_dir
 from lighting.settings import Settings
-from lighting.worker import kcl_engine_factory, local_runner, registry_cache
+from lighting.worker import kcl_engine_factory, local_runner, worker_views
 from streams.kcl import KclSettings, run_daemon, run_processor
 from streams.kcl.status import StatusDirectory, StatusReporter
 from streams.observe import local_worker_status
@@ -73,12 +73,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if warning:
         log.warning("%s", warning)
     clients = Clients(settings)
-    registry = registry_cache(settings, clients)
-    runner = local_runner(settings, clients, stop_when_idle_ms=stop_when_idle_ms, registry=registry)
-    stop_on_signals(runner.stop)
-    stats = registry_stats(registry)
-    with Observability(settings, lambda: local_worker_status(runner, stats)):
-        runner.run()
+    with worker_views(settings, clients) as views:
+        runner = local_runner(settings, clients, views, stop_when_idle_ms=stop_when_idle_ms)
+        stop_on_signals(runner.stop)
+        stats = registry_stats(views.registry)
+        with Observability(settings, lambda: local_worker_status(runner, stats)):
+            runner.run()
     counters = [p.counters for p in runner.progress.values()]
     info(
         f"luxflow worker: {sum(c.records for c in counters)} records read, "
@@ -160,9 +160,9 @@ def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_kcl_processor(args: argparse.Namespace, settings: Settings) -> int:
     clients = Clients(settings)
-    registry = registry_cache(settings, clients)
-    factory = kcl_engine_factory(settings, clients, registry)
-    if not args.status_dir:
-        return run_processor(factory)
-    reporter = StatusReporter(Path(args.status_dir), registry=registry_stats(registry))
-    return run_processor(reporter.engine_factory(factory), observer=reporter.observe)
+    with worker_views(settings, clients) as views:
+        factory = kcl_engine_factory(settings, clients, views)
+        if not args.status_dir:
+            return run_processor(factory)
+        reporter = StatusReporter(Path(args.status_dir), registry=registry_stats(views.registry))
+        return run_processor(reporter.engine_factory(factory), observer=reporter.observe)

@@ -69,6 +69,14 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
+def describe_error(exc: BaseException) -> str:
+    """A short, readable form of an AWS (botocore) error for messages and logs."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', '?')}: {error.get('Message', '')}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def is_throttle(exc: BaseException) -> bool:
     """True when the service refused the call because of request rate or capacity."""
     return error_code(exc) in THROTTLE_CODES

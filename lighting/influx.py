@@ -14,9 +14,9 @@ import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import ConfigError
+from core.retry import describe_error
 from lighting.clients import Clients
 from lighting.settings import Settings
-from sinks.batching import describe_error
 from sinks.influxdb import BatchLimits
 from sinks.influxhttp import InfluxAuthError, InfluxError, InfluxHTTP
 

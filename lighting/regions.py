@@ -23,13 +23,13 @@ the partial re-detection (spikes). See docs/dr.md.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import msgspec
 
 from core.clock import DAY_MS, Clock, wall_clock_ms
+from core.refresh import Refreshed
 from core.retry import Backoff, retry_call
 from domain.events import EnergySpike, Fault
 from domain.telemetry import Reading
@@ -76,25 +76,25 @@ def home_item(home: SiteHome) -> dict[str, Any]:
     }
 
 
+def query_homes(dynamodb: Any, table: str) -> dict[str, SiteHome]:
+    """Every site's home as this region's replica holds it: one attempt (a failure raises)."""
+    homes: dict[str, SiteHome] = {}
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": HOME_PK}},
+        ConsistentRead=True,
+    )
+    for page in pages:
+        for raw in page["Items"]:
+            home = msgspec.convert(from_item(raw), SiteHome, strict=False)
+            homes[home.site_id] = home
+    return homes
+
+
 def load_homes(dynamodb: Any, table: str) -> dict[str, SiteHome]:
-    """Every site's home as this region's replica holds it (retried under the retry policy:
-    throttling, 5xx, connection errors)."""
-
-    def load() -> dict[str, SiteHome]:
-        homes: dict[str, SiteHome] = {}
-        pages = dynamodb.get_paginator("query").paginate(
-            TableName=table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": HOME_PK}},
-            ConsistentRead=True,
-        )
-        for page in pages:
-            for raw in page["Items"]:
-                home = msgspec.convert(from_item(raw), SiteHome, strict=False)
-                homes[home.site_id] = home
-        return homes
-
-    return retry_call(load, Backoff())
+    """`query_homes` retried under the retry policy (throttling, 5xx, connection errors)."""
+    return retry_call(lambda: query_homes(dynamodb, table), Backoff())
 
 
 def store_homes(dynamodb: Any, table: str, homes: Iterable[SiteHome]) -> int:
@@ -132,37 +132,38 @@ def returning(homes: Iterable[SiteHome], to_region: str, now_ms: int) -> list[Si
 
 
 class HomeGate:
-    """The homes as this region's workers see them: reloaded every `refresh_ms`, so a failover
-    reaches running workers within that time (plus the replication lag)."""
+    """The homes as this region's workers see them: one gate per worker process, shared by
+    the app's decoder (`guard_app`) and every shard's takeover rebase (`Takeover`).
+
+    The homes are a `core.refresh.Refreshed` copy. **Before any record**: the constructor
+    loads them (retried under the retry policy; `SourceError` if that fails, and the worker
+    does not start): a worker never judges a record without knowing the homes, so a region
+    never writes a site homed elsewhere, even at start-up. **After that**: reloaded every
+    `refresh_ms` by a background thread (`background=True`; `close()` stops it), so a
+    failover reaches running workers within `refresh_ms` plus the replication lag. `home`
+    and `refusal` read the copy in use and never call DynamoDB: a throttled or slow reload
+    never holds a shard; it keeps the previous copy (counted in `refresh_failures`, logged
+    at most once a minute) and is tried again after a pause (2 s, doubling, at most
+    `refresh_ms`)."""
 
     def __init__(
-        self, load: Callable[[], dict[str, SiteHome]], region: str, refresh_ms: int, now_ms: Clock
+        self,
+        load: Callable[[], dict[str, SiteHome]],
+        region: str,
+        refresh_ms: int,
+        now_ms: Clock,
+        *,
+        background: bool = False,
+        backoff: Backoff | None = None,
     ) -> None:
         self.region = region
-        self._load = load
-        self._refresh_ms = refresh_ms
-        self._now_ms = now_ms
-        self._lock = threading.Lock()
-        self._homes = load()
-        self._loaded_ms = now_ms()
+        self._homes = Refreshed(
+            "site homes", load, refresh_ms, now_ms, background=background, backoff=backoff, log=log
+        )
 
     def home(self, site_id: str) -> SiteHome | None:
-        """The site's home. Shards share a gate: while one reloads, the others wait for the
-        new homes rather than judge a batch by the old ones."""
-        if self._now_ms() - self._loaded_ms >= self._refresh_ms:
-            with self._lock:
-                if self._now_ms() - self._loaded_ms >= self._refresh_ms:
-                    self._reload()
-        return self._homes.get(site_id)
-
-    def _reload(self) -> None:
-        """A failed reload keeps the homes in use (a reading is never refused or dead-lettered
-        because AWS throttled a refresh) and is tried again after `refresh_ms`."""
-        try:
-            self._homes = self._load()
-        except Exception as exc:  # any failure: keep the previous copy
-            log.warning("site homes reload failed, keeping the previous copy: %s", exc)
-        self._loaded_ms = self._now_ms()
+        """The site's home in the copy in use (None: no home registered)."""
+        return self._homes.current.get(site_id)
 
     def refusal(self, site_id: str) -> str | None:
         """Why this region must not process `site_id`, or None when it may (homed here, or no
@@ -171,6 +172,24 @@ class HomeGate:
         if home is None or home.region == self.region:
             return None
         return f"not home: site {site_id} is homed in {home.region} (epoch {home.epoch})"
+
+    @property
+    def refresh_failures(self) -> int:
+        """Reloads that failed (the previous copy stayed in use)."""
+        return self._homes.failures
+
+    @property
+    def age_ms(self) -> int:
+        """Milliseconds since the homes in use were loaded."""
+        return self._homes.age_ms
+
+    def refresh_if_due(self) -> bool:
+        """Reload when due (see `Refreshed.refresh_if_due`). Never raises."""
+        return self._homes.refresh_if_due()
+
+    def close(self) -> None:
+        """Stop the background reloads (the homes in use stay readable)."""
+        self._homes.close()
 
 
 def gated(decoder: Decoder[Reading], gate: HomeGate) -> Decoder[Reading]:
@@ -296,16 +315,19 @@ def rebased(
     return apply
 
 
-def home_gate(settings: Settings, clients: Clients) -> HomeGate:
-    """The gate of this deployment: its region is `settings.region`."""
+def home_gate(settings: Settings, clients: Clients, *, background: bool = True) -> HomeGate:
+    """The gate of this deployment (its region is `settings.region`), reloaded every
+    `settings.registry_refresh_ms`: build one per worker process and `close()` it at the end."""
     return HomeGate(
-        lambda: load_homes(clients.dynamodb, settings.command_table),
+        lambda: query_homes(clients.dynamodb, settings.command_table),
         settings.region,
         settings.registry_refresh_ms,
         wall_clock_ms,
+        background=background,
     )
 
 
-def takeover(settings: Settings, clients: Clients) -> Takeover:
-    """The takeover rebase of one shard's outputs (see `Takeover`)."""
-    return Takeover(clients.dynamodb, settings.command_table, home_gate(settings, clients))
+def takeover(settings: Settings, clients: Clients, gate: HomeGate) -> Takeover:
+    """The takeover rebase of one shard's outputs (see `Takeover`), judged by the worker's
+    `gate`."""
+    return Takeover(clients.dynamodb, settings.command_table, gate)

@@ -15,8 +15,8 @@ from typing import Any, Final
 import msgspec
 
 from core.clock import DAY_MS, Clock
-from core.errors import SourceError
-from core.retry import Backoff, retry_call
+from core.refresh import Refreshed
+from core.retry import Backoff
 from domain.registry import (
     Asset,
     Registry,
@@ -30,7 +30,7 @@ from domain.rules.flood import FloodLimits
 from domain.site import SiteLimits
 from domain.telemetry import Reading
 from domain.usage import asset_counts
-from sinks.batching import MAX_BATCH_ITEMS, BatchWriter, SinkCounters, describe_error
+from sinks.batching import MAX_BATCH_ITEMS, BatchWriter, SinkCounters
 from streams.app import Decoder
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,6 @@ UNKNOWN_ASSET: Final = "unknown_asset"
 """Reason of a reading dead-lettered because the unknown-asset cap is reached."""
 UNKNOWN_ASSET_TTL_MS: Final = DAY_MS
 """An unknown asset without readings for this long (event time) gives up its place."""
-FAILURE_LOG_INTERVAL_MS: Final = 60_000
-MAX_RETRY_PAUSE_MS: Final = 60_000
 
 
 class UnknownAssetError(ValueError):
@@ -70,14 +68,14 @@ class _Loaded:
 class RegistryCache:
     """The asset registry as the agents see it, shared by the shards of one worker.
 
-    Loading: the first load happens in the constructor (retried on transient errors; a
-    `SourceError` if it still fails, so a worker does not start with wrong thresholds). After
-    that the registry is reloaded every `refresh_ms` by `refresh_if_due()`, which a background
-    thread calls (`background=True`, stopped by `close()`), never record processing: a failed
-    reload (throttled Query, connection error, anything) keeps the previous copy, is logged at
-    most once a minute and retried with backoff. `limits`, `site_limits`, `asset_count` and
-    `admit` never call AWS and never raise an AWS error. `age_ms` is the time since the last
-    successful load.
+    Loading (`core.refresh.Refreshed`): the first load happens in the constructor (retried on
+    transient errors; a `SourceError` if it still fails, so a worker does not start with wrong
+    thresholds). After that the registry is reloaded every `refresh_ms` by `refresh_if_due()`,
+    which a background thread calls (`background=True`, stopped by `close()`), never record
+    processing: a failed reload (throttled Query, connection error, anything) keeps the
+    previous copy, is logged at most once a minute and retried with backoff. `limits`,
+    `site_limits`, `asset_count` and `admit` never call AWS and never raise an AWS error.
+    `age_ms` is the time since the last successful load.
 
     Unknown assets get their site's defaults (or the fallback defaults). At most
     `unknown_asset_cap` of them are tracked (None: no cap, untracked); a reading of a further
@@ -96,95 +94,54 @@ class RegistryCache:
         background: bool = False,
         backoff: Backoff | None = None,
     ) -> None:
-        self._load = load
-        self._refresh_ms = refresh_ms
-        self._now_ms = now_ms
         self._cap = unknown_asset_cap
         self._unknown: OrderedDict[str, int] = OrderedDict()  # asset -> last reading ts_ms
         self._unknown_lock = threading.Lock()
         self.unknown_rejected = 0
         """Readings refused because the unknown-asset cap was reached."""
-        self.refresh_failures = 0
-        """Reloads that failed (the previous copy stayed in use)."""
-        self._consecutive_failures = 0
-        self._last_failure_log_ms: int | None = None
-        try:
-            registry = retry_call(load, backoff or Backoff())
-        except Exception as exc:
-            raise SourceError(
-                f"the asset registry could not be loaded: {describe_error(exc)}"
-            ) from exc
-        self._loaded = _Loaded(registry)
-        self._loaded_ms = now_ms()
-        self._next_attempt_ms = self._loaded_ms + refresh_ms
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if background:
-            self._thread = threading.Thread(target=self._run, name="registry-refresh", daemon=True)
-            self._thread.start()
+        self._copy = Refreshed(
+            "asset registry",
+            lambda: _Loaded(load()),
+            refresh_ms,
+            now_ms,
+            background=background,
+            backoff=backoff,
+            log=log,
+        )
 
-    # -- refreshing --------------------------------------------------------------------------
+    # -- refreshing (see core.refresh) -------------------------------------------------------
+
+    @property
+    def _loaded(self) -> _Loaded:
+        return self._copy.current
+
+    @property
+    def refresh_failures(self) -> int:
+        """Reloads that failed (the previous copy stayed in use)."""
+        return self._copy.failures
 
     @property
     def age_ms(self) -> int:
         """Milliseconds since the registry was last loaded successfully."""
-        return self._now_ms() - self._loaded_ms
+        return self._copy.age_ms
 
     def refresh_if_due(self) -> bool:
-        """Reload when `refresh_ms` passed since the last load (or the retry pause after a
-        failure). Returns False only when a due reload failed. Never raises."""
-        if self._now_ms() < self._next_attempt_ms:
-            return True
-        return self.refresh()
+        """Reload when due (see `Refreshed.refresh_if_due`). Never raises."""
+        return self._copy.refresh_if_due()
 
     def refresh(self) -> bool:
-        """Reload now; on any failure keep the previous copy, log (rate-limited) and return
-        False. Never raises."""
-        try:
-            loaded = _Loaded(self._load())
-        except Exception as exc:  # anything: the previous copy stays valid
-            self._failed(exc)
-            return False
-        self._loaded = loaded
-        self._loaded_ms = self._now_ms()
-        self._next_attempt_ms = self._loaded_ms + self._refresh_ms
-        self._consecutive_failures = 0
-        return True
-
-    def _failed(self, exc: BaseException) -> None:
-        now_ms = self._now_ms()
-        self.refresh_failures += 1
-        self._consecutive_failures += 1
-        pause_ms = min(
-            self._refresh_ms, MAX_RETRY_PAUSE_MS, 1_000 << min(self._consecutive_failures, 16)
-        )
-        self._next_attempt_ms = now_ms + pause_ms
-        last = self._last_failure_log_ms
-        if last is None or now_ms - last >= FAILURE_LOG_INTERVAL_MS:
-            self._last_failure_log_ms = now_ms
-            log.warning(
-                "registry reload failed (%d so far; using the copy loaded %d ms ago): %s",
-                self.refresh_failures,
-                now_ms - self._loaded_ms,
-                describe_error(exc),
-            )
-
-    def _run(self) -> None:
-        poll_s = min(self._refresh_ms, 1_000) / 1_000
-        while not self._stop.wait(poll_s):
-            self.refresh_if_due()
+        """Reload now, keeping the previous copy on failure. Never raises."""
+        return self._copy.refresh()
 
     def close(self) -> None:
         """Stop the background thread (if any)."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        self._copy.close()
 
     # -- what the agents ask -----------------------------------------------------------------
     @property
     def loaded_ms(self) -> int:
         """When the registry in use was loaded (ms since the epoch)."""
-        return self._loaded_ms
+        return self._copy.loaded_ms
 
     def limits(self, asset_id: str, site_id: str) -> Limits:
         """The rule limits of an asset; site defaults for an unknown one. Never raises."""

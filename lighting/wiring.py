@@ -14,7 +14,7 @@ from core.retry import Backoff
 from domain import views
 from lighting.clients import Clients
 from lighting.influx import batch_limits, influx_client
-from lighting.regions import rebased, takeover
+from lighting.regions import HomeGate, rebased, takeover
 from lighting.settings import Settings
 from sinks.base import Sink
 from sinks.deadletter import DeadLetterSink
@@ -50,15 +50,17 @@ def shard_sinks(
     clients: Clients,
     dead_letter: Sink,
     shard_id: str,
+    gate: HomeGate,
     *,
     backoff: Callable[[], Backoff] = Backoff,
     now_ms: Callable[[], int] = wall_clock_ms,
 ) -> list[Sink]:
     """The command-model and query-model sinks of one shard. Items and points the stores
     reject as invalid (a key too long, too old for the memory store with magnetic writes off,
-    Timestream's RejectedRecords, ...) go to `dead_letter` and are never retried. `backoff`
-    makes each sink's retry policy and `now_ms` is their clock (injected by the benchmarks and
-    tests; production uses the defaults)."""
+    Timestream's RejectedRecords, ...) go to `dead_letter` and are never retried. Outputs pass
+    the DR takeover rebase judged by `gate`, the worker's one home gate. `backoff` makes each
+    sink's retry policy and `now_ms` is their clock (injected by the benchmarks and tests;
+    production uses the defaults)."""
 
     def reject_item(item: Mapping[str, object], reason: str) -> None:
         dead_letter.write(
@@ -76,7 +78,7 @@ def shard_sinks(
         )
 
     # DR: after a failover, an episode the lost region stored keeps its one identity.
-    dr = takeover(settings, clients)
+    dr = takeover(settings, clients, gate)
     return [
         DynamoDBSink(
             clients.dynamodb,
@@ -158,16 +160,19 @@ def engine_factory(
     clients: Clients,
     app: App,
     state_store: StateStore,
+    *,
+    gate: HomeGate,
     lineage: Callable[[str], Lineage] | None = None,
 ) -> ShardEngineFactory:
-    """One engine per shard, each with its own sinks and dead-letter buffer."""
+    """One engine per shard, each with its own sinks and dead-letter buffer; every shard's
+    sinks share the worker's home `gate` (the one guarding `app`)."""
 
     def build(shard_id: str, checkpointer: Checkpointer) -> ShardEngine:
         dead_letter = DeadLetterSink(clients.dynamodb, settings.dead_letter_table, Backoff())
         return ShardEngine(
             app,
             shard_id,
-            sinks=shard_sinks(settings, clients, dead_letter, shard_id),
+            sinks=shard_sinks(settings, clients, dead_letter, shard_id, gate),
             dead_letter=dead_letter,
             state_store=state_store,
             checkpointer=checkpointer,

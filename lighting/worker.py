@@ -4,12 +4,12 @@ per-shard processor."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from core.clock import wall_clock_ms
-from core.retry import Backoff, retry_call
 from lighting.agents import build_app
 from lighting.clients import Clients
-from lighting.regions import guard_app, home_gate
+from lighting.regions import HomeGate, guard_app, home_gate
 from lighting.registry import RegistryCache, load_registry
 from lighting.settings import Settings
 from lighting.wiring import engine_factory, lease_lineage
@@ -21,12 +21,10 @@ from tables.store import DynamoDBStateStore
 
 
 def registry_cache(settings: Settings, clients: Clients) -> RegistryCache:
-    """The registry, loaded under the retry policy (a throttled or refused Query is retried
-    rather than failing the reading that triggered the reload)."""
+    """The registry, refreshed in the background (see `RegistryCache`): its first load is
+    retried under the retry policy, a failed reload keeps the previous copy."""
     return RegistryCache(
-        lambda: retry_call(
-            lambda: load_registry(clients.dynamodb, settings.command_table), Backoff()
-        ),
+        lambda: load_registry(clients.dynamodb, settings.command_table),
         settings.registry_refresh_ms,
         wall_clock_ms,
         unknown_asset_cap=settings.unknown_asset_cap,
@@ -34,34 +32,62 @@ def registry_cache(settings: Settings, clients: Clients) -> RegistryCache:
     )
 
 
-def lighting_app(
-    settings: Settings, clients: Clients, registry: RegistryCache | None = None
-) -> App:
-    """The lighting app with the registry of this deployment (`registry`, else a new cache),
-    reading only the sites homed in this region (all of them when no homes are registered;
-    see lighting.regions)."""
-    app = build_app(
-        registry or registry_cache(settings, clients),
-        topic=settings.stream,
-        grace_ms=settings.window_grace_ms,
-    )
-    return guard_app(app, home_gate(settings, clients))
+@dataclass(frozen=True)
+class WorkerViews:
+    """What every shard of one worker process shares: its copies of the command table's
+    slow-changing items, each reloaded by its own background thread (`core.refresh`) and
+    never by record processing. `registry`: the asset registry (the agents' limits); `gate`:
+    the sites' homes (the DR gate of the decoder and of every shard's takeover rebase)."""
+
+    registry: RegistryCache
+    gate: HomeGate
+
+    def close(self) -> None:
+        """Stop both refreshers (at the end of the worker)."""
+        self.gate.close()
+        self.registry.close()
+
+    def __enter__(self) -> WorkerViews:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def worker_views(settings: Settings, clients: Clients) -> WorkerViews:
+    """Load the registry and the homes, both before any record is read (retried under the
+    retry policy; `SourceError` if either fails, and the worker does not start), then keep
+    them fresh in the background. One per worker process; close it when the worker ends."""
+    registry = registry_cache(settings, clients)
+    try:
+        gate = home_gate(settings, clients)
+    except BaseException:
+        registry.close()
+        raise
+    return WorkerViews(registry, gate)
+
+
+def lighting_app(settings: Settings, views: WorkerViews) -> App:
+    """The lighting app with the worker's registry, reading only the sites homed in this
+    region (all of them when no homes are registered; see lighting.regions)."""
+    app = build_app(views.registry, topic=settings.stream, grace_ms=settings.window_grace_ms)
+    return guard_app(app, views.gate)
 
 
 def local_runner(
     settings: Settings,
     clients: Clients,
+    views: WorkerViews,
     *,
     stop_when_idle_ms: int | None = None,
-    registry: RegistryCache | None = None,
 ) -> LocalRunner:
-    """A local (polling) runner over every shard of the stream."""
+    """A local (polling) runner over every shard of the stream; its shards share `views`."""
     store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
     return LocalRunner(
         clients.kinesis,
         settings.stream,
         LeaseTable(clients.dynamodb, settings.app_name),
-        engine_factory(settings, clients, lighting_app(settings, clients, registry), store),
+        engine_factory(settings, clients, lighting_app(settings, views), store, gate=views.gate),
         LocalRunnerConfig(
             worker_id=settings.owner,
             initial_position=settings.initial_position,
@@ -83,20 +109,27 @@ def run_local_worker(
     stop_when_idle_ms: int | None = None,
     on_runner: Callable[[LocalRunner], None] | None = None,
 ) -> LocalRunner:
-    """Run a local runner until it stops (idle, `stop()`, or a fatal error)."""
-    runner = local_runner(settings, clients, stop_when_idle_ms=stop_when_idle_ms)
-    if on_runner is not None:
-        on_runner(runner)
-    runner.run()
+    """Run a local runner until it stops (idle, `stop()`, or a fatal error), with its own
+    `worker_views`, closed when it stops."""
+    with worker_views(settings, clients) as views:
+        runner = local_runner(settings, clients, views, stop_when_idle_ms=stop_when_idle_ms)
+        if on_runner is not None:
+            on_runner(runner)
+        runner.run()
     return runner
 
 
 def kcl_engine_factory(
-    settings: Settings, clients: Clients, registry: RegistryCache | None = None
+    settings: Settings, clients: Clients, views: WorkerViews
 ) -> ShardEngineFactory:
     """The engine factory of `luxflow kcl-processor`: lineage from the lease table."""
     store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
     leases = LeaseTable(clients.dynamodb, settings.app_name)
     return engine_factory(
-        settings, clients, lighting_app(settings, clients, registry), store, lease_lineage(leases)
+        settings,
+        clients,
+        lighting_app(settings, views),
+        store,
+        gate=views.gate,
+        lineage=lease_lineage(leases),
     )

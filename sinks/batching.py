@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
-from core.retry import Backoff, error_code, is_retryable, is_throttle
+from core.retry import Backoff, describe_error, error_code, is_retryable, is_throttle
 from sinks.attrvalues import AttributeMap
 
 if TYPE_CHECKING:
@@ -80,14 +80,6 @@ class SinkCounters:
             yield
         finally:
             self.request_us += (time.monotonic_ns() - started_ns) // 1000
-
-
-def describe_error(exc: BaseException) -> str:
-    """A short, readable form of a botocore error for SinkError messages."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', '?')}: {error.get('Message', '')}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 class BatchWriter:

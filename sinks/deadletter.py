@@ -28,9 +28,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
 from core.records import DeadLetter
-from core.retry import Backoff
+from core.retry import Backoff, describe_error
 from sinks.attrvalues import AttributeMap, from_item
-from sinks.batching import BatchWriter, KeyedBuffer, SinkCounters, describe_error
+from sinks.batching import BatchWriter, KeyedBuffer, SinkCounters
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

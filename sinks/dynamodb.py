@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
-from core.retry import Backoff, error_code, is_throttle, retry_call
+from core.retry import Backoff, describe_error, error_code, is_throttle, retry_call
 from sinks.attrvalues import AttributeMap, from_item, to_attribute_value, to_item
 from sinks.batching import (
     DYNAMODB_VALIDATION,
@@ -34,7 +34,6 @@ from sinks.batching import (
     BatchWriter,
     KeyedBuffer,
     SinkCounters,
-    describe_error,
     is_validation_error,
     rejection_reason,
 )

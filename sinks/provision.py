@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import ConfigError
-from core.retry import error_code
-from sinks.batching import describe_error
+from core.retry import describe_error, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
-from core.retry import Backoff, error_code, is_throttle, retry_call
-from sinks.batching import SinkCounters, describe_error
+from core.retry import Backoff, describe_error, error_code, is_throttle, retry_call
+from sinks.batching import SinkCounters
 
 if TYPE_CHECKING:
     from mypy_boto3_timestream_write import TimestreamWriteClient

@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from core.clock import DAY_MS
 from core.errors import LuxflowError
+from core.retry import describe_error
 from domain.registry import Registry
 from lighting.read.rows import (
     AssetStateRow,
@@ -26,7 +27,6 @@ from lighting.read.rows import (
     encode_cursor,
 )
 from sinks.attrvalues import from_item
-from sinks.batching import describe_error
 
 MAX_PAGE: Final = 1_000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from core.errors import LeaseLostError
 from core.records import LeaseFence, Position
 from lighting.clients import Clients
 from lighting.settings import Settings
-from lighting.worker import local_runner
+from lighting.worker import WorkerViews, local_runner, worker_views
 from sim.malformed import with_malformed
 from streams.checkpoints import Checkpointer
 from streams.leases import LeaseCheckpointer, LeaseTable
@@ -88,9 +88,19 @@ class Spy:
         return processor
 
 
+@pytest.fixture
+def opened() -> Iterator[list[WorkerViews]]:
+    """The worker views of a test's runners, closed however the test ends."""
+    views: list[WorkerViews] = []
+    yield views
+    for view in views:
+        view.close()
+
+
 def in_process_runner(
     deployment: Deployment,
     monkeypatch: pytest.MonkeyPatch,
+    opened: list[WorkerViews],
     worker_id: str,
     wrap: Callable[[Clients], None] = lambda _c: None,
 ) -> tuple[LocalRunner, Spy]:
@@ -99,7 +109,8 @@ def in_process_runner(
     settings = Settings.from_env({**deployment.env, "LUXFLOW_WORKER_ID": worker_id})
     clients = Clients(settings)
     wrap(clients)
-    runner = local_runner(settings, clients, stop_when_idle_ms=4_000)
+    opened.append(worker_views(settings, clients))
+    runner = local_runner(settings, clients, opened[-1], stop_when_idle_ms=4_000)
     spy = Spy(runner._engine_factory)
     runner._engine_factory = spy
     return runner, spy
@@ -117,7 +128,7 @@ def deployment(
 
 
 def test_renewal_outlives_a_sink_backing_off_longer_than_the_failover_time(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, opened: list[WorkerViews]
 ) -> None:
     """A's command-model writes are throttled for 8 s (the failover time is 3 s) while B
     watches the lease table, ready to take any lease whose counter stands still."""
@@ -128,8 +139,8 @@ def test_renewal_outlives_a_sink_backing_off_longer_than_the_failover_time(
         clients.dynamodb = faulty
         outage.append(faulty)
 
-    b, _ = in_process_runner(deployment, monkeypatch, "B")
-    a, a_spy = in_process_runner(deployment, monkeypatch, "A", throttle_sink)
+    b, _ = in_process_runner(deployment, monkeypatch, opened, "B")
+    a, a_spy = in_process_runner(deployment, monkeypatch, opened, "A", throttle_sink)
     a_thread = threading.Thread(target=a.run, daemon=True)
     a_thread.start()
     while a_spy.count == 0:  # A holds the shard before B starts watching
@@ -147,7 +158,10 @@ def test_renewal_outlives_a_sink_backing_off_longer_than_the_failover_time(
 
 
 def test_an_engine_whose_lease_was_lost_never_calls_its_checkpointer(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, aws: Callable[[str], Any]
+    deployment: Deployment,
+    monkeypatch: pytest.MonkeyPatch,
+    aws: Callable[[str], Any],
+    opened: list[WorkerViews],
 ) -> None:
     """B steals A's lease while A is mid-shard (A's sink is slowed so it is); A's renewal
     thread finds out, the engine is dropped, and it never checkpoints again."""
@@ -158,7 +172,7 @@ def test_an_engine_whose_lease_was_lost_never_calls_its_checkpointer(
         clients.dynamodb = faulty
         slowed.append(faulty)
 
-    a, spy = in_process_runner(deployment, monkeypatch, "A", slow_sink)
+    a, spy = in_process_runner(deployment, monkeypatch, opened, "A", slow_sink)
     table = LeaseTable(aws("dynamodb"), deployment.env["LUXFLOW_APP_NAME"])
     stolen = threading.Event()
 

@@ -20,7 +20,7 @@ from emulators.moto import emulator_env
 from lighting.clients import Clients
 from lighting.observe import Observability, registry_stats
 from lighting.settings import Settings
-from lighting.worker import local_runner, registry_cache
+from lighting.worker import local_runner, worker_views
 from streams.observe import local_worker_status
 from tests.support.deployment import ROOT, Deployment, recent_params
 from tests.support.faulty import FaultyClient
@@ -75,11 +75,12 @@ def test_a_failing_sink_turns_readyz_not_ready_and_recovery_ready_again(
     clients = Clients(settings)
     faulty = FaultyClient(clients.dynamodb)
     clients.dynamodb = faulty
-    registry = registry_cache(settings, clients)
+    views = worker_views(settings, clients)
     faulty.throttle("batch_write_item", 10**9)  # every sink flush fails from now on
-    runner = local_runner(settings, clients, registry=registry)
+    runner = local_runner(settings, clients, views)
     limit_ms = 3 * settings.checkpoint_interval_ms
-    with Observability(settings, lambda: local_worker_status(runner, registry_stats(registry))):
+    stats = registry_stats(views.registry)
+    with views, Observability(settings, lambda: local_worker_status(runner, stats)):
         worker = threading.Thread(target=runner.run, name="worker", daemon=True)
         worker.start()
         try:

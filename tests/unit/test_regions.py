@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import random
+import threading
+from collections.abc import Callable
 
+import pytest
+from botocore.exceptions import ClientError
+
+from core.errors import SourceError
+from core.retry import Backoff
 from lighting.regions import HomeGate, SiteHome, assign_homes, gated, moved, returning
 
 
@@ -27,8 +34,11 @@ def test_gate_refuses_other_regions_sites_and_sees_a_move_after_refresh() -> Non
     assert gate.refusal("unknown-site") is None
     view["s1"] = SiteHome("s1", "b", 2, "a", 10)
     now[0] = 999
-    assert gate.refusal("s1") is not None
+    assert gate.refresh_if_due() is True
+    assert gate.refusal("s1") is not None  # not due yet: the copy in use stays
     now[0] = 1_000
+    assert gate.refusal("s1") is not None  # due, but reading never reloads
+    assert gate.refresh_if_due() is True
     assert gate.refusal("s1") is None
 
 
@@ -45,3 +55,120 @@ def test_gated_decoder_raises_value_error_for_refused_sites() -> None:
     decode = gated(lambda data, arrival_ms: R(), gate)  # type: ignore[arg-type,return-value]
     with pytest.raises(ValueError, match="not home"):
         decode(b"{}", 0)
+
+
+# -- the gate's copy is refreshed outside decoding (core.refresh) ----------------------------
+
+
+def throttled() -> ClientError:
+    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Query")
+
+
+class Site:
+    def __init__(self, site_id: str) -> None:
+        self.site_id = site_id
+
+
+def decoder(gate: HomeGate) -> Callable[[str], object]:
+    """The gated decoder of readings that are just their site."""
+    decode = gated(lambda data, _arrival_ms: Site(data.decode()), gate)  # type: ignore[arg-type,return-value]
+    return lambda site: decode(site.encode(), 0)
+
+
+def verdict(decode: Callable[[str], object], site: str) -> str:
+    try:
+        decode(site)
+    except ValueError as exc:
+        return str(exc)
+    return "processed"
+
+
+class Loader:
+    """Returns the views it is given in turn (the last one again and again); an exception in
+    the list is raised; `gate` (when set) is cleared while a call waits for it."""
+
+    def __init__(self, *results: dict[str, SiteHome] | BaseException) -> None:
+        self.results = list(results)
+        self.calls = 0
+        self.entered = threading.Event()
+        self.gate: threading.Event | None = None
+
+    def __call__(self) -> dict[str, SiteHome]:
+        self.calls += 1
+        result = self.results[min(self.calls - 1, len(self.results) - 1)]
+        if self.calls >= 2:
+            self.entered.set()
+            if self.gate is not None:
+                self.gate.wait()
+        if isinstance(result, BaseException):
+            raise result
+        return dict(result)
+
+
+HOMED_IN_A = {"s1": SiteHome("s1", "a", 1, "a")}
+MOVED_TO_B = {"s1": SiteHome("s1", "b", 2, "a", 10)}
+REFUSED = "not home: site s1 is homed in a (epoch 1)"
+
+
+def test_a_failed_refresh_keeps_the_previous_homes_and_decode_never_loads() -> None:
+    now = [0]
+    loader = Loader(HOMED_IN_A, throttled(), MOVED_TO_B)
+    gate = HomeGate(loader, "b", refresh_ms=1_000, now_ms=lambda: now[0])
+    decode = decoder(gate)
+    now[0] = 10_000  # ten refresh intervals overdue
+    assert [verdict(decode, "s1") for _ in range(1_000)] == [REFUSED] * 1_000
+    assert loader.calls == 1  # only the first load: decoding never reloads
+    assert gate.refresh_if_due() is False  # throttled: the previous copy stays
+    assert (gate.refresh_failures, loader.calls) == (1, 2)
+    assert verdict(decode, "s1") == REFUSED and loader.calls == 2
+    assert gate.refresh_if_due() is True  # not before the pause after a failure
+    assert loader.calls == 2 and verdict(decode, "s1") == REFUSED
+    now[0] += 2_000
+    assert gate.refresh_if_due() is True and loader.calls == 3
+    assert verdict(decode, "s1") == "processed"
+    assert gate.age_ms == 0
+
+
+def test_the_homes_change_after_a_background_refresh() -> None:
+    now = [0]
+    loader = Loader(HOMED_IN_A, MOVED_TO_B)
+    gate = HomeGate(loader, "b", refresh_ms=10, now_ms=lambda: now[0], background=True)
+    decode = decoder(gate)
+    try:
+        assert verdict(decode, "s1") == REFUSED
+        now[0] = 10
+        assert loader.entered.wait(timeout=30), "the background thread never reloaded"
+    finally:
+        gate.close()  # joins the thread: its reload is done
+    assert verdict(decode, "s1") == "processed"
+    assert gate.refresh_failures == 0
+
+
+def test_decode_goes_on_while_a_background_reload_hangs_on_dynamodb() -> None:
+    now = [0]
+    loader = Loader(HOMED_IN_A, MOVED_TO_B)
+    loader.gate = threading.Event()  # the reload hangs until set: a slow, throttled Query
+    gate = HomeGate(loader, "b", refresh_ms=10, now_ms=lambda: now[0], background=True)
+    decode = decoder(gate)
+    try:
+        now[0] = 10
+        assert loader.entered.wait(timeout=30), "the background thread never reloaded"
+        # The reload is under way and stuck: every record is judged by the copy in use.
+        assert [verdict(decode, "s1") for _ in range(1_000)] == [REFUSED] * 1_000
+        assert verdict(decode, "s2") == "processed"
+        assert loader.calls == 2
+    finally:
+        loader.gate.set()
+        gate.close()
+    assert verdict(decode, "s1") == "processed"
+
+
+def test_the_first_load_is_retried_then_refuses_to_start() -> None:
+    def no_sleep() -> Backoff:
+        return Backoff(rng=random.Random(0), sleep=lambda _s: None)
+
+    loader = Loader(throttled(), throttled(), HOMED_IN_A)
+    gate = HomeGate(loader, "b", 1_000, lambda: 0, backoff=no_sleep())
+    assert loader.calls == 3 and gate.refusal("s1") == REFUSED
+    with pytest.raises(SourceError, match="site homes could not be loaded: ThrottlingException"):
+        HomeGate(Loader(throttled()), "b", 1_000, lambda: 0, backoff=no_sleep())
