@@ -27,13 +27,16 @@ over them), whole calls can fail with one of `FAULT_KINDS`:
 
 `burst(kind, every=N, length=M)` fails M calls in a row out of every N calls of each operation
 (deterministic, by call count); `outage(operation, kind, seconds)` fails every call of one
-operation for a while. `faulted[operation]` counts the calls failed that way.
+operation for a while (with `when=`, only the calls whose request it accepts: one table's
+Query, say). `faulted[operation]` counts the calls failed that way, and
+`faulted_threads[operation]` names the threads that made them (who waited on the fault).
 """
 
 from __future__ import annotations
 
 import copy
 import random
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -98,8 +101,10 @@ class _Burst:
 
 
 class _Outage:
-    def __init__(self, kind: str, until_s: float) -> None:
-        self.kind, self.until_s = kind, until_s
+    def __init__(
+        self, kind: str, until_s: float, when: Callable[[dict[str, Any]], bool] | None
+    ) -> None:
+        self.kind, self.until_s, self.when = kind, until_s, when
 
 
 class _Paginator:
@@ -141,6 +146,8 @@ class FaultyClient:
         """Calls per operation, faulted or not."""
         self.faulted: dict[str, int] = defaultdict(int)
         """Calls per operation failed by `burst` or `outage`."""
+        self.faulted_threads: dict[str, set[str]] = defaultdict(set)
+        """Names of the threads whose calls were failed by `burst` or `outage`, per operation."""
 
     # -- arming faults ------------------------------------------------------------------
 
@@ -179,11 +186,14 @@ class FaultyClient:
         kind: str,
         seconds: float,
         monotonic: Callable[[], float] = time.monotonic,
+        *,
+        when: Callable[[dict[str, Any]], bool] | None = None,
     ) -> FaultyClient:
-        """Fail every call of `operation` with `kind` for the next `seconds`."""
+        """Fail every call of `operation` with `kind` for the next `seconds` (only those
+        whose request `when` accepts, if given)."""
         fault_error(operation, kind)
         self._monotonic = monotonic
-        self._outages[operation] = _Outage(kind, monotonic() + seconds)
+        self._outages[operation] = _Outage(kind, monotonic() + seconds, when)
         return self
 
     def outage_over(self, operation: str) -> bool:
@@ -192,11 +202,15 @@ class FaultyClient:
 
     # -- forwarding ---------------------------------------------------------------------
 
-    def _fault_for(self, operation: str) -> str | None:
+    def _fault_for(self, operation: str, request: dict[str, Any]) -> str | None:
         number = self.calls[operation]
         self.calls[operation] += 1
         outage = self._outages.get(operation)
-        if outage is not None and self._monotonic() < outage.until_s:
+        if (
+            outage is not None
+            and self._monotonic() < outage.until_s
+            and (outage.when is None or outage.when(request))
+        ):
             return outage.kind
         for burst in self._bursts:
             if burst.operations is not None and operation not in burst.operations:
@@ -205,11 +219,12 @@ class FaultyClient:
                 return burst.kind
         return None
 
-    def _run(self, operation: str, call: Callable[[], Any]) -> Any:
-        kind = self._fault_for(operation)
+    def _run(self, operation: str, call: Callable[[], Any], request: dict[str, Any]) -> Any:
+        kind = self._fault_for(operation, request)
         if kind is None:
             return call()
         self.faulted[operation] += 1
+        self.faulted_threads[operation].add(threading.current_thread().name)
         if kind == "timeout":
             call()  # it took effect; the answer is lost
         raise fault_error(operation, kind)
@@ -219,7 +234,7 @@ class FaultyClient:
         if name in self._client.meta.method_to_api_mapping:
 
             def call(**kwargs: Any) -> Any:
-                return self._run(name, lambda: attr(**kwargs))
+                return self._run(name, lambda: attr(**kwargs), kwargs)
 
             return call
         return attr
@@ -255,14 +270,14 @@ class FaultyClient:
         self.held_back[operation].extend(entries)
 
     def put_item(self, **kwargs: Any) -> Any:
-        return self._run("put_item", lambda: self._put_item(kwargs))
+        return self._run("put_item", lambda: self._put_item(kwargs), kwargs)
 
     def _put_item(self, kwargs: dict[str, Any]) -> Any:
         self._before("put_item", kwargs)
         return self._client.put_item(**kwargs)
 
     def batch_write_item(self, **kwargs: Any) -> Any:
-        return self._run("batch_write_item", lambda: self._batch_write_item(kwargs))
+        return self._run("batch_write_item", lambda: self._batch_write_item(kwargs), kwargs)
 
     def _batch_write_item(self, kwargs: dict[str, Any]) -> Any:
         if not self._before("batch_write_item", kwargs):
@@ -287,7 +302,7 @@ class FaultyClient:
         return {**response, "UnprocessedItems": merged}
 
     def put_records(self, **kwargs: Any) -> Any:
-        return self._run("put_records", lambda: self._put_records(kwargs))
+        return self._run("put_records", lambda: self._put_records(kwargs), kwargs)
 
     def _put_records(self, kwargs: dict[str, Any]) -> Any:
         if not self._before("put_records", kwargs):
@@ -314,7 +329,7 @@ class FaultyClient:
         return {"FailedRecordCount": failed, "Records": results}
 
     def write_records(self, **kwargs: Any) -> Any:
-        return self._run("write_records", lambda: self._write_records(kwargs))
+        return self._run("write_records", lambda: self._write_records(kwargs), kwargs)
 
     def _write_records(self, kwargs: dict[str, Any]) -> Any:
         if not self._before("write_records", kwargs):
