@@ -34,6 +34,7 @@ from core.retry import Backoff, retry_call
 from domain.events import EnergySpike, Fault
 from domain.telemetry import Reading
 from lighting.clients import Clients
+from lighting.registry import partition_items
 from lighting.settings import Settings
 from sinks.attrvalues import from_item
 from streams.app import App, Decoder
@@ -79,16 +80,9 @@ def home_item(home: SiteHome) -> dict[str, Any]:
 def query_homes(dynamodb: Any, table: str) -> dict[str, SiteHome]:
     """Every site's home as this region's replica holds it: one attempt (a failure raises)."""
     homes: dict[str, SiteHome] = {}
-    pages = dynamodb.get_paginator("query").paginate(
-        TableName=table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": HOME_PK}},
-        ConsistentRead=True,
-    )
-    for page in pages:
-        for raw in page["Items"]:
-            home = msgspec.convert(from_item(raw), SiteHome, strict=False)
-            homes[home.site_id] = home
+    for raw in partition_items(dynamodb, table, HOME_PK):
+        home = msgspec.convert(from_item(raw), SiteHome, strict=False)
+        homes[home.site_id] = home
     return homes
 
 
@@ -142,7 +136,7 @@ class HomeGate:
     `refresh_ms` by a background thread (`background=True`; `close()` stops it), so a
     failover reaches running workers within `refresh_ms` plus the replication lag. `home`
     and `refusal` read the copy in use and never call DynamoDB: a throttled or slow reload
-    never holds a shard; it keeps the previous copy (counted in `refresh_failures`, logged
+    never holds a shard; it keeps the previous copy (counted in `homes.failures`, logged
     at most once a minute) and is tried again after a pause (2 s, doubling, at most
     `refresh_ms`)."""
 
@@ -157,13 +151,14 @@ class HomeGate:
         backoff: Backoff | None = None,
     ) -> None:
         self.region = region
-        self._homes = Refreshed(
+        self.homes = Refreshed(
             "site homes", load, refresh_ms, now_ms, background=background, backoff=backoff, log=log
         )
+        """The copy and its refreshing: `failures`, `age_ms`, `refresh_if_due()`."""
 
     def home(self, site_id: str) -> SiteHome | None:
         """The site's home in the copy in use (None: no home registered)."""
-        return self._homes.current.get(site_id)
+        return self.homes.current.get(site_id)
 
     def refusal(self, site_id: str) -> str | None:
         """Why this region must not process `site_id`, or None when it may (homed here, or no
@@ -173,23 +168,9 @@ class HomeGate:
             return None
         return f"not home: site {site_id} is homed in {home.region} (epoch {home.epoch})"
 
-    @property
-    def refresh_failures(self) -> int:
-        """Reloads that failed (the previous copy stayed in use)."""
-        return self._homes.failures
-
-    @property
-    def age_ms(self) -> int:
-        """Milliseconds since the homes in use were loaded."""
-        return self._homes.age_ms
-
-    def refresh_if_due(self) -> bool:
-        """Reload when due (see `Refreshed.refresh_if_due`). Never raises."""
-        return self._homes.refresh_if_due()
-
     def close(self) -> None:
         """Stop the background reloads (the homes in use stay readable)."""
-        self._homes.close()
+        self.homes.close()
 
 
 def gated(decoder: Decoder[Reading], gate: HomeGate) -> Decoder[Reading]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import msgspec
@@ -210,24 +210,29 @@ def empty_registry() -> RegistryCache:
     return RegistryCache(lambda: Registry([]), 2**62, lambda: 0, unknown_asset_cap=None)
 
 
+def partition_items(dynamodb: Any, table: str, pk: str) -> Iterator[dict[str, Any]]:
+    """Every item of partition `pk` of the command table `table` (strongly consistent, in
+    the low-level client's shape): the registry's and the site homes' one Query."""
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": pk}},
+        ConsistentRead=True,
+    )
+    for page in pages:
+        yield from page["Items"]
+
+
 def load_registry(dynamodb: Any, table: str) -> Registry:
     """The registry items of the command table `table`."""
     assets: list[Asset] = []
     sites: list[SiteDefaults] = []
-    paginator = dynamodb.get_paginator("query")
-    pages = paginator.paginate(
-        TableName=table,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": REGISTRY_PK}},
-        ConsistentRead=True,
-    )
-    for page in pages:
-        for item in page["Items"]:
-            doc = item["doc"]["S"]
-            if item["sk"]["S"].startswith("ASSET#"):
-                assets.append(msgspec.json.decode(doc, type=Asset))
-            else:
-                sites.append(msgspec.json.decode(doc, type=SiteDefaults))
+    for item in partition_items(dynamodb, table, REGISTRY_PK):
+        doc = item["doc"]["S"]
+        if item["sk"]["S"].startswith("ASSET#"):
+            assets.append(msgspec.json.decode(doc, type=Asset))
+        else:
+            sites.append(msgspec.json.decode(doc, type=SiteDefaults))
     return Registry(assets, sites)
 
 

@@ -124,11 +124,11 @@ def test_a_home_scan_throttled_for_the_whole_run_stalls_no_shard(
         # reload is overdue, so every record is decoded while it is.
         faulty.outage("query", "throttle", OUTAGE_S, when=is_home_query)
         overdue_ms = 2 * settings.registry_refresh_ms
-        wait_until(lambda: views.gate.age_ms > overdue_ms, 60, "the homes' reload overdue")
+        wait_until(lambda: views.gate.homes.age_ms > overdue_ms, 60, "the homes' reload overdue")
         runner = local_runner(settings, clients, views, stop_when_idle_ms=4_000)
         stopped_on_its_own = run_until_idle(runner)
     # Closed: the refresher threads have stopped, the counts below are final.
-    homes_failures = views.gate.refresh_failures
+    homes_failures = views.gate.homes.failures
 
     assert stopped_on_its_own, "the worker did not reach idle on its own"
     assert runner.unhealthy() == []

@@ -34,11 +34,11 @@ def test_gate_refuses_other_regions_sites_and_sees_a_move_after_refresh() -> Non
     assert gate.refusal("unknown-site") is None
     view["s1"] = SiteHome("s1", "b", 2, "a", 10)
     now[0] = 999
-    assert gate.refresh_if_due() is True
+    assert gate.homes.refresh_if_due() is True
     assert gate.refusal("s1") is not None  # not due yet: the copy in use stays
     now[0] = 1_000
     assert gate.refusal("s1") is not None  # due, but reading never reloads
-    assert gate.refresh_if_due() is True
+    assert gate.homes.refresh_if_due() is True
     assert gate.refusal("s1") is None
 
 
@@ -118,15 +118,15 @@ def test_a_failed_refresh_keeps_the_previous_homes_and_decode_never_loads() -> N
     now[0] = 10_000  # ten refresh intervals overdue
     assert [verdict(decode, "s1") for _ in range(1_000)] == [REFUSED] * 1_000
     assert loader.calls == 1  # only the first load: decoding never reloads
-    assert gate.refresh_if_due() is False  # throttled: the previous copy stays
-    assert (gate.refresh_failures, loader.calls) == (1, 2)
+    assert gate.homes.refresh_if_due() is False  # throttled: the previous copy stays
+    assert (gate.homes.failures, loader.calls) == (1, 2)
     assert verdict(decode, "s1") == REFUSED and loader.calls == 2
-    assert gate.refresh_if_due() is True  # not before the pause after a failure
+    assert gate.homes.refresh_if_due() is True  # not before the pause after a failure
     assert loader.calls == 2 and verdict(decode, "s1") == REFUSED
     now[0] += 2_000
-    assert gate.refresh_if_due() is True and loader.calls == 3
+    assert gate.homes.refresh_if_due() is True and loader.calls == 3
     assert verdict(decode, "s1") == "processed"
-    assert gate.age_ms == 0
+    assert gate.homes.age_ms == 0
 
 
 def test_the_homes_change_after_a_background_refresh() -> None:
@@ -141,7 +141,7 @@ def test_the_homes_change_after_a_background_refresh() -> None:
     finally:
         gate.close()  # joins the thread: its reload is done
     assert verdict(decode, "s1") == "processed"
-    assert gate.refresh_failures == 0
+    assert gate.homes.failures == 0
 
 
 def test_decode_goes_on_while_a_background_reload_hangs_on_dynamodb() -> None:
