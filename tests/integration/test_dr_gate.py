@@ -25,7 +25,8 @@ from lighting.regions import HOME_PK, SiteHome, store_homes
 from lighting.settings import Settings
 from lighting.worker import local_runner, worker_views
 from sim.dr.harness import EVENT_TYPES, wait_until
-from sim.simulator import SimParams, Simulation
+from sim.params import SimParams
+from sim.simulation import Simulation
 from streams.local_runner import LocalRunner
 from tests.support.deployment import Deployment, recent_params
 from tests.support.faulty import FaultyClient
