@@ -106,7 +106,7 @@ class OpenSpike(msgspec.Struct, frozen=True, gc=False):
     last_threshold_w: float | None = None
 
 
-class AssetRuleState(msgspec.Struct, frozen=True, gc=False):
+class AssetRuleState(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """Everything the rules remember about one asset; msgpack/JSON serialisable for snapshots.
 
     Fields after ``spike`` have defaults so snapshots written before they existed still load.
