@@ -5,7 +5,8 @@ The interval ``[t1, t2)`` between consecutive readings has one of three models:
 
 - ``trapezoid``: no counter on both readings (telemetry v1), or the counter went down (reset
   or rollover: that one interval is estimated, the next resumes from the new value). Total
-  ``(p1 + p2) / 2 * (t2 - t1)``, power linear between the readings.
+  ``(p1 + p2) / 2 * (t2 - t1)``, power linear between the readings; a reset inside a steady
+  run takes the run's power instead (``steady``, estimated total).
 - ``steady``: counter, and the second reading continues the asset's *steady run* (same on/off,
   same dim level, power within ``RUN_TOLERANCE`` of the run's first reading). The counter
   delta, spread in proportion to time: constant power.
@@ -195,12 +196,21 @@ def energy_step(
             return EnergyStep(_started(reading))
         gap = Interval(t1_ms, t2_ms, e2_wh - e1_wh, "steady", observed=False)
         return EnergyStep(_started(reading), gap)
+    track = state.energy
+    run = (
+        track.run
+        if track is not None and e1_wh is not None and track.run.start_wh <= e1_wh
+        else None
+    )
     if e1_wh is None or e2_wh is None or e2_wh < e1_wh:
-        interval = trapezoid(t1_ms, state.last_power_w, t2_ms, reading.power_w)
+        if run is not None and e1_wh is not None and _continues(run, reading):
+            # A reset inside a steady run: the run's power is better than two readings.
+            power_w = run_power(run, t1_ms, e1_wh, limits)
+            interval = Interval(t1_ms, t2_ms, power_w * (t2_ms - t1_ms) / HOUR_MS, "steady")
+        else:
+            interval = trapezoid(t1_ms, state.last_power_w, t2_ms, reading.power_w)
         return EnergyStep(_started(reading), interval)
     total_wh = e2_wh - e1_wh
-    track = state.energy
-    run = track.run if track is not None and track.run.start_wh <= e1_wh else None
     if run is not None and _continues(run, reading):
         assert track is not None
         grown = PowerRun(

@@ -242,3 +242,20 @@ def test_noisy_readings_and_a_whole_number_counter_are_weighed_as_they_are() -> 
     biased = PowerRun(0, 10.0, True, 100, 120.0, 240.0, 28_800.0, 2)
     assert abs(run_power(biased, 25_000, 11.0, limits) - 120.0) < 0.1
     assert abs(run_power(biased, 25_000, 10.694, limits) - 99.94) < 0.2
+
+
+def test_a_counter_reset_inside_a_steady_run_takes_the_runs_power() -> None:
+    # 100 W; the counter restarts from 0 at the 5th reading, whose power reads 96 W.
+    steps = [(0, 100.0)]
+    times = list(range(HOUR_MS, HOUR_MS + 10 * 30_000, 30_000))
+    readings = readings_of(steps, times, power_error={4: 0.96})
+    base = readings[4].energy_wh
+    assert base is not None
+    readings[4:] = [
+        msgspec.structs.replace(r, energy_wh=r.energy_wh - base + 0.002)  # type: ignore[operator]
+        for r in readings[4:]
+    ]
+    sums = windows(readings, EXACT, HOUR_MS)
+    # Trapezoid over the reset interval would lose (100 - 96) / 2 W for 30 s: 0.0167 Wh.
+    truth = true_energy(steps, times[0], times[-1])
+    assert abs(sums[HOUR_MS] - truth) < 1e-6
