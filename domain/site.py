@@ -8,9 +8,9 @@ the highest minute of that hour on days without an episode in it, times ``baseli
 Hours of day are UTC: a site's hours keep their place from day to day (a DST change moves
 them once, and the EWMA follows within days).
 
-The caller sums each asset's energy per minute (``usage.interval_energy`` with
-``window_ms=MINUTE_MS``) into a tumbling table keyed by site, and hands each closed minute,
-in time order, to ``site_demand_step``.
+The caller sums each asset's energy per minute (``energy.energy_step``'s interval, split
+with ``Interval.split(MINUTE_MS)``) into a tumbling table keyed by site, and hands each
+closed minute, in time order, to ``site_demand_step``.
 """
 
 from __future__ import annotations
