@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from core.errors import ConfigError
-from tables.partition import MISSING, Key
+from tables.partition import MISSING, Key, key_order
 from tables.shard import (
     CloseCallback,
     NoActiveShardError,
@@ -94,14 +94,18 @@ class Table(Generic[V]):
         return len(active_state().plain_part(self.name).data)
 
     def __iter__(self) -> Iterator[Key]:
-        return iter(list(active_state().plain_part(self.name).data))
+        """The keys in `key_order` (the same after a restore as in an uninterrupted run)."""
+        return iter(sorted(active_state().plain_part(self.name).data, key=key_order))
 
     def get(self, key: Key, default: V | None = None) -> V | None:
         value = active_state().plain_part(self.name).data.get(key, MISSING)
         return default if value is MISSING else value
 
     def items(self) -> list[tuple[Key, V]]:
-        return list(active_state().plain_part(self.name).data.items())
+        """(key, value) pairs in `key_order` (the same after a restore as in an uninterrupted
+        run); a snapshot of the table, so the caller may write to it while iterating."""
+        data = active_state().plain_part(self.name).data
+        return [(key, data[key]) for key in sorted(data, key=key_order)]
 
     # -- windowing (Faust: the table itself becomes windowed; use the returned view) -------
 

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +20,8 @@ import boto3
 import pytest
 
 from emulators.moto import MotoServer
-from tests.integration.test_pipeline import send_in_background, wait_for
+from streams.producer import Producer
+from tests.integration.test_pipeline import wait_for
 from tests.support.deployment import ROOT, Deployment, recent_params
 
 pytestmark = [pytest.mark.integration, pytest.mark.kcl]
@@ -139,6 +141,48 @@ def print_tails(*logs: Path, lines: int = 40) -> None:
         print("\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
 
 
+class MidStreamSender:
+    """Sends records in the background and keeps a tail for after `release()`: the first half
+    at `records_per_s`, then one record at a time at `trickle_per_s` until released, then the
+    rest at full rate. Whatever the test does before releasing happens mid-stream however slow
+    the machine is (a CI run once took longer to share the leases than the whole stream lasted),
+    and the stream never pauses long enough for a shard to count as idle."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        records: list[tuple[str, bytes]],
+        records_per_s: float,
+        trickle_per_s: float,
+    ) -> None:
+        self._kinesis = deployment.aws("kinesis")
+        self._stream = deployment.env["LUXFLOW_STREAM"]
+        self._records = records
+        self._rate = records_per_s
+        self._trickle = trickle_per_s
+        self._released = threading.Event()
+        self.unsent_at_release: int | None = None
+        self._thread = threading.Thread(target=self._send, daemon=True)
+        self._thread.start()
+
+    def _send(self) -> None:
+        records, head = self._records, len(self._records) // 2
+        Producer(self._kinesis, self._stream, records_per_s=self._rate).send(records[:head])
+        trickle = Producer(self._kinesis, self._stream, records_per_s=self._trickle)
+        sent = head
+        while sent < len(records) and not self._released.is_set():
+            trickle.send(records[sent : sent + 1])
+            sent += 1
+        self.unsent_at_release = len(records) - sent
+        Producer(self._kinesis, self._stream, records_per_s=self._rate).send(records[sent:])
+
+    def release(self) -> None:
+        self._released.set()
+
+    def join(self) -> None:
+        self._thread.join()
+
+
 def stop(process: subprocess.Popen[bytes], sig: int) -> None:
     process.send_signal(sig)
     process.wait(timeout=90)
@@ -164,7 +208,8 @@ def test_two_daemons_share_the_leases_and_a_sigkill_loses_and_repeats_nothing(
     # timeout: a quiet shard closes its windows by processing time (README, "State and
     # memory"). Lease moves and processor start-ups pause a shard for seconds, hence 20 s.
     deployment.env["LUXFLOW_IDLE_TIMEOUT_MS"] = "20000"
-    sender = send_in_background(deployment, list(simulation.records()), records_per_s=50)
+    records = list(simulation.records())
+    sender = MidStreamSender(deployment, records, records_per_s=50, trickle_per_s=5)
     first = start_daemon(deployment, "worker-a", tmp_path / "a.log")
     second = start_daemon(deployment, "worker-b", tmp_path / "b.log")
     try:
@@ -180,9 +225,10 @@ def test_two_daemons_share_the_leases_and_a_sigkill_loses_and_repeats_nothing(
         # SIGKILL the whole worker (luxflow, its JVM, its shard processors), as when a task dies.
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait()
-        assert sender.is_alive(), "the stream ended before the kill: not mid-stream"
+        sender.release()
         wait_for(lambda: set(owners(deployment).values()) == {survivor_id}, 240)
         sender.join()
+        assert sender.unsent_at_release, "the stream ended before the kill: not mid-stream"
         wait_for_equal(deployment.items, items, "DynamoDB", 240)
         wait_for_equal(deployment.timestream_view, timestream, "Timestream", 60)
     finally:
