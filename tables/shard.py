@@ -44,7 +44,7 @@ from typing import Any, Protocol, TypeAlias
 
 from core.errors import ConfigError, LuxflowError, StateStoreError
 from core.event import Event
-from tables.partition import Key, PlainPartition, WindowedPartition, key_order
+from tables.partition import Key, PlainPartition, WindowedPartition, in_key_order
 from tables.snapshot import apply_blob, encode_state, merge_into
 from tables.windows import SessionWindow, Window, WindowRange, watermark_ms
 
@@ -236,7 +236,7 @@ class ShardState:
         """Move the idle clock, close windows the watermark has passed, forget expired ones.
 
         Returns the events the on_window_close callbacks produced, windows in order of end,
-        keys in `key_order` (not in order of first write, which a restore does not keep).
+        keys `in_key_order` (not in order of first write, which a restore does not keep).
         Each (key, window) is closed exactly once: it leaves the open set when its callbacks
         have run.
         """
@@ -266,7 +266,7 @@ class ShardState:
             callbacks = table.close_callbacks
             for rng, bucket in closing:
                 pks = part.pks
-                for key in sorted(bucket, key=key_order):
+                for key in in_key_order(bucket):
                     value = bucket[key]
                     self._pk = pks.get(key, "")
                     for callback in callbacks:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from core.errors import ConfigError
-from tables.partition import MISSING, Key, key_order
+from tables.partition import MISSING, Key, in_key_order
 from tables.shard import (
     CloseCallback,
     NoActiveShardError,
@@ -94,18 +94,18 @@ class Table(Generic[V]):
         return len(active_state().plain_part(self.name).data)
 
     def __iter__(self) -> Iterator[Key]:
-        """The keys in `key_order` (the same after a restore as in an uninterrupted run)."""
-        return iter(sorted(active_state().plain_part(self.name).data, key=key_order))
+        """The keys `in_key_order` (the same after a restore as in an uninterrupted run)."""
+        return iter(in_key_order(active_state().plain_part(self.name).data))
 
     def get(self, key: Key, default: V | None = None) -> V | None:
         value = active_state().plain_part(self.name).data.get(key, MISSING)
         return default if value is MISSING else value
 
     def items(self) -> list[tuple[Key, V]]:
-        """(key, value) pairs in `key_order` (the same after a restore as in an uninterrupted
+        """(key, value) pairs `in_key_order` (the same after a restore as in an uninterrupted
         run); a snapshot of the table, so the caller may write to it while iterating."""
         data = active_state().plain_part(self.name).data
-        return [(key, data[key]) for key in sorted(data, key=key_order)]
+        return [(key, data[key]) for key in in_key_order(data)]
 
     # -- windowing (Faust: the table itself becomes windowed; use the returned view) -------
 
