@@ -84,6 +84,10 @@ class ShardProgress:
     records: int = 0
     millis_behind: int | None = None
     quiet_since_s: float | None = None
+    """When the processor was first given an empty read at the tip (None while reading)."""
+    quiet_through_s: float = 0.0
+    """When it was last given one: quiet for `quiet_through_s - quiet_since_s` by its own
+    processing, which is what `stop_when_idle_ms` counts (the idle close ran in that time)."""
     ended: bool = False
     counters: EngineCounters = field(default_factory=EngineCounters)
     # Observability (issue 13): read by streams.metrics.
@@ -263,7 +267,6 @@ class LocalRunner:
         quiet_ms = self._config.stop_when_idle_ms
         if quiet_ms is None:
             return False
-        now_s = self._monotonic()
         for shard_id in shards:
             lease = leases.get(shard_id)
             if lease is None:
@@ -275,7 +278,9 @@ class LocalRunner:
                 return False
             if progress.processor is not None and not progress.processor.settled:
                 return False  # outputs or state not yet checkpointed
-            if now_s - progress.quiet_since_s < quiet_ms / 1000:
+            # Quiet as the processor saw it, not as this thread's clock says: a shard thread
+            # held up (a read backing off) has not yet had the idle close it is due.
+            if progress.quiet_through_s - progress.quiet_since_s < quiet_ms / 1000:
                 return False
         return True
 
@@ -368,6 +373,7 @@ class LocalRunner:
                 batch = pending
                 if batch is None:
                     batch = self._step(progress, reader.read)
+                processed_at_s = self._monotonic()
                 try:
                     processor.process_records(batch.records, batch.millis_behind_latest)
                 except ShardBlockedError as exc:
@@ -386,7 +392,8 @@ class LocalRunner:
                     return
                 if not batch.records and batch.millis_behind_latest == 0:
                     if progress.quiet_since_s is None:
-                        progress.quiet_since_s = self._monotonic()
+                        progress.quiet_since_s = processed_at_s
+                    progress.quiet_through_s = processed_at_s
                     self._stop.wait(config.idle_poll_interval_ms / 1000)
         except _StoppedError:
             pass
