@@ -86,6 +86,7 @@ class ShardEngine:
         self._last_checkpoint_ms = now_ms()
         self._outputs: list[object] = []
         self._dirty = False  # records or outputs since the last checkpoint
+        self._closed = False  # a window closed with outputs since the last checkpoint
         self._unflushed = 0  # outputs routed to the sinks since their last successful flush
         self._retry = Backoff(base_ms=config.retry_base_ms, cap_ms=config.retry_cap_ms)
         self._retry_at_ms = 0
@@ -135,7 +136,7 @@ class ShardEngine:
         self._dead_letter.discard()
         self._outputs.clear()
         self._unflushed = 0
-        self._dirty = False
+        self._dirty = self._closed = False
 
     def shard_ended(self) -> None:
         """Agents see their stream end; open windows are not emitted here but carried to the
@@ -259,14 +260,17 @@ class ShardEngine:
         self._advance()
 
     def checkpoint_due(self) -> bool:
-        """True when something happened since the last checkpoint and the interval passed
-        (after a failed checkpoint: once its retry pause passed)."""
+        """True when something happened since the last checkpoint and the interval passed,
+        or a window closed with outputs (reports are written as soon as their window closes,
+        not up to an interval later: one more checkpoint per window end); after a failed
+        checkpoint: once its retry pause passed."""
         if not self._dirty:
             return False
         now_ms = self._now_ms()
         if self.health.consecutive_failures:
             return now_ms >= self._retry_at_ms
-        return now_ms - self._last_checkpoint_ms >= self._config.checkpoint_interval_ms
+        interval_ms = self._config.checkpoint_interval_ms
+        return self._closed or now_ms - self._last_checkpoint_ms >= interval_ms
 
     def checkpoint(self, position: Position | None = None) -> None:
         """Flush sinks -> save the state snapshot -> write the checkpoint, in that order.
@@ -284,7 +288,7 @@ class ShardEngine:
             self._checkpoint_at(position)
             self.counters.last_checkpoint_ms = self._now_ms()
             self.counters.checkpoint_us += (time.monotonic_ns() - started_ns) // 1000
-        self._dirty = False
+        self._dirty = self._closed = False
         self.health.settled = True
         self._last_checkpoint_ms = self._now_ms()
         self.health.succeeded(self._last_checkpoint_ms, checkpoint=True)
@@ -350,7 +354,9 @@ class ShardEngine:
         """Close what the event clock has passed, then run the app's advance callbacks. A
         callback that raises is dead-lettered (origin "callback") and the shard goes on."""
         try:
-            self._route(self.state.advance())
+            closed = self.state.advance()
+            self._closed = self._closed or bool(closed)
+            self._route(closed)
             clock_ms = self.state.event_clock_ms()
             if clock_ms is None or not self.app.advance_callbacks:
                 return

@@ -209,6 +209,24 @@ def windowed_app(closed: list[tuple[str, int, int]]) -> App:
     return app
 
 
+def test_a_window_closing_with_outputs_makes_a_checkpoint_due_at_once() -> None:
+    # Reports are written when their window closes, not up to an interval later.
+    closed: list[tuple[str, int, int]] = []
+    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
+    engine, sink, _ = build(windowed_app(closed), store, checkpointer, clock)
+    engine.start()
+    clock.now_ms = 100  # the interval is 1,000 ms: not due by time
+    engine.process([record(1, b"a=100")])
+    assert not engine.checkpoint_due()
+    engine.process([record(2, b"a=1200")])  # closes [0, 999]
+    assert closed == [("a", 0, 1)]
+    assert engine.checkpoint_due()
+    engine.checkpoint()
+    assert ("window", "a", 0, 1) in outputs(sink)
+    engine.process([record(3, b"a=1300")])  # nothing closes: back to the interval
+    assert not engine.checkpoint_due()
+
+
 def test_late_records_are_dead_lettered_and_windows_close_once_by_watermark_or_idle() -> None:
     closed: list[tuple[str, int, int]] = []
     store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
