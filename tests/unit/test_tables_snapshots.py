@@ -82,6 +82,16 @@ def test_restored_state_closes_open_windows_once() -> None:
     assert restored.advance() == []
 
 
+def restarted(app: App, clock: Clock, state: ShardState) -> ShardState:
+    """A new shard state restored from a whole snapshot of `state`, as after a failover."""
+    blob = snap(state)
+    fresh = state_of(app, clock)
+    if blob is not None:
+        fresh.restore([[blob]], lambda _pk: True)
+    fresh.activate()
+    return fresh
+
+
 @given(
     st.dictionaries(
         st.text(min_size=1, max_size=8),
@@ -105,11 +115,7 @@ def test_windows_close_in_one_order_whatever_the_write_order_and_restores(
         state.activate()
         for i, asset in enumerate(order):
             if i == restore_after:
-                blob = snap(state)
-                state = state_of(app, clock)
-                if blob is not None:
-                    state.restore([[blob]], lambda _pk: True)
-                state.activate()
+                state = restarted(app, clock, state)
             feed(state, app, Reading("s", asset, 1_000 + i, values[asset]))
         feed(state, app, Reading("s", order[0], HOUR + GRACE + 1, 0.0))
         return state.advance()
@@ -140,11 +146,7 @@ def test_a_plain_table_iterates_in_one_order_whatever_the_write_order_and_restor
         state.activate()
         for i, key in enumerate(order):
             if i == restore_after:
-                blob = snap(state)
-                state = state_of(app, clock)
-                if blob is not None:
-                    state.restore([[blob]], lambda _pk: True)
-                state.activate()
+                state = restarted(app, clock, state)
             begin(state, key)
             app.counts[key] = i % 3
             if i % 4 == 1:  # deleted and written again: last in insertion order
