@@ -77,7 +77,8 @@ def register(sub: SubParsers) -> None:
         action="store_true",
         help="the realistic fleet (irregular sampling, duplicates, out-of-order delivery, "
         "occupancy switching, blips, energy counters) through the real app in-process, "
-        "continuous run without idle close (--sites, --hours, --seed apply)",
+        "continuous run without idle close (--sites, --hours >= 24, --seed apply; "
+        "fewer than 120 lamps get proportionally fewer episodes)",
     )
     evaluate.add_argument(
         "--lamps", type=int, default=30, help="--realistic: lamps per site (default 30)"

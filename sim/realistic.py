@@ -22,12 +22,20 @@ from collections.abc import Iterator
 import msgspec
 
 from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
+from core.errors import ConfigError
 from domain.registry import Asset, Registry, SiteDefaults
 from domain.telemetry import Reading, encode_reading
 
 STANDBY_W = 0.3
 RATED_W = 100.0
 START_MS = 1_795_737_600_000  # 2026-11-27T00:00Z
+
+
+REFERENCE_LAMPS = 120
+"""The episode counts below are for a fleet of this many lamps (4 sites x 30); a smaller fleet
+gets proportionally fewer (at least one of each kind), a larger one the same."""
+MIN_HOURS = 24.0
+"""The episodes lie across the first day (01:00-23:00): a shorter run could not see them."""
 
 
 class RealisticParams(msgspec.Struct, frozen=True):
@@ -70,6 +78,13 @@ class Fleet:
 
     def __init__(self, params: RealisticParams) -> None:
         self.params = params
+        if params.sites < 1 or params.lamps_per_site < 1:
+            raise ConfigError("the realistic fleet needs at least one site and one lamp per site")
+        if params.hours < MIN_HOURS:
+            raise ConfigError(
+                f"the realistic fleet needs at least {MIN_HOURS:g} hours (--hours): its episodes "
+                "lie across the first day, 01:00-23:00"
+            )
         rng = random.Random(params.seed)
         self.start_ms = START_MS
         self.end_ms = START_MS + int(params.hours * HOUR_MS)
@@ -104,7 +119,7 @@ class Fleet:
             max_ms: int,
             lamps: list[Lamp],
         ) -> None:
-            for _ in range(1000):
+            for _ in range(1000 if lamps else 0):
                 lamp = rng.choice(lamps)
                 start = day + int(rng.uniform(lo_h, hi_h) * HOUR_MS)
                 end = start + rng.randrange(min_ms, max_ms)
@@ -114,11 +129,20 @@ class Fleet:
                     taken.append((start, end))
                     self.episodes.append(Episode(kind, lamp.asset_id, code, start, end))
                     return
-            raise ValueError(f"cannot place {kind}")
+            raise ConfigError(
+                f"the realistic fleet has too few lamps to place its {kind} episodes apart "
+                f"({len(self.lamps)} lamps, {len(lamps)} that can hold one): use more --sites "
+                "or --lamps"
+            )
 
         p = self.params
         steady = [lamp for lamp in self.lamps if not lamp.occupancy]
-        for _ in range(p.spikes):  # full power 18:00-23:00: above the rated threshold
+        scale = min(1.0, len(self.lamps) / REFERENCE_LAMPS)
+
+        def count(episodes: int) -> int:
+            return max(1, round(episodes * scale)) if episodes else 0
+
+        for _ in range(count(p.spikes)):  # full power 18:00-23:00: above the rated threshold
             place(
                 "energy_spike:power_above_threshold",
                 "",
@@ -128,7 +152,7 @@ class Fleet:
                 8 * MINUTE_MS,
                 steady,
             )
-        for _ in range(p.baseline_spikes):  # dim 40 after 01:00: above the learnt baseline
+        for _ in range(count(p.baseline_spikes)):  # dim 40 after 01:00: above the learnt baseline
             place(
                 "energy_spike:power_above_baseline",
                 "",
@@ -138,7 +162,7 @@ class Fleet:
                 8 * MINUTE_MS,
                 steady,
             )
-        for _ in range(p.faults):
+        for _ in range(count(p.faults)):
             place(
                 "fault_code",
                 "DRIVER_OVERTEMP",
@@ -148,11 +172,11 @@ class Fleet:
                 30 * MINUTE_MS,
                 self.lamps,
             )
-        for _ in range(p.flickers):  # while on at full power
+        for _ in range(count(p.flickers)):  # while on at full power
             place("flicker", "flicker", 18.5, 22.0, 15 * MINUTE_MS, 30 * MINUTE_MS, steady)
-        for _ in range(p.offlines):
+        for _ in range(count(p.offlines)):
             place("offline", "offline", 1.0, 23.0, 30 * MINUTE_MS, 60 * MINUTE_MS, self.lamps)
-        for _ in range(p.blips):  # mixed dim levels: 40 (night), 80 (dawn), 100 (evening)
+        for _ in range(count(p.blips)):  # mixed dim levels: 40 (night), 80 (dawn), 100 (evening)
             lo, hi = rng.choice(((0.2, 4.5), (5.2, 6.8), (18.2, 22.8)))
             place("blip", "", lo, hi, 1, 2, steady)
         self._by_asset: dict[str, list[Episode]] = {}
