@@ -91,6 +91,8 @@ class InProcessRun:
     usage: list[UsageReport] = field(default_factory=list)
     written_at_ms: dict[str, int] = field(default_factory=dict)
     """event_id -> event clock when first written."""
+    grace_ms: int = 0
+    """The run's window grace."""
     records: int = 0
     late_records: int = 0
     bad_records: int = 0
@@ -158,7 +160,9 @@ def run_in_process(
             if engine.checkpoint_due():
                 engine.checkpoint()
     engine.checkpoint()
-    return _result(engine, sink, dead)
+    run = _result(engine, sink, dead)
+    run.grace_ms = grace_ms
+    return run
 
 
 def _result(engine: ShardEngine, sink: ClockedSink, dead: InMemorySink) -> InProcessRun:

@@ -281,10 +281,11 @@ class Fleet:
                 )
             t += rng.randrange(10_000, 40_001)
 
-    def records(self) -> list[tuple[str, bytes, int]]:
-        """Every delivery ``(partition key, bytes, arrival_ms)`` in arrival order."""
+    def deliveries(self) -> list[tuple[str, bytes, int, int]]:
+        """Every delivery ``(partition key, bytes, arrival_ms, event ts_ms)`` in arrival order
+        (duplicates delivered twice, each copy delayed on its own)."""
         rng = random.Random(f"{self.params.seed}/delivery")
-        out: list[tuple[int, int, str, bytes]] = []
+        out: list[tuple[int, int, str, bytes, int]] = []
         n = 0
         for lamp in self.lamps:
             for reading in self.readings(lamp):
@@ -293,8 +294,11 @@ class Fleet:
                 for _ in range(copies):
                     n += 1
                     arrival = reading.ts_ms + rng.randrange(0, self.params.max_delay_ms + 1)
-                    out.append((arrival, n, reading.site_id, data))
-        return [(pk, data, arrival) for arrival, _, pk, data in heapq.nsmallest(len(out), out)]
+                    out.append((arrival, n, reading.site_id, data, reading.ts_ms))
+        return [
+            (pk, data, arrival, ts_ms)
+            for arrival, _, pk, data, ts_ms in heapq.nsmallest(len(out), out)
+        ]
 
     def registry(self) -> Registry:
         assets = [

@@ -16,13 +16,12 @@ checkpoint although nothing waited on luxflow; the wait cannot.
 from __future__ import annotations
 
 import bisect
-import contextlib
+import itertools
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 
 from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from domain.events import EnergySpike, Fault, UsageReport
-from domain.telemetry import InvalidTelemetry, decode_reading
 from sim.inprocess import InProcessRun, registry_cache, run_in_process
 from sim.realistic import Episode, Fleet, RealisticParams
 
@@ -42,14 +41,11 @@ _WIDEN_MS = {
 }
 
 
-GRACE_MS = 600_000
-"""The window grace of the run (the default ``LUXFLOW_WINDOW_GRACE_MS``)."""
-
-
 def evaluate_realistic(params: RealisticParams) -> dict[str, object]:
     fleet = Fleet(params)
-    records = fleet.records()
-    run = run_in_process(records, registry_cache(fleet.registry()), grace_ms=GRACE_MS)
+    deliveries = fleet.deliveries()
+    records = [(pk, data, arrival_ms) for pk, data, arrival_ms, _ in deliveries]
+    run = run_in_process(records, registry_cache(fleet.registry()))
     out: dict[str, object] = {
         "fleet": {
             "sites": params.sites,
@@ -68,8 +64,10 @@ def evaluate_realistic(params: RealisticParams) -> dict[str, object]:
     kinds["blip_spikes"] = _blip_spikes(fleet, run.spikes)
     kinds["site_floods"] = sum(1 for f in run.faults if f.level == "site")
     out["kinds"] = kinds
-    out["report_lag_ms"] = _lags(run)
-    out["report_wait_ms"] = _waits(run, _clock_steps(records))
+    out["report_lag_ms"] = _max_per_window(
+        (u, run.written_at_ms[u.event_id] - u.window_end_ms) for u in run.usage
+    )
+    out["report_wait_ms"] = _waits(run, _clock_steps(ts_ms for *_, ts_ms in deliveries))
     out["energy"] = _energy(fleet, run)
     return out
 
@@ -131,38 +129,31 @@ def _blip_spikes(fleet: Fleet, spikes: Iterable[EnergySpike]) -> int:
     )
 
 
-def _lags(run: InProcessRun) -> dict[str, int]:
-    lags: dict[str, list[int]] = {}
-    for u in run.usage:
-        name = f"{u.level}_{'1h' if u.window_ms == HOUR_MS else '1d'}"
-        lags.setdefault(name, []).append(run.written_at_ms[u.event_id] - u.window_end_ms)
-    return {f"{name}_max": max(values) for name, values in sorted(lags.items())}
+def _max_per_window(values: Iterable[tuple[UsageReport, int]]) -> dict[str, int]:
+    """The largest value per level and window size (``asset_1h_max``, ...)."""
+    by_window: dict[str, list[int]] = {}
+    for u, value in values:
+        by_window.setdefault(f"{u.level}_{_window(u)}", []).append(value)
+    return {f"{name}_max": max(values) for name, values in sorted(by_window.items())}
 
 
-def _clock_steps(records: Sequence[tuple[str, bytes, int]]) -> list[int]:
-    """The usage tables' event clock after each record, in arrival order: the running maximum
-    of ``ts - 1`` (a reading adds its energy at the last millisecond it covers). A record that
-    does not decode leaves it where it was."""
-    steps: list[int] = []
-    clock = -1
-    for _, data, arrival_ms in records:
-        with contextlib.suppress(InvalidTelemetry):
-            clock = max(clock, decode_reading(data, arrival_ms).ts_ms - 1)
-        steps.append(clock)
-    return steps
+def _clock_steps(event_ms: Iterable[int]) -> list[int]:
+    """The usage tables' event clock after each delivery, in arrival order: the running
+    maximum of ``ts - 1`` (a reading adds its energy at the last millisecond it covers)."""
+    return list(itertools.accumulate((ts_ms - 1 for ts_ms in event_ms), max))
 
 
 def _waits(run: InProcessRun, steps: list[int]) -> dict[str, int]:
     """Per level and window size, the largest emission wait (see the module docstring): the
-    window closes with the first record that takes the clock to its end plus grace."""
-    waits: dict[str, list[int]] = {}
-    for u in run.usage:
-        due = bisect.bisect_left(steps, u.window_end_ms + GRACE_MS)
-        if due == len(steps):
-            continue  # closed by no reading (not in a continuous run)
-        name = f"{u.level}_{'1h' if u.window_ms == HOUR_MS else '1d'}"
-        waits.setdefault(name, []).append(run.written_at_ms[u.event_id] - steps[due])
-    return {f"{name}_max": max(values) for name, values in sorted(waits.items())}
+    window closes with the first delivery that takes the clock to its end plus grace."""
+
+    def waits() -> Iterator[tuple[UsageReport, int]]:
+        for u in run.usage:
+            due = bisect.bisect_left(steps, u.window_end_ms + run.grace_ms)
+            if due < len(steps):  # else closed by no reading (not in a continuous run)
+                yield u, run.written_at_ms[u.event_id] - steps[due]
+
+    return _max_per_window(waits())
 
 
 def _energy(fleet: Fleet, run: InProcessRun) -> dict[str, object]:
