@@ -29,7 +29,7 @@ from typing import Any
 from benchmarks import prices, workload
 from benchmarks.harness import FixedClock, RequestCounters, build_engine
 from core.clock import DAY_MS, MINUTE_MS
-from core.records import Record
+from core.records import TRIM_HORIZON, Record
 from domain.telemetry import decode_reading
 from lighting.settings import Settings
 from streams.app import App
@@ -96,14 +96,14 @@ def run(
     engine = build_engine(
         build_app(), records[0].shard_id, counters, clock, settings=settings, state_store=store
     )
-    engine.start()
+    engine.initialize(TRIM_HORIZON)
     cpu0 = time.process_time()
     for batch, last_ms in _per_second(records, times):
         clock.now_ms = last_ms
-        engine.process(batch)
-        if engine.checkpoint_due():
-            engine.checkpoint()
-    engine.checkpoint()
+        engine.process_records(batch)
+        if engine.checkpoint.due():
+            engine.checkpoint.commit()
+    engine.checkpoint.commit()
     cpu_s = time.process_time() - cpu0
     n = len(records)
     bytes_per_record = load.payload_bytes / n

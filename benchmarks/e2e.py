@@ -21,7 +21,7 @@ from typing import Any
 from benchmarks.harness import FixedClock, RequestCounters, build_engine
 from core.records import TRIM_HORIZON, Record
 from streams.app import App
-from streams.kinesis import ShardReader
+from streams.kinesis.reader import ShardReader
 
 STREAM = "luxflow-bench"
 
@@ -89,16 +89,16 @@ def _luxflow_read(
 ) -> float:
     client = _client(endpoint)
     engine = build_engine(build_app(), shard_id, RequestCounters(), FixedClock(now_ms))
-    engine.start()
+    engine.initialize(TRIM_HORIZON)
     start = time.perf_counter()
     reader = ShardReader(client, STREAM, shard_id, TRIM_HORIZON, max_calls_per_s=1e9)
     while engine.counters.records < expected:
         batch = reader.read()
         if batch.records:
-            engine.process(batch.records)
+            engine.process_records(batch.records)
         elif batch.millis_behind_latest == 0:
             raise RuntimeError(f"luxflow read stopped at {engine.counters.records} records")
-    engine.checkpoint()
+    engine.checkpoint.commit()
     return engine.counters.records / (time.perf_counter() - start)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from benchmarks.harness import FixedClock, RequestCounters, build_engine, null_sinks
 from core.event import Event
-from core.records import Record
+from core.records import TRIM_HORIZON, Record
 from lighting.settings import Settings
 from sinks.memory import InMemorySink
 from streams.app import App
@@ -129,14 +129,14 @@ def run_same_work(
     clock = FixedClock(first)
     shard_id = records[0].shard_id if records else "shardId-000000000000"
     engine = build_engine(lighting, shard_id, RequestCounters(), clock, with_sinks=False)
-    engine.start()
+    engine.initialize(TRIM_HORIZON)
     state = engine.state
     sinks = null_sinks(Settings(), RequestCounters(), InMemorySink(), shard_id, clock)
 
     def checkpoint() -> None:
         for sink in sinks:
             sink.flush()
-        engine.checkpoint()  # snapshot the state, write the checkpoint
+        engine.checkpoint.commit()  # snapshot the state, write the checkpoint
 
     def route(outputs: Sequence[object]) -> None:
         for sink in sinks:

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import msgspec
 
-from core.records import DeadLetter, Record
+from core.records import TRIM_HORIZON, DeadLetter, Record
 from core.retry import Backoff
 from lighting.clients import Clients
 from lighting.regions import home_gate
@@ -26,8 +26,8 @@ from lighting.wiring import engine_config, shard_sinks
 from sinks.base import Sink
 from sinks.memory import InMemorySink
 from streams.app import App
-from streams.checkpoints import RecordingCheckpointer
 from streams.engine import ShardEngine
+from streams.testing import RecordingCheckpointer
 from tables.store import InMemoryStateStore
 
 _encode = msgspec.json.Encoder().encode
@@ -278,13 +278,13 @@ def run_pipeline(
         for i in range(shards)
     ]
     for engine in engines:
-        engine.start()
+        engine.initialize(TRIM_HORIZON)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for interval in intervals:
         for index, chunk in interval:
-            engines[index].process(chunk)
+            engines[index].process_records(chunk)
         for engine in engines:
-            engine.checkpoint()
+            engine.checkpoint.commit()
     cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
     return RunResult(
         records=sum(e.counters.records for e in engines),

@@ -22,9 +22,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.records import Position, Record
-from streams.checkpoints import Checkpointer
 from streams.kcl.bridge import run_processor
-from streams.processor import Lineage, ShardHealth
+from streams.processor import Checkpointer, Lineage, ShardHealth
 
 FIRST_SEQ = 49590338271490256608559692538361571095921575989136588898
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from benchmarks.harness import FixedClock, RequestCounters, build_engine
 from benchmarks.workload import ASSETS_PER_SITE, INTERVAL_MS, fleet, generate
+from core.records import TRIM_HORIZON
 from streams.app import App
 
 
@@ -39,14 +40,16 @@ def measure_live_assets(build_app: Callable[[], App], assets: int) -> MemoryResu
         FixedClock(records[0].arrival_ms),
         with_sinks=False,
     )
-    engine.start()
-    engine.process(records[:1])  # first-use allocations (interning tables, caches) not counted
+    engine.initialize(TRIM_HORIZON)
+    engine.process_records(
+        records[:1]
+    )  # first-use allocations (interning tables, caches) not counted
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         for lo in range(1, len(records), 1_000):
-            engine.process(records[lo : lo + 1_000])
+            engine.process_records(records[lo : lo + 1_000])
         gc.collect()
         after = tracemalloc.get_traced_memory()[0]
     finally:

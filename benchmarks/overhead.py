@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from benchmarks import faust_bench
 from benchmarks.harness import FixedClock, RequestCounters, build_engine
-from core.records import Record
+from core.records import TRIM_HORIZON, Record
 from streams.app import App
 from streams.stream import Stream
 
@@ -43,13 +43,13 @@ def luxflow_us(
         engine = build_engine(
             _noop_app(), "shardId-000000000000", RequestCounters(), clock, with_sinks=False
         )
-        engine.start()
+        engine.initialize(TRIM_HORIZON)
         cpu0 = time.process_time()
         for lo in range(0, len(records), checkpoint_every):
             interval = records[lo : lo + checkpoint_every]
             for b in range(0, len(interval), batch):
-                engine.process(interval[b : b + batch])
-            engine.checkpoint()
+                engine.process_records(interval[b : b + batch])
+            engine.checkpoint.commit()
         best = min(best, time.process_time() - cpu0)
     return best / max(1, len(records)) * 1e6
 

@@ -30,7 +30,8 @@ from typing import Any
 
 from core.clock import HOUR_MS
 from core.event import Event
-from tables.table import ShardState, Table
+from tables.shard import ShardState
+from tables.table import Table
 
 
 def _key(i: int) -> str:

@@ -27,10 +27,10 @@ from lighting.regions import (
 )
 from lighting.settings import Settings
 from sinks.deadletter import read_dead_letters
-from streams.leases import LeaseTable
-from streams.producer import Producer
-from streams.replay import live_leases, reset_leases
-from tables.store import DynamoDBStateStore
+from streams.kinesis.leases import LeaseTable
+from streams.kinesis.producer import Producer
+from streams.kinesis.replay import live_leases, reset_leases
+from tables.dynamodb import DynamoDBStateStore
 
 PROBE_PK = "DRPROBE"
 

@@ -8,9 +8,9 @@ from cli.base import SubParsers, info
 from core.errors import ReplayRefusedError
 from lighting.clients import Clients
 from lighting.settings import Settings, parse_time_ms
-from streams.leases import LeaseTable
-from streams.replay import live_leases, reset_leases
-from tables.store import DynamoDBStateStore
+from streams.kinesis.leases import LeaseTable
+from streams.kinesis.replay import live_leases, reset_leases
+from tables.dynamodb import DynamoDBStateStore
 
 
 def register(sub: SubParsers) -> None:

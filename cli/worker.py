@@ -20,7 +20,7 @@ from lighting.settings import Settings
 from lighting.worker import kcl_engine_factory, local_runner, worker_views
 from streams.kcl import KclSettings, run_daemon, run_processor
 from streams.kcl.status import StatusDirectory, StatusReporter
-from streams.observe import local_worker_status
+from streams.observe.status import local_worker_status
 
 log = logging.getLogger("luxflow")
 

@@ -19,3 +19,18 @@ Clock = Callable[[], int]
 def wall_clock_ms() -> int:
     """Wall-clock time in ms since the epoch."""
     return time.time_ns() // 1_000_000
+
+
+class ManualClock:
+    """A `Clock` that moves only when told: for tests, simulations and benchmarks."""
+
+    def __init__(self, now_ms: int = 0) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, ms: int) -> int:
+        """Move on by `ms`; returns the new time."""
+        self.now_ms += ms
+        return self.now_ms

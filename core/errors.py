@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 
 class LuxflowError(Exception):
@@ -64,3 +65,21 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
+
+
+def internal_reason(exc: BaseException) -> str:
+    """A stable dead-letter reason for an unexpected exception, with a short digest of it:
+    `internal_error:<ExceptionType>: <message, 160 chars at most> at <file>:<line>`.
+    Group by the part before the second colon."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb else ""
+    message = " ".join(str(exc).split())[:160]
+    return f"internal_error:{type(exc).__name__}: {message}{where}"
+
+
+def agent_reason(exc: AgentError) -> str:
+    """The dead-letter reason of an agent failure: its cause's digest."""
+    cause = exc.__cause__
+    return internal_reason(cause) if cause is not None else str(exc)

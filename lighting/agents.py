@@ -1,6 +1,6 @@
 """The lighting application: `App("lighting")`, its tables, the `detect` agent and the
 window callbacks. Built by `build_app`; runners drive it per shard (see `lighting.wiring`),
-tests drive it in-process with `app.agent_named("detect").test_context()`."""
+tests drive it in-process with `streams.testing.AgentTestContext(app)`."""
 
 from __future__ import annotations
 

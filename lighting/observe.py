@@ -17,9 +17,10 @@ from types import TracebackType
 from core.errors import ConfigError
 from lighting.registry import RegistryCache
 from lighting.settings import Settings
-from streams.health import HealthServer, MetricsCollector
-from streams.metrics import Metrics, WorkerStatus
-from streams.observe import EmfWriter, MetricsLoop, RegistryStats
+from streams.observe.emf import EmfWriter, MetricsLoop
+from streams.observe.http import HealthServer, MetricsCollector
+from streams.observe.metrics import Metrics, WorkerStatus
+from streams.observe.status import RegistryStats
 
 EMF_TARGETS = ("stdout", "stderr", "off")
 

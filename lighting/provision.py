@@ -14,8 +14,8 @@ from lighting.influx import ensure_influxdb, influx_client
 from lighting.settings import Settings
 from sinks.attrvalues import from_item
 from sinks.provision import ensure_command_table, ensure_dead_letter_table, ensure_timestream
-from streams.leases import LeaseTable
-from tables.store import ensure_table as ensure_state_table
+from streams.kinesis.leases import LeaseTable
+from tables.dynamodb import ensure_table as ensure_state_table
 
 T = TypeVar("T")
 

@@ -23,8 +23,8 @@ from core.clock import HOUR_MS
 from core.records import AT_TIMESTAMP, LATEST, Position
 from lighting.clients import Clients
 from lighting.settings import Settings
-from streams.leases import Lease, LeaseTable
-from tables.store import HEAD
+from streams.kinesis.leases import Lease, LeaseTable
+from tables.dynamodb import HEAD
 
 
 class ShardRow(msgspec.Struct, frozen=True):

@@ -22,11 +22,10 @@ from sinks.dynamodb import DynamoDBSink
 from sinks.influxdb import InfluxDBSink
 from sinks.timestream import TimestreamSink
 from streams.app import App
-from streams.checkpoints import Checkpointer
-from streams.engine import EngineConfig, ShardEngine, ShardEngineFactory
-from streams.kinesis import partition_hash
-from streams.leases import LeaseTable
-from streams.processor import Lineage
+from streams.engine import ShardEngine, ShardEngineFactory
+from streams.kinesis.leases import LeaseTable
+from streams.kinesis.reader import partition_hash
+from streams.processor import Checkpointer, EngineConfig, Lineage
 from tables.store import StateStore
 
 

@@ -15,9 +15,9 @@ from lighting.settings import Settings
 from lighting.wiring import engine_factory, lease_lineage
 from streams.app import App
 from streams.engine import ShardEngineFactory
-from streams.leases import LeaseTable
-from streams.local_runner import LocalRunner, LocalRunnerConfig
-from tables.store import DynamoDBStateStore
+from streams.kinesis.leases import LeaseTable
+from streams.kinesis.local_runner import LocalRunner, LocalRunnerConfig
+from tables.dynamodb import DynamoDBStateStore
 
 
 def registry_cache(settings: Settings, clients: Clients) -> RegistryCache:

@@ -23,7 +23,7 @@ from sim.realistic import RealisticParams
 from sim.realistic_eval import evaluate_realistic, realistic_goals_met
 from sim.simulation import Simulation
 from sim.truth import encode_ground_truth
-from streams.producer import Producer
+from streams.kinesis.producer import Producer
 
 
 def _simulation_args(parser: argparse.ArgumentParser, sites: int, hours: float) -> None:

@@ -38,8 +38,8 @@ from sim.malformed import MALFORMED_SAMPLES, with_malformed
 from sim.params import SimParams
 from sim.simulation import Simulation
 from sinks.deadletter import read_dead_letters
-from streams.local_runner import LocalRunner
-from streams.producer import Producer
+from streams.kinesis.local_runner import LocalRunner
+from streams.kinesis.producer import Producer
 
 
 def simulation_of(args: Any) -> Simulation:

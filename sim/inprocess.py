@@ -13,15 +13,16 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
-from core.records import Record
+from core.records import TRIM_HORIZON, Record
 from domain.events import AssetState, EnergySpike, Fault, UsageReport
 from domain.registry import Registry
 from domain.telemetry import Reading, encode_reading
 from lighting.agents import build_app
 from lighting.registry import RegistryCache
 from sinks.memory import InMemorySink
-from streams.checkpoints import RecordingCheckpointer
-from streams.engine import EngineConfig, ShardEngine
+from streams.engine import ShardEngine
+from streams.processor import EngineConfig
+from streams.testing import RecordingCheckpointer
 from tables.store import InMemoryStateStore
 
 SHARD_ID = "shardId-000000000000"
@@ -132,15 +133,15 @@ def run_in_process(
         now_ms=clock,
     )
     clock.engine = engine
-    engine.start()
+    engine.initialize(TRIM_HORIZON)
     batch: list[Record] = []
     batch_end_ms: int | None = None
 
     def run_batch() -> None:
-        engine.process(batch)
+        engine.process_records(batch)
         batch.clear()
-        if engine.checkpoint_due():
-            engine.checkpoint()
+        if engine.checkpoint.due():
+            engine.checkpoint.commit()
 
     for seq, (pk, data, arrival_ms) in enumerate(records, 1):
         if batch_end_ms is not None and arrival_ms >= batch_end_ms:
@@ -156,10 +157,10 @@ def run_in_process(
         end = clock.now + idle_close_ms
         while clock.now < end:
             clock.now += 1_000
-            engine.tick()
-            if engine.checkpoint_due():
-                engine.checkpoint()
-    engine.checkpoint()
+            engine.process_records([], millis_behind_latest=0)
+            if engine.checkpoint.due():
+                engine.checkpoint.commit()
+    engine.checkpoint.commit()
     run = _result(engine, sink, dead)
     run.grace_ms = grace_ms
     return run

@@ -8,15 +8,11 @@ value the agent yields on the way is an output, routed by the engine to the sink
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from core.errors import AgentError
 from core.event import Event
 from streams.stream import WAITING, Stream
-
-if TYPE_CHECKING:
-    from streams.app import App
-    from streams.testing import AgentTestContext
 
 T = TypeVar("T")
 
@@ -91,25 +87,14 @@ class AgentInstance(Generic[T]):
 class Agent(Generic[T]):
     """An agent definition: a name and its function. `instance()` starts it over a new stream.
 
-    `test_context()` runs the agent's app over one in-memory shard (see `streams.testing`)."""
+    `streams.testing.AgentTestContext(app)` runs an app's agents over one in-memory shard."""
 
-    def __init__(self, name: str, fun: AgentFun[T], app: App | None = None) -> None:
+    def __init__(self, name: str, fun: AgentFun[T]) -> None:
         self.name = name
         self.fun = fun
-        self.app = app
 
     def instance(self) -> AgentInstance[T]:
         return AgentInstance(self.name, self.fun)
-
-    def test_context(self, **options: Any) -> AgentTestContext:
-        """A context that runs this agent's app over one in-memory shard: put records in,
-        read outputs, dead letters, table state and checkpoints out (Faust's
-        `agent.test_context()`). Options: `shard_id`, `now_ms`, `config`."""
-        from streams.testing import AgentTestContext  # the testing module imports the engine
-
-        if self.app is None:
-            raise AgentError(f"agent {self.name!r} belongs to no app")
-        return AgentTestContext(self.app, **options)
 
     def __repr__(self) -> str:
         return f"Agent({self.name!r})"

@@ -68,7 +68,7 @@ class App:
             raise ConfigError("an agent must read this app's topic")
 
         def register(fun: AgentFun[T]) -> Agent[T]:
-            agent = Agent(name or fun.__name__, fun, self)
+            agent = Agent(name or fun.__name__, fun)
             if any(a.name == agent.name for a in self.agents):
                 raise ConfigError(f"two agents are named {agent.name!r}")
             self.agents.append(agent)
@@ -86,7 +86,7 @@ class App:
         return table
 
     def agent_named(self, name: str) -> Agent[Any]:
-        """The agent called `name` (for tests: `app.agent_named("detect").test_context()`)."""
+        """The agent called `name` (for tests: `app.agent_named("detect")`)."""
         for agent in self.agents:
             if agent.name == name:
                 return agent

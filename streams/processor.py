@@ -1,4 +1,6 @@
-"""The shard-processor lifecycle, stated once: what both runners drive and `ShardEngine` does.
+"""The shard-processor lifecycle, stated once: what both runners drive and `ShardEngine` does;
+what a processor reports (`ShardHealth`, `EngineCounters`) and how it is configured
+(`EngineConfig`).
 
 This is the KCL's `ShardRecordProcessor` contract in Python. A runner (the local polling
 runner, or the KCL MultiLangDaemon bridge) builds one processor per leased shard with an
@@ -21,8 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.records import Position, Record
-from streams.checkpoints import Checkpointer
+from core.records import LeaseFence, Position, Record
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class Lineage:
 
     parent_shard_ids: tuple[str, ...] = ()
     keep: Callable[[str], bool] = lambda _pk: True
+
+
+NO_LINEAGE = Lineage()
+"""A shard that starts from its own state only."""
 
 
 @dataclass
@@ -101,6 +106,74 @@ class ShardHealth:
                 self.consecutive_failures,
                 self.last_error,
             )
+
+
+@dataclass
+class EngineCounters:
+    """What one shard's engine has done since it started."""
+
+    records: int = 0
+    bad_records: int = 0
+    late_records: int = 0
+    agent_errors: int = 0
+    internal_errors: int = 0
+    outputs: int = 0
+    skipped_already_applied: int = 0
+    checkpoints: int = 0
+    failed_checkpoints: int = 0
+    # Observability (issue 13): read by streams.observe.metrics, never reset.
+    checkpoint_us: int = 0
+    """Time spent in checkpoints that were written (flush + snapshot + checkpoint), in us."""
+    last_checkpoint_ms: int = 0
+    """Wall time of the last checkpoint written (0: none yet)."""
+    sink_errors: int = 0
+    """Flushes that failed with `SinkError` (each aborted a checkpoint)."""
+    state_keys: int = 0
+    """Keys held by the tables (windowed: (key, window) pairs) at the last snapshot."""
+    state_bytes: int = 0
+    """Size of the last whole state snapshot (a base; deltas are counted in snapshot_bytes)."""
+    snapshot_bytes: int = 0
+    """Bytes of every state snapshot saved (bases and deltas)."""
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.bad_records + self.late_records + self.agent_errors + self.internal_errors
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    checkpoint_interval_ms: int = 5_000
+    idle_timeout_ms: int = 60_000
+    max_buffered_outputs: int = 50_000
+    """Outputs routed to the sinks and not yet flushed; over this the engine takes no new
+    records until a checkpoint succeeds (memory stays flat while a store is down)."""
+    retry_base_ms: int = 1_000
+    retry_cap_ms: int = 60_000
+    """A failed checkpoint is retried after a full-jitter pause of at most
+    min(retry_cap_ms, retry_base_ms * 2**failures)."""
+
+
+class Checkpointer(Protocol):
+    """Records how far a shard has been processed, in the KCL lease table.
+
+    Contract:
+    - `checkpoint(shard_id, position)` means every record at or before `position` has been
+      processed and everything it produced is durable. The checkpoint step
+      (`streams.checkpoint`) calls it only after its sinks flushed and its state snapshot was
+      saved.
+    - `position` is a `Position`, or the string "SHARD_END" once the shard is finished; after
+      SHARD_END the children of the shard may start.
+    - Raises `LeaseLostError` when another worker owns the lease now (the caller must stop the
+      shard without further checkpoints), `CheckpointError` for anything retries did not fix.
+    - `fence(shard_id)` is the lease this worker holds for the shard now, for writes only the
+      owner may make (the state snapshot save); None when the runner does not know it. Raises
+      `LeaseLostError` when the lease is known to be lost, without any call to AWS: the step
+      asks before it writes anything.
+    """
+
+    def checkpoint(self, shard_id: str, position: Position | str) -> None: ...
+
+    def fence(self, shard_id: str) -> LeaseFence | None: ...
 
 
 class ShardProcessor(Protocol):

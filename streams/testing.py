@@ -1,6 +1,6 @@
-"""`agent.test_context()`: run an app's agents over one in-memory shard, without AWS.
+"""`AgentTestContext(app)`: run an app's agents over one in-memory shard, without AWS.
 
-    with detect.test_context() as ctx:
+    with AgentTestContext(app) as ctx:
         outputs = ctx.put(encode_telemetry(reading), key=reading.site_id)
         ctx.checkpoint()
         assert ctx.dead_letters == []
@@ -9,7 +9,7 @@
 It is the real `ShardEngine` (decode -> agents -> tables -> sinks -> checkpoint step) over
 in-memory sinks, an in-memory state store and a recording checkpointer, with a clock the test
 drives. `restart()` drops the engine as a crash would and starts a new one from what was
-checkpointed, so recovery can be tested too. Faust's `test_context()` is async; this one is a
+checkpointed, so recovery can be tested too. Faust's `agent.test_context()` is async; this one is a
 plain context manager (the engine drives agents without an event loop) and also supports
 `async with` for Faust-shaped tests.
 """
@@ -20,11 +20,13 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from core.records import DeadLetter, Position, Record
+from core.clock import ManualClock
+from core.errors import LeaseLostError
+from core.records import TRIM_HORIZON, DeadLetter, LeaseFence, Position, Record
 from sinks.memory import InMemorySink
 from streams.app import App
-from streams.checkpoints import RecordingCheckpointer
-from streams.engine import EngineConfig, ShardEngine
+from streams.engine import ShardEngine
+from streams.processor import EngineConfig
 from tables.store import InMemoryStateStore
 from tables.table import Table
 
@@ -49,14 +51,30 @@ class RecordingSink:
         self._buffer.clear()
 
 
-class ManualClock:
-    """Processing time that moves only when the test says so."""
+class RecordingCheckpointer:
+    """Keeps checkpoints in memory: for `AgentTestContext` and unit tests.
 
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
+    `lose(shard_id)` makes the lease of a shard lost: its `fence` and `checkpoint` then raise
+    `LeaseLostError`, and `calls` shows whether anyone still tried to checkpoint."""
 
-    def __call__(self) -> int:
-        return self.now_ms
+    def __init__(self) -> None:
+        self.positions: dict[str, Position | str] = {}
+        self.calls: list[tuple[str, Position | str]] = []
+        self.lost: set[str] = set()
+
+    def lose(self, shard_id: str) -> None:
+        self.lost.add(shard_id)
+
+    def checkpoint(self, shard_id: str, position: Position | str) -> None:
+        self.calls.append((shard_id, position))
+        if shard_id in self.lost:
+            raise LeaseLostError(f"lease {shard_id} is lost")
+        self.positions[shard_id] = position
+
+    def fence(self, shard_id: str) -> LeaseFence | None:
+        if shard_id in self.lost:
+            raise LeaseLostError(f"lease {shard_id} is lost")
+        return None
 
 
 class AgentTestContext:
@@ -92,7 +110,7 @@ class AgentTestContext:
             config=self.config,
             now_ms=self.clock,
         )
-        engine.start()
+        engine.initialize(TRIM_HORIZON)
         return engine
 
     # -- driving ---------------------------------------------------------------------------
@@ -119,7 +137,7 @@ class AgentTestContext:
                 )
             )
         before = len(self.sink.written)
-        self.engine.process(batch)
+        self.engine.process_records(batch)
         return self.sink.written[before:]
 
     def tick(self, now_ms: int | None = None) -> list[object]:
@@ -127,12 +145,12 @@ class AgentTestContext:
         if now_ms is not None:
             self.clock.now_ms = now_ms
         before = len(self.sink.written)
-        self.engine.tick()
+        self.engine.process_records([], millis_behind_latest=0)
         return self.sink.written[before:]
 
     def checkpoint(self) -> Position | str | None:
         """Run the checkpoint step now; returns the checkpointed position."""
-        self.engine.checkpoint()
+        self.engine.checkpoint.commit()
         return self.checkpointer.positions.get(self.shard_id)
 
     def restart(self) -> None:

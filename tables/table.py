@@ -36,8 +36,6 @@ from core.errors import ConfigError
 from tables.partition import MISSING, Key, in_key_order
 from tables.shard import (
     CloseCallback,
-    NoActiveShardError,
-    ShardCounters,
     ShardState,
     active_state,
 )
@@ -330,15 +328,3 @@ class WindowedValue(Generic[V]):
     def __isub__(self, amount: Any) -> WindowedValue[V]:
         self.add(-amount)
         return self
-
-
-__all__ = [
-    "CloseCallback",
-    "Key",
-    "NoActiveShardError",
-    "ShardCounters",
-    "ShardState",
-    "Table",
-    "WindowedTable",
-    "WindowedValue",
-]

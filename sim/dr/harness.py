@@ -21,8 +21,8 @@ from lighting.worker import run_local_worker
 from sim.dr.replicator import ORIGIN, TS, Replica, StampingDynamoDB
 from sinks.attrvalues import from_item
 from sinks.deadletter import read_dead_letters
-from streams.local_runner import LocalRunner
-from streams.producer import Producer
+from streams.kinesis.local_runner import LocalRunner
+from streams.kinesis.producer import Producer
 
 EVENT_TYPES: Final = ("fault", "energy_spike", "usage_report", "asset_state")
 """The item types the pipeline writes (registry, homes and probes are not outputs)."""

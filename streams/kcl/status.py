@@ -5,7 +5,7 @@ goes into the daemon's log, so a processor writes no metrics at all. After handl
 it writes `<status dir>/<shard id>.json` (at most once a second, and at once on a checkpoint,
 a lost lease, the end of the shard or a shutdown), atomically (temporary file + rename).
 The worker process (`luxflow worker --runner kcl`, the daemon's parent) reads every file on its
-metrics timer, and serves `/readyz` and writes EMF from them (`streams.observe`).
+metrics timer, and serves `/readyz` and writes EMF from them (`streams.observe.status`).
 
 A file whose process is gone stops counting as a shard this worker processes.
 """
@@ -21,7 +21,6 @@ import msgspec
 
 from core.clock import Clock, wall_clock_ms
 from core.logs import set_shard
-from streams.checkpoints import Checkpointer
 from streams.engine import ShardEngine
 from streams.kcl.protocol import (
     InboundMessage,
@@ -32,9 +31,9 @@ from streams.kcl.protocol import (
     Shutdown,
     ShutdownRequested,
 )
-from streams.metrics import ENDED, RELEASED, RUNNING, ShardStatus, WorkerStatus
-from streams.observe import RegistryStats, engine_status
-from streams.processor import EngineFactory
+from streams.observe.metrics import ENDED, RELEASED, RUNNING, ShardStatus, WorkerStatus
+from streams.observe.status import RegistryStats, engine_status
+from streams.processor import Checkpointer, EngineFactory
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from lighting.worker import local_runner, worker_views
 from sim.dr.harness import EVENT_TYPES, wait_until
 from sim.params import SimParams
 from sim.simulation import Simulation
-from streams.local_runner import LocalRunner
+from streams.kinesis.local_runner import LocalRunner
 from tests.support.deployment import Deployment, recent_params
 from tests.support.faulty import FaultyClient
 

@@ -31,7 +31,7 @@ from lighting.settings import Settings
 from lighting.worker import run_local_worker
 from sim.malformed import with_malformed
 from sim.params import SimParams
-from streams.local_runner import LocalRunner
+from streams.kinesis.local_runner import LocalRunner
 from tests.support.deployment import Deployment, recent_params
 from tests.support.faulty import FAULT_KINDS, FaultyClient
 

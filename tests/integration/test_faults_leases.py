@@ -17,10 +17,9 @@ from lighting.clients import Clients
 from lighting.settings import Settings
 from lighting.worker import WorkerViews, local_runner, worker_views
 from sim.malformed import with_malformed
-from streams.checkpoints import Checkpointer
-from streams.leases import LeaseCheckpointer, LeaseTable
-from streams.local_runner import LocalRunner
-from streams.processor import EngineFactory, ShardProcessor
+from streams.kinesis.leases import LeaseCheckpointer, LeaseTable
+from streams.kinesis.local_runner import LocalRunner
+from streams.processor import Checkpointer, EngineFactory, ShardProcessor
 from tests.support.deployment import Deployment, recent_params
 from tests.support.faulty import FaultyClient
 

@@ -28,9 +28,8 @@ import pytest
 
 from core.records import SHARD_END, Position, Record
 from emulators.moto import MotoServer, emulator_env
-from streams.checkpoints import Checkpointer
 from streams.kcl import EMULATOR_JAVA_OPTIONS, Daemon, KclSettings, run_processor, write_properties
-from streams.processor import Lineage, ShardHealth
+from streams.processor import Checkpointer, Lineage, ShardHealth
 
 ROOT = Path(__file__).resolve().parents[2]
 JARS = ROOT / ".jars"

@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 from emulators.moto import MotoServer
-from streams.producer import Producer
+from streams.kinesis.producer import Producer
 from tests.integration.test_pipeline import wait_for
 from tests.support.deployment import ROOT, Deployment, recent_params
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from sim.malformed import MALFORMED_SAMPLES
-from streams.metrics import ALARM_METRICS, NAMESPACE
+from streams.observe.metrics import ALARM_METRICS, NAMESPACE
 from tests.support.deployment import ROOT, Deployment, recent_params
 from tests.support.observability import emf_documents, emf_sums, free_port, scrape, total
 
@@ -183,7 +183,7 @@ def test_every_metric_the_infrastructure_names_is_emitted_for_app(run: Run) -> N
 
 
 def test_metric_names_file_lists_names_only_we_know(tmp_path: Path) -> None:
-    from streams.metrics import SPECS
+    from streams.observe.metrics import SPECS
 
     spec = ROOT / "infra" / "metric-names.json"
     if spec.exists():

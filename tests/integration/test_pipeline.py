@@ -21,7 +21,7 @@ from sim.malformed import MALFORMED_SAMPLES, with_malformed
 from sim.params import SimParams
 from sim.simulation import Simulation
 from sim.truth import GroundTruth
-from streams.kinesis import partition_hash
+from streams.kinesis.reader import partition_hash
 from tests.support.deployment import ROOT, Deployment, recent_params
 
 pytestmark = pytest.mark.integration
@@ -166,7 +166,7 @@ def reference(
 def send_in_background(
     deployment: Deployment, records: list[tuple[str, bytes]], records_per_s: float
 ) -> threading.Thread:
-    from streams.producer import Producer
+    from streams.kinesis.producer import Producer
 
     def send() -> None:
         Producer(

@@ -21,7 +21,7 @@ from lighting.clients import Clients
 from lighting.observe import Observability, registry_stats
 from lighting.settings import Settings
 from lighting.worker import local_runner, worker_views
-from streams.observe import local_worker_status
+from streams.observe.status import local_worker_status
 from tests.support.deployment import ROOT, Deployment, recent_params
 from tests.support.faulty import FaultyClient
 from tests.support.observability import free_port, readyz, scrape, total

@@ -11,13 +11,8 @@ import pytest
 from core.errors import LeaseLostError, StateStoreError
 from core.records import LeaseFence, Position
 from core.retry import Backoff
-from tables.store import (
-    CHUNK_PREFIX,
-    DynamoDBStateStore,
-    Snapshot,
-    StoredState,
-    ensure_table,
-)
+from tables.dynamodb import CHUNK_PREFIX, DynamoDBStateStore, ensure_table
+from tables.store import Snapshot, StoredState
 
 pytestmark = pytest.mark.integration
 

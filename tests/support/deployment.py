@@ -23,7 +23,7 @@ from sim.simulation import Simulation
 from sim.truth import GroundTruth
 from sinks.attrvalues import from_item
 from sinks.deadletter import read_dead_letters
-from streams.producer import Producer
+from streams.kinesis.producer import Producer
 from tests.support.timestream import latest_by_identity, stored_records
 
 ROOT = Path(__file__).resolve().parents[2]

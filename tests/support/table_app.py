@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.event import Event
-from tables.table import ShardState, Table, WindowedTable
+from tables.shard import ShardState
+from tables.table import Table, WindowedTable
 from tables.windows import WindowRange
 
 HOUR = 3_600_000

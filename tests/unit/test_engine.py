@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Iterable
 import pytest
 
 from core.errors import SinkError
-from core.records import SHARD_END, DeadLetter, Position, Record
+from core.records import SHARD_END, TRIM_HORIZON, DeadLetter, Position, Record
 from sinks.memory import InMemorySink
 from streams.app import App
-from streams.checkpoints import RecordingCheckpointer
-from streams.engine import EngineConfig, Lineage, ShardEngine
+from streams.engine import ShardEngine
+from streams.processor import EngineConfig, Lineage
 from streams.stream import Stream
+from streams.testing import RecordingCheckpointer
 from tables.store import InMemoryStateStore
 
 SHARD = "shardId-000000000000"
@@ -77,10 +78,10 @@ def outputs(sink: InMemorySink) -> set[object]:
 def test_outputs_reach_the_sink_only_at_the_checkpoint_and_in_order() -> None:
     store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
     engine, sink, _ = build(counting_app(), store, checkpointer, clock)
-    engine.start()
-    engine.process([record(1, b"a=1"), record(2, b"a=2"), record(3, b"b=5")])
+    engine.initialize(TRIM_HORIZON)
+    engine.process_records([record(1, b"a=1"), record(2, b"a=2"), record(3, b"b=5")])
     assert sink.stored == {}
-    engine.checkpoint()
+    engine.checkpoint.commit()
     assert outputs(sink) == {("total", "a", 1), ("total", "a", 3), ("total", "b", 5)}
     assert checkpointer.positions == {SHARD: Position(3, 0)}
     snapshot = store.load(SHARD)
@@ -90,14 +91,14 @@ def test_outputs_reach_the_sink_only_at_the_checkpoint_and_in_order() -> None:
 def test_a_failed_flush_aborts_the_checkpoint_and_keeps_the_outputs() -> None:
     store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
     engine, sink, _ = build(counting_app(), store, checkpointer, clock)
-    engine.start()
-    engine.process([record(1, b"a=1")])
+    engine.initialize(TRIM_HORIZON)
+    engine.process_records([record(1, b"a=1")])
     sink.fail_flushes = 1
     with pytest.raises(SinkError):
-        engine.checkpoint()
+        engine.checkpoint.commit()
     assert checkpointer.positions == {}
     assert store.load(SHARD) is None
-    engine.checkpoint()
+    engine.checkpoint.commit()
     assert outputs(sink) == {("total", "a", 1)}
     assert checkpointer.positions == {SHARD: Position(1, 0)}
 
@@ -105,9 +106,9 @@ def test_a_failed_flush_aborts_the_checkpoint_and_keeps_the_outputs() -> None:
 def test_bad_records_go_to_the_dead_letter_output_and_the_shard_goes_on() -> None:
     store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
     engine, sink, dead = build(counting_app(), store, checkpointer, clock)
-    engine.start()
-    engine.process([record(1, b"a=1"), record(2, b"a=x"), record(3, b"a=2")])
-    engine.checkpoint()
+    engine.initialize(TRIM_HORIZON)
+    engine.process_records([record(1, b"a=1"), record(2, b"a=x"), record(3, b"a=2")])
+    engine.checkpoint.commit()
     assert outputs(sink) == {("total", "a", 1), ("total", "a", 3)}
     letters = list(dead.stored.values())
     assert len(letters) == 1
@@ -121,17 +122,18 @@ def test_bad_records_go_to_the_dead_letter_output_and_the_shard_goes_on() -> Non
 def test_after_a_crash_records_already_in_the_state_are_not_applied_twice() -> None:
     store, clock = InMemoryStateStore(), Clock()
     first, _, _ = build(counting_app(), store, RecordingCheckpointer(), clock)
-    first.start()
-    first.process([record(1, b"a=1"), record(2, b"a=2")])
-    first.checkpoint()
-    first.process([record(3, b"a=4")])
+    first.initialize(TRIM_HORIZON)
+    first.process_records([record(1, b"a=1"), record(2, b"a=2")])
+    first.checkpoint.commit()
+    first.process_records([record(3, b"a=4")])
     # Crash here: record 3's output and state are lost; the checkpoint says 2.
 
     restarted, sink, _ = build(counting_app(), store, RecordingCheckpointer(), clock)
-    assert restarted.start() == Position(2, 0)
+    restarted.initialize(TRIM_HORIZON)
+    assert restarted.checkpoint.position == Position(2, 0)
     # The runner restarts after the checkpoint, but a source may hand older records again.
-    restarted.process([record(2, b"a=2"), record(3, b"a=4")])
-    restarted.checkpoint()
+    restarted.process_records([record(2, b"a=2"), record(3, b"a=4")])
+    restarted.checkpoint.commit()
     assert outputs(sink) == {("total", "a", 7)}
     assert restarted.counters.skipped_already_applied == 1
 
@@ -139,8 +141,8 @@ def test_after_a_crash_records_already_in_the_state_are_not_applied_twice() -> N
 def test_lease_lost_discards_everything_and_never_checkpoints() -> None:
     store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
     engine, sink, dead = build(counting_app(), store, checkpointer, clock)
-    engine.start()
-    engine.process([record(1, b"a=1"), record(2, b"bad")])
+    engine.initialize(TRIM_HORIZON)
+    engine.process_records([record(1, b"a=1"), record(2, b"bad")])
     engine.lease_lost()
     assert sink.buffer == {} and sink.stored == {}
     assert dead.buffer == {}
@@ -150,8 +152,8 @@ def test_lease_lost_discards_everything_and_never_checkpoints() -> None:
 def test_shard_end_hands_state_to_the_children_by_hash_range() -> None:
     store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
     parent, _, _ = build(counting_app(), store, checkpointer, clock)
-    parent.start()
-    parent.process([record(1, b"a=1", pk="site-1"), record(2, b"b=2", pk="site-2")])
+    parent.initialize(TRIM_HORIZON)
+    parent.process_records([record(1, b"a=1", pk="site-1"), record(2, b"b=2", pk="site-2")])
     parent.shard_ended()
     assert checkpointer.positions == {SHARD: SHARD_END}
 
@@ -165,25 +167,32 @@ def test_shard_end_hands_state_to_the_children_by_hash_range() -> None:
         checkpointer=checkpointer,
         now_ms=clock,
     )
-    child.start(Lineage((SHARD,), lambda pk: pk == "site-2"))
-    child.process([Record("shardId-000000000001", 10, 0, "site-2", b"b=3", 2_000)])
-    child.process([Record("shardId-000000000001", 11, 0, "site-1", b"a=5", 2_001)])
-    child.checkpoint()
+    child.initialize(TRIM_HORIZON, Lineage((SHARD,), lambda pk: pk == "site-2"))
+    child.process_records([Record("shardId-000000000001", 10, 0, "site-2", b"b=3", 2_000)])
+    child.process_records([Record("shardId-000000000001", 11, 0, "site-1", b"a=5", 2_001)])
+    child.checkpoint.commit()
     # site-2's total continues from the parent; site-1 belonged to the other child.
     assert outputs(sink) == {("total", "b", 5), ("total", "a", 5)}
 
 
-def test_checkpoint_is_due_after_the_interval_only_when_something_happened() -> None:
+def test_a_checkpoint_is_written_after_the_interval_only_when_something_happened() -> None:
     store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
     engine, _, _ = build(counting_app(), store, checkpointer, clock)
-    engine.start()
+    engine.initialize(TRIM_HORIZON)
     clock.now_ms = 5_000
-    assert not engine.checkpoint_due()
-    engine.process([record(1, b"a=1")])
-    assert engine.checkpoint_due()
-    engine.checkpoint()
+    engine.process_records([])
+    assert checkpointer.calls == []  # nothing happened
+    engine.process_records([record(1, b"a=1")])
+    assert checkpointer.calls == [(SHARD, Position(1))]  # the interval had passed
+    clock.now_ms = 5_500
+    engine.process_records([record(2, b"a=1")])
+    assert checkpointer.calls == [(SHARD, Position(1))]  # within the interval
     clock.now_ms = 9_000
-    assert not engine.checkpoint_due()
+    engine.process_records([])
+    assert checkpointer.calls == [(SHARD, Position(1)), (SHARD, Position(2))]
+    clock.now_ms = 12_000
+    engine.process_records([])
+    assert len(checkpointer.calls) == 2  # nothing new
 
 
 def windowed_app(closed: list[tuple[str, int, int]]) -> App:
@@ -214,33 +223,32 @@ def test_a_window_closing_with_outputs_makes_a_checkpoint_due_at_once() -> None:
     closed: list[tuple[str, int, int]] = []
     store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
     engine, sink, _ = build(windowed_app(closed), store, checkpointer, clock)
-    engine.start()
+    engine.initialize(TRIM_HORIZON)
     clock.now_ms = 100  # the interval is 1,000 ms: not due by time
-    engine.process([record(1, b"a=100")])
-    assert not engine.checkpoint_due()
-    engine.process([record(2, b"a=1200")])  # closes [0, 999]
+    engine.process_records([record(1, b"a=100")])
+    assert checkpointer.calls == []
+    engine.process_records([record(2, b"a=1200")])  # closes [0, 999]
     assert closed == [("a", 0, 1)]
-    assert engine.checkpoint_due()
-    engine.checkpoint()
+    assert checkpointer.calls == [(SHARD, Position(2))]
     assert ("window", "a", 0, 1) in outputs(sink)
-    engine.process([record(3, b"a=1300")])  # nothing closes: back to the interval
-    assert not engine.checkpoint_due()
+    engine.process_records([record(3, b"a=1300")])  # nothing closes: back to the interval
+    assert checkpointer.calls == [(SHARD, Position(2))]
 
 
 def test_late_records_are_dead_lettered_and_windows_close_once_by_watermark_or_idle() -> None:
     closed: list[tuple[str, int, int]] = []
     store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
     engine, sink, dead = build(windowed_app(closed), store, checkpointer, clock)
-    engine.start()
-    engine.process([record(1, b"a=100"), record(2, b"a=900"), record(3, b"a=1200")])
+    engine.initialize(TRIM_HORIZON)
+    engine.process_records([record(1, b"a=100"), record(2, b"a=900"), record(3, b"a=1200")])
     assert closed == [("a", 0, 2)]  # watermark 1200 - 100 passed the end of [0, 999]
-    engine.process([record(4, b"a=50")])  # beyond grace for a closed window
+    engine.process_records([record(4, b"a=50")])  # beyond grace for a closed window
     letters = list(dead.buffer.values())
     assert [(d.sequence_number, d.origin) for d in letters] == [(4, "late")]  # type: ignore[attr-defined]
     clock.now_ms = 20_000
-    engine.tick()
+    engine.process_records([], millis_behind_latest=0)
     assert closed == [("a", 0, 2), ("a", 1000, 1)]
-    engine.tick()
-    engine.checkpoint()
+    engine.process_records([], millis_behind_latest=0)
+    engine.checkpoint.commit()
     windows = {o for o in outputs(sink) if isinstance(o, tuple) and o[0] == "window"}
     assert windows == {("window", "a", 0, 2), ("window", "a", 1000, 1)}

@@ -14,9 +14,8 @@ import pytest
 from core.errors import CheckpointError, LeaseLostError, SinkError
 from core.records import SHARD_END, Position, Record
 from core.retry import Backoff
-from streams.checkpoints import Checkpointer
 from streams.kcl.bridge import DaemonChannel, DaemonCheckpointer, run_processor
-from streams.processor import Lineage, ShardHealth
+from streams.processor import Checkpointer, Lineage, ShardHealth
 
 SHARD = "shardId-000000000001"
 INIT = (

@@ -127,7 +127,7 @@ def test_missing_properties_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_health_check_finds_the_daemon_in_proc(tmp_path: Path) -> None:
-    from streams.kcl.health import daemon_running
+    from streams.kcl.liveness import daemon_running
 
     (tmp_path / "12").mkdir()
     (tmp_path / "12" / "cmdline").write_bytes(b"python\x00-m\x00luxflow\x00")

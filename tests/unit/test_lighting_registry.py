@@ -12,15 +12,15 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from core.clock import DAY_MS, HOUR_MS
 from core.errors import SourceError
-from core.records import DeadLetter, Position, Record
+from core.records import TRIM_HORIZON, DeadLetter, Position, Record
 from core.retry import Backoff
 from domain.registry import Asset, Registry, SiteDefaults
 from domain.telemetry import Reading, decode_reading, encode_reading
 from lighting.agents import build_app
 from lighting.registry import RegistryCache, UnknownAssetError
 from sinks.memory import InMemorySink
-from streams.checkpoints import RecordingCheckpointer
 from streams.engine import ShardEngine
+from streams.testing import RecordingCheckpointer
 from tables.store import InMemoryStateStore
 
 TS_MS = 1_795_870_800_000
@@ -203,7 +203,7 @@ def test_a_quiet_shard_ticks_and_processes_while_every_reload_fails() -> None:
         checkpointer=(checkpoints := RecordingCheckpointer()),
         now_ms=clock,
     )
-    engine.start()
+    engine.initialize(TRIM_HORIZON)
     records = [
         # Readings two hours apart, as the clock moves: none is late for its windows.
         Record(
@@ -219,9 +219,9 @@ def test_a_quiet_shard_ticks_and_processes_while_every_reload_fails() -> None:
     for record in records:
         clock.now_ms += 2 * HOUR_MS
         cache.refresh_if_due()
-        engine.process([record])
-        engine.tick()
-    engine.checkpoint()
+        engine.process_records([record])
+        engine.process_records([], millis_behind_latest=0)
+    engine.checkpoint.commit()
     assert cache.refresh_failures >= 3
     letters = [letter for letter in dead.values() if isinstance(letter, DeadLetter)]
     assert [(letter.sequence_number, letter.reason) for letter in letters] == [(3, "unknown_asset")]

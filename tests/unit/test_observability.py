@@ -12,12 +12,12 @@ from pathlib import Path
 from core.logs import JsonFormatter, PayloadFilter, RepeatFilter
 from sinks.memory import InMemorySink
 from streams.app import App
-from streams.checkpoints import Checkpointer
-from streams.engine import EngineConfig, ShardEngine
+from streams.engine import ShardEngine
 from streams.kcl.bridge import run_processor
 from streams.kcl.status import StatusDirectory, StatusReporter
-from streams.metrics import FAILED, RELEASED, RUNNING, Metrics, ShardStatus, WorkerStatus
-from streams.observe import emf_line
+from streams.observe.emf import emf_line
+from streams.observe.metrics import FAILED, RELEASED, RUNNING, Metrics, ShardStatus, WorkerStatus
+from streams.processor import Checkpointer, EngineConfig
 from streams.stream import Stream
 from tables.store import InMemoryStateStore
 

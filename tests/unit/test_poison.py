@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.records import DeadLetter, Position, Record
+from core.records import TRIM_HORIZON, DeadLetter, Position, Record
 from domain import views
 from domain.ids import ID_PATTERN
 from domain.registry import Registry
@@ -22,8 +22,8 @@ from domain.timestamps import format_ts
 from lighting.agents import build_app
 from lighting.registry import UNKNOWN_ASSET, RegistryCache, empty_registry
 from sinks.memory import InMemorySink
-from streams.checkpoints import RecordingCheckpointer
 from streams.engine import ShardEngine
+from streams.testing import RecordingCheckpointer
 from tables.store import InMemoryStateStore
 
 SHARD = "shardId-000000000000"
@@ -86,16 +86,16 @@ class Stack:
             checkpointer=self.checkpoints,
             now_ms=lambda: ARRIVAL_MS,
         )
-        self.engine.start()
+        self.engine.initialize(TRIM_HORIZON)
 
     def run(self, payloads: list[bytes]) -> list[Record]:
         records = [
             Record(SHARD, seq, 0, "site-1", data, ARRIVAL_MS)
             for seq, data in enumerate(payloads, start=1)
         ]
-        self.engine.process(records)
-        self.engine.tick()
-        self.engine.checkpoint()
+        self.engine.process_records(records)
+        self.engine.process_records([], millis_behind_latest=0)
+        self.engine.checkpoint.commit()
         return records
 
     def letters(self) -> list[DeadLetter]:

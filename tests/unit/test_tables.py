@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from core.errors import ConfigError
-from tables.table import NoActiveShardError, ShardState, Table
+from tables.shard import NoActiveShardError, ShardState
+from tables.table import Table
 from tables.windows import WindowRange
 from tests.support.table_app import (
     GRACE,

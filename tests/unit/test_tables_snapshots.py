@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from core.errors import StateStoreError
 from tables.partition import in_key_order
-from tables.table import ShardState, Table
+from tables.shard import ShardState
+from tables.table import Table
 from tests.support.table_app import (
     GRACE,
     HOUR,

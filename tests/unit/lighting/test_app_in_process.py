@@ -1,5 +1,5 @@
 """The real lighting app (lighting.agents.build_app), driven in-process through
-`agent.test_context()`: readings in, faults, usage reports, table state and checkpoints out."""
+`AgentTestContext(app)`: readings in, faults, usage reports, table state and checkpoints out."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from domain.telemetry import Telemetry, encode_telemetry
 from domain.timestamps import format_ts
 from lighting.agents import build_app
 from lighting.registry import empty_registry
-from streams.engine import EngineConfig
+from streams.processor import EngineConfig
 from streams.testing import AgentTestContext
 
 START_MS = 1_800_000_000_000 - 1_800_000_000_000 % HOUR_MS  # an hour boundary
@@ -39,8 +39,10 @@ def reading(ts_ms: int, *, asset: str = "lamp-1", power_w: float = 60.0, fault: 
 
 def context() -> AgentTestContext:
     app = build_app(empty_registry(), topic="telemetry", grace_ms=GRACE_MS)
-    return app.agent_named("detect").test_context(
-        now_ms=START_MS, config=EngineConfig(checkpoint_interval_ms=5_000, idle_timeout_ms=60_000)
+    return AgentTestContext(
+        app,
+        now_ms=START_MS,
+        config=EngineConfig(checkpoint_interval_ms=5_000, idle_timeout_ms=60_000),
     )
 
 
@@ -95,7 +97,7 @@ def test_garbage_between_readings_is_dead_lettered_and_the_checkpoint_passes_it(
 def test_rule_state_survives_a_restart_from_the_checkpoint() -> None:
     app = build_app(empty_registry(), topic="telemetry", grace_ms=GRACE_MS)
     asset_rules = app.table_named("asset_rules")
-    with app.agent_named("detect").test_context(now_ms=START_MS) as ctx:
+    with AgentTestContext(app, now_ms=START_MS) as ctx:
         ctx.put(reading(START_MS, fault="lamp_failure"), key="site-1")
         ctx.checkpoint()
         ctx.put(reading(START_MS + MINUTE_MS, fault="lamp_failure"), key="site-1")

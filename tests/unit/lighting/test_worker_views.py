@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from core.records import Record
+from core.records import TRIM_HORIZON, Record
 from domain.telemetry import Reading, encode_reading
 from lighting.clients import Clients
 from lighting.regions import HOME_PK, SiteHome, home_item
 from lighting.settings import Settings
 from lighting.wiring import engine_factory
 from lighting.worker import lighting_app, worker_views
-from streams.checkpoints import RecordingCheckpointer
+from streams.testing import RecordingCheckpointer
 from tables.store import InMemoryStateStore
 
 TS_MS = 1_795_870_800_000
@@ -61,8 +61,8 @@ def test_one_gate_per_worker_shared_by_the_app_and_every_shards_sinks() -> None:
         )
         engines = [factory(f"shard-{n}", RecordingCheckpointer()) for n in range(3)]
         for engine in engines:
-            engine.start()
-            engine.process(
+            engine.initialize(TRIM_HORIZON)
+            engine.process_records(
                 [
                     record(engine.shard_id, n, site)
                     for n, site in enumerate(["s-here", "s-there"] * 50)

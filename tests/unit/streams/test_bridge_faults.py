@@ -9,9 +9,9 @@ import io
 from core.records import Position
 from core.retry import Backoff
 from sinks.memory import InMemorySink
-from streams.checkpoints import Checkpointer
-from streams.engine import EngineConfig, ShardEngine
+from streams.engine import ShardEngine
 from streams.kcl.bridge import DaemonBridge, DaemonChannel
+from streams.processor import Checkpointer, EngineConfig
 from tables.store import InMemoryStateStore
 from tests.unit.streams.test_engine_faults import Clock, app_with
 from tests.unit.test_kcl_bridge import INIT, answer, request, status

@@ -18,9 +18,9 @@ from domain.telemetry import Reading, encode_reading
 from lighting.agents import build_app
 from lighting.registry import empty_registry
 from sinks.memory import InMemorySink
-from streams.checkpoints import Checkpointer
-from streams.engine import EngineConfig, ShardEngine
+from streams.engine import ShardEngine
 from streams.kcl.bridge import run_processor
+from streams.processor import Checkpointer, EngineConfig
 from tables.store import InMemoryStateStore
 
 SHARD = "shardId-000000000007"

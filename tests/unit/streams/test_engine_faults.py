@@ -10,9 +10,10 @@ from core.errors import LeaseLostError, ShardBlockedError
 from core.records import SHARD_END, DeadLetter, Position, Record
 from sinks.memory import InMemorySink
 from streams.app import App
-from streams.checkpoints import RecordingCheckpointer
-from streams.engine import EngineConfig, ShardEngine
+from streams.engine import ShardEngine
+from streams.processor import EngineConfig
 from streams.stream import Stream
+from streams.testing import RecordingCheckpointer
 from tables.store import InMemoryStateStore
 
 SHARD = "shardId-000000000000"
@@ -216,7 +217,7 @@ def test_after_the_lease_is_lost_nothing_is_written_and_the_checkpointer_is_neve
     engine.shutdown_requested()
     engine.shard_ended()
     with pytest.raises(LeaseLostError):
-        engine.checkpoint()
+        engine.checkpoint.commit()
     assert checkpointer.calls == [] and sink.stored == {} and sink.buffer == {}
 
 

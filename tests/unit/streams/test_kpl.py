@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.kpl import MAGIC, deaggregate
+from streams.kinesis.kpl import MAGIC, deaggregate
 
 
 def varint(value: int) -> bytes:

@@ -11,14 +11,16 @@ import pytest
 from benchmarks.table_memory import checkpoint_bytes
 from core.errors import LeaseLostError, StateStoreError
 from core.event import Event
-from core.records import SHARD_END, LeaseFence, Position, Record
+from core.records import SHARD_END, TRIM_HORIZON, LeaseFence, Position, Record
 from sinks.memory import InMemorySink
 from streams.app import App
-from streams.checkpoints import RecordingCheckpointer
-from streams.engine import EngineConfig, ShardEngine
+from streams.engine import ShardEngine
+from streams.processor import EngineConfig
 from streams.stream import Stream
+from streams.testing import RecordingCheckpointer
+from tables.shard import ShardState
 from tables.store import InMemoryStateStore, Snapshot
-from tables.table import ShardState, Table
+from tables.table import Table
 
 SHARD = "shardId-000000000000"
 
@@ -61,7 +63,7 @@ def engine_of(app: App, store: InMemoryStateStore, cp: RecordingCheckpointer) ->
         dead_letter=InMemorySink(),
         state_store=store,
         checkpointer=cp,
-        config=EngineConfig(checkpoint_interval_ms=0),
+        config=EngineConfig(checkpoint_interval_ms=10**9),
         now_ms=lambda: 0,
     )
 
@@ -72,7 +74,7 @@ def records(first: int, last: int) -> list[Record]:
 
 def count_after_restart(app: App, store: InMemoryStateStore) -> int:
     engine = engine_of(app, store, RecordingCheckpointer())
-    engine.start()
+    engine.initialize(TRIM_HORIZON)
     engine.state.activate()
     table = next(t for t in app.tables if t.name == "counts")
     return int(table["k"])
@@ -81,16 +83,16 @@ def count_after_restart(app: App, store: InMemoryStateStore) -> int:
 def test_a_failed_save_is_not_checkpointed_past_and_the_next_save_carries_it() -> None:
     app, store, cp = counting_app(), FailingOnce(), RecordingCheckpointer()
     engine = engine_of(app, store, cp)
-    engine.start()
-    engine.process(records(1, 3))
-    engine.checkpoint()
-    engine.process(records(4, 5))
+    engine.initialize(TRIM_HORIZON)
+    engine.process_records(records(1, 3))
+    engine.checkpoint.commit()
+    engine.process_records(records(4, 5))
     store.fail_next = True
     with pytest.raises(StateStoreError):
-        engine.checkpoint()
+        engine.checkpoint.commit()
     assert cp.positions[SHARD] == Position(3)  # not past unsaved state
-    engine.process(records(6, 8))
-    engine.checkpoint()
+    engine.process_records(records(6, 8))
+    engine.checkpoint.commit()
     assert cp.positions[SHARD] == Position(8)
     assert count_after_restart(app, store) == 8  # not 3 + 3
 
@@ -98,11 +100,11 @@ def test_a_failed_save_is_not_checkpointed_past_and_the_next_save_carries_it() -
 def test_shard_end_after_a_failed_save_saves_the_full_state() -> None:
     app, store, cp = counting_app(), FailingOnce(), RecordingCheckpointer()
     engine = engine_of(app, store, cp)
-    engine.start()
-    engine.process(records(1, 4))
+    engine.initialize(TRIM_HORIZON)
+    engine.process_records(records(1, 4))
     store.fail_next = True
     with pytest.raises(StateStoreError):
-        engine.checkpoint()
+        engine.checkpoint.commit()
     engine.shard_ended()
     assert cp.positions[SHARD] == SHARD_END
     stored = store.load(SHARD)
@@ -125,12 +127,12 @@ def test_a_stale_owner_cannot_save_over_a_later_position() -> None:
 def test_checkpoints_write_deltas_and_restart_from_base_plus_deltas() -> None:
     app, store, cp = counting_app(), InMemoryStateStore(), RecordingCheckpointer()
     engine = engine_of(app, store, cp)
-    engine.start()
+    engine.initialize(TRIM_HORIZON)
     many = [Record(SHARD, n, 0, f"site-{n}", f"key-{n}".encode(), 0) for n in range(1, 201)]
-    engine.process(many)
-    engine.checkpoint()
-    engine.process(records(201, 203))
-    engine.checkpoint()
+    engine.process_records(many)
+    engine.checkpoint.commit()
+    engine.process_records(records(201, 203))
+    engine.checkpoint.commit()
     stored = store.load(SHARD)
     assert stored is not None
     assert len(stored.deltas) == 1
@@ -189,8 +191,8 @@ def test_incremental_checkpoints_write_a_fraction_of_full_ones() -> None:
 def test_the_agent_sees_the_event_context() -> None:
     seen: list[Event[Any]] = []
     engine = engine_of(counting_app(seen), InMemoryStateStore(), RecordingCheckpointer())
-    engine.start()
-    engine.process([Record(SHARD, 7, 2, "site-9", b"k", 1_234)])
+    engine.initialize(TRIM_HORIZON)
+    engine.process_records([Record(SHARD, 7, 2, "site-9", b"k", 1_234)])
     assert seen == [Event(SHARD, 7, 2, "site-9", 1_234, "k")]
     assert engine.state.partition_key == "site-9"
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from core.event import Event
-from tables.table import ShardState, Table, WindowedTable
+from tables.shard import ShardState
+from tables.table import Table, WindowedTable
 from tables.windows import WindowRange
 
 IDLE = 10**9

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from core.errors import ReplayRefusedError
 from core.records import AT_TIMESTAMP, TRIM_HORIZON
-from streams.leases import Lease, LeaseTable
+from streams.kinesis.leases import Lease, LeaseTable
 
 
 def live_leases(

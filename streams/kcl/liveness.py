@@ -1,4 +1,4 @@
-"""Container health check for the KCL runner: `python -m streams.kcl.health`.
+"""Container health check for the KCL runner: `python -m streams.kcl.liveness`.
 
 Healthy while a MultiLangDaemon JVM runs in this container (read from /proc, so the image
 needs no ps). The daemon exits on fatal errors (a processor that stops answering makes it call

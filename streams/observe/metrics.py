@@ -3,7 +3,7 @@ of the counters the runtime already keeps into series.
 
 Pull model: nothing on the record path emits anything. A `WorkerStatus` is a snapshot of those
 counters (per shard: the engine's `EngineCounters`, its sinks' `SinkCounters`, the runner's
-progress; per worker: leases and registry), built on a timer (`streams.observe`).
+progress; per worker: leases and registry), built on a timer (`streams.observe.status`).
 `Metrics.update(status)` turns the increase of every counter since the previous snapshot into
 running totals (a rebuilt engine, whose counters restart at 0, is told apart by its
 `generation`). The EMF writer takes the increase since its last flush (`take_flush`), the

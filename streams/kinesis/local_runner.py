@@ -26,10 +26,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.errors import ConfigError, LeaseLostError, LuxflowError, ShardBlockedError, causes
 from core.records import AT_TIMESTAMP
 from core.retry import Backoff, error_code
-from streams.engine import EngineCounters, ShardEngine
-from streams.kinesis import Batch, ShardInfo, ShardReader, list_shards, partition_hash
-from streams.leases import Lease, LeaseCheckpointer, LeaseTable
-from streams.processor import EngineFactory, Lineage, ShardHealth, ShardProcessor
+from streams.engine import ShardEngine
+from streams.kinesis.leases import Lease, LeaseCheckpointer, LeaseTable
+from streams.kinesis.reader import Batch, ShardInfo, ShardReader, list_shards, partition_hash
+from streams.processor import EngineCounters, EngineFactory, Lineage, ShardHealth, ShardProcessor
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class ShardProgress:
     processing, which is what `stop_when_idle_ms` counts (the idle close ran in that time)."""
     ended: bool = False
     counters: EngineCounters = field(default_factory=EngineCounters)
-    # Observability (issue 13): read by streams.metrics.
+    # Observability (issue 13): read by streams.observe.metrics.
     engine: ShardEngine | None = None
     lease_takeovers: int = 0
     lease_losses: int = 0

@@ -1,5 +1,5 @@
 """Kinesis access for the local runner: shard listing, a polling `ShardReader` (which
-de-aggregates KPL records, `streams.kpl`), and a fast GetRecords response parser.
+de-aggregates KPL records, `streams.kinesis.kpl`), and a fast GetRecords response parser.
 
 Every call runs under the retry policy (`core.retry`); what retries did not fix is raised as
 `SourceError`, and the runner retries the shard's read later with backoff.
@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.errors import SourceError
 from core.records import AT_TIMESTAMP, LATEST, TRIM_HORIZON, Position, Record
 from core.retry import Backoff, retry_call
-from streams.kpl import MAGIC, deaggregate
+from streams.kinesis.kpl import MAGIC, deaggregate
 
 
 class _WireRecord(msgspec.Struct, rename="pascal"):

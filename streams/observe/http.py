@@ -4,7 +4,7 @@
 - `/readyz`: 200 when every shard this worker processes has checkpointed within
   `Metrics.max_checkpoint_age_ms`, or is idle and caught up; else 503. The body is JSON with
   each shard's checkpoint age either way.
-- `/metrics`: the totals and gauges of `streams.metrics` in the Prometheus text format;
+- `/metrics`: the totals and gauges of `streams.observe.metrics` in the Prometheus text format;
   counters are `luxflow_<snake_name>_total`, means are summaries (`_sum` in ms, `_count`).
 
 A stdlib `ThreadingHTTPServer` in a daemon thread: a few requests a minute need no framework.
@@ -30,7 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from core.errors import ConfigError
-from streams.metrics import COUNTER, GAUGE, SPECS, Dims, Metrics
+from streams.observe.metrics import COUNTER, GAUGE, SPECS, Dims, Metrics
 
 log = logging.getLogger(__name__)
 
