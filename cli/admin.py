@@ -53,7 +53,7 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
         (
             f"LUXFLOW_{f.name.upper()}",
             repr(f.default),
-            # Tokens are never printed (issue 14): only whether one is set.
+            # Tokens are never printed: only whether one is set.
             ("'***'" if getattr(settings, f.name) else "''")
             if f.name.endswith("_token")
             else repr(getattr(settings, f.name)),

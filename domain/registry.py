@@ -74,7 +74,7 @@ class SiteDefaults(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     default_rated_w: float = 100.0
     nominal_voltage_v: float = 230.0
     max_gap_ms: int = DEFAULT_MAX_GAP_MS
-    # -- detection (issue 11): baseline of the site's demand per hour of day, fault cool-down,
+    # -- detection: baseline of the site's demand per hour of day, fault cool-down,
     # short-cycle flicker, flood guard, retention of per-asset state.
     demand_baseline_factor: float | None = 1.5
     cooldown_ms: int = DEFAULT_COOLDOWN_MS
@@ -83,7 +83,7 @@ class SiteDefaults(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     flood_max_new_faults: int = 10
     flood_window_ms: int = 600_000
     retention_ms: int = DEFAULT_RETENTION_MS
-    # -- energy split at window bounds (issue 11): accuracy of power readings (relative
+    # -- energy split at window bounds: accuracy of power readings (relative
     # standard deviation) and resolution of the drivers' energy counters.
     power_accuracy: float = 0.01
     counter_resolution_wh: float = 0.001

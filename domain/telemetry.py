@@ -25,7 +25,7 @@ from domain.ids import is_valid_id
 from domain.timestamps import TimestampError, format_ts, parse_ts_ms
 
 SCHEMA_VERSION = 1
-# -- schema v2: optional cumulative energy counter (detection issue 11) --------------------
+# -- schema v2: optional cumulative energy counter --------------------
 SCHEMA_VERSION_ENERGY = 2
 """Version of a record that carries ``energy_wh``; v1 and v2 records share one stream."""
 SCHEMA_VERSIONS = (SCHEMA_VERSION, SCHEMA_VERSION_ENERGY)

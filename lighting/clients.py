@@ -79,7 +79,7 @@ class Clients:
 
     @property
     def secretsmanager(self) -> Any:
-        """For the InfluxDB and read-API tokens kept in Secrets Manager (issue 14)."""
+        """For the InfluxDB and read-API tokens kept in Secrets Manager."""
         return self._client("secretsmanager", self._settings.endpoint_url)
 
     @secretsmanager.setter

@@ -158,7 +158,7 @@ class RegistryCache:
         return site_limits_of(self._loaded.registry.site(site_id))
 
     def flood_limits(self, site_id: str) -> FloodLimits:
-        """The flood guard of a site (detection, issue 11)."""
+        """The flood guard of a site (detection)."""
         return flood_limits_of(self._loaded.registry.site(site_id))
 
     def asset_count(self, scope_key: str) -> int:

@@ -101,13 +101,13 @@ class Settings:
         10_000, "A lease whose counter stood still this long is taken over (both runners)."
     )
     log_level: str = _setting("INFO", "Log level of the luxflow loggers.")
-    # -- input faults (issue 10, input half) --
+    # -- input faults --
     unknown_asset_cap: int = _setting(
         10_000,
         "Unknown assets (not in the registry) a worker processes with site defaults; readings "
         "of further unknown assets are dead-lettered as unknown_asset.",
     )
-    # --- query model on InfluxDB, and the read side (issue 14) ---
+    # --- query model on InfluxDB, and the read side ---
     query_model: str = _setting(
         "timestream",
         "Query-model store: timestream (LiveAnalytics) or influxdb (Timestream for InfluxDB).",
@@ -136,7 +136,7 @@ class Settings:
         "", "Secrets Manager secret (name or ARN) holding the read API's bearer token."
     )
 
-    # -- observability (issue 13): metrics, health endpoints, logs ---------------------------
+    # -- observability: metrics, health endpoints, logs ---------------------------
     metrics_emf: str = _setting(
         "stdout",
         "Where `luxflow worker` writes CloudWatch EMF metric lines: stdout, stderr or off "

@@ -100,7 +100,7 @@ def shard_sinks(
     ]
 
 
-# --- query model store chosen by LUXFLOW_QUERY_MODEL (issue 14) ---------------------------------
+# --- query model store chosen by LUXFLOW_QUERY_MODEL ---------------------------------
 def query_model_sink(
     settings: Settings,
     clients: Clients,

@@ -86,7 +86,7 @@ class EmulatedRun:
     runner_errors: list[str]
     producer_errors: list[str]
     query_results: list[str] = dataclasses.field(default_factory=list)
-    """With the InfluxDB query model: a few `luxflow query` results (issue 14)."""
+    """With the InfluxDB query model: a few `luxflow query` results."""
 
 
 def run_on_emulated_aws(
@@ -107,7 +107,7 @@ def run_on_emulated_aws(
         moto = stack.enter_context(MotoServer())
         kinesalite = stack.enter_context(Kinesalite())
         influx_settings: dict[str, Any] = {}
-        if query_model == "influxdb":  # issue 14: a real influxd as Timestream for InfluxDB
+        if query_model == "influxdb":  # a real influxd as Timestream for InfluxDB
             influxd = stack.enter_context(Influxd())
             influx_settings = {
                 "query_model": "influxdb",
@@ -234,7 +234,7 @@ def timestream_point_count(endpoint: str, database: str) -> int:
 
 
 def demo_queries(settings: Settings, clients: Clients, simulation: Simulation) -> list[str]:
-    """A few read-side results of the run (issue 14): the fleet, one building's open faults
+    """A few read-side results of the run: the fleet, one building's open faults
     and each site's energy per hour, read as `luxflow query` reads them."""
     model = read_model(settings, clients)
     params = simulation.params

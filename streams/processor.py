@@ -121,7 +121,7 @@ class EngineCounters:
     skipped_already_applied: int = 0
     checkpoints: int = 0
     failed_checkpoints: int = 0
-    # Observability (issue 13): read by streams.observe.metrics, never reset.
+    # Observability: read by streams.observe.metrics, never reset.
     checkpoint_us: int = 0
     """Time spent in checkpoints that were written (flush + snapshot + checkpoint), in us."""
     last_checkpoint_ms: int = 0

@@ -1,6 +1,6 @@
 """The `StateStore` protocol, the snapshot types it moves, and an in-memory store for tests.
 
-Where snapshots sit in the checkpoint step (DESIGN.md, "Delivery"): flush sinks -> `save`
+Where snapshots sit in the checkpoint step: flush sinks -> `save`
 the snapshot that includes every record up to `position` -> write the checkpoint. On start,
 `load` gives the state (a base and its deltas) and the position it includes; records at or
 below it are not applied again. The DynamoDB store is in `tables.dynamodb`.

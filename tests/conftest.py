@@ -89,7 +89,7 @@ def unique_name() -> Callable[[str], str]:
     return make
 
 
-# --- InfluxDB query model (issue 14) ------------------------------------------------------------
+# --- InfluxDB query model ------------------------------------------------------------
 @pytest.fixture(scope="session")
 def influxd() -> Iterator[Any]:
     """A real InfluxDB OSS 1.8.10 (auth on) on a free loopback port, for the whole session.

@@ -90,7 +90,7 @@ class ShardProgress:
     processing, which is what `stop_when_idle_ms` counts (the idle close ran in that time)."""
     ended: bool = False
     counters: EngineCounters = field(default_factory=EngineCounters)
-    # Observability (issue 13): read by streams.observe.metrics.
+    # Observability: read by streams.observe.metrics.
     engine: ShardEngine | None = None
     lease_takeovers: int = 0
     lease_losses: int = 0

@@ -1,4 +1,4 @@
-"""Reports on time in continuous operation (issue 11, acceptance 1), on emulated AWS: ONE
+"""Reports on time in continuous operation, on emulated AWS: ONE
 `luxflow worker` (the local polling runner) keeps running while telemetry arrives in stages,
 with the idle close out of reach, so only the readings' event time can close a window.
 
@@ -123,7 +123,7 @@ def wait_for_checkpoint(
     deployment: Deployment, worker: subprocess.Popen[str], sequence_number: int
 ) -> None:
     """Until the worker's checkpoint reaches `sequence_number`. A checkpoint is written only
-    after the sinks stored everything the records up to it produced (DESIGN.md, "Delivery"),
+    after the sinks stored everything the records up to it produced,
     so from then on the command model shows all that reading them emitted, and, with no later
     record and no idle close, nothing more can come: both present and absent items are final.
     The timeout only keeps a broken worker from hanging the suite."""

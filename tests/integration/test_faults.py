@@ -1,4 +1,4 @@
-"""The fault matrix (issue 10, acceptance 1): every AWS call the worker makes, under bursts of
+"""The fault matrix: every AWS call the worker makes, under bursts of
 each fault kind, and one call failing for a long time; the worker never exits and DynamoDB and
 Timestream end equal to a clean run, item for item.
 

@@ -1,4 +1,4 @@
-"""The engine under faults: poison records, failing stores, lost leases (issue 10)."""
+"""The engine under faults: poison records, failing stores, lost leases."""
 
 from __future__ import annotations
 
