@@ -31,7 +31,11 @@ SCHEMA_VERSION_ENERGY = 2
 SCHEMA_VERSIONS = (SCHEMA_VERSION, SCHEMA_VERSION_ENERGY)
 # -- end schema v2 ---------------------------------------------------------------------------
 MAX_RECORD_BYTES = 64 * 1024
-MAX_FUTURE_MS = 15 * 60_000
+DEFAULT_MAX_SKEW_MS = 120_000
+"""How far ahead of its arrival at the stream a reading may be stamped: a device clock that
+is at most this fast is believed; a faster one is ``clock_skew``. The arrival time is the
+stream's, so a device cannot push the event clock (and so make other devices' readings late)
+by more than this."""
 MAX_AGE_MS = 365 * 86_400_000
 """A reading stamped more than a year before it reached the stream is a device clock that
 was reset (1970, 2000), not a late reading: ``bad_ts``."""
@@ -58,6 +62,7 @@ UNKNOWN_SCHEMA: Final = "unknown_schema"
 BAD_ID: Final = "bad_id"
 BAD_VALUE: Final = "bad_value"
 BAD_TS: Final = "bad_ts"
+CLOCK_SKEW: Final = "clock_skew"
 DECODE_ERROR: Final = "decode_error"
 DECODE_REASONS: Final = frozenset(
     {
@@ -71,6 +76,7 @@ DECODE_REASONS: Final = frozenset(
         BAD_ID,
         BAD_VALUE,
         BAD_TS,
+        CLOCK_SKEW,
         DECODE_ERROR,
     }
 )
@@ -239,20 +245,23 @@ def _shared_id(value: str, field: str) -> str:
     return value
 
 
-def decode_reading(data: bytes, arrival_ms: int) -> Reading:
+def decode_reading(
+    data: bytes, arrival_ms: int, *, max_skew_ms: int = DEFAULT_MAX_SKEW_MS
+) -> Reading:
     """Decode and validate one record.
 
     ``arrival_ms`` is when the stream received the record (its approximate arrival timestamp),
     not the wall clock, so a replay makes the same decisions as the first run.
     Checks, in order: size (> 64 KiB, before parsing), UTF-8, JSON, depth and types, version,
-    ids, finite floats, power, dim level, timestamp (parsable, not more than 15 minutes after
-    nor more than a year before ``arrival_ms``).
+    ids, finite floats, power, dim level, timestamp (parsable, not more than a year before
+    ``arrival_ms``), then the device's clock: stamped more than ``max_skew_ms`` after
+    ``arrival_ms`` is ``clock_skew: +<seconds>s``.
     An empty ``fault_code`` means no fault and becomes ``None``.
     Raises ``InvalidTelemetry``, never anything else, for any input bytes: an unexpected
     exception becomes ``decode_error: <exception type>``.
     """
     try:
-        return _decode(data, arrival_ms)
+        return _decode(data, arrival_ms, max_skew_ms)
     except InvalidTelemetry:
         raise
     except RecursionError:
@@ -261,7 +270,7 @@ def decode_reading(data: bytes, arrival_ms: int) -> Reading:
         raise InvalidTelemetry(DECODE_ERROR, type(exc).__name__) from exc
 
 
-def _decode(data: bytes, arrival_ms: int) -> Reading:
+def _decode(data: bytes, arrival_ms: int, max_skew_ms: int) -> Reading:
     if len(data) > MAX_RECORD_BYTES:
         raise InvalidTelemetry(TOO_LARGE)
     try:
@@ -300,10 +309,10 @@ def _decode(data: bytes, arrival_ms: int) -> Reading:
         ts_ms = parse_ts_ms(ts)
     except TimestampError:
         raise InvalidTelemetry(BAD_TS, "unparsable") from None
-    if ts_ms - arrival_ms > MAX_FUTURE_MS:
-        raise InvalidTelemetry(BAD_TS, "future")
     if arrival_ms - ts_ms > MAX_AGE_MS:
         raise InvalidTelemetry(BAD_TS, "ancient")
+    if ts_ms - arrival_ms > max_skew_ms:
+        raise InvalidTelemetry(CLOCK_SKEW, f"+{(ts_ms - arrival_ms) // 1000}s")
     energy_wh = t.energy_wh  # schema v2: a cumulative counter, finite and never negative
     if energy_wh is not None and not (energy_wh - energy_wh == 0 and energy_wh >= 0):
         raise InvalidTelemetry(BAD_VALUE, "energy_wh")

@@ -5,6 +5,7 @@ tests drive it in-process with `streams.testing.AgentTestContext(app)`."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import msgspec
@@ -23,7 +24,7 @@ from domain.rules import (
 )
 from domain.rules.flood import FloodState, flood_check, flood_guard, is_new
 from domain.site import SiteDemandState, demand_w, site_demand_step
-from domain.telemetry import Reading, decode_reading
+from domain.telemetry import DEFAULT_MAX_SKEW_MS, Reading, decode_reading
 from domain.usage import scope_of_key, scopes_of, usage_report_of
 from lighting.registry import RegistryCache
 from streams.app import App
@@ -59,16 +60,25 @@ class UsageAcc(msgspec.Struct):
         )
 
 
-def build_app(registry: RegistryCache, *, topic: str, grace_ms: int) -> App:
+def build_app(
+    registry: RegistryCache,
+    *,
+    topic: str,
+    grace_ms: int,
+    max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
+) -> App:
     """The lighting application: one agent (`detect`) applies the per-asset rules to every
     reading and feeds the usage and site-demand windows; event time drives roll-ups and
     offline checks. `topic` names the Kinesis stream; `grace_ms` is how late a reading may
     arrive and still count in its window. Energy splits at hour bounds are refined for half
     the grace (at most ``DEFAULT_REFINE_MS``), so every correction lands before its window
-    closes."""
+    closes. A reading stamped more than `max_skew_ms` after its arrival at the stream is
+    dead-lettered `clock_skew` (its device's clock is fast)."""
     refine_ms = min(DEFAULT_REFINE_MS, grace_ms // 2)
     app = App("lighting")
-    telemetry = app.topic(topic, decoder=registry.decoder(decode_reading))
+    telemetry = app.topic(
+        topic, decoder=registry.decoder(partial(decode_reading, max_skew_ms=max_skew_ms))
+    )
     asset_rules = app.Table("asset_rules", default=_no_rule_state, value_type=AssetRuleState)
     site_demand = app.Table("site_demand", default=_no_site_state, value_type=SiteDemandState)
     # Room, building and site sums of the asset windows closed by the current advance.

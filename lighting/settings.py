@@ -80,6 +80,11 @@ class Settings:
     idle_timeout_ms: int = _setting(
         60_000, "After this long without records, a shard closes its windows by processing time."
     )
+    max_clock_skew_ms: int = _setting(
+        120_000,
+        "How far ahead of its arrival at the stream a reading may be stamped; a faster device "
+        "clock is dead-lettered as clock_skew and never moves the event clock.",
+    )
     window_grace_ms: int = _setting(
         600_000, "How late (event time) a reading may arrive and still count in its hourly window."
     )
@@ -212,6 +217,13 @@ class Settings:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
         if self.unknown_asset_cap < 0:
             raise ConfigError("LUXFLOW_UNKNOWN_ASSET_CAP must not be negative")
+        if not 0 <= self.max_clock_skew_ms < self.window_grace_ms:
+            # A device allowed to run a whole grace ahead could make every other device's
+            # readings late.
+            raise ConfigError(
+                "LUXFLOW_MAX_CLOCK_SKEW_MS must be at least 0 and less than "
+                f"LUXFLOW_WINDOW_GRACE_MS ({self.window_grace_ms})"
+            )
         if self.query_model not in QUERY_MODELS:
             raise ConfigError(
                 f"LUXFLOW_QUERY_MODEL must be one of {', '.join(QUERY_MODELS)}, "

@@ -70,7 +70,12 @@ def worker_views(settings: Settings, clients: Clients) -> WorkerViews:
 def lighting_app(settings: Settings, views: WorkerViews) -> App:
     """The lighting app with the worker's registry, reading only the sites homed in this
     region (all of them when no homes are registered; see lighting.regions)."""
-    app = build_app(views.registry, topic=settings.stream, grace_ms=settings.window_grace_ms)
+    app = build_app(
+        views.registry,
+        topic=settings.stream,
+        grace_ms=settings.window_grace_ms,
+        max_skew_ms=settings.max_clock_skew_ms,
+    )
     return guard_app(app, views.gate)
 
 

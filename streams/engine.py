@@ -125,8 +125,10 @@ class ShardEngine:
         if records:
             self._process(records)
         else:
-            if millis_behind_latest:
-                # An empty read behind the tip is not idleness: the data is still coming.
+            if millis_behind_latest != 0:
+                # Only a read that says it reached the tip proves idleness: behind the tip the
+                # data is still coming, and an empty read after an error or an expired
+                # iterator (no MillisBehindLatest) proves nothing.
                 self.state.behind()
             self._tick()
         if checkpoint.due() or checkpoint.over_bound():

@@ -140,12 +140,21 @@ class AgentTestContext:
         self.engine.process_records(batch)
         return self.sink.written[before:]
 
-    def tick(self, now_ms: int | None = None) -> list[object]:
-        """Move processing time to `now_ms` (if given) and let the engine see it."""
+    def deliver(self, records: Sequence[Record]) -> list[object]:
+        """Process `records` as one batch, as a runner hands them (their own sequence numbers
+        and arrival times); returns their outputs."""
+        before = len(self.sink.written)
+        self.engine.process_records(records)
+        return self.sink.written[before:]
+
+    def tick(self, now_ms: int | None = None, *, caught_up: bool = True) -> list[object]:
+        """Move processing time to `now_ms` (if given) and hand the engine an empty read:
+        one that reached the tip (`caught_up`, MillisBehindLatest 0), or one that proves
+        nothing (a failed read, an expired iterator: no MillisBehindLatest)."""
         if now_ms is not None:
             self.clock.now_ms = now_ms
         before = len(self.sink.written)
-        self.engine.process_records([], millis_behind_latest=0)
+        self.engine.process_records([], millis_behind_latest=0 if caught_up else None)
         return self.sink.written[before:]
 
     def checkpoint(self) -> Position | str | None:

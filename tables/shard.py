@@ -23,13 +23,17 @@ Event time, per windowed table of a shard:
   (`tables.windows`). An update touching a closed window is late: it is not applied,
   `take_late()` returns True for the record, and `counters.late` counts it.
 - Windows close logically at once; physically (callbacks run, memory freed) in `advance()`.
-- Idle rule: when `advance()` sees that no record arrived for `idle_timeout_ms` of processing
-  time (the injected clock), the event clock of every windowed table moves on with processing
-  time: it jumps by the whole silence (now - last record), and never stays behind processing
-  time itself (so the windows of old or replayed data close once the shard is quiet, not an
-  hour of wall time later), then follows the clock at each later `advance()` until records
-  come again. This is the only processing-time input to state; it is stored in the snapshot
-  like any other watermark move.
+- Idle rule: the event clock moves without records only while the shard is known to be
+  caught up. The engine says so: a read that returned nothing with `MillisBehindLatest` = 0
+  leaves the shard quiet; any other empty read (behind the tip, after an error or an
+  expired iterator: `behind()`) counts as activity. Once the shard has been quiet for
+  `idle_timeout_ms` of processing time (the injected clock), the event clock of every
+  windowed table moves on at the pace of processing time from the last record's arrival:
+  to `clock at the last record + (now - that record's arrival)`. So it keeps the lag the
+  shard showed between event time and arrival: live data closes its windows as time passes,
+  and a backfill of three-hour-old readings that pauses moves on by the pause only, never to
+  the wall clock (a pause shorter than the grace changes no output). This is the only
+  processing-time input to state; it is stored in the snapshot like any other watermark move.
 
 Snapshots are a base (every key) followed by deltas (keys changed since the previous saved
 snapshot, and deletions); see `snapshot()` and `tables.snapshot`.
@@ -157,6 +161,7 @@ class ShardState:
         self._inputs = 0
         self._last_input_ms = now_ms()
         self._clock_moved_ms = self._last_input_ms
+        self._last_arrival_ms: int | None = None
         self.tables: dict[str, TableSpec] = {}
         self.plain: dict[str, PlainPartition] = {}
         self.windowed: dict[str, WindowedPartition] = {}
@@ -193,10 +198,12 @@ class ShardState:
         interned = self._pk_intern.get(pk)
         self._pk = self._pk_intern.setdefault(pk, pk) if interned is None else interned
         self._inputs += 1
+        self._last_arrival_ms = event.arrival_ms
 
     def behind(self) -> None:
-        """The shard's stream holds records not read yet (a read came back empty while behind
-        the tip): the shard is not idle, so the idle rule must not move the clock."""
+        """A read came back empty without proof that the shard is caught up (behind the tip,
+        or after an error or an expired iterator): the shard is not idle, so the idle rule
+        must not move the clock."""
         self._inputs += 1
 
     @property
@@ -244,14 +251,18 @@ class ShardState:
         now = self.now_ms()
         if self._inputs:
             self._inputs = 0
-            self._last_input_ms = self._clock_moved_ms = now
+            self._last_input_ms = now
+            # Quiet time counts from the last record's arrival: the lag between event time and
+            # arrival that the shard showed is kept.
+            arrival = self._last_arrival_ms
+            self._clock_moved_ms = now if arrival is None else min(arrival, now)
         elif now - self._last_input_ms >= self.idle_timeout_ms and now > self._clock_moved_ms:
             elapsed = now - self._clock_moved_ms
             self._clock_moved_ms = now
             moved = False
             for part in self.windowed.values():
                 if part.max_event_ms is not None:
-                    part.move_clock(max(part.max_event_ms + elapsed, now))
+                    part.move_clock(part.max_event_ms + elapsed)
                     moved = True
             if moved:
                 self.counters.idle_advances += 1

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain import telemetry
 from domain.telemetry import (
+    DEFAULT_MAX_SKEW_MS,
     MAX_RECORD_BYTES,
     InvalidTelemetry,
     Reading,
@@ -181,10 +184,25 @@ def test_zero_power_and_dim_bounds_are_valid() -> None:
     assert decode_reading(raw(dim_level=100), ARRIVAL_MS).dim_level == 100
 
 
-def test_future_ts_is_relative_to_arrival_not_wall_clock() -> None:
-    fifteen_minutes_ms = 15 * 60_000
-    assert decode_reading(raw(), TS_MS - fifteen_minutes_ms).ts_ms == TS_MS
-    assert reason_of(raw(), TS_MS - fifteen_minutes_ms - 1) == "bad_ts: future"
+def test_a_fast_clock_is_judged_by_arrival_not_wall_clock() -> None:
+    allowance_ms = DEFAULT_MAX_SKEW_MS
+    assert decode_reading(raw(), TS_MS - allowance_ms).ts_ms == TS_MS
+    assert reason_of(raw(), TS_MS - allowance_ms - 1) == "clock_skew: +120s"
+    assert reason_of(raw(), TS_MS - 14 * 60_000) == "clock_skew: +840s"
+
+
+@given(skew_ms=st.integers(-3_600_000, 3_600_000), allowance_ms=st.integers(0, 900_000))
+def test_a_reading_is_believed_exactly_when_its_clock_is_within_the_allowance(
+    skew_ms: int, allowance_ms: int
+) -> None:
+    # A device `skew_ms` fast (negative: slow) whose reading reached the stream at once.
+    arrival_ms = TS_MS - skew_ms
+    if skew_ms <= allowance_ms:
+        assert decode_reading(raw(), arrival_ms, max_skew_ms=allowance_ms).ts_ms == TS_MS
+    else:
+        with pytest.raises(InvalidTelemetry) as caught:
+            decode_reading(raw(), arrival_ms, max_skew_ms=allowance_ms)
+        assert str(caught.value).startswith("clock_skew: +")
 
 
 def test_ancient_ts_is_relative_to_arrival_not_wall_clock() -> None:

@@ -130,7 +130,7 @@ POISON: dict[str, tuple[bytes, str]] = {
     "bad_id_fault_code": (raw(fault_code="x#y"), "bad_id"),
     "bad_value_nan": (raw(power_w=math.nan), "bad_value"),
     "bad_value_inf": (raw(lux=math.inf), "bad_value"),
-    "bad_ts_future": (raw(ts="2999-01-01T00:00:00.000Z"), "bad_ts"),
+    "clock_skew_future": (raw(ts="2999-01-01T00:00:00.000Z"), "clock_skew"),
     "bad_ts_ancient": (raw(ts="1970-01-01T00:00:00.000Z"), "bad_ts"),
     "bad_ts_unparsable": (raw(ts="yesterday"), "bad_ts"),
 }
