@@ -229,7 +229,10 @@ class CommandReader:
             now = self._monotonic()
             cached = self._registry_cache
             if cached is None or now - cached[0] >= self._registry_max_age_s:
-                cached = (now, self._load_registry())
+                try:
+                    cached = (now, self._load_registry())
+                except (ClientError, BotoCoreError) as exc:
+                    raise ReadError(f"reading the registry failed: {describe_error(exc)}") from exc
                 self._registry_cache = cached
             return cached[1]
 
