@@ -1,34 +1,75 @@
-"""The read API's application: FastAPI on uvicorn.
+"""The read API's application: FastAPI on uvicorn, behind the guards of `api.guards`.
 
 FastAPI because it derives the OpenAPI document (at `/openapi.json`) from the typed routes
 and response models, validates query parameters, and is maintained and widely used; it runs
 on Starlette, served by uvicorn. The routes are plain `def`s: the read model uses blocking
 boto3 and urllib calls, which FastAPI runs in its thread pool. Swagger UI and ReDoc are off:
 they load scripts from a CDN, and the document alone is what clients need.
+
+Errors name no internal host, endpoint or table: a failed read is logged here in full and
+answered with a fixed sentence (502); a query asked wrongly is answered with what to fix (400).
 """
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Final
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from api.auth import COOKIE, Tokens
-from api.page import LOGIN_FORM, render_page
+from api.guards import BodyLimit, RateLimit, SecurityHeaders, is_https, security_headers
+from api.limits import ApiLimits, RateLimiter
+from api.page import LOGIN_FORM, STYLE, operator_page
 from api.routes import router
-from core.clock import DAY_MS, HOUR_MS
+from api.sessions import Sessions, derive_key
 from core.errors import ConfigError, LuxflowError
+from lighting.read.cursors import Cursors
 from lighting.read.model import ReadModel
-from lighting.read.rows import FaultRow, QueryError
+from lighting.read.rows import QueryError
 
-PAGE_SPIKES = 20
+log = logging.getLogger(__name__)
+CURSOR_KEY_PURPOSE: Final = b"luxflow cursor v1"
 
 
-def create_app(model: ReadModel, token: str, now_ms: Callable[[], int]) -> FastAPI:
-    """The API (`/api/v1/...`), the operator page (`/`) and its login (`/login`)."""
-    tokens = Tokens(token)
+def api_cursors(tokens: Sequence[str]) -> Cursors:
+    """Cursor keys every server of a deployment derives alike from its tokens (current
+    first), so a page's cursor works on any of them and through a token rotation."""
+    return Cursors([derive_key(token, CURSOR_KEY_PURPOSE) for token in tokens])
+
+
+def _login_token(body: bytes) -> str:
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
+    return (form.get("token") or [""])[0]
+
+
+def _cookie_options(request: Request, always_secure: bool) -> dict[str, object]:
+    return {
+        "httponly": True,
+        "samesite": "strict",
+        "secure": always_secure or is_https(request.scope),
+        "path": "/",
+    }
+
+
+def create_app(
+    model: ReadModel,
+    tokens: Sequence[str],
+    now_ms: Callable[[], int],
+    *,
+    limits: ApiLimits | None = None,
+    secure_cookies: bool = False,
+) -> SecurityHeaders:
+    """The API (`/api/v1/...`), the operator page (`/`), its login and logout, wrapped in the
+    security headers, the rate limit and the body limit. `tokens`: current first.
+    `secure_cookies`: mark the session cookie Secure on every response (else only on https,
+    directly or per X-Forwarded-Proto)."""
+    limits = limits or ApiLimits()
+    sessions = Sessions(tokens, limits.session_ttl_ms, now_ms, limits.max_revoked_sessions)
+    auth = Tokens(tokens, sessions, limits.failure_delay_s)
     app = FastAPI(
         title="luxflow read API",
         version="1",
@@ -37,7 +78,7 @@ def create_app(model: ReadModel, token: str, now_ms: Callable[[], int]) -> FastA
         docs_url=None,
         redoc_url=None,
     )
-    app.include_router(router(model, now_ms, tokens.api()))
+    app.include_router(router(model, now_ms, auth.api()))
 
     @app.exception_handler(QueryError)
     def bad_query(_request: Request, exc: QueryError) -> JSONResponse:
@@ -45,11 +86,17 @@ def create_app(model: ReadModel, token: str, now_ms: Callable[[], int]) -> FastA
 
     @app.exception_handler(ConfigError)
     def not_configured(_request: Request, exc: ConfigError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=501)
+        log.warning("read API: %s", exc)
+        return JSONResponse(
+            {"detail": "this deployment does not serve that query"}, status_code=501
+        )
 
     @app.exception_handler(LuxflowError)
-    def store_failed(_request: Request, exc: LuxflowError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=502)
+    def store_failed(request: Request, exc: LuxflowError) -> JSONResponse:
+        log.warning("read API: %s failed: %s", request.url.path, exc)
+        return JSONResponse(
+            {"detail": "the data store could not be read; try again later"}, status_code=502
+        )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -61,17 +108,26 @@ def create_app(model: ReadModel, token: str, now_ms: Callable[[], int]) -> FastA
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
-        candidate = (form.get("token") or [""])[0]
-        if not tokens.matches(candidate):
+        # The body is at most `max_body_bytes`: BodyLimit answers 413 before or while reading.
+        if not auth.matches(_login_token(await request.body())):
+            await auth.refuse(request)
             return HTMLResponse(LOGIN_FORM, status_code=401)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
             COOKIE,
-            candidate,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
+            sessions.issue(),
+            max_age=limits.session_ttl_ms // 1000,
+            **_cookie_options(request, secure_cookies),  # type: ignore[arg-type]
+        )
+        return response
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        sessions.end(request.cookies.get(COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(
+            COOKIE,
+            **_cookie_options(request, secure_cookies),  # type: ignore[arg-type]
         )
         return response
 
@@ -79,31 +135,12 @@ def create_app(model: ReadModel, token: str, now_ms: Callable[[], int]) -> FastA
         "/",
         include_in_schema=False,
         response_class=HTMLResponse,
-        dependencies=[Depends(tokens.page())],
+        dependencies=[Depends(auth.page())],
     )
     def page() -> str:
-        now = now_ms()
-        buildings = model.command.buildings()
-        faults: dict[tuple[str, str], list[FaultRow]] = {}
-        for building in buildings:
-            if building.open_faults:
-                key = (building.site_id, building.building_id)
-                faults[key] = model.command.open_faults(*key, limit=1000).items
-        energy = None
-        if model.energy_reader is not None:
-            start = now - now % HOUR_MS + HOUR_MS - DAY_MS
-            energy = model.energy_reader.energy(
-                "site", "1h", start, start + DAY_MS, limit=10_000
-            ).items
-        spikes = sorted(
-            (
-                spike
-                for site_id in sorted({b.site_id for b in buildings})
-                for spike in model.command.spikes(site_id, now - DAY_MS, limit=PAGE_SPIKES).items
-            ),
-            key=lambda s: s.started_at_ms,
-            reverse=True,
-        )[:PAGE_SPIKES]
-        return render_page(now, buildings, faults, energy, spikes)
+        return operator_page(model, now_ms())
 
-    return app
+    limiter = RateLimiter(limits)
+    guarded = BodyLimit(app, limits)
+    guarded = RateLimit(guarded, limiter)  # type: ignore[assignment]
+    return SecurityHeaders(guarded, security_headers(STYLE))

@@ -3,6 +3,10 @@
 Sections: sites -> buildings -> open faults; energy per hour per site over the last day
 (an SVG line per site); spikes of the last day, newest first. Elements that tests and
 scripts read carry `data-testid` / `data-*` attributes.
+
+The page's work is bounded like an API page's: the first `PAGE_BUILDINGS` buildings (the
+page says when there are more: the API lists them all), `PAGE_FAULTS` open faults of each,
+the spikes of their sites, and at most `PAGE_ENERGY_ROWS` energy rows.
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ from typing import Final
 
 from core.clock import DAY_MS, HOUR_MS
 from domain.timestamps import format_ts
+from lighting.read.model import ReadModel
 from lighting.read.rows import BuildingSummary, EnergyRow, FaultRow, SpikeRow
 
 COLOURS: Final = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
 WIDTH, HEIGHT, PAD, LEGEND = 860, 260, 48, 100
+PAGE_BUILDINGS: Final = 100
+PAGE_FAULTS: Final = 100
+PAGE_SPIKES: Final = 20
+PAGE_ENERGY_ROWS: Final = 10_000
 
 STYLE: Final = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}
@@ -122,8 +131,11 @@ def render_page(
     faults: dict[tuple[str, str], list[FaultRow]],
     energy: Sequence[EnergyRow] | None,
     spikes: Sequence[SpikeRow],
+    *,
+    more_buildings: bool = False,
 ) -> str:
-    """The whole page. `energy` None: the query model is not readable (not InfluxDB)."""
+    """The whole page. `energy` None: the query model is not readable (not InfluxDB).
+    `more_buildings`: the registry holds more buildings than the page shows."""
     start_ms = now_ms - now_ms % HOUR_MS + HOUR_MS - DAY_MS
     sites: dict[str, list[BuildingSummary]] = {}
     for building in buildings:
@@ -144,6 +156,12 @@ def render_page(
             f"<h3>{escape(site_id)} <span class='{'bad' if open_count else 'ok'}'>"
             f"{open_count} open fault{'s' if open_count != 1 else ''}</span></h3>{inner}</section>"
         )
+    more = (
+        f'<p data-testid="more-buildings" class="muted">The first {len(buildings)} buildings '
+        "are shown: <code>/api/v1/buildings</code> lists them all.</p>"
+        if more_buildings
+        else ""
+    )
     chart = (
         energy_chart(energy, start_ms, start_ms + DAY_MS)
         if energy is not None
@@ -154,10 +172,11 @@ def render_page(
         "<title>luxflow operator</title>"
         f"<style>{STYLE}</style></head><body>"
         f"<h1>luxflow operator page</h1><p class='muted'>as of {_when(now_ms)} UTC</p>"
+        '<form method="post" action="/logout"><button>Log out</button></form>'
         f"<h2>Energy per hour per site (last day)</h2>{chart}"
         f"<h2>Recent spikes</h2>{_spikes_table(spikes)}"
         f"<h2>Sites, buildings and open faults</h2>{''.join(site_html) or '<p>No sites.</p>'}"
-        "</body></html>"
+        f"{more}</body></html>"
     )
 
 
@@ -168,3 +187,44 @@ LOGIN_FORM: Final = (
     'name="token" autocomplete="current-password"></label> <button>Open</button></form>'
     "</body></html>"
 )
+
+
+def operator_page(model: ReadModel, now_ms: int) -> str:
+    """Read what the page shows (bounded, see the module docstring) and render it."""
+    buildings_page = model.command.buildings_page(limit=PAGE_BUILDINGS)
+    buildings = buildings_page.items
+    faults: dict[tuple[str, str], list[FaultRow]] = {}
+    for building in buildings:
+        if building.open_faults:
+            key = (building.site_id, building.building_id)
+            faults[key] = model.command.open_faults(*key, limit=PAGE_FAULTS).items
+    energy: list[EnergyRow] | None = None
+    if model.energy_reader is not None:
+        start = now_ms - now_ms % HOUR_MS + HOUR_MS - DAY_MS
+        energy = []
+        cursor: str | None = None
+        while len(energy) < PAGE_ENERGY_ROWS:
+            page = model.energy_reader.energy(
+                "site", "1h", start, start + DAY_MS, limit=PAGE_ENERGY_ROWS, cursor=cursor
+            )
+            energy.extend(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    spikes = sorted(
+        (
+            spike
+            for site_id in sorted({b.site_id for b in buildings})
+            for spike in model.command.spikes(site_id, now_ms - DAY_MS, limit=PAGE_SPIKES).items
+        ),
+        key=lambda s: s.started_at_ms,
+        reverse=True,
+    )[:PAGE_SPIKES]
+    return render_page(
+        now_ms,
+        buildings,
+        faults,
+        energy,
+        spikes,
+        more_buildings=buildings_page.next_cursor is not None,
+    )

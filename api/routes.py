@@ -1,16 +1,20 @@
 """The JSON read API, version 1. Every route is GET (read-only) and needs the bearer token.
-Lists are paginated: `limit` rows per page and `next_cursor` to pass as `cursor` for the next
-page (null on the last one). Times are integer milliseconds since the epoch (UTC)."""
+Every list is paginated: `limit` rows per page and `next_cursor` to pass as `cursor` for the
+next page (null on the last one); a cursor this API did not sign for the same query is 400.
+Times are integer milliseconds since the epoch (UTC). Ids are 1 to `MAX_ID_CHARS` characters.
+What one page may cost is bounded in `lighting.read` (docs/security.md lists the limits)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Generic, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from core.clock import DAY_MS
+from lighting.read.command import MAX_PAGE, MAX_SUMMARY_PAGE
+from lighting.read.energy import MAX_PAGE_ROWS, MAX_TIME_MS
 from lighting.read.model import ReadModel
 from lighting.read.rows import (
     AssetStateRow,
@@ -36,15 +40,23 @@ def page_out(page: Page[T]) -> PageOut[T]:
     return PageOut[T](items=page.items, next_cursor=page.next_cursor)
 
 
-Limit = Annotated[int, Query(ge=1, le=1000, description="rows per page")]
+MAX_ID_CHARS = 200
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="rows per page")]
+SummaryLimit = Annotated[
+    int, Query(ge=1, le=MAX_SUMMARY_PAGE, description="buildings or sites per page")
+]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+Id = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS)]
+IdFilter = Annotated[str | None, Query(max_length=MAX_ID_CHARS)]
 
 
-def router(model: ReadModel, now_ms: Callable[[], int], auth: Callable[..., None]) -> APIRouter:
+def router(
+    model: ReadModel, now_ms: Callable[[], int], auth: Callable[..., Awaitable[None]]
+) -> APIRouter:
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(auth)])
 
     @api.get("/assets/{asset_id}", response_model=AssetStateRow, tags=["command model"])
-    def asset_state(asset_id: str) -> AssetStateRow:
+    def asset_state(asset_id: Id) -> AssetStateRow:
         """Current state of an asset (404 if it never reported)."""
         state = model.command.asset_state(asset_id)
         if state is None:
@@ -57,15 +69,17 @@ def router(model: ReadModel, now_ms: Callable[[], int], auth: Callable[..., None
         tags=["command model"],
     )
     def open_faults(
-        site_id: str, building_id: str, limit: Limit = 100, cursor: Cursor = None
+        site_id: Id, building_id: Id, limit: Limit = 100, cursor: Cursor = None
     ) -> PageOut[FaultRow]:
         """Open faults of a building, oldest first."""
         return page_out(model.command.open_faults(site_id, building_id, limit=limit, cursor=cursor))
 
     @api.get("/sites/{site_id}/spikes", response_model=PageOut[SpikeRow], tags=["command model"])
     def spikes(
-        site_id: str,
-        since_ms: Annotated[int | None, Query(description="default: a day ago", ge=0)] = None,
+        site_id: Id,
+        since_ms: Annotated[
+            int | None, Query(description="default: a day ago", ge=0, le=MAX_TIME_MS)
+        ] = None,
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> PageOut[SpikeRow]:
@@ -73,29 +87,32 @@ def router(model: ReadModel, now_ms: Callable[[], int], auth: Callable[..., None
         since = since_ms if since_ms is not None else now_ms() - DAY_MS
         return page_out(model.command.spikes(site_id, since, limit=limit, cursor=cursor))
 
-    @api.get("/fleet", response_model=list[SiteSummary], tags=["command model"])
-    def fleet() -> list[SiteSummary]:
-        """Per site: buildings, assets, open faults, spikes that started in the last day."""
-        return model.command.fleet_summary(now_ms())
+    @api.get("/fleet", response_model=PageOut[SiteSummary], tags=["command model"])
+    def fleet(limit: SummaryLimit = 20, cursor: Cursor = None) -> PageOut[SiteSummary]:
+        """Per site, by id: buildings, assets, open faults, spikes that started in the last
+        day. A page also ends before its sites' buildings pass 200."""
+        return page_out(model.command.fleet_page(now_ms(), limit=limit, cursor=cursor))
 
-    @api.get("/buildings", response_model=list[BuildingSummary], tags=["command model"])
-    def buildings() -> list[BuildingSummary]:
-        """Every building of the registry with its rooms, assets and open faults."""
-        return model.command.buildings()
+    @api.get("/buildings", response_model=PageOut[BuildingSummary], tags=["command model"])
+    def buildings(limit: SummaryLimit = 50, cursor: Cursor = None) -> PageOut[BuildingSummary]:
+        """Buildings of the registry, by ids, with their rooms, assets and open faults."""
+        return page_out(model.command.buildings_page(limit=limit, cursor=cursor))
 
     @api.get("/energy", response_model=PageOut[EnergyRow], tags=["query model"])
     def energy(  # noqa: PLR0917  (FastAPI maps each parameter to a query parameter)
-        start_ms: Annotated[int, Query(ge=0, description="range start, inclusive")],
-        end_ms: Annotated[int, Query(ge=0, description="range end, exclusive")],
+        start_ms: Annotated[int, Query(ge=0, le=MAX_TIME_MS, description="range start, inclusive")],
+        end_ms: Annotated[int, Query(ge=0, le=MAX_TIME_MS, description="range end, exclusive")],
         scope: Literal["site", "building", "room"] = "site",
         every: Literal["1h", "1d"] = "1h",
-        site_id: str | None = None,
-        building_id: str | None = None,
-        room_id: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=10_000, description="rows per page")] = 1000,
+        site_id: IdFilter = None,
+        building_id: IdFilter = None,
+        room_id: IdFilter = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_ROWS, description="rows per page")] = 1000,
         cursor: Cursor = None,
     ) -> PageOut[EnergyRow]:
-        """kWh per site, building or room per hour or UTC day (InfluxQL on the query model)."""
+        """kWh per site, building or room per hour or UTC day (InfluxQL on the query model),
+        ordered by window start then ids. A page reads a bounded slice of the range: it may
+        hold fewer rows than `limit`, even none, while `next_cursor` is set."""
         return page_out(
             model.energy.energy(
                 scope,

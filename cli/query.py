@@ -6,7 +6,8 @@
     luxflow query energy --scope site|building|room [--site S ...] --every 1h|1d --start T --end T
     luxflow query fleet
 
-`--format table` (default: times as ISO-8601 UTC), `json` (one array, times in ms) or `csv`.
+`--format table` (default: times as ISO-8601 UTC), `json` (one array, times in ms) or `csv`
+(a text cell that a spreadsheet would run as a formula is prefixed with an apostrophe).
 Every page is fetched; `--limit N` stops after N rows.
 """
 
@@ -112,6 +113,19 @@ def query_rows(args: argparse.Namespace, model: ReadModel, now_ms: int) -> Itera
     return iter(command.fleet_summary(now_ms))
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet treats a cell starting with one of these as a formula (or strips it)."""
+
+
+def csv_cell(value: Any) -> Any:
+    """`value` safe to open in a spreadsheet: a text starting like a formula gets a leading
+    apostrophe, so that an id a device chose (`=HYPERLINK(...)`) stays text. Numbers are
+    left alone: a negative number is data, not a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def render(rows: list[dict[str, Any]], fmt: str) -> str:
     """Rows as a JSON array, CSV with a header, or an aligned table (times in ISO-8601)."""
     if fmt == "json":
@@ -121,10 +135,12 @@ def render(rows: list[dict[str, Any]], fmt: str) -> str:
     columns = list(rows[0])
     if fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, columns, lineterminator="\n")
+        # RFC 4180's CRLF: with it the writer also quotes a cell holding a bare CR, which a
+        # "\n" line end would leave unquoted (a reader would split the row there).
+        writer = csv.DictWriter(out, columns, lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(rows)
-        return out.getvalue().rstrip("\n")
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
+        return out.getvalue().removesuffix("\r\n")
 
     def cell(name: str, value: Any) -> str:
         if value is None:
@@ -151,5 +167,5 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
             break
     text = render(rows, args.format)
     if text:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text + ("\r\n" if args.format == "csv" else "\n"))
     return 0

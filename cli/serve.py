@@ -6,10 +6,9 @@ import argparse
 
 from cli.base import SubParsers, info
 from core.clock import wall_clock_ms
-from core.errors import ConfigError
 from lighting.clients import Clients
-from lighting.influx import secret_value
 from lighting.read.model import read_model
+from lighting.secrets import api_tokens
 from lighting.settings import Settings
 
 
@@ -22,21 +21,20 @@ def register(sub: SubParsers) -> None:
     serve.set_defaults(run=cmd_serve)
 
 
-def api_token(settings: Settings, clients: Clients) -> str:
-    if settings.api_token:
-        return settings.api_token
-    if settings.api_token_secret:
-        return secret_value(clients.secretsmanager, settings.api_token_secret)
-    raise ConfigError("luxflow serve needs LUXFLOW_API_TOKEN or LUXFLOW_API_TOKEN_SECRET")
-
-
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from api.app import create_app
+    from api.app import api_cursors, create_app
 
     clients = Clients(settings)
-    app = create_app(read_model(settings, clients), api_token(settings, clients), wall_clock_ms)
+    # Tokens first: a null, short or malformed one stops the start with one line.
+    tokens = api_tokens(settings.api_token, settings.api_token_secret, clients.secretsmanager)
+    app = create_app(
+        read_model(settings, clients, api_cursors(tokens)),
+        tokens,
+        wall_clock_ms,
+        secure_cookies=settings.api_secure_cookies,
+    )
     info(f"read API on http://{args.host}:{args.port}/api/v1 (OpenAPI at /openapi.json)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

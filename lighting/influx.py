@@ -2,20 +2,16 @@
 
 The token comes from `influxdb_token`, else from the Secrets Manager secret
 `influxdb_token_secret` (its SecretString is the token, or JSON with a `token` field), read
-once when the client is built.
+once when the client is built and parsed strictly (`lighting.secrets`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import msgspec
-from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import ConfigError
-from core.retry import describe_error
 from lighting.clients import Clients
+from lighting.secrets import MIN_INFLUX_TOKEN_CHARS, secret_token, strict_token
 from lighting.settings import Settings
 from sinks.influxdb import BatchLimits
 from sinks.influxhttp import InfluxAuthError, InfluxError, InfluxHTTP
@@ -23,28 +19,21 @@ from sinks.influxhttp import InfluxAuthError, InfluxError, InfluxHTTP
 log = logging.getLogger(__name__)
 
 
-def secret_value(secretsmanager: Any, secret_id: str, field: str = "token") -> str:
-    """The SecretString of `secret_id`; if it is a JSON object, its `field`."""
-    try:
-        text = str(secretsmanager.get_secret_value(SecretId=secret_id)["SecretString"])
-    except (ClientError, BotoCoreError) as exc:
-        raise ConfigError(f"cannot read secret {secret_id}: {describe_error(exc)}") from exc
-    except KeyError:
-        raise ConfigError(f"secret {secret_id} has no SecretString") from None
-    if text.lstrip().startswith("{"):
-        try:
-            value = msgspec.json.decode(text)[field]
-        except (msgspec.DecodeError, KeyError, TypeError):
-            raise ConfigError(f"secret {secret_id} is JSON without a {field!r} field") from None
-        return str(value)
-    return text.strip()
-
-
 def influx_token(settings: Settings, clients: Clients) -> str:
+    """The InfluxDB token: `LUXFLOW_INFLUXDB_TOKEN`, else the secret it names, checked
+    strictly (`lighting.secrets`): a null, non-string, empty or short token stops the start
+    with one line naming the setting."""
     if settings.influxdb_token:
-        return settings.influxdb_token
+        return strict_token(
+            settings.influxdb_token, "LUXFLOW_INFLUXDB_TOKEN", MIN_INFLUX_TOKEN_CHARS
+        )
     if settings.influxdb_token_secret:
-        return secret_value(clients.secretsmanager, settings.influxdb_token_secret)
+        return secret_token(
+            clients.secretsmanager,
+            settings.influxdb_token_secret,
+            "LUXFLOW_INFLUXDB_TOKEN_SECRET",
+            MIN_INFLUX_TOKEN_CHARS,
+        )
     raise ConfigError(
         "LUXFLOW_QUERY_MODEL=influxdb needs LUXFLOW_INFLUXDB_TOKEN or LUXFLOW_INFLUXDB_TOKEN_SECRET"
     )

@@ -135,10 +135,17 @@ class Settings:
     )
     influxdb_timeout_ms: int = _setting(10_000, "Timeout of one InfluxDB HTTP call.")
     api_token: str = _setting(
-        "", "Bearer token the read API (`luxflow serve`) requires; empty: read api_token_secret."
+        "",
+        "Bearer token the read API (`luxflow serve`) requires (16+ characters; `new,old` "
+        "during a rotation); empty: read api_token_secret.",
     )
     api_token_secret: str = _setting(
         "", "Secrets Manager secret (name or ARN) holding the read API's bearer token."
+    )
+    api_secure_cookies: bool = _setting(
+        False,
+        "Mark the read API's session cookie Secure on every response (else only on https, "
+        "directly or per a proxy's X-Forwarded-Proto).",
     )
 
     # -- observability: metrics, health endpoints, logs ---------------------------

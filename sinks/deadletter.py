@@ -9,6 +9,12 @@ Each item carries up to `CHUNK_BYTES` of the original bytes in `data`. Chunk 0 a
 the metadata: reason, origin, shard, sequence numbers, partition key, arrival_ms, total size
 and chunk count. Writing the same dead letter again overwrites the same items.
 
+Dead letters hold raw device payloads, so they expire: every item carries `expires_at`
+(`TTL_ATTRIBUTE`, the attribute the table's time-to-live is configured on), in epoch seconds,
+`retention_ms` after the record's arrival (default `DEFAULT_RETENTION_MS`, 14 days). It is
+derived from the arrival time, not the clock, so writing a dead letter again writes the same
+items.
+
 Sequence numbers are stored as strings: Kinesis sequence numbers have more digits than a
 DynamoDB number holds exactly.
 
@@ -35,6 +41,11 @@ from sinks.batching import BatchWriter, KeyedBuffer, SinkCounters
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+TTL_ATTRIBUTE: Final = "expires_at"
+"""The attribute DynamoDB's time-to-live reads on the dead-letter table (the CDK app's
+`DEAD_LETTER_TTL_ATTRIBUTE`): epoch seconds."""
+DEFAULT_RETENTION_MS: Final = 14 * 86_400_000
+"""How long a dead letter is kept after its record arrived, unless the sink is told otherwise."""
 CHUNK_BYTES: Final = 300_000
 """Bytes of the original record per item: with metadata, well under DynamoDB's 400 KB."""
 
@@ -75,15 +86,29 @@ def _text(text: str) -> str:
     return text[:MAX_TEXT_CHARS].encode("utf-8", "replace").decode("utf-8")
 
 
-def to_items(letter: DeadLetter) -> list[AttributeMap]:
-    """The items of one dead letter, data chunks first and the metadata item (sk 0) last."""
+def expires_at_s(letter: DeadLetter, retention_ms: int) -> int:
+    """When the dead letter's items expire (epoch seconds, rounded up)."""
+    return -(-(letter.arrival_ms + retention_ms) // 1000)
+
+
+def to_items(letter: DeadLetter, retention_ms: int = DEFAULT_RETENTION_MS) -> list[AttributeMap]:
+    """The items of one dead letter, data chunks first and the metadata item (sk 0) last;
+    each expires `retention_ms` after the record arrived."""
     pk = dead_letter_key(letter)
     data = letter.data
     count = chunk_count(len(data))
+    expires = {"N": str(expires_at_s(letter, retention_ms))}
     items: list[AttributeMap] = []
     for number in range(count):
         chunk = data[number * CHUNK_BYTES : (number + 1) * CHUNK_BYTES]
-        items.append({"pk": {"S": pk}, "sk": {"N": str(number)}, "data": {"B": chunk}})
+        items.append(
+            {
+                "pk": {"S": pk},
+                "sk": {"N": str(number)},
+                "data": {"B": chunk},
+                TTL_ATTRIBUTE: expires,
+            }
+        )
     head = items[0]
     head.update(
         {
@@ -104,15 +129,25 @@ def to_items(letter: DeadLetter) -> list[AttributeMap]:
 
 
 class DeadLetterSink:
-    """Sink for `DeadLetter` items (other outputs are ignored), keyed idempotently.
+    """Sink for `DeadLetter` items (other outputs are ignored), keyed idempotently, each
+    expiring `retention_ms` after its record arrived.
 
     A failed flush means DynamoDB stayed unavailable past the retries: `SinkError`, the
     checkpoint is aborted and unwritten chunks stay buffered. `count` is how many dead
     letters this sink has stored (a re-sent one counts again; the table holds it once).
     """
 
-    def __init__(self, client: DynamoDBClient, table_name: str, backoff: Backoff) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        backoff: Backoff,
+        retention_ms: int = DEFAULT_RETENTION_MS,
+    ) -> None:
+        if retention_ms <= 0:
+            raise ValueError("a dead letter's retention must be positive")
         self.table_name = table_name
+        self.retention_ms = retention_ms
         self.counters = SinkCounters()
         self.count = 0
         self.by_origin: dict[str, int] = {}
@@ -129,7 +164,7 @@ class DeadLetterSink:
     def write(self, item: object) -> None:
         if not isinstance(item, DeadLetter):
             return
-        for attributes in to_items(item):
+        for attributes in to_items(item, self.retention_ms):
             self._buffer.put((attributes["pk"]["S"], attributes["sk"]["N"]), attributes)
         self._pending_heads.add(dead_letter_key(item))
         self.by_origin[item.origin] = self.by_origin.get(item.origin, 0) + 1

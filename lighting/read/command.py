@@ -1,13 +1,23 @@
 """Reads of the command model (DynamoDB), by the access patterns the table was designed for
 (`domain.views`): asset state (GetItem), open faults of a building (Query on the sparse index
-`gsi1`), spikes of a site since a time (Query, sk >= the time), and a fleet summary built
-from the registry items (pk `REGISTRY`) plus those queries. Strongly consistent where the
-table allows it (not on the index)."""
+`gsi1`), spikes of a site since a time (Query, sk >= the time), and building and site
+summaries built from the registry items (pk `REGISTRY`) plus counting queries. Strongly
+consistent where the table allows it (not on the index).
+
+Every list is paged and every page's work is bounded: at most `MAX_PAGE` rows per Query page;
+summaries page over the registry's sorted ids, `MAX_SUMMARY_PAGE` buildings or sites per page,
+each count a `Select=COUNT` query of at most `COUNT_PAGES` DynamoDB pages. The registry is read
+at most once per `registry_max_age_s` (a request never scans it again while it is fresh).
+Cursors are signed (`Cursors`) and bound to their query: a cursor of another query or one a
+client made up is a `QueryError`, never a DynamoDB call with a key we did not produce."""
 
 from __future__ import annotations
 
+import bisect
+import threading
+import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -15,6 +25,7 @@ from core.clock import DAY_MS
 from core.errors import LuxflowError
 from core.retry import describe_error
 from domain.registry import Registry
+from lighting.read.cursors import Cursors, query_id
 from lighting.read.rows import (
     AssetStateRow,
     BuildingSummary,
@@ -23,21 +34,28 @@ from lighting.read.rows import (
     QueryError,
     SiteSummary,
     SpikeRow,
-    decode_cursor,
-    encode_cursor,
 )
 from sinks.attrvalues import from_item
 
 MAX_PAGE: Final = 1_000
+"""Most rows of one page of open faults or spikes (DynamoDB's `Limit`)."""
+MAX_SUMMARY_PAGE: Final = 100
+"""Most buildings (or sites) of one page of `/buildings` (or `/fleet`)."""
+FLEET_PAGE_BUILDINGS: Final = 200
+"""A page of sites stops before its buildings exceed this (a single site is always whole)."""
+COUNT_PAGES: Final = 10
+"""A count (open faults, spikes) reads at most this many DynamoDB pages (1 MB each): a larger
+count is reported as what those pages held."""
+REGISTRY_MAX_AGE_S: Final = 30.0
 
 
 class ReadError(LuxflowError):
     """The command model could not be read (table missing, throttled, unreachable)."""
 
 
-def _page_size(limit: int) -> int:
-    if not 1 <= limit <= MAX_PAGE:
-        raise QueryError(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+def _page_size(limit: int, most: int = MAX_PAGE) -> int:
+    if not 1 <= limit <= most:
+        raise QueryError(f"limit must be between 1 and {most}, not {limit}")
     return limit
 
 
@@ -76,10 +94,24 @@ def spike_row(item: dict[str, Any]) -> SpikeRow:
 class CommandReader:
     """The command-model queries over one DynamoDB table (low-level client)."""
 
-    def __init__(self, dynamodb: Any, table: str, load_registry: Callable[[], Registry]) -> None:
+    def __init__(
+        self,
+        dynamodb: Any,
+        table: str,
+        load_registry: Callable[[], Registry],
+        cursors: Cursors,
+        *,
+        registry_max_age_s: float = REGISTRY_MAX_AGE_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._dynamodb = dynamodb
         self._table = table
         self._load_registry = load_registry
+        self._cursors = cursors
+        self._registry_max_age_s = registry_max_age_s
+        self._monotonic = monotonic
+        self._registry_lock = threading.Lock()
+        self._registry_cache: tuple[float, Registry] | None = None
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         try:
@@ -116,12 +148,30 @@ class CommandReader:
     def _query(
         self, what: str, limit: int, cursor: str | None, **kwargs: Any
     ) -> tuple[list[dict[str, Any]], str | None]:
+        # The cursor is bound to everything that selects the rows, so the key it carries
+        # can only continue the query it came from.
+        query = query_id(what, kwargs.get("IndexName"), kwargs["ExpressionAttributeValues"])
         if cursor:
-            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+            state = self._cursors.decode(query, cursor)
+            if not isinstance(state.get("k"), dict):
+                raise QueryError("the cursor is not one this API returned for this query")
+            kwargs["ExclusiveStartKey"] = state["k"]
         response = self._call(what, self._dynamodb.query, Limit=_page_size(limit), **kwargs)
         items = [from_item(raw) for raw in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return items, encode_cursor(last) if last else None
+        return items, self._cursors.encode(query, {"k": last}) if last else None
+
+    def _count(self, what: str, **kwargs: Any) -> int:
+        """Items a Query selects, over at most `COUNT_PAGES` pages."""
+        count = 0
+        for _ in range(COUNT_PAGES):
+            response = self._call(what, self._dynamodb.query, Select="COUNT", **kwargs)
+            count += int(response.get("Count", 0))
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                break
+            kwargs["ExclusiveStartKey"] = last
+        return count
 
     def open_faults(
         self, site_id: str, building_id: str, *, limit: int = 100, cursor: str | None = None
@@ -131,11 +181,27 @@ class CommandReader:
             "Query open faults",
             limit,
             cursor,
-            IndexName="gsi1",
-            KeyConditionExpression="gsi1pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"OPENFAULT#{site_id}#{building_id}"}},
+            **self._open_faults_key(site_id, building_id),
         )
         return Page([fault_row(item) for item in items], next_cursor)
+
+    @staticmethod
+    def _open_faults_key(site_id: str, building_id: str) -> dict[str, Any]:
+        return {
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"OPENFAULT#{site_id}#{building_id}"}},
+        }
+
+    @staticmethod
+    def _spikes_key(site_id: str, since_ms: int) -> dict[str, Any]:
+        return {
+            "KeyConditionExpression": "pk = :pk AND sk >= :since",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"SPIKE#{site_id}"},
+                ":since": {"S": f"{max(0, since_ms):013d}"},
+            },
+        }
 
     def spikes(
         self,
@@ -151,68 +217,130 @@ class CommandReader:
             "Query spikes",
             limit,
             cursor,
-            KeyConditionExpression="pk = :pk AND sk >= :since",
-            ExpressionAttributeValues={
-                ":pk": {"S": f"SPIKE#{site_id}"},
-                ":since": {"S": f"{max(0, since_ms):013d}"},
-            },
             ScanIndexForward=not newest_first,
             ConsistentRead=True,
+            **self._spikes_key(site_id, since_ms),
         )
         return Page([spike_row(item) for item in items], next_cursor)
 
-    def _all_open_faults(self, site_id: str, building_id: str) -> list[FaultRow]:
-        rows: list[FaultRow] = []
-        cursor: str | None = None
-        while True:
-            page = self.open_faults(site_id, building_id, limit=MAX_PAGE, cursor=cursor)
-            rows.extend(page.items)
-            cursor = page.next_cursor
-            if cursor is None:
-                return rows
+    def registry(self) -> Registry:
+        """The registry, read again once it is older than `registry_max_age_s`."""
+        with self._registry_lock:
+            now = self._monotonic()
+            cached = self._registry_cache
+            if cached is None or now - cached[0] >= self._registry_max_age_s:
+                try:
+                    cached = (now, self._load_registry())
+                except (ClientError, BotoCoreError) as exc:
+                    raise ReadError(f"reading the registry failed: {describe_error(exc)}") from exc
+                self._registry_cache = cached
+            return cached[1]
 
-    def _spike_count(self, site_id: str, since_ms: int) -> int:
-        count = 0
-        cursor: str | None = None
-        while True:
-            page = self.spikes(site_id, since_ms, limit=MAX_PAGE, cursor=cursor)
-            count += len(page.items)
-            cursor = page.next_cursor
-            if cursor is None:
-                return count
-
-    def buildings(self) -> list[BuildingSummary]:
-        """Every building of the registry with its rooms, assets and open faults."""
-        registry = self._load_registry()
+    def _building_shapes(self) -> list[tuple[str, str, int, int]]:
+        """(site, building, rooms, assets) of every building, sorted by ids."""
         rooms: dict[tuple[str, str], set[str]] = {}
         assets: dict[tuple[str, str], int] = {}
-        for asset in registry.assets.values():
+        for asset in self.registry().assets.values():
             key = (asset.site_id, asset.building_id)
             rooms.setdefault(key, set()).add(asset.room_id)
             assets[key] = assets.get(key, 0) + 1
-        return [
-            BuildingSummary(
-                site_id=site_id,
-                building_id=building_id,
-                rooms=len(rooms[(site_id, building_id)]),
-                assets=assets[(site_id, building_id)],
-                open_faults=len(self._all_open_faults(site_id, building_id)),
+        return [(s, b, len(rooms[(s, b)]), assets[(s, b)]) for s, b in sorted(assets)]
+
+    def _summary(self, site_id: str, building_id: str, rooms: int, assets: int) -> BuildingSummary:
+        return BuildingSummary(
+            site_id=site_id,
+            building_id=building_id,
+            rooms=rooms,
+            assets=assets,
+            open_faults=self._count(
+                "Count open faults", **self._open_faults_key(site_id, building_id)
+            ),
+        )
+
+    def buildings_page(
+        self, *, limit: int = MAX_SUMMARY_PAGE, cursor: str | None = None
+    ) -> Page[BuildingSummary]:
+        """Buildings of the registry, by ids, with their rooms, assets and open faults."""
+        limit = _page_size(limit, MAX_SUMMARY_PAGE)
+        shapes = self._building_shapes()
+        start = 0
+        query = query_id("buildings")
+        if cursor:
+            after = self._cursors.decode(query, cursor).get("after")
+            if not (isinstance(after, list) and all(isinstance(x, str) for x in after)):
+                raise QueryError("the cursor is not one this API returned for this query")
+            start = bisect.bisect_right([(s, b) for s, b, _, _ in shapes], tuple(after))
+        chosen = shapes[start : start + limit]
+        rows = [self._summary(*shape) for shape in chosen]
+        more = start + limit < len(shapes)
+        next_cursor = (
+            self._cursors.encode(query, {"after": [rows[-1].site_id, rows[-1].building_id]})
+            if more and rows
+            else None
+        )
+        return Page(rows, next_cursor)
+
+    def fleet_page(
+        self, now_ms: int, *, limit: int = MAX_SUMMARY_PAGE, cursor: str | None = None
+    ) -> Page[SiteSummary]:
+        """Per site, by id: buildings, assets, open faults, and spikes that started in the
+        last day. A page ends after `limit` sites or before its buildings would exceed
+        `FLEET_PAGE_BUILDINGS` (each building costs a count)."""
+        limit = _page_size(limit, MAX_SUMMARY_PAGE)
+        per_site: dict[str, list[tuple[str, str, int, int]]] = {}
+        for shape in self._building_shapes():
+            per_site.setdefault(shape[0], []).append(shape)
+        sites = sorted(per_site)
+        start = 0
+        query = query_id("fleet")
+        if cursor:
+            after = self._cursors.decode(query, cursor).get("after")
+            if not isinstance(after, str):
+                raise QueryError("the cursor is not one this API returned for this query")
+            start = bisect.bisect_right(sites, after)
+        rows: list[SiteSummary] = []
+        budget = FLEET_PAGE_BUILDINGS
+        for site_id in sites[start:]:
+            shapes = per_site[site_id]
+            if len(rows) == limit or (rows and len(shapes) > budget):
+                break
+            budget -= len(shapes)
+            buildings = [self._summary(*shape) for shape in shapes]
+            rows.append(
+                SiteSummary(
+                    site_id=site_id,
+                    buildings=len(buildings),
+                    assets=sum(b.assets for b in buildings),
+                    open_faults=sum(b.open_faults for b in buildings),
+                    spikes_last_day=self._count(
+                        "Count spikes",
+                        ConsistentRead=True,
+                        **self._spikes_key(site_id, now_ms - DAY_MS),
+                    ),
+                )
             )
-            for site_id, building_id in sorted(assets)
-        ]
+        more = start + len(rows) < len(sites)
+        next_cursor = self._cursors.encode(query, {"after": rows[-1].site_id}) if more else None
+        return Page(rows, next_cursor)
+
+    def buildings(self) -> list[BuildingSummary]:
+        """Every building (every page of `buildings_page`)."""
+        return _every_page(lambda cursor: self.buildings_page(cursor=cursor))
 
     def fleet_summary(self, now_ms: int) -> list[SiteSummary]:
-        """Per site: buildings, assets, open faults, and spikes that started in the last day."""
-        per_site: dict[str, list[BuildingSummary]] = {}
-        for building in self.buildings():
-            per_site.setdefault(building.site_id, []).append(building)
-        return [
-            SiteSummary(
-                site_id=site_id,
-                buildings=len(buildings),
-                assets=sum(b.assets for b in buildings),
-                open_faults=sum(b.open_faults for b in buildings),
-                spikes_last_day=self._spike_count(site_id, now_ms - DAY_MS),
-            )
-            for site_id, buildings in sorted(per_site.items())
-        ]
+        """Every site (every page of `fleet_page`)."""
+        return _every_page(lambda cursor: self.fleet_page(now_ms, cursor=cursor))
+
+
+T = TypeVar("T")
+
+
+def _every_page(fetch: Callable[[str | None], Page[T]]) -> list[T]:
+    rows: list[T] = []
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        rows.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return rows

@@ -12,6 +12,7 @@ from core.errors import ConfigError
 from lighting.clients import Clients
 from lighting.influx import influx_client
 from lighting.read.command import CommandReader
+from lighting.read.cursors import Cursors
 from lighting.read.energy import EnergyReader
 from lighting.registry import load_registry
 from lighting.settings import Settings
@@ -32,13 +33,17 @@ class ReadModel:
         return self.energy_reader
 
 
-def read_model(settings: Settings, clients: Clients) -> ReadModel:
+def read_model(settings: Settings, clients: Clients, cursors: Cursors | None = None) -> ReadModel:
+    """The read model; its cursors are signed with `cursors` (default: valid in this process
+    only, which is all the CLI needs; the API passes keys every instance shares)."""
+    cursors = cursors if cursors is not None else Cursors.ephemeral()
     command = CommandReader(
         clients.dynamodb,
         settings.command_table,
         lambda: load_registry(clients.dynamodb, settings.command_table),
+        cursors,
     )
     energy = None
     if settings.query_model == "influxdb":
-        energy = EnergyReader(influx_client(settings, clients))
+        energy = EnergyReader(influx_client(settings, clients), cursors)
     return ReadModel(command, energy)

@@ -1,14 +1,11 @@
 """What the read side returns: plain frozen dataclasses (JSON, CSV and OpenAPI schemas are
-derived from them), and one page of results with an opaque cursor to the next."""
+derived from them), and one page of results with a signed cursor to the next
+(`lighting.read.cursors`)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
-
-import msgspec
 
 from core.errors import LuxflowError
 
@@ -104,18 +101,3 @@ class Page(Generic[T]):
 def row_dict(row: Any) -> dict[str, Any]:
     """A row's fields in declaration order."""
     return {f.name: getattr(row, f.name) for f in fields(row)}
-
-
-def encode_cursor(state: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(state)).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> dict[str, Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        state = msgspec.json.decode(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, msgspec.DecodeError, ValueError):
-        raise QueryError("the cursor is not one this API returned") from None
-    if not isinstance(state, dict):
-        raise QueryError("the cursor is not one this API returned")
-    return state
