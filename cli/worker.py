@@ -19,6 +19,7 @@ from lighting.observe import Observability, registry_stats, status_dir
 from lighting.settings import Settings
 from lighting.worker import kcl_engine_factory, local_runner, worker_views
 from streams.kcl import KclSettings, run_daemon, run_processor
+from streams.kcl.bridge import LeaseHolder
 from streams.kcl.status import StatusDirectory, StatusReporter
 from streams.observe.status import local_worker_status
 
@@ -61,6 +62,11 @@ def register(sub: SubParsers) -> None:
         "--status-dir",
         default="",
         help="write this shard's status file here for the worker's /readyz and metrics",
+    )
+    kcl.add_argument(
+        "--lease-owner",
+        default="",
+        help="the daemon's worker id: state saves are fenced on the lease naming it",
     )
     kcl.set_defaults(run=cmd_kcl_processor)
 
@@ -142,6 +148,8 @@ def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
             "kcl-processor",
             "--status-dir",
             str(statuses.directory),
+            "--lease-owner",
+            settings.owner,
         ],
         initial_position=settings.initial_position,
         kinesis_endpoint=settings.kinesis_endpoint_url or settings.endpoint_url or None,
@@ -162,7 +170,11 @@ def cmd_kcl_processor(args: argparse.Namespace, settings: Settings) -> int:
     clients = Clients(settings)
     with worker_views(settings, clients) as views:
         factory = kcl_engine_factory(settings, clients, views)
+        # The daemon names its lease table after the application.
+        holder = LeaseHolder(settings.app_name, args.lease_owner) if args.lease_owner else None
         if not args.status_dir:
-            return run_processor(factory)
+            return run_processor(factory, holder=holder)
         reporter = StatusReporter(Path(args.status_dir), registry=registry_stats(views.registry))
-        return run_processor(reporter.engine_factory(factory), observer=reporter.observe)
+        return run_processor(
+            reporter.engine_factory(factory), observer=reporter.observe, holder=holder
+        )

@@ -19,6 +19,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
 from core.errors import CheckpointError, LeaseLostError, ShardBlockedError
@@ -74,6 +75,15 @@ class DaemonChannel:
         self._out.flush()
 
 
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds the leases of this daemon: its lease table (the KCL application name) and
+    its worker id, as the daemon writes them into `leaseOwner`."""
+
+    table: str
+    owner: str
+
+
 class DaemonCheckpointer:
     """`Checkpointer` that asks the daemon to checkpoint and waits for its answer.
 
@@ -84,10 +94,17 @@ class DaemonCheckpointer:
     error `CheckpointError`.
     """
 
-    def __init__(self, channel: DaemonChannel, shard_id: str, backoff: Backoff) -> None:
+    def __init__(
+        self,
+        channel: DaemonChannel,
+        shard_id: str,
+        backoff: Backoff,
+        holder: LeaseHolder | None = None,
+    ) -> None:
         self._channel = channel
         self._shard_id = shard_id
         self._backoff = backoff
+        self._holder = holder
         self.lost = False
         """Set once the daemon said the lease is gone (or `lose()`): no request is sent after."""
 
@@ -95,10 +112,17 @@ class DaemonCheckpointer:
         self.lost = True
 
     def fence(self, shard_id: str) -> LeaseFence | None:
-        """The daemon keeps its leases to itself: unknown (None) until known lost."""
+        """The lease as the daemon holds it: its lease table and worker id. The daemon renews
+        the counter on its own, so the fence names the owner only (counter 0): a save is
+        refused once another worker took the lease, which is what keeps a stalled former
+        owner's late save from landing over the new owner's state. None when the holder is
+        not known (then saves are not fenced)."""
         if self.lost:
             raise LeaseLostError(f"{shard_id}: the lease was lost")
-        return None
+        holder = self._holder
+        if holder is None:
+            return None
+        return LeaseFence(holder.table, shard_id, holder.owner, 0)
 
     def checkpoint(self, shard_id: str, position: Position | str) -> None:
         if self.lost:
@@ -148,8 +172,11 @@ class DaemonBridge:
         channel: DaemonChannel,
         backoff: Backoff,
         observer: Observer | None = None,
+        *,
         sleep: Callable[[float], None] = time.sleep,
+        holder: LeaseHolder | None = None,
     ) -> None:
+        self._holder = holder
         self._observer = observer
         self._factory = engine_factory
         self._channel = channel
@@ -190,7 +217,9 @@ class DaemonBridge:
 
     def _initialize(self, message: Initialize) -> None:
         self.shard_id = message.shard_id
-        checkpointer = DaemonCheckpointer(self._channel, message.shard_id, self._backoff)
+        checkpointer = DaemonCheckpointer(
+            self._channel, message.shard_id, self._backoff, self._holder
+        )
         processor = self._factory(message.shard_id, checkpointer)
         self._retrying("initialize", lambda: processor.initialize(_start_of(message)))
         self.processor, self._checkpointer = processor, checkpointer
@@ -289,6 +318,7 @@ def run_processor(
     *,
     backoff: Backoff | None = None,
     observer: Observer | None = None,
+    holder: LeaseHolder | None = None,
 ) -> int:
     """Serve one shard for the MultiLangDaemon; returns the process exit code.
 
@@ -306,6 +336,7 @@ def run_processor(
         DaemonChannel(stdin, stdout),
         backoff or Backoff(base_ms=100, cap_ms=5_000),
         observer,
+        holder=holder,
     )
     try:
         processor.run()
