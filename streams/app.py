@@ -53,6 +53,7 @@ class App:
         self.agents: list[Agent[Any]] = []
         self.tables: list[Table[Any]] = []
         self.advance_callbacks: list[AdvanceCallback] = []
+        self.prompt_types: tuple[type, ...] = ()
 
     def topic(self, name: str, *, decoder: Decoder[T]) -> Topic[T]:
         if self.topic_ is not None:
@@ -98,6 +99,13 @@ class App:
             if table.name == name:
                 return table
         raise ConfigError(f"app {self.name!r} has no table {name!r}")
+
+    def prompt(self, *output_types: type) -> None:
+        """Outputs of these types (alarms) reach the stores as soon as the batch that made
+        them is processed, whatever the checkpoint cadence: the sinks are flushed then (no
+        state save, no checkpoint). Their writes must be idempotent, as every output's is: a
+        batch processed again after a crash writes them again, unchanged."""
+        self.prompt_types = (*self.prompt_types, *output_types)
 
     def on_advance(self, callback: AdvanceCallback) -> AdvanceCallback:
         """Register `callback(event_clock_ms)`, run per shard after each batch and tick with that

@@ -19,6 +19,11 @@ When: `due()` once something happened since the last checkpoint and either the i
 passed or a window closed with outputs (reports are written with the batch that closed their
 window, not an interval later); after a failure, once its pause has passed.
 
+Prompt outputs (the app's alarms, `App.prompt`) do not wait for the checkpoint: after the
+batch that made them, `flush_prompt()` runs steps 1 and 2 only. The position and the state
+still wait for their cadence; a crash before the next checkpoint processes the batch again
+and writes the same items again (their keys are deterministic).
+
 Back-pressure: outputs written to the sinks and not yet flushed are counted; over
 `max_buffered_outputs` the engine takes no new records until a checkpoint empties them.
 """
@@ -54,6 +59,7 @@ class ShardCheckpoint:
         *,
         state: ShardState,
         sinks: Sequence[Sink],
+        prompt_types: tuple[type, ...] = (),
         dead_letter: Sink,
         store: StateStore,
         checkpointer: Checkpointer,
@@ -81,6 +87,8 @@ class ShardCheckpoint:
         """Records or outputs since the last checkpoint (nothing is durable yet)."""
         self._window_closed = False
         self._unflushed = 0
+        self._prompt_types = prompt_types
+        self._prompt_pending = False
         self.lost = False
         self.fence: LeaseFence | None = None
         """The lease fence of the checkpoint in progress (None: not known to this runner)."""
@@ -94,6 +102,9 @@ class ShardCheckpoint:
         self.pending = True
         self._counters.outputs += len(outputs)
         self._unflushed += len(outputs)
+        if self._prompt_types and not self._prompt_pending:
+            prompt = self._prompt_types
+            self._prompt_pending = any(isinstance(item, prompt) for item in outputs)
         for sink in self.sinks:
             write = sink.write
             for item in outputs:
@@ -178,6 +189,21 @@ class ShardCheckpoint:
             return False
         return True
 
+    def flush_prompt(self) -> None:
+        """If prompt outputs were written since the last flush: fence -> flush now. A failed
+        flush is counted and left to the checkpoint step (which flushes first and retries
+        with backoff); `LeaseLostError` propagates."""
+        if not self._prompt_pending or self._health.consecutive_failures:
+            return
+        self._take_fence()
+        try:
+            self._flush()
+        except SinkError as exc:
+            log.warning("shard %s: alarms wait for the checkpoint: %s", self.shard_id, exc)
+            return
+        self._prompt_pending = False
+        self._counters.prompt_flushes += 1
+
     def commit_end(self) -> None:
         """The shard is closed: flush, save the whole state (the base its children start
         from) and commit SHARD_END."""
@@ -192,6 +218,7 @@ class ShardCheckpoint:
         for sink in (*self.sinks, self.dead_letters):
             sink.discard()
         self._unflushed = 0
+        self._prompt_pending = False
         self.pending = self._window_closed = False
 
     # -- steps -----------------------------------------------------------------------------
@@ -214,6 +241,7 @@ class ShardCheckpoint:
             self._counters.sink_errors += 1
             raise
         self._unflushed = 0
+        self._prompt_pending = False
 
     def _save(self, position: Position | None, *, final: bool) -> None:
         """Save what changed since the last saved snapshot (the final one: a whole base).

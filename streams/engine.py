@@ -67,6 +67,7 @@ class ShardEngine:
             shard_id,
             state=self.state,
             sinks=sinks,
+            prompt_types=app.prompt_types,
             dead_letter=dead_letter,
             store=state_store,
             checkpointer=checkpointer,
@@ -133,6 +134,8 @@ class ShardEngine:
             self._tick()
         if checkpoint.due() or checkpoint.over_bound():
             checkpoint.try_commit()
+        else:
+            checkpoint.flush_prompt()
         self.health.settled = not checkpoint.pending
 
     def lease_lost(self) -> None:

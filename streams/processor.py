@@ -126,6 +126,8 @@ class EngineCounters:
     """Time spent in checkpoints that were written (flush + snapshot + checkpoint), in us."""
     last_checkpoint_ms: int = 0
     """Wall time of the last checkpoint written (0: none yet)."""
+    prompt_flushes: int = 0
+    """Flushes of the sinks made at once for prompt outputs (alarms), between checkpoints."""
     sink_errors: int = 0
     """Flushes that failed with `SinkError` (each aborted a checkpoint)."""
     state_keys: int = 0
