@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.clock import ManualClock
 from core.event import Event
 from tables.shard import ShardState
 from tables.table import Table, WindowedTable
@@ -23,14 +24,6 @@ class Reading:
     asset: str
     ts_ms: int
     kwh: float
-
-
-class Clock:
-    def __init__(self, now_ms: int = 0) -> None:
-        self.now = now_ms
-
-    def __call__(self) -> int:
-        return self.now
 
 
 Closed = tuple[str, WindowRange, float]
@@ -59,7 +52,7 @@ class App:
         self.hourly[r.asset] += r.kwh
 
 
-def state_of(app: App, clock: Clock, shard: str = "shard-0") -> ShardState:
+def state_of(app: App, clock: ManualClock, shard: str = "shard-0") -> ShardState:
     return ShardState(app.tables(), shard, clock, IDLE)
 
 
@@ -76,7 +69,7 @@ def feed(state: ShardState, app: App, r: Reading, arrival_ms: int | None = None)
 def run(
     readings: Sequence[Reading], batch_sizes: Sequence[int]
 ) -> tuple[list[bool], list[object], bytes | None]:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     state = state_of(app, clock)
     late: list[bool] = []
     events: list[object] = []

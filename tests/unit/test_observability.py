@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from core.clock import ManualClock
 from core.logs import JsonFormatter, PayloadFilter, RepeatFilter
 from sinks.memory import InMemorySink
 from streams.app import App
@@ -24,20 +25,12 @@ from tables.store import InMemoryStateStore
 SHARD = "shardId-000000000001"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_ms = 1_000_000
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
 def shard(**fields: object) -> ShardStatus:
     return ShardStatus(**{"shard_id": SHARD, "generation": "g1", **fields})  # type: ignore[arg-type]
 
 
 def test_counters_become_increases_and_a_new_engine_restarts_them() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000)
     metrics = Metrics(max_checkpoint_age_ms=3_000, now_ms=clock)
     metrics.update(WorkerStatus([shard(records_read=10, dead_letters={"decode": 2})]))
     metrics.update(WorkerStatus([shard(records_read=25, dead_letters={"decode": 3})]))
@@ -54,7 +47,7 @@ def test_counters_become_increases_and_a_new_engine_restarts_them() -> None:
 
 
 def test_checkpoint_age_grows_while_work_waits_and_is_zero_when_idle_and_caught_up() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000)
     metrics = Metrics(max_checkpoint_age_ms=3_000, now_ms=clock)
     metrics.update(WorkerStatus([shard(pending=True)]))
     clock.now_ms += 2_000
@@ -79,7 +72,7 @@ def test_checkpoint_age_grows_while_work_waits_and_is_zero_when_idle_and_caught_
 
 
 def test_an_emf_line_names_namespace_dimensions_units_and_values() -> None:
-    metrics = Metrics(max_checkpoint_age_ms=3_000, now_ms=Clock())
+    metrics = Metrics(max_checkpoint_age_ms=3_000, now_ms=ManualClock(1_000_000))
     metrics.update(WorkerStatus([shard(records_read=7, millis_behind=250)], lease_losses=1))
     lines = metrics.take_flush()
     documents = [json.loads(emf_line("app-1", "w-1", line, 123)) for line in lines]
@@ -109,13 +102,13 @@ def log_record(msg: str, level: int = logging.ERROR, **extra: object) -> logging
 
 
 def test_repeated_errors_are_rate_limited_with_a_count() -> None:
-    now = [0]
-    repeat = RepeatFilter(60_000, lambda: now[0])
+    now = ManualClock()
+    repeat = RepeatFilter(60_000, now)
     passed = [repeat.filter(log_record("sink failed: %s")) for _ in range(5)]
     assert passed == [True, False, False, False, False]
     assert repeat.filter(log_record("other: %s"))
     assert repeat.filter(log_record("sink failed: %s", logging.INFO))  # info is not limited
-    now[0] = 60_000
+    now.now_ms = 60_000
     record = log_record("sink failed: %s")
     assert repeat.filter(record)
     assert record.getMessage() == "sink failed: a (4 similar suppressed)"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from core.clock import ManualClock
 from core.errors import ConfigError
 from tables.shard import NoActiveShardError, ShardState
 from tables.table import Table
@@ -17,7 +18,6 @@ from tests.support.table_app import (
     HOUR,
     IDLE,
     App,
-    Clock,
     Reading,
     begin,
     feed,
@@ -30,7 +30,7 @@ from tests.support.table_app import (
 
 def test_plain_table_mapping() -> None:
     app = App()
-    state = state_of(app, Clock())
+    state = state_of(app, ManualClock())
     state.activate()
     begin(state, "site-1")
     t = app.counts
@@ -64,7 +64,7 @@ def test_table_without_active_shard_raises() -> None:
 
 
 def test_two_shards_interleaved_in_one_thread_do_not_share() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     a, b = state_of(app, clock, "a"), state_of(app, clock, "b")
     a.activate()
     begin(a, "s")
@@ -78,7 +78,7 @@ def test_two_shards_interleaved_in_one_thread_do_not_share() -> None:
 
 
 def test_each_thread_has_its_own_active_shard() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     states = [state_of(app, clock, f"s{i}") for i in range(4)]
     barrier = threading.Barrier(4)
 
@@ -101,7 +101,7 @@ def test_each_thread_has_its_own_active_shard() -> None:
 
 def test_duplicate_table_names_refused() -> None:
     with pytest.raises(ConfigError):
-        ShardState([Table("x", default=int, value_type=int)] * 2, "s", Clock(), IDLE)
+        ShardState([Table("x", default=int, value_type=int)] * 2, "s", ManualClock(), IDLE)
 
 
 def test_windowing_a_table_twice_is_refused() -> None:
@@ -115,7 +115,7 @@ def test_windowing_a_table_twice_is_refused() -> None:
 
 
 def test_windowed_value_reads() -> None:
-    app, clock = App(), Clock(now_ms=5 * HOUR + 10)
+    app, clock = App(), ManualClock(now_ms=5 * HOUR + 10)
     state = state_of(app, clock)
     state.activate()
     for ts, kwh in [(HOUR + 5, 1.0), (2 * HOUR + 5, 2.0), (5 * HOUR + 1, 4.0)]:
@@ -130,7 +130,7 @@ def test_windowed_value_reads() -> None:
 
 
 def test_set_and_subtract_in_the_event_window() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     state = state_of(app, clock)
     state.activate()
     feed(state, app, Reading("s", "a", 10, 1.0))
@@ -143,7 +143,7 @@ def test_set_and_subtract_in_the_event_window() -> None:
 def test_hopping_update_lands_in_every_window() -> None:
     t = Table("h", default=int, value_type=int)
     wt = t.hopping(10, 5).relative_to_stream()
-    state = ShardState([t], "s", Clock(), IDLE)
+    state = ShardState([t], "s", ManualClock(), IDLE)
     state.activate()
     begin(state, "p", 7)
     wt["k"] += 1
@@ -155,7 +155,7 @@ def test_hopping_update_lands_in_every_window() -> None:
 def test_relative_to_now_uses_the_clock() -> None:
     t = Table("n", default=int, value_type=int)
     wt = t.tumbling(100).relative_to_now()
-    clock = Clock(250)
+    clock = ManualClock(250)
     state = ShardState([t], "s", clock, IDLE)
     state.activate()
     begin(state, "p")
@@ -164,7 +164,7 @@ def test_relative_to_now_uses_the_clock() -> None:
 
 
 def test_at_splits_energy_across_an_hour_boundary() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     state = state_of(app, clock)
     state.activate()
     begin(state, "s", 0, Reading("s", "a", HOUR + 10_000, 0.0))
@@ -196,7 +196,7 @@ def test_results_do_not_depend_on_batch_boundaries() -> None:
 
 
 def test_late_update_is_reported_counted_and_not_applied() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     state = state_of(app, clock)
     state.activate()
     assert not feed(state, app, Reading("s", "a", HOUR + GRACE, 1.0))
@@ -210,7 +210,7 @@ def test_late_update_is_reported_counted_and_not_applied() -> None:
 
 
 def test_within_grace_is_accepted() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     state = state_of(app, clock)
     state.activate()
     feed(state, app, Reading("s", "a", HOUR + GRACE - 1, 1.0))
@@ -221,7 +221,7 @@ def test_within_grace_is_accepted() -> None:
 
 
 def test_window_closes_exactly_once_and_is_forgotten() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     state = state_of(app, clock)
     state.activate()
     feed(state, app, Reading("s", "a", 10, 1.0))
@@ -237,7 +237,7 @@ def test_window_closes_exactly_once_and_is_forgotten() -> None:
 
 
 def test_expires_ms_keeps_closed_windows_readable_then_forgets_them() -> None:
-    app, clock = App(expires_ms=HOUR), Clock()
+    app, clock = App(expires_ms=HOUR), ManualClock()
     state = state_of(app, clock)
     state.activate()
     feed(state, app, Reading("s", "a", 10, 1.0))
@@ -259,7 +259,7 @@ def test_callback_sees_the_partition_key_of_the_key() -> None:
     t = Table("w", default=int, value_type=int)
     wt = t.tumbling(100).relative_to_stream()
     seen: list[tuple[str, str]] = []
-    state = ShardState([t], "s", Clock(), IDLE)
+    state = ShardState([t], "s", ManualClock(), IDLE)
 
     @wt.on_window_close
     def close(key: Any, window: WindowRange, value: Any) -> list[object]:
@@ -278,34 +278,34 @@ def test_callback_sees_the_partition_key_of_the_key() -> None:
 
 
 def test_idle_shard_closes_windows_on_processing_time() -> None:
-    app, clock = App(), Clock(now_ms=1_000)
+    app, clock = App(), ManualClock(now_ms=1_000)
     state = state_of(app, clock)
     state.activate()
     feed(state, app, Reading("s", "a", HOUR - 400_000, 3.0))
     assert state.advance() == []
     # Quiet, but not for idle_timeout_ms yet: nothing moves.
-    clock.now += IDLE - 1
+    clock.now_ms += IDLE - 1
     assert state.advance() == []
     assert state.watermark_ms(app.hourly) == HOUR - 400_000 - GRACE
     # Idle: the event clock jumps by the whole silence, then follows the clock.
-    clock.now += 1
+    clock.now_ms += 1
     assert state.advance() == []
     assert state.watermark_ms(app.hourly) == HOUR - 400_000 - GRACE + IDLE
     assert state.counters.idle_advances == 1
-    clock.now += 400_000 + GRACE - IDLE - 1
+    clock.now_ms += 400_000 + GRACE - IDLE - 1
     assert state.advance() == []
-    clock.now += 1  # event clock now at HOUR + GRACE: the watermark passed the end
+    clock.now_ms += 1  # event clock now at HOUR + GRACE: the watermark passed the end
     assert state.advance() == [("a", (0, HOUR - 1), 3.0)]
     # A record after the silence that belongs to the closed window is late.
     assert feed(state, app, Reading("s", "a", HOUR - 5_000, 1.0))
 
 
 def test_records_keep_the_shard_from_idling() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     state = state_of(app, clock)
     state.activate()
     for i in range(10):
-        clock.now += IDLE  # a slow stream, but a record in every batch
+        clock.now_ms += IDLE  # a slow stream, but a record in every batch
         feed(state, app, Reading("s", "a", 10 + i, 1.0))
         assert state.advance() == []
     assert state.counters.idle_advances == 0
@@ -313,17 +313,17 @@ def test_records_keep_the_shard_from_idling() -> None:
 
 def test_bad_idle_timeout_refused() -> None:
     with pytest.raises(ConfigError):
-        ShardState([], "s", Clock(), 0)
+        ShardState([], "s", ManualClock(), 0)
 
 
 def test_idle_event_clock_never_stays_behind_processing_time() -> None:
     # Old (replayed) data: event times far behind the clock. Once the shard is idle, the
     # event clock catches up with processing time and the last hour closes at once.
-    app, clock = App(), Clock(now_ms=100 * HOUR)
+    app, clock = App(), ManualClock(now_ms=100 * HOUR)
     state = state_of(app, clock)
     state.activate()
     feed(state, app, Reading("s", "a", HOUR + 10, 2.0))
     assert state.advance() == []
-    clock.now += IDLE
+    clock.now_ms += IDLE
     assert state.advance() == [("a", (HOUR, 2 * HOUR - 1), 2.0)]
     assert state.watermark_ms(app.hourly) == 100 * HOUR + IDLE - GRACE

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.clock import ManualClock
 from core.errors import StateStoreError
 from tables.partition import in_key_order
 from tables.shard import ShardState
@@ -19,7 +20,6 @@ from tests.support.table_app import (
     HOUR,
     IDLE,
     App,
-    Clock,
     Reading,
     begin,
     feed,
@@ -28,7 +28,7 @@ from tests.support.table_app import (
 )
 
 
-def populated(clock: Clock, app: App, sites: int = 6) -> ShardState:
+def populated(clock: ManualClock, app: App, sites: int = 6) -> ShardState:
     state = state_of(app, clock)
     state.activate()
     for i in range(60):
@@ -46,7 +46,7 @@ def content(app: App, state: ShardState) -> tuple[dict[Any, Any], dict[Any, Any]
 
 
 def test_snapshot_is_none_when_nothing_changed_since_the_last_saved_one() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     state = populated(clock, app)
     first = state.snapshot()
     assert first is not None
@@ -58,7 +58,7 @@ def test_snapshot_is_none_when_nothing_changed_since_the_last_saved_one() -> Non
 
 
 def test_snapshot_restore_round_trip() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     state = populated(clock, app)
     blob = snap(state)
     assert blob is not None
@@ -70,7 +70,7 @@ def test_snapshot_restore_round_trip() -> None:
 
 
 def test_restored_state_closes_open_windows_once() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     state = populated(clock, app)
     blob = snap(state)
     assert blob is not None
@@ -83,7 +83,7 @@ def test_restored_state_closes_open_windows_once() -> None:
     assert restored.advance() == []
 
 
-def restarted(app: App, clock: Clock, state: ShardState) -> ShardState:
+def restarted(app: App, clock: ManualClock, state: ShardState) -> ShardState:
     """A new shard state restored from a whole snapshot of `state`, as after a failover."""
     blob = snap(state)
     fresh = state_of(app, clock)
@@ -111,7 +111,7 @@ def test_windows_close_in_one_order_whatever_the_write_order_and_restores(
     from its assets' windows differs in the last bit (seen on the KCL failover test)."""
 
     def closed(order: list[str], restore_after: int | None) -> list[object]:
-        app, clock = App(), Clock()
+        app, clock = App(), ManualClock()
         state = state_of(app, clock)
         state.activate()
         for i, asset in enumerate(order):
@@ -142,7 +142,7 @@ def test_a_plain_table_iterates_in_one_order_whatever_the_write_order_and_restor
     a sweep: after a failover it must meet the assets in the same order."""
 
     def iterated(order: list[str], restore_after: int | None) -> list[tuple[Any, Any]]:
-        app, clock = App(), Clock()
+        app, clock = App(), ManualClock()
         state = state_of(app, clock)
         state.activate()
         for i, key in enumerate(order):
@@ -164,7 +164,7 @@ def test_a_plain_table_iterates_in_one_order_whatever_the_write_order_and_restor
 
 
 def test_split_gives_each_child_exactly_its_keys() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     parent = populated(clock, app)
     blob = snap(parent)
     assert blob is not None
@@ -191,7 +191,7 @@ def test_split_gives_each_child_exactly_its_keys() -> None:
 
 
 def test_merge_gives_the_child_both_parents() -> None:
-    app, clock = App(), Clock()
+    app, clock = App(), ManualClock()
     a = state_of(app, clock, "a")
     b = state_of(app, clock, "b")
     a.activate()
@@ -221,13 +221,13 @@ def test_struct_values_and_tuple_keys_round_trip() -> None:
         total: float = 0.0
 
     t = Table("stats", default=Stats, value_type=Stats)
-    state = ShardState([t], "s", Clock(), IDLE)
+    state = ShardState([t], "s", ManualClock(), IDLE)
     state.activate()
     begin(state, "p")
     t[("room", 3)] = Stats(2, 1.5)
     blob = snap(state)
     assert blob is not None
-    other = ShardState([t], "s", Clock(), IDLE)
+    other = ShardState([t], "s", ManualClock(), IDLE)
     other.restore([[blob]], lambda _pk: True)
     other.activate()
     assert t[("room", 3)] == Stats(2, 1.5)
@@ -236,4 +236,4 @@ def test_struct_values_and_tuple_keys_round_trip() -> None:
 def test_unreadable_snapshot_raises_state_store_error() -> None:
     app = App()
     with pytest.raises(StateStoreError):
-        state_of(app, Clock()).restore([[b"\x00garbage"]], lambda _pk: True)
+        state_of(app, ManualClock()).restore([[b"\x00garbage"]], lambda _pk: True)
