@@ -14,8 +14,8 @@ from streams.engine import ShardEngine
 from streams.kcl.bridge import DaemonBridge, DaemonChannel
 from streams.processor import Checkpointer, EngineConfig
 from tables.store import InMemoryStateStore
+from tests.unit.streams.kcl.test_bridge import INIT, answer, request, status
 from tests.unit.streams.test_engine_faults import app_with
-from tests.unit.test_kcl_bridge import INIT, answer, request, status
 
 SHARD = "shardId-000000000001"
 
