@@ -1,26 +1,12 @@
-"""Metrics aggregation, EMF lines, readiness, log filters and the KCL processor's status
-files, without network."""
+"""Metrics aggregation, EMF lines and readiness, without network."""
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 from core.clock import ManualClock
-from core.logs import JsonFormatter, PayloadFilter, RepeatFilter
-from sinks.memory import InMemorySink
-from streams.app import App
-from streams.engine import ShardEngine
-from streams.kcl.bridge import run_processor
-from streams.kcl.status import StatusDirectory, StatusReporter
 from streams.observe.emf import emf_line
-from streams.observe.metrics import FAILED, RELEASED, RUNNING, Metrics, ShardStatus, WorkerStatus
-from streams.processor import Checkpointer, EngineConfig
-from streams.stream import Stream
-from tables.store import InMemoryStateStore
+from streams.observe.metrics import FAILED, RELEASED, Metrics, ShardStatus, WorkerStatus
 
 SHARD = "shardId-000000000001"
 
@@ -91,106 +77,3 @@ def test_an_emf_line_names_namespace_dimensions_units_and_values() -> None:
     assert shard_line["MillisBehindLatest"] == 250
     assert by_dims[("App",)]["LeaseLosses"] == 1
     assert by_dims[("App",)]["ShardsHeld"] == 1
-
-
-def log_record(msg: str, level: int = logging.ERROR, **extra: object) -> logging.LogRecord:
-    record = logging.LogRecord("luxflow.x", level, __file__, 1, msg, ("a",), None)
-    record.threadName = f"shard-{SHARD}"
-    for key, value in extra.items():
-        setattr(record, key, value)
-    return record
-
-
-def test_repeated_errors_are_rate_limited_with_a_count() -> None:
-    now = ManualClock()
-    repeat = RepeatFilter(60_000, now)
-    passed = [repeat.filter(log_record("sink failed: %s")) for _ in range(5)]
-    assert passed == [True, False, False, False, False]
-    assert repeat.filter(log_record("other: %s"))
-    assert repeat.filter(log_record("sink failed: %s", logging.INFO))  # info is not limited
-    now.now_ms = 60_000
-    record = log_record("sink failed: %s")
-    assert repeat.filter(record)
-    assert record.getMessage() == "sink failed: a (4 similar suppressed)"
-    assert record.suppressed == 4  # type: ignore[attr-defined]
-
-
-def test_json_lines_carry_shard_sequence_and_reason_but_no_payload_by_default() -> None:
-    record = log_record("bad record %s", sequence_number=42, reason="decode", payload=b"secret")
-    assert PayloadFilter(allow=False).filter(record)
-    line = json.loads(JsonFormatter().format(record))
-    assert line["level"] == "ERROR"
-    assert line["logger"] == "luxflow.x"
-    assert line["message"] == "bad record a"
-    assert (line["shard"], line["sequence_number"], line["reason"]) == (SHARD, 42, "decode")
-    assert "payload" not in line
-    assert line["time"].endswith("Z")
-    allowed = log_record("bad record %s", payload=b"secret")
-    PayloadFilter(allow=True).filter(allowed)
-    assert "secret" in json.loads(JsonFormatter().format(allowed))["payload"]
-
-
-def counting_engine(shard_id: str, checkpointer: Checkpointer) -> ShardEngine:
-    app = App("t")
-    topic = app.topic("t", decoder=lambda data, _ms: int(data))
-    totals = app.Table("totals", default=int, value_type=int)
-
-    @app.agent(topic)
-    async def count(stream: Stream[int]) -> AsyncIterator[object]:
-        async for value in stream:
-            totals["all"] += value
-            yield ("total", totals["all"])
-
-    return ShardEngine(
-        app,
-        shard_id,
-        sinks=[InMemorySink()],
-        dead_letter=InMemorySink(),
-        state_store=InMemoryStateStore(),
-        checkpointer=checkpointer,
-        config=EngineConfig(checkpoint_interval_ms=0),
-    )
-
-
-def test_kcl_processor_reports_through_a_file_and_stdout_stays_protocol(tmp_path: Path) -> None:
-    records = ",".join(
-        f'{{"data":"{d}","partitionKey":"p","sequenceNumber":"{n}",'
-        f'"approximateArrivalTimestamp":1000,"subSequenceNumber":0,"action":"record"}}'
-        for n, d in ((1, "MQ=="), (2, "eA=="), (3, "Mw=="))  # "1", "x" (undecodable), "3"
-    )
-    stdin = io.BytesIO(
-        b'{"action":"initialize","shardId":"' + SHARD.encode() + b'",'
-        b'"sequenceNumber":"TRIM_HORIZON","subSequenceNumber":0}\n'
-        b'{"action":"processRecords","records":[' + records.encode() + b"],"
-        b'"millisBehindLatest":1500}\n'
-        b'{"action":"checkpoint","sequenceNumber":"3","subSequenceNumber":0,"error":null}\n'
-        b'{"action":"shutdownRequested"}\n'
-    )
-    stdout = io.BytesIO()
-    reporter = StatusReporter(tmp_path, min_interval_ms=0)
-    code = run_processor(
-        reporter.engine_factory(counting_engine), stdin, stdout, observer=reporter.observe
-    )
-    assert code == 0
-    # Every byte on stdout is the protocol's, nothing else.
-    assert stdout.getvalue() == (
-        b'{"action":"status","responseFor":"initialize"}\n'
-        b'{"action":"checkpoint","sequenceNumber":"3","subSequenceNumber":0}\n'
-        b'{"action":"status","responseFor":"processRecords"}\n'
-        b'{"action":"status","responseFor":"shutdownRequested"}\n'
-    )
-    status = StatusDirectory(tmp_path, alive=lambda _pid: True).read()
-    (only,) = status.shards
-    assert (only.shard_id, only.phase) == (SHARD, RELEASED)
-    assert (only.records_read, only.records_processed, only.checkpoints) == (3, 2, 1)
-    assert only.dead_letters == {} and only.millis_behind == 1500
-    # A processor that is gone no longer counts as running.
-    running = tmp_path / "other.json"
-    running.write_bytes(
-        (tmp_path / f"{SHARD}.json").read_bytes().replace(b'"released"', b'"running"')
-    )
-    gone = StatusDirectory(tmp_path, alive=lambda _pid: False).read()
-    assert {s.phase for s in gone.shards} == {RELEASED}
-    assert RUNNING in {
-        s.phase for s in StatusDirectory(tmp_path, alive=lambda _pid: True).read().shards
-    }
