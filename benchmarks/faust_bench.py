@@ -4,7 +4,7 @@ Two figures, both through `agent.test_context()` (faust's broker-less harness, i
 way to run an agent without Kafka):
 
 - same work (`run_same_work`): the faust agent runs the real lighting agent's function
-  (`app.agent_named("detect").fun`, the very code luxflow runs, with the same domain calls
+  (the `detect` agent's `fun`, the very code luxflow runs, with the same domain calls
   and window updates on the same tables) over readings decoded with the app's decoder; its
   outputs go to the same production sinks (`lighting.wiring.shard_sinks` over the null
   clients); windows close and the app's advance callbacks run after every `batch` records,
