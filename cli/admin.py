@@ -14,7 +14,7 @@ from domain.registry import RegistryError, parse_csv, parse_json
 from lighting.clients import Clients
 from lighting.provision import provision
 from lighting.registry import load_registry, store_registry
-from lighting.settings import Settings
+from lighting.settings import Settings, settings_table
 from sinks.deadletter import read_dead_letters
 
 
@@ -62,9 +62,7 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
         for f in fields(Settings)
     ]
     if args.markdown:
-        print("| variable | default | meaning |\n|---|---|---|")
-        for name, default, _current, help_text in rows:
-            print(f"| `{name}` | `{default}` | {help_text} |")
+        print(settings_table(), end="")
         return 0
     for name, _default, current, help_text in rows:
         print(f"{name:42} {current:24} {help_text}")

@@ -75,7 +75,9 @@ class Settings:
     )
     at_timestamp: str = _setting("", "ISO-8601 time for initial_position AT_TIMESTAMP.")
     checkpoint_interval_ms: int = _setting(
-        5_000, "How often a shard flushes its sinks, saves its state and checkpoints."
+        5_000,
+        "How often a shard flushes its sinks, saves its state and checkpoints (also at once "
+        "when a window closes with outputs, so reports are not held back).",
     )
     idle_timeout_ms: int = _setting(
         60_000, "After this long without records, a shard closes its windows by processing time."
@@ -250,6 +252,16 @@ class Settings:
     @property
     def at_timestamp_ms(self) -> int | None:
         return parse_time_ms(self.at_timestamp) if self.at_timestamp else None
+
+
+def settings_table() -> str:
+    """Every setting as a markdown table (variable, default, meaning): the README's table,
+    written from the same declarations `from_env` reads."""
+    rows = [
+        f"| `LUXFLOW_{f.name.upper()}` | `{f.default!r}` | {f.metadata['help']} |"
+        for f in fields(Settings)
+    ]
+    return "\n".join(["| variable | default | meaning |", "|---|---|---|", *rows]) + "\n"
 
 
 def _parse_setting(name: str, raw: str, kind: type) -> object:

@@ -10,11 +10,12 @@ stops receiving would see.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
+from core.clock import ManualClock
 from core.records import TRIM_HORIZON, Record
-from domain.events import AssetState, EnergySpike, Fault, UsageReport
+from domain.events import EnergySpike, Fault, UsageReport
 from domain.registry import Registry
 from domain.telemetry import Reading, encode_reading
 from lighting.agents import build_app
@@ -28,56 +29,37 @@ from tables.store import InMemoryStateStore
 SHARD_ID = "shardId-000000000000"
 
 
-class ClockedSink:
+def _domain_events(item: object) -> Iterable[object]:
+    """Faults, spikes and usage reports: what the evaluation scores."""
+    return (item,) if isinstance(item, Fault | EnergySpike | UsageReport) else ()
+
+
+def _identity(event: object) -> Hashable:
+    assert isinstance(event, Fault | EnergySpike | UsageReport)
+    return (type(event).__name__, event.event_id)
+
+
+def _not_older(held: object, new: object) -> bool:
+    """A fault's earlier revision never replaces a later one (the command model's condition)."""
+    return not (isinstance(held, Fault) and isinstance(new, Fault) and held.revision > new.revision)
+
+
+class ClockedSink(InMemorySink):
     """Keeps the last version of every domain event by identity (what the command model
-    keeps) and the event clock at the flush that first stored each identity."""
+    keeps; `written` holds every version routed) and the event clock at the flush that
+    first stored each identity."""
 
-    def __init__(self, engine_clock: EngineClock) -> None:
-        self._clock = engine_clock
-        self.buffer: dict[Hashable, object] = {}
-        self.stored: dict[Hashable, object] = {}
+    def __init__(self, event_ms: Callable[[], int]) -> None:
+        super().__init__(_domain_events, _identity, replaces=_not_older)
+        self._event_ms = event_ms
         self.written_at_ms: dict[Hashable, int] = {}
-        self.events: list[object] = []
-
-    def write(self, item: object) -> None:
-        if isinstance(item, AssetState):
-            return
-        if isinstance(item, Fault | EnergySpike | UsageReport):
-            self.events.append(item)
-            key = (type(item).__name__, item.event_id)
-            held = self.buffer.get(key) or self.stored.get(key)
-            if (
-                isinstance(item, Fault)
-                and isinstance(held, Fault)
-                and held.revision > item.revision
-            ):
-                return
-            self.buffer[key] = item
 
     def flush(self) -> None:
-        now = self._clock.event_ms()
-        for key, item in self.buffer.items():
-            self.stored[key] = item
+        now = self._event_ms()
+        flushing = list(self.buffer)
+        super().flush()
+        for key in flushing:
             self.written_at_ms.setdefault(key, now)
-        self.buffer.clear()
-
-    def discard(self) -> None:
-        self.buffer.clear()
-
-
-@dataclass
-class EngineClock:
-    """Processing time of the run (driven by the records) and the engine's event clock."""
-
-    now: int = 0
-    engine: ShardEngine | None = None
-
-    def __call__(self) -> int:
-        return self.now
-
-    def event_ms(self) -> int:
-        clock = self.engine.state.event_clock_ms() if self.engine is not None else None
-        return clock if clock is not None else self.now
 
 
 @dataclass
@@ -118,9 +100,14 @@ def run_in_process(
     whenever one is due, as the runners do. ``idle_close_ms``: after the data, let that much
     processing time pass without records (ticks every second), closing windows as an idle
     shard does; ``None`` ends the run at the last record (a continuous run, cut)."""
-    clock = EngineClock()
+    clock = ManualClock()
     app = build_app(registry, topic="telemetry", grace_ms=grace_ms)
-    sink = ClockedSink(clock)
+
+    def event_ms() -> int:
+        event_clock = engine.state.event_clock_ms()
+        return event_clock if event_clock is not None else clock.now_ms
+
+    sink = ClockedSink(event_ms)
     dead = InMemorySink(key=id)
     engine = ShardEngine(
         app,
@@ -132,7 +119,6 @@ def run_in_process(
         config=EngineConfig(checkpoint_interval_ms, idle_timeout_ms),
         now_ms=clock,
     )
-    clock.engine = engine
     engine.initialize(TRIM_HORIZON)
     batch: list[Record] = []
     batch_end_ms: int | None = None
@@ -149,14 +135,14 @@ def run_in_process(
             batch_end_ms = None
         if batch_end_ms is None:
             batch_end_ms = arrival_ms - arrival_ms % batch_ms + batch_ms
-        clock.now = max(clock.now, arrival_ms)
+        clock.now_ms = max(clock.now_ms, arrival_ms)
         batch.append(Record(SHARD_ID, seq, 0, pk, data, arrival_ms))
     if batch:
         run_batch()
     if idle_close_ms is not None:
-        end = clock.now + idle_close_ms
-        while clock.now < end:
-            clock.now += 1_000
+        end = clock.now_ms + idle_close_ms
+        while clock.now_ms < end:
+            clock.advance(1_000)
             engine.process_records([], millis_behind_latest=0)
             if engine.checkpoint.due():
                 engine.checkpoint.commit()
@@ -167,7 +153,7 @@ def run_in_process(
 
 
 def _result(engine: ShardEngine, sink: ClockedSink, dead: InMemorySink) -> InProcessRun:
-    run = InProcessRun(events=sink.events)
+    run = InProcessRun(events=sink.written)
     for key, item in sink.stored.items():
         if isinstance(item, Fault):
             run.faults.append(item)

@@ -20,7 +20,6 @@ from typing import Any, Generic, TypeVar
 
 from core.errors import ConfigError
 from streams.agent import Agent, AgentFun
-from tables import table as tables
 from tables.table import Table
 
 T = TypeVar("T")
@@ -85,20 +84,6 @@ class App:
         table = Table(name, default=default, value_type=value_type)
         self.tables.append(table)
         return table
-
-    def agent_named(self, name: str) -> Agent[Any]:
-        """The agent called `name` (for tests: `app.agent_named("detect")`)."""
-        for agent in self.agents:
-            if agent.name == name:
-                return agent
-        raise ConfigError(f"app {self.name!r} has no agent {name!r}")
-
-    def table_named(self, name: str) -> tables.Table[Any]:
-        """The table called `name`."""
-        for table in self.tables:
-            if table.name == name:
-                return table
-        raise ConfigError(f"app {self.name!r} has no table {name!r}")
 
     def prompt(self, *output_types: type) -> None:
         """Outputs of these types (alarms) reach the stores as soon as the batch that made

@@ -23,32 +23,13 @@ from typing import Any
 from core.clock import ManualClock
 from core.errors import LeaseLostError
 from core.records import TRIM_HORIZON, DeadLetter, LeaseFence, Position, Record
+from sinks.base import Sink
 from sinks.memory import InMemorySink
 from streams.app import App
 from streams.engine import ShardEngine
-from streams.processor import EngineConfig
+from streams.processor import NO_LINEAGE, EngineConfig, Lineage
 from tables.store import InMemoryStateStore
 from tables.table import Table
-
-
-class RecordingSink:
-    """A sink that keeps every output: `written` in order; `stored` once flushed."""
-
-    def __init__(self) -> None:
-        self.written: list[object] = []
-        self.stored: list[object] = []
-        self._buffer: list[object] = []
-
-    def write(self, item: object) -> None:
-        self.written.append(item)
-        self._buffer.append(item)
-
-    def flush(self) -> None:
-        self.stored.extend(self._buffer)
-        self._buffer.clear()
-
-    def discard(self) -> None:
-        self._buffer.clear()
 
 
 class RecordingCheckpointer:
@@ -78,7 +59,14 @@ class RecordingCheckpointer:
 
 
 class AgentTestContext:
-    """One shard of `app`, in memory. See the module docstring."""
+    """One shard of `app`, in memory. See the module docstring.
+
+    `sink` records every output in order (`sink.written`) and what each checkpoint stored;
+    `sinks` are further sinks that get the same outputs (e.g. the command model's view).
+    A test that needs its own dead-letter sink, state store, checkpointer or clock passes
+    it; two contexts over one `store` are two engines of one shard, one after the other.
+    The engine is initialized at once, after TRIM_HORIZON, with `lineage`.
+    """
 
     def __init__(
         self,
@@ -86,16 +74,26 @@ class AgentTestContext:
         *,
         shard_id: str = "shardId-000000000000",
         now_ms: int = 1_800_000_000_000,
+        clock: ManualClock | None = None,
         config: EngineConfig | None = None,
+        sinks: Sequence[Sink] = (),
+        dead_letter: InMemorySink | None = None,
+        store: InMemoryStateStore | None = None,
+        checkpointer: RecordingCheckpointer | None = None,
+        lineage: Lineage = NO_LINEAGE,
     ) -> None:
         self.app = app
         self.shard_id = shard_id
-        self.clock = ManualClock(now_ms)
+        self.clock = clock if clock is not None else ManualClock(now_ms)
         self.config = config or EngineConfig()
-        self.sink = RecordingSink()
-        self.dead_letter_sink = InMemorySink(key=_dead_letter_key)
-        self.store = InMemoryStateStore()
-        self.checkpointer = RecordingCheckpointer()
+        self.sink = InMemorySink(key=None)
+        self.sinks: tuple[Sink, ...] = (self.sink, *sinks)
+        self.dead_letter_sink = (
+            dead_letter if dead_letter is not None else InMemorySink(key=_dead_letter_key)
+        )
+        self.store = store if store is not None else InMemoryStateStore()
+        self.checkpointer = checkpointer if checkpointer is not None else RecordingCheckpointer()
+        self.lineage = lineage
         self._sequence = 0
         self.engine = self._start()
 
@@ -103,14 +101,14 @@ class AgentTestContext:
         engine = ShardEngine(
             self.app,
             self.shard_id,
-            sinks=[self.sink],
+            sinks=self.sinks,
             dead_letter=self.dead_letter_sink,
             state_store=self.store,
             checkpointer=self.checkpointer,
             config=self.config,
             now_ms=self.clock,
         )
-        engine.initialize(TRIM_HORIZON)
+        engine.initialize(TRIM_HORIZON, self.lineage)
         return engine
 
     # -- driving ---------------------------------------------------------------------------
@@ -165,8 +163,8 @@ class AgentTestContext:
     def restart(self) -> None:
         """Drop the engine as a crash would (unflushed outputs are lost) and start a new one
         from the last saved state; records are then re-delivered by the caller."""
-        self.sink.discard()
-        self.dead_letter_sink.discard()
+        for sink in (*self.sinks, self.dead_letter_sink):
+            sink.discard()
         self.engine = self._start()
 
     # -- reading ---------------------------------------------------------------------------

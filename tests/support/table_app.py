@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.clock import ManualClock
 from core.event import Event
 from tables.shard import ShardState
 from tables.table import Table, WindowedTable
@@ -18,25 +19,17 @@ IDLE = 300_000
 
 
 @dataclass
-class Reading:
+class KwhReading:
     site: str
     asset: str
     ts_ms: int
     kwh: float
 
 
-class Clock:
-    def __init__(self, now_ms: int = 0) -> None:
-        self.now = now_ms
-
-    def __call__(self) -> int:
-        return self.now
-
-
 Closed = tuple[str, WindowRange, float]
 
 
-class App:
+class KwhTables:
     """An hourly kWh table per asset, a plain count per site, and the agent feeding both."""
 
     def __init__(self, *, expires_ms: int | None = None) -> None:
@@ -54,12 +47,12 @@ class App:
     def tables(self) -> list[Table[Any]]:
         return [self.counts, self.hourly_table]
 
-    def agent(self, r: Reading) -> None:
+    def agent(self, r: KwhReading) -> None:
         self.counts[r.site] += 1
         self.hourly[r.asset] += r.kwh
 
 
-def state_of(app: App, clock: Clock, shard: str = "shard-0") -> ShardState:
+def state_of(app: KwhTables, clock: ManualClock, shard: str = "shard-0") -> ShardState:
     return ShardState(app.tables(), shard, clock, IDLE)
 
 
@@ -67,16 +60,16 @@ def begin(state: ShardState, pk: str, arrival_ms: int = 0, value: Any = None) ->
     state.begin(Event(state.shard_id, 0, 0, pk, arrival_ms, value))
 
 
-def feed(state: ShardState, app: App, r: Reading, arrival_ms: int | None = None) -> bool:
+def feed(state: ShardState, app: KwhTables, r: KwhReading, arrival_ms: int | None = None) -> bool:
     begin(state, r.site, r.ts_ms if arrival_ms is None else arrival_ms, r)
     app.agent(r)
     return state.take_late()
 
 
 def run(
-    readings: Sequence[Reading], batch_sizes: Sequence[int]
+    readings: Sequence[KwhReading], batch_sizes: Sequence[int]
 ) -> tuple[list[bool], list[object], bytes | None]:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     state = state_of(app, clock)
     late: list[bool] = []
     events: list[object] = []

@@ -150,7 +150,7 @@ def run(
 def honest_outputs(ctx: AgentTestContext) -> set[bytes]:
     return {
         msgspec.json.encode(o)
-        for o in ctx.sink.stored
+        for o in ctx.sink.stored.values()
         if getattr(o, "site_id", "site-1") == "site-1"
     }
 
@@ -195,7 +195,7 @@ def test_no_pause_outage_restart_or_bad_clock_changes_what_the_honest_devices_ge
 
 
 def count(ctx: AgentTestContext, kind: str) -> int:
-    return sum(1 for o in ctx.sink.stored if type(o).__name__ == kind)
+    return sum(1 for o in ctx.sink.stored.values() if type(o).__name__ == kind)
 
 
 def test_a_backfill_that_pauses_longer_than_the_idle_timeout_changes_nothing() -> None:
@@ -206,7 +206,7 @@ def test_a_backfill_that_pauses_longer_than_the_idle_timeout_changes_nothing() -
     assert honest_late(paused) == 0
     # Offline faults only once the stream has ended (the quiet tail), none during the pause.
     last_ms = T0_MS + (READINGS - 1) * STEP_MS
-    offline = [o for o in paused.sink.stored if getattr(o, "code", "") == "offline"]
+    offline = [o for o in paused.sink.stored.values() if getattr(o, "code", "") == "offline"]
     assert offline and all(getattr(o, "opened_at_ms", 0) > last_ms for o in offline)
 
 

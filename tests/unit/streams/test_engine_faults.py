@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
+from core.clock import ManualClock
 from core.errors import LeaseLostError, ShardBlockedError
 from core.records import SHARD_END, DeadLetter, Position, Record
 from sinks.memory import InMemorySink
@@ -13,8 +14,7 @@ from streams.app import App
 from streams.engine import ShardEngine
 from streams.processor import EngineConfig
 from streams.stream import Stream
-from streams.testing import RecordingCheckpointer
-from tables.store import InMemoryStateStore
+from streams.testing import AgentTestContext, RecordingCheckpointer
 
 SHARD = "shardId-000000000000"
 
@@ -74,26 +74,13 @@ def app_with(callback_fails: list[bool]) -> App:
     return app
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_ms = 0
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
 def build(
     *, bound: int = 1_000, fails: list[bool] | None = None
-) -> tuple[ShardEngine, InMemorySink, InMemorySink, RecordingCheckpointer, Clock]:
-    clock, checkpointer = Clock(), RecordingCheckpointer()
-    sink, dead = InMemorySink(), InMemorySink()
-    engine = ShardEngine(
+) -> tuple[ShardEngine, InMemorySink, InMemorySink, RecordingCheckpointer, ManualClock]:
+    ctx = AgentTestContext(
         app_with(fails if fails is not None else []),
-        SHARD,
-        sinks=[sink],
-        dead_letter=dead,
-        state_store=InMemoryStateStore(),
-        checkpointer=checkpointer,
+        shard_id=SHARD,
+        now_ms=0,
         config=EngineConfig(
             checkpoint_interval_ms=1_000,
             idle_timeout_ms=10_000,
@@ -101,10 +88,8 @@ def build(
             retry_base_ms=1_000,
             retry_cap_ms=8_000,
         ),
-        now_ms=clock,
     )
-    engine.initialize("TRIM_HORIZON")
-    return engine, sink, dead, checkpointer, clock
+    return ctx.engine, ctx.sink, ctx.dead_letter_sink, ctx.checkpointer, ctx.clock
 
 
 def rec(seq: int, data: bytes) -> Record:

@@ -10,18 +10,16 @@ import threading
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from core.clock import DAY_MS, HOUR_MS
+from core.clock import DAY_MS, HOUR_MS, ManualClock
 from core.errors import SourceError
-from core.records import TRIM_HORIZON, DeadLetter, Position, Record
+from core.records import DeadLetter, Position, Record
 from core.retry import Backoff
 from domain.registry import Asset, Registry, SiteDefaults
 from domain.telemetry import Reading, decode_reading, encode_reading
 from lighting.agents import build_app
 from lighting.registry import RegistryCache, UnknownAssetError
 from sinks.memory import InMemorySink
-from streams.engine import ShardEngine
-from streams.testing import RecordingCheckpointer
-from tables.store import InMemoryStateStore
+from streams.testing import AgentTestContext
 
 TS_MS = 1_795_870_800_000
 
@@ -52,14 +50,6 @@ class Loader:
         return result
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_ms = 1_000_000
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
 def no_sleep() -> Backoff:
     return Backoff(rng=random.Random(0), sleep=lambda _s: None)
 
@@ -71,7 +61,7 @@ def reading(asset_id: str, ts_ms: int = TS_MS) -> Reading:
 def test_a_failed_reload_keeps_the_previous_copy_and_is_logged_once_a_minute(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000)
     loader = Loader(Registry([lamp("a1", 100.0)]), throttled())
     cache = RegistryCache(loader, 30_000, clock)
     caplog.set_level(logging.WARNING, logger="lighting.registry")
@@ -87,7 +77,7 @@ def test_a_failed_reload_keeps_the_previous_copy_and_is_logged_once_a_minute(
 
 
 def test_a_successful_reload_replaces_the_copy_and_resets_the_age() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000)
     loader = Loader(Registry([lamp("a1", 100.0)]), throttled(), Registry([lamp("a1", 60.0)]))
     cache = RegistryCache(loader, 30_000, clock)
     clock.now_ms += 30_000
@@ -102,7 +92,7 @@ def test_a_successful_reload_replaces_the_copy_and_resets_the_age() -> None:
 
 
 def test_a_connection_error_or_any_exception_on_reload_never_escapes() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000)
     errors: list[BaseException] = [
         EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
         KeyError("doc"),
@@ -116,15 +106,15 @@ def test_a_connection_error_or_any_exception_on_reload_never_escapes() -> None:
 
 def test_the_first_load_is_retried_and_then_a_source_error() -> None:
     loader = Loader(throttled(), throttled(), Registry([lamp("a1")]))
-    cache = RegistryCache(loader, 1_000, Clock(), backoff=no_sleep())
+    cache = RegistryCache(loader, 1_000, ManualClock(1_000_000), backoff=no_sleep())
     assert cache.limits("a1", "s1").rated_w == 100.0
     with pytest.raises(SourceError, match="ThrottlingException"):
-        RegistryCache(Loader(throttled()), 1_000, Clock(), backoff=no_sleep())
+        RegistryCache(Loader(throttled()), 1_000, ManualClock(1_000_000), backoff=no_sleep())
 
 
 def test_the_background_thread_reloads_until_closed() -> None:
     loader = Loader(Registry([lamp("a1", 100.0)]), Registry([lamp("a1", 70.0)]))
-    clock = Clock()
+    clock = ManualClock(1_000_000)
     cache = RegistryCache(loader, 10, clock, background=True)
     try:
         clock.now_ms += 10
@@ -135,7 +125,7 @@ def test_the_background_thread_reloads_until_closed() -> None:
 
 
 def test_limits_never_load_even_when_a_reload_is_due() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000)
     loader = Loader(Registry([lamp("a1")]), throttled())
     cache = RegistryCache(loader, 1_000, clock)
     clock.now_ms += 10 * HOUR_MS
@@ -147,7 +137,9 @@ def test_limits_never_load_even_when_a_reload_is_due() -> None:
 
 
 def test_twenty_thousand_one_off_ids_leave_the_unknown_set_at_the_cap() -> None:
-    cache = RegistryCache(Loader(Registry([lamp("known")])), 1_000, Clock(), unknown_asset_cap=10)
+    cache = RegistryCache(
+        Loader(Registry([lamp("known")])), 1_000, ManualClock(1_000_000), unknown_asset_cap=10
+    )
     admitted = rejected = 0
     for n in range(20_000):
         try:
@@ -167,7 +159,7 @@ def test_twenty_thousand_one_off_ids_leave_the_unknown_set_at_the_cap() -> None:
 
 
 def test_an_unknown_asset_quiet_for_a_day_gives_up_its_place() -> None:
-    cache = RegistryCache(Loader(Registry([])), 1_000, Clock(), unknown_asset_cap=2)
+    cache = RegistryCache(Loader(Registry([])), 1_000, ManualClock(1_000_000), unknown_asset_cap=2)
     cache.admit(reading("a", TS_MS))
     cache.admit(reading("b", TS_MS))
     with pytest.raises(UnknownAssetError):
@@ -179,7 +171,7 @@ def test_an_unknown_asset_quiet_for_a_day_gives_up_its_place() -> None:
 
 
 def test_the_decoder_dead_letters_unknown_assets_beyond_the_cap() -> None:
-    cache = RegistryCache(Loader(Registry([])), 1_000, Clock(), unknown_asset_cap=1)
+    cache = RegistryCache(Loader(Registry([])), 1_000, ManualClock(1_000_000), unknown_asset_cap=1)
     decode = cache.decoder(decode_reading)
     assert decode(encode_reading(reading("a")), TS_MS).asset_id == "a"
     with pytest.raises(ValueError, match=r"^unknown_asset$"):
@@ -187,23 +179,15 @@ def test_the_decoder_dead_letters_unknown_assets_beyond_the_cap() -> None:
 
 
 def test_a_quiet_shard_ticks_and_processes_while_every_reload_fails() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000)
     clock.now_ms = TS_MS
     loader = Loader(Registry([lamp("a1")], [SiteDefaults("s1", demand_threshold_w=1.0)]))
     cache = RegistryCache(loader, 1_000, clock, unknown_asset_cap=1)
     loader.results.append(throttled())
     app = build_app(cache, topic="t", grace_ms=60_000)
     dead = InMemorySink(key=lambda letter: letter.sequence_number)  # type: ignore[attr-defined]
-    engine = ShardEngine(
-        app,
-        "shard-0",
-        sinks=[InMemorySink(key=repr)],
-        dead_letter=dead,
-        state_store=InMemoryStateStore(),
-        checkpointer=(checkpoints := RecordingCheckpointer()),
-        now_ms=clock,
-    )
-    engine.initialize(TRIM_HORIZON)
+    ctx = AgentTestContext(app, shard_id="shard-0", clock=clock, dead_letter=dead)
+    engine, checkpoints = ctx.engine, ctx.checkpointer
     records = [
         # Readings two hours apart, as the clock moves: none is late for its windows.
         Record(

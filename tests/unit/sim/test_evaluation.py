@@ -18,6 +18,10 @@ from sim.params import ANOMALY_COUNTS, NEAR_MISS_KINDS, scenario_params
 from sim.simulation import Simulation
 from sim.truth import GroundTruth
 
+# Two runs of the whole app over a day of a 20-site fleet (the scenario and the clean one):
+# most of the unit run's time.
+pytestmark = pytest.mark.slow
+
 CLEAN = dict.fromkeys(
     (*ANOMALY_COUNTS, "near_miss_count"),
     0,

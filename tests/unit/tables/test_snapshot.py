@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.clock import ManualClock
 from core.errors import StateStoreError
 from tables.partition import in_key_order
 from tables.shard import ShardState
@@ -18,9 +19,8 @@ from tests.support.table_app import (
     GRACE,
     HOUR,
     IDLE,
-    App,
-    Clock,
-    Reading,
+    KwhReading,
+    KwhTables,
     begin,
     feed,
     snap,
@@ -28,16 +28,16 @@ from tests.support.table_app import (
 )
 
 
-def populated(clock: Clock, app: App, sites: int = 6) -> ShardState:
+def populated(clock: ManualClock, app: KwhTables, sites: int = 6) -> ShardState:
     state = state_of(app, clock)
     state.activate()
     for i in range(60):
         site = f"site-{i % sites}"
-        feed(state, app, Reading(site, f"{site}/asset-{i % 4}", HOUR - 30_000 + i * 1_000, 0.5))
+        feed(state, app, KwhReading(site, f"{site}/asset-{i % 4}", HOUR - 30_000 + i * 1_000, 0.5))
     return state
 
 
-def content(app: App, state: ShardState) -> tuple[dict[Any, Any], dict[Any, Any]]:
+def content(app: KwhTables, state: ShardState) -> tuple[dict[Any, Any], dict[Any, Any]]:
     state.activate()
     return (
         dict(app.counts.items()),
@@ -46,7 +46,7 @@ def content(app: App, state: ShardState) -> tuple[dict[Any, Any], dict[Any, Any]
 
 
 def test_snapshot_is_none_when_nothing_changed_since_the_last_saved_one() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     state = populated(clock, app)
     first = state.snapshot()
     assert first is not None
@@ -58,7 +58,7 @@ def test_snapshot_is_none_when_nothing_changed_since_the_last_saved_one() -> Non
 
 
 def test_snapshot_restore_round_trip() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     state = populated(clock, app)
     blob = snap(state)
     assert blob is not None
@@ -70,20 +70,20 @@ def test_snapshot_restore_round_trip() -> None:
 
 
 def test_restored_state_closes_open_windows_once() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     state = populated(clock, app)
     blob = snap(state)
     assert blob is not None
     restored = state_of(app, clock)
     restored.restore([[blob]], lambda _pk: True)
     restored.activate()
-    feed(restored, app, Reading("site-0", "site-0/asset-0", 2 * HOUR, 0.0))
+    feed(restored, app, KwhReading("site-0", "site-0/asset-0", 2 * HOUR, 0.0))
     closed = restored.advance()
     assert len(closed) == 12  # every (asset, first hour) pair, once
     assert restored.advance() == []
 
 
-def restarted(app: App, clock: Clock, state: ShardState) -> ShardState:
+def restarted(app: KwhTables, clock: ManualClock, state: ShardState) -> ShardState:
     """A new shard state restored from a whole snapshot of `state`, as after a failover."""
     blob = snap(state)
     fresh = state_of(app, clock)
@@ -111,14 +111,14 @@ def test_windows_close_in_one_order_whatever_the_write_order_and_restores(
     from its assets' windows differs in the last bit (seen on the KCL failover test)."""
 
     def closed(order: list[str], restore_after: int | None) -> list[object]:
-        app, clock = App(), Clock()
+        app, clock = KwhTables(), ManualClock()
         state = state_of(app, clock)
         state.activate()
         for i, asset in enumerate(order):
             if i == restore_after:
                 state = restarted(app, clock, state)
-            feed(state, app, Reading("s", asset, 1_000 + i, values[asset]))
-        feed(state, app, Reading("s", order[0], HOUR + GRACE + 1, 0.0))
+            feed(state, app, KwhReading("s", asset, 1_000 + i, values[asset]))
+        feed(state, app, KwhReading("s", order[0], HOUR + GRACE + 1, 0.0))
         return state.advance()
 
     keys = list(values)
@@ -142,7 +142,7 @@ def test_a_plain_table_iterates_in_one_order_whatever_the_write_order_and_restor
     a sweep: after a failover it must meet the assets in the same order."""
 
     def iterated(order: list[str], restore_after: int | None) -> list[tuple[Any, Any]]:
-        app, clock = App(), Clock()
+        app, clock = KwhTables(), ManualClock()
         state = state_of(app, clock)
         state.activate()
         for i, key in enumerate(order):
@@ -164,7 +164,7 @@ def test_a_plain_table_iterates_in_one_order_whatever_the_write_order_and_restor
 
 
 def test_split_gives_each_child_exactly_its_keys() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     parent = populated(clock, app)
     blob = snap(parent)
     assert blob is not None
@@ -185,21 +185,21 @@ def test_split_gives_each_child_exactly_its_keys() -> None:
     events: list[object] = []
     for child, site in ((left, "site-0"), (right, "site-1")):
         child.activate()
-        feed(child, app, Reading(site, "x", 2 * HOUR, 0.0))
+        feed(child, app, KwhReading(site, "x", 2 * HOUR, 0.0))
         events += child.advance()
     assert sorted(e[0] for e in events) == sorted(p_windows)  # type: ignore[index]
 
 
 def test_merge_gives_the_child_both_parents() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     a = state_of(app, clock, "a")
     b = state_of(app, clock, "b")
     a.activate()
-    feed(a, app, Reading("site-a", "asset-a", 10, 1.0))
-    feed(a, app, Reading("site-a", "asset-a", HOUR + GRACE + 10, 1.0))  # a is an hour ahead
+    feed(a, app, KwhReading("site-a", "asset-a", 10, 1.0))
+    feed(a, app, KwhReading("site-a", "asset-a", HOUR + GRACE + 10, 1.0))  # a is an hour ahead
     a.advance()
     b.activate()
-    feed(b, app, Reading("site-b", "asset-b", 20, 2.0))
+    feed(b, app, KwhReading("site-b", "asset-b", 20, 2.0))
     child = state_of(app, clock, "child")
     blobs = [snap(a), snap(b)]
     child.restore([[x] for x in blobs if x is not None], lambda _pk: True)
@@ -221,19 +221,19 @@ def test_struct_values_and_tuple_keys_round_trip() -> None:
         total: float = 0.0
 
     t = Table("stats", default=Stats, value_type=Stats)
-    state = ShardState([t], "s", Clock(), IDLE)
+    state = ShardState([t], "s", ManualClock(), IDLE)
     state.activate()
     begin(state, "p")
     t[("room", 3)] = Stats(2, 1.5)
     blob = snap(state)
     assert blob is not None
-    other = ShardState([t], "s", Clock(), IDLE)
+    other = ShardState([t], "s", ManualClock(), IDLE)
     other.restore([[blob]], lambda _pk: True)
     other.activate()
     assert t[("room", 3)] == Stats(2, 1.5)
 
 
 def test_unreadable_snapshot_raises_state_store_error() -> None:
-    app = App()
+    app = KwhTables()
     with pytest.raises(StateStoreError):
-        state_of(app, Clock()).restore([[b"\x00garbage"]], lambda _pk: True)
+        state_of(app, ManualClock()).restore([[b"\x00garbage"]], lambda _pk: True)

@@ -96,7 +96,7 @@ def test_garbage_between_readings_is_dead_lettered_and_the_checkpoint_passes_it(
 
 def test_rule_state_survives_a_restart_from_the_checkpoint() -> None:
     app = build_app(empty_registry(), topic="telemetry", grace_ms=GRACE_MS)
-    asset_rules = app.table_named("asset_rules")
+    asset_rules = next(t for t in app.tables if t.name == "asset_rules")
     with AgentTestContext(app, now_ms=START_MS) as ctx:
         ctx.put(reading(START_MS, fault="lamp_failure"), key="site-1")
         ctx.checkpoint()

@@ -11,13 +11,12 @@ import pytest
 from benchmarks.table_memory import checkpoint_bytes
 from core.errors import LeaseLostError, StateStoreError
 from core.event import Event
-from core.records import SHARD_END, TRIM_HORIZON, LeaseFence, Position, Record
-from sinks.memory import InMemorySink
+from core.records import SHARD_END, LeaseFence, Position, Record
 from streams.app import App
 from streams.engine import ShardEngine
 from streams.processor import EngineConfig
 from streams.stream import Stream
-from streams.testing import RecordingCheckpointer
+from streams.testing import AgentTestContext, RecordingCheckpointer
 from tables.shard import ShardState
 from tables.store import InMemoryStateStore, Snapshot
 from tables.table import Table
@@ -56,16 +55,15 @@ def counting_app(seen: list[Event[Any]] | None = None) -> App:
 
 
 def engine_of(app: App, store: InMemoryStateStore, cp: RecordingCheckpointer) -> ShardEngine:
-    return ShardEngine(
+    """An engine of `app` on SHARD over `store`, initialized after TRIM_HORIZON."""
+    return AgentTestContext(
         app,
-        SHARD,
-        sinks=[InMemorySink()],
-        dead_letter=InMemorySink(),
-        state_store=store,
+        shard_id=SHARD,
+        now_ms=0,
+        store=store,
         checkpointer=cp,
         config=EngineConfig(checkpoint_interval_ms=10**9),
-        now_ms=lambda: 0,
-    )
+    ).engine
 
 
 def records(first: int, last: int) -> list[Record]:
@@ -74,7 +72,6 @@ def records(first: int, last: int) -> list[Record]:
 
 def count_after_restart(app: App, store: InMemoryStateStore) -> int:
     engine = engine_of(app, store, RecordingCheckpointer())
-    engine.initialize(TRIM_HORIZON)
     engine.state.activate()
     table = next(t for t in app.tables if t.name == "counts")
     return int(table["k"])
@@ -83,7 +80,6 @@ def count_after_restart(app: App, store: InMemoryStateStore) -> int:
 def test_a_failed_save_is_not_checkpointed_past_and_the_next_save_carries_it() -> None:
     app, store, cp = counting_app(), FailingOnce(), RecordingCheckpointer()
     engine = engine_of(app, store, cp)
-    engine.initialize(TRIM_HORIZON)
     engine.process_records(records(1, 3))
     engine.checkpoint.commit()
     engine.process_records(records(4, 5))
@@ -100,7 +96,6 @@ def test_a_failed_save_is_not_checkpointed_past_and_the_next_save_carries_it() -
 def test_shard_end_after_a_failed_save_saves_the_full_state() -> None:
     app, store, cp = counting_app(), FailingOnce(), RecordingCheckpointer()
     engine = engine_of(app, store, cp)
-    engine.initialize(TRIM_HORIZON)
     engine.process_records(records(1, 4))
     store.fail_next = True
     with pytest.raises(StateStoreError):
@@ -127,7 +122,6 @@ def test_a_stale_owner_cannot_save_over_a_later_position() -> None:
 def test_checkpoints_write_deltas_and_restart_from_base_plus_deltas() -> None:
     app, store, cp = counting_app(), InMemoryStateStore(), RecordingCheckpointer()
     engine = engine_of(app, store, cp)
-    engine.initialize(TRIM_HORIZON)
     many = [Record(SHARD, n, 0, f"site-{n}", f"key-{n}".encode(), 0) for n in range(1, 201)]
     engine.process_records(many)
     engine.checkpoint.commit()
@@ -191,7 +185,6 @@ def test_incremental_checkpoints_write_a_fraction_of_full_ones() -> None:
 def test_the_agent_sees_the_event_context() -> None:
     seen: list[Event[Any]] = []
     engine = engine_of(counting_app(seen), InMemoryStateStore(), RecordingCheckpointer())
-    engine.initialize(TRIM_HORIZON)
     engine.process_records([Record(SHARD, 7, 2, "site-9", b"k", 1_234)])
     assert seen == [Event(SHARD, 7, 2, "site-9", 1_234, "k")]
     assert engine.state.partition_key == "site-9"
@@ -201,21 +194,21 @@ def test_an_empty_read_behind_the_tip_does_not_count_as_idle() -> None:
     """Idle close moves the event clock on by the time since the last record's arrival; a
     shard whose reads come back empty while its stream still holds records
     (MillisBehindLatest > 0) is not idle."""
-    from core.clock import HOUR_MS
+    from core.clock import HOUR_MS, ManualClock
 
-    clock = [1_000_000]
+    clock = ManualClock(1_000_000)
     table: Table[int] = Table("t", default=int, value_type=int)
     windowed = table.tumbling(HOUR_MS, grace_ms=0).relative_to_field(lambda v: v)
-    state = ShardState([table], "s", lambda: clock[0], idle_timeout_ms=1_000)
+    state = ShardState([table], "s", clock, idle_timeout_ms=1_000)
     state.activate()
     state.begin(Event("s", 1, 0, "pk", 0, 5))
     windowed.add("k", 1, at_ms=5)
     state.advance()
     for _ in range(5):
-        clock[0] += 1_000
+        clock.now_ms += 1_000
         state.behind()
         assert state.advance() == []
     assert state.event_clock_ms() == 5
-    clock[0] += 1_000
+    clock.now_ms += 1_000
     assert state.advance() == []  # idle now: the clock keeps the record's lag (arrival 0)
-    assert state.event_clock_ms() == 5 + clock[0]
+    assert state.event_clock_ms() == 5 + clock.now_ms

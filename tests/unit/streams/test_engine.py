@@ -6,14 +6,15 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
+from core.clock import ManualClock
 from core.errors import SinkError
-from core.records import SHARD_END, TRIM_HORIZON, DeadLetter, Position, Record
+from core.records import SHARD_END, DeadLetter, Position, Record
 from sinks.memory import InMemorySink
 from streams.app import App
 from streams.engine import ShardEngine
 from streams.processor import EngineConfig, Lineage
 from streams.stream import Stream
-from streams.testing import RecordingCheckpointer
+from streams.testing import AgentTestContext, RecordingCheckpointer
 from tables.store import InMemoryStateStore
 
 SHARD = "shardId-000000000000"
@@ -45,30 +46,19 @@ def record(seq: int, data: bytes, pk: str = "site-1") -> Record:
     return Record(SHARD, seq, 0, pk, data, 1_000 + seq)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_ms = 0
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
 def build(
-    app: App, store: InMemoryStateStore, checkpointer: RecordingCheckpointer, clock: Clock
+    app: App, store: InMemoryStateStore, checkpointer: RecordingCheckpointer, clock: ManualClock
 ) -> tuple[ShardEngine, InMemorySink, InMemorySink]:
-    sink = InMemorySink()
-    dead = InMemorySink()
-    engine = ShardEngine(
+    """An engine of `app` on SHARD, initialized, with its output and dead-letter sinks."""
+    ctx = AgentTestContext(
         app,
-        SHARD,
-        sinks=[sink],
-        dead_letter=dead,
-        state_store=store,
+        shard_id=SHARD,
+        clock=clock,
+        store=store,
         checkpointer=checkpointer,
         config=EngineConfig(checkpoint_interval_ms=1_000, idle_timeout_ms=10_000),
-        now_ms=clock,
     )
-    return engine, sink, dead
+    return ctx.engine, ctx.sink, ctx.dead_letter_sink
 
 
 def outputs(sink: InMemorySink) -> set[object]:
@@ -76,9 +66,8 @@ def outputs(sink: InMemorySink) -> set[object]:
 
 
 def test_outputs_reach_the_sink_only_at_the_checkpoint_and_in_order() -> None:
-    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
+    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), ManualClock()
     engine, sink, _ = build(counting_app(), store, checkpointer, clock)
-    engine.initialize(TRIM_HORIZON)
     engine.process_records([record(1, b"a=1"), record(2, b"a=2"), record(3, b"b=5")])
     assert sink.stored == {}
     engine.checkpoint.commit()
@@ -89,9 +78,8 @@ def test_outputs_reach_the_sink_only_at_the_checkpoint_and_in_order() -> None:
 
 
 def test_a_failed_flush_aborts_the_checkpoint_and_keeps_the_outputs() -> None:
-    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
+    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), ManualClock()
     engine, sink, _ = build(counting_app(), store, checkpointer, clock)
-    engine.initialize(TRIM_HORIZON)
     engine.process_records([record(1, b"a=1")])
     sink.fail_flushes = 1
     with pytest.raises(SinkError):
@@ -104,9 +92,8 @@ def test_a_failed_flush_aborts_the_checkpoint_and_keeps_the_outputs() -> None:
 
 
 def test_bad_records_go_to_the_dead_letter_output_and_the_shard_goes_on() -> None:
-    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
+    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), ManualClock()
     engine, sink, dead = build(counting_app(), store, checkpointer, clock)
-    engine.initialize(TRIM_HORIZON)
     engine.process_records([record(1, b"a=1"), record(2, b"a=x"), record(3, b"a=2")])
     engine.checkpoint.commit()
     assert outputs(sink) == {("total", "a", 1), ("total", "a", 3)}
@@ -120,16 +107,14 @@ def test_bad_records_go_to_the_dead_letter_output_and_the_shard_goes_on() -> Non
 
 
 def test_after_a_crash_records_already_in_the_state_are_not_applied_twice() -> None:
-    store, clock = InMemoryStateStore(), Clock()
+    store, clock = InMemoryStateStore(), ManualClock()
     first, _, _ = build(counting_app(), store, RecordingCheckpointer(), clock)
-    first.initialize(TRIM_HORIZON)
     first.process_records([record(1, b"a=1"), record(2, b"a=2")])
     first.checkpoint.commit()
     first.process_records([record(3, b"a=4")])
     # Crash here: record 3's output and state are lost; the checkpoint says 2.
 
     restarted, sink, _ = build(counting_app(), store, RecordingCheckpointer(), clock)
-    restarted.initialize(TRIM_HORIZON)
     assert restarted.checkpoint.position == Position(2, 0)
     # The runner restarts after the checkpoint, but a source may hand older records again.
     restarted.process_records([record(2, b"a=2"), record(3, b"a=4")])
@@ -139,9 +124,8 @@ def test_after_a_crash_records_already_in_the_state_are_not_applied_twice() -> N
 
 
 def test_lease_lost_discards_everything_and_never_checkpoints() -> None:
-    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
+    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), ManualClock()
     engine, sink, dead = build(counting_app(), store, checkpointer, clock)
-    engine.initialize(TRIM_HORIZON)
     engine.process_records([record(1, b"a=1"), record(2, b"bad")])
     engine.lease_lost()
     assert sink.buffer == {} and sink.stored == {}
@@ -150,24 +134,22 @@ def test_lease_lost_discards_everything_and_never_checkpoints() -> None:
 
 
 def test_shard_end_hands_state_to_the_children_by_hash_range() -> None:
-    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
+    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), ManualClock()
     parent, _, _ = build(counting_app(), store, checkpointer, clock)
-    parent.initialize(TRIM_HORIZON)
     parent.process_records([record(1, b"a=1", pk="site-1"), record(2, b"b=2", pk="site-2")])
     parent.shard_ended()
     assert checkpointer.positions == {SHARD: SHARD_END}
 
     child_app = counting_app()
-    child = ShardEngine(
+    child_ctx = AgentTestContext(
         child_app,
-        "shardId-000000000001",
-        sinks=[sink := InMemorySink()],
-        dead_letter=InMemorySink(),
-        state_store=store,
+        shard_id="shardId-000000000001",
+        clock=clock,
+        store=store,
         checkpointer=checkpointer,
-        now_ms=clock,
+        lineage=Lineage((SHARD,), lambda pk: pk == "site-2"),
     )
-    child.initialize(TRIM_HORIZON, Lineage((SHARD,), lambda pk: pk == "site-2"))
+    child, sink = child_ctx.engine, child_ctx.sink
     child.process_records([Record("shardId-000000000001", 10, 0, "site-2", b"b=3", 2_000)])
     child.process_records([Record("shardId-000000000001", 11, 0, "site-1", b"a=5", 2_001)])
     child.checkpoint.commit()
@@ -176,9 +158,8 @@ def test_shard_end_hands_state_to_the_children_by_hash_range() -> None:
 
 
 def test_a_checkpoint_is_written_after_the_interval_only_when_something_happened() -> None:
-    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
+    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), ManualClock()
     engine, _, _ = build(counting_app(), store, checkpointer, clock)
-    engine.initialize(TRIM_HORIZON)
     clock.now_ms = 5_000
     engine.process_records([])
     assert checkpointer.calls == []  # nothing happened
@@ -221,9 +202,8 @@ def windowed_app(closed: list[tuple[str, int, int]]) -> App:
 def test_a_window_closing_with_outputs_makes_a_checkpoint_due_at_once() -> None:
     # Reports are written when their window closes, not up to an interval later.
     closed: list[tuple[str, int, int]] = []
-    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
+    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), ManualClock()
     engine, sink, _ = build(windowed_app(closed), store, checkpointer, clock)
-    engine.initialize(TRIM_HORIZON)
     clock.now_ms = 100  # the interval is 1,000 ms: not due by time
     engine.process_records([record(1, b"a=100")])
     assert checkpointer.calls == []
@@ -237,9 +217,8 @@ def test_a_window_closing_with_outputs_makes_a_checkpoint_due_at_once() -> None:
 
 def test_late_records_are_dead_lettered_and_windows_close_once_by_watermark_or_idle() -> None:
     closed: list[tuple[str, int, int]] = []
-    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), Clock()
+    store, checkpointer, clock = InMemoryStateStore(), RecordingCheckpointer(), ManualClock()
     engine, sink, dead = build(windowed_app(closed), store, checkpointer, clock)
-    engine.initialize(TRIM_HORIZON)
     engine.process_records([record(1, b"a=100"), record(2, b"a=900"), record(3, b"a=1200")])
     assert closed == [("a", 0, 2)]  # watermark 1200 - 100 passed the end of [0, 999]
     engine.process_records([record(4, b"a=50")])  # beyond grace for a closed window

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.records import TRIM_HORIZON, DeadLetter, Position, Record
+from core.records import DeadLetter, Position, Record
 from domain import views
 from domain.ids import ID_PATTERN
 from domain.registry import Registry
@@ -22,9 +22,7 @@ from domain.timestamps import format_ts
 from lighting.agents import build_app
 from lighting.registry import UNKNOWN_ASSET, RegistryCache, empty_registry
 from sinks.memory import InMemorySink
-from streams.engine import ShardEngine
-from streams.testing import RecordingCheckpointer
-from tables.store import InMemoryStateStore
+from streams.testing import AgentTestContext
 
 SHARD = "shardId-000000000000"
 TS_MS = 1_795_870_800_000
@@ -76,17 +74,15 @@ class Stack:
         self.command = InMemorySink(views.command_writes, write_key)
         self.query = InMemorySink(views.time_points, point_key)
         self.dead = InMemorySink(key=letter_key)
-        self.checkpoints = RecordingCheckpointer()
-        self.engine = ShardEngine(
+        context = AgentTestContext(
             self.app,
-            SHARD,
+            shard_id=SHARD,
+            now_ms=ARRIVAL_MS,
             sinks=[self.command, self.query],
             dead_letter=self.dead,
-            state_store=InMemoryStateStore(),
-            checkpointer=self.checkpoints,
-            now_ms=lambda: ARRIVAL_MS,
         )
-        self.engine.initialize(TRIM_HORIZON)
+        self.checkpoints = context.checkpointer
+        self.engine = context.engine
 
     def run(self, payloads: list[bytes]) -> list[Record]:
         records = [

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from botocore.exceptions import ClientError
 
+from core.clock import ManualClock
 from core.errors import SourceError
 from core.retry import Backoff
 from lighting.regions import HomeGate, SiteHome, assign_homes, gated, moved, returning
@@ -27,16 +28,16 @@ def test_failback_returns_sites_to_their_primary() -> None:
 
 
 def test_gate_refuses_other_regions_sites_and_sees_a_move_after_refresh() -> None:
-    now = [0]
+    now = ManualClock()
     view = {"s1": SiteHome("s1", "a", 1, "a")}
-    gate = HomeGate(lambda: dict(view), "b", refresh_ms=1_000, now_ms=lambda: now[0])
+    gate = HomeGate(lambda: dict(view), "b", refresh_ms=1_000, now_ms=now)
     assert gate.refusal("s1") == "not home: site s1 is homed in a (epoch 1)"
     assert gate.refusal("unknown-site") is None
     view["s1"] = SiteHome("s1", "b", 2, "a", 10)
-    now[0] = 999
+    now.now_ms = 999
     assert gate.homes.refresh_if_due() is True
     assert gate.refusal("s1") is not None  # not due yet: the copy in use stays
-    now[0] = 1_000
+    now.now_ms = 1_000
     assert gate.refusal("s1") is not None  # due, but reading never reloads
     assert gate.homes.refresh_if_due() is True
     assert gate.refusal("s1") is None
@@ -111,11 +112,11 @@ REFUSED = "not home: site s1 is homed in a (epoch 1)"
 
 
 def test_a_failed_refresh_keeps_the_previous_homes_and_decode_never_loads() -> None:
-    now = [0]
+    now = ManualClock()
     loader = Loader(HOMED_IN_A, throttled(), MOVED_TO_B)
-    gate = HomeGate(loader, "b", refresh_ms=1_000, now_ms=lambda: now[0])
+    gate = HomeGate(loader, "b", refresh_ms=1_000, now_ms=now)
     decode = decoder(gate)
-    now[0] = 10_000  # ten refresh intervals overdue
+    now.now_ms = 10_000  # ten refresh intervals overdue
     assert [verdict(decode, "s1") for _ in range(1_000)] == [REFUSED] * 1_000
     assert loader.calls == 1  # only the first load: decoding never reloads
     assert gate.homes.refresh_if_due() is False  # throttled: the previous copy stays
@@ -123,20 +124,20 @@ def test_a_failed_refresh_keeps_the_previous_homes_and_decode_never_loads() -> N
     assert verdict(decode, "s1") == REFUSED and loader.calls == 2
     assert gate.homes.refresh_if_due() is True  # not before the pause after a failure
     assert loader.calls == 2 and verdict(decode, "s1") == REFUSED
-    now[0] += 2_000
+    now.now_ms += 2_000
     assert gate.homes.refresh_if_due() is True and loader.calls == 3
     assert verdict(decode, "s1") == "processed"
     assert gate.homes.age_ms == 0
 
 
 def test_the_homes_change_after_a_background_refresh() -> None:
-    now = [0]
+    now = ManualClock()
     loader = Loader(HOMED_IN_A, MOVED_TO_B)
-    gate = HomeGate(loader, "b", refresh_ms=10, now_ms=lambda: now[0], background=True)
+    gate = HomeGate(loader, "b", refresh_ms=10, now_ms=now, background=True)
     decode = decoder(gate)
     try:
         assert verdict(decode, "s1") == REFUSED
-        now[0] = 10
+        now.now_ms = 10
         assert loader.entered.wait(timeout=30), "the background thread never reloaded"
     finally:
         gate.close()  # joins the thread: its reload is done
@@ -145,13 +146,13 @@ def test_the_homes_change_after_a_background_refresh() -> None:
 
 
 def test_decode_goes_on_while_a_background_reload_hangs_on_dynamodb() -> None:
-    now = [0]
+    now = ManualClock()
     loader = Loader(HOMED_IN_A, MOVED_TO_B)
     loader.gate = threading.Event()  # the reload hangs until set: a slow, throttled Query
-    gate = HomeGate(loader, "b", refresh_ms=10, now_ms=lambda: now[0], background=True)
+    gate = HomeGate(loader, "b", refresh_ms=10, now_ms=now, background=True)
     decode = decoder(gate)
     try:
-        now[0] = 10
+        now.now_ms = 10
         assert loader.entered.wait(timeout=30), "the background thread never reloaded"
         # The reload is under way and stuck: every record is judged by the copy in use.
         assert [verdict(decode, "s1") for _ in range(1_000)] == [REFUSED] * 1_000

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+from core.clock import ManualClock
 from core.records import Position
 from core.retry import Backoff
 from sinks.memory import InMemorySink
@@ -13,8 +14,8 @@ from streams.engine import ShardEngine
 from streams.kcl.bridge import DaemonBridge, DaemonChannel
 from streams.processor import Checkpointer, EngineConfig
 from tables.store import InMemoryStateStore
-from tests.unit.streams.test_engine_faults import Clock, app_with
-from tests.unit.test_kcl_bridge import INIT, answer, request, status
+from tests.unit.streams.kcl.test_bridge import INIT, answer, request, status
+from tests.unit.streams.test_engine_faults import app_with
 
 SHARD = "shardId-000000000001"
 
@@ -33,7 +34,7 @@ def records_line(*seqs: int) -> bytes:
 
 class Rig:
     def __init__(self, bound: int) -> None:
-        self.clock = Clock()
+        self.clock = ManualClock()
         self.sink = InMemorySink()
         self.store = InMemoryStateStore()
         self.engines: list[ShardEngine] = []

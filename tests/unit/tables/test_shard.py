@@ -1,5 +1,5 @@
 """Tables and ShardState: per-record watermark, lateness, window close exactly once, idle
-close on an injected clock (snapshots: test_tables_snapshots.py)."""
+close on an injected clock (snapshots: test_snapshot.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from core.clock import ManualClock
 from core.errors import ConfigError
 from tables.shard import NoActiveShardError, ShardState
 from tables.table import Table
@@ -16,9 +17,8 @@ from tests.support.table_app import (
     GRACE,
     HOUR,
     IDLE,
-    App,
-    Clock,
-    Reading,
+    KwhReading,
+    KwhTables,
     begin,
     feed,
     run,
@@ -29,8 +29,8 @@ from tests.support.table_app import (
 
 
 def test_plain_table_mapping() -> None:
-    app = App()
-    state = state_of(app, Clock())
+    app = KwhTables()
+    state = state_of(app, ManualClock())
     state.activate()
     begin(state, "site-1")
     t = app.counts
@@ -48,7 +48,7 @@ def test_plain_table_mapping() -> None:
 
 
 def test_table_without_active_shard_raises() -> None:
-    app = App()
+    app = KwhTables()
     errors: list[BaseException] = []
 
     def use() -> None:
@@ -64,7 +64,7 @@ def test_table_without_active_shard_raises() -> None:
 
 
 def test_two_shards_interleaved_in_one_thread_do_not_share() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     a, b = state_of(app, clock, "a"), state_of(app, clock, "b")
     a.activate()
     begin(a, "s")
@@ -78,7 +78,7 @@ def test_two_shards_interleaved_in_one_thread_do_not_share() -> None:
 
 
 def test_each_thread_has_its_own_active_shard() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     states = [state_of(app, clock, f"s{i}") for i in range(4)]
     barrier = threading.Barrier(4)
 
@@ -101,7 +101,7 @@ def test_each_thread_has_its_own_active_shard() -> None:
 
 def test_duplicate_table_names_refused() -> None:
     with pytest.raises(ConfigError):
-        ShardState([Table("x", default=int, value_type=int)] * 2, "s", Clock(), IDLE)
+        ShardState([Table("x", default=int, value_type=int)] * 2, "s", ManualClock(), IDLE)
 
 
 def test_windowing_a_table_twice_is_refused() -> None:
@@ -115,11 +115,11 @@ def test_windowing_a_table_twice_is_refused() -> None:
 
 
 def test_windowed_value_reads() -> None:
-    app, clock = App(), Clock(now_ms=5 * HOUR + 10)
+    app, clock = KwhTables(), ManualClock(now_ms=5 * HOUR + 10)
     state = state_of(app, clock)
     state.activate()
     for ts, kwh in [(HOUR + 5, 1.0), (2 * HOUR + 5, 2.0), (5 * HOUR + 1, 4.0)]:
-        feed(state, app, Reading("s", "a", ts, kwh), arrival_ms=2 * HOUR + 7)
+        feed(state, app, KwhReading("s", "a", ts, kwh), arrival_ms=2 * HOUR + 7)
     wv = app.hourly["a"]
     assert wv.value() == 4.0  # window of the event's ts field (5h)
     assert wv.current() == 2.0  # window of the record's arrival time (2h)
@@ -130,10 +130,10 @@ def test_windowed_value_reads() -> None:
 
 
 def test_set_and_subtract_in_the_event_window() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     state = state_of(app, clock)
     state.activate()
-    feed(state, app, Reading("s", "a", 10, 1.0))
+    feed(state, app, KwhReading("s", "a", 10, 1.0))
     app.hourly["a"] = 10.0
     app.hourly["a"] -= 3.0
     assert app.hourly["a"].value() == 7.0
@@ -143,7 +143,7 @@ def test_set_and_subtract_in_the_event_window() -> None:
 def test_hopping_update_lands_in_every_window() -> None:
     t = Table("h", default=int, value_type=int)
     wt = t.hopping(10, 5).relative_to_stream()
-    state = ShardState([t], "s", Clock(), IDLE)
+    state = ShardState([t], "s", ManualClock(), IDLE)
     state.activate()
     begin(state, "p", 7)
     wt["k"] += 1
@@ -155,7 +155,7 @@ def test_hopping_update_lands_in_every_window() -> None:
 def test_relative_to_now_uses_the_clock() -> None:
     t = Table("n", default=int, value_type=int)
     wt = t.tumbling(100).relative_to_now()
-    clock = Clock(250)
+    clock = ManualClock(250)
     state = ShardState([t], "s", clock, IDLE)
     state.activate()
     begin(state, "p")
@@ -164,10 +164,10 @@ def test_relative_to_now_uses_the_clock() -> None:
 
 
 def test_at_splits_energy_across_an_hour_boundary() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     state = state_of(app, clock)
     state.activate()
-    begin(state, "s", 0, Reading("s", "a", HOUR + 10_000, 0.0))
+    begin(state, "s", 0, KwhReading("s", "a", HOUR + 10_000, 0.0))
     assert app.hourly.at("a", HOUR - 20_000).add(2.0)
     assert app.hourly.add("a", 1.0, at_ms=HOUR + 10_000)
     assert app.hourly.windows("a") == [((0, HOUR - 1), 2.0), ((HOUR, 2 * HOUR - 1), 1.0)]
@@ -176,13 +176,13 @@ def test_at_splits_energy_across_an_hour_boundary() -> None:
 # -- watermark, lateness, closing ---------------------------------------------------------
 
 
-def readings() -> list[Reading]:
+def readings() -> list[KwhReading]:
     out = []
     for i in range(200):
         ts = i * 60_000 + (i * 7919) % 50_000
         if i % 17 == 0:
             ts -= 10 * 60_000  # out of order, sometimes beyond grace
-        out.append(Reading(f"site-{i % 3}", f"asset-{i % 5}", ts, float(i % 4)))
+        out.append(KwhReading(f"site-{i % 3}", f"asset-{i % 5}", ts, float(i % 4)))
     return out
 
 
@@ -196,12 +196,12 @@ def test_results_do_not_depend_on_batch_boundaries() -> None:
 
 
 def test_late_update_is_reported_counted_and_not_applied() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     state = state_of(app, clock)
     state.activate()
-    assert not feed(state, app, Reading("s", "a", HOUR + GRACE, 1.0))
+    assert not feed(state, app, KwhReading("s", "a", HOUR + GRACE, 1.0))
     # Window (0, HOUR-1) closed: the watermark HOUR + GRACE - GRACE = HOUR passed its end.
-    assert feed(state, app, Reading("s", "a", HOUR - 1, 5.0))
+    assert feed(state, app, KwhReading("s", "a", HOUR - 1, 5.0))
     assert not state.take_late()  # reset once taken
     assert state.counters.late == 1
     assert app.hourly.windows("a") == [((HOUR, 2 * HOUR - 1), 1.0)]
@@ -210,24 +210,24 @@ def test_late_update_is_reported_counted_and_not_applied() -> None:
 
 
 def test_within_grace_is_accepted() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     state = state_of(app, clock)
     state.activate()
-    feed(state, app, Reading("s", "a", HOUR + GRACE - 1, 1.0))
-    assert not feed(state, app, Reading("s", "a", HOUR - 1, 5.0))
+    feed(state, app, KwhReading("s", "a", HOUR + GRACE - 1, 1.0))
+    assert not feed(state, app, KwhReading("s", "a", HOUR - 1, 5.0))
     assert state.advance() == []
-    feed(state, app, Reading("s", "a", HOUR + GRACE, 1.0))
+    feed(state, app, KwhReading("s", "a", HOUR + GRACE, 1.0))
     assert state.advance() == [("a", (0, HOUR - 1), 5.0)]
 
 
 def test_window_closes_exactly_once_and_is_forgotten() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     state = state_of(app, clock)
     state.activate()
-    feed(state, app, Reading("s", "a", 10, 1.0))
-    feed(state, app, Reading("s", "b", 20, 2.0))
+    feed(state, app, KwhReading("s", "a", 10, 1.0))
+    feed(state, app, KwhReading("s", "b", 20, 2.0))
     assert state.advance() == []
-    feed(state, app, Reading("s", "a", 2 * HOUR, 1.0))
+    feed(state, app, KwhReading("s", "a", 2 * HOUR, 1.0))
     assert state.advance() == [("a", (0, HOUR - 1), 1.0), ("b", (0, HOUR - 1), 2.0)]
     assert state.advance() == []
     assert state.counters.windows_closed == 2
@@ -237,16 +237,16 @@ def test_window_closes_exactly_once_and_is_forgotten() -> None:
 
 
 def test_expires_ms_keeps_closed_windows_readable_then_forgets_them() -> None:
-    app, clock = App(expires_ms=HOUR), Clock()
+    app, clock = KwhTables(expires_ms=HOUR), ManualClock()
     state = state_of(app, clock)
     state.activate()
-    feed(state, app, Reading("s", "a", 10, 1.0))
-    feed(state, app, Reading("s", "a", HOUR + GRACE, 2.0))
+    feed(state, app, KwhReading("s", "a", 10, 1.0))
+    feed(state, app, KwhReading("s", "a", HOUR + GRACE, 2.0))
     assert state.advance() == [("a", (0, HOUR - 1), 1.0)]
     assert app.hourly["a"].delta(HOUR) == 1.0
     # Writes to the closed window stay late.
-    assert feed(state, app, Reading("s", "a", 5, 1.0))
-    feed(state, app, Reading("s", "a", 2 * HOUR + GRACE, 0.0))
+    assert feed(state, app, KwhReading("s", "a", 5, 1.0))
+    feed(state, app, KwhReading("s", "a", 2 * HOUR + GRACE, 0.0))
     assert state.advance() == [("a", (HOUR, 2 * HOUR - 1), 2.0)]
     assert state.counters.windows_expired == 1
     assert app.hourly.windows("a") == [
@@ -259,7 +259,7 @@ def test_callback_sees_the_partition_key_of_the_key() -> None:
     t = Table("w", default=int, value_type=int)
     wt = t.tumbling(100).relative_to_stream()
     seen: list[tuple[str, str]] = []
-    state = ShardState([t], "s", Clock(), IDLE)
+    state = ShardState([t], "s", ManualClock(), IDLE)
 
     @wt.on_window_close
     def close(key: Any, window: WindowRange, value: Any) -> list[object]:
@@ -278,52 +278,52 @@ def test_callback_sees_the_partition_key_of_the_key() -> None:
 
 
 def test_idle_shard_closes_windows_on_processing_time() -> None:
-    app, clock = App(), Clock(now_ms=1_000)
+    app, clock = KwhTables(), ManualClock(now_ms=1_000)
     state = state_of(app, clock)
     state.activate()
-    feed(state, app, Reading("s", "a", HOUR - 400_000, 3.0))
+    feed(state, app, KwhReading("s", "a", HOUR - 400_000, 3.0))
     assert state.advance() == []
     # Quiet, but not for idle_timeout_ms yet: nothing moves.
-    clock.now += IDLE - 1
+    clock.now_ms += IDLE - 1
     assert state.advance() == []
     assert state.watermark_ms(app.hourly) == HOUR - 400_000 - GRACE
     # Idle: the event clock jumps by the whole silence, then follows the clock.
-    clock.now += 1
+    clock.now_ms += 1
     assert state.advance() == []
     assert state.watermark_ms(app.hourly) == HOUR - 400_000 - GRACE + IDLE
     assert state.counters.idle_advances == 1
-    clock.now += 400_000 + GRACE - IDLE - 1
+    clock.now_ms += 400_000 + GRACE - IDLE - 1
     assert state.advance() == []
-    clock.now += 1  # event clock now at HOUR + GRACE: the watermark passed the end
+    clock.now_ms += 1  # event clock now at HOUR + GRACE: the watermark passed the end
     assert state.advance() == [("a", (0, HOUR - 1), 3.0)]
     # A record after the silence that belongs to the closed window is late.
-    assert feed(state, app, Reading("s", "a", HOUR - 5_000, 1.0))
+    assert feed(state, app, KwhReading("s", "a", HOUR - 5_000, 1.0))
 
 
 def test_records_keep_the_shard_from_idling() -> None:
-    app, clock = App(), Clock()
+    app, clock = KwhTables(), ManualClock()
     state = state_of(app, clock)
     state.activate()
     for i in range(10):
-        clock.now += IDLE  # a slow stream, but a record in every batch
-        feed(state, app, Reading("s", "a", 10 + i, 1.0))
+        clock.now_ms += IDLE  # a slow stream, but a record in every batch
+        feed(state, app, KwhReading("s", "a", 10 + i, 1.0))
         assert state.advance() == []
     assert state.counters.idle_advances == 0
 
 
 def test_bad_idle_timeout_refused() -> None:
     with pytest.raises(ConfigError):
-        ShardState([], "s", Clock(), 0)
+        ShardState([], "s", ManualClock(), 0)
 
 
 def test_idle_event_clock_never_stays_behind_processing_time() -> None:
     # Old (replayed) data: event times far behind the clock. Once the shard is idle, the
     # event clock catches up with processing time and the last hour closes at once.
-    app, clock = App(), Clock(now_ms=100 * HOUR)
+    app, clock = KwhTables(), ManualClock(now_ms=100 * HOUR)
     state = state_of(app, clock)
     state.activate()
-    feed(state, app, Reading("s", "a", HOUR + 10, 2.0))
+    feed(state, app, KwhReading("s", "a", HOUR + 10, 2.0))
     assert state.advance() == []
-    clock.now += IDLE
+    clock.now_ms += IDLE
     assert state.advance() == [("a", (HOUR, 2 * HOUR - 1), 2.0)]
     assert state.watermark_ms(app.hourly) == 100 * HOUR + IDLE - GRACE
