@@ -108,17 +108,6 @@ class HoppingWindow:
             raise ValueError(f"size_ms and step_ms must be > 0, got {self.size_ms}, {self.step_ms}")
         _check_common(self.grace_ms, self.expires_ms)
 
-    @property
-    def tumbling(self) -> bool:
-        return self.step_ms == self.size_ms
-
-    def start_of(self, timestamp_ms: int) -> int:
-        """Start of the latest window that starts at or before `timestamp_ms`."""
-        return timestamp_ms - timestamp_ms % self.step_ms
-
-    def end_of(self, start_ms: int) -> int:
-        return start_ms + self.size_ms - 1
-
     def ranges(self, timestamp_ms: int) -> list[WindowRange]:
         step, size = self.step_ms, self.size_ms
         last = timestamp_ms - timestamp_ms % step
@@ -129,21 +118,10 @@ class HoppingWindow:
         return [(s, s + size - 1) for s in range(first, last + 1, step)]
 
     def current(self, timestamp_ms: int) -> WindowRange:
-        start = self.start_of(timestamp_ms)
+        start = timestamp_ms - timestamp_ms % self.step_ms
         if timestamp_ms > start + self.size_ms - 1:
             raise ValueError(f"{timestamp_ms} lies in no window (step_ms > size_ms)")
         return (start, start + self.size_ms - 1)
-
-    def delta(self, timestamp_ms: int, delta_ms: int) -> WindowRange:
-        """The current window of `timestamp_ms - delta_ms`."""
-        return self.current(timestamp_ms - delta_ms)
-
-    def earliest_end(self, timestamp_ms: int) -> int:
-        """End of the earliest window containing `timestamp_ms` (the first to close)."""
-        ranges = self.ranges(timestamp_ms)
-        if not ranges:
-            return timestamp_ms  # in no window: late only once the watermark passes itself
-        return ranges[0][1]
 
     def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
         return is_late_in(self.ranges(timestamp_ms), timestamp_ms, max_event_ms - self.grace_ms)
@@ -227,21 +205,6 @@ class SessionWindow:
             start = min(start, s_start)
             end = max(end, s_end)
         return (start, end), sorted(absorbed)
-
-
-def merge_sessions(ranges: Iterable[WindowRange]) -> list[WindowRange]:
-    """Coalesce overlapping inclusive ranges into disjoint sessions, ordered by start.
-
-    Touching ranges (`a_end + 1 == b_start`) stay apart: that is a gap of exactly `gap_ms`.
-    """
-    merged: list[WindowRange] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            last_start, last_end = merged[-1]
-            merged[-1] = (last_start, max(last_end, end))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def tumbling(size_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None) -> HoppingWindow:

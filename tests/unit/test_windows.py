@@ -8,7 +8,6 @@ from tables.windows import (
     HoppingWindow,
     hopping,
     is_closed,
-    merge_sessions,
     session,
     sliding,
     tumbling,
@@ -63,11 +62,9 @@ def test_hopping_ranges_match_brute_force(size: int, step: int) -> None:
         assert w.ranges(ts) == brute_ranges(size, step, ts), ts
 
 
-def test_current_and_delta_pick_the_latest_window() -> None:
-    w = hopping(10, 5)
-    assert w.current(7) == (5, 14)
-    assert w.delta(17, 10) == (5, 14)
-    assert tumbling(100).delta(250, 100) == (100, 199)
+def test_current_picks_the_latest_window() -> None:
+    assert hopping(10, 5).current(7) == (5, 14)
+    assert tumbling(100).current(150) == (100, 199)
 
 
 def test_closed_when_watermark_passes_the_end() -> None:
@@ -119,12 +116,6 @@ def test_session_event_bridges_two_sessions() -> None:
     merged, absorbed = s.add([(0, 9), (15, 24)], 8)
     assert merged == (0, 24)
     assert absorbed == [(0, 9), (15, 24)]
-
-
-def test_merge_sessions() -> None:
-    assert merge_sessions([(20, 29), (0, 9), (5, 14), (15, 19)]) == [(0, 14), (15, 19), (20, 29)]
-    assert merge_sessions([(0, 9), (9, 12)]) == [(0, 12)]
-    assert merge_sessions([]) == []
 
 
 @pytest.mark.parametrize(
