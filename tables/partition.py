@@ -24,6 +24,7 @@ from tables.windows import (
     WindowRange,
     end_of,
     is_closed,
+    is_expired,
     is_late_in,
     watermark_ms,
 )
@@ -276,7 +277,7 @@ class WindowedPartition:
                 self.closed.setdefault(rng, {}).update(bucket)
         expired = 0
         for rng in sorted(self.closed, key=_by_end):
-            if not window.is_expired(rng, self.max_event_ms):
+            if not is_expired(rng, window.expires_ms, watermark):
                 break
             bucket = self.closed.pop(rng)
             expired += len(bucket)

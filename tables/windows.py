@@ -45,6 +45,12 @@ def is_closed(window: WindowRange, watermark: int) -> bool:
     return window[1] < watermark
 
 
+def is_expired(window: WindowRange, expires_ms: int, watermark: int) -> bool:
+    """True when the watermark has passed the window's end by more than `expires_ms`: a
+    closed window its table keeps readable that long may now be forgotten."""
+    return window[1] + expires_ms < watermark
+
+
 def is_late_in(ranges: list[WindowRange], timestamp_ms: int, watermark: int) -> bool:
     """True when an update at `timestamp_ms`, landing in `ranges` (ordered by start), touches
     a closed window; with no window at all, when the watermark passed the timestamp."""
@@ -72,14 +78,6 @@ class Window(Protocol):
 
     def current(self, timestamp_ms: int) -> WindowRange:
         """The latest-starting window containing `timestamp_ms`."""
-        ...
-
-    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
-        """True when an update at `timestamp_ms` touches a closed window."""
-        ...
-
-    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
-        """True when the window may be forgotten (closed and past `expires_ms`)."""
         ...
 
 
@@ -123,12 +121,6 @@ class HoppingWindow:
             raise ValueError(f"{timestamp_ms} lies in no window (step_ms > size_ms)")
         return (start, start + self.size_ms - 1)
 
-    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
-        return is_late_in(self.ranges(timestamp_ms), timestamp_ms, max_event_ms - self.grace_ms)
-
-    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
-        return window[1] + self.expires_ms < max_event_ms - self.grace_ms
-
 
 @dataclass(frozen=True, slots=True)
 class SlidingWindow:
@@ -150,12 +142,6 @@ class SlidingWindow:
 
     def current(self, timestamp_ms: int) -> WindowRange:
         return (timestamp_ms - self.before_ms, timestamp_ms + self.after_ms)
-
-    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
-        return timestamp_ms + self.after_ms < max_event_ms - self.grace_ms
-
-    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
-        return window[1] + self.expires_ms < max_event_ms - self.grace_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,12 +169,6 @@ class SessionWindow:
 
     def current(self, timestamp_ms: int) -> WindowRange:
         return (timestamp_ms, timestamp_ms + self.gap_ms - 1)
-
-    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
-        return timestamp_ms + self.gap_ms - 1 < max_event_ms - self.grace_ms
-
-    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
-        return window[1] + self.expires_ms < max_event_ms - self.grace_ms
 
     def add(
         self, sessions: Iterable[WindowRange], timestamp_ms: int

@@ -6,8 +6,11 @@ import pytest
 
 from tables.windows import (
     HoppingWindow,
+    Window,
     hopping,
     is_closed,
+    is_expired,
+    is_late_in,
     session,
     sliding,
     tumbling,
@@ -20,6 +23,12 @@ HOUR = 3_600_000
 def brute_ranges(size: int, step: int, ts: int) -> list[tuple[int, int]]:
     starts = range((ts - 3 * size) - (ts - 3 * size) % step, ts + 1, step)
     return [(s, s + size - 1) for s in starts if s <= ts <= s + size - 1]
+
+
+def late(window: Window, timestamp_ms: int, max_event_ms: int) -> bool:
+    """The lateness rule as a table applies it: on the event's own windows."""
+    watermark = watermark_ms(max_event_ms, window.grace_ms)
+    return is_late_in(window.ranges(timestamp_ms), timestamp_ms, watermark)
 
 
 def test_tumbling_end_is_start_plus_size_minus_one() -> None:
@@ -76,31 +85,32 @@ def test_closed_when_watermark_passes_the_end() -> None:
 def test_lateness_boundary_with_grace() -> None:
     w = tumbling(1000, grace_ms=100)
     # Window (0, 999) accepts updates until an event later than 999 + 100 was seen.
-    assert not w.is_late(999, max_event_ms=1099)
-    assert w.is_late(999, max_event_ms=1100)
-    assert w.is_late(0, max_event_ms=1100)
-    assert not w.is_late(1000, max_event_ms=1100)
+    assert not late(w, 999, max_event_ms=1099)
+    assert late(w, 999, max_event_ms=1100)
+    assert late(w, 0, max_event_ms=1100)
+    assert not late(w, 1000, max_event_ms=1100)
 
 
 def test_hopping_late_when_its_earliest_window_closed() -> None:
     w = hopping(10, 5)
     # 7 is in (0, 9) and (5, 14): late once (0, 9) closed, i.e. max_event >= 10.
-    assert not w.is_late(7, 9)
-    assert w.is_late(7, 10)
+    assert not late(w, 7, 9)
+    assert late(w, 7, 10)
 
 
 def test_expiry_after_close() -> None:
-    w = tumbling(1000, grace_ms=0, expires_ms=500)
-    assert not w.is_expired((0, 999), 1499)
-    assert w.is_expired((0, 999), 1500)
-    assert tumbling(1000).is_expired((0, 999), 1000)
+    # Closed at watermark 1000, readable until the watermark passes 999 + 500.
+    assert not is_expired((0, 999), 500, watermark_ms(1499, 0))
+    assert is_expired((0, 999), 500, watermark_ms(1500, 0))
+    assert is_expired((0, 999), 0, watermark_ms(1000, 0))
+    assert not is_expired((0, 999), 0, watermark_ms(1100, 101))
 
 
 def test_sliding_window_around_the_event() -> None:
     w = sliding(100, 50, grace_ms=10)
     assert w.ranges(1000) == [(900, 1050)]
-    assert not w.is_late(1000, 1060)
-    assert w.is_late(1000, 1061)
+    assert not late(w, 1000, 1060)
+    assert late(w, 1000, 1061)
 
 
 def test_session_same_while_gap_is_shorter() -> None:
