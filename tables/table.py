@@ -249,25 +249,15 @@ class WindowedTable(Generic[V]):
         """Add `amount` (or, when amount is None, set `value`) in every window containing
         `time_ms`; all or nothing: a late update changes no window."""
         state = active_state()
-        part = state.windowed_part(self.table.name)
-        if amount is not None:  # the hot path: `add` and `+=`
-            applied = part.add(
-                self.window,
-                key=key,
-                time_ms=time_ms,
-                pk=state.partition_key,
-                amount=amount,
-                default=self.table.default,
-            )
-        else:
-            applied = part.update(
-                self.window,
-                key=key,
-                time_ms=time_ms,
-                pk=state.partition_key,
-                combine=lambda _current: value,
-                default=self.table.default,
-            )
+        applied = state.windowed_part(self.table.name).update(
+            self.window,
+            key=key,
+            time_ms=time_ms,
+            pk=state.partition_key,
+            default=self.table.default,
+            amount=amount,
+            value=value,
+        )
         if not applied:
             state.mark_late()
         return applied

@@ -7,6 +7,7 @@ import pytest
 from tables.windows import (
     HoppingWindow,
     Window,
+    WindowRange,
     hopping,
     is_closed,
     is_expired,
@@ -29,6 +30,10 @@ def late(window: Window, timestamp_ms: int, max_event_ms: int) -> bool:
     """The lateness rule as a table applies it: on the event's own windows."""
     watermark = watermark_ms(max_event_ms, window.grace_ms)
     return is_late_in(window.ranges(timestamp_ms), timestamp_ms, watermark)
+
+
+def never_asked(key: str) -> list[WindowRange]:
+    raise AssertionError(f"a window that never changes asked what {key!r} holds")
 
 
 def test_tumbling_end_is_start_plus_size_minus_one() -> None:
@@ -60,8 +65,7 @@ def test_hopping_with_gaps_between_windows() -> None:
     w = hopping(5, 10)
     assert w.ranges(3) == [(0, 4)]
     assert w.ranges(7) == []
-    with pytest.raises(ValueError):
-        w.current(7)
+    assert w.window_of(7, "k", never_asked) is None
 
 
 @pytest.mark.parametrize(("size", "step"), [(1, 1), (7, 7), (10, 5), (10, 3), (9, 4), (5, 10)])
@@ -71,9 +75,13 @@ def test_hopping_ranges_match_brute_force(size: int, step: int) -> None:
         assert w.ranges(ts) == brute_ranges(size, step, ts), ts
 
 
-def test_current_picks_the_latest_window() -> None:
-    assert hopping(10, 5).current(7) == (5, 14)
-    assert tumbling(100).current(150) == (100, 199)
+def test_fixed_windows_place_and_read_without_asking_what_the_key_holds() -> None:
+    for w in (hopping(10, 5), tumbling(100), sliding(100, 50)):
+        ranges = w.ranges(7)
+        assert w.merge(ranges, "k", never_asked) == (ranges, [])
+        assert w.window_of(7, "k", never_asked) == ranges[-1]
+    assert hopping(10, 5).window_of(7, "k", never_asked) == (5, 14)
+    assert tumbling(100).window_of(150, "k", never_asked) == (100, 199)
 
 
 def test_closed_when_watermark_passes_the_end() -> None:
@@ -116,16 +124,25 @@ def test_sliding_window_around_the_event() -> None:
 def test_session_same_while_gap_is_shorter() -> None:
     s = session(10)
     assert s.ranges(0) == [(0, 9)]
-    assert s.add([(0, 9)], 9) == ((0, 18), [(0, 9)])
+    assert s.merge(s.ranges(9), "k", {"k": [(0, 9)]}.__getitem__) == ([(0, 18)], [(0, 9)])
     # A gap of exactly gap_ms opens a new session.
-    assert s.add([(0, 9)], 10) == ((10, 19), [])
+    assert s.merge(s.ranges(10), "k", {"k": [(0, 9)]}.__getitem__) == ([(10, 19)], [])
 
 
 def test_session_event_bridges_two_sessions() -> None:
     s = session(10)
-    merged, absorbed = s.add([(0, 9), (15, 24)], 8)
-    assert merged == (0, 24)
+    merged, absorbed = s.merge(s.ranges(8), "k", {"k": [(15, 24), (0, 9), (30, 39)]}.__getitem__)
+    assert merged == [(0, 24)]
     assert absorbed == [(0, 9), (15, 24)]
+
+
+def test_a_session_read_finds_the_keys_session_containing_the_time() -> None:
+    s = session(10)
+    held = {"a": [(20, 35), (0, 9)], "b": [(10, 19)]}.__getitem__
+    assert s.window_of(25, "a", held) == (20, 35)
+    assert s.window_of(9, "a", held) == (0, 9)
+    assert s.window_of(15, "a", held) is None
+    assert s.window_of(15, "b", held) == (10, 19)
 
 
 @pytest.mark.parametrize(
