@@ -13,17 +13,15 @@ the good ones are written and each bad one goes to `reject(item, reason)`, reaso
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
-from core.retry import Backoff, describe_error, error_code, is_retryable, is_throttle
+from core.retry import Backoff, describe_error, error_code, is_retryable
 from sinks.attrvalues import AttributeMap
+from sinks.base import SinkCounters
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -47,39 +45,6 @@ def is_validation_error(exc: BaseException) -> bool:
 def rejection_reason(exc: BaseException) -> str:
     """`dynamodb_validation: <message>`, bounded."""
     return f"{DYNAMODB_VALIDATION}: {describe_error(exc)}"[:MAX_REASON_CHARS]
-
-
-@dataclass
-class SinkCounters:
-    """What a sink did, for logs and metrics. Monotonic; never reset by a flush."""
-
-    items_written: int = 0
-    """Items (or records) durably accepted by the store."""
-    calls: int = 0
-    """Write calls made, retries included."""
-    retries: int = 0
-    """Calls that re-sent something: a whole call after an error, or an unprocessed subset."""
-    throttles: int = 0
-    """Calls refused as a whole because of throttling."""
-    unprocessed: int = 0
-    """Entries the store handed back unprocessed (partial batch failure), each re-sent."""
-    stale_skipped: int = 0
-    """Conditional writes not applied because the stored item was newer or equal."""
-    rejected: int = 0
-    """Items or records handed to `reject` (dead-lettered) instead of being stored."""
-    splits: int = 0
-    """Batches split in halves to isolate items the store refused as invalid."""
-    request_us: int = 0
-    """Time spent in write calls, retries included, in microseconds (metrics: mean latency)."""
-
-    @contextmanager
-    def timed(self) -> Iterator[None]:
-        """Adds the time the block takes to `request_us`."""
-        started_ns = time.monotonic_ns()
-        try:
-            yield
-        finally:
-            self.request_us += (time.monotonic_ns() - started_ns) // 1000
 
 
 class BatchWriter:
@@ -127,8 +92,7 @@ class BatchWriter:
                         f"BatchWriteItem to {self._table_name} failed after {retry + 1} "
                         f"call(s); {len(pending)} item(s) not written: {describe_error(exc)}"
                     ) from exc
-                if is_throttle(exc):
-                    self._counters.throttles += 1
+                self._counters.count_retry(exc)
             else:
                 unprocessed = list(response.get("UnprocessedItems", {}).get(self._table_name, []))
                 self._counters.items_written += len(pending) - len(unprocessed)
@@ -141,7 +105,7 @@ class BatchWriter:
                         f"BatchWriteItem to {self._table_name}: {len(pending)} item(s) still "
                         f"unprocessed after {retry + 1} call(s)"
                     )
-            self._counters.retries += 1
+                self._counters.retries += 1
             self._backoff.pause(retry)
             retry += 1
 

@@ -30,7 +30,8 @@ from core.errors import SinkError
 from core.records import DeadLetter
 from core.retry import Backoff, describe_error
 from sinks.attrvalues import AttributeMap, from_item
-from sinks.batching import BatchWriter, KeyedBuffer, SinkCounters
+from sinks.base import SinkCounters
+from sinks.batching import BatchWriter, KeyedBuffer
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

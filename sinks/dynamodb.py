@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
-from core.retry import Backoff, describe_error, error_code, is_throttle, retry_call
+from core.retry import Backoff, describe_error, error_code, retry_call
 from sinks.attrvalues import AttributeMap, from_item, to_attribute_value, to_item
+from sinks.base import SinkCounters
 from sinks.batching import (
     DYNAMODB_VALIDATION,
     MAX_BATCH_ITEMS,
     BatchWriter,
     KeyedBuffer,
-    SinkCounters,
     is_validation_error,
     rejection_reason,
 )
@@ -239,7 +239,7 @@ class DynamoDBSink:
                 self.counters.items_written += 1
 
         try:
-            retry_call(put, self._backoff, on_retry=self._count_retry)
+            retry_call(put, self._backoff, on_retry=self.counters.count_retry)
         except (ClientError, BotoCoreError) as exc:
             if self._reject is not None and is_validation_error(exc):
                 self.counters.rejected += 1
@@ -248,8 +248,3 @@ class DynamoDBSink:
             raise SinkError(
                 f"conditional PutItem to {self.table_name} failed: {describe_error(exc)}"
             ) from exc
-
-    def _count_retry(self, exc: BaseException) -> None:
-        self.counters.retries += 1
-        if is_throttle(exc):
-            self.counters.throttles += 1

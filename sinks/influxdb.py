@@ -29,7 +29,7 @@ from typing import Final
 
 from core.errors import SinkError
 from core.retry import Backoff
-from sinks.batching import SinkCounters
+from sinks.base import SinkCounters
 from sinks.influxhttp import InfluxHTTP, WriteResponse
 from sinks.lineprotocol import encode_line
 from sinks.timestream import INVALID_POINT, Reject, SelectPoints, TimePoint

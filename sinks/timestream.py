@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
-from core.retry import Backoff, describe_error, error_code, is_throttle, retry_call
-from sinks.batching import SinkCounters
+from core.retry import Backoff, describe_error, error_code, retry_call
+from sinks.base import SinkCounters
 
 if TYPE_CHECKING:
     from mypy_boto3_timestream_write import TimestreamWriteClient
@@ -230,7 +230,7 @@ class TimestreamSink:
                 )
 
         try:
-            retry_call(call, self._backoff, on_retry=self._count_retry)
+            retry_call(call, self._backoff, on_retry=self.counters.count_retry)
         except ClientError as exc:
             if error_code(exc) == "ValidationException":
                 self._isolate(table, chunk, exc)
@@ -269,8 +269,3 @@ class TimestreamSink:
     def _rejected(self, point: TimePoint, reason: str) -> None:
         self.counters.rejected += 1
         self._reject(point, reason)
-
-    def _count_retry(self, exc: BaseException) -> None:
-        self.counters.retries += 1
-        if is_throttle(exc):
-            self.counters.throttles += 1
