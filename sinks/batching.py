@@ -7,21 +7,22 @@ next one starts, so a `SinkError` leaves the current and later batches unwritten
 
 A `ValidationException` fails the whole batch for one bad item (key too long, item over
 400 KB). With a `reject` callback the batch is split in halves until each bad item is alone;
-the good ones are written and each bad one goes to `reject(item, reason)`, reason
-`dynamodb_validation: <message>`. Without one it is a `SinkError`.
+the good ones are written and each bad one goes to `reject(item, reason)` (the item as plain
+values), reason `dynamodb_validation: <message>`. Without one it is a `SinkError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
 from core.retry import Backoff, describe_error, error_code, is_retryable
-from sinks.attrvalues import AttributeMap
+from sinks.attrvalues import AttributeMap, from_item
 from sinks.base import SinkCounters
+from sinks.rejects import Reject, bounded_reason
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -31,10 +32,6 @@ MAX_BATCH_ITEMS = 25
 
 DYNAMODB_VALIDATION = "dynamodb_validation"
 """Reason code of an item DynamoDB refuses as invalid; retrying it can never succeed."""
-MAX_REASON_CHARS = 1_000
-
-RejectItem = Callable[[AttributeMap, str], None]
-"""Receives an item the store refused as invalid, and why; it will not be retried."""
 
 
 def is_validation_error(exc: BaseException) -> bool:
@@ -44,7 +41,7 @@ def is_validation_error(exc: BaseException) -> bool:
 
 def rejection_reason(exc: BaseException) -> str:
     """`dynamodb_validation: <message>`, bounded."""
-    return f"{DYNAMODB_VALIDATION}: {describe_error(exc)}"[:MAX_REASON_CHARS]
+    return bounded_reason(DYNAMODB_VALIDATION, describe_error(exc))
 
 
 class BatchWriter:
@@ -56,7 +53,7 @@ class BatchWriter:
         table_name: str,
         backoff: Backoff,
         counters: SinkCounters,
-        reject: RejectItem | None = None,
+        reject: Reject[Mapping[str, object]] | None = None,
     ) -> None:
         self._client = client
         self._table_name = table_name
@@ -114,7 +111,7 @@ class BatchWriter:
         assert self._reject is not None
         if len(items) == 1:
             self._counters.rejected += 1
-            self._reject(items[0], rejection_reason(exc))
+            self._reject(from_item(items[0]), rejection_reason(exc))
             return
         self._counters.splits += 1
         half = len(items) // 2

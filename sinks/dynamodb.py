@@ -37,6 +37,7 @@ from sinks.batching import (
     is_validation_error,
     rejection_reason,
 )
+from sinks.rejects import Reject, bounded_reason
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -59,9 +60,6 @@ class ItemWrite(Protocol):
 
 Select = Callable[[object], Iterable[ItemWrite]]
 """Turns one agent output into the item writes it implies (none for outputs not stored here)."""
-
-RejectItem = Callable[[Mapping[str, object], str], None]
-"""Receives an item (plain values) that will never be stored, and why (`dynamodb_validation...`)."""
 
 Coalesce = Callable[[object], tuple[Hashable, int] | None]
 """(key, version) of an output that supersedes every older output with the same key, or None
@@ -111,7 +109,7 @@ class DynamoDBSink:
         key_fields: Sequence[str] = ("pk", "sk"),
         *,
         coalesce: Coalesce | None = None,
-        reject: RejectItem | None = None,
+        reject: Reject[Mapping[str, object]] | None = None,
     ) -> None:
         if not key_fields:
             raise ValueError("key_fields must name at least the partition key")
@@ -122,13 +120,7 @@ class DynamoDBSink:
         self._backoff = backoff
         self._key_fields = tuple(key_fields)
         self._reject = reject
-        self._writer = BatchWriter(
-            client,
-            table_name,
-            backoff,
-            self.counters,
-            None if reject is None else lambda item, reason: reject(from_item(item), reason),
-        )
+        self._writer = BatchWriter(client, table_name, backoff, self.counters, reject)
         self._plain = KeyedBuffer()
         self._conditional: dict[Hashable, _Conditional] = {}
         self._coalesce = coalesce
@@ -215,7 +207,7 @@ class DynamoDBSink:
         if self._reject is None:
             raise SinkError(problem)
         self.counters.rejected += 1
-        self._reject(values, f"{DYNAMODB_VALIDATION}: {problem}"[:1_000])
+        self._reject(values, bounded_reason(DYNAMODB_VALIDATION, problem))
 
     def _put_if_newer(self, write: _Conditional) -> None:
         condition, names, incoming = newer_than_condition(self._key_fields[0], write.field)
