@@ -198,8 +198,3 @@ def read_dead_letters(client: DynamoDBClient, table_name: str) -> list[DeadLette
         )
     letters.sort(key=dead_letter_key)
     return letters
-
-
-def count_dead_letters(client: DynamoDBClient, table_name: str) -> int:
-    """How many complete dead letters the table holds."""
-    return len(read_dead_letters(client, table_name))
