@@ -113,12 +113,30 @@ def _check_common(grace_ms: int, expires_ms: int) -> None:
         raise ValueError(f"expires_ms must be >= 0, got {expires_ms}")
 
 
-def _latest(ranges: list[WindowRange]) -> WindowRange | None:
-    return ranges[-1] if ranges else None
+class _FixedWindows:
+    """The kinds whose windows never change once created (hopping, sliding): an update sets
+    every window of its time, a read returns the latest-starting one, and what a key holds
+    is never asked for."""
+
+    __slots__ = ()
+
+    def ranges(self, timestamp_ms: int) -> list[WindowRange]:
+        raise NotImplementedError
+
+    def merge(
+        self, ranges: list[WindowRange], key: K, held: Callable[[K], Iterable[WindowRange]]
+    ) -> tuple[list[WindowRange], list[WindowRange]]:
+        return ranges, []
+
+    def window_of(
+        self, timestamp_ms: int, key: K, held: Callable[[K], Iterable[WindowRange]]
+    ) -> WindowRange | None:
+        ranges = self.ranges(timestamp_ms)
+        return ranges[-1] if ranges else None
 
 
 @dataclass(frozen=True, slots=True)
-class HoppingWindow:
+class HoppingWindow(_FixedWindows):
     """Windows of `size_ms` starting every `step_ms` (tumbling when `step_ms == size_ms`).
 
     A timestamp lies in `ceil(size_ms / step_ms)` windows, or one fewer depending on
@@ -144,19 +162,9 @@ class HoppingWindow:
         first = (timestamp_ms - size) - (timestamp_ms - size) % step + step
         return [(s, s + size - 1) for s in range(first, last + 1, step)]
 
-    def merge(
-        self, ranges: list[WindowRange], key: K, held: Callable[[K], Iterable[WindowRange]]
-    ) -> tuple[list[WindowRange], list[WindowRange]]:
-        return ranges, []
-
-    def window_of(
-        self, timestamp_ms: int, key: K, held: Callable[[K], Iterable[WindowRange]]
-    ) -> WindowRange | None:
-        return _latest(self.ranges(timestamp_ms))
-
 
 @dataclass(frozen=True, slots=True)
-class SlidingWindow:
+class SlidingWindow(_FixedWindows):
     """One window per event: `(t - before_ms, t + after_ms)`, both ends inclusive (Faust's
     SlidingWindow). `table.sliding_window(before_ms, after_ms)` makes a table of them."""
 
@@ -172,16 +180,6 @@ class SlidingWindow:
 
     def ranges(self, timestamp_ms: int) -> list[WindowRange]:
         return [(timestamp_ms - self.before_ms, timestamp_ms + self.after_ms)]
-
-    def merge(
-        self, ranges: list[WindowRange], key: K, held: Callable[[K], Iterable[WindowRange]]
-    ) -> tuple[list[WindowRange], list[WindowRange]]:
-        return ranges, []
-
-    def window_of(
-        self, timestamp_ms: int, key: K, held: Callable[[K], Iterable[WindowRange]]
-    ) -> WindowRange | None:
-        return _latest(self.ranges(timestamp_ms))
 
 
 @dataclass(frozen=True, slots=True)
