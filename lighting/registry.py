@@ -30,7 +30,8 @@ from domain.rules.flood import FloodLimits
 from domain.site import SiteLimits
 from domain.telemetry import Reading
 from domain.usage import asset_counts
-from sinks.batching import MAX_BATCH_ITEMS, BatchWriter, SinkCounters
+from sinks.base import SinkCounters
+from sinks.batching import MAX_BATCH_ITEMS, BatchWriter
 from streams.app import Decoder
 
 log = logging.getLogger(__name__)

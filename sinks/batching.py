@@ -7,23 +7,22 @@ next one starts, so a `SinkError` leaves the current and later batches unwritten
 
 A `ValidationException` fails the whole batch for one bad item (key too long, item over
 400 KB). With a `reject` callback the batch is split in halves until each bad item is alone;
-the good ones are written and each bad one goes to `reject(item, reason)`, reason
-`dynamodb_validation: <message>`. Without one it is a `SinkError`.
+the good ones are written and each bad one goes to `reject(item, reason)` (the item as plain
+values), reason `dynamodb_validation: <message>`. Without one it is a `SinkError`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
-from core.retry import Backoff, describe_error, error_code, is_retryable, is_throttle
-from sinks.attrvalues import AttributeMap
+from core.retry import Backoff, describe_error, error_code, is_retryable
+from sinks.attrvalues import AttributeMap, from_item
+from sinks.base import SinkCounters
+from sinks.rejects import Reject, bounded_reason
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -33,10 +32,6 @@ MAX_BATCH_ITEMS = 25
 
 DYNAMODB_VALIDATION = "dynamodb_validation"
 """Reason code of an item DynamoDB refuses as invalid; retrying it can never succeed."""
-MAX_REASON_CHARS = 1_000
-
-RejectItem = Callable[[AttributeMap, str], None]
-"""Receives an item the store refused as invalid, and why; it will not be retried."""
 
 
 def is_validation_error(exc: BaseException) -> bool:
@@ -46,40 +41,7 @@ def is_validation_error(exc: BaseException) -> bool:
 
 def rejection_reason(exc: BaseException) -> str:
     """`dynamodb_validation: <message>`, bounded."""
-    return f"{DYNAMODB_VALIDATION}: {describe_error(exc)}"[:MAX_REASON_CHARS]
-
-
-@dataclass
-class SinkCounters:
-    """What a sink did, for logs and metrics. Monotonic; never reset by a flush."""
-
-    items_written: int = 0
-    """Items (or records) durably accepted by the store."""
-    calls: int = 0
-    """Write calls made, retries included."""
-    retries: int = 0
-    """Calls that re-sent something: a whole call after an error, or an unprocessed subset."""
-    throttles: int = 0
-    """Calls refused as a whole because of throttling."""
-    unprocessed: int = 0
-    """Entries the store handed back unprocessed (partial batch failure), each re-sent."""
-    stale_skipped: int = 0
-    """Conditional writes not applied because the stored item was newer or equal."""
-    rejected: int = 0
-    """Items or records handed to `reject` (dead-lettered) instead of being stored."""
-    splits: int = 0
-    """Batches split in halves to isolate items the store refused as invalid."""
-    request_us: int = 0
-    """Time spent in write calls, retries included, in microseconds (metrics: mean latency)."""
-
-    @contextmanager
-    def timed(self) -> Iterator[None]:
-        """Adds the time the block takes to `request_us`."""
-        started_ns = time.monotonic_ns()
-        try:
-            yield
-        finally:
-            self.request_us += (time.monotonic_ns() - started_ns) // 1000
+    return bounded_reason(DYNAMODB_VALIDATION, describe_error(exc))
 
 
 class BatchWriter:
@@ -91,7 +53,7 @@ class BatchWriter:
         table_name: str,
         backoff: Backoff,
         counters: SinkCounters,
-        reject: RejectItem | None = None,
+        reject: Reject[Mapping[str, object]] | None = None,
     ) -> None:
         self._client = client
         self._table_name = table_name
@@ -127,8 +89,7 @@ class BatchWriter:
                         f"BatchWriteItem to {self._table_name} failed after {retry + 1} "
                         f"call(s); {len(pending)} item(s) not written: {describe_error(exc)}"
                     ) from exc
-                if is_throttle(exc):
-                    self._counters.throttles += 1
+                self._counters.count_retry(exc)
             else:
                 unprocessed = list(response.get("UnprocessedItems", {}).get(self._table_name, []))
                 self._counters.items_written += len(pending) - len(unprocessed)
@@ -141,7 +102,7 @@ class BatchWriter:
                         f"BatchWriteItem to {self._table_name}: {len(pending)} item(s) still "
                         f"unprocessed after {retry + 1} call(s)"
                     )
-            self._counters.retries += 1
+                self._counters.retries += 1
             self._backoff.pause(retry)
             retry += 1
 
@@ -150,7 +111,7 @@ class BatchWriter:
         assert self._reject is not None
         if len(items) == 1:
             self._counters.rejected += 1
-            self._reject(items[0], rejection_reason(exc))
+            self._reject(from_item(items[0]), rejection_reason(exc))
             return
         self._counters.splits += 1
         half = len(items) // 2

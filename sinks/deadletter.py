@@ -36,7 +36,8 @@ from core.errors import SinkError
 from core.records import DeadLetter
 from core.retry import Backoff, describe_error
 from sinks.attrvalues import AttributeMap, from_item
-from sinks.batching import BatchWriter, KeyedBuffer, SinkCounters
+from sinks.base import SinkCounters
+from sinks.batching import BatchWriter, KeyedBuffer
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -232,8 +233,3 @@ def read_dead_letters(client: DynamoDBClient, table_name: str) -> list[DeadLette
         )
     letters.sort(key=dead_letter_key)
     return letters
-
-
-def count_dead_letters(client: DynamoDBClient, table_name: str) -> int:
-    """How many complete dead letters the table holds."""
-    return len(read_dead_letters(client, table_name))

@@ -26,17 +26,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
-from core.retry import Backoff, describe_error, error_code, is_throttle, retry_call
+from core.retry import Backoff, describe_error, error_code, retry_call
 from sinks.attrvalues import AttributeMap, from_item, to_attribute_value, to_item
+from sinks.base import SinkCounters
 from sinks.batching import (
     DYNAMODB_VALIDATION,
     MAX_BATCH_ITEMS,
     BatchWriter,
     KeyedBuffer,
-    SinkCounters,
     is_validation_error,
     rejection_reason,
 )
+from sinks.rejects import Reject, bounded_reason
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -59,9 +60,6 @@ class ItemWrite(Protocol):
 
 Select = Callable[[object], Iterable[ItemWrite]]
 """Turns one agent output into the item writes it implies (none for outputs not stored here)."""
-
-RejectItem = Callable[[Mapping[str, object], str], None]
-"""Receives an item (plain values) that will never be stored, and why (`dynamodb_validation...`)."""
 
 Coalesce = Callable[[object], tuple[Hashable, int] | None]
 """(key, version) of an output that supersedes every older output with the same key, or None
@@ -111,7 +109,7 @@ class DynamoDBSink:
         key_fields: Sequence[str] = ("pk", "sk"),
         *,
         coalesce: Coalesce | None = None,
-        reject: RejectItem | None = None,
+        reject: Reject[Mapping[str, object]] | None = None,
     ) -> None:
         if not key_fields:
             raise ValueError("key_fields must name at least the partition key")
@@ -122,13 +120,7 @@ class DynamoDBSink:
         self._backoff = backoff
         self._key_fields = tuple(key_fields)
         self._reject = reject
-        self._writer = BatchWriter(
-            client,
-            table_name,
-            backoff,
-            self.counters,
-            None if reject is None else lambda item, reason: reject(from_item(item), reason),
-        )
+        self._writer = BatchWriter(client, table_name, backoff, self.counters, reject)
         self._plain = KeyedBuffer()
         self._conditional: dict[Hashable, _Conditional] = {}
         self._coalesce = coalesce
@@ -215,7 +207,7 @@ class DynamoDBSink:
         if self._reject is None:
             raise SinkError(problem)
         self.counters.rejected += 1
-        self._reject(values, f"{DYNAMODB_VALIDATION}: {problem}"[:1_000])
+        self._reject(values, bounded_reason(DYNAMODB_VALIDATION, problem))
 
     def _put_if_newer(self, write: _Conditional) -> None:
         condition, names, incoming = newer_than_condition(self._key_fields[0], write.field)
@@ -239,7 +231,7 @@ class DynamoDBSink:
                 self.counters.items_written += 1
 
         try:
-            retry_call(put, self._backoff, on_retry=self._count_retry)
+            retry_call(put, self._backoff, on_retry=self.counters.count_retry)
         except (ClientError, BotoCoreError) as exc:
             if self._reject is not None and is_validation_error(exc):
                 self.counters.rejected += 1
@@ -248,8 +240,3 @@ class DynamoDBSink:
             raise SinkError(
                 f"conditional PutItem to {self.table_name} failed: {describe_error(exc)}"
             ) from exc
-
-    def _count_retry(self, exc: BaseException) -> None:
-        self.counters.retries += 1
-        if is_throttle(exc):
-            self.counters.throttles += 1

@@ -29,10 +29,11 @@ from typing import Final
 
 from core.errors import SinkError
 from core.retry import Backoff
-from sinks.batching import SinkCounters
+from sinks.base import SinkCounters
 from sinks.influxhttp import InfluxHTTP, WriteResponse
 from sinks.lineprotocol import encode_line
-from sinks.timestream import INVALID_POINT, Reject, SelectPoints, TimePoint
+from sinks.rejects import Reject
+from sinks.timestream import INVALID_POINT, SelectPoints, TimePoint
 
 MEASURE_TAG: Final = "measure"
 """The tag holding the point's measure name (Timestream's `measure_name`)."""
@@ -93,7 +94,7 @@ class InfluxDBSink:
         select: SelectPoints,
         backoff: Backoff,
         *,
-        reject: Reject,
+        reject: Reject[TimePoint],
         limits: BatchLimits | None = None,
         gzip_body: bool = True,
     ) -> None:

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
-from core.retry import Backoff, describe_error, error_code, is_throttle, retry_call
-from sinks.batching import SinkCounters
+from core.retry import Backoff, describe_error, error_code, retry_call
+from sinks.base import SinkCounters
+from sinks.rejects import Reject, bounded_reason
 
 if TYPE_CHECKING:
     from mypy_boto3_timestream_write import TimestreamWriteClient
@@ -65,9 +66,6 @@ class TimePoint(Protocol):
 
 SelectPoints = Callable[[object], Iterable[TimePoint]]
 """Turns one agent output into the points it implies (none for outputs not stored here)."""
-
-Reject = Callable[[object, str], None]
-"""Receives a point that will not be stored, and why."""
 
 Record = dict[str, Any]
 
@@ -154,7 +152,7 @@ class TimestreamSink:
         memory_retention_ms: int,
         magnetic_store_writes: bool,
         now_ms: Callable[[], int],
-        reject: Reject,
+        reject: Reject[TimePoint],
         common_attributes: bool = True,
     ) -> None:
         if memory_retention_ms <= 0:
@@ -230,7 +228,7 @@ class TimestreamSink:
                 )
 
         try:
-            retry_call(call, self._backoff, on_retry=self._count_retry)
+            retry_call(call, self._backoff, on_retry=self.counters.count_retry)
         except ClientError as exc:
             if error_code(exc) == "ValidationException":
                 self._isolate(table, chunk, exc)
@@ -259,7 +257,7 @@ class TimestreamSink:
     def _isolate(self, table: str, chunk: list[tuple[TimePoint, Record]], exc: ClientError) -> None:
         """Write the valid records of a chunk refused as invalid; reject the invalid ones."""
         if len(chunk) == 1:
-            self._rejected(chunk[0][0], f"{TIMESTREAM_VALIDATION}: {describe_error(exc)}"[:1_000])
+            self._rejected(chunk[0][0], bounded_reason(TIMESTREAM_VALIDATION, describe_error(exc)))
             return
         self.counters.splits += 1
         half = len(chunk) // 2
@@ -269,8 +267,3 @@ class TimestreamSink:
     def _rejected(self, point: TimePoint, reason: str) -> None:
         self.counters.rejected += 1
         self._reject(point, reason)
-
-    def _count_retry(self, exc: BaseException) -> None:
-        self.counters.retries += 1
-        if is_throttle(exc):
-            self.counters.throttles += 1

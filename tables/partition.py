@@ -1,9 +1,9 @@
 """One shard's part of one table: plain (key -> value) or windowed (window -> key -> value).
 
 Partitions hold data and apply updates; every window decision (which windows an update lands
-in, lateness, closing, expiry, session merging) is delegated to `tables.windows`. A partition
-knows nothing of tables, shards or snapshots, so `tables.shard` and `tables.snapshot` both
-build on it without importing each other's callers.
+in, lateness, closing, expiry, session merging) is delegated to `tables.windows`, the same
+way for every kind of window. A partition knows nothing of tables, shards or snapshots, so
+`tables.shard` and `tables.snapshot` both build on it without importing each other's callers.
 
 Every entry remembers the partition key of the record that last wrote it (`pks`), so a split
 can route the key to its child. Every change records its key in `changed`, so a snapshot can
@@ -12,18 +12,17 @@ carry only the keys changed since the last saved one (`tables.snapshot`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeAlias
 
 import orjson
 
 from tables.windows import (
-    HoppingWindow,
-    SessionWindow,
     Window,
     WindowRange,
     end_of,
     is_closed,
+    is_expired,
     is_late_in,
     watermark_ms,
 )
@@ -81,30 +80,47 @@ class WindowedPartition:
     """Windows of one table, bucketed by range: `open[(start_ms, end_ms)][key] = value`.
 
     With hourly windows only a couple of buckets are open at a time, so closing a window is
-    popping one bucket. `closed` keeps closed windows readable until they expire. Session
-    tables also index each key's open sessions (`sessions`), rebuilt on restore.
+    popping one bucket. `closed` keeps closed windows readable until they expire.
     `max_event_ms` is the largest event time an update has used (reads do not move it).
+
+    Every kind of window goes through the same steps (`tables.windows.Window`); what a key
+    holds is computed only when its window definition asks (sessions merge with the key's
+    open sessions), so the other kinds never pay for it.
     """
 
-    __slots__ = ("changed", "clock_changed", "closed", "max_event_ms", "open", "pks", "sessions")
+    __slots__ = (
+        "_open_of",
+        "_open_windows_of",
+        "changed",
+        "clock_changed",
+        "closed",
+        "max_event_ms",
+        "open",
+        "pks",
+    )
 
     def __init__(self) -> None:
         self.open: dict[WindowRange, dict[Key, Any]] = {}
         self.closed: dict[WindowRange, dict[Key, Any]] = {}
         self.pks: dict[Key, str] = {}
         self.max_event_ms: int | None = None
-        self.sessions: dict[Key, list[WindowRange]] = {}
         self.changed: set[Key] = set()
         self.clock_changed = False
+        # Each key's open windows, built from `open` the first time a window definition asks
+        # for them and kept up to date from then on. Whatever fills `open` directly (a snapshot
+        # being applied) goes through `clear()` or `remove_key()` first, which drop it: the
+        # next ask rebuilds it from what `open` then holds.
+        self._open_of: dict[Key, list[WindowRange]] | None = None
+        self._open_windows_of = self._open_windows  # bound once: `update` is the hot path
 
     def clear(self) -> None:
         self.open.clear()
         self.closed.clear()
         self.pks.clear()
-        self.sessions.clear()
         self.changed.clear()
         self.max_event_ms = None
         self.clock_changed = False
+        self._open_of = None
 
     def see(self, time_ms: int) -> int:
         """Move the event clock to `time_ms` if later; returns the clock."""
@@ -125,91 +141,52 @@ class WindowedPartition:
         key: Key,
         time_ms: int,
         pk: str,
-        combine: Callable[[Any], Any],
         default: Callable[[], Any],
+        amount: Any = None,
+        value: Any = None,
     ) -> bool:
-        """Set `combine(current or default())` in every window of `key` containing `time_ms`;
-        all or nothing: returns False (nothing changed) when the update is late."""
-        clock = self.see(time_ms)
-        watermark = watermark_ms(clock, window.grace_ms)
-        if isinstance(window, SessionWindow):
-            return self._update_session(
-                window,
-                key=key,
-                time_ms=time_ms,
-                watermark=watermark,
-                pk=pk,
-                combine=combine,
-                default=default,
-            )
+        """Add `amount` (or, when it is None, set `value`) in every window of `key` containing
+        `time_ms`, starting from `default()` where the key has no value yet; all or nothing:
+        returns False (nothing changed) when the update is late."""
         ranges = window.ranges(time_ms)
-        if is_late_in(ranges, time_ms, watermark):
+        if is_late_in(ranges, time_ms, watermark_ms(self.see(time_ms), window.grace_ms)):
             return False
+        targets, absorbed = window.merge(ranges, key, self._open_windows_of)
+        # Values of absorbed windows combine with `+`, the way `add` accumulates.
+        merged = self._take(key, absorbed) if absorbed else _MISSING
         open_ = self.open
-        for rng in ranges:
+        for rng in targets:
             bucket = open_.get(rng)
             if bucket is None:
                 bucket = open_[rng] = {}
-            current = bucket.get(key, _MISSING)
-            bucket[key] = combine(default() if current is _MISSING else current)
+            if amount is None:
+                bucket[key] = value
+                continue
+            current = bucket.get(key, merged)
+            bucket[key] = (default() if current is _MISSING else current) + amount
+        if self._open_of is not None:
+            self._now_open(key, targets, absorbed)
         self.pks[key] = pk
         self.changed.add(key)
         return True
 
-    def add(
-        self,
-        window: Window,
-        *,
-        key: Key,
-        time_ms: int,
-        pk: str,
-        amount: Any,
-        default: Callable[[], Any],
-    ) -> bool:
-        """`update` with `current + amount`: the hot path of `WindowedTable.add`. A tumbling
-        window has one range per time, so it is placed and judged without the general loop
-        (same rules: `ranges`, `is_closed`)."""
-        if not (isinstance(window, HoppingWindow) and window.step_ms == window.size_ms):
-            return self.update(
-                window,
-                key=key,
-                time_ms=time_ms,
-                pk=pk,
-                combine=lambda current: current + amount,
-                default=default,
-            )
-        clock = self.max_event_ms
-        if clock is None or time_ms > clock:
-            self.max_event_ms = clock = time_ms
-            self.clock_changed = True
-        rng = window.ranges(time_ms)[0]
-        if is_closed(rng, watermark_ms(clock, window.grace_ms)):
-            return False
-        bucket = self.open.get(rng)
-        if bucket is None:
-            bucket = self.open[rng] = {}
-        current = bucket.get(key, _MISSING)
-        bucket[key] = (default() if current is _MISSING else current) + amount
-        self.pks[key] = pk
-        self.changed.add(key)
-        return True
+    def _open_windows(self, key: Key) -> list[WindowRange]:
+        index = self._open_of
+        if index is None:
+            index = self._open_of = {}
+            for rng in sorted(self.open):
+                for held in self.open[rng]:
+                    index.setdefault(held, []).append(rng)
+        return index.get(key, [])
 
-    def _update_session(
-        self,
-        window: SessionWindow,
-        *,
-        key: Key,
-        time_ms: int,
-        watermark: int,
-        pk: str,
-        combine: Callable[[Any], Any],
-        default: Callable[[], Any],
-    ) -> bool:
-        if is_late_in(window.ranges(time_ms), time_ms, watermark):
-            return False
-        held = self.sessions.get(key, [])
-        session, absorbed = window.add(held, time_ms)
-        # Values of merged sessions combine with `+`, the way `add` accumulates.
+    def _now_open(self, key: Key, targets: list[WindowRange], absorbed: list[WindowRange]) -> None:
+        assert self._open_of is not None
+        kept = [r for r in self._open_of.get(key, ()) if r not in absorbed]
+        kept.extend(r for r in targets if r not in kept)
+        self._open_of[key] = sorted(kept)
+
+    def _take(self, key: Key, absorbed: list[WindowRange]) -> Any:
+        """Remove `key` from the `absorbed` open windows; the sum of its values there."""
         value: Any = _MISSING
         for rng in absorbed:
             bucket = self.open[rng]
@@ -217,40 +194,32 @@ class WindowedPartition:
             if not bucket:
                 del self.open[rng]
             value = part if value is _MISSING else value + part
-        self.open.setdefault(session, {})[key] = combine(default() if value is _MISSING else value)
-        self.sessions[key] = sorted([r for r in held if r not in absorbed] + [session])
-        self.pks[key] = pk
-        self.changed.add(key)
-        return True
+        return value
+
+    def _holding(self, key: Key) -> Iterator[tuple[WindowRange, dict[Key, Any]]]:
+        """The buckets holding `key`: open ones first, then closed ones."""
+        for buckets in (self.open, self.closed):
+            for rng, bucket in buckets.items():
+                if key in bucket:
+                    yield rng, bucket
+
+    def _held_ranges(self, key: Key) -> Iterator[WindowRange]:
+        return (rng for rng, _ in self._holding(key))
 
     def value_at(self, window: Window, key: Key, time_ms: int) -> Any:
-        """The value of `key` in "the window of `time_ms`" (the latest-starting one containing
-        it; for sessions, the key's session containing it), or `_MISSING`."""
-        if isinstance(window, SessionWindow):
-            for buckets in (self.open, self.closed):
-                for rng, bucket in buckets.items():
-                    if rng[0] <= time_ms <= rng[1] and key in bucket:
-                        return bucket[key]
+        """The value of `key` in "the window of `time_ms`" (`Window.window_of`), or `MISSING`."""
+        rng = window.window_of(time_ms, key, self._held_ranges)
+        if rng is None:
             return _MISSING
-        ranges = window.ranges(time_ms)
-        if not ranges:
-            return _MISSING
-        rng = ranges[-1]
         for buckets in (self.open, self.closed):
-            held = buckets.get(rng)
-            if held is not None and key in held:
-                return held[key]
+            bucket = buckets.get(rng)
+            if bucket is not None and key in bucket:
+                return bucket[key]
         return _MISSING
 
     def windows_of(self, key: Key) -> list[tuple[WindowRange, Any]]:
         """Every window held for `key` (open and closed-unexpired), ordered by range."""
-        found = [
-            (rng, bucket[key])
-            for buckets in (self.open, self.closed)
-            for rng, bucket in buckets.items()
-            if key in bucket
-        ]
-        return sorted(found, key=lambda item: item[0])
+        return sorted(((rng, bucket[key]) for rng, bucket in self._holding(key)), key=_by_range)
 
     def close(self, window: Window) -> tuple[list[tuple[WindowRange, dict[Key, Any]]], int]:
         """Take the open windows the watermark has passed, in order of end (then start), and
@@ -269,14 +238,14 @@ class WindowedPartition:
             bucket = self.open.pop(rng)
             closing.append((rng, bucket))
             self.changed.update(bucket)
-            if self.sessions:
+            if self._open_of:
                 for key in bucket:
-                    self._drop_session(key, rng)
+                    self._no_longer_open(key, rng)
             if window.expires_ms:
                 self.closed.setdefault(rng, {}).update(bucket)
         expired = 0
         for rng in sorted(self.closed, key=_by_end):
-            if not window.is_expired(rng, self.max_event_ms):
+            if not is_expired(rng, window.expires_ms, watermark):
                 break
             bucket = self.closed.pop(rng)
             expired += len(bucket)
@@ -284,12 +253,13 @@ class WindowedPartition:
             self.forget_keys(bucket)
         return closing, expired
 
-    def _drop_session(self, key: Key, rng: WindowRange) -> None:
-        held = self.sessions.get(key)
+    def _no_longer_open(self, key: Key, rng: WindowRange) -> None:
+        assert self._open_of is not None
+        held = self._open_of.get(key)
         if held is not None and rng in held:
             held.remove(rng)
             if not held:
-                del self.sessions[key]
+                del self._open_of[key]
 
     def forget_keys(self, keys: Iterable[Key]) -> None:
         """Drop the partition key of keys that are in no bucket any more."""
@@ -308,14 +278,7 @@ class WindowedPartition:
                 if not bucket:
                     del buckets[rng]
         self.pks.pop(key, None)
-        self.sessions.pop(key, None)
-
-    def index_sessions(self) -> None:
-        """Rebuild the per-key session index from the open buckets (after a restore)."""
-        self.sessions.clear()
-        for rng in sorted(self.open):
-            for key in self.open[rng]:
-                self.sessions.setdefault(key, []).append(rng)
+        self._open_of = None
 
     def live_windows(self) -> int:
         return sum(len(b) for b in self.open.values()) + sum(len(b) for b in self.closed.values())
@@ -323,6 +286,10 @@ class WindowedPartition:
 
 def _by_end(rng: WindowRange) -> tuple[int, int]:
     return (end_of(rng), rng[0])
+
+
+def _by_range(item: tuple[WindowRange, Any]) -> WindowRange:
+    return item[0]
 
 
 MISSING: Any = _MISSING

@@ -50,7 +50,7 @@ from core.errors import ConfigError, LuxflowError, StateStoreError
 from core.event import Event
 from tables.partition import Key, PlainPartition, WindowedPartition, in_key_order
 from tables.snapshot import apply_blob, encode_state, merge_into
-from tables.windows import SessionWindow, Window, WindowRange, watermark_ms
+from tables.windows import Window, WindowRange, watermark_ms
 
 CloseCallback: TypeAlias = Callable[[Any, WindowRange, Any], Iterable[object]]
 """`callback(key, window, value) -> events`; may be a generator. Runs in `advance()`, once per
@@ -412,12 +412,9 @@ class ShardState:
                 keep=keep_pk,
                 intern=self.intern_pk,
             )
-        for name, wpart in self.windowed.items():
+        for wpart in self.windowed.values():
             wpart.changed.clear()
             wpart.clock_changed = False
-            window = self.tables[name].window
-            if isinstance(window, SessionWindow):
-                wpart.index_sessions()
         for part in self.plain.values():
             part.changed.clear()
         self._unsaved.clear()

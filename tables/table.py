@@ -53,7 +53,9 @@ class Table(Generic[V]):
         self.name = name
         self.default = default
         self.value_type = value_type
-        self.windowed: WindowedTable[V] | None = None
+        self._window: Window | None = None
+        # Shared by every view of the table (`relative_to_*` make new views of one table).
+        self._close_callbacks: list[CloseCallback] = []
 
     def __repr__(self) -> str:
         return f"Table({self.name!r})"
@@ -64,11 +66,11 @@ class Table(Generic[V]):
 
     @property
     def window(self) -> Window | None:
-        return None if self.windowed is None else self.windowed.window
+        return self._window
 
     @property
     def close_callbacks(self) -> Sequence[CloseCallback]:
-        return () if self.windowed is None else self.windowed.close_callbacks
+        return self._close_callbacks
 
     # -- plain access (current shard) -----------------------------------------------------
 
@@ -111,32 +113,37 @@ class Table(Generic[V]):
         self, size_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None
     ) -> WindowedTable[V]:
         """Back-to-back windows of `size_ms`, aligned to the epoch."""
-        return self._window(tumbling(size_ms, grace_ms=grace_ms, expires_ms=expires_ms))
+        return self._windowed(tumbling(size_ms, grace_ms=grace_ms, expires_ms=expires_ms))
 
     def hopping(
         self, size_ms: int, step_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None
     ) -> WindowedTable[V]:
         """Windows of `size_ms` starting every `step_ms`; an update lands in each."""
-        return self._window(hopping(size_ms, step_ms, grace_ms=grace_ms, expires_ms=expires_ms))
+        return self._windowed(hopping(size_ms, step_ms, grace_ms=grace_ms, expires_ms=expires_ms))
 
     def sliding_window(
         self, before_ms: int, after_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None
     ) -> WindowedTable[V]:
         """One window `(t - before_ms, t + after_ms)` per event time `t` (Faust's name)."""
-        return self._window(sliding(before_ms, after_ms, grace_ms=grace_ms, expires_ms=expires_ms))
+        return self._windowed(
+            sliding(before_ms, after_ms, grace_ms=grace_ms, expires_ms=expires_ms)
+        )
 
     def session(
         self, gap_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None
     ) -> WindowedTable[V]:
         """Per-key sessions closed by `gap_ms` without updates; an update bridging two
         sessions merges them, their values combined with `+`."""
-        return self._window(session(gap_ms, grace_ms=grace_ms, expires_ms=expires_ms))
+        return self._windowed(session(gap_ms, grace_ms=grace_ms, expires_ms=expires_ms))
 
-    def _window(self, window: Window) -> WindowedTable[V]:
-        if self.windowed is not None:
+    def _windowed(self, window: Window) -> WindowedTable[V]:
+        if self._window is not None:
             raise ConfigError(f"table {self.name!r} is already windowed")
-        self.windowed = WindowedTable(self, window)
-        return self.windowed
+        self._window = window
+        return WindowedTable(self, window, _stream_time)
+
+    def _on_window_close(self, callback: CloseCallback) -> None:
+        self._close_callbacks.append(callback)
 
 
 def _stream_time(state: ShardState) -> int:
@@ -151,15 +158,18 @@ def _clock_time(state: ShardState) -> int:
 
 
 class WindowedTable(Generic[V]):
-    """A table of per-window values. Event time comes from `relative_to_*` (default: the
-    record's arrival time, as in Faust). See `tables.windows` for the window conventions and
-    `tables.shard` for watermark, lateness and the idle rule."""
+    """A view of a windowed table: its values per window, at an event time taken from the
+    current event by `time_of`. `relative_to_*` give views of the same table with another
+    event time (default: the record's arrival time, as in Faust); the data, the window and
+    the close callbacks are the table's, shared by all its views. See `tables.windows` for
+    the window conventions and `tables.shard` for watermark, lateness and the idle rule."""
 
-    def __init__(self, table: Table[V], window: Window) -> None:
+    def __init__(
+        self, table: Table[V], window: Window, time_of: Callable[[ShardState], int]
+    ) -> None:
         self.table = table
         self.window = window
-        self.close_callbacks: list[CloseCallback] = []
-        self._time_of: Callable[[ShardState], int] = _stream_time
+        self._time_of = time_of
 
     def __repr__(self) -> str:
         return f"WindowedTable({self.table.name!r}, {self.window})"
@@ -176,8 +186,12 @@ class WindowedTable(Generic[V]):
     def value_type(self) -> type[V]:
         return self.table.value_type
 
+    @property
+    def close_callbacks(self) -> Sequence[CloseCallback]:
+        return self.table.close_callbacks
+
     def relative_to_field(self, field: Callable[[Any], int]) -> WindowedTable[V]:
-        """Event time is `field(value)` of the current event (integer ms)."""
+        """A view whose event time is `field(value)` of the current event (integer ms)."""
 
         def of_field(state: ShardState) -> int:
             event = state.current_event
@@ -185,23 +199,21 @@ class WindowedTable(Generic[V]):
                 raise ConfigError("no current event: relative_to_field needs an event")
             return field(event.value)
 
-        self._time_of = of_field
-        return self
+        return WindowedTable(self.table, self.window, of_field)
 
     def relative_to_stream(self) -> WindowedTable[V]:
-        """Event time is the current event's arrival time (`event.arrival_ms`)."""
-        self._time_of = _stream_time
-        return self
+        """A view whose event time is the current event's arrival time (`event.arrival_ms`)."""
+        return WindowedTable(self.table, self.window, _stream_time)
 
     def relative_to_now(self) -> WindowedTable[V]:
-        """Event time is the injected clock's now (processing time)."""
-        self._time_of = _clock_time
-        return self
+        """A view whose event time is the injected clock's now (processing time)."""
+        return WindowedTable(self.table, self.window, _clock_time)
 
     def on_window_close(self, callback: CloseCallback) -> CloseCallback:
-        """Register `callback(key, window, value) -> Iterable[event]`; usable as a decorator.
-        It runs once per closed (key, window), in `ShardState.advance()`."""
-        self.close_callbacks.append(callback)
+        """Register `callback(key, window, value) -> Iterable[event]` on the table (every view
+        of it shares it); usable as a decorator. It runs once per closed (key, window), in
+        `ShardState.advance()`."""
+        self.table._on_window_close(callback)
         return callback
 
     # -- access relative to the current event ---------------------------------------------
@@ -249,25 +261,15 @@ class WindowedTable(Generic[V]):
         """Add `amount` (or, when amount is None, set `value`) in every window containing
         `time_ms`; all or nothing: a late update changes no window."""
         state = active_state()
-        part = state.windowed_part(self.table.name)
-        if amount is not None:  # the hot path: `add` and `+=`
-            applied = part.add(
-                self.window,
-                key=key,
-                time_ms=time_ms,
-                pk=state.partition_key,
-                amount=amount,
-                default=self.table.default,
-            )
-        else:
-            applied = part.update(
-                self.window,
-                key=key,
-                time_ms=time_ms,
-                pk=state.partition_key,
-                combine=lambda _current: value,
-                default=self.table.default,
-            )
+        applied = state.windowed_part(self.table.name).update(
+            self.window,
+            key=key,
+            time_ms=time_ms,
+            pk=state.partition_key,
+            default=self.table.default,
+            amount=amount,
+            value=value,
+        )
         if not applied:
             state.mark_late()
         return applied

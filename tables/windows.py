@@ -1,4 +1,4 @@
-"""Window math on integer milliseconds: pure functions, no state, no clock.
+"""Window definitions and their math, on integer milliseconds: pure, no state, no clock.
 
 Conventions (used everywhere in `tables/`):
 
@@ -16,23 +16,66 @@ Conventions (used everywhere in `tables/`):
   earliest one, which ends first). Late updates are rejected as a whole, never half-applied.
   A timestamp in no window (hopping with `step_ms > size_ms`) is late once the watermark
   passes the timestamp itself.
-- Sessions are per key: a `SessionWindow` places one event among the key's open sessions
-  (`add`), merging the sessions it bridges. A session's range grows; other windows never
-  change once created. Lateness of a session update is judged on the event's own range.
+- Sessions are per key: an event opens its own range, which absorbs the key's open sessions
+  it overlaps. A session's range grows; other windows never change once created. Lateness of
+  a session update is judged on the event's own range.
 
-This is the only window math in luxflow: tables (`tables.partition`) place updates with
-`ranges()`/`SessionWindow.add`, judge lateness with `is_late`, close with `is_closed` and
-forget with `is_expired`. Nothing else computes a window's start or end.
+A definition (`HoppingWindow`, `SlidingWindow`, `SessionWindow`) holds its parameters and
+answers the `Window` protocol; what the windows hold (buckets of values, each key's open
+sessions) is runtime state, kept by `tables.partition`. Watermark, lateness, closing and
+expiry are one rule for every kind: `watermark_ms`, `is_late_in`, `is_closed`, `is_expired`.
+This is the only window math in luxflow: nothing else computes a window's start or end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, TypeVar
 
 WindowRange: TypeAlias = tuple[int, int]
 """(start_ms, end_ms), both inclusive."""
+
+K = TypeVar("K")
+"""A table key: window definitions never look inside one, they only pass it to `held`."""
+
+
+class Window(Protocol):
+    """What every window definition offers (`HoppingWindow`, `SlidingWindow`, `SessionWindow`).
+
+    A table places an update at `t` with `ranges(t)` (late when `is_late_in(ranges(t), t,
+    watermark)`, then nothing changes), then `merge`; a read at `t` looks at `window_of`.
+    `held(key)` gives the windows the table holds for a key; the kinds whose windows never
+    change once created answer without calling it, so their tables never compute it. What a
+    kind needs beyond that is its own: no caller asks which kind a window is.
+    """
+
+    @property
+    def grace_ms(self) -> int: ...
+
+    @property
+    def expires_ms(self) -> int: ...
+
+    def ranges(self, timestamp_ms: int) -> list[WindowRange]:
+        """The windows an event at `timestamp_ms` lies in on its own, ordered by start
+        (earliest first); for a session, the event's own range."""
+        ...
+
+    def merge(
+        self, ranges: list[WindowRange], key: K, held: Callable[[K], Iterable[WindowRange]]
+    ) -> tuple[list[WindowRange], list[WindowRange]]:
+        """`(windows, absorbed)`: the windows an update of `key` with `ranges` sets, and which
+        of the key's open windows (`held(key)`) it absorbs. Absorbed windows are replaced by
+        the one window set, their values combined with `+`; only sessions absorb."""
+        ...
+
+    def window_of(
+        self, timestamp_ms: int, key: K, held: Callable[[K], Iterable[WindowRange]]
+    ) -> WindowRange | None:
+        """The window a read at `timestamp_ms` returns: the latest-starting one containing
+        it; for a session, the key's session containing it, among `held(key)` (every window of
+        the key, open ones first). None when there is none."""
+        ...
 
 
 def watermark_ms(max_event_ms: int, grace_ms: int) -> int:
@@ -45,42 +88,22 @@ def is_closed(window: WindowRange, watermark: int) -> bool:
     return window[1] < watermark
 
 
+def is_expired(window: WindowRange, expires_ms: int, watermark: int) -> bool:
+    """True when the watermark has passed the window's end by more than `expires_ms`: a
+    closed window its table keeps readable that long may now be forgotten."""
+    return window[1] + expires_ms < watermark
+
+
 def is_late_in(ranges: list[WindowRange], timestamp_ms: int, watermark: int) -> bool:
-    """True when an update at `timestamp_ms`, landing in `ranges` (ordered by start), touches
-    a closed window; with no window at all, when the watermark passed the timestamp."""
-    end = min(r[1] for r in ranges) if ranges else timestamp_ms
-    return end < watermark
+    """True when an update at `timestamp_ms`, landing in `ranges` (one kind's windows, all of
+    one length, ordered by start: the first ends first), touches a closed window; with no
+    window at all, when the watermark passed the timestamp."""
+    return (ranges[0][1] if ranges else timestamp_ms) < watermark
 
 
 def end_of(window: WindowRange) -> int:
     """The window's inclusive end (sort key for closing in order)."""
     return window[1]
-
-
-class Window(Protocol):
-    """What every window definition offers (`HoppingWindow`, `SlidingWindow`, `SessionWindow`)."""
-
-    @property
-    def grace_ms(self) -> int: ...
-
-    @property
-    def expires_ms(self) -> int: ...
-
-    def ranges(self, timestamp_ms: int) -> list[WindowRange]:
-        """Every window containing `timestamp_ms`, ordered by start (earliest first)."""
-        ...
-
-    def current(self, timestamp_ms: int) -> WindowRange:
-        """The latest-starting window containing `timestamp_ms`."""
-        ...
-
-    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
-        """True when an update at `timestamp_ms` touches a closed window."""
-        ...
-
-    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
-        """True when the window may be forgotten (closed and past `expires_ms`)."""
-        ...
 
 
 def _check_common(grace_ms: int, expires_ms: int) -> None:
@@ -90,8 +113,30 @@ def _check_common(grace_ms: int, expires_ms: int) -> None:
         raise ValueError(f"expires_ms must be >= 0, got {expires_ms}")
 
 
+class _FixedWindows:
+    """The kinds whose windows never change once created (hopping, sliding): an update sets
+    every window of its time, a read returns the latest-starting one, and what a key holds
+    is never asked for."""
+
+    __slots__ = ()
+
+    def ranges(self, timestamp_ms: int) -> list[WindowRange]:
+        raise NotImplementedError
+
+    def merge(
+        self, ranges: list[WindowRange], key: K, held: Callable[[K], Iterable[WindowRange]]
+    ) -> tuple[list[WindowRange], list[WindowRange]]:
+        return ranges, []
+
+    def window_of(
+        self, timestamp_ms: int, key: K, held: Callable[[K], Iterable[WindowRange]]
+    ) -> WindowRange | None:
+        ranges = self.ranges(timestamp_ms)
+        return ranges[-1] if ranges else None
+
+
 @dataclass(frozen=True, slots=True)
-class HoppingWindow:
+class HoppingWindow(_FixedWindows):
     """Windows of `size_ms` starting every `step_ms` (tumbling when `step_ms == size_ms`).
 
     A timestamp lies in `ceil(size_ms / step_ms)` windows, or one fewer depending on
@@ -108,17 +153,6 @@ class HoppingWindow:
             raise ValueError(f"size_ms and step_ms must be > 0, got {self.size_ms}, {self.step_ms}")
         _check_common(self.grace_ms, self.expires_ms)
 
-    @property
-    def tumbling(self) -> bool:
-        return self.step_ms == self.size_ms
-
-    def start_of(self, timestamp_ms: int) -> int:
-        """Start of the latest window that starts at or before `timestamp_ms`."""
-        return timestamp_ms - timestamp_ms % self.step_ms
-
-    def end_of(self, start_ms: int) -> int:
-        return start_ms + self.size_ms - 1
-
     def ranges(self, timestamp_ms: int) -> list[WindowRange]:
         step, size = self.step_ms, self.size_ms
         last = timestamp_ms - timestamp_ms % step
@@ -128,32 +162,9 @@ class HoppingWindow:
         first = (timestamp_ms - size) - (timestamp_ms - size) % step + step
         return [(s, s + size - 1) for s in range(first, last + 1, step)]
 
-    def current(self, timestamp_ms: int) -> WindowRange:
-        start = self.start_of(timestamp_ms)
-        if timestamp_ms > start + self.size_ms - 1:
-            raise ValueError(f"{timestamp_ms} lies in no window (step_ms > size_ms)")
-        return (start, start + self.size_ms - 1)
-
-    def delta(self, timestamp_ms: int, delta_ms: int) -> WindowRange:
-        """The current window of `timestamp_ms - delta_ms`."""
-        return self.current(timestamp_ms - delta_ms)
-
-    def earliest_end(self, timestamp_ms: int) -> int:
-        """End of the earliest window containing `timestamp_ms` (the first to close)."""
-        ranges = self.ranges(timestamp_ms)
-        if not ranges:
-            return timestamp_ms  # in no window: late only once the watermark passes itself
-        return ranges[0][1]
-
-    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
-        return is_late_in(self.ranges(timestamp_ms), timestamp_ms, max_event_ms - self.grace_ms)
-
-    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
-        return window[1] + self.expires_ms < max_event_ms - self.grace_ms
-
 
 @dataclass(frozen=True, slots=True)
-class SlidingWindow:
+class SlidingWindow(_FixedWindows):
     """One window per event: `(t - before_ms, t + after_ms)`, both ends inclusive (Faust's
     SlidingWindow). `table.sliding_window(before_ms, after_ms)` makes a table of them."""
 
@@ -169,15 +180,6 @@ class SlidingWindow:
 
     def ranges(self, timestamp_ms: int) -> list[WindowRange]:
         return [(timestamp_ms - self.before_ms, timestamp_ms + self.after_ms)]
-
-    def current(self, timestamp_ms: int) -> WindowRange:
-        return (timestamp_ms - self.before_ms, timestamp_ms + self.after_ms)
-
-    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
-        return timestamp_ms + self.after_ms < max_event_ms - self.grace_ms
-
-    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
-        return window[1] + self.expires_ms < max_event_ms - self.grace_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,45 +205,22 @@ class SessionWindow:
     def ranges(self, timestamp_ms: int) -> list[WindowRange]:
         return [(timestamp_ms, timestamp_ms + self.gap_ms - 1)]
 
-    def current(self, timestamp_ms: int) -> WindowRange:
-        return (timestamp_ms, timestamp_ms + self.gap_ms - 1)
-
-    def is_late(self, timestamp_ms: int, max_event_ms: int) -> bool:
-        return timestamp_ms + self.gap_ms - 1 < max_event_ms - self.grace_ms
-
-    def is_expired(self, window: WindowRange, max_event_ms: int) -> bool:
-        return window[1] + self.expires_ms < max_event_ms - self.grace_ms
-
-    def add(
-        self, sessions: Iterable[WindowRange], timestamp_ms: int
-    ) -> tuple[WindowRange, list[WindowRange]]:
-        """Place an event in a set of disjoint sessions.
-
-        Returns `(session, absorbed)`: the session now containing the event, and the existing
-        sessions merged into it (to be replaced by it; their values combined by the caller).
-        An event may bridge two sessions, absorbing both.
-        """
-        start, end = self.current(timestamp_ms)
-        absorbed = [s for s in sessions if s[0] <= end and start <= s[1]]
+    def merge(
+        self, ranges: list[WindowRange], key: K, held: Callable[[K], Iterable[WindowRange]]
+    ) -> tuple[list[WindowRange], list[WindowRange]]:
+        """The event's range joined with every open session of the key it overlaps: one
+        session, absorbing them (an event may bridge two sessions)."""
+        ((start, end),) = ranges
+        absorbed = [s for s in held(key) if s[0] <= end and start <= s[1]]
         for s_start, s_end in absorbed:
             start = min(start, s_start)
             end = max(end, s_end)
-        return (start, end), sorted(absorbed)
+        return [(start, end)], sorted(absorbed)
 
-
-def merge_sessions(ranges: Iterable[WindowRange]) -> list[WindowRange]:
-    """Coalesce overlapping inclusive ranges into disjoint sessions, ordered by start.
-
-    Touching ranges (`a_end + 1 == b_start`) stay apart: that is a gap of exactly `gap_ms`.
-    """
-    merged: list[WindowRange] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            last_start, last_end = merged[-1]
-            merged[-1] = (last_start, max(last_end, end))
-        else:
-            merged.append((start, end))
-    return merged
+    def window_of(
+        self, timestamp_ms: int, key: K, held: Callable[[K], Iterable[WindowRange]]
+    ) -> WindowRange | None:
+        return next((r for r in held(key) if r[0] <= timestamp_ms <= r[1]), None)
 
 
 def tumbling(size_ms: int, *, grace_ms: int = 0, expires_ms: int | None = None) -> HoppingWindow:

@@ -7,8 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from core.clock import Clock, wall_clock_ms
-from sinks.base import Sink
-from sinks.batching import SinkCounters
+from sinks.base import Sink, SinkCounters
 from streams.engine import ShardEngine
 from streams.kinesis.local_runner import LocalRunner
 from streams.observe.metrics import (

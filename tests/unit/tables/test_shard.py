@@ -163,6 +163,34 @@ def test_relative_to_now_uses_the_clock() -> None:
     assert wt.windows("k") == [((200, 299), 1)]
 
 
+def test_relative_to_field_gives_a_new_view_and_leaves_the_first_one_as_it_was() -> None:
+    t = Table("v", default=int, value_type=int)
+    by_arrival = t.tumbling(100)
+    by_field = by_arrival.relative_to_field(lambda value: value)
+    by_clock = by_arrival.relative_to_now()
+    closed: list[WindowRange] = []
+
+    @by_field.on_window_close
+    def close(key: Any, window: WindowRange, value: Any) -> list[object]:
+        closed.append(window)
+        return []
+
+    state = ShardState([t], "s", Clock(550), IDLE)
+    state.activate()
+    begin(state, "p", 150, 320)  # arrival 150, field 320, clock 550
+    by_arrival["k"] += 1
+    by_field["k"] += 10
+    by_clock["k"] += 100
+    assert by_field is not by_arrival
+    assert by_arrival.windows("k") == [((100, 199), 1), ((300, 399), 10), ((500, 599), 100)]
+    assert (by_arrival["k"].value(), by_field["k"].value(), by_clock["k"].value()) == (1, 10, 100)
+    begin(state, "p", 1_000, 1_000)
+    by_arrival["k"] += 0
+    state.advance()
+    # One table: the callback registered through one view closes the windows of all three.
+    assert closed == [(100, 199), (300, 399), (500, 599)]
+
+
 def test_at_splits_energy_across_an_hour_boundary() -> None:
     app, clock = KwhTables(), ManualClock()
     state = state_of(app, clock)

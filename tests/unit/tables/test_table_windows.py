@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.event import Event
 from tables.shard import ShardState
@@ -170,3 +172,46 @@ def test_sessions_are_per_key() -> None:
     wt["b"] += 1
     assert wt.windows("a") == [((0, 39), 1)]
     assert wt.windows("b") == [((10, 49), 1)]
+
+
+def test_a_restored_session_is_extended_not_doubled_even_over_a_shard_that_had_sessions() -> None:
+    _, wt, _, state = setup("session", lambda t: t.session(40, grace_ms=100))
+    drive(state, wt, [0, 30])
+    pending = state.snapshot(full=True)
+    assert pending is not None
+    _, wt2, closed2, restored = setup("session", lambda t: t.session(40, grace_ms=100))
+    drive(restored, wt2, [500])  # sessions of its own, forgotten by the restore
+    restored.restore([[pending.data]], lambda _pk: True)
+    restored.activate()
+    begin(restored, 50)
+    wt2["k"] += 5  # (50, 89) overlaps the restored (0, 69)
+    assert wt2.windows("k") == [((0, 89), 7)]
+    drive(restored, wt2, [1000])
+    restored.advance()
+    assert closed2 == [("k", (0, 89), 7)]
+
+
+def sessions_of(times: list[int], gap_ms: int) -> list[tuple[WindowRange, int]]:
+    """Brute force: each event's range (t, t + gap - 1), overlapping ranges merged (touching
+    ones kept apart), with the number of events in each."""
+    merged: list[tuple[WindowRange, int]] = []
+    for t in sorted(times):
+        if merged and t <= merged[-1][0][1]:
+            (start, end), count = merged[-1]
+            merged[-1] = ((start, max(end, t + gap_ms - 1)), count + 1)
+        else:
+            merged.append(((t, t + gap_ms - 1), 1))
+    return merged
+
+
+@given(
+    times=st.lists(st.integers(min_value=-1_000, max_value=1_000), min_size=1, max_size=40),
+    gap_ms=st.integers(min_value=1, max_value=100),
+)
+def test_sessions_in_any_order_are_the_brute_force_sessions(times: list[int], gap_ms: int) -> None:
+    _, wt, closed, state = setup("session", lambda t: t.session(gap_ms, grace_ms=10_000))
+    assert drive(state, wt, times) == [False] * len(times)
+    assert wt.windows("k") == sessions_of(times, gap_ms)
+    drive(state, wt, [100_000])
+    state.advance()
+    assert [(window, value) for _, window, value in closed] == sessions_of(times, gap_ms)

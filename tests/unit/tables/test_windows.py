@@ -6,9 +6,12 @@ import pytest
 
 from tables.windows import (
     HoppingWindow,
+    Window,
+    WindowRange,
     hopping,
     is_closed,
-    merge_sessions,
+    is_expired,
+    is_late_in,
     session,
     sliding,
     tumbling,
@@ -21,6 +24,16 @@ HOUR = 3_600_000
 def brute_ranges(size: int, step: int, ts: int) -> list[tuple[int, int]]:
     starts = range((ts - 3 * size) - (ts - 3 * size) % step, ts + 1, step)
     return [(s, s + size - 1) for s in starts if s <= ts <= s + size - 1]
+
+
+def late(window: Window, timestamp_ms: int, max_event_ms: int) -> bool:
+    """The lateness rule as a table applies it: on the event's own windows."""
+    watermark = watermark_ms(max_event_ms, window.grace_ms)
+    return is_late_in(window.ranges(timestamp_ms), timestamp_ms, watermark)
+
+
+def never_asked(key: str) -> list[WindowRange]:
+    raise AssertionError(f"a window that never changes asked what {key!r} holds")
 
 
 def test_tumbling_end_is_start_plus_size_minus_one() -> None:
@@ -52,8 +65,7 @@ def test_hopping_with_gaps_between_windows() -> None:
     w = hopping(5, 10)
     assert w.ranges(3) == [(0, 4)]
     assert w.ranges(7) == []
-    with pytest.raises(ValueError):
-        w.current(7)
+    assert w.window_of(7, "k", never_asked) is None
 
 
 @pytest.mark.parametrize(("size", "step"), [(1, 1), (7, 7), (10, 5), (10, 3), (9, 4), (5, 10)])
@@ -63,11 +75,13 @@ def test_hopping_ranges_match_brute_force(size: int, step: int) -> None:
         assert w.ranges(ts) == brute_ranges(size, step, ts), ts
 
 
-def test_current_and_delta_pick_the_latest_window() -> None:
-    w = hopping(10, 5)
-    assert w.current(7) == (5, 14)
-    assert w.delta(17, 10) == (5, 14)
-    assert tumbling(100).delta(250, 100) == (100, 199)
+def test_fixed_windows_place_and_read_without_asking_what_the_key_holds() -> None:
+    for w in (hopping(10, 5), tumbling(100), sliding(100, 50)):
+        ranges = w.ranges(7)
+        assert w.merge(ranges, "k", never_asked) == (ranges, [])
+        assert w.window_of(7, "k", never_asked) == ranges[-1]
+    assert hopping(10, 5).window_of(7, "k", never_asked) == (5, 14)
+    assert tumbling(100).window_of(150, "k", never_asked) == (100, 199)
 
 
 def test_closed_when_watermark_passes_the_end() -> None:
@@ -79,52 +93,56 @@ def test_closed_when_watermark_passes_the_end() -> None:
 def test_lateness_boundary_with_grace() -> None:
     w = tumbling(1000, grace_ms=100)
     # Window (0, 999) accepts updates until an event later than 999 + 100 was seen.
-    assert not w.is_late(999, max_event_ms=1099)
-    assert w.is_late(999, max_event_ms=1100)
-    assert w.is_late(0, max_event_ms=1100)
-    assert not w.is_late(1000, max_event_ms=1100)
+    assert not late(w, 999, max_event_ms=1099)
+    assert late(w, 999, max_event_ms=1100)
+    assert late(w, 0, max_event_ms=1100)
+    assert not late(w, 1000, max_event_ms=1100)
 
 
 def test_hopping_late_when_its_earliest_window_closed() -> None:
     w = hopping(10, 5)
     # 7 is in (0, 9) and (5, 14): late once (0, 9) closed, i.e. max_event >= 10.
-    assert not w.is_late(7, 9)
-    assert w.is_late(7, 10)
+    assert not late(w, 7, 9)
+    assert late(w, 7, 10)
 
 
 def test_expiry_after_close() -> None:
-    w = tumbling(1000, grace_ms=0, expires_ms=500)
-    assert not w.is_expired((0, 999), 1499)
-    assert w.is_expired((0, 999), 1500)
-    assert tumbling(1000).is_expired((0, 999), 1000)
+    # Closed at watermark 1000, readable until the watermark passes 999 + 500.
+    assert not is_expired((0, 999), 500, watermark_ms(1499, 0))
+    assert is_expired((0, 999), 500, watermark_ms(1500, 0))
+    assert is_expired((0, 999), 0, watermark_ms(1000, 0))
+    assert not is_expired((0, 999), 0, watermark_ms(1100, 101))
 
 
 def test_sliding_window_around_the_event() -> None:
     w = sliding(100, 50, grace_ms=10)
     assert w.ranges(1000) == [(900, 1050)]
-    assert not w.is_late(1000, 1060)
-    assert w.is_late(1000, 1061)
+    assert not late(w, 1000, 1060)
+    assert late(w, 1000, 1061)
 
 
 def test_session_same_while_gap_is_shorter() -> None:
     s = session(10)
     assert s.ranges(0) == [(0, 9)]
-    assert s.add([(0, 9)], 9) == ((0, 18), [(0, 9)])
+    assert s.merge(s.ranges(9), "k", {"k": [(0, 9)]}.__getitem__) == ([(0, 18)], [(0, 9)])
     # A gap of exactly gap_ms opens a new session.
-    assert s.add([(0, 9)], 10) == ((10, 19), [])
+    assert s.merge(s.ranges(10), "k", {"k": [(0, 9)]}.__getitem__) == ([(10, 19)], [])
 
 
 def test_session_event_bridges_two_sessions() -> None:
     s = session(10)
-    merged, absorbed = s.add([(0, 9), (15, 24)], 8)
-    assert merged == (0, 24)
+    merged, absorbed = s.merge(s.ranges(8), "k", {"k": [(15, 24), (0, 9), (30, 39)]}.__getitem__)
+    assert merged == [(0, 24)]
     assert absorbed == [(0, 9), (15, 24)]
 
 
-def test_merge_sessions() -> None:
-    assert merge_sessions([(20, 29), (0, 9), (5, 14), (15, 19)]) == [(0, 14), (15, 19), (20, 29)]
-    assert merge_sessions([(0, 9), (9, 12)]) == [(0, 12)]
-    assert merge_sessions([]) == []
+def test_a_session_read_finds_the_keys_session_containing_the_time() -> None:
+    s = session(10)
+    held = {"a": [(20, 35), (0, 9)], "b": [(10, 19)]}.__getitem__
+    assert s.window_of(25, "a", held) == (20, 35)
+    assert s.window_of(9, "a", held) == (0, 9)
+    assert s.window_of(15, "a", held) is None
+    assert s.window_of(15, "b", held) == (10, 19)
 
 
 @pytest.mark.parametrize(
