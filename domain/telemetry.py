@@ -81,13 +81,15 @@ def reason_code(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-class Telemetry(msgspec.Struct, gc=False, omit_defaults=True):
-    """One device message as published on the stream (JSON object, schema version ``v``).
+class Telemetry(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
+    """One device message as published on the stream (JSON object): the wire schema, the one
+    definition both ``decode_reading`` and ``encode_telemetry`` use.
 
-    Unknown fields are ignored so that producers can add fields before consumers know them.
+    ``v`` is the schema version: absent (or ``null``) reads as version 1. Unknown fields are
+    ignored so that producers can add fields before consumers know them. Built by keyword.
     """
 
-    v: int
+    v: int | None = None
     site_id: str
     building_id: str
     room_id: str
@@ -101,25 +103,6 @@ class Telemetry(msgspec.Struct, gc=False, omit_defaults=True):
     dim_level: int
     fault_code: str | None = None
     energy_wh: float | None = None  # schema v2: the driver's cumulative active-energy counter
-
-
-class _Incoming(msgspec.Struct, gc=False):
-    """``Telemetry`` as the decoder accepts it: ``v`` may be absent (read as version 1)."""
-
-    site_id: str
-    building_id: str
-    room_id: str
-    asset_id: str
-    ts: str
-    power_w: float
-    voltage_v: float
-    current_a: float
-    lux: float
-    on: bool
-    dim_level: int
-    fault_code: str | None = None
-    v: int | None = None
-    energy_wh: float | None = None  # schema v2
 
 
 class Reading(msgspec.Struct, frozen=True, gc=False):
@@ -166,7 +149,7 @@ class DecodeCounters:
 
 counters = DecodeCounters()
 
-_decoder = msgspec.json.Decoder(_Incoming)
+_decoder = msgspec.json.Decoder(Telemetry)
 _encoder = msgspec.json.Encoder()
 # Every reading decodes fresh copies of its four ids, and the tables, rule states and
 # windows keep them per asset: one shared copy of each id keeps live assets small. Starting
@@ -327,20 +310,20 @@ def _decode(data: bytes, arrival_ms: int) -> Reading:
 def telemetry_of(reading: Reading) -> Telemetry:
     """The wire form of a reading (v1, or v2 when it has ``energy_wh``; ``ts`` with ms)."""
     return Telemetry(
-        SCHEMA_VERSION if reading.energy_wh is None else SCHEMA_VERSION_ENERGY,
-        reading.site_id,
-        reading.building_id,
-        reading.room_id,
-        reading.asset_id,
-        format_ts(reading.ts_ms),
-        reading.power_w,
-        reading.voltage_v,
-        reading.current_a,
-        reading.lux,
-        reading.on,
-        reading.dim_level,
-        reading.fault_code,
-        reading.energy_wh,
+        v=SCHEMA_VERSION if reading.energy_wh is None else SCHEMA_VERSION_ENERGY,
+        site_id=reading.site_id,
+        building_id=reading.building_id,
+        room_id=reading.room_id,
+        asset_id=reading.asset_id,
+        ts=format_ts(reading.ts_ms),
+        power_w=reading.power_w,
+        voltage_v=reading.voltage_v,
+        current_a=reading.current_a,
+        lux=reading.lux,
+        on=reading.on,
+        dim_level=reading.dim_level,
+        fault_code=reading.fault_code,
+        energy_wh=reading.energy_wh,
     )
 
 

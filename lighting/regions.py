@@ -32,12 +32,10 @@ from core.clock import DAY_MS, Clock, wall_clock_ms
 from core.refresh import Refreshed
 from core.retry import Backoff, retry_call
 from domain.events import EnergySpike, Fault
-from domain.telemetry import Reading
 from lighting.clients import Clients
 from lighting.registry import partition_items
 from lighting.settings import Settings
 from sinks.attrvalues import from_item
-from streams.app import App, Decoder
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +125,8 @@ def returning(homes: Iterable[SiteHome], to_region: str, now_ms: int) -> list[Si
 
 class HomeGate:
     """The homes as this region's workers see them: one gate per worker process, shared by
-    the app's decoder (`guard_app`) and every shard's takeover rebase (`Takeover`).
+    the app's decoder (`lighting.agents.reading_decoder`) and every shard's takeover rebase
+    (`Takeover`).
 
     The homes are a `core.refresh.Refreshed` copy. **Before any record**: the constructor
     loads them (retried under the retry policy; `SourceError` if that fails, and the worker
@@ -171,28 +170,6 @@ class HomeGate:
     def close(self) -> None:
         """Stop the background reloads (the homes in use stay readable)."""
         self.homes.close()
-
-
-def gated(decoder: Decoder[Reading], gate: HomeGate) -> Decoder[Reading]:
-    """`decoder`, refusing (ValueError, hence a dead letter with the bytes) the readings of
-    sites homed in another region."""
-
-    def decode(data: bytes, arrival_ms: int) -> Reading:
-        reading = decoder(data, arrival_ms)
-        refusal = gate.refusal(reading.site_id)
-        if refusal is not None:
-            raise ValueError(refusal)
-        return reading
-
-    return decode
-
-
-def guard_app(app: App, gate: HomeGate) -> App:
-    """Make `app` read only the sites homed in the gate's region (see `gated`)."""
-    if app.topic_ is None:
-        raise ValueError(f"app {app.name!r} has no topic to guard")
-    app.topic_.decoder = gated(app.topic_.decoder, gate)
-    return app
 
 
 class Takeover:

@@ -31,7 +31,6 @@ from domain.site import SiteLimits
 from domain.telemetry import Reading
 from domain.usage import asset_counts
 from sinks.batching import MAX_BATCH_ITEMS, BatchWriter, SinkCounters
-from streams.app import Decoder
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,8 @@ class RegistryCache:
     `unknown_asset_cap` of them are tracked (None: no cap, untracked); a reading of a further
     one makes `admit` raise `UnknownAssetError` (reason `unknown_asset`), unless the least
     recently seen one has had no reading for `UNKNOWN_ASSET_TTL_MS` of event time, which
-    then gives up its place. `decoder(decode)` applies `admit` after decoding.
+    then gives up its place. The app's decoder applies `admit` to every decoded reading
+    (`lighting.agents.reading_decoder`).
     """
 
     def __init__(
@@ -193,15 +193,6 @@ class RegistryCache:
             unknown[asset_id] = reading.ts_ms
         log.debug("asset %s is not in the registry: site defaults apply", asset_id)
         return reading
-
-    def decoder(self, decode: Decoder[Reading]) -> Decoder[Reading]:
-        """`decode`, then `admit`: the topic decoder of an app that caps unknown assets."""
-        admit = self.admit
-
-        def decode_and_admit(data: bytes, arrival_ms: int) -> Reading:
-            return admit(decode(data, arrival_ms))
-
-        return decode_and_admit
 
 
 def empty_registry() -> RegistryCache:

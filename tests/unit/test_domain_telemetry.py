@@ -86,7 +86,18 @@ def test_round_trip_through_the_wire() -> None:
 
 def test_encoding_omits_absent_fault_code() -> None:
     telemetry = Telemetry(
-        1, "s", "b", "r", "a", "2026-11-28T13:00:00.123Z", 1.0, 2.0, 3.0, 4.0, True, 5
+        v=1,
+        site_id="s",
+        building_id="b",
+        room_id="r",
+        asset_id="a",
+        ts="2026-11-28T13:00:00.123Z",
+        power_w=1.0,
+        voltage_v=2.0,
+        current_a=3.0,
+        lux=4.0,
+        on=True,
+        dim_level=5,
     )
     assert b"fault_code" not in encode_telemetry(telemetry)
 

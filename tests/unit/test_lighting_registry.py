@@ -15,7 +15,7 @@ from core.errors import SourceError
 from core.records import TRIM_HORIZON, DeadLetter, Position, Record
 from core.retry import Backoff
 from domain.registry import Asset, Registry, SiteDefaults
-from domain.telemetry import Reading, decode_reading, encode_reading
+from domain.telemetry import Reading, encode_reading
 from lighting.agents import build_app
 from lighting.registry import RegistryCache, UnknownAssetError
 from sinks.memory import InMemorySink
@@ -180,7 +180,7 @@ def test_an_unknown_asset_quiet_for_a_day_gives_up_its_place() -> None:
 
 def test_the_decoder_dead_letters_unknown_assets_beyond_the_cap() -> None:
     cache = RegistryCache(Loader(Registry([])), 1_000, Clock(), unknown_asset_cap=1)
-    decode = cache.decoder(decode_reading)
+    decode = build_app(cache, topic="t", grace_ms=60_000).decoder
     assert decode(encode_reading(reading("a")), TS_MS).asset_id == "a"
     with pytest.raises(ValueError, match=r"^unknown_asset$"):
         decode(encode_reading(reading("b")), TS_MS)
