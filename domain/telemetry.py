@@ -58,6 +58,7 @@ UNKNOWN_SCHEMA: Final = "unknown_schema"
 BAD_ID: Final = "bad_id"
 BAD_VALUE: Final = "bad_value"
 BAD_TS: Final = "bad_ts"
+TOPIC_MISMATCH: Final = "topic_mismatch"
 DECODE_ERROR: Final = "decode_error"
 DECODE_REASONS: Final = frozenset(
     {
@@ -71,6 +72,7 @@ DECODE_REASONS: Final = frozenset(
         BAD_ID,
         BAD_VALUE,
         BAD_TS,
+        TOPIC_MISMATCH,
         DECODE_ERROR,
     }
 )
@@ -87,6 +89,13 @@ class Telemetry(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
 
     ``v`` is the schema version: absent (or ``null``) reads as version 1. Unknown fields are
     ignored so that producers can add fields before consumers know them. Built by keyword.
+
+    ``topic_site_id``, ``topic_asset_id`` and ``client_id`` are not the device's: the IoT rule
+    adds them from the MQTT topic (``luxflow/telemetry/<site_id>/<asset_id>``) and the
+    connection's client id (the thing name, which is the asset id). Each one present must
+    equal the payload's ``site_id``, ``asset_id``, ``asset_id`` respectively, else the record
+    is ``topic_mismatch: <payload field>``: a device speaks only for the asset it connected as.
+    Absent (records that did not come through the rule: replays, the simulator): not checked.
     """
 
     v: int | None = None
@@ -103,6 +112,9 @@ class Telemetry(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     dim_level: int
     fault_code: str | None = None
     energy_wh: float | None = None  # schema v2: the driver's cumulative active-energy counter
+    topic_site_id: str | None = None
+    topic_asset_id: str | None = None
+    client_id: str | None = None
 
 
 class Reading(msgspec.Struct, frozen=True, gc=False):
@@ -228,8 +240,9 @@ def decode_reading(data: bytes, arrival_ms: int) -> Reading:
     ``arrival_ms`` is when the stream received the record (its approximate arrival timestamp),
     not the wall clock, so a replay makes the same decisions as the first run.
     Checks, in order: size (> 64 KiB, before parsing), UTF-8, JSON, depth and types, version,
-    ids, finite floats, power, dim level, timestamp (parsable, not more than 15 minutes after
-    nor more than a year before ``arrival_ms``).
+    ids, the ids the IoT rule added from the topic and the client id (``topic_mismatch``, see
+    ``Telemetry``), finite floats, power, dim level, timestamp (parsable, not more than 15
+    minutes after nor more than a year before ``arrival_ms``).
     An empty ``fault_code`` means no fault and becomes ``None``.
     Raises ``InvalidTelemetry``, never anything else, for any input bytes: an unexpected
     exception becomes ``decode_error: <exception type>``.
@@ -265,6 +278,12 @@ def _decode(data: bytes, arrival_ms: int) -> Reading:
     building_id = _shared_id(t.building_id, "building_id")
     room_id = _shared_id(t.room_id, "room_id")
     asset_id = _shared_id(t.asset_id, "asset_id")
+    if t.topic_site_id is not None and t.topic_site_id != site_id:
+        raise InvalidTelemetry(TOPIC_MISMATCH, "site_id")
+    if t.topic_asset_id is not None and t.topic_asset_id != asset_id:
+        raise InvalidTelemetry(TOPIC_MISMATCH, "asset_id")
+    if t.client_id is not None and t.client_id != asset_id:
+        raise InvalidTelemetry(TOPIC_MISMATCH, "client_id")
     fault_code = _shared_id(t.fault_code, "fault_code") if t.fault_code else None
     power_w, voltage_v, current_a, lux = t.power_w, t.voltage_v, t.current_a, t.lux
     # x - x is 0.0 for every finite float and NaN for NaN and +-inf: one test for four fields.

@@ -107,6 +107,12 @@ class Settings:
         "Unknown assets (not in the registry) a worker processes with site defaults; readings "
         "of further unknown assets are dead-lettered as unknown_asset.",
     )
+    unknown_asset_site_cap: int = _setting(
+        1_000,
+        "Unknown assets one site may have among them (every site the registry does not know "
+        "shares one such allowance), so one site cannot use up unknown_asset_cap; readings of "
+        "further unknown assets of that site are dead-lettered as unknown_asset_site_cap.",
+    )
     # --- query model on InfluxDB, and the read side ---
     query_model: str = _setting(
         "timestream",
@@ -210,8 +216,9 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
-        if self.unknown_asset_cap < 0:
-            raise ConfigError("LUXFLOW_UNKNOWN_ASSET_CAP must not be negative")
+        for name in ("unknown_asset_cap", "unknown_asset_site_cap"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"LUXFLOW_{name.upper()} must not be negative")
         if self.query_model not in QUERY_MODELS:
             raise ConfigError(
                 f"LUXFLOW_QUERY_MODEL must be one of {', '.join(QUERY_MODELS)}, "

@@ -28,6 +28,7 @@ def registry_cache(settings: Settings, clients: Clients) -> RegistryCache:
         settings.registry_refresh_ms,
         wall_clock_ms,
         unknown_asset_cap=settings.unknown_asset_cap,
+        unknown_asset_site_cap=settings.unknown_asset_site_cap,
         background=True,
     )
 
