@@ -175,6 +175,12 @@ class Settings:
         "then once more with the count of those suppressed.",
     )
     # Multi-region DR (luxflow dr; docs/dr.md)
+    takeover_hold_ms: int = _setting(
+        300_000,
+        "DR: how long a fault or spike of a taken-over site may wait for the lookup of the "
+        "episodes the old region stored (done in the background) while its shard's checkpoint "
+        "waits; then it is dead-lettered as takeover_lookup_unavailable.",
+    )
     dr_regions: str = _setting(
         "",
         "DR: the regions of the deployment, comma-separated, each `name` or `name=endpoint` "
@@ -213,6 +219,7 @@ class Settings:
             "failover_ms",
             "shard_sync_interval_ms",
             "poll_interval_ms",
+            "takeover_hold_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
