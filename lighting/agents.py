@@ -64,10 +64,12 @@ def reading_decoder(registry: RegistryCache, gate: HomeGate | None = None) -> De
     """What a record goes through before any agent sees it, in this order, each step refusing
     with a `ValueError` whose message is the dead letter's reason:
 
-    1. decode: `domain.telemetry.decode_reading` (schema, values, timestamp bounds);
+    1. decode: `domain.telemetry.decode_reading` (schema, values, timestamp bounds, the ids
+       the IoT rule added from the topic and the client id);
     2. DR gate: the reading's site must be homed in this region (`HomeGate.refusal`; no
        gate: every site is);
-    3. admission: `RegistryCache.admit` (unknown assets within their caps).
+    3. admission: `RegistryCache.admit` (a registered asset at its registered place, unknown
+       assets within their caps; `lighting.admission`).
 
     The gate comes before admission so that a site homed elsewhere never takes a place
     among the unknown assets."""
