@@ -39,15 +39,14 @@ hour, any outage inside a day) and in no window the gap crosses.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import msgspec
 
 from core.clock import HOUR_MS
+from domain.energy_track import EnergyTrack, OpenSplit, PowerRun
+from domain.rules.limits import AssetRuleState, Limits
 from domain.telemetry import Reading
-
-if TYPE_CHECKING:  # limits.py imports EnergyTrack from here
-    from domain.rules.limits import AssetRuleState, Limits
 
 RUN_TOLERANCE = 0.05
 """A reading continues a run if its power is within this fraction of the run's first one."""
@@ -62,39 +61,6 @@ DEFAULT_REFINE_MS = 300_000
 Contribution = tuple[int, float, int]
 """``(window_start_ms, wh, covered_ms)`` of one window."""
 Model = Literal["trapezoid", "steady", "step"]
-
-
-class PowerRun(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """The readings of an asset since its power last stepped: first reading's time, counter,
-    on/off, dim level and power; sum, sum of squares and number of the readings' powers."""
-
-    start_ms: int
-    start_wh: float
-    on: bool
-    dim_level: int
-    first_w: float
-    sum_w: float
-    sum_sq_w: float
-    readings: int
-
-
-class OpenSplit(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """A ``step`` interval cut at ``bound_ms``: its parameters and the energy of
-    ``[t1_ms, bound_ms)`` given to the window before the bound so far."""
-
-    t1_ms: int
-    t2_ms: int
-    total_wh: float
-    before_w: float
-    bound_ms: int
-    applied_wh: float
-
-
-class EnergyTrack(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """What a counter asset's energy needs between readings (``AssetRuleState.energy``)."""
-
-    run: PowerRun
-    split: OpenSplit | None = None
 
 
 class Interval(msgspec.Struct, frozen=True, gc=False):

@@ -63,6 +63,7 @@ BAD_ID: Final = "bad_id"
 BAD_VALUE: Final = "bad_value"
 BAD_TS: Final = "bad_ts"
 CLOCK_SKEW: Final = "clock_skew"
+TOPIC_MISMATCH: Final = "topic_mismatch"
 DECODE_ERROR: Final = "decode_error"
 DECODE_REASONS: Final = frozenset(
     {
@@ -77,6 +78,7 @@ DECODE_REASONS: Final = frozenset(
         BAD_VALUE,
         BAD_TS,
         CLOCK_SKEW,
+        TOPIC_MISMATCH,
         DECODE_ERROR,
     }
 )
@@ -87,13 +89,22 @@ def reason_code(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-class Telemetry(msgspec.Struct, gc=False, omit_defaults=True):
-    """One device message as published on the stream (JSON object, schema version ``v``).
+class Telemetry(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
+    """One device message as published on the stream (JSON object): the wire schema, the one
+    definition both ``decode_reading`` and ``encode_telemetry`` use.
 
-    Unknown fields are ignored so that producers can add fields before consumers know them.
+    ``v`` is the schema version: absent (or ``null``) reads as version 1. Unknown fields are
+    ignored so that producers can add fields before consumers know them. Built by keyword.
+
+    ``topic_site_id``, ``topic_asset_id`` and ``client_id`` are not the device's: the IoT rule
+    adds them from the MQTT topic (``luxflow/telemetry/<site_id>/<asset_id>``) and the
+    connection's client id (the thing name, which is the asset id). Each one present must
+    equal the payload's ``site_id``, ``asset_id``, ``asset_id`` respectively, else the record
+    is ``topic_mismatch: <payload field>``: a device speaks only for the asset it connected as.
+    Absent (records that did not come through the rule: replays, the simulator): not checked.
     """
 
-    v: int
+    v: int | None = None
     site_id: str
     building_id: str
     room_id: str
@@ -107,25 +118,9 @@ class Telemetry(msgspec.Struct, gc=False, omit_defaults=True):
     dim_level: int
     fault_code: str | None = None
     energy_wh: float | None = None  # schema v2: the driver's cumulative active-energy counter
-
-
-class _Incoming(msgspec.Struct, gc=False):
-    """``Telemetry`` as the decoder accepts it: ``v`` may be absent (read as version 1)."""
-
-    site_id: str
-    building_id: str
-    room_id: str
-    asset_id: str
-    ts: str
-    power_w: float
-    voltage_v: float
-    current_a: float
-    lux: float
-    on: bool
-    dim_level: int
-    fault_code: str | None = None
-    v: int | None = None
-    energy_wh: float | None = None  # schema v2
+    topic_site_id: str | None = None
+    topic_asset_id: str | None = None
+    client_id: str | None = None
 
 
 class Reading(msgspec.Struct, frozen=True, gc=False):
@@ -172,7 +167,7 @@ class DecodeCounters:
 
 counters = DecodeCounters()
 
-_decoder = msgspec.json.Decoder(_Incoming)
+_decoder = msgspec.json.Decoder(Telemetry)
 _encoder = msgspec.json.Encoder()
 # Every reading decodes fresh copies of its four ids, and the tables, rule states and
 # windows keep them per asset: one shared copy of each id keeps live assets small. Starting
@@ -253,8 +248,9 @@ def decode_reading(
     ``arrival_ms`` is when the stream received the record (its approximate arrival timestamp),
     not the wall clock, so a replay makes the same decisions as the first run.
     Checks, in order: size (> 64 KiB, before parsing), UTF-8, JSON, depth and types, version,
-    ids, finite floats, power, dim level, timestamp (parsable, not more than a year before
-    ``arrival_ms``), then the device's clock: stamped more than ``max_skew_ms`` after
+    ids, the ids the IoT rule added from the topic and the client id (``topic_mismatch``, see
+    ``Telemetry``), finite floats, power, dim level, timestamp (parsable, not more than a year
+    before ``arrival_ms``), then the device's clock: stamped more than ``max_skew_ms`` after
     ``arrival_ms`` is ``clock_skew: +<seconds>s``.
     An empty ``fault_code`` means no fault and becomes ``None``.
     Raises ``InvalidTelemetry``, never anything else, for any input bytes: an unexpected
@@ -291,6 +287,12 @@ def _decode(data: bytes, arrival_ms: int, max_skew_ms: int) -> Reading:
     building_id = _shared_id(t.building_id, "building_id")
     room_id = _shared_id(t.room_id, "room_id")
     asset_id = _shared_id(t.asset_id, "asset_id")
+    if t.topic_site_id is not None and t.topic_site_id != site_id:
+        raise InvalidTelemetry(TOPIC_MISMATCH, "site_id")
+    if t.topic_asset_id is not None and t.topic_asset_id != asset_id:
+        raise InvalidTelemetry(TOPIC_MISMATCH, "asset_id")
+    if t.client_id is not None and t.client_id != asset_id:
+        raise InvalidTelemetry(TOPIC_MISMATCH, "client_id")
     fault_code = _shared_id(t.fault_code, "fault_code") if t.fault_code else None
     power_w, voltage_v, current_a, lux = t.power_w, t.voltage_v, t.current_a, t.lux
     # x - x is 0.0 for every finite float and NaN for NaN and +-inf: one test for four fields.
@@ -336,20 +338,20 @@ def _decode(data: bytes, arrival_ms: int, max_skew_ms: int) -> Reading:
 def telemetry_of(reading: Reading) -> Telemetry:
     """The wire form of a reading (v1, or v2 when it has ``energy_wh``; ``ts`` with ms)."""
     return Telemetry(
-        SCHEMA_VERSION if reading.energy_wh is None else SCHEMA_VERSION_ENERGY,
-        reading.site_id,
-        reading.building_id,
-        reading.room_id,
-        reading.asset_id,
-        format_ts(reading.ts_ms),
-        reading.power_w,
-        reading.voltage_v,
-        reading.current_a,
-        reading.lux,
-        reading.on,
-        reading.dim_level,
-        reading.fault_code,
-        reading.energy_wh,
+        v=SCHEMA_VERSION if reading.energy_wh is None else SCHEMA_VERSION_ENERGY,
+        site_id=reading.site_id,
+        building_id=reading.building_id,
+        room_id=reading.room_id,
+        asset_id=reading.asset_id,
+        ts=format_ts(reading.ts_ms),
+        power_w=reading.power_w,
+        voltage_v=reading.voltage_v,
+        current_a=reading.current_a,
+        lux=reading.lux,
+        on=reading.on,
+        dim_level=reading.dim_level,
+        fault_code=reading.fault_code,
+        energy_wh=reading.energy_wh,
     )
 
 

@@ -1,11 +1,10 @@
-"""The lighting application: `App("lighting")`, its tables, the `detect` agent and the
-window callbacks. Built by `build_app`; runners drive it per shard (see `lighting.wiring`),
-tests drive it in-process with `streams.testing.AgentTestContext(app)`."""
+"""The lighting application: `App("lighting")`, its decoder, tables, the `detect` agent and the
+window and advance callbacks, all built by `build_app`; runners drive it per shard (see
+`lighting.wiring`), tests drive it in-process with `streams.testing.AgentTestContext(app)`."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from functools import partial
 from typing import Any, TypeVar, cast
 
 import msgspec
@@ -26,8 +25,9 @@ from domain.rules.flood import FloodState, flood_check, flood_guard, is_new
 from domain.site import SiteDemandState, demand_w, site_demand_step
 from domain.telemetry import DEFAULT_MAX_SKEW_MS, Reading, decode_reading
 from domain.usage import scope_of_key, scopes_of, usage_report_of
+from lighting.regions import HomeGate
 from lighting.registry import RegistryCache
-from streams.app import App
+from streams.app import App, Decoder
 from streams.stream import Stream
 from tables.table import WindowedTable
 
@@ -60,30 +60,71 @@ class UsageAcc(msgspec.Struct):
         )
 
 
+def reading_decoder(
+    registry: RegistryCache,
+    gate: HomeGate | None = None,
+    *,
+    max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
+) -> Decoder[Reading]:
+    """What a record goes through before any agent sees it, in this order, each step refusing
+    with a `ValueError` whose message is the dead letter's reason:
+
+    1. decode: `domain.telemetry.decode_reading` (schema, values, timestamp bounds, the ids
+       the IoT rule added from the topic and the client id, and the device's clock against
+       the record's arrival: more than `max_skew_ms` ahead is `clock_skew`);
+    2. DR gate: the reading's site must be homed in this region (`HomeGate.refusal`; no
+       gate: every site is);
+    3. admission: `RegistryCache.admit` (a registered asset at its registered place, unknown
+       assets within their caps; `lighting.admission`).
+
+    The gate comes before admission so that a site homed elsewhere never takes a place
+    among the unknown assets."""
+    admit = registry.admit
+    if gate is None:
+
+        def decode_and_admit(data: bytes, arrival_ms: int) -> Reading:
+            return admit(decode_reading(data, arrival_ms, max_skew_ms=max_skew_ms))
+
+        return decode_and_admit
+    refusal = gate.refusal
+
+    def decode_gate_admit(data: bytes, arrival_ms: int) -> Reading:
+        reading = decode_reading(data, arrival_ms, max_skew_ms=max_skew_ms)
+        refused = refusal(reading.site_id)
+        if refused is not None:
+            raise ValueError(refused)
+        return admit(reading)
+
+    return decode_gate_admit
+
+
 def build_app(
     registry: RegistryCache,
     *,
     topic: str,
     grace_ms: int,
+    gate: HomeGate | None = None,
     max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
 ) -> App:
-    """The lighting application: one agent (`detect`) applies the per-asset rules to every
-    reading and feeds the usage and site-demand windows; event time drives roll-ups and
-    offline checks. `topic` names the Kinesis stream; `grace_ms` is how late a reading may
-    arrive and still count in its window. Energy splits at hour bounds are refined for half
-    the grace (at most ``DEFAULT_REFINE_MS``), so every correction lands before its window
-    closes. A reading stamped more than `max_skew_ms` after its arrival at the stream is
-    dead-lettered `clock_skew` (its device's clock is fast)."""
+    """The lighting application: its topic's decoder (`reading_decoder`: decode, then the DR
+    `gate`, then the registry's admission), one agent (`detect`) that applies the per-asset
+    rules to every reading and feeds the usage and site-demand windows, and one advance
+    callback per job driven by event time (roll-ups, the offline sweep, the flood check).
+    `topic` names the Kinesis stream; `grace_ms` is how late a reading may arrive and still
+    count in its window; `gate` is the worker's DR home gate (None: every site is processed);
+    a reading stamped more than `max_skew_ms` after its arrival is dead-lettered `clock_skew`.
+    Energy splits at hour bounds are refined for half the grace (at most
+    ``DEFAULT_REFINE_MS``), so every correction lands before its window closes."""
     refine_ms = min(DEFAULT_REFINE_MS, grace_ms // 2)
     app = App("lighting")
-    telemetry = app.topic(
-        topic, decoder=registry.decoder(partial(decode_reading, max_skew_ms=max_skew_ms))
-    )
+    telemetry = app.topic(topic, decoder=reading_decoder(registry, gate, max_skew_ms=max_skew_ms))
     asset_rules = app.Table("asset_rules", default=_no_rule_state, value_type=AssetRuleState)
     site_demand = app.Table("site_demand", default=_no_site_state, value_type=SiteDemandState)
     # Room, building and site sums of the asset windows closed by the current advance.
     rollups = app.Table("usage_rollups", default=UsageAcc, value_type=UsageAcc)
-    next_offline_check = app.Table("offline_check", default=int, value_type=int)
+    # The event time (ms) at which each minute-cadence job runs next: key "next" for the
+    # offline sweep (its name in existing snapshots), "floods" for the flood check.
+    next_check = app.Table("offline_check", default=int, value_type=int)
     # New faults per (site, code) and the flood in progress (domain.rules.flood).
     site_floods = app.Table("site_floods", default=_no_flood_state, value_type=FloodState)
 
@@ -169,8 +210,18 @@ def build_app(
             out.extend(site_events)
         return out, state
 
+    def minute_due(job: str, clock_ms: int) -> bool:
+        """True once a minute of event time for `job`; then its next minute is set."""
+        if clock_ms < (next_check.get(job) or 0):
+            return False
+        next_check[job] = clock_ms - clock_ms % MINUTE_MS + MINUTE_MS
+        return True
+
+    # The advance callbacks run in this order after every batch and tick; their outputs go
+    # to the sinks in the same order.
     @app.on_advance
-    def by_event_time(clock_ms: int) -> Iterable[object]:
+    def report_rollups(clock_ms: int) -> Iterable[object]:
+        """The room, building and site reports summed from the asset windows just closed."""
         for key, acc in rollups.items():
             scope_key, window_ms, start_ms = cast(tuple[str, int, int], key)
             yield usage_report_of(
@@ -182,9 +233,12 @@ def build_app(
                 asset_count=max(registry.asset_count(scope_key), acc.assets),
             )
             del rollups[key]
-        if clock_ms < (next_offline_check.get("next") or 0):
+
+    @app.on_advance
+    def sweep_offline(clock_ms: int) -> Iterable[object]:
+        """Once a minute: retire assets past their retention, open offline faults."""
+        if not minute_due("next", clock_ms):
             return
-        next_offline_check["next"] = clock_ms - clock_ms % MINUTE_MS + MINUTE_MS
         for asset_id, state in asset_rules.items():
             limits = limits_for(str(asset_id), state.site_id)
             if limits is None:
@@ -200,6 +254,12 @@ def build_app(
                 events, guarded_state = guarded(events, after)
                 asset_rules[asset_id] = guarded_state or after
                 yield from events
+
+    @app.on_advance
+    def check_floods(clock_ms: int) -> Iterable[object]:
+        """Once a minute, after the sweep: end the site floods whose window has passed."""
+        if not minute_due("floods", clock_ms):
+            return
         for flood_key, flood in site_floods.items():
             site_id, code = cast(tuple[str, str], flood_key)
             left, site_events = flood_check(

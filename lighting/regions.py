@@ -15,9 +15,10 @@ need nothing. Records of a site homed elsewhere are refused by the decoder (a de
 
 Takeover: the region that takes a site over starts with no rule state for its assets. A fault
 or spike that was open when the old region was lost is seen again from the devices' resent
-data, from a later first reading, so it would get a second identity. `Takeover` looks up the
-local replica for the episode the old region stored and keeps its identity (faults) or drops
-the partial re-detection (spikes). See docs/dr.md.
+data, from a later first reading, so it would get a second identity. `lighting.takeover`
+keeps the identity of the episode the old region stored (faults) or drops the partial
+re-detection (spikes), from lookups of the local replica that the gate's `episodes` answer in
+the background (`lighting.episodes`). See docs/dr.md.
 """
 
 from __future__ import annotations
@@ -28,22 +29,18 @@ from typing import Any, Final
 
 import msgspec
 
-from core.clock import DAY_MS, Clock, wall_clock_ms
+from core.clock import Clock, wall_clock_ms
 from core.refresh import Refreshed
 from core.retry import Backoff, retry_call
-from domain.events import EnergySpike, Fault
-from domain.telemetry import Reading
 from lighting.clients import Clients
+from lighting.episodes import Episode, EpisodeQuery, StoredEpisodes, query_episodes
 from lighting.registry import partition_items
 from lighting.settings import Settings
 from sinks.attrvalues import from_item
-from streams.app import App, Decoder
 
 log = logging.getLogger(__name__)
 
 HOME_PK: Final = "HOME"
-TAKEOVER_LOOKBACK_MS: Final = 7 * DAY_MS
-"""How far back a takeover looks for the episode a re-detected fault or spike belongs to."""
 
 
 class SiteHome(msgspec.Struct, frozen=True):
@@ -127,7 +124,8 @@ def returning(homes: Iterable[SiteHome], to_region: str, now_ms: int) -> list[Si
 
 class HomeGate:
     """The homes as this region's workers see them: one gate per worker process, shared by
-    the app's decoder (`guard_app`) and every shard's takeover rebase (`Takeover`).
+    the app's decoder (`lighting.agents.reading_decoder`) and every shard's takeover rebase
+    (`lighting.takeover.Takeover`), which also reads the gate's `episodes`.
 
     The homes are a `core.refresh.Refreshed` copy. **Before any record**: the constructor
     loads them (retried under the retry policy; `SourceError` if that fails, and the worker
@@ -149,12 +147,16 @@ class HomeGate:
         *,
         background: bool = False,
         backoff: Backoff | None = None,
+        episodes: StoredEpisodes | None = None,
     ) -> None:
         self.region = region
         self.homes = Refreshed(
             "site homes", load, refresh_ms, now_ms, background=background, backoff=backoff, log=log
         )
         """The copy and its refreshing: `failures`, `age_ms`, `refresh_if_due()`."""
+        self.episodes = episodes or StoredEpisodes(_no_store, now_ms, refresh_ms=refresh_ms)
+        """The stored episodes every shard's takeover rebase reads (`lighting.episodes`); by
+        default a store that never answers (no takeover needs it without homes)."""
 
     def home(self, site_id: str) -> SiteHome | None:
         """The site's home in the copy in use (None: no home registered)."""
@@ -169,146 +171,36 @@ class HomeGate:
         return f"not home: site {site_id} is homed in {home.region} (epoch {home.epoch})"
 
     def close(self) -> None:
-        """Stop the background reloads (the homes in use stay readable)."""
+        """Stop the background reloads and lookups (what is in memory stays readable)."""
         self.homes.close()
+        self.episodes.close()
 
 
-def gated(decoder: Decoder[Reading], gate: HomeGate) -> Decoder[Reading]:
-    """`decoder`, refusing (ValueError, hence a dead letter with the bytes) the readings of
-    sites homed in another region."""
-
-    def decode(data: bytes, arrival_ms: int) -> Reading:
-        reading = decoder(data, arrival_ms)
-        refusal = gate.refusal(reading.site_id)
-        if refusal is not None:
-            raise ValueError(refusal)
-        return reading
-
-    return decode
-
-
-def guard_app(app: App, gate: HomeGate) -> App:
-    """Make `app` read only the sites homed in the gate's region (see `gated`)."""
-    if app.topic_ is None:
-        raise ValueError(f"app {app.name!r} has no topic to guard")
-    app.topic_.decoder = gated(app.topic_.decoder, gate)
-    return app
-
-
-class Takeover:
-    """Keeps one episode one item when a site changes region mid-episode.
-
-    For a site that was taken over (epoch > 1), a `Fault` whose ``opened_at_ms`` falls inside
-    an episode of the same asset and code already stored in the local replica (opened before,
-    still open or cleared after) gets that episode's ``opened_at_ms``, hence its identity; an
-    `EnergySpike` inside a stored spike of the same subject and rule is a partial re-detection
-    and is dropped. Anything else passes unchanged. Lookups are cached per event."""
-
-    def __init__(self, dynamodb: Any, table: str, gate: HomeGate) -> None:
-        self._dynamodb = dynamodb
-        self._table = table
-        self._gate = gate
-        self._cache: dict[tuple[object, ...], object | None] = {}
-
-    def rebase(self, event: object) -> object | None:
-        if not isinstance(event, Fault | EnergySpike):
-            return event
-        home = self._gate.home(event.site_id)
-        if home is None or not home.taken_over:
-            return event
-        key = (type(event), event.event_id, getattr(event, "cleared_at_ms", None))
-        if key not in self._cache:
-            self._cache[key] = (
-                self._rebase_fault(event) if isinstance(event, Fault) else self._spike(event)
-            )
-        return self._cache[key]
-
-    def _stored(self, pk: str, low: str, high: str) -> list[dict[str, object]]:
-        def query() -> list[dict[str, object]]:
-            items: list[dict[str, object]] = []
-            pages = self._dynamodb.get_paginator("query").paginate(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
-                ExpressionAttributeValues={
-                    ":pk": {"S": pk},
-                    ":low": {"S": low},
-                    ":high": {"S": high},
-                },
-                ConsistentRead=True,
-            )
-            for page in pages:
-                items.extend(from_item(raw) for raw in page["Items"])
-            return items
-
-        return retry_call(query, Backoff())
-
-    def _rebase_fault(self, fault: Fault) -> Fault:
-        opened = fault.opened_at_ms
-        low = f"FAULT#{max(0, opened - TAKEOVER_LOOKBACK_MS):013d}"
-        high = f"FAULT#{opened - 1:013d}~"
-        spans = [
-            item
-            for item in self._stored(f"BLDG#{fault.site_id}#{fault.building_id}", low, high)
-            if item.get("asset_id") == fault.asset_id
-            and item.get("code") == fault.code
-            and _int(item.get("opened_at_ms")) < opened
-            and (item.get("cleared_at_ms") is None or _int(item.get("cleared_at_ms")) > opened)
-        ]
-        if not spans:
-            return fault
-        stored_opened = max(_int(item.get("opened_at_ms")) for item in spans)
-        log.info(
-            "takeover: fault %s/%s keeps its episode of %d",
-            fault.asset_id,
-            fault.code,
-            stored_opened,
-        )
-        return msgspec.structs.replace(fault, opened_at_ms=stored_opened)
-
-    def _spike(self, spike: EnergySpike) -> EnergySpike | None:
-        start = spike.started_at_ms
-        low = f"{max(0, start - TAKEOVER_LOOKBACK_MS):013d}#"
-        high = f"{start - 1:013d}~"
-        for item in self._stored(f"SPIKE#{spike.site_id}", low, high):
-            if (
-                item.get("level") == spike.level
-                and item.get("asset_id") == spike.asset_id
-                and item.get("rule") == spike.rule
-                and _int(item.get("started_at_ms")) < start < _int(item.get("ended_at_ms"))
-            ):
-                return None
-        return spike
-
-
-def _int(value: object) -> int:
-    return int(value) if isinstance(value, int | float | str) else 0
-
-
-def rebased(
-    select: Callable[[object], list[Any]], takeover: Takeover
-) -> Callable[[object], list[Any]]:
-    """`select` applied to what `takeover` makes of each output (nothing for a dropped one)."""
-
-    def apply(event: object) -> list[Any]:
-        kept = takeover.rebase(event)
-        return [] if kept is None else select(kept)
-
-    return apply
+def _no_store(query: EpisodeQuery) -> list[Episode]:
+    raise LookupError(f"no store to look up {query.pk}")
 
 
 def home_gate(settings: Settings, clients: Clients, *, background: bool = True) -> HomeGate:
     """The gate of this deployment (its region is `settings.region`), reloaded every
-    `settings.registry_refresh_ms`: build one per worker process and `close()` it at the end."""
-    return HomeGate(
-        lambda: query_homes(clients.dynamodb, settings.command_table),
-        settings.region,
-        settings.registry_refresh_ms,
+    `settings.registry_refresh_ms`, with the takeover's stored-episode lookups of the command
+    table answered by their own background thread: build one per worker process and
+    `close()` it at the end."""
+    table = settings.command_table
+    episodes = StoredEpisodes(
+        lambda query: query_episodes(clients.dynamodb, table, query),
         wall_clock_ms,
+        refresh_ms=settings.registry_refresh_ms,
         background=background,
     )
-
-
-def takeover(settings: Settings, clients: Clients, gate: HomeGate) -> Takeover:
-    """The takeover rebase of one shard's outputs (see `Takeover`), judged by the worker's
-    `gate`."""
-    return Takeover(clients.dynamodb, settings.command_table, gate)
+    try:
+        return HomeGate(
+            lambda: query_homes(clients.dynamodb, table),
+            settings.region,
+            settings.registry_refresh_ms,
+            wall_clock_ms,
+            background=background,
+            episodes=episodes,
+        )
+    except BaseException:
+        episodes.close()
+        raise

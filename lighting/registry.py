@@ -7,14 +7,13 @@ Registry items live in the command table under pk `REGISTRY`, sk `ASSET#<id>` or
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import msgspec
 
-from core.clock import DAY_MS, Clock
+from core.clock import Clock
 from core.refresh import Refreshed
 from core.retry import Backoff
 from domain.registry import (
@@ -30,33 +29,25 @@ from domain.rules.flood import FloodLimits
 from domain.site import SiteLimits
 from domain.telemetry import Reading
 from domain.usage import asset_counts
+from lighting.admission import (
+    IDENTITY_MISMATCH,
+    UNREGISTERED_SITES,
+    UnknownAssets,
+    mismatch,
+)
 from sinks.base import SinkCounters
 from sinks.batching import MAX_BATCH_ITEMS, BatchWriter
-from streams.app import Decoder
 
 log = logging.getLogger(__name__)
 
 REGISTRY_PK: Final = "REGISTRY"
-UNKNOWN_ASSET: Final = "unknown_asset"
-"""Reason of a reading dead-lettered because the unknown-asset cap is reached."""
-UNKNOWN_ASSET_TTL_MS: Final = DAY_MS
-"""An unknown asset without readings for this long (event time) gives up its place."""
-
-
-class UnknownAssetError(ValueError):
-    """A reading of an unknown asset beyond the cap: the engine dead-letters it with the
-    reason `unknown_asset` (a `ValueError` from the decoder, like invalid telemetry)."""
-
-    def __init__(self) -> None:
-        super().__init__(UNKNOWN_ASSET)
-        self.reason = UNKNOWN_ASSET
 
 
 class _Loaded:
     """One loaded copy of the registry, replaced whole by a refresh (never mutated but for
     its limits cache), so readers in other threads always see a consistent copy."""
 
-    __slots__ = ("counts", "limits", "registry")
+    __slots__ = ("counts", "limits", "registry", "sites")
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -64,6 +55,8 @@ class _Loaded:
         self.counts = asset_counts(
             (a.site_id, a.building_id, a.room_id, a.asset_id) for a in registry.assets.values()
         )
+        self.sites = frozenset(registry.sites) | {a.site_id for a in registry.assets.values()}
+        """The sites the registry knows: with site defaults or with a registered asset."""
 
 
 class RegistryCache:
@@ -78,11 +71,11 @@ class RegistryCache:
     `site_limits`, `asset_count` and `admit` never call AWS and never raise an AWS error.
     `age_ms` is the time since the last successful load.
 
-    Unknown assets get their site's defaults (or the fallback defaults). At most
-    `unknown_asset_cap` of them are tracked (None: no cap, untracked); a reading of a further
-    one makes `admit` raise `UnknownAssetError` (reason `unknown_asset`), unless the least
-    recently seen one has had no reading for `UNKNOWN_ASSET_TTL_MS` of event time, which
-    then gives up its place. `decoder(decode)` applies `admit` after decoding.
+    Admission (`admit`, `lighting.admission`): a registered asset's reading must carry its
+    registered site, building and room (else ``identity_mismatch``); unknown assets get their
+    site's defaults (or the fallback defaults) within `unknown_asset_site_cap` per site and
+    `unknown_asset_cap` in all (None: no such cap; both None: untracked). The app's decoder
+    applies `admit` to every decoded reading (`lighting.agents.reading_decoder`).
     """
 
     def __init__(
@@ -92,14 +85,11 @@ class RegistryCache:
         now_ms: Clock,
         *,
         unknown_asset_cap: int | None = 10_000,
+        unknown_asset_site_cap: int | None = None,
         background: bool = False,
         backoff: Backoff | None = None,
     ) -> None:
-        self._cap = unknown_asset_cap
-        self._unknown: OrderedDict[str, int] = OrderedDict()  # asset -> last reading ts_ms
-        self._unknown_lock = threading.Lock()
-        self.unknown_rejected = 0
-        """Readings refused because the unknown-asset cap was reached."""
+        self._unknown = UnknownAssets(fleet_cap=unknown_asset_cap, site_cap=unknown_asset_site_cap)
         self._copy = Refreshed(
             "asset registry",
             lambda: _Loaded(load()),
@@ -151,7 +141,8 @@ class RegistryCache:
         if limits is None:
             limits = loaded.registry.limits(asset_id, site_id)
             # Cache only what is bounded: known assets and tracked unknown ones.
-            if self._cap is None or asset_id in loaded.registry.assets or asset_id in self._unknown:
+            unknown = self._unknown
+            if not unknown.tracking or asset_id in loaded.registry.assets or asset_id in unknown:
                 loaded.limits[asset_id] = limits
         return limits
 
@@ -167,47 +158,34 @@ class RegistryCache:
 
     @property
     def unknown_asset_count(self) -> int:
-        """Unknown assets tracked now (at most the cap)."""
+        """Unknown assets tracked now (at most the caps allow)."""
         return len(self._unknown)
 
+    @property
+    def refused(self) -> Counter[str]:
+        """Readings `admit` refused, by reason code (`lighting.admission.ADMISSION_REASONS`)."""
+        return self._unknown.refused
+
     def admit(self, reading: Reading) -> Reading:
-        """`reading`, or `UnknownAssetError` when its asset is unknown and the cap is reached
-        (see the class docstring)."""
-        asset_id = reading.asset_id
-        if self._cap is None or asset_id in self._loaded.registry.assets:
+        """`reading`, or `AdmissionError` (a `ValueError`) with a stable reason: see the class
+        docstring and `lighting.admission`. Never calls AWS."""
+        loaded = self._loaded
+        asset = loaded.registry.assets.get(reading.asset_id)
+        if asset is not None:
+            field = mismatch(asset, reading)
+            if field is not None:
+                raise self._unknown.refuse(IDENTITY_MISMATCH, field)
             return reading
-        unknown = self._unknown
-        with self._unknown_lock:
-            seen_ms = unknown.get(asset_id)
-            if seen_ms is not None:
-                if reading.ts_ms > seen_ms:
-                    unknown[asset_id] = reading.ts_ms
-                    unknown.move_to_end(asset_id)
-                return reading
-            if len(unknown) >= self._cap:
-                oldest_id, oldest_ms = next(iter(unknown.items()), ("", reading.ts_ms))
-                if self._cap == 0 or reading.ts_ms - oldest_ms < UNKNOWN_ASSET_TTL_MS:
-                    self.unknown_rejected += 1
-                    raise UnknownAssetError()
-                del unknown[oldest_id]
-                self._loaded.limits.pop(oldest_id, None)
-            unknown[asset_id] = reading.ts_ms
-        log.debug("asset %s is not in the registry: site defaults apply", asset_id)
+        site_id = reading.site_id
+        pool = site_id if site_id in loaded.sites else UNREGISTERED_SITES
+        for gone in self._unknown.admit(reading, pool):
+            loaded.limits.pop(gone, None)
         return reading
-
-    def decoder(self, decode: Decoder[Reading]) -> Decoder[Reading]:
-        """`decode`, then `admit`: the topic decoder of an app that caps unknown assets."""
-        admit = self.admit
-
-        def decode_and_admit(data: bytes, arrival_ms: int) -> Reading:
-            return admit(decode(data, arrival_ms))
-
-        return decode_and_admit
 
 
 def empty_registry() -> RegistryCache:
     """A registry with no assets that never reloads: every asset gets the default limits;
-    unknown assets are not capped (tests and benchmarks)."""
+    unknown assets are not tracked (tests and benchmarks)."""
     return RegistryCache(lambda: Registry([]), 2**62, lambda: 0, unknown_asset_cap=None)
 
 

@@ -114,6 +114,12 @@ class Settings:
         "Unknown assets (not in the registry) a worker processes with site defaults; readings "
         "of further unknown assets are dead-lettered as unknown_asset.",
     )
+    unknown_asset_site_cap: int = _setting(
+        1_000,
+        "Unknown assets one site may have among them (every site the registry does not know "
+        "shares one such allowance), so one site cannot use up unknown_asset_cap; readings of "
+        "further unknown assets of that site are dead-lettered as unknown_asset_site_cap.",
+    )
     # --- query model on InfluxDB, and the read side ---
     query_model: str = _setting(
         "timestream",
@@ -183,6 +189,12 @@ class Settings:
         "then once more with the count of those suppressed.",
     )
     # Multi-region DR (luxflow dr; docs/dr.md)
+    takeover_hold_ms: int = _setting(
+        300_000,
+        "DR: how long a fault or spike of a taken-over site may wait for the lookup of the "
+        "episodes the old region stored (done in the background) while its shard's checkpoint "
+        "waits; then it is dead-lettered as takeover_lookup_unavailable.",
+    )
     dr_regions: str = _setting(
         "",
         "DR: the regions of the deployment, comma-separated, each `name` or `name=endpoint` "
@@ -221,11 +233,13 @@ class Settings:
             "failover_ms",
             "shard_sync_interval_ms",
             "poll_interval_ms",
+            "takeover_hold_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
-        if self.unknown_asset_cap < 0:
-            raise ConfigError("LUXFLOW_UNKNOWN_ASSET_CAP must not be negative")
+        for name in ("unknown_asset_cap", "unknown_asset_site_cap"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"LUXFLOW_{name.upper()} must not be negative")
         if not 0 <= self.max_clock_skew_ms < self.window_grace_ms:
             # A device allowed to run a whole grace ahead could make every other device's
             # readings late.

@@ -14,8 +14,9 @@ from core.retry import Backoff
 from domain import views
 from lighting.clients import Clients
 from lighting.influx import batch_limits, influx_client
-from lighting.regions import HomeGate, rebased, takeover
+from lighting.regions import HomeGate
 from lighting.settings import Settings
+from lighting.takeover import HeldOutputs, Takeover
 from sinks.base import Sink
 from sinks.deadletter import DeadLetterSink
 from sinks.dynamodb import DynamoDBSink
@@ -57,7 +58,10 @@ def shard_sinks(
     """The command-model and query-model sinks of one shard. Items and points the stores
     reject as invalid (a key too long, too old for the memory store with magnetic writes off,
     Timestream's RejectedRecords, ...) go to `dead_letter` and are never retried. Outputs pass
-    the DR takeover rebase judged by `gate`, the worker's one home gate. `backoff` makes each
+    the DR takeover rebase judged by `gate`, the worker's one home gate, from the stored
+    episodes it looks up in the background (`lighting.takeover`: an output whose lookup is
+    not answered yet waits in the last sink, which holds the checkpoint back; after
+    `settings.takeover_hold_ms` it is dead-lettered). `backoff` makes each
     sink's retry policy and `now_ms` is their clock (injected by the benchmarks and tests;
     production uses the defaults)."""
 
@@ -76,28 +80,50 @@ def shard_sinks(
             )
         )
 
-    # DR: after a failover, an episode the lost region stored keeps its one identity.
-    dr = takeover(settings, clients, gate)
-    return [
-        DynamoDBSink(
-            clients.dynamodb,
-            settings.command_table,
-            rebased(views.command_writes, dr),
-            backoff(),
-            # Current state: only the newest per asset is turned into a request, at flush.
-            coalesce=views.current_state_key,
-            reject=reject_item,
-        ),
-        query_model_sink(
-            settings,
-            clients,
-            dead_letter,
-            shard_id,
-            rebased(views.time_points, dr),
-            backoff=backoff,
-            now_ms=now_ms,
-        ),
-    ]
+    def reject_output(store: str, output: object, reason: str) -> None:
+        dead_letter.write(
+            DeadLetter(
+                shard_id,
+                0,
+                0,
+                "",
+                store,
+                reason,
+                _as_json(output),
+                now_ms(),
+                detail_key=output_key(output),
+            )
+        )
+
+    # DR: after a failover, an episode the lost region stored keeps its one identity; the
+    # outputs whose stored episodes are not in memory yet wait in `hold`, the last sink.
+    hold = HeldOutputs(
+        Takeover(gate, gate.episodes),
+        hold_ms=settings.takeover_hold_ms,
+        now_ms=now_ms,
+        dead_letter=reject_output,
+    )
+    command = DynamoDBSink(
+        clients.dynamodb,
+        settings.command_table,
+        hold.select("dynamodb", views.command_writes),
+        backoff(),
+        # Current state: only the newest per asset is turned into a request, at flush.
+        coalesce=views.current_state_key,
+        reject=reject_item,
+    )
+    query = query_model_sink(
+        settings,
+        clients,
+        dead_letter,
+        shard_id,
+        hold.select(settings.query_model, views.time_points),
+        backoff=backoff,
+        now_ms=now_ms,
+    )
+    hold.attach("dynamodb", command)
+    hold.attach(settings.query_model, query)
+    return [command, query, hold]
 
 
 # --- query model store chosen by LUXFLOW_QUERY_MODEL ---------------------------------
@@ -200,6 +226,12 @@ def point_key(point: object) -> str:
     dims = getattr(point, "dimensions", {})
     name = getattr(point, "measure_name", "")
     return f"{name}#{dims.get('asset', '')}#{getattr(point, 'time_ms', 0)}"
+
+
+def output_key(output: object) -> str:
+    """The identity of a dead-lettered output (a fault's version, a spike) in its dead letter."""
+    cleared = getattr(output, "cleared_at_ms", None)
+    return f"{type(output).__name__}#{getattr(output, 'event_id', '')}#{cleared or ''}"
 
 
 def item_key(item: Mapping[str, object]) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from core.clock import wall_clock_ms
 from lighting.agents import build_app
 from lighting.clients import Clients
-from lighting.regions import HomeGate, guard_app, home_gate
+from lighting.regions import HomeGate, home_gate
 from lighting.registry import RegistryCache, load_registry
 from lighting.settings import Settings
 from lighting.wiring import engine_factory, lease_lineage
@@ -28,6 +28,7 @@ def registry_cache(settings: Settings, clients: Clients) -> RegistryCache:
         settings.registry_refresh_ms,
         wall_clock_ms,
         unknown_asset_cap=settings.unknown_asset_cap,
+        unknown_asset_site_cap=settings.unknown_asset_site_cap,
         background=True,
     )
 
@@ -70,13 +71,13 @@ def worker_views(settings: Settings, clients: Clients) -> WorkerViews:
 def lighting_app(settings: Settings, views: WorkerViews) -> App:
     """The lighting app with the worker's registry, reading only the sites homed in this
     region (all of them when no homes are registered; see lighting.regions)."""
-    app = build_app(
+    return build_app(
         views.registry,
         topic=settings.stream,
         grace_ms=settings.window_grace_ms,
         max_skew_ms=settings.max_clock_skew_ms,
+        gate=views.gate,
     )
-    return guard_app(app, views.gate)
 
 
 def local_runner(

@@ -7,7 +7,7 @@ baseline), ``flood`` (the site's flood guard). Usage energy is ``domain.usage``.
 
 from __future__ import annotations
 
-from domain.energy import EnergyTrack
+from domain.energy_track import EnergyTrack
 from domain.events import AssetState, DomainEvent
 from domain.rules.faults import (
     expire,
@@ -107,24 +107,25 @@ def step(
     ):
         baseline = learn(baseline, reading, limits)
     return AssetRuleState(
-        ts_ms,
-        reading.power_w,
-        fault,
-        spike,
-        reading.site_id,
-        reading.building_id,
-        reading.room_id,
-        reading.asset_id,
-        reading.on,
-        lamp,
-        voltage,
-        flicker,
-        None,
-        baseline,
-        on_since_ms,
-        cycles,
-        reading.energy_wh,
-        energy,
+        last_ts_ms=ts_ms,
+        last_power_w=reading.power_w,
+        fault=fault,
+        spike=spike,
+        site_id=reading.site_id,
+        building_id=reading.building_id,
+        room_id=reading.room_id,
+        asset_id=reading.asset_id,
+        last_on=reading.on,
+        lamp=lamp,
+        voltage=voltage,
+        flicker=flicker,
+        # An open offline fault was cleared by this reading (offline_on_reading's event).
+        offline=None,
+        baseline=baseline,
+        on_since_ms=on_since_ms,
+        short_cycles_ms=cycles,
+        last_energy_wh=reading.energy_wh,
+        energy=energy,
     ), events
 
 

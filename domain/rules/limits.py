@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from core.clock import DAY_MS
-from domain.energy import EnergyTrack
+from domain.energy_track import EnergyTrack
 
 DEFAULT_MAX_GAP_MS = 300_000
 DEFAULT_WINDOW_MS = 3_600_000

@@ -75,19 +75,18 @@ def test_an_import_reports_each_bad_row_and_keeps_the_good_ones(
 def reading(asset: str, ts_ms: int, power_w: float) -> bytes:
     return encode_telemetry(
         Telemetry(
-            1,
-            "s1",
-            "b1",
-            "r1",
-            asset,
-            format_ts(ts_ms),
-            power_w,
-            230.0,
-            power_w / 230.0,
-            300.0,
-            True,
-            80,
-            None,
+            v=1,
+            site_id="s1",
+            building_id="b1",
+            room_id="r1",
+            asset_id=asset,
+            ts=format_ts(ts_ms),
+            power_w=power_w,
+            voltage_v=230.0,
+            current_a=power_w / 230.0,
+            lux=300.0,
+            on=True,
+            dim_level=80,
         )
     )
 

@@ -147,3 +147,77 @@ def test_a_home_scan_throttled_for_the_whole_run_stalls_no_shard(
     }
     # And the home site's outputs are exactly the clean run's.
     assert outputs(deployment) == expected
+
+
+# -- the takeover's lookups: served from memory, answered in the background ----------------------
+
+LOOKUP_OUTAGE_S = 20.0
+"""Every read of the command table throttled this long from the worker's first record on:
+longer than it takes to read every record, far shorter than the hold bound (5 minutes)."""
+BACKGROUND_THREADS = {"lookup stored episodes", "refresh site homes", "refresh asset registry"}
+
+
+def test_takeover_lookups_throttled_hold_the_outputs_until_answered_and_stall_no_shard(
+    moto_endpoint: str,
+    aws: Callable[[str], Any],
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+    params: SimParams,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The reference: a clean run, no homes, so no takeover lookup at all.
+    clean, clean_settings, simulation = deploy(
+        moto_endpoint, aws, unique_name("lookup-ref"), tmp_path, params, monkeypatch
+    )
+    records = list(simulation.records())
+    clean.send(records)
+    clean_clients = Clients(clean_settings)
+    with worker_views(clean_settings, clean_clients) as views:
+        assert run_until_idle(
+            local_runner(clean_settings, clean_clients, views, stop_when_idle_ms=4_000)
+        )
+    expected = outputs(clean)
+    assert {"fault", "energy_spike"} <= {i["type"] for i in expected}
+
+    # Both sites were taken over by this region (epoch 2): every fault and spike is looked up.
+    deployment, settings, _ = deploy(
+        moto_endpoint, aws, unique_name("lookup"), tmp_path, params, monkeypatch
+    )
+    sites = sorted({a.site_id for a in simulation.assets})
+    store_homes(
+        aws("dynamodb"),
+        settings.command_table,
+        [SiteHome(site, settings.region, 2, "us-lost-1", 1) for site in sites],
+    )
+    sent = deployment.send(records)
+    clients = Clients(settings)
+    faulty = FaultyClient(clients.dynamodb)
+    clients.dynamodb = faulty
+    throttled_pks: list[str] = []
+
+    def command_table_read(request: dict[str, Any]) -> bool:
+        if request.get("TableName") != settings.command_table:
+            return False  # the lease and state tables: the runner's and the checkpoint's
+        throttled_pks.append(request.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S"))
+        return True
+
+    with worker_views(settings, clients) as views:
+        # Every DynamoDB call but the sinks' writes, on the command table: its reads.
+        for operation in ("query", "get_item", "scan"):
+            faulty.outage(operation, "throttle", LOOKUP_OUTAGE_S, when=command_table_read)
+        runner = local_runner(settings, clients, views, stop_when_idle_ms=4_000)
+        stopped_on_its_own = run_until_idle(runner)
+
+    assert stopped_on_its_own, "the worker did not reach idle on its own"
+    assert runner.unhealthy() == []
+    assert faulty.outage_over("query")
+    # The lookups met the throttle, on the lookup thread: no shard thread ever waited on it.
+    assert any(pk.startswith(("BLDG#", "SPIKE#")) for pk in throttled_pks if pk)
+    assert "lookup stored episodes" in faulty.faulted_threads["query"]
+    assert faulty.faulted_threads["query"] <= BACKGROUND_THREADS
+    # Meanwhile the outputs waiting for them held their shards' checkpoints back...
+    assert sum(p.counters.failed_checkpoints for p in runner.progress.values()) >= 1
+    assert sum(p.records for p in runner.progress.values()) == sent
+    # ...and every one of them was written once answered: none dropped, none dead-lettered.
+    assert deployment.dead_letters() == []
+    assert outputs(deployment) == expected

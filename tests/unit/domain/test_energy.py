@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.clock import HOUR_MS, MINUTE_MS
-from domain.energy import Interval, PowerRun, energy_step, run_power
+from domain.energy import Interval, energy_step, run_power
+from domain.energy_track import PowerRun
 from domain.rules import AssetRuleState, Limits, step
 from domain.telemetry import Reading
 

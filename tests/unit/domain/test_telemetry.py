@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -89,7 +90,18 @@ def test_round_trip_through_the_wire() -> None:
 
 def test_encoding_omits_absent_fault_code() -> None:
     telemetry = Telemetry(
-        1, "s", "b", "r", "a", "2026-11-28T13:00:00.123Z", 1.0, 2.0, 3.0, 4.0, True, 5
+        v=1,
+        site_id="s",
+        building_id="b",
+        room_id="r",
+        asset_id="a",
+        ts="2026-11-28T13:00:00.123Z",
+        power_w=1.0,
+        voltage_v=2.0,
+        current_a=3.0,
+        lux=4.0,
+        on=True,
+        dim_level=5,
     )
     assert b"fault_code" not in encode_telemetry(telemetry)
 
@@ -320,3 +332,71 @@ def test_every_reason_code_is_stable_and_documented() -> None:
     doc = (Path(__file__).resolve().parents[3] / "docs" / "input-validation.md").read_text()
     for code in telemetry.DECODE_REASONS:
         assert f"`{code}`" in doc, code
+
+
+# -- the ids the IoT rule adds: the topic's site and asset, the client id ---------------------
+
+RULE_FIELDS = {"topic_site_id": "site-1", "topic_asset_id": "lamp-1", "client_id": "lamp-1"}
+
+
+def test_a_reading_whose_ids_agree_with_its_topic_and_client_id_decodes_as_without_them() -> None:
+    assert decode_reading(raw(**RULE_FIELDS), ARRIVAL_MS) == decode_reading(raw(), ARRIVAL_MS)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("topic_site_id", "site-2", "topic_mismatch: site_id"),
+        ("topic_asset_id", "lamp-2", "topic_mismatch: asset_id"),
+        ("client_id", "lamp-2", "topic_mismatch: client_id"),
+        ("topic_site_id", "", "topic_mismatch: site_id"),
+        ("client_id", "LAMP-1", "topic_mismatch: client_id"),
+    ],
+)
+def test_a_payload_claiming_ids_other_than_its_topic_or_client_is_topic_mismatch(
+    field: str, value: str, reason: str
+) -> None:
+    assert reason_of(raw(**{**RULE_FIELDS, field: value})) == reason
+
+
+def test_bad_ids_are_reported_before_a_topic_mismatch() -> None:
+    assert reason_of(raw(asset_id="lamp#1", **RULE_FIELDS)) == "bad_id: asset_id"
+
+
+def test_the_rule_fields_survive_the_wire_when_set() -> None:
+    reading = decode_reading(raw(), ARRIVAL_MS)
+    encoded = encode_telemetry(msgspec.structs.replace(telemetry_of(reading), **RULE_FIELDS))
+    assert json.loads(encoded)["client_id"] == "lamp-1"
+    assert decode_reading(encoded, ARRIVAL_MS) == reading
+    assert b"client_id" not in encode_reading(reading)
+
+
+IDS = st.sampled_from(["site-1", "site-2", "lamp-1", "lamp-2", "x"])
+
+
+@given(
+    site=IDS,
+    asset=IDS,
+    topic_site=st.none() | IDS,
+    topic_asset=st.none() | IDS,
+    client=st.none() | IDS,
+)
+def test_a_reading_decodes_only_if_every_id_the_rule_added_agrees_with_the_payload(
+    site: str, asset: str, topic_site: str | None, topic_asset: str | None, client: str | None
+) -> None:
+    added = {"topic_site_id": topic_site, "topic_asset_id": topic_asset, "client_id": client}
+    data = raw(site_id=site, asset_id=asset, **{k: v for k, v in added.items() if v is not None})
+    disagreeing = [
+        name
+        for name, claimed, payload in (
+            ("site_id", topic_site, site),
+            ("asset_id", topic_asset, asset),
+            ("client_id", client, asset),
+        )
+        if claimed is not None and claimed != payload
+    ]
+    if not disagreeing:
+        reading = decode_reading(data, ARRIVAL_MS)
+        assert (reading.site_id, reading.asset_id) == (site, asset)
+    else:
+        assert reason_of(data) == f"topic_mismatch: {disagreeing[0]}"

@@ -19,8 +19,9 @@ from domain.ids import ID_PATTERN
 from domain.registry import Registry
 from domain.telemetry import DECODE_REASONS, decode_reading, reason_code
 from domain.timestamps import format_ts
+from lighting.admission import UNKNOWN_ASSET
 from lighting.agents import build_app
-from lighting.registry import UNKNOWN_ASSET, RegistryCache, empty_registry
+from lighting.registry import RegistryCache, empty_registry
 from sinks.memory import InMemorySink
 from streams.testing import AgentTestContext
 

@@ -12,7 +12,17 @@ from botocore.exceptions import ClientError
 from core.clock import ManualClock
 from core.errors import SourceError
 from core.retry import Backoff
-from lighting.regions import HomeGate, SiteHome, assign_homes, gated, moved, returning
+from domain.registry import Registry
+from domain.telemetry import Reading, encode_reading
+from lighting.agents import build_app
+from lighting.regions import HomeGate, SiteHome, assign_homes, moved, returning
+from lighting.registry import RegistryCache, empty_registry
+
+TS_MS = 1_795_870_800_000
+
+
+def reading(site_id: str, asset_id: str = "lamp-1") -> Reading:
+    return Reading(site_id, "b1", "r1", asset_id, TS_MS, 10.0, 230.0, 0.05, 300.0, True, 80)
 
 
 def test_failover_moves_only_the_lost_regions_sites_with_the_next_epoch() -> None:
@@ -48,14 +58,22 @@ def test_no_homes_registered_means_every_site_is_processed() -> None:
     assert gate.refusal("s1") is None
 
 
-def test_gated_decoder_raises_value_error_for_refused_sites() -> None:
-    class R:
-        site_id = "s1"
-
+def test_the_apps_decoder_refuses_the_sites_homed_elsewhere_with_a_value_error() -> None:
     gate = HomeGate(lambda: {"s1": SiteHome("s1", "a")}, "b", 1_000, lambda: 0)
-    decode = gated(lambda data, arrival_ms: R(), gate)  # type: ignore[arg-type,return-value]
-    with pytest.raises(ValueError, match="not home"):
-        decode(b"{}", 0)
+    decode = build_app(empty_registry(), topic="t", grace_ms=60_000, gate=gate).decoder
+    with pytest.raises(ValueError, match=r"^not home: site s1 is homed in a"):
+        decode(encode_reading(reading("s1")), TS_MS)
+    assert decode(encode_reading(reading("s2")), TS_MS).site_id == "s2"
+
+
+def test_the_gate_refuses_before_admission_so_no_unknown_asset_place_is_taken() -> None:
+    gate = HomeGate(lambda: {"s1": SiteHome("s1", "a")}, "b", 1_000, lambda: 0)
+    registry = RegistryCache(lambda: Registry([]), 2**62, lambda: 0, unknown_asset_cap=1)
+    decode = build_app(registry, topic="t", grace_ms=60_000, gate=gate).decoder
+    with pytest.raises(ValueError, match=r"^not home"):
+        decode(encode_reading(reading("s1", "lamp-elsewhere")), TS_MS)
+    assert registry.unknown_asset_count == 0
+    assert decode(encode_reading(reading("s2", "lamp-here")), TS_MS).asset_id == "lamp-here"
 
 
 # -- the gate's copy is refreshed outside decoding (core.refresh) ----------------------------
@@ -65,15 +83,10 @@ def throttled() -> ClientError:
     return ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Query")
 
 
-class Site:
-    def __init__(self, site_id: str) -> None:
-        self.site_id = site_id
-
-
 def decoder(gate: HomeGate) -> Callable[[str], object]:
-    """The gated decoder of readings that are just their site."""
-    decode = gated(lambda data, _arrival_ms: Site(data.decode()), gate)  # type: ignore[arg-type,return-value]
-    return lambda site: decode(site.encode(), 0)
+    """The lighting app's decoder behind `gate`, fed readings that differ by their site."""
+    decode = build_app(empty_registry(), topic="t", grace_ms=60_000, gate=gate).decoder
+    return lambda site: decode(encode_reading(reading(site)), TS_MS)
 
 
 def verdict(decode: Callable[[str], object], site: str) -> str:

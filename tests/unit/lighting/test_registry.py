@@ -15,9 +15,10 @@ from core.errors import SourceError
 from core.records import DeadLetter, Position, Record
 from core.retry import Backoff
 from domain.registry import Asset, Registry, SiteDefaults
-from domain.telemetry import Reading, decode_reading, encode_reading
+from domain.telemetry import Reading, encode_reading
+from lighting.admission import AdmissionError
 from lighting.agents import build_app
-from lighting.registry import RegistryCache, UnknownAssetError
+from lighting.registry import RegistryCache
 from sinks.memory import InMemorySink
 from streams.testing import AgentTestContext
 
@@ -145,11 +146,11 @@ def test_twenty_thousand_one_off_ids_leave_the_unknown_set_at_the_cap() -> None:
         try:
             cache.admit(reading(f"one-off-{n}"))
             admitted += 1
-        except UnknownAssetError as exc:
+        except AdmissionError as exc:
             assert str(exc) == "unknown_asset"
             rejected += 1
     assert (admitted, rejected) == (10, 19_990)
-    assert cache.unknown_asset_count == 10 and cache.unknown_rejected == 19_990
+    assert cache.unknown_asset_count == 10 and cache.refused == {"unknown_asset": 19_990}
     # Known and already tracked assets are always admitted.
     assert cache.admit(reading("known")).asset_id == "known"
     assert cache.admit(reading("one-off-3")).asset_id == "one-off-3"
@@ -162,17 +163,17 @@ def test_an_unknown_asset_quiet_for_a_day_gives_up_its_place() -> None:
     cache = RegistryCache(Loader(Registry([])), 1_000, ManualClock(1_000_000), unknown_asset_cap=2)
     cache.admit(reading("a", TS_MS))
     cache.admit(reading("b", TS_MS))
-    with pytest.raises(UnknownAssetError):
+    with pytest.raises(AdmissionError):
         cache.admit(reading("c", TS_MS + DAY_MS - 1))
     cache.admit(reading("b", TS_MS + HOUR_MS))  # b is seen again: a is the oldest
     assert cache.admit(reading("c", TS_MS + DAY_MS)).asset_id == "c"
-    with pytest.raises(UnknownAssetError):
+    with pytest.raises(AdmissionError):
         cache.admit(reading("a", TS_MS + DAY_MS))
 
 
 def test_the_decoder_dead_letters_unknown_assets_beyond_the_cap() -> None:
     cache = RegistryCache(Loader(Registry([])), 1_000, ManualClock(1_000_000), unknown_asset_cap=1)
-    decode = cache.decoder(decode_reading)
+    decode = build_app(cache, topic="t", grace_ms=60_000).decoder
     assert decode(encode_reading(reading("a")), TS_MS).asset_id == "a"
     with pytest.raises(ValueError, match=r"^unknown_asset$"):
         decode(encode_reading(reading("b")), TS_MS)

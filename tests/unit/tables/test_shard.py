@@ -175,7 +175,7 @@ def test_relative_to_field_gives_a_new_view_and_leaves_the_first_one_as_it_was()
         closed.append(window)
         return []
 
-    state = ShardState([t], "s", Clock(550), IDLE)
+    state = ShardState([t], "s", ManualClock(550), IDLE)
     state.activate()
     begin(state, "p", 150, 320)  # arrival 150, field 320, clock 550
     by_arrival["k"] += 1
