@@ -81,7 +81,9 @@ class WindowedPartition:
 
     With hourly windows only a couple of buckets are open at a time, so closing a window is
     popping one bucket. `closed` keeps closed windows readable until they expire.
-    `max_event_ms` is the largest event time an update has used (reads do not move it).
+    `max_event_ms` is the event clock: the largest event time an update has used (reads do not
+    move it), moved on by the idle rule; `seen_ms` is the largest event time an update has
+    used, which only updates move (the idle rule counts from it, never from its own moves).
 
     Every kind of window goes through the same steps (`tables.windows.Window`); what a key
     holds is computed only when its window definition asks (sessions merge with the key's
@@ -97,6 +99,7 @@ class WindowedPartition:
         "max_event_ms",
         "open",
         "pks",
+        "seen_ms",
     )
 
     def __init__(self) -> None:
@@ -104,6 +107,7 @@ class WindowedPartition:
         self.closed: dict[WindowRange, dict[Key, Any]] = {}
         self.pks: dict[Key, str] = {}
         self.max_event_ms: int | None = None
+        self.seen_ms: int | None = None
         self.changed: set[Key] = set()
         self.clock_changed = False
         # Each key's open windows, built from `open` the first time a window definition asks
@@ -119,6 +123,7 @@ class WindowedPartition:
         self.pks.clear()
         self.changed.clear()
         self.max_event_ms = None
+        self.seen_ms = None
         self.clock_changed = False
         self._open_of = None
 
@@ -128,6 +133,9 @@ class WindowedPartition:
         if clock is None or time_ms > clock:
             self.max_event_ms = clock = time_ms
             self.clock_changed = True
+        seen = self.seen_ms
+        if seen is None or time_ms > seen:
+            self.seen_ms = time_ms
         return clock
 
     def move_clock(self, to_ms: int) -> None:

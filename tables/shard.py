@@ -29,7 +29,7 @@ Event time, per windowed table of a shard:
   expired iterator: `behind()`) counts as activity. Once the shard has been quiet for
   `idle_timeout_ms` of processing time (the injected clock), the event clock of every
   windowed table moves on at the pace of processing time from the last record's arrival:
-  to `clock at the last record + (now - that record's arrival)`. So it keeps the lag the
+  to `latest event time readings showed + (now - the last record's arrival)` (never back). So it keeps the lag the
   shard showed between event time and arrival: live data closes its windows as time passes,
   and a backfill of three-hour-old readings that pauses moves on by the pause only, never to
   the wall clock (a pause shorter than the grace changes no output). This is the only
@@ -160,7 +160,7 @@ class ShardState:
         self._late = False
         self._inputs = 0
         self._last_input_ms = now_ms()
-        self._clock_moved_ms = self._last_input_ms
+        self._quiet_from_ms = self._last_input_ms
         self._last_arrival_ms: int | None = None
         self.tables: dict[str, TableSpec] = {}
         self.plain: dict[str, PlainPartition] = {}
@@ -255,14 +255,19 @@ class ShardState:
             # Quiet time counts from the last record's arrival: the lag between event time and
             # arrival that the shard showed is kept.
             arrival = self._last_arrival_ms
-            self._clock_moved_ms = now if arrival is None else min(arrival, now)
-        elif now - self._last_input_ms >= self.idle_timeout_ms and now > self._clock_moved_ms:
-            elapsed = now - self._clock_moved_ms
-            self._clock_moved_ms = now
+            self._quiet_from_ms = now if arrival is None else min(arrival, now)
+        elif now - self._last_input_ms >= self.idle_timeout_ms:
+            elapsed = now - self._quiet_from_ms
             moved = False
             for part in self.windowed.values():
-                if part.max_event_ms is not None:
-                    part.move_clock(part.max_event_ms + elapsed)
+                seen = part.seen_ms if part.seen_ms is not None else part.max_event_ms
+                if seen is None or part.max_event_ms is None:
+                    continue
+                # From what readings showed, not from an earlier idle move: quiet spells
+                # separated by a reading that does not pass the clock never add up.
+                target = seen + elapsed
+                if target > part.max_event_ms:
+                    part.move_clock(target)
                     moved = True
             if moved:
                 self.counters.idle_advances += 1
@@ -421,7 +426,8 @@ class ShardState:
         self._unsaved_clock = False
         self._need_base = True
         self.counters.restores += 1
-        self._last_input_ms = self._clock_moved_ms = self.now_ms()
+        self._last_input_ms = self._quiet_from_ms = self.now_ms()
+        self._last_arrival_ms = None
 
     def intern_pk(self, pk: str) -> str:
         return self._pk_intern.setdefault(pk, pk)

@@ -27,13 +27,7 @@ PACKAGES = (
     "benchmarks",
 )
 
-KNOWN_CYCLES: Mapping[frozenset[str], str] = {
-    frozenset({"domain.energy", "domain.rules.limits"}): (
-        "limits.py keeps an EnergyTrack in AssetRuleState and energy.py takes AssetRuleState "
-        "and Limits (type-checking import): being broken on another branch by moving the "
-        "shared type; remove this entry when that lands"
-    ),
-}
+KNOWN_CYCLES: Mapping[frozenset[str], str] = {}
 
 
 def strongly_connected(edges: Mapping[str, Sequence[str]]) -> list[list[str]]:

@@ -119,7 +119,7 @@ def test_a_forged_all_clear_changes_nothing_of_the_registered_asset() -> None:
     cache = registry()
     with context(cache) as ctx:
         put(ctx, reading("a1", fault_code="E42"))
-        rules = ctx.app.table_named("asset_rules")
+        rules = next(t for t in ctx.app.tables if t.name == "asset_rules")
         before = dict(ctx.table_items(rules))["a1"]
         # "All fine" from another room, another site, a new site: three refusals.
         forged = [
@@ -273,7 +273,7 @@ def run(claims: list[Claim], end_ms: int) -> tuple[dict[str, Any], dict[Any, obj
                 last[(output.asset_id, output.window_ms, output.window_start_ms)] = output
             elif isinstance(output, AssetState):
                 last[("state", output.asset_id)] = output
-        rules = ctx.table_items(ctx.app.table_named("asset_rules"))
+        rules = ctx.table_items(next(t for t in ctx.app.tables if t.name == "asset_rules"))
     return {k: v for k, v in rules if k in WHERE}, last
 
 

@@ -32,9 +32,10 @@ STEP_MS = MINUTE_MS  # one reading per device per minute
 READINGS = 100  # an hour and 40 minutes: one hourly window closes on readings, one by idling
 HONEST = ("lamp-1", "lamp-2", "lamp-3")
 SHARD = "shardId-000000000000"
-MAX_PAUSE_MS = GRACE_MS - DEFAULT_MAX_SKEW_MS
-"""A pause shorter than the grace, less what a believed device may run ahead, closes no window
-a later reading still needs."""
+MAX_PAUSE_MS = GRACE_MS - DEFAULT_MAX_SKEW_MS - STEP_MS
+"""A quiet spell (a pause plus the reading interval around it) shorter than the grace, less
+what a believed device may run ahead, closes no window a later reading still needs: a reading
+counts its energy back to the one before it."""
 
 
 @dataclass(frozen=True)

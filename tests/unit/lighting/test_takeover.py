@@ -313,7 +313,14 @@ def test_the_engine_processes_while_a_lookup_waits_and_checkpoints_once_it_is_an
     engine.initialize(TRIM_HORIZON)
     codes = [None, "E42", "E42", None, None]
     records = [
-        Record("shard-0", n, 0, TAKEN, encode_reading(reading(TS_MS + n * MINUTE_MS, code)), TS_MS)
+        Record(
+            "shard-0",
+            n,
+            0,
+            TAKEN,
+            encode_reading(reading(TS_MS + n * MINUTE_MS, code)),
+            TS_MS + n * MINUTE_MS,  # arrival: the device's clock is right
+        )
         for n, code in enumerate(codes, start=1)
     ]
     engine.process_records(records[:3])
