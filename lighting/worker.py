@@ -86,14 +86,26 @@ def local_runner(
     views: WorkerViews,
     *,
     stop_when_idle_ms: int | None = None,
+    bounded: bool | None = None,
 ) -> LocalRunner:
-    """A local (polling) runner over every shard of the stream; its shards share `views`."""
+    """A local (polling) runner over every shard of the stream; its shards share `views`.
+    `bounded` (default: when it stops on idle) makes quiet at the tip the end of the input
+    (`EngineConfig.bounded`)."""
+    if bounded is None:
+        bounded = stop_when_idle_ms is not None
     store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
     return LocalRunner(
         clients.kinesis,
         settings.stream,
         LeaseTable(clients.dynamodb, settings.app_name),
-        engine_factory(settings, clients, lighting_app(settings, views), store, gate=views.gate),
+        engine_factory(
+            settings,
+            clients,
+            lighting_app(settings, views),
+            store,
+            gate=views.gate,
+            bounded=bounded,
+        ),
         LocalRunnerConfig(
             worker_id=settings.owner,
             initial_position=settings.initial_position,
@@ -114,11 +126,14 @@ def run_local_worker(
     *,
     stop_when_idle_ms: int | None = None,
     on_runner: Callable[[LocalRunner], None] | None = None,
+    bounded: bool | None = None,
 ) -> LocalRunner:
     """Run a local runner until it stops (idle, `stop()`, or a fatal error), with its own
     `worker_views`, closed when it stops."""
     with worker_views(settings, clients) as views:
-        runner = local_runner(settings, clients, views, stop_when_idle_ms=stop_when_idle_ms)
+        runner = local_runner(
+            settings, clients, views, stop_when_idle_ms=stop_when_idle_ms, bounded=bounded
+        )
         if on_runner is not None:
             on_runner(runner)
         runner.run()

@@ -155,7 +155,8 @@ def run_on_emulated_aws(
         worker = threading.Thread(
             target=run_local_worker,
             args=(settings, clients),
-            kwargs={"on_runner": runner_box.append},
+            # The demo's input ends with the simulation: every window closes once it is read.
+            kwargs={"on_runner": runner_box.append, "bounded": True},
             name="worker",
             daemon=True,
         )

@@ -60,7 +60,9 @@ class ShardEngine:
         self._store = state_store
         self._now_ms = now_ms
         self._agents: list[AgentInstance[object]] = [a.instance() for a in app.agents]
-        self.state = ShardState(app.tables, shard_id, now_ms, config.idle_timeout_ms)
+        self.state = ShardState(
+            app.tables, shard_id, now_ms, config.idle_timeout_ms, bounded=config.bounded
+        )
         self.counters = EngineCounters()
         self.health = ShardHealth(shard_id)
         self.checkpoint = ShardCheckpoint(

@@ -146,6 +146,11 @@ class EngineCounters:
 class EngineConfig:
     checkpoint_interval_ms: int = 5_000
     idle_timeout_ms: int = 60_000
+    bounded: bool = False
+    """A run that ends once its input is read (`luxflow worker --stop-when-idle-s`, the demo,
+    a replay run to its end): quiet at the tip is the end of the input, so the idle rule moves
+    the event clock to processing time and every window closes before the run stops. A
+    continuous worker (False) keeps the shard's lag instead."""
     max_buffered_outputs: int = 50_000
     """Outputs routed to the sinks and not yet flushed; over this the engine takes no new
     records until a checkpoint succeeds (memory stays flat while a store is down)."""

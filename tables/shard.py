@@ -29,11 +29,14 @@ Event time, per windowed table of a shard:
   expired iterator: `behind()`) counts as activity. Once the shard has been quiet for
   `idle_timeout_ms` of processing time (the injected clock), the event clock of every
   windowed table moves on at the pace of processing time from the last record's arrival:
-  to `latest event time readings showed + (now - the last record's arrival)` (never back). So it keeps the lag the
-  shard showed between event time and arrival: live data closes its windows as time passes,
-  and a backfill of three-hour-old readings that pauses moves on by the pause only, never to
-  the wall clock (a pause shorter than the grace changes no output). This is the only
+  to `latest event time readings showed + (now - the last record's arrival)` (never back).
+  So it keeps the lag the shard showed between event time and arrival: live data closes its
+  windows as time passes, and a backfill of three-hour-old readings that pauses moves on by
+  the pause only, never to the wall clock (a pause shorter than the grace, less the skew
+  allowance and one reading interval, changes no output). This is the only
   processing-time input to state; it is stored in the snapshot like any other watermark move.
+  A bounded run (`bounded`: its input ends when it is read) moves the clock at least to
+  processing time instead, so every window closes before the run stops.
 
 Snapshots are a base (every key) followed by deltas (keys changed since the previous saved
 snapshot, and deletions); see `snapshot()` and `tables.snapshot`.
@@ -144,6 +147,7 @@ class ShardState:
         idle_timeout_ms: int,
         *,
         max_deltas: int = 24,
+        bounded: bool = False,
     ) -> None:
         if idle_timeout_ms <= 0:
             raise ConfigError(f"idle_timeout_ms must be > 0, got {idle_timeout_ms}")
@@ -153,6 +157,7 @@ class ShardState:
         self.now_ms = now_ms
         self.idle_timeout_ms = idle_timeout_ms
         self.max_deltas = max_deltas
+        self.bounded = bounded
         self.counters = ShardCounters()
         self.current_event: Event[Any] | None = None
         self._pk = ""
@@ -266,6 +271,8 @@ class ShardState:
                 # From what readings showed, not from an earlier idle move: quiet spells
                 # separated by a reading that does not pass the clock never add up.
                 target = seen + elapsed
+                if self.bounded:
+                    target = max(target, now)
                 if target > part.max_event_ms:
                     part.move_clock(target)
                     moved = True
