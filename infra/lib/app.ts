@@ -36,7 +36,7 @@ export function buildApp(app: App = new App()): LuxflowApp {
   }
   const pipelineStack = config.pipeline
     ? new LuxflowPipelineStack(app, 'LuxflowPipeline', {
-        env: { account: config.account, region: config.primaryRegion },
+        env: { account: config.account, region: config.pipelineRegion },
         config,
       })
     : undefined;
