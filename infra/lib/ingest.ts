@@ -1,7 +1,8 @@
 /**
- * Ingest: the region's Kinesis stream and the IoT rule that puts the telemetry topics on it,
- * with the rule's failures sent to an SQS error queue (alarmed; docs/operations.md has the
- * redrive command).
+ * Ingest: the region's Kinesis stream and the IoT rule that puts the telemetry topics on it
+ * (only payloads that agree with their topic, keyed by the topic's site: devices.ts), with the
+ * rule's failures sent to an SQS error queue (alarmed; docs/operations.md has the redrive
+ * command).
  *
  * The stream has a generated name (the worker gets it in LUXFLOW_STREAM) and
  * RETAIN_ON_UPDATE_OR_DELETE: a create that rolls back deletes it, a later delete keeps it.
@@ -15,7 +16,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { LuxflowConfig } from './config';
 import { acknowledge } from './nag';
 import { STATEFUL } from './tables';
-import * as w from './worker';
+import * as devices from './devices';
 
 export interface Ingest {
   readonly stream: kinesis.Stream;
@@ -63,15 +64,15 @@ export function addIngest(stack: Stack, config: LuxflowConfig, key: kms.IKey): I
     // A fixed name is safe here: the rule holds no data and is not retained.
     ruleName: `luxflow_telemetry_${config.appName.replace(/[^A-Za-z0-9_]/g, '_')}`,
     topicRulePayload: {
-      description: 'luxflow telemetry -> Kinesis, partitioned by site_id',
-      sql: w.TELEMETRY_RULE_SQL,
+      description: 'luxflow telemetry that agrees with its topic -> Kinesis, keyed by the topic site',
+      sql: devices.TELEMETRY_RULE_SQL,
       awsIotSqlVersion: '2016-03-23',
       ruleDisabled: false,
       actions: [
         {
           kinesis: {
             streamName: stream.streamName,
-            partitionKey: w.TELEMETRY_PARTITION_KEY,
+            partitionKey: devices.TELEMETRY_PARTITION_KEY,
             roleArn: ruleRole.roleArn,
           },
         },

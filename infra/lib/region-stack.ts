@@ -17,6 +17,7 @@ import { Construct } from 'constructs';
 import { addServiceAlarms, addStreamAlarms, addWorkerAlarms, addReplicationAlarms } from './alarms';
 import { addApiService } from './api-service';
 import { LuxflowConfig } from './config';
+import { addDeviceIngest } from './devices';
 import { addIngest } from './ingest';
 import { AlarmTopic, addDashboard } from './monitoring';
 import { addNetwork } from './network';
@@ -61,6 +62,7 @@ export class LuxflowRegionStack extends Stack {
 
     const ingest = addIngest(this, config, key);
     this.stream = ingest.stream;
+    const deviceIngest = addDeviceIngest(this, config, key, ingest.ruleErrors);
     const tables = addTables(this, config, key);
     const { vpc, privateSubnets: subnets } = addNetwork(this, config, key);
     const queryStore = addQueryStore(this, config, key, vpc, subnets);
@@ -83,6 +85,7 @@ export class LuxflowRegionStack extends Stack {
     const sources = {
       stream: this.stream,
       ruleErrors: ingest.ruleErrors,
+      refused: deviceIngest.refused,
       cluster: workers.cluster,
       services: { Worker: workers.service, Api: api.service },
       apiTargets: api.targetGroup,

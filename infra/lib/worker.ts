@@ -38,13 +38,6 @@ export const KCL_COORDINATOR_SUFFIX = '-CoordinatorState';
 export const KCL_WORKER_METRICS_SUFFIX = '-WorkerMetricStats';
 export const KCL_LEASE_OWNER_INDEX = 'LeaseOwnerToLeaseKeyIndex';
 
-/** The telemetry topics and the IoT rule over them. Devices publish on
- * `luxflow/telemetry/<site_id>/<asset_id>`; the payload carries `site_id` too, and the
- * worker's per-site state needs every record of a site on one shard: partition by it. */
-export const TELEMETRY_TOPIC_FILTER = 'luxflow/telemetry/#';
-export const TELEMETRY_RULE_SQL = `SELECT * FROM '${TELEMETRY_TOPIC_FILTER}'`;
-export const TELEMETRY_PARTITION_KEY = '${site_id}';
-
 /** The read API (`luxflow serve`) in its own service, behind the load balancer's HTTPS. */
 export const API_PORT = 8000;
 export const API_COMMAND: readonly string[] = ['luxflow', 'serve', '--host', '0.0.0.0', '--port', String(API_PORT)];

@@ -77,8 +77,8 @@ describe.each(both)('region %s', (region, template) => {
 
   test('the IoT rule puts telemetry on the stream, failures to an encrypted queue', () => {
     const rules = Object.values(template.findResources('AWS::IoT::TopicRule'));
-    expect(rules.length).toBeGreaterThanOrEqual(1);
-    const payload = rules[0].Properties.TopicRulePayload;
+    expect(rules).toHaveLength(2);
+    const payload = rules.find((r) => r.Properties.TopicRulePayload.Actions[0].Kinesis)!.Properties.TopicRulePayload;
     expect(payload.Sql).toContain("FROM 'luxflow/telemetry/");
     expect(payload.RuleDisabled).toBe(false);
     const kinesis = payload.Actions[0].Kinesis;
@@ -300,6 +300,7 @@ describe.each(both)('region %s', (region, template) => {
         'KinesisReadThrottled',
         'RuleErrorsDepth',
         'RuleErrorsAge',
+        'RefusedRecords',
         'WorkerTasksBelowDesired',
         'ApiTasksBelowDesired',
         'ApiUnhealthyHosts',
