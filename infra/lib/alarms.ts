@@ -12,6 +12,7 @@ import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Archive, peerRegion, replicaBucketName } from './archive';
 import { LuxflowConfig, NAMES } from './config';
 import * as m from './metric-names';
 import { AlarmTopic, luxflowMetric } from './monitoring';
@@ -197,4 +198,45 @@ export function addReplicationAlarms(alarms: AlarmTopic, config: LuxflowConfig, 
       missing: NOT_BREACHING,
     });
   }
+}
+
+/** The archive path: Firehose delivery to S3 and S3 replication to the peer region. */
+export function addArchiveAlarms(alarms: AlarmTopic, config: LuxflowConfig, region: string, archive: Archive): void {
+  alarms.add({
+    key: 'ArchiveDeliveryFreshness',
+    description:
+      'Archive: the oldest record not yet delivered to S3 by Firehose is more than 15 minutes old ' +
+      '(the archive, and what a survivor can replay, falls behind).',
+    metric: new cloudwatch.Metric({
+      namespace: 'AWS/Firehose',
+      metricName: 'DeliveryToS3.DataFreshness',
+      dimensionsMap: { DeliveryStreamName: archive.deliveryStream.deliveryStreamName },
+      statistic: 'Maximum',
+      period: FIVE_MINUTES,
+    }),
+    threshold: 900,
+    evaluationPeriods: 1,
+    missing: NOT_BREACHING,
+  });
+  const peer = peerRegion(config, region);
+  if (!peer) return;
+  alarms.add({
+    key: 'ArchiveReplicationLatency',
+    description:
+      `Archive replication to ${peer} is more than 15 minutes behind (the archive's RPO target).`,
+    metric: new cloudwatch.Metric({
+      namespace: 'AWS/S3',
+      metricName: 'ReplicationLatency',
+      dimensionsMap: {
+        SourceBucket: archive.bucket.bucketName,
+        DestinationBucket: replicaBucketName(config, peer),
+        RuleId: `to-${peer}`,
+      },
+      statistic: 'Maximum',
+      period: FIVE_MINUTES,
+    }),
+    threshold: 900,
+    evaluationPeriods: 1,
+    missing: NOT_BREACHING,
+  });
 }

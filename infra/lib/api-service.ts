@@ -16,7 +16,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { LuxflowConfig, NAMES, certificateArn } from './config';
-import { REASONS, acknowledge, arnRef, ignoreCfnLint, skipCheckov } from './nag';
+import { REASONS, acknowledge, arnRef, ignoreCfnLint } from './nag';
 import { QueryStore } from './query-store';
 import { RegionTables } from './tables';
 import * as w from './worker';
@@ -32,6 +32,8 @@ export interface ApiServiceProps {
   readonly queryStore: QueryStore;
   /** The settings the worker has that the API needs too (table names, query model). */
   readonly environment: Record<string, string>;
+  /** Where the load balancer writes its access logs. */
+  readonly accessLogs: s3.IBucket;
 }
 
 export interface ApiService {
@@ -40,13 +42,8 @@ export interface ApiService {
   readonly targetGroup: elbv2.ApplicationTargetGroup;
 }
 
-const RETAINED_ON_ROLLBACK =
-  'Deletion protection would block the rollback of a failed first deploy (CloudFormation could ' +
-  'not delete what it created, and the re-run would stop on it); the load balancer holds no ' +
-  'data and is recreated by a deploy.';
-
 export function addApiService(stack: Stack, props: ApiServiceProps): ApiService {
-  const { config, key, vpc, subnets, cluster, tables, queryStore } = props;
+  const { config, key, vpc, subnets, cluster, tables, queryStore, accessLogs } = props;
   const token = new secretsmanager.Secret(stack, 'ApiToken', {
     description: 'luxflow read API: the bearer token of /api/v1 and the operator page',
     encryptionKey: key,
@@ -126,20 +123,6 @@ export function addApiService(stack: Stack, props: ApiServiceProps): ApiService 
     'The operator page and read API are served to the internet on 443 only, behind a bearer ' +
       'token; narrow it with -c apiAllowedCidr.',
   );
-  const accessLogs = new s3.Bucket(stack, 'ApiAccessLogs', {
-    encryption: s3.BucketEncryption.S3_MANAGED,
-    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-    enforceSSL: true,
-    lifecycleRules: [{ expiration: Duration.days(90) }],
-    removalPolicy: RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
-  });
-  const logBucketReason =
-    'Load balancer access logs: a log bucket, written by the ELB service only; logging its own ' +
-    'access would need another bucket, and its objects expire after 90 days.';
-  acknowledge(accessLogs, 'AwsSolutions-S1', logBucketReason);
-  skipCheckov(accessLogs, 'CKV_AWS_18', logBucketReason);
-  skipCheckov(accessLogs, 'CKV_AWS_21', 'Access logs are written once and never changed: versioning adds nothing.');
-
   const loadBalancer = new elbv2.ApplicationLoadBalancer(stack, 'ApiLoadBalancer', {
     vpc,
     internetFacing: true,
@@ -148,7 +131,6 @@ export function addApiService(stack: Stack, props: ApiServiceProps): ApiService 
     dropInvalidHeaderFields: true,
   });
   loadBalancer.logAccessLogs(accessLogs, 'api');
-  skipCheckov(loadBalancer, 'CKV_AWS_150', RETAINED_ON_ROLLBACK);
   const listener = loadBalancer.addListener('Https', {
     port: 443,
     protocol: elbv2.ApplicationProtocol.HTTPS,

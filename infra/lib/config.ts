@@ -2,6 +2,7 @@
  * The deployment's parameters, read from CDK context (`-c key=value` or cdk.json). Every key has
  * a default that synthesizes offline: a dummy account, two regions, dummy ARNs.
  */
+import { readFileSync } from 'fs';
 import { Node } from 'constructs';
 
 export type QueryModel = 'timestream' | 'influxdb';
@@ -48,6 +49,18 @@ export interface LuxflowConfig {
   readonly bakeMinutes: number;
   /** Optional e-mail subscribed to the alarm topic. */
   readonly alarmEmail?: string;
+  /** The devices' MQTT endpoint name, served by an IoT domain configuration in every region. */
+  readonly deviceDomain: string;
+  /** Route 53 hosted zone of `deviceDomain` (its failover records). */
+  readonly deviceHostedZoneId: string;
+  /** ACM certificate of `deviceDomain`; `{region}` stands for each region. */
+  readonly deviceCertificateArn: string;
+  /** The account's IoT data endpoint prefix (`aws iot describe-endpoint --endpoint-type iot:Data-ATS`). */
+  readonly iotEndpointPrefix: string;
+  /** File of the CA that signs device certificates, registered in every region (optional). */
+  readonly deviceCaCertificateFile?: string;
+  /** That file's PEM. */
+  readonly deviceCaCertificatePem?: string;
 }
 
 export const DUMMY_ACCOUNT = '111111111111';
@@ -57,6 +70,8 @@ export const DUMMY_CONNECTION_ARN =
 /** `{region}` is replaced by each stack's region; a real deployment passes its own ARN(s). */
 export const DUMMY_CERTIFICATE_ARN =
   'arn:aws:acm:{region}:111111111111:certificate/00000000-0000-0000-0000-000000000000';
+export const DUMMY_HOSTED_ZONE_ID = 'Z0000000000000000000';
+export const DUMMY_IOT_ENDPOINT_PREFIX = 'a0000000000000';
 /** An on-demand stream starts with 4 shards; the worker bound when no shard count is given. */
 export const ON_DEMAND_SHARDS = 4;
 /**
@@ -166,10 +181,23 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     pipeline: bool(node, 'pipeline', true),
     bakeMinutes: int(node, 'bakeMinutes', 0, 480) ?? 30,
     alarmEmail: str(node, 'alarmEmail'),
+    deviceDomain: str(node, 'deviceDomain') ?? 'iot.example.com',
+    deviceHostedZoneId: str(node, 'deviceHostedZoneId') ?? DUMMY_HOSTED_ZONE_ID,
+    deviceCertificateArn: str(node, 'deviceCertificateArn') ?? DUMMY_CERTIFICATE_ARN,
+    iotEndpointPrefix: str(node, 'iotEndpointPrefix') ?? DUMMY_IOT_ENDPOINT_PREFIX,
+    deviceCaCertificateFile: str(node, 'deviceCaCertificateFile'),
+    deviceCaCertificatePem: caPem(str(node, 'deviceCaCertificateFile')),
   };
 }
 
-/** The read API's certificate in `region` (ACM certificates are regional). */
-export function certificateArn(config: LuxflowConfig, region: string): string {
-  return config.apiCertificateArn.split('{region}').join(region);
+function caPem(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  const pem = readFileSync(file, 'utf8');
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`context deviceCaCertificateFile=${file}: not a PEM certificate`);
+  return pem;
+}
+
+/** A certificate ARN pattern in `region` (ACM certificates are regional). */
+export function certificateArn(config: LuxflowConfig, region: string, pattern = config.apiCertificateArn): string {
+  return pattern.split('{region}').join(region);
 }

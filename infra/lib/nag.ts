@@ -69,9 +69,4 @@ export const REASONS = {
   keyGrant:
     'Action wildcards of the CDK table grant on the region key that encrypts the regional ' +
     'tables (kms:ReEncrypt*, kms:GenerateDataKey*): that one key, no other.',
-  globalTableKey:
-    'The command model is a global table created by the primary stack with its replicas: a ' +
-    'customer managed key per replica would have to exist in every other region before the ' +
-    'primary stack deploys (each region stack owns its own key). It is encrypted at rest with ' +
-    'the AWS owned key; the regional tables use the region key.',
 } as const;

@@ -16,33 +16,44 @@ import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as pipelines from 'aws-cdk-lib/pipelines';
 import { Construct } from 'constructs';
+import { LuxflowArchiveStack } from './archive';
 import { LuxflowConfig } from './config';
+import { archiveStackId, deployOrder, regionStackId } from './regions';
 import { acknowledge, arnRef, ignoreCfnLint, resourcesOfType, skipCheckov } from './nag';
 import { LuxflowRegionStack } from './region-stack';
 
-export function regionStackId(region: string): string {
-  return `Luxflow-${region}`;
-}
-
-/** Ordered regions: the primary first. */
-export function deployOrder(config: LuxflowConfig): string[] {
-  return [config.primaryRegion, ...config.regions.filter((r) => r !== config.primaryRegion)];
-}
+export { deployOrder, regionStackId } from './regions';
 
 export interface LuxflowStageProps extends StageProps {
   readonly config: LuxflowConfig;
   readonly region: string;
+  /** The first stage also deploys every region's archive replica stack, before its region stack. */
+  readonly withArchives: boolean;
 }
 
 export class LuxflowStage extends Stage {
   readonly stack: LuxflowRegionStack;
+  readonly archiveStacks: LuxflowArchiveStack[] = [];
   constructor(scope: Construct, id: string, props: LuxflowStageProps) {
     super(scope, id, props);
+    const config = props.config;
+    if (props.withArchives) {
+      for (const region of config.regions) {
+        this.archiveStacks.push(
+          new LuxflowArchiveStack(this, archiveStackId(region), {
+            env: { account: config.account, region },
+            stackName: archiveStackId(region),
+            config,
+          }),
+        );
+      }
+    }
     this.stack = new LuxflowRegionStack(this, regionStackId(props.region), {
-      env: { account: props.config.account, region: props.region },
+      env: { account: config.account, region: props.region },
       stackName: regionStackId(props.region),
-      config: props.config,
+      config,
     });
+    for (const archive of this.archiveStacks) this.stack.addStackDependency(archive);
   }
 }
 
@@ -63,6 +74,10 @@ export function contextArgs(config: LuxflowConfig): string {
     apiCertificateArn: config.apiCertificateArn,
     apiAllowedCidr: config.apiAllowedCidr,
     apiTasks: String(config.apiTasks),
+    deviceDomain: config.deviceDomain,
+    deviceHostedZoneId: config.deviceHostedZoneId,
+    deviceCertificateArn: config.deviceCertificateArn,
+    iotEndpointPrefix: config.iotEndpointPrefix,
     connectionArn: config.connectionArn,
     repository: config.repository,
     branch: config.branch,
@@ -70,6 +85,8 @@ export function contextArgs(config: LuxflowConfig): string {
   };
   if (config.shards === undefined) args.onDemandShards = String(config.maxWorkers);
   if (config.alarmEmail) args.alarmEmail = config.alarmEmail;
+  // The CA's PEM is read from a file of the repository (e.g. infra/ca/devices.pem).
+  if (config.deviceCaCertificateFile) args.deviceCaCertificateFile = config.deviceCaCertificateFile;
   return Object.entries(args)
     .map(([k, v]) => `-c '${k}=${v}'`)
     .join(' ');
@@ -142,6 +159,7 @@ export class LuxflowPipelineStack extends Stack {
         env: { account: config.account, region },
         config: { ...config, pipeline: false },
         region,
+        withArchives: index === 0,
       });
       const bake = new pipelines.CodeBuildStep(`Bake-${region}`, {
         commands: bakeCommands(config, region),

@@ -2,7 +2,9 @@
  * One region's whole pipeline: IoT rule -> Kinesis stream -> ECS Fargate workers -> DynamoDB
  * command model (a global table: created by the primary region's stack, replicas in the others)
  * + the query store, with the regional lease, state and dead-letter tables (never replicated:
- * shard ids repeat across regional streams), the read API behind HTTPS, alarms and a dashboard.
+ * shard ids repeat across regional streams), the raw-record archive replicated to the peer
+ * region, the devices' custom domain with its failover record, the read API behind HTTPS,
+ * alarms and a dashboard.
  *
  * This module only composes the parts, each in its own module, in a fixed order (which is also
  * the order of the template's resources).
@@ -14,9 +16,11 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { addServiceAlarms, addStreamAlarms, addWorkerAlarms, addReplicationAlarms } from './alarms';
+import { addArchiveAlarms, addReplicationAlarms, addServiceAlarms, addStreamAlarms, addWorkerAlarms } from './alarms';
 import { addApiService } from './api-service';
+import { addAccessLogs, addArchive } from './archive';
 import { LuxflowConfig } from './config';
+import { addDeviceDomain } from './device-domain';
 import { addDeviceIngest } from './devices';
 import { addIngest } from './ingest';
 import { AlarmTopic, addDashboard } from './monitoring';
@@ -69,6 +73,9 @@ export class LuxflowRegionStack extends Stack {
     const workers = addWorkerService(this, { config, key, vpc, subnets, stream: this.stream, tables, queryStore });
     this.service = workers.service;
     this.taskRole = workers.taskRole;
+    const accessLogs = addAccessLogs(this);
+    const archive = addArchive(this, config, this.stream, key, accessLogs);
+    addDeviceDomain(this, config);
     const api = addApiService(this, {
       config,
       key,
@@ -78,6 +85,7 @@ export class LuxflowRegionStack extends Stack {
       tables,
       queryStore,
       environment: workers.environment,
+      accessLogs,
     });
     this.apiService = api.service;
 
@@ -94,6 +102,7 @@ export class LuxflowRegionStack extends Stack {
     addStreamAlarms(alarms, config, sources);
     addServiceAlarms(alarms, sources);
     addReplicationAlarms(alarms, config, this.region);
+    addArchiveAlarms(alarms, config, this.region, archive);
     this.alarms = alarms.alarms;
     addDashboard(this, config, Object.values(this.alarms));
   }

@@ -40,9 +40,13 @@ test('gates: tests and the image smoke test run before the first region deploys,
   expect(order(deploys[0])).toEqual([
     '1:ImageSmokeTest',
     '1:UnitAndIntegrationTests',
-    '2:Luxflow-us-east-1.Prepare',
-    '3:Luxflow-us-east-1.Deploy',
-    '4:Bake-us-east-1',
+    '2:LuxflowArchive-eu-west-1.Prepare',
+    '2:LuxflowArchive-us-east-1.Prepare',
+    '3:LuxflowArchive-eu-west-1.Deploy',
+    '3:LuxflowArchive-us-east-1.Deploy',
+    '4:Luxflow-us-east-1.Prepare',
+    '5:Luxflow-us-east-1.Deploy',
+    '6:Bake-us-east-1',
   ]);
   expect(order(deploys[1])).toEqual(['1:Luxflow-eu-west-1.Prepare', '2:Luxflow-eu-west-1.Deploy', '3:Bake-eu-west-1']);
   // The second region's stage comes after the first one's bake (stages run in sequence).

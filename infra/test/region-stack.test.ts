@@ -51,6 +51,7 @@ describe.each(both)('region %s', (region, template) => {
       'AWS::DynamoDB::GlobalTable',
       'AWS::Timestream::InfluxDBInstance',
       'AWS::KMS::Key',
+      'AWS::S3::Bucket',
     ];
     const seen = new Set<string>();
     for (const resource of Object.values(resources)) {
@@ -304,6 +305,8 @@ describe.each(both)('region %s', (region, template) => {
         'WorkerTasksBelowDesired',
         'ApiTasksBelowDesired',
         'ApiUnhealthyHosts',
+        'ArchiveDeliveryFreshness',
+        'ArchiveReplicationLatency',
         ...others.map((r) => `ReplicationLatency-${r}`),
       ].sort(),
     );
@@ -398,6 +401,8 @@ describe('the command model: one global table, owned by the primary region', () 
 
   test('the secondary stack deploys after the primary one (the replica must exist)', () => {
     const secondaryStack = synth.built.regionStacks['eu-west-1'];
-    expect(secondaryStack.dependencies.map((s) => s.stackName)).toEqual(['Luxflow-us-east-1']);
+    expect(secondaryStack.dependencies.map((s) => s.stackName).sort()).toEqual(
+      ['Luxflow-us-east-1', 'LuxflowArchive-eu-west-1', 'LuxflowArchive-us-east-1'].sort(),
+    );
   });
 });
