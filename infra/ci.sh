@@ -5,16 +5,27 @@
 #   availability zones, so no lookup needs AWS), then cfn-lint and checkov on every synthesized
 #   template: any error, warning or failed check fails (findings kept on purpose are suppressed
 #   in the CDK code, in the resource's Metadata, with their reason: lib/nag.ts).
-# cfn-lint and checkov come from the project's venv (`./dev setup`: the `dev` extra).
+# cfn-lint and checkov live in their own venv, infra/.lint-venv, installed from PyPI by this
+# script when lint-requirements.txt changed (not in the project's .venv: checkov pins an old boto3).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 say() { printf '\033[1m==> infra: %s\033[0m\n' "$*" >&2; }
 command -v npm >/dev/null || { echo "node and npm are required (infra/)" >&2; exit 1; }
-CFN_LINT=${CFN_LINT:-../.venv/bin/cfn-lint}
-CHECKOV=${CHECKOV:-../.venv/bin/checkov}
+LINT_VENV=.lint-venv
+lint_stamp="$LINT_VENV/.installed-$(sha256sum lint-requirements.txt | cut -c1-16)"
+if [ ! -f "$lint_stamp" ]; then
+  say "installing cfn-lint and checkov into infra/$LINT_VENV (lint-requirements.txt)"
+  command -v python3 >/dev/null || { echo "python3 is required (cfn-lint, checkov)" >&2; exit 1; }
+  rm -rf "$LINT_VENV"
+  { python3 -m venv "$LINT_VENV" && "$LINT_VENV/bin/pip" install -q -r lint-requirements.txt; } ||
+    { echo "cannot install cfn-lint and checkov into infra/$LINT_VENV (PyPI reachable?)" >&2; exit 1; }
+  touch "$lint_stamp"
+fi
+CFN_LINT=$LINT_VENV/bin/cfn-lint
+CHECKOV=$LINT_VENV/bin/checkov
 for tool in "$CFN_LINT" "$CHECKOV"; do
-  [ -x "$tool" ] || { echo "$tool is missing: run ./dev setup (cfn-lint and checkov are in the dev extra)" >&2; exit 1; }
+  [ -x "$tool" ] || { echo "infra/$tool is missing: delete infra/$LINT_VENV and run again" >&2; exit 1; }
 done
 
 stamp="node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)"
