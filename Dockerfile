@@ -69,9 +69,10 @@ RUN useradd --system --uid 10001 --home-dir /app luxflow && mkdir -p /app/run \
     && chown luxflow /app/run
 USER luxflow
 
-# Healthy while every held shard makes progress (/readyz, both runners). One line, equal to
-# HEALTH_CHECK_COMMAND in infra/lib/worker.ts (a unit test keeps them equal).
-HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 CMD ["luxflow", "health"]
+# Liveness: healthy while the worker process serves /healthz (both runners). Not /readyz: a sink
+# outage stalls every shard at once, and restarting the fleet for it only adds lease moves.
+# One line, equal to HEALTH_CHECK_COMMAND in infra/lib/worker.ts (a unit test keeps them equal).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 CMD ["luxflow", "health", "--url", "http://127.0.0.1:8080/healthz"]
 
 STOPSIGNAL SIGTERM
 CMD ["luxflow", "worker", "--runner", "kcl", "--jars", "/app/.jars"]

@@ -1,13 +1,32 @@
 #!/usr/bin/env bash
 # The CDK app's checks, offline and without AWS credentials:
 #   npm ci (only when package-lock.json changed), tsc --noEmit, jest (assertions + the cdk-nag
-#   gate), and `cdk synth` into infra/cdk.out with the dummy account (cdk.context.json holds its
-#   availability zones, so no lookup needs AWS).
+#   gate), `cdk synth` into infra/cdk.out with the dummy account (cdk.context.json holds its
+#   availability zones, so no lookup needs AWS), then cfn-lint and checkov on every synthesized
+#   template: any error, warning or failed check fails (findings kept on purpose are suppressed
+#   in the CDK code, in the resource's Metadata, with their reason: lib/nag.ts).
+# cfn-lint and checkov live in their own venv, infra/.lint-venv, installed from PyPI by this
+# script when lint-requirements.txt changed (not in the project's .venv: checkov pins an old boto3).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 say() { printf '\033[1m==> infra: %s\033[0m\n' "$*" >&2; }
 command -v npm >/dev/null || { echo "node and npm are required (infra/)" >&2; exit 1; }
+LINT_VENV=.lint-venv
+lint_stamp="$LINT_VENV/.installed-$(sha256sum lint-requirements.txt | cut -c1-16)"
+if [ ! -f "$lint_stamp" ]; then
+  say "installing cfn-lint and checkov into infra/$LINT_VENV (lint-requirements.txt)"
+  command -v python3 >/dev/null || { echo "python3 is required (cfn-lint, checkov)" >&2; exit 1; }
+  rm -rf "$LINT_VENV"
+  { python3 -m venv "$LINT_VENV" && "$LINT_VENV/bin/pip" install -q -r lint-requirements.txt; } ||
+    { echo "cannot install cfn-lint and checkov into infra/$LINT_VENV (PyPI reachable?)" >&2; exit 1; }
+  touch "$lint_stamp"
+fi
+CFN_LINT=$LINT_VENV/bin/cfn-lint
+CHECKOV=$LINT_VENV/bin/checkov
+for tool in "$CFN_LINT" "$CHECKOV"; do
+  [ -x "$tool" ] || { echo "infra/$tool is missing: delete infra/$LINT_VENV and run again" >&2; exit 1; }
+done
 
 stamp="node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
@@ -42,3 +61,19 @@ node -e '
   const n = Object.values(m.artifacts).filter((a) => a.type === "aws:cloudformation:stack").length;
   console.error(`cdk synth: ${n} top-level stacks in cdk.out`);
 '
+
+mapfile -t templates < <(find cdk.out -name '*.template.json' | sort)
+[ "${#templates[@]}" -gt 0 ] || { echo "no template in cdk.out" >&2; exit 1; }
+
+say "cfn-lint $("$CFN_LINT" --version | cut -d' ' -f2) on ${#templates[@]} templates"
+# Exit code: 0 clean; 2 errors, 4 warnings, 8 informational (or-ed): all of them fail here.
+"$CFN_LINT" --format parseable -- "${templates[@]}" || { echo "cfn-lint: findings above" >&2; exit 1; }
+
+say "checkov $("$CHECKOV" --version) on ${#templates[@]} templates"
+# Files, not the folder: cdk.out also holds the image's build context. --skip-download: no
+# platform calls (guidelines, severities); the checks themselves ship with checkov.
+files=()
+for t in "${templates[@]}"; do files+=(--file "$t"); done
+"$CHECKOV" "${files[@]}" --framework cloudformation --skip-download --compact --quiet -o cli ||
+  { echo "checkov: failed checks above (fix them, or skip one in code with its reason)" >&2; exit 1; }
+echo "checkov: no failed check" >&2

@@ -1,18 +1,23 @@
 /**
  * The deployment's parameters, read from CDK context (`-c key=value` or cdk.json). Every key has
- * a default that synthesizes offline: a dummy account and two regions.
+ * a default that synthesizes offline: a dummy account, two regions, dummy ARNs.
  */
+import { readFileSync } from 'fs';
 import { Node } from 'constructs';
 
 export type QueryModel = 'timestream' | 'influxdb';
+/** How the private subnets reach AWS APIs: VPC endpoints only, or one NAT gateway per zone. */
+export type Egress = 'endpoints' | 'nat';
 
 export interface LuxflowConfig {
   /** AWS account of every stack. Default: the dummy 111111111111 (synth only). */
   readonly account: string;
   /** Regions that each run the whole pipeline; the first is the primary unless said otherwise. */
   readonly regions: readonly string[];
-  /** Region whose stack owns the global table (replicas live in the others) and the pipeline. */
+  /** Region whose stack owns the global table (replicas live in the others). */
   readonly primaryRegion: string;
+  /** Region of the pipeline stack (default: the primary region). */
+  readonly pipelineRegion: string;
   /** Application name: the KCL lease table's name and the metrics' `App` dimension. */
   readonly appName: string;
   /** Kinesis: undefined = on-demand; a number = provisioned with that many shards. */
@@ -21,9 +26,18 @@ export interface LuxflowConfig {
   readonly maxWorkers: number;
   /** Workers started (bounded by maxWorkers). */
   readonly desiredWorkers: number;
+  /** Stream retention in hours (24 to 8760). */
+  readonly retentionHours: number;
   readonly queryModel: QueryModel;
-  /** NAT gateways per region VPC (the workers' egress). */
-  readonly natGateways: number;
+  readonly egress: Egress;
+  /** DynamoDB deletion protection on the tables (see the README's first deploy). */
+  readonly deletionProtection: boolean;
+  /** ACM certificate ARN of the read API's HTTPS listener; `{region}` stands for each region. */
+  readonly apiCertificateArn: string;
+  /** CIDR allowed to reach the read API's load balancer on 443. */
+  readonly apiAllowedCidr: string;
+  /** Read API tasks per region. */
+  readonly apiTasks: number;
   /** CodeStar (CodeConnections) connection to the repository, for the pipeline's source. */
   readonly connectionArn: string;
   /** `owner/name` of the repository the pipeline builds. */
@@ -31,29 +45,57 @@ export interface LuxflowConfig {
   readonly branch: string;
   /** Whether the app also defines the CDK Pipelines stack. */
   readonly pipeline: boolean;
+  /** Minutes a freshly deployed region must run with no alarm before the next one deploys. */
+  readonly bakeMinutes: number;
   /** Optional e-mail subscribed to the alarm topic. */
   readonly alarmEmail?: string;
+  /** The devices' MQTT endpoint name, served by an IoT domain configuration in every region. */
+  readonly deviceDomain: string;
+  /** Route 53 hosted zone of `deviceDomain` (its failover records). */
+  readonly deviceHostedZoneId: string;
+  /** ACM certificate of `deviceDomain`; `{region}` stands for each region. */
+  readonly deviceCertificateArn: string;
+  /** The account's IoT data endpoint prefix (`aws iot describe-endpoint --endpoint-type iot:Data-ATS`). */
+  readonly iotEndpointPrefix: string;
+  /** File of the CA that signs device certificates, registered in every region (optional). */
+  readonly deviceCaCertificateFile?: string;
+  /** That file's PEM. */
+  readonly deviceCaCertificatePem?: string;
 }
 
 export const DUMMY_ACCOUNT = '111111111111';
 export const DEFAULT_REGIONS = ['us-east-1', 'eu-west-1'];
 export const DUMMY_CONNECTION_ARN =
   'arn:aws:codeconnections:us-east-1:111111111111:connection/00000000-0000-0000-0000-000000000000';
+/** `{region}` is replaced by each stack's region; a real deployment passes its own ARN(s). */
+export const DUMMY_CERTIFICATE_ARN =
+  'arn:aws:acm:{region}:111111111111:certificate/00000000-0000-0000-0000-000000000000';
+export const DUMMY_HOSTED_ZONE_ID = 'Z0000000000000000000';
+export const DUMMY_IOT_ENDPOINT_PREFIX = 'a0000000000000';
 /** An on-demand stream starts with 4 shards; the worker bound when no shard count is given. */
 export const ON_DEMAND_SHARDS = 4;
+/**
+ * Stream retention, 48 h: an incident found the next morning (a bad rule, a bug fixed overnight)
+ * is still replayable from the stream itself; the raw-record archive in S3 keeps everything
+ * older. Cost of the 24 h beyond the included day (us-east-1 list prices): provisioned, $0.02 per
+ * shard-hour = $14.60 per shard-month (4 shards: $58.40/month); on demand, $0.10 per GB-month of
+ * data held past 24 h (100 sites x 100 MB/day = 10 GB held: $1/month).
+ */
+export const DEFAULT_RETENTION_HOURS = 48;
 
 /**
  * Names the worker knows through its LUXFLOW_* settings; the defaults equal the Settings
- * defaults in the Python app so that `luxflow` commands without settings find the same tables.
+ * defaults in the Python app. Only the ones that must be fixed are physical names: the command
+ * table (one name in every region, a global table) and the KCL tables (named after the
+ * application by the KCL). The stream, the state and dead-letter tables get generated names
+ * (passed to the worker in its environment), so that a retained copy never blocks a redeploy.
  */
 export const NAMES = {
-  stream: 'luxflow-telemetry',
   commandTable: 'luxflow-model',
-  deadLetterTable: 'luxflow-dead-letters',
-  stateTable: 'luxflow-state',
   timestreamDatabase: 'luxflow',
   timestreamTables: ['events', 'usage'],
   influxBucket: 'luxflow',
+  influxOrganization: 'luxflow',
 } as const;
 
 type ContextReader = Pick<Node, 'tryGetContext'>;
@@ -64,14 +106,29 @@ function str(node: ContextReader, key: string): string | undefined {
   return String(value);
 }
 
-function int(node: ContextReader, key: string, min: number): number | undefined {
+function int(node: ContextReader, key: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const text = str(node, key);
   if (text === undefined) return undefined;
   const value = Number(text);
-  if (!Number.isInteger(value) || value < min) {
-    throw new Error(`context ${key}=${text}: expected an integer >= ${min}`);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`context ${key}=${text}: expected an integer from ${min} to ${max}`);
   }
   return value;
+}
+
+function bool(node: ContextReader, key: string, fallback: boolean): boolean {
+  const text = str(node, key);
+  if (text === undefined) return fallback;
+  if (text !== 'true' && text !== 'false') throw new Error(`context ${key}=${text}: true or false`);
+  return text === 'true';
+}
+
+function oneOf<T extends string>(node: ContextReader, key: string, allowed: readonly T[], fallback: T): T {
+  const text = str(node, key) ?? fallback;
+  if (!(allowed as readonly string[]).includes(text)) {
+    throw new Error(`context ${key}=${text}: one of ${allowed.join(', ')}`);
+  }
+  return text as T;
 }
 
 export function readConfig(node: ContextReader): LuxflowConfig {
@@ -93,24 +150,54 @@ export function readConfig(node: ContextReader): LuxflowConfig {
   const maxWorkers = shards ?? int(node, 'onDemandShards', 1) ?? ON_DEMAND_SHARDS;
   const desiredWorkers = Math.min(int(node, 'workers', 1) ?? 2, maxWorkers);
 
-  const queryModel = str(node, 'queryModel') ?? 'timestream';
-  if (queryModel !== 'timestream' && queryModel !== 'influxdb') {
-    throw new Error(`context queryModel=${queryModel}: timestream or influxdb`);
+  // Timestream for LiveAnalytics is closed to new customers since 2025-06-20: InfluxDB is the
+  // default, LiveAnalytics stays for accounts that already have it.
+  const queryModel = oneOf<QueryModel>(node, 'queryModel', ['influxdb', 'timestream'], 'influxdb');
+  // LiveAnalytics hands out cell endpoints through endpoint discovery, which no interface
+  // endpoint covers: that model needs NAT.
+  const egress = oneOf<Egress>(node, 'egress', ['endpoints', 'nat'], queryModel === 'timestream' ? 'nat' : 'endpoints');
+  if (queryModel === 'timestream' && egress === 'endpoints') {
+    throw new Error('context egress=endpoints with queryModel=timestream: LiveAnalytics needs egress=nat');
   }
   return {
     account,
     regions,
     primaryRegion,
+    pipelineRegion: str(node, 'pipelineRegion') ?? primaryRegion,
     appName: str(node, 'appName') ?? 'luxflow-lighting',
     shards,
     maxWorkers,
     desiredWorkers,
+    retentionHours: int(node, 'retentionHours', 24, 8760) ?? DEFAULT_RETENTION_HOURS,
     queryModel,
-    natGateways: int(node, 'natGateways', 1) ?? 1,
+    egress,
+    deletionProtection: bool(node, 'deletionProtection', true),
+    apiCertificateArn: str(node, 'apiCertificateArn') ?? DUMMY_CERTIFICATE_ARN,
+    apiAllowedCidr: str(node, 'apiAllowedCidr') ?? '0.0.0.0/0',
+    apiTasks: int(node, 'apiTasks', 1, 10) ?? 2,
     connectionArn: str(node, 'connectionArn') ?? DUMMY_CONNECTION_ARN,
     repository: str(node, 'repository') ?? 'example/luxflow',
     branch: str(node, 'branch') ?? 'main',
-    pipeline: (str(node, 'pipeline') ?? 'true') !== 'false',
+    pipeline: bool(node, 'pipeline', true),
+    bakeMinutes: int(node, 'bakeMinutes', 0, 480) ?? 30,
     alarmEmail: str(node, 'alarmEmail'),
+    deviceDomain: str(node, 'deviceDomain') ?? 'iot.example.com',
+    deviceHostedZoneId: str(node, 'deviceHostedZoneId') ?? DUMMY_HOSTED_ZONE_ID,
+    deviceCertificateArn: str(node, 'deviceCertificateArn') ?? DUMMY_CERTIFICATE_ARN,
+    iotEndpointPrefix: str(node, 'iotEndpointPrefix') ?? DUMMY_IOT_ENDPOINT_PREFIX,
+    deviceCaCertificateFile: str(node, 'deviceCaCertificateFile'),
+    deviceCaCertificatePem: caPem(str(node, 'deviceCaCertificateFile')),
   };
+}
+
+function caPem(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  const pem = readFileSync(file, 'utf8');
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`context deviceCaCertificateFile=${file}: not a PEM certificate`);
+  return pem;
+}
+
+/** A certificate ARN pattern in `region` (ACM certificates are regional). */
+export function certificateArn(config: LuxflowConfig, region: string, pattern = config.apiCertificateArn): string {
+  return pattern.split('{region}').join(region);
 }

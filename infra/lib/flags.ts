@@ -20,5 +20,6 @@ export const FEATURE_FLAGS: Record<string, unknown> = {
   "@aws-cdk/pipelines:reduceStageRoleTrustScope": true,
   "@aws-cdk/aws-codepipeline:defaultPipelineTypeToV2": true,
   "@aws-cdk/aws-codepipeline:crossAccountKeysDefaultValueToFalse": true,
-  "@aws-cdk/core:explicitStackTags": true
+  "@aws-cdk/core:explicitStackTags": true,
+  "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": true
 };

@@ -2,7 +2,7 @@
  * The worker's CloudWatch metrics that the infrastructure alarms on and charts: the ONE place
  * their names live on the infrastructure side. `metric-names.json` beside package.json is the
  * same list as JSON (a jest test keeps the two equal; `npm run metric-names` rewrites it), so
- * that a Python test can prove the worker emits every one of them (issue 13).
+ * that a Python test can prove the worker emits every one of them.
  *
  * Namespace `Luxflow`, one dimension `App` = the application name (default `luxflow-lighting`).
  */
@@ -19,7 +19,7 @@ export interface MetricSpec {
   readonly name: string;
   readonly unit: MetricUnit;
   readonly statistic: MetricStatistic;
-  /** True when an alarm watches this metric; false: dashboard only. */
+  /** True when an alarm (or an alarm's metric math) reads this metric; false: dashboard only. */
   readonly alarm: boolean;
 }
 
@@ -37,6 +37,8 @@ export const CHECKPOINT_AGE_MS: MetricSpec = {
   statistic: 'Maximum',
   alarm: true,
 };
+/** The denominator of the dead-letter rate alarm (dead letters per record read). */
+export const RECORDS_READ: MetricSpec = { name: 'RecordsRead', unit: 'Count', statistic: 'Sum', alarm: true };
 export const RECORDS_PROCESSED: MetricSpec = {
   name: 'RecordsProcessed',
   unit: 'Count',
@@ -58,6 +60,7 @@ export const METRICS: readonly MetricSpec[] = [
   DEAD_LETTERS,
   SINK_ERRORS,
   CHECKPOINT_AGE_MS,
+  RECORDS_READ,
   RECORDS_PROCESSED,
   LATE_RECORDS,
   SHARDS_HELD,

@@ -1,13 +1,15 @@
 /**
- * The query model's store, per `config.queryModel`: Timestream for LiveAnalytics (a database
- * encrypted with the region's key and its tables) or Timestream for InfluxDB (an instance in
- * the workers' subnets, its admin secret and the workers' write token). Returns what the
- * worker needs to use it: settings, secrets, task-role statements and network access.
+ * The query model's store, per `config.queryModel`: Timestream for InfluxDB (the default: an
+ * instance in the private subnets, its admin secret, the workers' write token and the read
+ * API's read token) or, for accounts that already have it, Timestream for LiveAnalytics (a
+ * database encrypted with the region's key and its tables; closed to new customers since
+ * 2025-06-20). Returns what the worker and the API need to use it: settings, secrets,
+ * task-role statements and network access.
  *
- * Created directly in the stack's scope, with the ids the stack always had, so that the
- * logical ids of the retained database, tables and instance do not change.
+ * The instance has a generated name and RETAIN_ON_UPDATE_OR_DELETE: a rolled-back first
+ * deploy deletes it, so the next attempt does not stop on "already exists".
  */
-import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Stack, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -15,6 +17,8 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as timestream from 'aws-cdk-lib/aws-timestream';
 import { LuxflowConfig, NAMES } from './config';
+import { ignoreCfnLint } from './nag';
+import { STATEFUL } from './tables';
 import * as w from './worker';
 
 /** The InfluxDB API port (HTTPS). */
@@ -25,28 +29,36 @@ export interface QueryStore {
   readonly environment: Record<string, string>;
   /** The store's secret settings for the worker container (InfluxDB: the write token). */
   readonly secrets: Record<string, ecs.Secret>;
+  /** The store's secret settings for the read API (InfluxDB: the read token; else none). */
+  readonly apiSecrets: Record<string, ecs.Secret>;
   /** What the worker's task role needs on the store. */
   readonly taskPolicy: iam.PolicyStatement[];
-  /** Lets the workers reach the store over the network (Timestream: nothing to open). */
-  allowWorkers(service: ecs.FargateService): void;
+  /** Lets a service reach the store over the network (Timestream: nothing to open). */
+  allowFrom(service: ecs.FargateService, who: string): void;
 }
 
-export function addQueryStore(stack: Stack, config: LuxflowConfig, key: kms.IKey, vpc: ec2.IVpc): QueryStore {
-  return config.queryModel === 'timestream' ? addTimestream(stack, key) : addInfluxDb(stack, vpc);
+export function addQueryStore(
+  stack: Stack,
+  config: LuxflowConfig,
+  key: kms.IKey,
+  vpc: ec2.IVpc,
+  subnets: ec2.SubnetSelection,
+): QueryStore {
+  return config.queryModel === 'timestream' ? addTimestream(stack, key) : addInfluxDb(stack, key, vpc, subnets);
 }
+
+const LIVE_ANALYTICS =
+  'Timestream for LiveAnalytics is closed to new customers since 2025-06-20: this resource exists ' +
+  'only with -c queryModel=timestream, for accounts that have it; the default is InfluxDB.';
 
 function addTimestream(stack: Stack, key: kms.IKey): QueryStore {
   const database = new timestream.CfnDatabase(stack, 'TimestreamDatabase', {
     databaseName: NAMES.timestreamDatabase,
     kmsKeyId: key.keyArn,
   });
-  Validations.of(database).acknowledge({
-    id: 'CloudFormation-Validate::W3697',
-    reason:
-      'Timestream for LiveAnalytics is closed to new customers since 2025-06-20: this is ' +
-      'for accounts that have it; others deploy with -c queryModel=influxdb.',
-  });
-  database.applyRemovalPolicy(RemovalPolicy.RETAIN);
+  Validations.of(database).acknowledge({ id: 'CloudFormation-Validate::W3697', reason: LIVE_ANALYTICS });
+  ignoreCfnLint(database, 'W3697', LIVE_ANALYTICS);
+  database.applyRemovalPolicy(STATEFUL);
   const tableArns: string[] = [];
   for (const name of NAMES.timestreamTables) {
     const table = new timestream.CfnTable(stack, `Timestream-${name}`, {
@@ -59,11 +71,9 @@ function addTimestream(stack: Stack, key: kms.IKey): QueryStore {
       magneticStoreWriteProperties: { EnableMagneticStoreWrites: true },
     });
     table.addResourceDependency(database);
-    Validations.of(table).acknowledge({
-      id: 'CloudFormation-Validate::W3697',
-      reason: 'See the database: LiveAnalytics for accounts that have it, else queryModel=influxdb.',
-    });
-    table.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    Validations.of(table).acknowledge({ id: 'CloudFormation-Validate::W3697', reason: LIVE_ANALYTICS });
+    ignoreCfnLint(table, 'W3697', LIVE_ANALYTICS);
+    table.applyRemovalPolicy(STATEFUL);
     tableArns.push(table.attrArn);
   }
   return {
@@ -74,23 +84,25 @@ function addTimestream(stack: Stack, key: kms.IKey): QueryStore {
       LUXFLOW_TIMESTREAM_MAGNETIC_WRITES: 'true',
     },
     secrets: {},
+    apiSecrets: {},
     taskPolicy: [
       new iam.PolicyStatement({ actions: ['timestream:WriteRecords'], resources: tableArns }),
       // Endpoint discovery has no resource-level permission.
       new iam.PolicyStatement({ actions: ['timestream:DescribeEndpoints'], resources: ['*'] }),
     ],
-    allowWorkers: () => {},
+    allowFrom: () => {},
   };
 }
 
-function addInfluxDb(stack: Stack, vpc: ec2.IVpc): QueryStore {
+function addInfluxDb(stack: Stack, key: kms.IKey, vpc: ec2.IVpc, subnets: ec2.SubnetSelection): QueryStore {
   const securityGroup = new ec2.SecurityGroup(stack, 'InfluxDbSecurityGroup', {
     vpc,
-    description: 'Timestream for InfluxDB: reachable from the luxflow workers only',
+    description: 'Timestream for InfluxDB: reachable from the luxflow workers and read API only',
     allowAllOutbound: false,
   });
   const admin = new secretsmanager.Secret(stack, 'InfluxDbAdmin', {
     description: 'Timestream for InfluxDB: initial admin user and password',
+    encryptionKey: key,
     generateSecretString: {
       secretStringTemplate: JSON.stringify({ username: 'luxflow-admin' }),
       generateStringKey: 'password',
@@ -98,14 +110,21 @@ function addInfluxDb(stack: Stack, vpc: ec2.IVpc): QueryStore {
       passwordLength: 32,
     },
   });
-  // The worker's write token: InfluxDB creates tokens, not CloudFormation. An operator
-  // creates a write token for the bucket after the instance is up and stores it here
-  // (infra/README.md); until then the value is a random placeholder that InfluxDB refuses.
+  // InfluxDB creates tokens, not CloudFormation. After the instance is up an operator creates a
+  // write token (workers) and a read token (API) for the bucket and stores them here
+  // (infra/README.md, first deploy); until then the values are random placeholders InfluxDB
+  // refuses.
   const token = new secretsmanager.Secret(stack, 'InfluxDbToken', {
     description: 'Timestream for InfluxDB: the luxflow workers\' write token (set after creation)',
+    encryptionKey: key,
     generateSecretString: { excludePunctuation: true, passwordLength: 32 },
   });
-  for (const secret of [admin, token]) {
+  const readToken = new secretsmanager.Secret(stack, 'InfluxDbReadToken', {
+    description: 'Timestream for InfluxDB: the read API\'s read-only token (set after creation)',
+    encryptionKey: key,
+    generateSecretString: { excludePunctuation: true, passwordLength: 32 },
+  });
+  for (const secret of [admin, token, readToken]) {
     Validations.of(secret).acknowledge({
       id: 'AwsSolutions-SMG4',
       reason:
@@ -114,28 +133,27 @@ function addInfluxDb(stack: Stack, vpc: ec2.IVpc): QueryStore {
     });
   }
   const instance = new timestream.CfnInfluxDBInstance(stack, 'InfluxDb', {
-    name: 'luxflow',
     dbInstanceType: 'db.influx.medium',
     dbStorageType: 'InfluxIOIncludedT1',
     allocatedStorage: 20,
     deploymentType: 'SINGLE_AZ',
-    organization: 'luxflow',
+    organization: NAMES.influxOrganization,
     bucket: NAMES.influxBucket,
     username: admin.secretValueFromJson('username').unsafeUnwrap(),
     password: admin.secretValueFromJson('password').unsafeUnwrap(),
     publiclyAccessible: false,
-    vpcSubnetIds: vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnetIds,
+    vpcSubnetIds: vpc.selectSubnets(subnets).subnetIds,
     vpcSecurityGroupIds: [securityGroup.securityGroupId],
   });
-  instance.applyRemovalPolicy(RemovalPolicy.RETAIN);
+  instance.applyRemovalPolicy(STATEFUL);
   return {
     environment: {
       LUXFLOW_INFLUXDB_URL: `https://${instance.attrEndpoint}:${INFLUXDB_PORT}`,
       LUXFLOW_INFLUXDB_BUCKET: NAMES.influxBucket,
     },
     secrets: { LUXFLOW_INFLUXDB_TOKEN: ecs.Secret.fromSecretsManager(token) },
+    apiSecrets: { LUXFLOW_INFLUXDB_TOKEN: ecs.Secret.fromSecretsManager(readToken) },
     taskPolicy: [],
-    allowWorkers: (service) =>
-      securityGroup.connections.allowFrom(service, ec2.Port.tcp(INFLUXDB_PORT), 'luxflow workers'),
+    allowFrom: (service, who) => securityGroup.connections.allowFrom(service, ec2.Port.tcp(INFLUXDB_PORT), who),
   };
 }

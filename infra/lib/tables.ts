@@ -1,16 +1,22 @@
 /**
- * The region's DynamoDB tables: the command model (a global table owned by the primary
- * region's stack, a replica everywhere else) and the regional tables, never replicated because
- * shard ids repeat across the regional streams: the KCL's three, the state table and the
- * dead-letter table.
+ * The DynamoDB tables: the command model's global table (owned by the primary region's stack,
+ * a replica elsewhere) and the regional KCL, state and dead-letter tables.
  *
- * Created directly in the stack's scope, with the ids the stack always had: a changed logical
- * id would make CloudFormation replace a retained, deletion-protected table.
+ * Removal: RETAIN_ON_UPDATE_OR_DELETE (CloudFormation's RetainExceptOnCreate) on every table:
+ * kept when the stack is deleted or the resource replaced, but deleted when the create that
+ * made it rolls back, so a failed first deploy leaves nothing behind that the next attempt
+ * would collide with. Only the names that must be fixed are: the global table (one name in
+ * every region) and the KCL tables (the KCL derives them from the application name).
  */
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import { LuxflowConfig, NAMES } from './config';
+
 import * as w from './worker';
+
+/** Stores that hold data: kept on delete and replacement, removed when their create rolls back. */
+export const STATEFUL = RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE;
 
 export interface RegionTables {
   /** Whether this stack owns the command model's global table (the primary region's stack). */
@@ -25,15 +31,13 @@ export interface RegionTables {
   readonly deadLetter: dynamodb.Table;
 }
 
-export function addTables(stack: Stack, config: LuxflowConfig): RegionTables {
+export function addTables(stack: Stack, config: LuxflowConfig, key: kms.IKey): RegionTables {
   const region = stack.region;
   const ownsGlobalTable = region === config.primaryRegion;
 
-  // The command model and the registry (same table): a global table owned by the primary
-  // region's stack, one replica per configured region.
   let command: dynamodb.ITableV2;
   if (ownsGlobalTable) {
-    command = new dynamodb.TableV2(stack, 'CommandTable', {
+    const table = new dynamodb.TableV2(stack, 'CommandTable', {
       tableName: NAMES.commandTable,
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
@@ -47,10 +51,13 @@ export function addTables(stack: Stack, config: LuxflowConfig): RegionTables {
         },
       ],
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      deletionProtection: true,
-      removalPolicy: RemovalPolicy.RETAIN,
+      deletionProtection: config.deletionProtection,
+      removalPolicy: STATEFUL,
       replicas: config.regions.filter((r) => r !== region).map((r) => ({ region: r })),
     });
+    // The AWS owned key, not the region key: a customer managed key per replica would have to
+    // exist in every other region before this stack (which creates the replicas) deploys.
+    command = table;
   } else {
     // The replica in this region, created by the primary stack (deployed first).
     command = dynamodb.TableV2.fromTableAttributes(stack, 'CommandTable', {
@@ -59,15 +66,23 @@ export function addTables(stack: Stack, config: LuxflowConfig): RegionTables {
     });
   }
 
-  const regional = (id: string, tableName: string, partitionKey: string, sortKey?: [string, dynamodb.AttributeType], extra: Partial<dynamodb.TableProps> = {}) =>
+  const regional = (
+    id: string,
+    tableName: string | undefined,
+    partitionKey: string,
+    sortKey?: [string, dynamodb.AttributeType],
+    extra: Partial<dynamodb.TableProps> = {},
+  ) =>
     new dynamodb.Table(stack, id, {
       tableName,
       partitionKey: { name: partitionKey, type: dynamodb.AttributeType.STRING },
       sortKey: sortKey ? { name: sortKey[0], type: sortKey[1] } : undefined,
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
+      encryptionKey: key,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      deletionProtection: true,
-      removalPolicy: RemovalPolicy.RETAIN,
+      deletionProtection: config.deletionProtection,
+      removalPolicy: STATEFUL,
       ...extra,
     });
   // The KCL lease table (its name is the application name) and KCL 3's two tables. Created
@@ -81,8 +96,9 @@ export function addTables(stack: Stack, config: LuxflowConfig): RegionTables {
   });
   const kclCoordinatorState = regional('KclCoordinatorState', config.appName + w.KCL_COORDINATOR_SUFFIX, 'key');
   const kclWorkerMetricStats = regional('KclWorkerMetricStats', config.appName + w.KCL_WORKER_METRICS_SUFFIX, 'wid');
-  const state = regional('StateTable', NAMES.stateTable, 'shard_id', ['item', dynamodb.AttributeType.STRING]);
-  const deadLetter = regional('DeadLetterTable', NAMES.deadLetterTable, 'pk', ['sk', dynamodb.AttributeType.NUMBER], {
+  // Generated names: the worker reads them from LUXFLOW_STATE_TABLE / LUXFLOW_DEAD_LETTER_TABLE.
+  const state = regional('StateTable', undefined, 'shard_id', ['item', dynamodb.AttributeType.STRING]);
+  const deadLetter = regional('DeadLetterTable', undefined, 'pk', ['sk', dynamodb.AttributeType.NUMBER], {
     timeToLiveAttribute: w.DEAD_LETTER_TTL_ATTRIBUTE,
   });
   return { ownsGlobalTable, command, lease, kclCoordinatorState, kclWorkerMetricStats, state, deadLetter };

@@ -4,12 +4,18 @@
  */
 import { Duration } from 'aws-cdk-lib';
 
+/** The worker's health server port (`LUXFLOW_HEALTH_PORT`), bound to 127.0.0.1 in the task. */
+export const HEALTH_PORT = 8080;
+
 /**
- * The container health check: `luxflow health` exits 0 when the worker's `/readyz` answers 200
- * (every held shard checkpointed recently, or idle and caught up), in both runners. It is the
- * same command as the Dockerfile's HEALTHCHECK (docs/operations.md).
+ * The container health check is liveness: `/healthz` answers while the worker process serves
+ * requests. Readiness (`/readyz`: every held shard checkpointed recently) is NOT the health
+ * check: a sink outage stops checkpoints on every task at once, and replacing the tasks then
+ * would only add lease moves and JVM starts to the backlog. Slow checkpoints page a person
+ * through the CheckpointAgeMs alarm instead. Same command as the Dockerfile's HEALTHCHECK
+ * (a Python unit test keeps them equal); the port is HEALTH_PORT.
  */
-export const HEALTH_CHECK_COMMAND: readonly string[] = ['CMD', 'luxflow', 'health'];
+export const HEALTH_CHECK_COMMAND: readonly string[] = ['CMD', 'luxflow', 'health', '--url', 'http://127.0.0.1:8080/healthz'];
 
 /** The container's command: the KCL MultiLangDaemon runner (same as the Dockerfile's CMD). */
 export const WORKER_COMMAND: readonly string[] = ['luxflow', 'worker', '--runner', 'kcl', '--jars', '/app/.jars'];
@@ -32,9 +38,15 @@ export const KCL_COORDINATOR_SUFFIX = '-CoordinatorState';
 export const KCL_WORKER_METRICS_SUFFIX = '-WorkerMetricStats';
 export const KCL_LEASE_OWNER_INDEX = 'LeaseOwnerToLeaseKeyIndex';
 
-/** The telemetry topics and the IoT rule over them. Devices publish on
- * `luxflow/telemetry/<site_id>/<asset_id>`; the payload carries `site_id` too, and the
- * worker's per-site state needs every record of a site on one shard: partition by it. */
-export const TELEMETRY_TOPIC_FILTER = 'luxflow/telemetry/#';
-export const TELEMETRY_RULE_SQL = `SELECT * FROM '${TELEMETRY_TOPIC_FILTER}'`;
-export const TELEMETRY_PARTITION_KEY = '${site_id}';
+/** The read API (`luxflow serve`) in its own service, behind the load balancer's HTTPS. */
+export const API_PORT = 8000;
+export const API_COMMAND: readonly string[] = ['luxflow', 'serve', '--host', '0.0.0.0', '--port', String(API_PORT)];
+/** The API's own `/healthz` (api/app.py): liveness of the server, no store call. */
+export const API_HEALTH_PATH = '/healthz';
+export const API_HEALTH_CHECK_COMMAND: readonly string[] = [
+  'CMD',
+  'luxflow',
+  'health',
+  '--url',
+  `http://127.0.0.1:${API_PORT}${API_HEALTH_PATH}`,
+];

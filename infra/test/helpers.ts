@@ -67,3 +67,16 @@ export function statementsOfRole(template: Template, roleLogicalIdPrefix: string
   }
   return out;
 }
+
+/** The one container of the task definition whose logical id starts with `prefix`. */
+export function containerOf(template: Template, prefix: string): Record<string, any> {
+  const defs = Object.entries(template.findResources('AWS::ECS::TaskDefinition')).filter(([id]) => id.startsWith(prefix));
+  expect(defs).toHaveLength(1);
+  const containers = defs[0][1].Properties.ContainerDefinitions;
+  expect(containers).toHaveLength(1);
+  return containers[0];
+}
+
+export function envOf(container: Record<string, any>): Record<string, unknown> {
+  return Object.fromEntries((container.Environment as Array<{ Name: string; Value: unknown }>).map((e) => [e.Name, e.Value]));
+}
