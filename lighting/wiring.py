@@ -6,10 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import msgspec
-
 from core.clock import HOUR_MS, wall_clock_ms
-from core.records import DeadLetter
 from core.retry import Backoff
 from domain import views
 from lighting.clients import Clients
@@ -21,11 +18,12 @@ from sinks.base import Sink
 from sinks.deadletter import DeadLetterSink
 from sinks.dynamodb import DynamoDBSink
 from sinks.influxdb import InfluxDBSink
+from sinks.rejects import dead_letter_reject
 from sinks.timestream import TimestreamSink
 from streams.app import App
 from streams.engine import ShardEngine, ShardEngineFactory
 from streams.kinesis.leases import LeaseTable
-from streams.kinesis.reader import partition_hash
+from streams.kinesis.reader import hash_range_lineage
 from streams.processor import Checkpointer, EngineConfig, Lineage
 from tables.store import StateStore
 
@@ -36,14 +34,6 @@ def engine_config(settings: Settings, *, bounded: bool = False) -> EngineConfig:
         idle_timeout_ms=settings.idle_timeout_ms,
         bounded=bounded,
     )
-
-
-def _as_json(value: object) -> bytes:
-    """What a dead letter keeps of a rejected item or point: JSON, else its repr."""
-    try:
-        return msgspec.json.encode(value)
-    except (TypeError, ValueError, OverflowError):
-        return repr(value).encode("utf-8", "replace")
 
 
 def shard_sinks(
@@ -66,35 +56,14 @@ def shard_sinks(
     sink's retry policy and `now_ms` is their clock (injected by the benchmarks and tests;
     production uses the defaults)."""
 
-    def reject_item(item: Mapping[str, object], reason: str) -> None:
-        dead_letter.write(
-            DeadLetter(
-                shard_id,
-                0,
-                0,
-                "",
-                "dynamodb",
-                reason,
-                _as_json(item),
-                now_ms(),
-                detail_key=item_key(item),
-            )
-        )
+    reject_item = dead_letter_reject(
+        dead_letter, shard_id=shard_id, origin="dynamodb", detail_key=item_key, now_ms=now_ms
+    )
 
     def reject_output(store: str, output: object, reason: str) -> None:
-        dead_letter.write(
-            DeadLetter(
-                shard_id,
-                0,
-                0,
-                "",
-                store,
-                reason,
-                _as_json(output),
-                now_ms(),
-                detail_key=output_key(output),
-            )
-        )
+        dead_letter_reject(
+            dead_letter, shard_id=shard_id, origin=store, detail_key=output_key, now_ms=now_ms
+        )(output, reason)
 
     # DR: after a failover, an episode the lost region stored keeps its one identity; the
     # outputs whose stored episodes are not in memory yet wait in `hold`, the last sink.
@@ -142,20 +111,13 @@ def query_model_sink(
     `settings.query_model`. Points the store rejects become dead letters whose origin names
     the store (`timestream` or `influxdb`)."""
 
-    def reject_point(point: object, reason: str) -> None:
-        dead_letter.write(
-            DeadLetter(
-                shard_id,
-                0,
-                0,
-                "",
-                settings.query_model,
-                reason,
-                _as_json(point),
-                now_ms(),
-                detail_key=point_key(point),
-            )
-        )
+    reject_point = dead_letter_reject(
+        dead_letter,
+        shard_id=shard_id,
+        origin=settings.query_model,
+        detail_key=point_key,
+        now_ms=now_ms,
+    )
 
     if settings.query_model == "influxdb":
         return InfluxDBSink(
@@ -219,7 +181,7 @@ def lease_lineage(leases: LeaseTable) -> Callable[[str], Lineage]:
         lease = leases.get(shard_id)
         if lease is None:
             return Lineage()
-        return Lineage(lease.parent_ids, lambda pk: lease.owns(partition_hash(pk)))
+        return hash_range_lineage(lease.parent_ids, lease.hash_range)
 
     return lineage
 

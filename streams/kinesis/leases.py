@@ -39,12 +39,6 @@ class Lease(msgspec.Struct, frozen=True):
     at_timestamp_ms: int | None = None
     hash_range: tuple[int, int] | None = None
 
-    def owns(self, hash_key: int) -> bool:
-        """Whether a record with this hash key belongs to the shard (True if unknown)."""
-        if self.hash_range is None:
-            return True
-        return self.hash_range[0] <= hash_key <= self.hash_range[1]
-
     @property
     def finished(self) -> bool:
         return self.checkpoint == SHARD_END

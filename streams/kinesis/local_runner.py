@@ -28,8 +28,14 @@ from core.records import AT_TIMESTAMP
 from core.retry import Backoff, error_code
 from streams.engine import ShardEngine
 from streams.kinesis.leases import Lease, LeaseCheckpointer, LeaseTable
-from streams.kinesis.reader import Batch, ShardInfo, ShardReader, list_shards, partition_hash
-from streams.processor import EngineCounters, EngineFactory, Lineage, ShardHealth, ShardProcessor
+from streams.kinesis.reader import (
+    Batch,
+    ShardInfo,
+    ShardReader,
+    hash_range_lineage,
+    list_shards,
+)
+from streams.processor import EngineCounters, EngineFactory, ShardHealth, ShardProcessor
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +315,7 @@ class LocalRunner:
             counters = getattr(processor, "counters", None)
             if isinstance(counters, EngineCounters):
                 progress.counters = counters
-            lineage = Lineage(parent_ids, lambda pk: shard.owns(partition_hash(pk)))
+            lineage = hash_range_lineage(parent_ids, shard.hash_range)
             self._step(progress, lambda: processor.initialize(lease.checkpoint, lineage))
             reader = ShardReader(
                 self._kinesis,

@@ -24,6 +24,7 @@ from core.errors import SourceError
 from core.records import AT_TIMESTAMP, LATEST, TRIM_HORIZON, Position, Record
 from core.retry import Backoff, retry_call
 from streams.kinesis.kpl import MAGIC, deaggregate
+from streams.processor import Lineage
 
 
 class _WireRecord(msgspec.Struct, rename="pascal"):
@@ -66,6 +67,15 @@ def partition_hash(partition_key: str) -> int:
     return int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big")
 
 
+def hash_range_lineage(parent_ids: tuple[str, ...], hash_range: tuple[int, int] | None) -> Lineage:
+    """A shard's lineage: its parents, and of their state the partition keys whose hash falls
+    in the shard's hash range, both ends inclusive (every key when the range is unknown)."""
+    if hash_range is None:
+        return Lineage(parent_ids)
+    low, high = hash_range
+    return Lineage(parent_ids, lambda pk: low <= partition_hash(pk) <= high)
+
+
 class ShardInfo(msgspec.Struct, frozen=True):
     shard_id: str
     parent_ids: tuple[str, ...]
@@ -78,8 +88,9 @@ class ShardInfo(msgspec.Struct, frozen=True):
     def closed(self) -> bool:
         return self.ending_sequence_number is not None
 
-    def owns(self, hash_key: int) -> bool:
-        return self.starting_hash_key <= hash_key <= self.ending_hash_key
+    @property
+    def hash_range(self) -> tuple[int, int]:
+        return (self.starting_hash_key, self.ending_hash_key)
 
 
 def _call(what: str, fn: Callable[..., Any], kwargs: dict[str, Any], backoff: Backoff) -> Any:
