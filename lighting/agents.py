@@ -11,7 +11,7 @@ import msgspec
 
 from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from domain.energy import DEFAULT_REFINE_MS, energy_step
-from domain.events import DomainEvent, Fault
+from domain.events import AssetState, DomainEvent, EnergySpike, Fault
 from domain.rules import (
     AssetRuleState,
     Limits,
@@ -117,6 +117,9 @@ def build_app(
     ``DEFAULT_REFINE_MS``), so every correction lands before its window closes."""
     refine_ms = min(DEFAULT_REFINE_MS, grace_ms // 2)
     app = App("lighting")
+    # What an operator acts on reaches the command model with the batch that made it; the
+    # state snapshot and the checkpoint keep their own, slower cadence.
+    app.prompt(Fault, EnergySpike, AssetState)
     telemetry = app.topic(topic, decoder=reading_decoder(registry, gate, max_skew_ms=max_skew_ms))
     asset_rules = app.Table("asset_rules", default=_no_rule_state, value_type=AssetRuleState)
     site_demand = app.Table("site_demand", default=_no_site_state, value_type=SiteDemandState)

@@ -7,6 +7,7 @@ resulting object is passed down.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Mapping
@@ -75,9 +76,25 @@ class Settings:
     )
     at_timestamp: str = _setting("", "ISO-8601 time for initial_position AT_TIMESTAMP.")
     checkpoint_interval_ms: int = _setting(
-        5_000,
-        "How often a shard flushes its sinks, saves its state and checkpoints (also at once "
-        "when a window closes with outputs, so reports are not held back).",
+        60_000,
+        "How often a shard saves its state and checkpoints (also at once when a window closes "
+        "with outputs, so reports are not held back). Faults, spikes and current-state changes "
+        "do not wait for it: they are written with the batch that made them. A failover "
+        "re-processes at most this much (outputs are idempotent).",
+    )
+    state_deadband_w: float = _setting(
+        2.0,
+        "An asset's current-state item is rewritten for a power change only beyond the larger "
+        "of this and LUXFLOW_STATE_DEADBAND_FRACTION of the written power (on/off, dim level "
+        "and fault code changes are always written).",
+    )
+    state_deadband_fraction: float = _setting(
+        0.05, "The relative part of the current-state power deadband (0.05: 5 %)."
+    )
+    state_refresh_ms: int = _setting(
+        900_000,
+        "The longest a current-state item stands without a rewrite (event time), even with "
+        "nothing changed.",
     )
     idle_timeout_ms: int = _setting(
         60_000, "After this long without records, a shard closes its windows by processing time."
@@ -98,7 +115,9 @@ class Settings:
         "", "Lease owner name of this worker; default host name and process id."
     )
     poll_interval_ms: int = _setting(
-        1_000, "Local runner: pause between GetRecords calls once a shard is caught up."
+        500,
+        "Local runner: pause between GetRecords calls once a shard is caught up (two reads a "
+        "second of Kinesis' five per shard).",
     )
     shard_sync_interval_ms: int = _setting(
         10_000,
@@ -240,6 +259,16 @@ class Settings:
         for name in ("unknown_asset_cap", "unknown_asset_site_cap"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must not be negative")
+        if not (
+            math.isfinite(self.state_deadband_w)
+            and self.state_deadband_w >= 0
+            and 0 <= self.state_deadband_fraction <= 1
+            and self.state_refresh_ms > 0
+        ):
+            raise ConfigError(
+                "LUXFLOW_STATE_DEADBAND_W must be >= 0, LUXFLOW_STATE_DEADBAND_FRACTION in "
+                "0..1 and LUXFLOW_STATE_REFRESH_MS positive"
+            )
         if not 0 <= self.max_clock_skew_ms < self.window_grace_ms:
             # A device allowed to run a whole grace ahead could make every other device's
             # readings late.
