@@ -35,6 +35,9 @@ FAST: Final = {
     "shard_sync_interval_ms": 1_000,
     "timestream_common_attributes": False,
     "log_level": "WARNING",
+    # Every reading rewrites its asset's state: the drill counts the items a lost region takes
+    # with it, and a deadbanded fleet at steady power writes too few to show it.
+    "state_refresh_ms": 1,
 }
 
 

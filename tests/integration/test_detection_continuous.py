@@ -37,6 +37,7 @@ GRACE_MS = 600_000  # LUXFLOW_WINDOW_GRACE_MS, its default
 CHECKPOINT_INTERVAL_MS = 5_000  # LUXFLOW_CHECKPOINT_INTERVAL_MS, its default
 IDLE_TIMEOUT_MS = DAY_MS  # far beyond the test: no window closes by processing time
 READING_EVERY_MS = 30_000
+STATE_REFRESH_MS = 900_000  # LUXFLOW_STATE_REFRESH_MS, its default
 SECOND_MS = 1_000
 
 # site s1 > building b1 > rooms r1 (a0-a2) and r2 (a3-a5); each lamp at its own constant power.
@@ -241,9 +242,14 @@ def test_a_running_worker_writes_each_report_once_end_plus_grace_passed_on_the_e
             sent.extend(batch)
 
             items = deployment.items()
-            # The worker read every record of the stage: each lamp's state is its last reading.
+            # The worker read every record of the stage. At constant power a lamp's state is
+            # rewritten only by the refresh (the deadband keeps drift out): it is at most
+            # the refresh time older than its last reading, and one of its readings.
             states = {i["asset_id"]: i["ts_ms"] for i in items if i["type"] == "asset_state"}
-            assert states == dict.fromkeys(ASSETS, last_ms)
+            assert set(states) == set(ASSETS)
+            for ts_ms in states.values():
+                assert last_ms - STATE_REFRESH_MS < ts_ms <= last_ms
+                assert (ts_ms - at(day_ms, 22, 0)) % READING_EVERY_MS == 0
             expected = expected_usage(sent, windows)
             assert stored_usage(items, USAGE_FIELDS) == expected, f"up to {format_ts(last_ms)}"
             # A healthy fleet at constant power: no fault, no spike; the registry, states, usage.
