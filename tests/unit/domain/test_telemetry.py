@@ -199,8 +199,8 @@ def test_zero_power_and_dim_bounds_are_valid() -> None:
 def test_a_fast_clock_is_judged_by_arrival_not_wall_clock() -> None:
     allowance_ms = DEFAULT_MAX_SKEW_MS
     assert decode_reading(raw(), TS_MS - allowance_ms).ts_ms == TS_MS
-    assert reason_of(raw(), TS_MS - allowance_ms - 1) == "clock_skew: +120s"
-    assert reason_of(raw(), TS_MS - 14 * 60_000) == "clock_skew: +840s"
+    assert reason_of(raw(), TS_MS - allowance_ms - 1) == "clock_skew: more than 120s ahead"
+    assert reason_of(raw(), TS_MS - 14 * 60_000) == "clock_skew: more than 120s ahead"
 
 
 @given(skew_ms=st.integers(-3_600_000, 3_600_000), allowance_ms=st.integers(0, 900_000))
@@ -214,7 +214,7 @@ def test_a_reading_is_believed_exactly_when_its_clock_is_within_the_allowance(
     else:
         with pytest.raises(InvalidTelemetry) as caught:
             decode_reading(raw(), arrival_ms, max_skew_ms=allowance_ms)
-        assert str(caught.value).startswith("clock_skew: +")
+        assert str(caught.value) == f"clock_skew: more than {allowance_ms // 1000}s ahead"
 
 
 def test_ancient_ts_is_relative_to_arrival_not_wall_clock() -> None:
