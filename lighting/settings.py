@@ -82,6 +82,13 @@ class Settings:
         "do not wait for it: they are written with the batch that made them. A failover "
         "re-processes at most this much (outputs are idempotent).",
     )
+    idle_close: str = _setting(
+        "lag",
+        "How a quiet shard (caught up, no records for LUXFLOW_IDLE_TIMEOUT_MS) moves its event "
+        "clock: lag (keep the lag between event time and arrival the shard showed: a paused "
+        "backfill is not cut short) or wall (to the wall clock: the input is over, close every "
+        "window; what --stop-when-idle-s runs use).",
+    )
     state_deadband_w: float = _setting(
         2.0,
         "An asset's current-state item is rewritten for a power change only beyond the larger "
@@ -276,6 +283,8 @@ class Settings:
                 "LUXFLOW_MAX_CLOCK_SKEW_MS must be at least 0 and less than "
                 f"LUXFLOW_WINDOW_GRACE_MS ({self.window_grace_ms})"
             )
+        if self.idle_close not in ("lag", "wall"):
+            raise ConfigError(f"LUXFLOW_IDLE_CLOSE must be lag or wall, not {self.idle_close!r}")
         if self.query_model not in QUERY_MODELS:
             raise ConfigError(
                 f"LUXFLOW_QUERY_MODEL must be one of {', '.join(QUERY_MODELS)}, "

@@ -192,7 +192,7 @@ def engine_factory(
             dead_letter=dead_letter,
             state_store=state_store,
             checkpointer=checkpointer,
-            config=engine_config(settings, bounded=bounded),
+            config=engine_config(settings, bounded=bounded or settings.idle_close == "wall"),
             lineage=lineage(shard_id) if lineage is not None else Lineage(),
         )
 

@@ -65,7 +65,7 @@ class Worker:
     def __init__(self, deployment: Deployment, monkeypatch: pytest.MonkeyPatch, **env: str):
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
             monkeypatch.setenv(name, deployment.env[name])
-        self.settings = Settings.from_env({**deployment.env, **env})
+        self.settings = Settings.from_env({**deployment.env, "LUXFLOW_IDLE_CLOSE": "lag", **env})
         self.clients = Clients(self.settings)
         self.runner: LocalRunner | None = None
         self._ready = threading.Event()

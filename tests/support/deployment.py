@@ -80,6 +80,9 @@ class Deployment:
             "LUXFLOW_REGISTRY_REFRESH_MS": "1000",
             "LUXFLOW_CHECKPOINT_INTERVAL_MS": "1000",
             "LUXFLOW_IDLE_TIMEOUT_MS": "2000",
+            # The tests send simulated hours that ended before the run: their input is over
+            # once it is read (tests of the lag rule set "lag").
+            "LUXFLOW_IDLE_CLOSE": "wall",
             "LUXFLOW_POLL_INTERVAL_MS": "200",
             "LUXFLOW_FAILOVER_MS": "3000",
             "LUXFLOW_SHARD_SYNC_INTERVAL_MS": "1000",
