@@ -14,7 +14,7 @@ MALFORMED_SAMPLES: dict[str, bytes] = {
     "bad_type": b'{"v":1,"site_id":"s","asset_id":"a","power_w":"high",' + _GOOD_FIELDS + b"}",
     "missing_field": b'{"v":1,"site_id":"s","power_w":1,' + _GOOD_FIELDS + b"}",
     "bad_value": b'{"v":1,"site_id":"s","asset_id":"a","power_w":NaN,' + _GOOD_FIELDS + b"}",
-    "bad_ts": (
+    "clock_skew": (
         b'{"v":1,"site_id":"s","asset_id":"a","power_w":1,'
         + _GOOD_FIELDS.replace(b"2026-01-01", b"2999-01-01")
         + b"}"
