@@ -223,7 +223,7 @@ def fixed_lines(stack: Stack) -> list[Line]:
                 + ECR_IMAGE_GB * p("ecr_gb_month")
             )
             + (p("route53_zone_month") if stack.health_checks else 0.0),
-            "per region",
+            "per region + one zone",
             f"{stack.kms_keys} key ({KMS_REQUESTS_PER_REGION_MONTH:,} requests), "
             f"{stack.secrets} secrets, {stack.health_checks} health check per region, one "
             f"zone, a {ECR_IMAGE_GB} GB image",
