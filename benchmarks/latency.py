@@ -139,6 +139,8 @@ class Measurement:
     poll_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    faulted: set[str] = field(default_factory=set)
+    """Assets whose fault was sent: the background no longer sends their readings."""
 
 
 class Background(threading.Thread):
@@ -157,8 +159,13 @@ class Background(threading.Thread):
         m, slot, next_tick = self._m, 0, time.monotonic()
         started = next_tick
         while not m.stop.is_set():
-            now_ms = _wall_ms()
-            batch = [msgspec.structs.replace(r, ts_ms=now_ms) for r in self._slots[slot]]
+            with m.lock:
+                now_ms = _wall_ms()
+                batch = [
+                    msgspec.structs.replace(r, ts_ms=now_ms)
+                    for r in self._slots[slot]
+                    if r.asset_id not in m.faulted
+                ]
             for lo in range(0, len(batch), 500):
                 entries = [
                     {"Data": encode_reading(r), "PartitionKey": r.site_id}
@@ -180,8 +187,16 @@ class Background(threading.Thread):
 
 
 def send_fault(kinesis: Any, stream: str, template: Reading, m: Measurement) -> None:
-    """One fault reading by PutRecord; its clock starts just before the call."""
-    reading = msgspec.structs.replace(template, ts_ms=_wall_ms(), fault_code=FAULT_CODE)
+    """One fault reading by PutRecord; its clock starts just before the call.
+
+    The asset's background readings stop first, and the fault is stamped 1 ms after any
+    reading the background stamped before: a reading at or before an asset's newest is
+    ignored by the rules, so a background reading of the same asset racing ahead of the fault
+    on the other thread would otherwise swallow it."""
+    with m.lock:
+        m.faulted.add(template.asset_id)
+        ts_ms = _wall_ms() + 1
+    reading = msgspec.structs.replace(template, ts_ms=ts_ms, fault_code=FAULT_CODE)
     key = fault_key(reading)
     data = encode_reading(reading)
     started = time.monotonic()

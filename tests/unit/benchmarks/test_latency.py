@@ -1,10 +1,13 @@
 """The latency benchmark's own logic, without emulators: it polls the key the worker really
 writes, faults each asset once and round robin over sites, and its percentiles are the
-nearest-rank ones. (The benchmark itself runs with `luxflow bench --latency`.)"""
+nearest-rank ones, and a faulted asset's background readings cannot overtake its fault.
+(The benchmark itself runs with `luxflow bench --latency`.)"""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 
 import msgspec
 import pytest
@@ -13,11 +16,14 @@ from hypothesis import strategies as st
 
 from benchmarks.latency import (
     FAULT_CODE,
+    Background,
     LatencyPlan,
+    Measurement,
     fault_key,
     fault_order,
     fleet_templates,
     percentile,
+    send_fault,
 )
 from benchmarks.latency_run import checkpoint_ms
 from domain.events import Fault
@@ -90,3 +96,48 @@ def test_checkpoint_duration_is_read_from_the_workers_shard_emf_lines() -> None:
     )
     assert checkpoint_ms(log) == 2000.0
     assert checkpoint_ms("nothing") is None
+
+
+class RecordingKinesis:
+    """Keeps what the benchmark's threads put (the benchmark's own logic under test: no AWS
+    behaviour is stood in for)."""
+
+    def __init__(self) -> None:
+        self.put: list[dict[str, object]] = []
+
+    def put_records(self, *, StreamName: str, Records: list[dict[str, object]]) -> dict[str, int]:  # noqa: N803
+        self.put.extend(Records)
+        return {"FailedRecordCount": 0}
+
+    def put_record(self, *, StreamName: str, Data: bytes, PartitionKey: str) -> dict[str, str]:  # noqa: N803
+        self.put.append({"Data": Data, "PartitionKey": PartitionKey})
+        return {}
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "the background thread sent nothing for 30 s"
+        time.sleep(0.01)
+
+
+def test_a_faulted_asset_sends_nothing_older_after_its_fault() -> None:
+    templates = fleet_templates(1, NOW_MS)
+    kinesis = RecordingKinesis()
+    m = Measurement(LatencyPlan(sites=1, reading_interval_ms=200))
+    background = Background(kinesis, "s", templates, m)
+    background.start()
+    wait_until(lambda: len(kinesis.put) >= 20)
+    send_fault(kinesis, "s", templates[0], m)
+    fault_at = len(kinesis.put) - 1
+    wait_until(lambda: len(kinesis.put) >= fault_at + 1 + 2 * 19)  # two rounds of the others
+    m.stop.set()
+    background.join()
+    docs = [json.loads(record["Data"]) for record in kinesis.put]  # type: ignore[arg-type]
+    asset = templates[0].asset_id
+    fault = docs[fault_at]
+    assert fault["fault_code"] == FAULT_CODE and fault["asset_id"] == asset
+    mine = [d for d in docs if d["asset_id"] == asset]
+    assert mine[-1] is fault  # nothing of the asset after its fault
+    assert all(d["ts"] < fault["ts"] for d in mine[:-1])  # and nothing before it as new
+    assert len({d["asset_id"] for d in docs[fault_at + 1 :]}) == 19  # the others go on
