@@ -141,6 +141,9 @@ class Measurement:
     stop: threading.Event = field(default_factory=threading.Event)
     faulted: set[str] = field(default_factory=set)
     """Assets whose fault was sent: the background no longer sends their readings."""
+    put_lock: threading.Lock = field(default_factory=threading.Lock)
+    """One put at a time: moto's Kinesis numbers a shard's records without a lock, so two
+    concurrent puts can get one sequence number and one record is lost."""
 
 
 class Background(threading.Thread):
@@ -172,7 +175,10 @@ class Background(threading.Thread):
                     for r in batch[lo : lo + 500]
                 ]
                 try:
-                    response = self._kinesis.put_records(StreamName=self._stream, Records=entries)
+                    with m.put_lock:
+                        response = self._kinesis.put_records(
+                            StreamName=self._stream, Records=entries
+                        )
                 except Exception as exc:  # the run goes on; the report says what failed
                     with m.lock:
                         m.errors.append(f"background PutRecords: {exc!r}")
@@ -187,7 +193,8 @@ class Background(threading.Thread):
 
 
 def send_fault(kinesis: Any, stream: str, template: Reading, m: Measurement) -> None:
-    """One fault reading by PutRecord; its clock starts just before the call.
+    """One fault reading by PutRecord; its clock starts just before the call (once no
+    background put is in flight: see `Measurement.put_lock`).
 
     The asset's background readings stop first, and the fault is stamped 1 ms after any
     reading the background stamped before: a reading at or before an asset's newest is
@@ -199,10 +206,11 @@ def send_fault(kinesis: Any, stream: str, template: Reading, m: Measurement) -> 
     reading = msgspec.structs.replace(template, ts_ms=ts_ms, fault_code=FAULT_CODE)
     key = fault_key(reading)
     data = encode_reading(reading)
-    started = time.monotonic()
-    with m.lock:
-        m.pending[(key["pk"]["S"], key["sk"]["S"])] = started
-    kinesis.put_record(StreamName=stream, Data=data, PartitionKey=reading.site_id)
+    with m.put_lock:
+        started = time.monotonic()
+        with m.lock:
+            m.pending[(key["pk"]["S"], key["sk"]["S"])] = started
+        kinesis.put_record(StreamName=stream, Data=data, PartitionKey=reading.site_id)
     with m.lock:
         m.faults_sent += 1
 

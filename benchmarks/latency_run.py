@@ -206,7 +206,9 @@ def _warm_up(
     checkpointed, and until a probe fault is visible; seconds taken."""
     plan = m.plan
     started = time.monotonic()
-    probe_m = Measurement(dataclasses.replace(plan, fault_timeout_s=plan.warmup_timeout_s))
+    probe_m = Measurement(
+        dataclasses.replace(plan, fault_timeout_s=plan.warmup_timeout_s), put_lock=m.put_lock
+    )
     Poller(clients.dynamodb, settings.command_table, probe_m).start()
     phase = "leases"
     last_report = started
