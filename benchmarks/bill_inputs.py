@@ -21,9 +21,9 @@ import msgspec
 
 from benchmarks import workload
 from benchmarks.cost import CostRun, site_interval_ms
-from benchmarks.harness import FixedClock, NullDynamoDB, RequestCounters, build_engine
+from benchmarks.harness import NullDynamoDB, RequestCounters, build_engine
 from benchmarks.stack import Measured
-from core.clock import MINUTE_MS
+from core.clock import MINUTE_MS, ManualClock
 from core.records import TRIM_HORIZON
 from domain.registry import RegistryImport
 from domain.telemetry import decode_reading
@@ -46,7 +46,7 @@ def metric_volume(build_app: Callable[[], App]) -> dict[str, float]:
     load = workload.generate(workload.fleet(2, 10 * MINUTE_MS, episodes=False))
     records, shard_of = load.records, workload.site_sharding(load, 2)
     shard_ids = ("shardId-000000000000", "shardId-000000000001")
-    clock = FixedClock(records[-1].arrival_ms)
+    clock = ManualClock(records[-1].arrival_ms)
     engines = []
     for index, shard_id in enumerate(shard_ids):
         engine = build_engine(build_app(), shard_id, RequestCounters(), clock)

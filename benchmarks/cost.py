@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks import prices, workload
-from benchmarks.harness import FixedClock, RequestCounters, build_engine
-from core.clock import DAY_MS, MINUTE_MS
+from benchmarks.harness import RequestCounters, build_engine
+from core.clock import DAY_MS, MINUTE_MS, ManualClock
 from core.records import TRIM_HORIZON, Record
 from domain.telemetry import decode_reading
 from lighting.settings import Settings
@@ -99,7 +99,7 @@ def run(
     times = [decode_reading(r.data, r.arrival_ms).ts_ms for r in records]
     counters = RequestCounters()
     store = InMemoryStateStore()
-    clock = FixedClock(times[0])
+    clock = ManualClock(times[0])
     settings = Settings(checkpoint_interval_ms=checkpoint_interval_ms)
     engine = build_engine(
         build_app(), records[0].shard_id, counters, clock, settings=settings, state_store=store

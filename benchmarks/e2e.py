@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.harness import FixedClock, RequestCounters, build_engine
+from benchmarks.harness import RequestCounters, build_engine
+from core.clock import ManualClock
 from core.records import TRIM_HORIZON, Record
 from streams.app import App
 from streams.kinesis.reader import ShardReader
@@ -88,7 +89,7 @@ def _luxflow_read(
     endpoint: str, shard_id: str, expected: int, build_app: Callable[[], App], now_ms: int
 ) -> float:
     client = _client(endpoint)
-    engine = build_engine(build_app(), shard_id, RequestCounters(), FixedClock(now_ms))
+    engine = build_engine(build_app(), shard_id, RequestCounters(), ManualClock(now_ms))
     engine.initialize(TRIM_HORIZON)
     start = time.perf_counter()
     reader = ShardReader(client, STREAM, shard_id, TRIM_HORIZON, max_calls_per_s=1e9)

@@ -4,7 +4,7 @@ Two figures, both through `agent.test_context()` (faust's broker-less harness, i
 way to run an agent without Kafka):
 
 - same work (`run_same_work`): the faust agent runs the real lighting agent's function
-  (`app.agent_named("detect").fun`, the very code luxflow runs, with the same domain calls
+  (the `detect` agent's `fun`, the very code luxflow runs, with the same domain calls
   and window updates on the same tables) over readings decoded with the app's decoder; its
   outputs go to the same production sinks (`lighting.wiring.shard_sinks` over the null
   clients); windows close and the app's advance callbacks run after every `batch` records,
@@ -28,7 +28,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.harness import FixedClock, RequestCounters, build_engine, null_sinks
+from benchmarks.harness import RequestCounters, build_engine, null_sinks
+from core.clock import ManualClock
 from core.event import Event
 from core.records import TRIM_HORIZON, Record
 from lighting.settings import Settings
@@ -126,7 +127,7 @@ def run_same_work(
     detect = lighting.agents[0].fun
     decode = lighting.decoder
     first = records[0].arrival_ms if records else 0
-    clock = FixedClock(first)
+    clock = ManualClock(first)
     shard_id = records[0].shard_id if records else "shardId-000000000000"
     engine = build_engine(lighting, shard_id, RequestCounters(), clock, with_sinks=False)
     engine.initialize(TRIM_HORIZON)

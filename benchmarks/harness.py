@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import msgspec
 
+from core.clock import ManualClock
 from core.records import TRIM_HORIZON, DeadLetter, Record
 from core.retry import Backoff
 from lighting.clients import Clients
@@ -146,17 +147,6 @@ class NullTimestream:
         return {"RecordsIngested": {"Total": len(request["Records"])}}
 
 
-class FixedClock:
-    """Processing time that stands still: window closing then follows event time only, so
-    every run of the same input does the same work."""
-
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
 def _dead_letter_key(item: object) -> object:
     if isinstance(item, DeadLetter):
         return (item.shard_id, item.sequence_number, item.origin, item.detail_key)
@@ -280,7 +270,9 @@ def run_pipeline(
     app = build_app()
     counters = RequestCounters()
     first = next((chunk[0] for interval in intervals for _, chunk in interval if chunk), None)
-    clock = FixedClock(first.arrival_ms if first is not None else 0)
+    # Processing time stands still: windows then close by event time only, so every run of
+    # the same input does the same work.
+    clock = ManualClock(first.arrival_ms if first is not None else 0)
     engines = [
         build_engine(app, f"shardId-{i:012d}", counters, clock, with_sinks=with_sinks)
         for i in range(shards)

@@ -15,8 +15,9 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks.harness import FixedClock, RequestCounters, build_engine
+from benchmarks.harness import RequestCounters, build_engine
 from benchmarks.workload import ASSETS_PER_SITE, INTERVAL_MS, fleet, generate
+from core.clock import ManualClock
 from core.records import TRIM_HORIZON
 from streams.app import App
 
@@ -37,7 +38,7 @@ def measure_live_assets(build_app: Callable[[], App], assets: int) -> MemoryResu
         build_app(),
         "shardId-000000000000",
         RequestCounters(),
-        FixedClock(records[0].arrival_ms),
+        ManualClock(records[0].arrival_ms),
         with_sinks=False,
     )
     engine.initialize(TRIM_HORIZON)

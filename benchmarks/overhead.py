@@ -14,7 +14,8 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 from benchmarks import faust_bench
-from benchmarks.harness import FixedClock, RequestCounters, build_engine
+from benchmarks.harness import RequestCounters, build_engine
+from core.clock import ManualClock
 from core.records import TRIM_HORIZON, Record
 from streams.app import App
 from streams.stream import Stream
@@ -39,7 +40,7 @@ def luxflow_us(
 ) -> float:
     best = float("inf")
     for _ in range(repeat):
-        clock = FixedClock(records[0].arrival_ms if records else 0)
+        clock = ManualClock(records[0].arrival_ms if records else 0)
         engine = build_engine(
             _noop_app(), "shardId-000000000000", RequestCounters(), clock, with_sinks=False
         )
