@@ -15,7 +15,7 @@ from benchmarks import prices
 from benchmarks.bill import luxflow_bill
 from benchmarks.bill_lines import Line, provisioned_kinesis
 from benchmarks.bill_pattern import PATTERN, pattern_bill
-from benchmarks.stack import INFRA_BRANCH, MAIN, Measured, Stack, on_demand_shards
+from benchmarks.stack import BEFORE_ISSUE_25, DEPLOYED, Measured, Stack, on_demand_shards
 
 SCALES = (10, 100, 1_000)
 GOAL_COST_RATIO = 0.1
@@ -61,7 +61,7 @@ def scale_json(sites: int, stack: Stack, m: Measured) -> dict[str, Any]:
         "luxflow_by_group": _groups(ours),
         "pattern_by_group": _groups(theirs),
         "alternatives_usd_per_site_month": {
-            "main_deployment": round(_total(luxflow_bill(sites, MAIN, m)) / sites, 3),
+            "before_issue_25": round(_total(luxflow_bill(sites, BEFORE_ISSUE_25, m)) / sites, 3),
             "one_region": round(_total(luxflow_bill(sites, one_region, m)) / sites, 3),
             "provisioned_stream": round(
                 (_total(ours) - on_demand + provisioned_kinesis(sites, stack, m)) / sites, 3
@@ -72,7 +72,7 @@ def scale_json(sites: int, stack: Stack, m: Measured) -> dict[str, Any]:
     }
 
 
-def bill_json(m: Measured, stack: Stack = INFRA_BRANCH) -> dict[str, Any]:
+def bill_json(m: Measured, stack: Stack = DEPLOYED) -> dict[str, Any]:
     return {
         "deployment": stack.name,
         "pattern": PATTERN.name,

@@ -11,8 +11,8 @@ Only names and endpoints are set on the worker (plus `LUXFLOW_HEALTH_PORT=0`, an
 common attributes off, which moto drops); every cadence (checkpoint interval, poll interval,
 the daemon's read interval) is the default of the code being measured. Each run waits until
 the worker holds every shard's lease (JVM start, lease assignment) before the fleet starts
-sending, so no start-up backlog is measured; then until every shard has checkpointed and a
-probe fault came through; then measures. Progress goes to stderr; the plan's timeouts bound
+sending, so no start-up backlog is measured; then until a probe fault sent into every shard
+came through; then measures. Progress goes to stderr; the plan's timeouts bound
 the run (warm-up 240 s, each fault 30 s).
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from benchmarks.latency import (
     percentile,
     send_fault,
 )
+from domain.telemetry import Reading
 from emulators.kinesalite import Kinesalite
 from emulators.moto import MotoServer, emulator_env
 from lighting.clients import Clients
@@ -190,20 +192,38 @@ def _leases(clients: Clients, settings: Settings) -> list[dict[str, Any]]:
     return items
 
 
+def probes_per_shard(
+    clients: Clients, settings: Settings, candidates: Sequence[Reading]
+) -> list[Reading]:
+    """One candidate asset in every shard: the shard whose hash-key range holds the MD5 of its
+    site (the partition key), as Kinesis routes it."""
+    shards = clients.kinesis.list_shards(StreamName=settings.stream)["Shards"]
+    chosen: dict[str, Reading] = {}
+    for reading in candidates:
+        key = int.from_bytes(hashlib.md5(reading.site_id.encode()).digest(), "big")
+        for shard in shards:
+            bounds = shard["HashKeyRange"]
+            if int(bounds["StartingHashKey"]) <= key <= int(bounds["EndingHashKey"]):
+                chosen.setdefault(shard["ShardId"], reading)
+    if len(chosen) < len(shards):
+        raise RuntimeError(f"no probe asset for {len(shards) - len(chosen)} shard(s): more sites")
+    return list(chosen.values())
+
+
 def _warm_up(
     clients: Clients,
     settings: Settings,
     m: Measurement,
     *,
-    probe: Any,
+    probes: Sequence[Reading],
     process: subprocess.Popen[bytes],
     background: Background,
     progress: Callable[[str], None],
     label: str,
 ) -> float:
     """Wait until the worker holds every shard's lease, then start the fleet (so that no
-    backlog from the JVM's start and the lease assignment is measured), wait until every shard
-    checkpointed, and until a probe fault is visible; seconds taken."""
+    backlog from the JVM's start and the lease assignment is measured), send a probe fault
+    into every shard and wait until each is visible; seconds taken."""
     plan = m.plan
     started = time.monotonic()
     probe_m = Measurement(
@@ -222,18 +242,12 @@ def _warm_up(
             if phase == "leases":
                 if sum("leaseOwner" in i for i in _leases(clients, settings)) >= plan.shards:
                     background.start()
-                    phase = "checkpoints"
-            elif phase == "checkpoints":
-                leases = _leases(clients, settings)
-                if sum(i.get("checkpoint", {}).get("S", "").isdigit() for i in leases) >= (
-                    plan.shards
-                ):
-                    with m.lock:
-                        m.faulted.add(probe.asset_id)
-                    send_fault(clients.kinesis, settings.stream, probe, probe_m)
-                    phase = "probe"
-            elif probe_m.latencies_s:
-                progress(f"{label}: warm, probe fault seen after {probe_m.latencies_s[0]:.2f} s")
+                    for probe in probes:
+                        send_fault(clients.kinesis, settings.stream, probe, probe_m)
+                    phase = "probes"
+            elif len(probe_m.latencies_s) == len(probes):
+                slowest = max(probe_m.latencies_s)
+                progress(f"{label}: warm, a probe fault seen in every shard ({slowest:.2f} s)")
                 return waited
             elif probe_m.errors:
                 raise RuntimeError(f"warm-up: {probe_m.errors[0]}")
@@ -274,7 +288,8 @@ def measure_runner(
             clients = Clients(settings)
             provision(settings, clients, shards=plan.shards)
             templates = fleet_templates(plan.sites, time.time_ns() // 1_000_000)
-            faults = fault_order(templates, plan.faults + 1)
+            order = fault_order(templates, plan.faults + 4 * plan.shards)
+            faults = order[: plan.faults]
             command = [sys.executable, "-m", "app", "worker"]
             if runner == "kcl":
                 command += ["--runner", "kcl", "--jars", str(jars)]
@@ -290,7 +305,7 @@ def measure_runner(
                     clients,
                     settings,
                     m,
-                    probe=faults[0],
+                    probes=probes_per_shard(clients, settings, order[plan.faults :]),
                     process=process,
                     background=background,
                     progress=progress,
@@ -301,7 +316,7 @@ def measure_runner(
                 measure_faults(
                     clients.kinesis,
                     settings.stream,
-                    faults[1:],
+                    faults,
                     m,
                     progress=progress,
                     label=label,

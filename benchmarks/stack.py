@@ -3,8 +3,9 @@ multiplies, and what the bill takes from running the code (`Measured`).
 
 Two deployments, read from the TypeScript (the bill says which one it prices):
 
-- `INFRA_BRANCH` (the default): the `infra` branch (6f74dde + the archive and device domain of
-  its work tree), which answers issue 25: Timestream for InfluxDB (db.influx.medium, 20 GB,
+- `DEPLOYED` (the default): infra/ as the `infra` branch made it for issue 25 (6f74dde, then
+  e2eec76 with the archive and the device domain; on main since its merge 56fcedd, checked at
+  27f420d): Timestream for InfluxDB (db.influx.medium, 20 GB,
   single-AZ; query-store.ts), no NAT gateway but five interface endpoints in both zones
   (Kinesis, ECR api and dkr, CloudWatch Logs, Secrets Manager) plus the free DynamoDB and S3
   gateway endpoints (network.ts), stream retention 48 h (config.ts), the read API as its own
@@ -14,8 +15,8 @@ Two deployments, read from the TypeScript (the bill says which one it prices):
   rule on the same topic filter (devices.ts), a Route 53 health check per region
   (device-domain.ts), about 20 alarm metrics, 4 secrets and one customer managed key per
   region.
-- `MAIN` (infra/ at this branch's base): Timestream LiveAnalytics, one NAT gateway, 24 h
-  retention, no read API service, no archive, one rule, 4 alarms.
+- `BEFORE_ISSUE_25` (infra/ at ad17468, this branch's base): Timestream LiveAnalytics, one
+  NAT gateway, 24 h retention, no read API service, no archive, one rule, 4 alarms.
 
 Both: two regions (us-east-1, eu-west-1), each running the whole pipeline; the command model
 a global table (a replica in the other region); an on-demand stream; worker tasks of 1 vCPU /
@@ -80,9 +81,9 @@ class Stack:
     notes: tuple[str, ...] = field(default=())
 
 
-INFRA_BRANCH = Stack("infra branch (6f74dde + work tree): InfluxDB, interface endpoints")
-MAIN = Stack(
-    "main (infra/ at this branch's base): LiveAnalytics, 1 NAT gateway",
+DEPLOYED = Stack("infra/ after issue 25 (56fcedd on main): InfluxDB, interface endpoints")
+BEFORE_ISSUE_25 = Stack(
+    "infra/ before issue 25 (ad17468): LiveAnalytics, 1 NAT gateway",
     interface_endpoints=0,
     nat_gateways=1,
     query_model="timestream",

@@ -19,8 +19,8 @@ from benchmarks.bill_lines import Line
 from benchmarks.bill_pattern import lambda_invocations, pattern_bill
 from benchmarks.bill_report import bill_json
 from benchmarks.stack import (
-    INFRA_BRANCH,
-    MAIN,
+    BEFORE_ISSUE_25,
+    DEPLOYED,
     SECONDS_PER_MONTH,
     Measured,
     Stack,
@@ -74,7 +74,7 @@ def test_records_per_month_are_the_design_rate() -> None:
     assert records_per_month(1, M) == pytest.approx(100e6 / 250 * 30.44)
 
 
-@pytest.mark.parametrize("stack", [INFRA_BRANCH, MAIN])
+@pytest.mark.parametrize("stack", [DEPLOYED, BEFORE_ISSUE_25])
 def test_per_reading_asset_site_and_gb_lines_grow_exactly_with_the_sites(stack: Stack) -> None:
     small, large = by_item(luxflow_bill(100, stack, M)), by_item(luxflow_bill(1_000, stack, M))
     linear = [name for name, line in small.items() if line.scales in LINEAR]
@@ -83,7 +83,7 @@ def test_per_reading_asset_site_and_gb_lines_grow_exactly_with_the_sites(stack: 
         assert large[name].usd_month == pytest.approx(10 * small[name].usd_month), name
 
 
-@pytest.mark.parametrize("stack", [INFRA_BRANCH, MAIN])
+@pytest.mark.parametrize("stack", [DEPLOYED, BEFORE_ISSUE_25])
 def test_per_region_lines_do_not_grow_with_sites_and_double_with_a_second_region(
     stack: Stack,
 ) -> None:
@@ -100,8 +100,8 @@ def test_per_region_lines_do_not_grow_with_sites_and_double_with_a_second_region
 
 def test_per_shard_lines_step_with_the_shard_count() -> None:
     # 10 and 100 sites fit the on-demand stream's first 4 shards; 1,000 sites need 10.
-    assert [on_demand_shards(s, M, INFRA_BRANCH) for s in (10, 100, 1_000)] == [4, 4, 10]
-    bills = [by_item(luxflow_bill(s, INFRA_BRANCH, M)) for s in (10, 100, 1_000)]
+    assert [on_demand_shards(s, M, DEPLOYED) for s in (10, 100, 1_000)] == [4, 4, 10]
+    bills = [by_item(luxflow_bill(s, DEPLOYED, M)) for s in (10, 100, 1_000)]
     for name in (
         "DynamoDB: leases, checkpoints, KCL 3 tables",
         "CloudWatch: luxflow metrics (EMF)",
@@ -112,13 +112,13 @@ def test_per_shard_lines_step_with_the_shard_count() -> None:
 
 
 def test_metrics_line_is_the_counted_metrics_times_the_price() -> None:
-    line = by_item(luxflow_bill(1_000, INFRA_BRANCH, M))["CloudWatch: luxflow metrics (EMF)"]
+    line = by_item(luxflow_bill(1_000, DEPLOYED, M))["CloudWatch: luxflow metrics (EMF)"]
     # (10 shards at home + 4 idle) x 20 per shard + 2 regions x 30 shared, $0.30 each.
     assert line.usd_month == pytest.approx((14 * 20 + 2 * 30) * 0.30)
 
 
 def test_registry_reads_grow_with_sites_times_shards() -> None:
-    bills = [by_item(luxflow_bill(s, INFRA_BRANCH, M)) for s in (100, 1_000)]
+    bills = [by_item(luxflow_bill(s, DEPLOYED, M)) for s in (100, 1_000)]
     name = "DynamoDB: registry and homes reads"
     loads = SECONDS_PER_MONTH / 30  # every 30 s, per shard processor
     # 20,000 assets x 240 B = 1,172 units of 4 KB, + 1,000 homes x 100 B = 25 units.
@@ -128,10 +128,10 @@ def test_registry_reads_grow_with_sites_times_shards() -> None:
 
 
 def test_worker_tasks_are_at_least_two_and_at_most_the_shards() -> None:
-    assert worker_tasks(4, 0.0, INFRA_BRANCH, M) == 2
+    assert worker_tasks(4, 0.0, DEPLOYED, M) == 2
     # 100,000 records/s at 40 us and 50 % use need 8 vCPU, bounded by 4 shards.
-    assert worker_tasks(4, 100_000.0, INFRA_BRANCH, M) == 4
-    assert worker_tasks(64, 100_000.0, INFRA_BRANCH, M) == 8
+    assert worker_tasks(4, 100_000.0, DEPLOYED, M) == 4
+    assert worker_tasks(64, 100_000.0, DEPLOYED, M) == 8
 
 
 def test_lambda_pattern_lines_equal_a_hand_computation_at_1000_sites() -> None:
@@ -162,7 +162,7 @@ def test_a_quiet_stream_costs_lambda_an_invocation_per_shard_second() -> None:
 
 
 def test_both_bills_pay_the_same_messages_but_luxflow_two_rules_and_one_action() -> None:
-    ours, theirs = by_item(luxflow_bill(100, INFRA_BRANCH, M)), by_item(pattern_bill(100, M))
+    ours, theirs = by_item(luxflow_bill(100, DEPLOYED, M)), by_item(pattern_bill(100, M))
     assert ours["IoT Core: messages"].usd_month == theirs["IoT Core: messages"].usd_month
     assert ours["IoT Core: rules triggered"].usd_month == pytest.approx(
         2 * theirs["IoT Core: rules triggered"].usd_month
