@@ -71,14 +71,18 @@ def compute_lines(sites: int, stack: Stack, m: Measured) -> list[Line]:
             )
         )
     if stack.load_balancer:
-        alb = stack.regions * HOURS_PER_MONTH * (p("alb_hour") + ALB_LCU * p("alb_lcu_hour"))
+        alb = (
+            stack.regions
+            * HOURS_PER_MONTH
+            * (p("alb_hour") + ALB_LCU * p("alb_lcu_hour") + stack.azs * p("public_ipv4_hour"))
+        )
         lines.append(
             Line(
                 "Fargate",
                 "API load balancer",
                 alb,
                 "per region",
-                f"one ALB per region, {ALB_LCU} LCU on average",
+                f"one ALB per region, {ALB_LCU} LCU on average, a public IPv4 address per zone",
             )
         )
     return lines

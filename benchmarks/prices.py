@@ -73,6 +73,7 @@ PRICES: Final[dict[str, tuple[float, str]]] = {
     "fargate_gb_hour": (0.004445, "per GB-hour, Linux x86"),
     "alb_hour": (0.0225, "per load balancer-hour"),
     "alb_lcu_hour": (0.008, "per LCU-hour"),
+    "public_ipv4_hour": (0.005, "per public IPv4 address-hour"),
     # -- network
     "interface_endpoint_az_hour": (0.01, "per interface endpoint per AZ-hour"),
     "interface_endpoint_gb": (0.01, "per GB through interface endpoints"),
@@ -82,7 +83,7 @@ PRICES: Final[dict[str, tuple[float, str]]] = {
     "timestream_write_1kb": (0.50 / 1e6, "per 1 KB write (LiveAnalytics)"),
     "timestream_memory_gb_hour": (0.036, "per GB-hour in the memory store (LiveAnalytics)"),
     "timestream_magnetic_gb_month": (0.03, "per GB-month in the magnetic store (LiveAnalytics)"),
-    "influxdb_medium_hour": (0.12, "per db.influx.medium instance-hour, single-AZ"),
+    "influxdb_medium_hour": (0.27, "per db.influx.medium instance-hour, single-AZ"),
     "influxdb_storage_gb_month": (0.20, "per GB-month, Influx IO Included 3K storage"),
     # -- CloudWatch
     "cloudwatch_metric_month": (0.30, "per custom metric-month (first 10,000)"),
@@ -103,13 +104,15 @@ PRICES: Final[dict[str, tuple[float, str]]] = {
     "kms_request": (0.03 / 10_000, "per KMS request"),
     "secret_month": (0.40, "per secret-month"),
     "route53_zone_month": (0.50, "per hosted zone-month"),
-    "route53_health_check_month": (0.50, "per health check-month (AWS endpoint)"),
+    "route53_health_check_month": (0.75, "per health check-month (non-alias endpoint)"),
     "ecr_gb_month": (0.10, "per GB-month of images stored"),
 }
 
 UNCERTAIN: Final = frozenset(
     {
-        # Remembered by analogy with RDS r7g prices (the instance classes match r7g), not seen.
+        # The largest fixed line and the least sure: infra/README.md remembers about $0.27/h,
+        # an analogy with RDS r7g prices (the classes match r7g) gives about $0.12/h; the
+        # higher one is used.
         "influxdb_medium_hour",
         "influxdb_storage_gb_month",
         # The 2024-11-01 cut made it equal to a write unit, as remembered.

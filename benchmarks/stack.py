@@ -13,7 +13,7 @@ Two deployments, read from the TypeScript (the bill says which one it prices):
   raw-record archive (Firehose with dynamic partitioning by site, GZIP, 5 min buffer, S3 with
   a lifecycle and replication with RTC to the peer region; archive.ts), a refused-telemetry
   rule on the same topic filter (devices.ts), a Route 53 health check per region
-  (device-domain.ts), about 20 alarm metrics, 4 secrets and one customer managed key per
+  (device-domain.ts), about 25 alarm metrics, 4 secrets and one customer managed key per
   region.
 - `BEFORE_ISSUE_25` (infra/ at ad17468, this branch's base): Timestream LiveAnalytics, one
   NAT gateway, 24 h retention, no read API service, no archive, one rule, 4 alarms.
@@ -71,7 +71,7 @@ class Stack:
     load_balancer: bool = True
     archive: bool = True
     rules_per_message: int = 2
-    alarm_metrics: int = 20
+    alarm_metrics: int = 25
     secrets: int = 4
     kms_keys: int = 1
     health_checks: int = 1
