@@ -1,6 +1,8 @@
-"""`luxflow bench`: luxflow's throughput and memory, and the alternatives, in one run.
+"""`luxflow bench`: luxflow's throughput, memory, cost and latency, and the alternatives.
 
     luxflow bench [--quick] [--json] [--profile N] [--no-faust] [--no-e2e] [--no-kcl] [--no-cost]
+    luxflow bench --bill [--quick] [--json]        the cost runs and the whole-stack bill only
+    luxflow bench --latency [--latency-faults N] [--latency-sites N] [--latency-runners R,R]
 
 Every figure of a run comes from the same simulated input (`benchmarks.workload`), made once:
 
@@ -17,7 +19,11 @@ Every figure of a run comes from the same simulated input (`benchmarks.workload`
 - memory per live asset for 1k, 10k and 100k assets (`benchmarks.memory`);
 - resident memory and start time of one `kcl-processor` process (`benchmarks.kcl_footprint`);
 - request units per 1,000 records and $ per site-month next to the design's Lambda pattern
-  (`benchmarks.cost`, prices in `benchmarks.prices`).
+  (`benchmarks.cost`, prices in `benchmarks.prices`): the acceptance figure, printed first;
+- the whole-stack bill at 10, 100 and 1,000 sites next to the pattern's (`benchmarks.bill`);
+- with `--latency` (alone, a few minutes): PutRecord -> fault item in the command model, p50
+  and p99, for the local and the KCL runner at their default settings on the emulators
+  (`benchmarks.latency_run`).
 
 The entry point takes the app factory from the composition root (nothing imports app.py):
 `main(argv, build_app=...)`, or `add_arguments(parser)` + `run(args, build_app=...)` when the
@@ -39,7 +45,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from benchmarks import comparisons, e2e, harness, memory, workload
-from benchmarks.report import goals, render
+from benchmarks.bill_report import render_latency
+from benchmarks.report import goals, render, render_bill_only
 from core.clock import MINUTE_MS
 from domain.telemetry import decode_reading
 from streams.app import App
@@ -65,6 +72,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-cost", action="store_true", help="skip the cost run")
     parser.add_argument("--no-e2e", action="store_true", help="skip the emulator measurement")
+    parser.add_argument(
+        "--bill", action="store_true", help="only the cost runs and the whole-stack bill"
+    )
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="only PutRecord -> fault item latency, local and KCL runner (a few minutes)",
+    )
+    parser.add_argument("--latency-faults", type=int, default=120, help="faults per runner")
+    parser.add_argument(
+        "--latency-sites", type=int, default=50, help="sites of 20 assets sending readings"
+    )
+    parser.add_argument("--latency-shards", type=int, default=2, help="shards of the stream")
+    parser.add_argument(
+        "--latency-runners", default="local,kcl", help="comma-separated: local, kcl"
+    )
     parser.add_argument("--sites", type=int, help="sites of 20 assets (default 128, quick 64)")
     parser.add_argument("--minutes", type=int, help="simulated minutes (default 120, quick 75)")
     parser.add_argument(
@@ -93,12 +116,52 @@ def main(argv: Sequence[str], *, build_app: AppFactory) -> int:
 def run(args: argparse.Namespace, *, build_app: AppFactory, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     progress = _progress(args.json)
-    report = measure(args, build_app=build_app, progress=progress)
-    if args.json:
-        out.write(json.dumps(report, indent=None, sort_keys=False) + "\n")
+    if args.latency:
+        report = measure_latency(args, progress=progress)
+        text = render_latency(report["latency"])
+    elif args.bill:
+        report = measure_bill(args, build_app=build_app, progress=progress)
+        text = render_bill_only(report)
     else:
-        out.write(render(report))
+        report = measure(args, build_app=build_app, progress=progress)
+        text = render(report)
+    out.write(json.dumps(report, indent=None, sort_keys=False) + "\n" if args.json else text)
     return 0
+
+
+def measure_latency(args: argparse.Namespace, *, progress: Callable[[str], None]) -> dict[str, Any]:
+    """`--latency`: both runners' figures (`benchmarks.latency_run`); progress always shows,
+    on stderr, since the run takes minutes."""
+    from benchmarks.latency import LatencyPlan
+    from benchmarks.latency_run import RUNNERS
+    from benchmarks.latency_run import measure as measure_runners
+
+    runners = tuple(r.strip() for r in args.latency_runners.split(",") if r.strip())
+    unknown = [r for r in runners if r not in RUNNERS]
+    if unknown or not runners:
+        raise SystemExit(f"luxflow bench: --latency-runners: {unknown or 'none'} (local, kcl)")
+    plan = LatencyPlan(
+        faults=args.latency_faults, sites=args.latency_sites, shards=args.latency_shards
+    )
+    started = time.perf_counter()
+    latency = measure_runners(plan, runners, progress=_progress(False))
+    return {
+        "machine": machine(),
+        "latency": latency,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def measure_bill(
+    args: argparse.Namespace, *, build_app: AppFactory, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """`--bill`: the cost runs (the acceptance figure) and the whole-stack bill, with the cost
+    run's own CPU per record (no pipeline passes)."""
+    started = time.perf_counter()
+    report: dict[str, Any] = {"machine": machine(), "quick": bool(args.quick)}
+    comparisons.cost_and_bill(report, build_app, args=args, progress=progress)
+    report["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return report
 
 
 # -- measuring ------------------------------------------------------------------------------

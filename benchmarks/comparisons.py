@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks import cost, faust_bench, kcl_footprint, overhead, plain
+from benchmarks import bill_inputs, bill_report, cost, faust_bench, kcl_footprint, overhead, plain
 from core.records import Record
 from streams.app import App
 
@@ -82,8 +82,21 @@ def footprint_and_cost(
         report["kcl_processor_peak_rss_mb"] = footprint.peak_rss_mb
         report["kcl_processor_start_s"] = footprint.start_s
         report["kcl_processor_error"] = footprint.error
+    cost_and_bill(report, build_app, args=args, progress=progress)
+
+
+def cost_and_bill(
+    report: dict[str, Any],
+    build_app: Callable[[], App],
+    *,
+    args: argparse.Namespace,
+    progress: Callable[[str], None],
+) -> None:
+    """The acceptance figure (DynamoDB + compute per site-month next to the Lambda pattern, at
+    the default checkpoint and two longer ones) and the whole-stack bill built on it."""
     if args.no_cost:
         report["cost"] = {"error": "skipped (--no-cost)"}
+        report["bill"] = {"error": "skipped (--no-cost)"}
         return
     sites, minutes = (2, 135) if args.quick else (4, 135)
     if args.minutes and args.minutes < 60:  # a tiny run (tests): one site, its minutes
@@ -106,3 +119,8 @@ def footprint_and_cost(
             )
         }
     report["cost"]["levers"] = levers
+    progress("whole-stack bill: metric volume, registry items, archive compression")
+    inputs = bill_inputs.measured(
+        base, build_app, cpu_us_per_record=us, kcl_processor_mb=report.get("kcl_processor_rss_mb")
+    )
+    report["bill"] = bill_report.bill_json(inputs)

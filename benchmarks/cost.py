@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks import prices, workload
@@ -57,6 +57,14 @@ class CostRun:
     cpu_us_per_record: float
     checkpoint_interval_ms: int
     units_per_1000: dict[str, float]
+    item_bytes: dict[str, float] = field(default_factory=dict)
+    """Mean bytes of a command-model item, by kind."""
+    snapshot_kb_per_1000: float = 0.0
+    """Snapshot chunk bytes (KB) per 1,000 records."""
+    snapshot_saves_per_shard_hour: float = 0.0
+    """Snapshot saves (a head write each) of the one busy shard, per hour of event time."""
+    state_bytes_per_site: float = 0.0
+    """Bytes of the shard's stored state chain at the end (base + deltas), per site."""
 
 
 def site_interval_ms(bytes_per_record: float) -> int:
@@ -126,8 +134,21 @@ def run(
     units["timestream_writes"] = counters.timestream_units * per_1000
     units["kinesis_get_records"] = POLLS_PER_SHARD_S * 3_600 / records_per_shard_hour * 1000
     units["kinesis_gb_read"] = bytes_per_record * 1000 / 1e9
+    chain = store.chains.get(records[0].shard_id, [])
     return CostRun(
-        n, sites, interval_ms, bytes_per_record, cpu_s / n * 1e6, checkpoint_interval_ms, units
+        n,
+        sites,
+        interval_ms,
+        bytes_per_record,
+        cpu_s / n * 1e6,
+        checkpoint_interval_ms,
+        units,
+        item_bytes={
+            f"dynamodb_{k}": v / counters.item_count[k] for k, v in counters.item_bytes.items()
+        },
+        snapshot_kb_per_1000=store.bytes_written / 1024 * per_1000,
+        snapshot_saves_per_shard_hour=store.saves / (minutes / 60),
+        state_bytes_per_site=sum(len(s.data) for s in chain) / sites,
     )
 
 

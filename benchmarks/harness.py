@@ -22,6 +22,7 @@ from core.records import TRIM_HORIZON, DeadLetter, Record
 from core.retry import Backoff
 from lighting.clients import Clients
 from lighting.regions import home_gate
+from lighting.registry import REGISTRY_PK
 from lighting.settings import Settings
 from lighting.wiring import engine_config, shard_sinks
 from sinks.base import Sink
@@ -46,6 +47,9 @@ class RequestCounters:
     """DynamoDB write request units (1 KB each, rounded up per item), by kind of item."""
     timestream_units: int = 0
     """Timestream 1 KB write units (request bytes rounded up per request)."""
+    item_count: dict[str, int] = field(default_factory=dict)
+    item_bytes: dict[str, int] = field(default_factory=dict)
+    """DynamoDB items written and their bytes (`item_bytes`), by kind of item."""
 
     def count(self, call: str, items: int, request: dict[str, Any]) -> int:
         size = len(_encode(request))
@@ -58,11 +62,15 @@ class RequestCounters:
     def dynamodb_item(self, item: dict[str, Any]) -> None:
         kind = item_kind(item)
         self.write_units[kind] = self.write_units.get(kind, 0) + write_units(item)
+        self.item_count[kind] = self.item_count.get(kind, 0) + 1
+        self.item_bytes[kind] = self.item_bytes.get(kind, 0) + item_bytes(item)
 
 
 def item_kind(item: dict[str, Any]) -> str:
     """What a command-table item is, by its partition key (see `domain.views`)."""
     pk = str(item.get("pk", {}).get("S", ""))
+    if pk == REGISTRY_PK:
+        return "registry"
     if pk.startswith("ASSET#"):
         return "current_state"
     if pk.startswith(("BLDG#", "SPIKE#")):

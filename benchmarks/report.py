@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.bill_report import acceptance_lines, render_bill
+
 GOAL_PIPELINE = 200_000.0
 GOAL_OVERHEAD_FRACTION_OF_FAUST = 0.1
 GOAL_E2E_RATIO = 0.8
@@ -186,6 +188,7 @@ def render(report: dict[str, Any]) -> str:
     header = ("measure", "value", "goal", "met")
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(4)]
     lines = [
+        *acceptance_lines(report["cost"]),
         f"luxflow bench{' --quick' if report['quick'] else ''}: {m['cores']} cores, "
         f"{m['cpu_model']}, Python {m['python']}; CPU time, best of {i['repeat']} passes",
         f"input: {i['records']:,} records ({i['bytes_per_record']} B avg) from {i['sites']} sites, "
@@ -224,4 +227,31 @@ def render(report: dict[str, Any]) -> str:
     notes.append(f"elapsed {report['elapsed_s']} s")
     lines.append("")
     lines.extend(notes)
+    bill = report.get("bill") or {}
+    if "scales" in bill:
+        lines += ["", render_bill(bill).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def render_bill_only(report: dict[str, Any]) -> str:
+    """`luxflow bench --bill`: the acceptance figure, its levers, then the whole bill."""
+    cost = report["cost"]
+    lines = acceptance_lines(cost)
+    for name, lever in cost.get("levers", {}).items():
+        lines.append(
+            f"  lever {name}: ${lever['usd_per_site_month']:.3f} per site-month = "
+            f"{lever['ratio_to_baseline'] * 100:.1f} % of the pattern"
+        )
+    units = cost.get("request_units_per_1000_records", {})
+    if units:
+        lines.append(
+            "  request units per 1,000 records: "
+            + ", ".join(f"{k} {v:,.2f}" for k, v in units.items())
+        )
+    bill = report.get("bill") or {}
+    if "scales" in bill:
+        lines += ["", render_bill(bill).rstrip("\n")]
+    elif bill.get("error"):
+        lines.append(f"bill: {bill['error']}")
+    lines.append(f"elapsed {report['elapsed_s']} s")
     return "\n".join(lines) + "\n"

@@ -83,6 +83,12 @@ def test_bench_json_has_every_required_key_with_sane_values(
         <= units["dynamodb_current_state"]
     )
 
+    bill = report["bill"]
+    assert [scale["sites"] for scale in bill["scales"]] == [10, 100, 1_000]
+    assert bill["measured_inputs"]["units_per_1000"]["dynamodb_current_state"] == pytest.approx(
+        units["dynamodb_current_state"]
+    )
+
     # Skipped parts say so instead of failing.
     assert report["faust_same_work_ratio"] is None
     assert "skipped" in report["faust_error"]
@@ -117,10 +123,33 @@ def test_bench_table_names_every_measure(capsys: pytest.CaptureFixture[str]) -> 
         "64 shard(s)",
         "kcl-processor resident memory",
         "ratio_to_baseline",
+        "ACCEPTANCE  DynamoDB + compute per site-month",
+        "whole-stack bill",
+        "TOTAL Lambda pattern",
     ):
         assert name in table
+    assert table.index("ACCEPTANCE") < table.index("in-process pipeline")  # printed first
     assert "memory per live asset, 80 assets" in table
     assert "faust_error: skipped" in table
+
+
+def test_bench_bill_alone_gives_the_acceptance_figure_and_the_bill(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["--bill", "--json", "--minutes", "20"], build_app=lighting_app) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"machine", "quick", "cost", "bill", "elapsed_s"}
+    cost = report["cost"]
+    assert cost["ratio_to_baseline"] == pytest.approx(
+        cost["usd_per_site_month"] / cost["baseline_usd_per_site_month"], rel=1e-2
+    )
+    for scale in report["bill"]["scales"]:
+        assert scale["luxflow_usd_month"] > 0 and scale["pattern_usd_month"] > 0
+
+    assert cli.main(["--bill", "--minutes", "20"], build_app=lighting_app) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("=" * 100 + "\nACCEPTANCE")
+    assert "goal: at most 10 %" in table
 
 
 def test_faust_runs_the_lighting_agent_or_says_why() -> None:

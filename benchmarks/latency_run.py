@@ -1,0 +1,376 @@
+"""`luxflow bench --latency`: PutRecord -> fault item in the command model, p50/p99, for the
+local runner and the KCL runner, each a real `luxflow worker` child process at its default
+settings on emulated AWS on 127.0.0.1 (`benchmarks.latency` does the measuring).
+
+- local runner: kinesalite for Kinesis (moto's PutRecords slows as a shard grows) and moto
+  for DynamoDB and Timestream, as `luxflow demo` runs them;
+- KCL runner: moto served over HTTP/1.1 and cleartext HTTP/2 (hypercorn) for everything, the
+  way the KCL integration tests start it, the MultiLangDaemon from the `.jars` directory.
+
+Only names and endpoints are set on the worker (plus `LUXFLOW_HEALTH_PORT=0`, and Timestream
+common attributes off, which moto drops); every cadence (checkpoint interval, poll interval,
+the daemon's read interval) is the default of the code being measured. Each run waits until
+the worker holds every shard's lease (JVM start, lease assignment) before the fleet starts
+sending, so no start-up backlog is measured; then until a probe fault sent into every shard
+came through; then measures. Progress goes to stderr; the plan's timeouts bound
+the run (warm-up 240 s, each fault 30 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.latency import (
+    Background,
+    LatencyPlan,
+    Measurement,
+    Poller,
+    fault_order,
+    fleet_templates,
+    measure_faults,
+    percentile,
+    send_fault,
+)
+from domain.telemetry import Reading
+from emulators.kinesalite import Kinesalite
+from emulators.moto import MotoServer, emulator_env
+from lighting.clients import Clients
+from lighting.provision import provision
+from lighting.settings import Settings
+
+_ROOT = Path(__file__).resolve().parents[1]
+RUNNERS = ("local", "kcl")
+
+
+@dataclass(frozen=True)
+class RunnerLatency:
+    runner: str
+    faults_sent: int
+    faults_seen: int
+    p50_s: float | None
+    p90_s: float | None
+    p99_s: float | None
+    max_s: float | None
+    background_records: int
+    background_records_per_s: float | None
+    poll_round_ms: float | None
+    warmup_s: float | None
+    checkpoint_ms: float | None
+    """Mean duration of a checkpoint step (flush, state save, checkpoint) over the shards, from
+    the worker's own CheckpointDurationMs metric lines (EMF on its stdout)."""
+    error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        def r(value: float | None, digits: int = 3) -> float | None:
+            return None if value is None else round(value, digits)
+
+        return {
+            "runner": self.runner,
+            "faults_sent": self.faults_sent,
+            "faults_seen": self.faults_seen,
+            "p50_s": r(self.p50_s),
+            "p90_s": r(self.p90_s),
+            "p99_s": r(self.p99_s),
+            "max_s": r(self.max_s),
+            "background_records": self.background_records,
+            "background_records_per_s": r(self.background_records_per_s, 1),
+            "poll_round_ms": r(self.poll_round_ms, 1),
+            "warmup_s": r(self.warmup_s, 1),
+            "checkpoint_ms_mean": r(self.checkpoint_ms, 0),
+            "error": self.error,
+        }
+
+
+def _settings(tag: str, endpoint: str, kinesis_endpoint: str | None) -> Settings:
+    return Settings(
+        stream=f"{tag}-stream",
+        app_name=f"{tag}-leases",
+        command_table=f"{tag}-model",
+        dead_letter_table=f"{tag}-dead",
+        state_table=f"{tag}-state",
+        timestream_database=f"{tag}-ts",
+        endpoint_url=endpoint,
+        kinesis_endpoint_url=kinesis_endpoint or "",
+        region="us-east-1",
+        timestream_common_attributes=False,
+    )
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The worker's environment: names and endpoints only, every cadence at its default."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUXFLOW_")}
+    env.update(emulator_env(settings.endpoint_url))
+    env.update(
+        {
+            "LUXFLOW_STREAM": settings.stream,
+            "LUXFLOW_APP_NAME": settings.app_name,
+            "LUXFLOW_COMMAND_TABLE": settings.command_table,
+            "LUXFLOW_DEAD_LETTER_TABLE": settings.dead_letter_table,
+            "LUXFLOW_STATE_TABLE": settings.state_table,
+            "LUXFLOW_TIMESTREAM_DATABASE": settings.timestream_database,
+            "LUXFLOW_TIMESTREAM_COMMON_ATTRIBUTES": "false",
+            "LUXFLOW_HEALTH_PORT": "0",
+            "LUXFLOW_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")])),
+        }
+    )
+    if settings.kinesis_endpoint_url:
+        env["LUXFLOW_KINESIS_ENDPOINT_URL"] = settings.kinesis_endpoint_url
+    return env
+
+
+@contextlib.contextmanager
+def _worker(
+    command: list[str], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The worker in its own process group (the KCL daemon's JVM and processors with it);
+    SIGTERM at the end, the group killed if it has not stopped within 60 s."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # processors the daemon left behind
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def checkpoint_ms(log_text: str) -> float | None:
+    """The mean of the per-shard CheckpointDurationMs values in a worker's EMF lines."""
+    values: list[float] = []
+    for line in log_text.splitlines():
+        if '"CheckpointDurationMs"' not in line or '"Shard"' not in line:
+            continue
+        try:
+            document = json.loads(line[line.index("{") :])
+        except ValueError:
+            continue
+        value = document.get("CheckpointDurationMs")
+        if isinstance(value, int | float):
+            values.append(float(value))
+    return sum(values) / len(values) if values else None
+
+
+def _leases(clients: Clients, settings: Settings) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = clients.dynamodb.scan(
+        TableName=settings.app_name, ConsistentRead=True
+    )["Items"]
+    return items
+
+
+def probes_per_shard(
+    clients: Clients, settings: Settings, candidates: Sequence[Reading]
+) -> list[Reading]:
+    """One candidate asset in every shard: the shard whose hash-key range holds the MD5 of its
+    site (the partition key), as Kinesis routes it."""
+    shards = clients.kinesis.list_shards(StreamName=settings.stream)["Shards"]
+    chosen: dict[str, Reading] = {}
+    for reading in candidates:
+        key = int.from_bytes(hashlib.md5(reading.site_id.encode()).digest(), "big")
+        for shard in shards:
+            bounds = shard["HashKeyRange"]
+            if int(bounds["StartingHashKey"]) <= key <= int(bounds["EndingHashKey"]):
+                chosen.setdefault(shard["ShardId"], reading)
+    if len(chosen) < len(shards):
+        raise RuntimeError(f"no probe asset for {len(shards) - len(chosen)} shard(s): more sites")
+    return list(chosen.values())
+
+
+def _warm_up(
+    clients: Clients,
+    settings: Settings,
+    m: Measurement,
+    *,
+    probes: Sequence[Reading],
+    process: subprocess.Popen[bytes],
+    background: Background,
+    progress: Callable[[str], None],
+    label: str,
+) -> float:
+    """Wait until the worker holds every shard's lease, then start the fleet (so that no
+    backlog from the JVM's start and the lease assignment is measured), send a probe fault
+    into every shard and wait until each is visible; seconds taken."""
+    plan = m.plan
+    started = time.monotonic()
+    probe_m = Measurement(
+        dataclasses.replace(plan, fault_timeout_s=plan.warmup_timeout_s), put_lock=m.put_lock
+    )
+    Poller(clients.dynamodb, settings.command_table, probe_m).start()
+    phase = "leases"
+    last_report = started
+    try:
+        while True:
+            waited = time.monotonic() - started
+            if process.poll() is not None:
+                raise RuntimeError(f"the worker exited with {process.returncode} in warm-up")
+            if waited > plan.warmup_timeout_s:
+                raise RuntimeError(f"{phase}: no steady state within {plan.warmup_timeout_s:.0f} s")
+            if phase == "leases":
+                if sum("leaseOwner" in i for i in _leases(clients, settings)) >= plan.shards:
+                    background.start()
+                    for probe in probes:
+                        send_fault(clients.kinesis, settings.stream, probe, probe_m)
+                    phase = "probes"
+            elif len(probe_m.latencies_s) == len(probes):
+                slowest = max(probe_m.latencies_s)
+                progress(f"{label}: warm, a probe fault seen in every shard ({slowest:.2f} s)")
+                return waited
+            elif probe_m.errors:
+                raise RuntimeError(f"warm-up: {probe_m.errors[0]}")
+            if time.monotonic() - last_report >= 15:
+                last_report = time.monotonic()
+                progress(f"{label}: warming up ({waited:.0f} s, waiting for {phase})")
+            time.sleep(0.5)
+    finally:
+        probe_m.stop.set()
+
+
+def measure_runner(
+    runner: str,
+    plan: LatencyPlan,
+    *,
+    jars: Path,
+    progress: Callable[[str], None],
+) -> RunnerLatency:
+    """One runner's figures; an error (an emulator or the worker that failed) is reported in
+    the result rather than raised."""
+    label = f"latency {runner}"
+    tag = f"lat{runner}{uuid.uuid4().hex[:6]}"
+    m = Measurement(plan)
+    warmup_s: float | None = None
+    error: str | None = None
+    log = Path(tempfile.gettempdir()) / f"luxflow-bench-{tag}.log"
+    try:
+        with contextlib.ExitStack() as stack:
+            if runner == "kcl":
+                moto = stack.enter_context(MotoServer(http2=True))
+                settings = _settings(tag, moto.endpoint, None)
+            else:
+                moto = stack.enter_context(MotoServer())
+                kinesalite = stack.enter_context(Kinesalite())
+                settings = _settings(tag, moto.endpoint, kinesalite.endpoint)
+            for key, value in emulator_env(moto.endpoint).items():
+                os.environ.setdefault(key, value)
+            clients = Clients(settings)
+            provision(settings, clients, shards=plan.shards)
+            templates = fleet_templates(plan.sites, time.time_ns() // 1_000_000)
+            order = fault_order(templates, plan.faults + 4 * plan.shards)
+            faults = order[: plan.faults]
+            command = [sys.executable, "-m", "app", "worker"]
+            if runner == "kcl":
+                command += ["--runner", "kcl", "--jars", str(jars)]
+            progress(
+                f"{label}: {plan.sites} sites x 20 assets, ~{plan.background_records_per_s:.0f} "
+                f"records/s over {plan.shards} shards; worker log {log}"
+            )
+            process = stack.enter_context(_worker(command, worker_env(settings), log))
+            background = Background(clients.kinesis, settings.stream, templates, m)
+            stack.callback(m.stop.set)
+            try:
+                warmup_s = _warm_up(
+                    clients,
+                    settings,
+                    m,
+                    probes=probes_per_shard(clients, settings, order[plan.faults :]),
+                    process=process,
+                    background=background,
+                    progress=progress,
+                    label=label,
+                )
+                poller = Poller(clients.dynamodb, settings.command_table, m)
+                poller.start()
+                measure_faults(
+                    clients.kinesis,
+                    settings.stream,
+                    faults,
+                    m,
+                    progress=progress,
+                    label=label,
+                )
+            except RuntimeError as exc:
+                error = f"{exc}; worker log: {_tail(log)}"
+            m.stop.set()
+            if background.is_alive():
+                background.join(timeout=10)
+    except Exception as exc:  # an emulator that did not start, a failed setup
+        error = f"{type(exc).__name__}: {exc}"
+    try:
+        checkpoint = checkpoint_ms(log.read_text(errors="replace"))
+    except OSError:
+        checkpoint = None
+    if error is None and m.errors:
+        error = f"{len(m.errors)} problems, first: {m.errors[0]}"
+    values = m.latencies_s
+    return RunnerLatency(
+        runner=runner,
+        faults_sent=m.faults_sent,
+        faults_seen=len(values),
+        p50_s=percentile(values, 0.5),
+        p90_s=percentile(values, 0.9),
+        p99_s=percentile(values, 0.99),
+        max_s=max(values) if values else None,
+        background_records=m.background_sent,
+        background_records_per_s=m.background_sent / m.background_s if m.background_s else None,
+        poll_round_ms=m.poll_seconds / m.poll_rounds * 1000 if m.poll_rounds else None,
+        warmup_s=warmup_s,
+        checkpoint_ms=checkpoint,
+        error=error,
+    )
+
+
+def measure(
+    plan: LatencyPlan, runners: tuple[str, ...], *, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Every runner's figures, one after the other (never both at once on 2 cores)."""
+    jars = _ROOT / ".jars"
+    results = {}
+    for runner in runners:
+        progress(f"latency: {runner} runner")
+        results[runner] = measure_runner(runner, plan, jars=jars, progress=progress).as_json()
+    return {
+        "plan": {
+            "faults": plan.faults,
+            "sites": plan.sites,
+            "assets": plan.sites * 20,
+            "reading_interval_ms": plan.reading_interval_ms,
+            "background_records_per_s_planned": round(plan.background_records_per_s, 1),
+            "shards": plan.shards,
+            "fault_every_ms": plan.fault_every_ms,
+        },
+        "settings": "defaults of the code measured (only names and endpoints set)",
+        "runners": results,
+    }
