@@ -86,7 +86,7 @@ def test_bench_json_has_every_required_key_with_sane_values(
     bill = report["bill"]
     assert [scale["sites"] for scale in bill["scales"]] == [10, 100, 1_000]
     assert bill["measured_inputs"]["units_per_1000"]["dynamodb_current_state"] == pytest.approx(
-        units["dynamodb_current_state"]
+        units["dynamodb_current_state"], abs=0.01
     )
 
     # Skipped parts say so instead of failing.
