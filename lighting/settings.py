@@ -99,9 +99,12 @@ class Settings:
         0.05, "The relative part of the current-state power deadband (0.05: 5 %)."
     )
     state_refresh_ms: int = _setting(
-        900_000,
-        "The longest a current-state item stands without a rewrite (event time), even with "
-        "nothing changed.",
+        0,
+        "0 (default): every reading rewrites its asset's current-state item. Above 0 the "
+        "deadband is on: the item stands up to this long (event time) unless on/off, dim "
+        "level, fault code or power beyond the deadband changed. The deadband remembers per "
+        "worker process, so after a restart or a lease move each asset's next state is "
+        "written again: two runs can then store states that differ within the deadband.",
     )
     idle_timeout_ms: int = _setting(
         60_000, "After this long without records, a shard closes its windows by processing time."
@@ -270,11 +273,11 @@ class Settings:
             math.isfinite(self.state_deadband_w)
             and self.state_deadband_w >= 0
             and 0 <= self.state_deadband_fraction <= 1
-            and self.state_refresh_ms > 0
+            and self.state_refresh_ms >= 0
         ):
             raise ConfigError(
                 "LUXFLOW_STATE_DEADBAND_W must be >= 0, LUXFLOW_STATE_DEADBAND_FRACTION in "
-                "0..1 and LUXFLOW_STATE_REFRESH_MS positive"
+                "0..1 and LUXFLOW_STATE_REFRESH_MS at least 0"
             )
         if not 0 <= self.max_clock_skew_ms < self.window_grace_ms:
             # A device allowed to run a whole grace ahead could make every other device's

@@ -102,7 +102,12 @@ def shard_sinks(
     command = DynamoDBSink(
         clients.dynamodb,
         settings.command_table,
-        hold.select("dynamodb", deadbanded(views.command_writes, deadband)),
+        hold.select(
+            "dynamodb",
+            deadbanded(views.command_writes, deadband)
+            if settings.state_refresh_ms
+            else views.command_writes,
+        ),
         backoff(),
         # Current state: only the newest per asset is turned into a request, at flush.
         coalesce=views.current_state_key,
