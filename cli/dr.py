@@ -17,6 +17,7 @@ from cli.base import SubParsers, info
 from core.clock import wall_clock_ms
 from core.errors import ConfigError, ReplayRefusedError
 from lighting.clients import Clients
+from lighting.fence import DynamoDBQuorum, revoke_when_ended
 from lighting.regions import (
     SiteHome,
     assign_homes,
@@ -185,6 +186,7 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
             f"this re-homes {len(plan)} sites from {args.from_} to {args.to} in {args.to}'s "
             "replica; stop the workers of the lost region first; run again with --yes"
         )
+    fenced_ms = fence_out(survivor, clients, args.from_)
     store_homes(clients.dynamodb, survivor.command_table, plan)
     sites = sorted(h.site_id for h in plan)
     result: dict[str, Any] = {
@@ -194,6 +196,8 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
         "epochs": {h.site_id: h.epoch for h in plan},
         "at_ms": started_ms,
     }
+    if fenced_ms is not None:
+        result["fence_wait_ms"] = fenced_ms
     if args.redrive:
         result["redriven"] = redrive(survivor, clients, set(sites))
     info(
@@ -202,6 +206,19 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
     )
     _print(result)
     return 0
+
+
+def fence_out(survivor: Settings, clients: Clients, lost: str) -> int | None:
+    """Revoke the lost region's fence lease (waiting until it has ended) before its sites
+    move, so that no write of the lost region lands after the move; None without a fence."""
+    if not survivor.fence_table:
+        return None
+    return revoke_when_ended(
+        DynamoDBQuorum(clients.dynamodb, survivor.fence_table),
+        lost,
+        clock_skew_ms=survivor.fence_clock_skew_ms,
+        waiting=lambda ms: info(f"waiting {ms / 1000:.1f}s for {lost}'s fence lease to end"),
+    )
 
 
 def redrive(region: Settings, clients: Clients, sites: set[str]) -> int:
@@ -258,6 +275,10 @@ def cmd_failback(args: argparse.Namespace, settings: Settings) -> int:
         reset_leases(leases, current, now_ms)
         DynamoDBStateStore(target_clients.dynamodb, target.state_table).delete_all()
         reset = len(current)
+    if target.fence_table:
+        # Its stale checkpoints and state are gone (above) or it kept homing sites: its
+        # workers may write again.
+        DynamoDBQuorum(target_clients.dynamodb, target.fence_table).release(args.to)
     store_homes(target_clients.dynamodb, target.command_table, plan)
     _print(
         {

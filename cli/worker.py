@@ -82,6 +82,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     with worker_views(settings, clients) as views:
         runner = local_runner(settings, clients, views, stop_when_idle_ms=stop_when_idle_ms)
         stop_on_signals(runner.stop)
+        if views.fence is not None:
+            views.fence.when_revoked(runner.stop)
         stats = registry_stats(views.registry)
         with Observability(settings, lambda: local_worker_status(runner, stats)):
             runner.run()

@@ -68,6 +68,13 @@ class Clients:
         with self._lock:
             self._made["dynamodb"] = client
 
+    def with_dynamodb(self, client: Any) -> Clients:
+        """A copy that uses `client` for DynamoDB and shares every other client made so far."""
+        copy = Clients(self._settings)
+        with self._lock:
+            copy._made = {**self._made, "dynamodb": client}
+        return copy
+
     @property
     def timestream(self) -> Any:
         return self._client("timestream-write", self._settings.endpoint_url)

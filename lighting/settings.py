@@ -229,6 +229,27 @@ class Settings:
         "DR: the regions of the deployment, comma-separated, each `name` or `name=endpoint` "
         "(emulators); `luxflow dr` reaches every one. This worker's region is `region`.",
     )
+    fence_table: str = _setting(
+        "",
+        "DR: the quorum table of the region fence (an MRSC global table; empty: no fence). A "
+        "worker writes the command table only while its region's lease there is renewed.",
+    )
+    fence_ttl_ms: int = _setting(
+        60_000, "DR: how long one renewal of the region's fence lease lasts."
+    )
+    fence_renew_ms: int = _setting(
+        10_000, "DR: how often each worker process renews its region's fence lease."
+    )
+    fence_margin_ms: int = _setting(
+        40_000,
+        "DR: a command-table write starts only while the lease has this long left; at least "
+        "the longest one write call can take (connect 5 s + read 30 s timeouts).",
+    )
+    fence_clock_skew_ms: int = _setting(
+        5_000,
+        "DR: the clock difference between regions a failover allows for: it revokes the lost "
+        "region's lease only this long after the lease ended.",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -285,6 +306,16 @@ class Settings:
             raise ConfigError(
                 "LUXFLOW_MAX_CLOCK_SKEW_MS must be at least 0 and less than "
                 f"LUXFLOW_WINDOW_GRACE_MS ({self.window_grace_ms})"
+            )
+        if self.fence_table and not (
+            0 < self.fence_renew_ms < self.fence_ttl_ms - self.fence_margin_ms
+            and self.fence_margin_ms >= 0
+            and self.fence_clock_skew_ms >= 0
+        ):
+            raise ConfigError(
+                "the fence needs 0 < LUXFLOW_FENCE_RENEW_MS < LUXFLOW_FENCE_TTL_MS - "
+                "LUXFLOW_FENCE_MARGIN_MS (else it lapses between renewals), and a margin and "
+                "clock skew of at least 0"
             )
         if self.idle_close not in ("lag", "wall"):
             raise ConfigError(f"LUXFLOW_IDLE_CLOSE must be lag or wall, not {self.idle_close!r}")

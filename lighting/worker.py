@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from core.clock import wall_clock_ms
 from lighting.agents import build_app
 from lighting.clients import Clients
+from lighting.fence import DynamoDBQuorum, FencedDynamoDB, FenceRevokedError, Quorum, RegionFence
 from lighting.regions import HomeGate, home_gate
 from lighting.registry import RegistryCache, load_registry
 from lighting.settings import Settings
@@ -42,11 +43,23 @@ class WorkerViews:
 
     registry: RegistryCache
     gate: HomeGate
+    fence: RegionFence | None = None
 
     def close(self) -> None:
-        """Stop both refreshers (at the end of the worker)."""
+        """Stop the refreshers and the fence's renewals (at the end of the worker)."""
+        if self.fence is not None:
+            self.fence.close()
         self.gate.close()
         self.registry.close()
+
+    def writer(self, clients: Clients, settings: Settings) -> Clients:
+        """`clients` as the shards write with them: command-table writes pass the region
+        fence when there is one (`lighting.fence`)."""
+        if self.fence is None:
+            return clients
+        return clients.with_dynamodb(
+            FencedDynamoDB(clients.dynamodb, self.fence, [settings.command_table])
+        )
 
     def __enter__(self) -> WorkerViews:
         return self
@@ -55,17 +68,50 @@ class WorkerViews:
         self.close()
 
 
-def worker_views(settings: Settings, clients: Clients) -> WorkerViews:
+def worker_views(
+    settings: Settings, clients: Clients, *, quorum: Quorum | None = None
+) -> WorkerViews:
     """Load the registry and the homes, both before any record is read (retried under the
     retry policy; `SourceError` if either fails, and the worker does not start), then keep
-    them fresh in the background. One per worker process; close it when the worker ends."""
+    them fresh in the background. With `settings.fence_table`, also start renewing the
+    region's fence lease (`quorum`, default: that table through `clients`); a region whose
+    lease a failover revoked does not start (`FenceRevokedError`). One per worker process;
+    close it when the worker ends."""
+    fence = region_fence(settings, clients, quorum)
     registry = registry_cache(settings, clients)
     try:
         gate = home_gate(settings, clients)
     except BaseException:
         registry.close()
+        if fence is not None:
+            fence.close()
         raise
-    return WorkerViews(registry, gate)
+    return WorkerViews(registry, gate, fence)
+
+
+def region_fence(
+    settings: Settings, clients: Clients, quorum: Quorum | None = None
+) -> RegionFence | None:
+    """The worker's region fence, first renewal done and renewing in the background (None
+    without `settings.fence_table`). A first renewal that fails for another reason than a
+    revocation is not fatal: writes wait (as for an unavailable service) until one succeeds."""
+    if not settings.fence_table:
+        return None
+    fence = RegionFence(
+        quorum or DynamoDBQuorum(clients.dynamodb, settings.fence_table),
+        settings.region,
+        ttl_ms=settings.fence_ttl_ms,
+        renew_ms=settings.fence_renew_ms,
+        margin_ms=settings.fence_margin_ms,
+    )
+    fence.renew()
+    if fence.revoked:
+        raise FenceRevokedError(
+            f"region {settings.region} is fenced: a failover revoked its lease; "
+            f"`luxflow dr failback --to {settings.region} --yes` releases it"
+        )
+    fence.start()
+    return fence
 
 
 def lighting_app(settings: Settings, views: WorkerViews) -> App:
@@ -94,13 +140,14 @@ def local_runner(
     if bounded is None:
         bounded = stop_when_idle_ms is not None
     store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
+    writer = views.writer(clients, settings)
     return LocalRunner(
         clients.kinesis,
         settings.stream,
         LeaseTable(clients.dynamodb, settings.app_name),
         engine_factory(
             settings,
-            clients,
+            writer,
             lighting_app(settings, views),
             store,
             gate=views.gate,
@@ -127,13 +174,16 @@ def run_local_worker(
     stop_when_idle_ms: int | None = None,
     on_runner: Callable[[LocalRunner], None] | None = None,
     bounded: bool | None = None,
+    quorum: Quorum | None = None,
 ) -> LocalRunner:
     """Run a local runner until it stops (idle, `stop()`, or a fatal error), with its own
-    `worker_views`, closed when it stops."""
-    with worker_views(settings, clients) as views:
+    `worker_views` (`quorum`: the fence's, see `worker_views`), closed when it stops."""
+    with worker_views(settings, clients, quorum=quorum) as views:
         runner = local_runner(
             settings, clients, views, stop_when_idle_ms=stop_when_idle_ms, bounded=bounded
         )
+        if views.fence is not None:
+            views.fence.when_revoked(runner.stop)
         if on_runner is not None:
             on_runner(runner)
         runner.run()
@@ -148,7 +198,7 @@ def kcl_engine_factory(
     leases = LeaseTable(clients.dynamodb, settings.app_name)
     return engine_factory(
         settings,
-        clients,
+        views.writer(clients, settings),
         lighting_app(settings, views),
         store,
         gate=views.gate,

@@ -15,6 +15,7 @@ from typing import Any, Final
 import boto3
 
 from lighting.clients import Clients
+from lighting.fence import Quorum
 from lighting.provision import provision
 from lighting.settings import Settings
 from lighting.worker import run_local_worker
@@ -118,13 +119,25 @@ class Region:
         producer.send(records)
         return producer.counters.records
 
-    def start_worker(self, *, stop_when_idle_ms: int | None = None, **overrides: Any) -> Worker:
+    def start_worker(
+        self,
+        *,
+        stop_when_idle_ms: int | None = None,
+        quorum: Quorum | None = None,
+        **overrides: Any,
+    ) -> Worker:
+        """A worker of this region in a thread (`quorum`: its region fence's, when the
+        settings name a fence table)."""
         settings = dataclasses.replace(self.settings, **overrides)
         worker = Worker(threading.Thread(target=lambda: None))
         worker.thread = threading.Thread(
             target=run_local_worker,
             args=(settings, self.clients),
-            kwargs={"stop_when_idle_ms": stop_when_idle_ms, "on_runner": worker.box.append},
+            kwargs={
+                "stop_when_idle_ms": stop_when_idle_ms,
+                "on_runner": worker.box.append,
+                "quorum": quorum,
+            },
             name=f"worker-{self.name}",
             daemon=True,
         )
