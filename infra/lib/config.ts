@@ -61,6 +61,12 @@ export interface LuxflowConfig {
   readonly deviceCaCertificateFile?: string;
   /** That file's PEM. */
   readonly deviceCaCertificatePem?: string;
+  /**
+   * The witness region of the region fence's quorum table (an MRSC global table: the two
+   * regions plus this witness). Unset: no fence. MRSC needs exactly two regions and the
+   * witness in one region set (US, EU or AP).
+   */
+  readonly fenceWitnessRegion?: string;
 }
 
 export const DUMMY_ACCOUNT = '111111111111';
@@ -92,6 +98,7 @@ export const DEFAULT_RETENTION_HOURS = 48;
  */
 export const NAMES = {
   commandTable: 'luxflow-model',
+  fenceTable: 'luxflow-fence',
   timestreamDatabase: 'luxflow',
   timestreamTables: ['events', 'usage'],
   influxBucket: 'luxflow',
@@ -187,7 +194,19 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     iotEndpointPrefix: str(node, 'iotEndpointPrefix') ?? DUMMY_IOT_ENDPOINT_PREFIX,
     deviceCaCertificateFile: str(node, 'deviceCaCertificateFile'),
     deviceCaCertificatePem: caPem(str(node, 'deviceCaCertificateFile')),
+    fenceWitnessRegion: fenceWitness(str(node, 'fenceWitnessRegion'), regions),
   };
+}
+
+function fenceWitness(witness: string | undefined, regions: readonly string[]): string | undefined {
+  if (witness === undefined) return undefined;
+  if (regions.length !== 2) {
+    throw new Error(`context fenceWitnessRegion: the fence's MRSC table needs exactly two regions, not ${regions.length}`);
+  }
+  if (regions.includes(witness)) {
+    throw new Error(`context fenceWitnessRegion=${witness} must differ from the regions ${regions}`);
+  }
+  return witness;
 }
 
 function caPem(file: string | undefined): string | undefined {

@@ -29,6 +29,8 @@ export interface RegionTables {
   readonly kclWorkerMetricStats: dynamodb.Table;
   readonly state: dynamodb.Table;
   readonly deadLetter: dynamodb.Table;
+  /** The region fence's quorum table (MRSC), when `fenceWitnessRegion` is set. */
+  readonly fence?: dynamodb.ITableV2;
 }
 
 export function addTables(stack: Stack, config: LuxflowConfig, key: kms.IKey): RegionTables {
@@ -101,5 +103,31 @@ export function addTables(stack: Stack, config: LuxflowConfig, key: kms.IKey): R
   const deadLetter = regional('DeadLetterTable', undefined, 'pk', ['sk', dynamodb.AttributeType.NUMBER], {
     timeToLiveAttribute: w.DEAD_LETTER_TTL_ATTRIBUTE,
   });
-  return { ownsGlobalTable, command, lease, kclCoordinatorState, kclWorkerMetricStats, state, deadLetter };
+  const fence = addFenceTable(stack, config, ownsGlobalTable);
+  return { ownsGlobalTable, command, lease, kclCoordinatorState, kclWorkerMetricStats, state, deadLetter, fence };
+}
+
+/**
+ * The quorum table of the region fence: a global table in multi-region strong consistency
+ * (two replicas and a witness), so a region renews its lease only while it reaches a majority.
+ * A cut-off region's renewals fail and its workers stop writing the command table before the
+ * survivor may take its sites over (the worker's `lighting.fence`).
+ */
+function addFenceTable(stack: Stack, config: LuxflowConfig, owner: boolean): dynamodb.ITableV2 | undefined {
+  if (config.fenceWitnessRegion === undefined) return undefined;
+  if (!owner) {
+    return dynamodb.TableV2.fromTableAttributes(stack, 'FenceTable', { tableName: NAMES.fenceTable });
+  }
+  return new dynamodb.TableV2(stack, 'FenceTable', {
+    tableName: NAMES.fenceTable,
+    partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+    sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+    billing: dynamodb.Billing.onDemand(),
+    multiRegionConsistency: dynamodb.MultiRegionConsistency.STRONG,
+    witnessRegion: config.fenceWitnessRegion,
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    deletionProtection: config.deletionProtection,
+    removalPolicy: STATEFUL,
+    replicas: config.regions.filter((r) => r !== stack.region).map((r) => ({ region: r })),
+  });
 }

@@ -104,6 +104,7 @@ export function addWorkerService(stack: Stack, props: WorkerServiceProps): Worke
     LUXFLOW_STATE_TABLE: tables.state.tableName,
     LUXFLOW_QUERY_MODEL: config.queryModel,
     ...queryStore.environment,
+    ...(tables.fence ? { LUXFLOW_FENCE_TABLE: NAMES.fenceTable } : {}),
   };
   // The health server answers the in-task health check only: nothing outside the task needs it.
   const workerEnvironment = {
@@ -161,6 +162,7 @@ export function addWorkerService(stack: Stack, props: WorkerServiceProps): Worke
     table.grantReadWriteData(taskRole);
   }
   tables.command.grantReadWriteData(taskRole);
+  tables.fence?.grantReadWriteData(taskRole);
   tables.deadLetter.grantWriteData(taskRole);
   for (const statement of queryStore.taskPolicy) taskDefinition.addToTaskRolePolicy(statement);
   // KCL metrics (namespace = application name) when its metricsLevel is not NONE; the

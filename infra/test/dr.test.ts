@@ -176,3 +176,31 @@ describe('variants of the DR path', () => {
     expect(() => readConfig(new App({ context: { deviceCaCertificateFile: path.join(__dirname, '..', 'package.json') } }).node)).toThrow(/not a PEM/);
   });
 });
+
+describe('the region fence', () => {
+  const fenced = new Synthesized(
+    makeApp({ pipeline: 'false', regions: 'us-east-1,us-east-2', fenceWitnessRegion: 'us-west-2' }),
+  );
+
+  test('its quorum table is an MRSC global table with two replicas and a witness', () => {
+    const tables = Object.values(fenced.region('us-east-1').findResources('AWS::DynamoDB::GlobalTable'));
+    const fence = tables.find((t) => t.Properties.TableName === 'luxflow-fence');
+    expect(fence).toBeDefined();
+    expect(fence!.Properties.MultiRegionConsistency).toBe('STRONG');
+    expect(fence!.Properties.GlobalTableWitnesses).toEqual([{ Region: 'us-west-2' }]);
+    expect(fence!.Properties.Replicas.map((r: { Region: string }) => r.Region).sort()).toEqual(['us-east-1', 'us-east-2']);
+  });
+
+  test.each(['us-east-1', 'us-east-2'])('the workers of %s renew their lease in it', (region) => {
+    const defs = Object.values(fenced.region(region).findResources('AWS::ECS::TaskDefinition'));
+    const envs = defs.flatMap((d) => d.Properties.ContainerDefinitions.flatMap((c: { Environment?: { Name: string; Value: unknown }[] }) => c.Environment ?? []));
+    expect(envs).toContainEqual({ Name: 'LUXFLOW_FENCE_TABLE', Value: 'luxflow-fence' });
+  });
+
+  test('no witness, no fence; a witness needs exactly two regions', () => {
+    const plain = synth.region('us-east-1');
+    const envs = JSON.stringify(plain.findResources('AWS::ECS::TaskDefinition'));
+    expect(envs).not.toContain('LUXFLOW_FENCE_TABLE');
+    expect(() => makeApp({ pipeline: 'false', regions: 'us-east-1,us-east-2,us-west-1', fenceWitnessRegion: 'us-west-2' })).toThrow(/exactly two regions/);
+  });
+});
