@@ -6,9 +6,7 @@ fence and finds A's writes after the failover: the check can fail."""
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -16,34 +14,26 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from core.clock import wall_clock_ms
-from emulators.moto import MotoServer, emulator_env
 from lighting.fence import DynamoDBQuorum, FenceLease, revoke_when_ended
 from lighting.regions import assign_homes, store_homes
 from lighting.registry import store_registry
 from sim.dr.harness import Region, region_settings, wait_until
 from sim.dr.replicator import ORIGIN, TS
 from sim.simulation import Simulation
-from tests.integration.test_dr import registry_of
+from tests.integration import test_dr
 from tests.support.deployment import recent_params
 
 pytestmark = pytest.mark.dr
 
 A, B = "us-east-1", "us-west-2"
 QUORUM_TABLE = "fence-quorum"
+servers = test_dr.servers  # the two regions' moto servers, a module fixture
 FENCE = {
     "fence_ttl_ms": 3_000,
     "fence_renew_ms": 300,
     "fence_margin_ms": 1_000,
     "fence_clock_skew_ms": 200,
 }
-
-
-@pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, str]]:
-    with MotoServer() as moto_a, MotoServer() as moto_b:
-        for key, value in emulator_env(moto_a.endpoint).items():
-            os.environ.setdefault(key, value)
-        yield {A: moto_a.endpoint, B: moto_b.endpoint}
 
 
 class CutOff:
@@ -114,7 +104,7 @@ def cut_off_region_after_failover(servers: dict[str, str], prefix: str, *, fence
     if fenced:
         overrides.update(FENCE, fence_table=QUORUM_TABLE)
     a = Region(region_settings(A, servers[A], prefix, **overrides))
-    store_registry(a.clients.dynamodb, a.settings.command_table, registry_of(simulation))
+    store_registry(a.clients.dynamodb, a.settings.command_table, test_dr.registry_of(simulation))
     store_homes(a.clients.dynamodb, a.settings.command_table, assign_homes(sites, A))
     quorum = DynamoDBQuorum(quorum_table(servers[B]), QUORUM_TABLE)
     a_side = CutOff(quorum)
