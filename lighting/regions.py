@@ -176,6 +176,40 @@ class HomeGate:
         self.episodes.close()
 
 
+class TakeoverGrace:
+    """The grace boost of a region that took sites over (`App.boost_grace`): the devices of a
+    moved site reconnect here and resend their last `horizon_ms` of readings, older than the
+    survivor's live windows would take. While the event clock is before the latest move of a
+    site homed here plus `horizon_ms`, windows accept readings up to `horizon_ms` late (the
+    boost is `horizon_ms - grace_ms` on top of the grace); then the grace returns by itself.
+    Every window of the survivor's shards closes that much later meanwhile (its own sites'
+    reports are late by up to the horizon, once); a report a resend completes is written
+    again with more coverage (the stores keep the fuller one). Only moves after which this
+    region is the home count (failover to it, failback to it); none: no boost."""
+
+    def __init__(self, gate: HomeGate, horizon_ms: int, grace_ms: int) -> None:
+        self._gate = gate
+        self._extra = max(0, horizon_ms - grace_ms)
+        self._horizon = horizon_ms
+        self._seen: dict[str, SiteHome] | None = None
+        self._boost: tuple[int, int] = (0, -(2**63))
+
+    def __call__(self) -> tuple[int, int]:
+        homes = self._gate.homes.current
+        if homes is not self._seen:  # recomputed only when a reload brought a new copy
+            self._seen = homes
+            moves = [
+                h.moved_at_ms
+                for h in homes.values()
+                if h.region == self._gate.region and h.taken_over and h.moved_at_ms
+            ]
+            if moves and self._extra:
+                self._boost = (self._extra, max(moves) + self._horizon)
+            else:
+                self._boost = (0, -(2**63))
+        return self._boost
+
+
 def _no_store(query: EpisodeQuery) -> list[Episode]:
     raise LookupError(f"no store to look up {query.pk}")
 

@@ -224,6 +224,12 @@ class Settings:
         "episodes the old region stored (done in the background) while its shard's checkpoint "
         "waits; then it is dead-lettered as takeover_lookup_unavailable.",
     )
+    takeover_grace_ms: int = _setting(
+        4_200_000,
+        "DR: how far back the devices of a site that moved here resend (their buffer): for "
+        "that long in event time after a move, this region's windows accept readings that "
+        "late, then the window grace returns by itself. 0: no boost.",
+    )
     dr_regions: str = _setting(
         "",
         "DR: the regions of the deployment, comma-separated, each `name` or `name=endpoint` "
@@ -287,7 +293,7 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
-        for name in ("unknown_asset_cap", "unknown_asset_site_cap"):
+        for name in ("unknown_asset_cap", "unknown_asset_site_cap", "takeover_grace_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must not be negative")
         if not (

@@ -10,7 +10,7 @@ from core.clock import wall_clock_ms
 from lighting.agents import build_app
 from lighting.clients import Clients
 from lighting.fence import DynamoDBQuorum, FencedDynamoDB, FenceRevokedError, Quorum, RegionFence
-from lighting.regions import HomeGate, home_gate
+from lighting.regions import HomeGate, TakeoverGrace, home_gate
 from lighting.registry import RegistryCache, load_registry
 from lighting.settings import Settings
 from lighting.wiring import engine_factory, lease_lineage
@@ -117,13 +117,15 @@ def region_fence(
 def lighting_app(settings: Settings, views: WorkerViews) -> App:
     """The lighting app with the worker's registry, reading only the sites homed in this
     region (all of them when no homes are registered; see lighting.regions)."""
-    return build_app(
+    app = build_app(
         views.registry,
         topic=settings.stream,
         grace_ms=settings.window_grace_ms,
         max_skew_ms=settings.max_clock_skew_ms,
         gate=views.gate,
     )
+    app.boost_grace(TakeoverGrace(views.gate, settings.takeover_grace_ms, settings.window_grace_ms))
+    return app
 
 
 def local_runner(

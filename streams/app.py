@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from core.errors import ConfigError
 from streams.agent import Agent, AgentFun
+from tables.partition import GraceBoost
 from tables.table import Table
 
 T = TypeVar("T")
@@ -53,6 +54,7 @@ class App:
         self.tables: list[Table[Any]] = []
         self.advance_callbacks: list[AdvanceCallback] = []
         self.prompt_types: tuple[type, ...] = ()
+        self.grace_boost: Callable[[], GraceBoost] | None = None
 
     def topic(self, name: str, *, decoder: Decoder[T]) -> Topic[T]:
         if self.topic_ is not None:
@@ -91,6 +93,13 @@ class App:
         state save, no checkpoint). Their writes must be idempotent, as every output's is: a
         batch processed again after a crash writes them again, unchanged."""
         self.prompt_types = (*self.prompt_types, *output_types)
+
+    def boost_grace(self, source: Callable[[], GraceBoost]) -> None:
+        """Let every windowed table of every shard accept updates later than its grace while
+        `source()` says so: `(extra_ms, until_ms)`, extra grace while the shard's event clock
+        is before `until_ms` (`tables.partition.GraceBoost`). Read once per batch and shard,
+        so it must be cheap; its windows close that much later while it lasts."""
+        self.grace_boost = source
 
     def on_advance(self, callback: AdvanceCallback) -> AdvanceCallback:
         """Register `callback(event_clock_ms)`, run per shard after each batch and tick with that

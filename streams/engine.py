@@ -61,7 +61,12 @@ class ShardEngine:
         self._now_ms = now_ms
         self._agents: list[AgentInstance[object]] = [a.instance() for a in app.agents]
         self.state = ShardState(
-            app.tables, shard_id, now_ms, config.idle_timeout_ms, bounded=config.bounded
+            app.tables,
+            shard_id,
+            now_ms,
+            config.idle_timeout_ms,
+            bounded=config.bounded,
+            grace_boost=app.grace_boost,
         )
         self.counters = EngineCounters()
         self.health = ShardHealth(shard_id)

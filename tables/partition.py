@@ -13,7 +13,7 @@ carry only the keys changed since the last saved one (`tables.snapshot`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import orjson
 
@@ -47,6 +47,13 @@ def in_key_order(keys: Iterable[Key]) -> list[Key]:
 
 
 _MISSING: Any = object()
+
+
+GraceBoost: TypeAlias = tuple[int, int]
+"""`(extra_ms, until_ms)`: while a partition's event clock is before `until_ms`, its windows
+accept updates `extra_ms` later than their grace (and close that much later). A shard's boost
+comes from `ShardState.grace_boost`."""
+NO_BOOST: Final[GraceBoost] = (0, -(2**63))
 
 
 class PlainPartition:
@@ -127,6 +134,22 @@ class WindowedPartition:
         self.clock_changed = False
         self._open_of = None
 
+    def idle_move(self, elapsed_ms: int, floor_ms: int | None) -> bool:
+        """Move the clock of a quiet shard to what readings showed plus `elapsed_ms` (at least
+        `floor_ms` when given), never back; True if it moved. From what readings showed, not
+        from an earlier idle move: quiet spells separated by a reading that does not pass the
+        clock never add up."""
+        seen = self.seen_ms if self.seen_ms is not None else self.max_event_ms
+        if seen is None or self.max_event_ms is None:
+            return False
+        target = seen + elapsed_ms
+        if floor_ms is not None:
+            target = max(target, floor_ms)
+        if target <= self.max_event_ms:
+            return False
+        self.move_clock(target)
+        return True
+
     def see(self, time_ms: int) -> int:
         """Move the event clock to `time_ms` if later; returns the clock."""
         clock = self.max_event_ms
@@ -152,12 +175,16 @@ class WindowedPartition:
         default: Callable[[], Any],
         amount: Any = None,
         value: Any = None,
+        boost: GraceBoost = NO_BOOST,
     ) -> bool:
         """Add `amount` (or, when it is None, set `value`) in every window of `key` containing
         `time_ms`, starting from `default()` where the key has no value yet; all or nothing:
-        returns False (nothing changed) when the update is late."""
+        returns False (nothing changed) when the update is late (beyond the window's grace,
+        plus `boost` while it lasts)."""
         ranges = window.ranges(time_ms)
-        if is_late_in(ranges, time_ms, watermark_ms(self.see(time_ms), window.grace_ms)):
+        clock = self.see(time_ms)
+        grace = window.grace_ms + boost[0] if clock < boost[1] else window.grace_ms
+        if is_late_in(ranges, time_ms, watermark_ms(clock, grace)):
             return False
         targets, absorbed = window.merge(ranges, key, self._open_windows_of)
         # Values of absorbed windows combine with `+`, the way `add` accumulates.
@@ -229,7 +256,9 @@ class WindowedPartition:
         """Every window held for `key` (open and closed-unexpired), ordered by range."""
         return sorted(((rng, bucket[key]) for rng, bucket in self._holding(key)), key=_by_range)
 
-    def close(self, window: Window) -> tuple[list[tuple[WindowRange, dict[Key, Any]]], int]:
+    def close(
+        self, window: Window, boost: GraceBoost = NO_BOOST
+    ) -> tuple[list[tuple[WindowRange, dict[Key, Any]]], int]:
         """Take the open windows the watermark has passed, in order of end (then start), and
         forget the closed ones past `expires_ms`. Closed windows move to `closed` when the
         window keeps them (`expires_ms > 0`); otherwise the caller calls `forget_keys` on them
@@ -238,7 +267,9 @@ class WindowedPartition:
         pairs forgotten as expired."""
         if self.max_event_ms is None:
             return [], 0
-        watermark = watermark_ms(self.max_event_ms, window.grace_ms)
+        clock = self.max_event_ms
+        grace = window.grace_ms + boost[0] if clock < boost[1] else window.grace_ms
+        watermark = watermark_ms(clock, grace)
         closing: list[tuple[WindowRange, dict[Key, Any]]] = []
         for rng in sorted(self.open, key=_by_end):
             if not is_closed(rng, watermark):

@@ -23,6 +23,7 @@ Event time, per windowed table of a shard:
   (`tables.windows`). An update touching a closed window is late: it is not applied,
   `take_late()` returns True for the record, and `counters.late` counts it.
 - Windows close logically at once; physically (callbacks run, memory freed) in `advance()`.
+- `grace_boost` (from the app, read per batch): extra grace while the clock is before a time.
 - Idle rule: the event clock moves without records only while the shard is known to be
   caught up. The engine says so: a read that returned nothing with `MillisBehindLatest` = 0
   leaves the shard quiet; any other empty read (behind the tip, after an error or an
@@ -51,7 +52,14 @@ from typing import Any, Protocol, TypeAlias
 
 from core.errors import ConfigError, LuxflowError, StateStoreError
 from core.event import Event
-from tables.partition import Key, PlainPartition, WindowedPartition, in_key_order
+from tables.partition import (
+    NO_BOOST,
+    GraceBoost,
+    Key,
+    PlainPartition,
+    WindowedPartition,
+    in_key_order,
+)
 from tables.snapshot import apply_blob, encode_state, merge_into
 from tables.windows import Window, WindowRange, watermark_ms
 
@@ -148,6 +156,7 @@ class ShardState:
         *,
         max_deltas: int = 24,
         bounded: bool = False,
+        grace_boost: Callable[[], GraceBoost] | None = None,
     ) -> None:
         if idle_timeout_ms <= 0:
             raise ConfigError(f"idle_timeout_ms must be > 0, got {idle_timeout_ms}")
@@ -158,6 +167,8 @@ class ShardState:
         self.idle_timeout_ms = idle_timeout_ms
         self.max_deltas = max_deltas
         self.bounded = bounded
+        self._boost_source = grace_boost  # read per batch, not per update: the hot path
+        self.grace_boost: GraceBoost = NO_BOOST
         self.counters = ShardCounters()
         self.current_event: Event[Any] | None = None
         self._pk = ""
@@ -253,6 +264,8 @@ class ShardState:
         have run.
         """
         self.activate()
+        if self._boost_source is not None:
+            self.grace_boost = self._boost_source()
         now = self.now_ms()
         if self._inputs:
             self._inputs = 0
@@ -262,21 +275,9 @@ class ShardState:
             arrival = self._last_arrival_ms
             self._quiet_from_ms = now if arrival is None else min(arrival, now)
         elif now - self._last_input_ms >= self.idle_timeout_ms:
+            floor = now if self.bounded else None
             elapsed = now - self._quiet_from_ms
-            moved = False
-            for part in self.windowed.values():
-                seen = part.seen_ms if part.seen_ms is not None else part.max_event_ms
-                if seen is None or part.max_event_ms is None:
-                    continue
-                # From what readings showed, not from an earlier idle move: quiet spells
-                # separated by a reading that does not pass the clock never add up.
-                target = seen + elapsed
-                if self.bounded:
-                    target = max(target, now)
-                if target > part.max_event_ms:
-                    part.move_clock(target)
-                    moved = True
-            if moved:
+            if sum(p.idle_move(elapsed, floor) for p in self.windowed.values()):
                 self.counters.idle_advances += 1
         events: list[object] = []
         saved_pk = self._pk
@@ -284,7 +285,7 @@ class ShardState:
             table = self.tables[name]
             window = table.window
             assert window is not None
-            closing, expired = part.close(window)
+            closing, expired = part.close(window, self.grace_boost)
             self.counters.windows_expired += expired
             callbacks = table.close_callbacks
             for rng, bucket in closing:
@@ -315,7 +316,8 @@ class ShardState:
         part = self.windowed[base.name]
         if part.max_event_ms is None or base.window is None:
             return None
-        return watermark_ms(part.max_event_ms, base.window.grace_ms)
+        extra = self.grace_boost[0] if part.max_event_ms < self.grace_boost[1] else 0
+        return watermark_ms(part.max_event_ms, base.window.grace_ms + extra)
 
     # -- durability ----------------------------------------------------------------------
 

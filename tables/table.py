@@ -269,6 +269,7 @@ class WindowedTable(Generic[V]):
             default=self.table.default,
             amount=amount,
             value=value,
+            boost=state.grace_boost,
         )
         if not applied:
             state.mark_late()

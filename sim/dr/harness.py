@@ -162,6 +162,11 @@ class Region:
     def refused(self) -> int:
         return len(self.refusals())
 
+    def late(self) -> int:
+        """Records this region's windows took as too late (dead letters `late`)."""
+        letters = read_dead_letters(self.raw, self.settings.dead_letter_table)
+        return sum(1 for letter in letters if letter.reason == "late")
+
 
 def outputs(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """The pipeline's outputs among `items`, by key, without the replication stamps."""
