@@ -29,7 +29,10 @@ strictly higher stored version suppresses a point.
 
 What remains: two workers processing one shard at once (a lease stolen mid-flush) can still
 interleave "DynamoDB accepted" and "InfluxDB wrote", so InfluxDB may keep the lower of their two
-reports until the window is written again; Timestream's `Version` closes that race.
+reports until the window is written again; Timestream's `Version` closes that race. And the
+projection reads the local replica of the command model: a region that takes over sites whose
+fuller reports were replicated to it, but written only to the lost region's query store, writes
+no point for them until it re-makes the full report (a replay from the archive).
 
 How the pieces meet, per shard: `Superseded` is filled by the command-model sink while it
 flushes (it flushes first: the shard's sinks are flushed in order) and read and cleared by the
