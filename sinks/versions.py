@@ -124,12 +124,13 @@ class Superseded:
 
 def forward_only(points: Sequence[Point], superseded: Superseded | None) -> set[int]:
     """Indices of the `points` not to write: a versioned point whose event version is
-    `superseded`, or that another point in `points` with the same identity and a higher
-    version replaces. Equal versions are all kept (they carry equal values)."""
-    best: dict[PointIdentity, int] = {}
+    `superseded`, or that another point in `points` of the same event, with the same identity
+    and a higher version, replaces. Equal versions are all kept (they carry equal values)."""
+    best: dict[tuple[str, str, str, int], int] = {}
     for point in points:
         if isinstance(point, VersionedPoint):
-            key = point_identity(point)
+            # One event's points share its dimensions: the rest of the identity tells them apart.
+            key = (point.event_id, point.table, point.measure_name, point.time_ms)
             best[key] = max(point.order, best.get(key, point.order))
     if not best:
         return set()
@@ -137,7 +138,8 @@ def forward_only(points: Sequence[Point], superseded: Superseded | None) -> set[
     for index, point in enumerate(points):
         if not isinstance(point, VersionedPoint):
             continue
-        if point.order < best[point_identity(point)] or (
+        key = (point.event_id, point.table, point.measure_name, point.time_ms)
+        if point.order < best[key] or (
             superseded is not None and superseded.covers(point.event_id, point.order)
         ):
             stale.add(index)
