@@ -13,7 +13,8 @@ value over 2 KB, non-finite measure) is rejected before sending (`invalid_point:
 
 Versions only move forward (`sinks.versions`): a point's `Version` is its `version` attribute
 (1 without one), so Timestream upserts a higher version over a lower one. A record refused
-because the stored one has an `ExistingVersion` at or above ours is a no-op, counted in
+because the stored one has an `ExistingVersion` above ours (or equal, for a versioned point)
+is a no-op, counted in
 `stale_skipped`, never a dead letter; so are points `forward_only` drops at flush (superseded
 in the command model, or by a higher version of the same point in the buffer).
 """
@@ -30,7 +31,7 @@ from core.errors import SinkError
 from core.retry import Backoff, describe_error, error_code, retry_call
 from sinks.base import SinkCounters
 from sinks.rejects import Reject, bounded_reason
-from sinks.versions import Superseded, forward_only
+from sinks.versions import Superseded, VersionedPoint, forward_only
 
 if TYPE_CHECKING:
     from mypy_boto3_timestream_write import TimestreamWriteClient
@@ -141,11 +142,16 @@ def is_older_than_memory_retention(time_ms: int, now_ms: int, memory_retention_m
     return time_ms < now_ms - memory_retention_ms
 
 
-def is_superseded(rejection: Mapping[str, Any], record: Record) -> bool:
-    """Whether a RejectedRecords entry says the stored record has a version at or above this
-    record's (the service refuses a different value at a version not above the stored one)."""
+def is_superseded(rejection: Mapping[str, Any], record: Record, *, versioned: bool) -> bool:
+    """Whether a RejectedRecords entry says the stored record supersedes this one: its
+    `ExistingVersion` is above ours, or equal for a `versioned` point (equal versions of an
+    event are equal reports; the first one stays). An unversioned point refused for a different
+    value is not superseded: its identity should never carry two values, so it is dead-lettered."""
     existing = rejection.get("ExistingVersion")
-    return isinstance(existing, int) and existing >= int(record.get("Version", 1))
+    if not isinstance(existing, int):
+        return False
+    ours = int(record.get("Version", 1))
+    return existing > ours or (versioned and existing == ours)
 
 
 class TimestreamSink:
@@ -272,10 +278,11 @@ class TimestreamSink:
                 int(r["RecordIndex"]): r for r in listed if 0 <= int(r["RecordIndex"]) < len(chunk)
             }
             for index, entry in sorted(rejected.items()):
-                if is_superseded(entry, chunk[index][1]):
+                point, record = chunk[index]
+                if is_superseded(entry, record, versioned=isinstance(point, VersionedPoint)):
                     self.counters.stale_skipped += 1
                 else:
-                    self._rejected(chunk[index][0], str(entry.get("Reason", "rejected")))
+                    self._rejected(point, str(entry.get("Reason", "rejected")))
             self.counters.items_written += len(chunk) - len(rejected)
         except BotoCoreError as exc:
             raise SinkError(

@@ -142,12 +142,14 @@ def test_timestream_version_is_the_event_version_plus_one() -> None:
     assert to_record(unversioned)["Version"] == 1
 
 
-def test_a_rejection_naming_a_version_at_or_above_ours_is_superseded() -> None:
+def test_a_rejection_naming_a_higher_version_is_superseded() -> None:
     record = {"Version": 7}
-    assert is_superseded({"RecordIndex": 0, "ExistingVersion": 7}, record)
-    assert is_superseded({"RecordIndex": 0, "ExistingVersion": 9}, record)
-    assert not is_superseded({"RecordIndex": 0, "ExistingVersion": 6}, record)
-    assert not is_superseded({"RecordIndex": 0, "Reason": "bad dimension"}, record)
+    assert is_superseded({"RecordIndex": 0, "ExistingVersion": 9}, record, versioned=False)
+    assert is_superseded({"RecordIndex": 0, "ExistingVersion": 7}, record, versioned=True)
+    # An unversioned point refused at its own version carries a second value: a dead letter.
+    assert not is_superseded({"RecordIndex": 0, "ExistingVersion": 7}, record, versioned=False)
+    assert not is_superseded({"RecordIndex": 0, "ExistingVersion": 6}, record, versioned=True)
+    assert not is_superseded({"RecordIndex": 0, "Reason": "bad dimension"}, record, versioned=True)
 
 
 def test_a_stored_version_is_newer_only_when_strictly_above() -> None:
