@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
+
 from core.clock import HOUR_MS, wall_clock_ms
 from core.retry import Backoff
 from domain import views
 from domain.deadband import Deadband, worth_writing
-from domain.events import AssetState
+from domain.events import AssetState, EnergySpike, UsageReport
 from domain.views import CommandWrite
 from lighting.clients import Clients
 from lighting.influx import batch_limits, influx_client
@@ -98,15 +100,25 @@ def shard_sinks(
         fraction=settings.state_deadband_fraction,
         refresh_ms=settings.state_refresh_ms,
     )
-    # DR: after a failover, an episode the lost region stored keeps its one identity; the
-    # outputs whose stored episodes are not in memory yet wait in `hold`, the last sink.
     # What the command model proved superseded, read by the query sink flushed after it.
     superseded = Superseded()
+    # DR: after a failover, an episode the lost region stored keeps its one identity; the
+    # outputs whose stored episodes are not in memory yet wait in `hold`, the last sink.
     hold = HeldOutputs(
         Takeover(gate, gate.episodes),
         hold_ms=settings.takeover_hold_ms,
         now_ms=now_ms,
         dead_letter=reject_output,
+    )
+    query = query_model_sink(
+        settings,
+        clients,
+        dead_letter,
+        shard_id,
+        hold.select(settings.query_model, versioned_points(views.time_points)),
+        backoff=backoff,
+        now_ms=now_ms,
+        superseded=superseded,
     )
     command = DynamoDBSink(
         clients.dynamodb,
@@ -121,17 +133,7 @@ def shard_sinks(
         # Current state: only the newest per asset is turned into a request, at flush.
         coalesce=views.current_state_key,
         reject=reject_item,
-        on_superseded=superseded_by(superseded),
-    )
-    query = query_model_sink(
-        settings,
-        clients,
-        dead_letter,
-        shard_id,
-        hold.select(settings.query_model, versioned_points(views.time_points)),
-        backoff=backoff,
-        now_ms=now_ms,
-        superseded=superseded,
+        on_superseded=superseded_by(superseded, query.write),
     )
     hold.attach("dynamodb", command)
     hold.attach(settings.query_model, query)
@@ -212,13 +214,37 @@ def versioned_points(select: SelectPoints) -> Callable[[object], list[Any]]:
     return apply
 
 
-def superseded_by(superseded: Superseded) -> Callable[[Mapping[str, object], str], None]:
-    """The command sink's `on_superseded`: notes the item's event and version."""
+_VERSIONED_TYPES: dict[str, type[UsageReport | EnergySpike]] = {
+    "usage_report": UsageReport,
+    "energy_spike": EnergySpike,
+}
+"""The command items whose query point can hold different values (`views.point_version`)."""
 
-    def note(item: Mapping[str, object], field: str) -> None:
+
+def superseded_by(
+    superseded: Superseded, restore: Callable[[object], None] | None = None
+) -> Callable[[Mapping[str, object], str, Mapping[str, object] | None], None]:
+    """The command sink's `on_superseded`: notes the item's event and version, and hands the
+    stored item's event, when it has a versioned point, to `restore` (the query sink's
+    `write`): the query model then gets the version the command model holds, even when it
+    never had it (a query store restored from an older backup, a region that took over sites
+    whose fuller reports only the lost region's query store held)."""
+
+    def note(item: Mapping[str, object], field: str, stored: Mapping[str, object] | None) -> None:
         version = item.get(field)
         if isinstance(version, int):
             superseded.note(str(item.get("event_id", "")), version)
+        if restore is None or stored is None:
+            return
+        kind = _VERSIONED_TYPES.get(str(stored.get("type", "")))
+        if kind is None:
+            return
+        try:
+            event = msgspec.convert(stored, kind)
+        except msgspec.ValidationError:
+            return  # not an item this version of luxflow wrote: nothing to restore
+        if views.point_version(event) is not None:
+            restore(event)
 
     return note
 

@@ -67,9 +67,10 @@ class ItemWrite(Protocol):
 Select = Callable[[object], Iterable[ItemWrite]]
 """Turns one agent output into the item writes it implies (none for outputs not stored here)."""
 
-OnSuperseded = Callable[[Mapping[str, object], str], None]
-"""Told (the item's plain values, its newer-than field) of a conditional write not applied
-because a higher version of the item is stored or buffered."""
+OnSuperseded = Callable[[Mapping[str, object], str, Mapping[str, object] | None], None]
+"""Told (the item's plain values, its newer-than field, the stored item's plain values or None
+when a buffered write superseded it) of a conditional write not applied because a higher
+version of the item is stored or buffered."""
 
 Coalesce = Callable[[object], tuple[Hashable, int] | None]
 """(key, version) of an output that supersedes every older output with the same key, or None
@@ -221,9 +222,11 @@ class DynamoDBSink:
         elif incoming.value < held.value:
             self._superseded(incoming)
 
-    def _superseded(self, write: _Conditional) -> None:
+    def _superseded(self, write: _Conditional, stored: AttributeMap | None = None) -> None:
         if self._on_superseded is not None:
-            self._on_superseded(write.values, write.field)
+            self._on_superseded(
+                write.values, write.field, from_item(stored) if stored is not None else None
+            )
 
     def _invalid(self, values: Mapping[str, object], problem: str) -> None:
         """An item that cannot even be sent: rejected if we may, else `SinkError`."""
@@ -253,7 +256,7 @@ class DynamoDBSink:
                 self.counters.stale_skipped += 1
                 stored: Any = exc.response.get("Item", {})
                 if _stored_is_newer(stored.get(write.field), write.value):
-                    self._superseded(write)
+                    self._superseded(write, stored)
             else:
                 self.counters.items_written += 1
 

@@ -14,7 +14,9 @@ store ends up holding the highest version, and a lower one is a no-op (never a d
 - **query model, InfluxDB**: InfluxDB has no conditional write (a point with the same series
   and time overwrites). Its points are a projection of the command model: a point is not
   written when the command model proved a higher version of its event stored (the failed
-  conditional put returns the stored item, so "older" and "equal" are told apart).
+  conditional put returns the stored item, so "older" and "equal" are told apart), and the
+  stored version's point is written in its place (`lighting.wiring.superseded_by`), so the
+  query store gets what the command model holds even if it never had it.
 
 Why the projection and not the alternatives: reading InfluxDB before every write costs a query
 per point and still races a concurrent writer; a version tag in InfluxDB would put every
@@ -29,10 +31,9 @@ strictly higher stored version suppresses a point.
 
 What remains: two workers processing one shard at once (a lease stolen mid-flush) can still
 interleave "DynamoDB accepted" and "InfluxDB wrote", so InfluxDB may keep the lower of their two
-reports until the window is written again; Timestream's `Version` closes that race. And the
-projection reads the local replica of the command model: a region that takes over sites whose
-fuller reports were replicated to it, but written only to the lost region's query store, writes
-no point for them until it re-makes the full report (a replay from the archive).
+reports until the window is written again; Timestream's `Version` closes that race. The
+projection reads the local replica of the command model (a DR region writes the fuller report
+replicated to it into its own query store, once something re-makes that report's event).
 
 How the pieces meet, per shard: `Superseded` is filled by the command-model sink while it
 flushes (it flushes first: the shard's sinks are flushed in order) and read and cleared by the

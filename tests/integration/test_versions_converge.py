@@ -232,6 +232,20 @@ def test_a_crash_between_the_command_and_the_query_write_still_writes_the_query_
     assert_same_stores(replayed, straight)
 
 
+def test_a_query_store_that_lost_reports_gets_the_command_models_on_a_later_replay(
+    stores: Callable[[], Stores],
+) -> None:
+    """The query model never got the straight run's reports (a query store restored from an
+    older backup; a region whose fuller reports were replicated to it); a replay with a later
+    start writes the command model's full hour-0 reports into it, not its own partial ones."""
+    straight = stores()
+    straight.run(STRAIGHT)
+    replayed = stores()
+    replayed.crash_after_command_model(STRAIGHT)
+    replayed.run(LATER_START)
+    assert_same_stores(replayed, straight)
+
+
 def of_asset(view: dict[Any, Any], asset: str) -> dict[Any, Any]:
     """The part of a store's view (command model, InfluxDB points or Timestream tables) that
     belongs to `asset`."""

@@ -44,9 +44,9 @@ class Checkpoint:
         superseded = Superseded()
         noted: list[int] = []
 
-        def note(item: Mapping[str, object], field: str) -> None:
+        def note(item: Mapping[str, object], field: str, stored: object = None) -> None:
             noted.append(cast(int, item[field]))
-            superseded_by(superseded)(item, field)
+            superseded_by(superseded)(item, field, None)
 
         command = DynamoDBSink(cast(Any, None), "t", command_writes, Backoff(), on_superseded=note)
         buffered = [p for output in outputs for p in points(output)]
@@ -90,7 +90,7 @@ def test_the_command_buffer_reports_exactly_the_lower_versions(versions: list[in
         "t",
         command_writes,
         Backoff(),
-        on_superseded=lambda item, field: told.append(cast(int, item[field])),
+        on_superseded=lambda item, field, _stored: told.append(cast(int, item[field])),
     )
     for version in versions:
         sink.write(report(version))
@@ -157,3 +157,27 @@ def test_a_stored_version_is_newer_only_when_strictly_above() -> None:
     assert not _stored_is_newer({"N": "3600000"}, 3_600_000)
     assert not _stored_is_newer(None, 1)
     assert not _stored_is_newer({"S": "x"}, 1)
+
+
+def test_the_stored_version_of_a_superseded_report_is_restored_to_the_query_model() -> None:
+    superseded, restored = Superseded(), []
+    note = superseded_by(superseded, restored.append)
+    partial, full = report(1_800_000), report(H)
+    [stored] = command_writes(full)
+    [incoming] = command_writes(partial)
+    # A stored item reads back with whole numbers as int (DynamoDB's N).
+    note(incoming.item, "covered_ms", {**stored.item, "kwh": 1, "coverage": 1})
+    assert restored == [full]
+    assert superseded.covers(partial.event_id, 1_800_000)
+    assert not superseded.covers(full.event_id, H)
+
+
+def test_a_superseded_fault_is_not_restored() -> None:
+    superseded, restored = Superseded(), []
+    note = superseded_by(superseded, restored.append)
+    opened = Fault("s1", "b1", "r1", "a1", "E1", T0)
+    cleared = Fault("s1", "b1", "r1", "a1", "E1", T0, "cleared", T0 + 60_000)
+    [write] = command_writes(opened)
+    note(write.item, "revision", command_writes(cleared)[0].item)
+    assert restored == []
+    assert superseded.covers(opened.event_id, 1)
