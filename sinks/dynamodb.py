@@ -10,8 +10,8 @@ Two kinds of write, chosen per write by `newer_than_field`:
   condition means the stored item is newer or equal: that counts as written. The failed put
   returns the stored item (`ReturnValuesOnConditionCheckFailure`, no extra write units), and a
   write the stored item strictly supersedes (or that a higher buffered write of its key
-  replaced) is reported to `on_superseded`: the query model projects only what the command
-  model holds (see `sinks.versions`). Equal is not superseded: re-processing after a crash
+  replaced) is reported to `on_superseded`, with the stored item when there is one: the query
+  model projects only what the command model holds (see `sinks.versions`). Equal is not superseded: re-processing after a crash
   between the two models' writes must still write the query point.
 
 Items DynamoDB refuses as invalid (`ValidationException`: a key over 2,048 bytes, an item over
