@@ -11,8 +11,9 @@ Two kinds of write, chosen per write by `newer_than_field`:
   returns the stored item (`ReturnValuesOnConditionCheckFailure`, no extra write units), and a
   write the stored item strictly supersedes (or that a higher buffered write of its key
   replaced) is reported to `on_superseded`, with the stored item when there is one: the query
-  model projects only what the command model holds (see `sinks.versions`). Equal is not superseded: re-processing after a crash
-  between the two models' writes must still write the query point.
+  model projects only what the command model holds (see `sinks.versions`). Equal is not
+  superseded: re-processing after a crash between the two models' writes must still write the
+  query point.
 
 Items DynamoDB refuses as invalid (`ValidationException`: a key over 2,048 bytes, an item over
 400 KB) and items that cannot be converted at all are handed to `reject(item, reason)` (the
