@@ -231,3 +231,17 @@ def time_points(event: object) -> list[TimePoint]:
             )
         ]
     return []
+
+
+def point_version(event: object) -> int | None:
+    """The version of an event's query-model point, on its command write's scale (the
+    newer-than field), where one point can hold different values: a usage report's
+    ``covered_ms`` (more coverage wins), a spike's ``revision`` once it has one. ``None`` for
+    points that are immutable facts: a fault's points are keyed by the time of its status, so
+    each version of a fault is a point of its own."""
+    if isinstance(event, UsageReport):
+        return event.covered_ms
+    if isinstance(event, EnergySpike):
+        revision = getattr(event, "revision", None)
+        return revision if isinstance(revision, int) else None
+    return None

@@ -235,7 +235,8 @@ class HeldOutputs:
                     released.add(held.store)
             if not queue:
                 del self._held[site_id]
-        for store in released:
+        # In attach order: the command model's flush tells the query model's what it superseded.
+        for store in [store for store in self._stores if store in released]:
             self._stores[store].flush()
         if self._held:
             raise SinkError(

@@ -1,16 +1,24 @@
 """Per-shard wiring of the lighting app: the sinks of one shard (DynamoDB command model,
-Timestream query model, dead letters), the engine that drives them, and shard lineage."""
+Timestream query model, dead letters), the engine that drives them, and shard lineage.
+
+Both models move forward by one rule, the event's version (`sinks.versions`): the command sink
+is flushed first and tells the shard's `Superseded` which writes a higher stored version beat;
+the query sink, flushed next, drops those points, and its points carry their event's version
+(`versioned_points`, from `domain.views.point_version`), which Timestream also enforces itself.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
+
 from core.clock import HOUR_MS, wall_clock_ms
 from core.retry import Backoff
 from domain import views
 from domain.deadband import Deadband, worth_writing
-from domain.events import AssetState
+from domain.events import AssetState, EnergySpike, UsageReport
 from domain.views import CommandWrite
 from lighting.clients import Clients
 from lighting.influx import batch_limits, influx_client
@@ -22,7 +30,8 @@ from sinks.deadletter import DeadLetterSink
 from sinks.dynamodb import DynamoDBSink
 from sinks.influxdb import InfluxDBSink
 from sinks.rejects import dead_letter_reject
-from sinks.timestream import TimestreamSink
+from sinks.timestream import SelectPoints, TimestreamSink
+from sinks.versions import Superseded, VersionedPoint
 from streams.app import App
 from streams.engine import ShardEngine, ShardEngineFactory
 from streams.kinesis.leases import LeaseTable
@@ -91,6 +100,8 @@ def shard_sinks(
         fraction=settings.state_deadband_fraction,
         refresh_ms=settings.state_refresh_ms,
     )
+    # What the command model proved superseded, read by the query sink flushed after it.
+    superseded = Superseded()
     # DR: after a failover, an episode the lost region stored keeps its one identity; the
     # outputs whose stored episodes are not in memory yet wait in `hold`, the last sink.
     hold = HeldOutputs(
@@ -98,6 +109,16 @@ def shard_sinks(
         hold_ms=settings.takeover_hold_ms,
         now_ms=now_ms,
         dead_letter=reject_output,
+    )
+    query = query_model_sink(
+        settings,
+        clients,
+        dead_letter,
+        shard_id,
+        hold.select(settings.query_model, versioned_points(views.time_points)),
+        backoff=backoff,
+        now_ms=now_ms,
+        superseded=superseded,
     )
     command = DynamoDBSink(
         clients.dynamodb,
@@ -112,15 +133,7 @@ def shard_sinks(
         # Current state: only the newest per asset is turned into a request, at flush.
         coalesce=views.current_state_key,
         reject=reject_item,
-    )
-    query = query_model_sink(
-        settings,
-        clients,
-        dead_letter,
-        shard_id,
-        hold.select(settings.query_model, views.time_points),
-        backoff=backoff,
-        now_ms=now_ms,
+        on_superseded=superseded_by(superseded, query.write),
     )
     hold.attach("dynamodb", command)
     hold.attach(settings.query_model, query)
@@ -137,10 +150,12 @@ def query_model_sink(
     *,
     backoff: Callable[[], Backoff] = Backoff,
     now_ms: Callable[[], int] = wall_clock_ms,
+    superseded: Superseded | None = None,
 ) -> Sink:
     """The query-model sink of one shard: Timestream (LiveAnalytics) or InfluxDB, by
     `settings.query_model`. Points the store rejects become dead letters whose origin names
-    the store (`timestream` or `influxdb`)."""
+    the store (`timestream` or `influxdb`); points of event versions in `superseded` are not
+    written."""
 
     reject_point = dead_letter_reject(
         dead_letter,
@@ -157,6 +172,7 @@ def query_model_sink(
             backoff(),
             reject=reject_point,
             limits=batch_limits(settings),
+            superseded=superseded,
         )
     return TimestreamSink(
         clients.timestream,
@@ -168,7 +184,69 @@ def query_model_sink(
         now_ms=now_ms,
         reject=reject_point,
         common_attributes=settings.timestream_common_attributes,
+        superseded=superseded,
     )
+
+
+def versioned_points(select: SelectPoints) -> Callable[[object], list[Any]]:
+    """`select`, with each point of a versioned event (`views.point_version`) carrying that
+    event's identity and version."""
+
+    def apply(output: object) -> list[Any]:
+        points = list(select(output))
+        order = views.point_version(output)
+        if order is None:
+            return points
+        event_id = str(getattr(output, "event_id", ""))
+        return [
+            VersionedPoint(
+                p.table,
+                dict(p.dimensions),
+                p.measure_name,
+                dict(p.measures),
+                p.time_ms,
+                event_id,
+                order,
+            )
+            for p in points
+        ]
+
+    return apply
+
+
+_VERSIONED_TYPES: dict[str, type[UsageReport | EnergySpike]] = {
+    "usage_report": UsageReport,
+    "energy_spike": EnergySpike,
+}
+"""The command items whose query point can hold different values (`views.point_version`)."""
+
+
+def superseded_by(
+    superseded: Superseded, restore: Callable[[object], None] | None = None
+) -> Callable[[Mapping[str, object], str, Mapping[str, object] | None], None]:
+    """The command sink's `on_superseded`: notes the item's event and version, and hands the
+    stored item's event, when it has a versioned point, to `restore` (the query sink's
+    `write`): the query model then gets the version the command model holds, even when it
+    never had it (a query store restored from an older backup, a region that took over sites
+    whose fuller reports only the lost region's query store held)."""
+
+    def note(item: Mapping[str, object], field: str, stored: Mapping[str, object] | None) -> None:
+        version = item.get(field)
+        if isinstance(version, int):
+            superseded.note(str(item.get("event_id", "")), version)
+        if restore is None or stored is None:
+            return
+        kind = _VERSIONED_TYPES.get(str(stored.get("type", "")))
+        if kind is None:
+            return
+        try:
+            event = msgspec.convert(stored, kind)
+        except msgspec.ValidationError:
+            return  # not an item this version of luxflow wrote: nothing to restore
+        if views.point_version(event) is not None:
+            restore(event)
+
+    return note
 
 
 # --- end query model store --------------------------------------------------------------------

@@ -7,7 +7,13 @@ Two kinds of write, chosen per write by `newer_than_field`:
 - conditional (a field name such as "ts_ms"): "current state" that must never move backwards.
   Buffered keeping the write with the highest field value per key, and sent on flush with a
   PutItem that applies only if no item is stored yet or the stored one is older. A failed
-  condition means the stored item is newer or equal: that counts as written.
+  condition means the stored item is newer or equal: that counts as written. The failed put
+  returns the stored item (`ReturnValuesOnConditionCheckFailure`, no extra write units), and a
+  write the stored item strictly supersedes (or that a higher buffered write of its key
+  replaced) is reported to `on_superseded`, with the stored item when there is one: the query
+  model projects only what the command model holds (see `sinks.versions`). Equal is not
+  superseded: re-processing after a crash between the two models' writes must still write the
+  query point.
 
 Items DynamoDB refuses as invalid (`ValidationException`: a key over 2,048 bytes, an item over
 400 KB) and items that cannot be converted at all are handed to `reject(item, reason)` (the
@@ -21,6 +27,7 @@ output per key and builds items for those alone at flush, not one per reading.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -61,6 +68,11 @@ class ItemWrite(Protocol):
 Select = Callable[[object], Iterable[ItemWrite]]
 """Turns one agent output into the item writes it implies (none for outputs not stored here)."""
 
+OnSuperseded = Callable[[Mapping[str, object], str, Mapping[str, object] | None], None]
+"""Told (the item's plain values, its newer-than field, the stored item's plain values or None
+when a buffered write superseded it) of a conditional write not applied because a higher
+version of the item is stored or buffered."""
+
 Coalesce = Callable[[object], tuple[Hashable, int] | None]
 """(key, version) of an output that supersedes every older output with the same key, or None
 for outputs that must each be written. Version is the event time in ms: the newest wins."""
@@ -77,12 +89,15 @@ def newer_than_condition(key_field: str, field: str) -> tuple[str, dict[str, str
 
 
 class _Conditional:
-    __slots__ = ("field", "item", "value")
+    __slots__ = ("field", "item", "value", "values")
 
-    def __init__(self, field: str, value: Any, item: AttributeMap) -> None:
+    def __init__(
+        self, field: str, value: Any, item: AttributeMap, values: Mapping[str, object]
+    ) -> None:
         self.field = field
         self.value = value
         self.item = item
+        self.values = values
 
 
 class DynamoDBSink:
@@ -110,6 +125,7 @@ class DynamoDBSink:
         *,
         coalesce: Coalesce | None = None,
         reject: Reject[Mapping[str, object]] | None = None,
+        on_superseded: OnSuperseded | None = None,
     ) -> None:
         if not key_fields:
             raise ValueError("key_fields must name at least the partition key")
@@ -120,6 +136,7 @@ class DynamoDBSink:
         self._backoff = backoff
         self._key_fields = tuple(key_fields)
         self._reject = reject
+        self._on_superseded = on_superseded
         self._writer = BatchWriter(client, table_name, backoff, self.counters, reject)
         self._plain = KeyedBuffer()
         self._conditional: dict[Hashable, _Conditional] = {}
@@ -196,11 +213,21 @@ class DynamoDBSink:
         if field not in values:
             self._invalid(values, f"item {key!r} for {self.table_name} lacks its {field!r} field")
             return
-        incoming = _Conditional(field, values[field], attributes)
+        incoming = _Conditional(field, values[field], attributes, values)
         held = self._conditional.get(key)
         # Equal values keep the first write, as the stored-side condition (<) does.
         if held is None or held.value < incoming.value:
             self._conditional[key] = incoming
+            if held is not None:
+                self._superseded(held)
+        elif incoming.value < held.value:
+            self._superseded(incoming)
+
+    def _superseded(self, write: _Conditional, stored: AttributeMap | None = None) -> None:
+        if self._on_superseded is not None:
+            self._on_superseded(
+                write.values, write.field, from_item(stored) if stored is not None else None
+            )
 
     def _invalid(self, values: Mapping[str, object], problem: str) -> None:
         """An item that cannot even be sent: rejected if we may, else `SinkError`."""
@@ -222,11 +249,15 @@ class DynamoDBSink:
                         ConditionExpression=condition,
                         ExpressionAttributeNames=names,
                         ExpressionAttributeValues={incoming: to_attribute_value(write.value)},
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
                     )
             except ClientError as exc:
                 if error_code(exc) != "ConditionalCheckFailedException":
                     raise
                 self.counters.stale_skipped += 1
+                stored: Any = exc.response.get("Item", {})
+                if _stored_is_newer(stored.get(write.field), write.value):
+                    self._superseded(write, stored)
             else:
                 self.counters.items_written += 1
 
@@ -240,3 +271,16 @@ class DynamoDBSink:
             raise SinkError(
                 f"conditional PutItem to {self.table_name} failed: {describe_error(exc)}"
             ) from exc
+
+
+def _stored_is_newer(stored: object, incoming: object) -> bool:
+    """Whether a stored version attribute (`{"N": "..."}`) is above `incoming`. A stored item
+    without it (or not returned) is not known to be newer: the query point is then written."""
+    if not isinstance(stored, dict) or "N" not in stored:
+        return False
+    if not isinstance(incoming, int | float):
+        return False
+    try:
+        return Decimal(str(stored["N"])) > Decimal(str(incoming))
+    except ArithmeticError:
+        return False

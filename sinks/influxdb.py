@@ -7,6 +7,12 @@ name: `usage`, `usage_1d`, `fault_opened`, ...), fields = its measures, time = `
 InfluxDB identifies a point by measurement, tag set and time, and a second write of the same
 point replaces the first: replays overwrite, never duplicate.
 
+An overwrite has no condition, so versions are kept moving forward before writing
+(`sinks.versions`): at flush, a point whose event the command model holds in a higher version
+(`superseded`, filled by the command-model sink's flush just before) is not written, nor is one
+that a higher version of the same point in the buffer replaces; each counts in
+`stale_skipped`. A lower version is a no-op, never a dead letter.
+
 Flush writes batches bounded by points and by bytes, gzip-compressed:
 - 2xx: written.
 - 429 and 5xx, connection errors, timeouts: the same batch again after `Retry-After` when
@@ -34,6 +40,7 @@ from sinks.influxhttp import InfluxHTTP, WriteResponse
 from sinks.lineprotocol import encode_line
 from sinks.rejects import Reject
 from sinks.timestream import INVALID_POINT, SelectPoints, TimePoint
+from sinks.versions import Superseded, forward_only
 
 MEASURE_TAG: Final = "measure"
 """The tag holding the point's measure name (Timestream's `measure_name`)."""
@@ -97,6 +104,7 @@ class InfluxDBSink:
         reject: Reject[TimePoint],
         limits: BatchLimits | None = None,
         gzip_body: bool = True,
+        superseded: Superseded | None = None,
     ) -> None:
         self.counters = SinkCounters()
         self._client = client
@@ -105,6 +113,7 @@ class InfluxDBSink:
         self._reject = reject
         self._limits = limits or BatchLimits()
         self._gzip = gzip_body
+        self._superseded = superseded
         self._points: list[TimePoint] = []
         self._lines: list[bytes] = []
 
@@ -125,16 +134,25 @@ class InfluxDBSink:
 
     def flush(self) -> None:
         """Write every buffered point, batch by batch; a batch leaves the buffer only once
-        all its lines are written or rejected."""
+        all its lines are written or rejected. Superseded points are dropped first."""
+        stale = forward_only(self._points, self._superseded)
+        if stale:
+            self.counters.stale_skipped += len(stale)
+            self._points = [p for i, p in enumerate(self._points) if i not in stale]
+            self._lines = [line for i, line in enumerate(self._lines) if i not in stale]
         while self._lines:
             _, end = next(iter(batches(self._lines, self._limits)))
             self._write_range(0, end)
             del self._lines[:end]
             del self._points[:end]
+        if self._superseded is not None:
+            self._superseded.clear()
 
     def discard(self) -> None:
         self._points.clear()
         self._lines.clear()
+        if self._superseded is not None:
+            self._superseded.clear()
 
     def _write_range(self, start: int, end: int) -> None:
         """Write lines [start, end): retried as a whole, bisected on 400/413."""

@@ -10,6 +10,13 @@ is never retried: `RejectedRecords` name the records refused (the others were st
 `ValidationException` for the whole call splits the chunk in halves until each invalid record
 is alone (`timestream_validation: <message>`). A point that breaks a limit we know (dimension
 value over 2 KB, non-finite measure) is rejected before sending (`invalid_point: ...`).
+
+Versions only move forward (`sinks.versions`): a point's `Version` is its `version` attribute
+(1 without one), so Timestream upserts a higher version over a lower one. A record refused
+because the stored one has an `ExistingVersion` above ours (or equal, for a versioned point)
+is a no-op, counted in
+`stale_skipped`, never a dead letter; so are points `forward_only` drops at flush (superseded
+in the command model, or by a higher version of the same point in the buffer).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from core.errors import SinkError
 from core.retry import Backoff, describe_error, error_code, retry_call
 from sinks.base import SinkCounters
 from sinks.rejects import Reject, bounded_reason
+from sinks.versions import Superseded, VersionedPoint, forward_only
 
 if TYPE_CHECKING:
     from mypy_boto3_timestream_write import TimestreamWriteClient
@@ -134,6 +142,18 @@ def is_older_than_memory_retention(time_ms: int, now_ms: int, memory_retention_m
     return time_ms < now_ms - memory_retention_ms
 
 
+def is_superseded(rejection: Mapping[str, Any], record: Record, *, versioned: bool) -> bool:
+    """Whether a RejectedRecords entry says the stored record supersedes this one: its
+    `ExistingVersion` is above ours, or equal for a `versioned` point (equal versions of an
+    event are equal reports; the first one stays). An unversioned point refused for a different
+    value is not superseded: its identity should never carry two values, so it is dead-lettered."""
+    existing = rejection.get("ExistingVersion")
+    if not isinstance(existing, int):
+        return False
+    ours = int(record.get("Version", 1))
+    return existing > ours or (versioned and existing == ours)
+
+
 class TimestreamSink:
     """Sink writing the points `select` derives from each agent output to one database.
 
@@ -154,6 +174,7 @@ class TimestreamSink:
         now_ms: Callable[[], int],
         reject: Reject[TimePoint],
         common_attributes: bool = True,
+        superseded: Superseded | None = None,
     ) -> None:
         if memory_retention_ms <= 0:
             raise ValueError("memory_retention_ms must be positive")
@@ -168,6 +189,7 @@ class TimestreamSink:
         self._reject = reject
         # Off for emulators that drop CommonAttributes (moto): every record then stands alone.
         self._common_attributes = common_attributes
+        self._superseded = superseded
         # Per table, in arrival order: (point, record).
         self._buffer: dict[str, list[tuple[TimePoint, Record]]] = {}
 
@@ -186,7 +208,9 @@ class TimestreamSink:
             self._buffer.setdefault(point.table, []).append((point, record))
 
     def flush(self) -> None:
-        """Apply the retention rule, then write every table's points 100 per call."""
+        """Drop the superseded points, apply the retention rule, then write every table's
+        points 100 per call."""
+        self._drop_superseded()
         self._apply_retention()
         for table, entries in self._buffer.items():
             while entries:
@@ -194,9 +218,20 @@ class TimestreamSink:
                 self._write_chunk(table, chunk)
                 del entries[: len(chunk)]
         self._buffer.clear()
+        if self._superseded is not None:
+            self._superseded.clear()
+
+    def _drop_superseded(self) -> None:
+        for table, entries in self._buffer.items():
+            stale = forward_only([point for point, _ in entries], self._superseded)
+            if stale:
+                self.counters.stale_skipped += len(stale)
+                self._buffer[table] = [e for i, e in enumerate(entries) if i not in stale]
 
     def discard(self) -> None:
         self._buffer.clear()
+        if self._superseded is not None:
+            self._superseded.clear()
 
     def _apply_retention(self) -> None:
         if self._magnetic_store_writes:
@@ -240,12 +275,14 @@ class TimestreamSink:
             # The service stored every record it did not list.
             listed: list[Any] = exc.response.get("RejectedRecords", [])  # type: ignore[assignment]
             rejected = {
-                int(r["RecordIndex"]): str(r.get("Reason", "rejected"))
-                for r in listed
-                if 0 <= int(r["RecordIndex"]) < len(chunk)
+                int(r["RecordIndex"]): r for r in listed if 0 <= int(r["RecordIndex"]) < len(chunk)
             }
-            for index, reason in sorted(rejected.items()):
-                self._rejected(chunk[index][0], reason)
+            for index, entry in sorted(rejected.items()):
+                point, record = chunk[index]
+                if is_superseded(entry, record, versioned=isinstance(point, VersionedPoint)):
+                    self.counters.stale_skipped += 1
+                else:
+                    self._rejected(point, str(entry.get("Reason", "rejected")))
             self.counters.items_written += len(chunk) - len(rejected)
         except BotoCoreError as exc:
             raise SinkError(

@@ -15,8 +15,14 @@ from core.errors import SinkError
 from core.retry import Backoff
 from sinks.provision import ensure_timestream
 from sinks.timestream import OLDER_THAN_MEMORY_RETENTION, TimestreamSink
+from sinks.versions import VersionedPoint
 from tests.support.faulty import FaultyClient
-from tests.support.timestream import InlineCommonAttributes, latest_by_identity, stored_records
+from tests.support.timestream import (
+    InlineCommonAttributes,
+    TimestreamVersions,
+    latest_by_identity,
+    stored_records,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +39,8 @@ class Point:
     version: int = 1
 
 
-def as_points(output: object) -> list[Point]:
-    return [output] if isinstance(output, Point) else []
+def as_points(output: object) -> list[Point | VersionedPoint]:
+    return [output] if isinstance(output, Point | VersionedPoint) else []
 
 
 class Rejects:
@@ -237,3 +243,33 @@ def test_replayed_points_read_back_as_timestream_would_keep_them(
     assert len(latest) == 3
     newest = latest[("rollups", (("asset", "a1"), ("site", "s1")), "rollup", str(NOW_MS))]
     assert newest["Version"] == 2 and newest["MeasureValues"][0]["Value"] == "99.0"
+
+
+def test_a_lower_version_the_service_refuses_is_a_no_op_not_a_dead_letter(
+    tsw: Any, moto_endpoint: str, unique_name: Callable[[str], str]
+) -> None:
+    """Without the command model's word (another worker wrote the fuller report), the
+    service's own refusal of a lower version is what keeps the higher one."""
+    database = make_db(tsw, unique_name, magnetic=False)
+    rejects = Rejects()
+    client = TimestreamVersions(tsw)
+
+    def report(order: int, wh: float) -> VersionedPoint:
+        return VersionedPoint("rollups", {"site": "s1", "asset": "a1"}, "usage", {"wh": wh},
+                              NOW_MS, "e1", order)  # fmt: skip
+
+    full = make_sink(client, database, rejects, magnetic=False)
+    full.write(report(3_600_000, 60.0))
+    full.flush()
+    partial = make_sink(client, database, rejects, magnetic=False)
+    partial.write(report(1_800_000, 30.0))
+    partial.write(Point("rollups", NOW_MS - 1, {"wh": 1.0}))
+    partial.write(Point("rollups", NOW_MS - 1, {"wh": 2.0}))  # an immutable fact, changed
+    partial.flush()
+    assert partial.counters.stale_skipped == 1
+    assert [(point, reason[:40]) for point, reason in rejects.seen] == [
+        (Point("rollups", NOW_MS - 1, {"wh": 2.0}), "A record with a higher or equal version ")
+    ]
+    latest = latest_by_identity("rollups", stored_records(moto_endpoint, database, "rollups"))
+    stored = latest[("rollups", (("asset", "a1"), ("site", "s1")), "usage", str(NOW_MS))]
+    assert (stored["Version"], stored["MeasureValues"][0]["Value"]) == (3_600_001, "60.0")

@@ -61,3 +61,56 @@ def latest_by_identity(table: str, records: list[dict[str, Any]]) -> dict[Identi
         if held is None or record.get("Version", 1) >= held.get("Version", 1):
             latest[key] = record
     return latest
+
+
+class TimestreamVersions:
+    """Wraps a real timestream-write client (moto) with the service's version rule, which moto
+    does not enforce, and inlines CommonAttributes (which moto drops).
+
+    Timestream keeps one record per (table, dimensions, measure name, time). A record with
+    equal measure values is accepted (idempotent); one with different values replaces the
+    stored record only with a higher `Version`, else the call raises
+    `RejectedRecordsException` naming it with the stored record's `ExistingVersion`, and the
+    other records of the call are stored (sent on to moto)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._stored: dict[tuple[str, Identity], tuple[int, Any]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def write_records(self, **kwargs: Any) -> Any:
+        from tests.support.faulty import client_error
+
+        common = kwargs.pop("CommonAttributes", {})
+        table = kwargs["TableName"]
+        accepted: list[dict[str, Any]] = []
+        rejected: list[dict[str, Any]] = []
+        for index, record in enumerate({**common, **r} for r in kwargs["Records"]):
+            key = (kwargs["DatabaseName"], identity(table, record))
+            version, values = int(record.get("Version", 1)), record["MeasureValues"]
+            held = self._stored.get(key)
+            if held is not None and held[1] != values and version <= held[0]:
+                rejected.append(
+                    {
+                        "RecordIndex": index,
+                        "Reason": "A record with a higher or equal version exists",
+                        "ExistingVersion": held[0],
+                    }
+                )
+                continue
+            accepted.append(record)
+            if held is None or version > held[0]:
+                self._stored[key] = (version, values)
+        response: Any = {}
+        if accepted:
+            response = self._client.write_records(**{**kwargs, "Records": accepted})
+        if rejected:
+            raise client_error(
+                "write_records",
+                "RejectedRecordsException",
+                "One or more records have been rejected.",
+                RejectedRecords=rejected,
+            )
+        return response
