@@ -9,6 +9,7 @@ import json
 import math
 import re
 import urllib.parse
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from core.clock import HOUR_MS, MINUTE_MS
 from domain.series import TelemetryRollup, direct_rollups
 from domain.timestamps import format_ts
+from lighting.influx import ensure_influxdb
 from lighting.read.series import MAX_PAGE_ROWS, MAX_WINDOWS, STATS
 from sinks.influxhttp import InfluxHTTP
 from tests.support.deployment import ROOT
@@ -264,3 +266,20 @@ def test_every_grafana_query_runs_on_influxd_and_returns_rows(
         results = client.query(statement)
         rows = [v for r in results for s in r.get("series", []) for v in s["values"]]
         assert [v for v in rows if any(x is not None for x in v[1:])], statement
+
+
+def test_setup_again_with_other_durations_alters_the_policies_and_keeps_the_default(
+    influxd: Any,
+) -> None:
+    database = f"rp_{uuid.uuid4().hex[:10]}"
+    client = InfluxHTTP(influxd.endpoint, database, influxd.token)
+    ensure_influxdb(client, hot_days=7, cold_days=400)
+    ensure_influxdb(client, hot_days=2, cold_days=30)
+
+    [result] = client.query(f'SHOW RETENTION POLICIES ON "{database}"')
+    policies = {v[0]: (v[1], v[4]) for v in result["series"][0]["values"]}
+    assert policies == {
+        "autogen": ("0s", True),
+        "series_hot": ("48h0m0s", False),
+        "series_cold": ("720h0m0s", False),
+    }
