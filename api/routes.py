@@ -25,6 +25,8 @@ from lighting.read.rows import (
     SiteSummary,
     SpikeRow,
 )
+from lighting.read.series import MAX_PAGE_ROWS as MAX_SERIES_ROWS
+from lighting.read.series import SeriesRow
 
 T = TypeVar("T")
 
@@ -122,6 +124,40 @@ def router(
                 site_id=site_id,
                 building_id=building_id,
                 room_id=room_id,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    @api.get("/series", response_model=PageOut[SeriesRow], tags=["query model"])
+    def series(  # noqa: PLR0917  (FastAPI maps each parameter to a query parameter)
+        start_ms: Annotated[int, Query(ge=0, le=MAX_TIME_MS, description="range start, inclusive")],
+        end_ms: Annotated[int, Query(ge=0, le=MAX_TIME_MS, description="range end, exclusive")],
+        scope: Literal["asset", "room", "building", "site"] = "asset",
+        every: Annotated[
+            str, Query(max_length=8, description="fine (the series interval) or 1h")
+        ] = "fine",
+        site_id: IdFilter = None,
+        building_id: IdFilter = None,
+        room_id: IdFilter = None,
+        asset_id: IdFilter = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_SERIES_ROWS, description="rows per page")] = 1000,
+        cursor: Cursor = None,
+    ) -> PageOut[SeriesRow]:
+        """Per-asset telemetry (mean, min, max, last of power, voltage, current, lux and dim
+        level; on-fraction; readings) per fine interval (kept for days) or per hour (kept
+        for a year) of one asset or a room's, building's or site's assets, ordered by time
+        (InfluxQL on the query model). A page runs one bounded statement."""
+        return page_out(
+            model.series.series(
+                scope,
+                every,
+                start_ms,
+                end_ms,
+                site_id=site_id,
+                building_id=building_id,
+                room_id=room_id,
+                asset_id=asset_id,
                 limit=limit,
                 cursor=cursor,
             )

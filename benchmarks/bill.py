@@ -12,7 +12,14 @@ with the IoT rule -> Kinesis -> Lambda pattern are in `benchmarks.bill_lines`, i
 from __future__ import annotations
 
 from benchmarks import cost
-from benchmarks.bill_lines import Line, iot_lines, kinesis_lines, timestream_lines
+from benchmarks.bill_lines import (
+    Line,
+    iot_lines,
+    kinesis_lines,
+    series_influx_line,
+    series_timestream_lines,
+    timestream_lines,
+)
 from benchmarks.bill_storage import archive_lines, dynamodb_lines
 from benchmarks.prices import price as p
 from benchmarks.stack import (
@@ -127,6 +134,9 @@ def network_lines(sites: int, stack: Stack, m: Measured) -> list[Line]:
 
 
 def query_model_lines(sites: int, stack: Stack, m: Measured) -> list[Line]:
+    """The query model, with the telemetry series at the default interval on lines of their
+    own. The cost run's measured LiveAnalytics units count the series points it closed too:
+    the events-and-usage lines take the measured units less the series' (never below 0)."""
     units = m.units_per_1000.get("timestream_writes", 0.0) * records_per_month(sites, m) / 1000
     if stack.query_model == "influxdb":
         return [
@@ -145,8 +155,11 @@ def query_model_lines(sites: int, stack: Stack, m: Measured) -> list[Line]:
                 "per region",
                 "allocated storage (query-store.ts)",
             ),
+            series_influx_line(sites, stack.regions, stack.influx_storage_gb),
         ]
-    return timestream_lines(units, stored_kb_per_month=units)
+    series, series_units = series_timestream_lines(sites)
+    rest = max(0.0, units - series_units)
+    return [*timestream_lines(rest, stored_kb_per_month=rest), *series]
 
 
 def cloudwatch_lines(sites: int, stack: Stack, m: Measured) -> list[Line]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import msgspec
+
 from benchmarks.prices import price as p
 from benchmarks.stack import (
     GB,
@@ -20,6 +22,12 @@ from benchmarks.stack import (
     provisioned_shards,
     records_per_month,
 )
+from domain.series import DEFAULT_INTERVAL_MS, SeriesAcc, interval_name, rollup_of
+from domain.telemetry import Reading
+from domain.views import time_points
+from lighting.settings import Settings
+from sinks.influxdb import point_line
+from sinks.timestream import to_record
 
 TOPIC_BYTES = 40  # luxflow/telemetry/<site>/<asset>, metered with the payload
 
@@ -153,3 +161,103 @@ def timestream_lines(units: float, *, stored_kb_per_month: float, label: str = "
             f"{HORIZON_MONTHS} months of writes",
         ),
     ]
+
+
+# --- the telemetry series (domain.series) at the default interval --------------------------
+SERIES_HOT_DAYS = Settings().series_hot_days
+SERIES_COLD_DAYS = Settings().series_cold_days
+INFLUX_BYTES_PER_FIELD = 3.0
+"""Stored bytes per field value of a series point in InfluxDB's TSM files (assumed: floats
+compressed with the Gorilla scheme, timestamps delta-encoded; not measured here)."""
+
+
+def series_point_sizes(interval_ms: int = DEFAULT_INTERVAL_MS) -> tuple[float, float, int]:
+    """(Timestream record bytes, line-protocol bytes, fields) of one series point, measured by
+    encoding a rollup of realistic ids and values with the sinks' own encoders."""
+    acc = SeriesAcc()
+    for i in range(15):
+        acc + Reading(
+            "site-0001",
+            "site-0001-b01",
+            "site-0001-b01-r01",
+            "site-0001-b01-r01-l01",
+            1_796_590_800_000 + i * 4_000,
+            57.31 + i * 0.1,
+            229.87,
+            0.2493,
+            412.5,
+            True,
+            80,
+        )
+    point = time_points(rollup_of("site-0001-b01-r01-l01", 1_796_590_800_000, interval_ms, acc))[0]
+    record = msgspec.json.encode(to_record(point))
+    return float(len(record)), float(len(point_line(point))), len(point.measures)
+
+
+def series_points_per_asset_month(interval_ms: int = DEFAULT_INTERVAL_MS) -> tuple[float, float]:
+    """(fine points, hourly points) one asset writes in a month."""
+    return MINUTES_PER_MONTH * 60_000 / interval_ms, HOURS_PER_MONTH
+
+
+def series_timestream_lines(sites: int) -> tuple[list[Line], float]:
+    """The series in LiveAnalytics (one record per point, metered in 1 KB units; the memory
+    store holds `SERIES_HOT_DAYS`, the magnetic store the 12th month's share of
+    `SERIES_COLD_DAYS`) and the write units it takes."""
+    record_bytes, _, _ = series_point_sizes()
+    fine, hourly = series_points_per_asset_month()
+    points = assets(sites) * (fine + hourly)
+    units = points * kb_rounded(record_bytes)
+    kb_month = points * record_bytes / 1024
+    memory_gb = kb_month * 1024 / GB * SERIES_HOT_DAYS / (HOURS_PER_MONTH / 24)
+    months = min(HORIZON_MONTHS, SERIES_COLD_DAYS / (HOURS_PER_MONTH / 24))
+    magnetic_gb = months * kb_month * 1024 / GB
+    label = f"{interval_name(DEFAULT_INTERVAL_MS)} + 1h per asset"
+    return [
+        Line(
+            "Query model",
+            "series writes (LiveAnalytics)",
+            units * p("timestream_write_1kb"),
+            "per asset",
+            f"{label}; one record of {record_bytes:.0f} B per point",
+        ),
+        Line(
+            "Query model",
+            f"series memory store {SERIES_HOT_DAYS} d",
+            memory_gb * HOURS_PER_MONTH * p("timestream_memory_gb_hour"),
+            "per asset",
+            f"the hot tier: {SERIES_HOT_DAYS} days of points (record bytes, assumed = stored)",
+        ),
+        Line(
+            "Query model",
+            f"series magnetic store {SERIES_COLD_DAYS} d",
+            magnetic_gb * p("timestream_magnetic_gb_month"),
+            "per asset",
+            f"{months:.1f} months of points held in month {HORIZON_MONTHS}",
+        ),
+    ], units
+
+
+def series_influx_line(sites: int, regions: int, allocated_gb: float) -> Line:
+    """The series in InfluxDB: no charge of its own (the instance and its allocated storage
+    are billed already), but the storage it takes, to check against the allocation."""
+    _, line_bytes, fields = series_point_sizes()
+    fine, hourly = series_points_per_asset_month()
+    point_bytes = fields * INFLUX_BYTES_PER_FIELD
+    held_days_fine = SERIES_HOT_DAYS
+    held_months_hourly = min(HORIZON_MONTHS, SERIES_COLD_DAYS / (HOURS_PER_MONTH / 24))
+    gb = (
+        assets(sites)
+        * point_bytes
+        * (fine * held_days_fine / (HOURS_PER_MONTH / 24) + hourly * held_months_hourly)
+        / GB
+    )
+    fits = "fits in" if gb <= allocated_gb else "EXCEEDS"
+    return Line(
+        "Query model",
+        "series storage (InfluxDB)",
+        0.0,
+        "per asset",
+        f"{gb:.2f} GB per region (fine {SERIES_HOT_DAYS} d, hourly {held_months_hourly:.1f} "
+        f"months; {fields} fields x {INFLUX_BYTES_PER_FIELD:g} B assumed per point, "
+        f"{line_bytes:.0f} B on the wire): {fits} the {allocated_gb:g} GB allocated",
+    )

@@ -4,6 +4,8 @@
     luxflow query faults --site S --building B
     luxflow query spikes --site S [--since TIME]
     luxflow query energy --scope site|building|room [--site S ...] --every 1h|1d --start T --end T
+    luxflow query series --scope asset|room|building|site [--asset A | --site S ...]
+                         --every fine|1h --start T --end T
     luxflow query fleet
 
 `--format table` (default: times as ISO-8601 UTC), `json` (one array, times in ms) or `csv`
@@ -71,6 +73,24 @@ def register(sub: SubParsers) -> None:
     energy.add_argument("--start", required=True, help="ISO-8601 UTC time (inclusive)")
     energy.add_argument("--end", required=True, help="ISO-8601 UTC time (exclusive)")
     add("fleet", "per site: buildings, assets, open faults, spikes in the last day")
+    series = add("series", "per-asset telemetry per interval or hour (query model)")
+    series.add_argument(
+        "--scope",
+        choices=["asset", "room", "building", "site"],
+        default="asset",
+        help="the assets to read: one (--asset), or a room's, building's or site's",
+    )
+    series.add_argument("--asset", default="", help="asset id (scope asset)")
+    series.add_argument("--site", default="", help="site id (scopes site, building, room)")
+    series.add_argument("--building", default="", help="building id (scopes building, room)")
+    series.add_argument("--room", default="", help="room id (scope room)")
+    series.add_argument(
+        "--every",
+        default="fine",
+        help="fine (the series interval, kept for days) or 1h (kept for a year); default fine",
+    )
+    series.add_argument("--start", required=True, help="ISO-8601 UTC time (inclusive)")
+    series.add_argument("--end", required=True, help="ISO-8601 UTC time (exclusive)")
 
 
 def _pages(fetch: Callable[[str | None], Page[Any]]) -> Iterator[Any]:
@@ -106,6 +126,23 @@ def query_rows(args: argparse.Namespace, model: ReadModel, now_ms: int) -> Itera
                 site_id=args.site or None,
                 building_id=args.building or None,
                 room_id=args.room or None,
+                limit=5_000,
+                cursor=c,
+            )
+        )
+    if args.kind == "series":
+        start_ms, end_ms = parse_time_ms(args.start), parse_time_ms(args.end)
+        reader = model.series
+        return _pages(
+            lambda c: reader.series(
+                args.scope,
+                args.every,
+                start_ms,
+                end_ms,
+                site_id=args.site or None,
+                building_id=args.building or None,
+                room_id=args.room or None,
+                asset_id=args.asset or None,
                 limit=5_000,
                 cursor=c,
             )

@@ -24,6 +24,8 @@ from __future__ import annotations
 import msgspec
 
 from domain.events import AssetState, EnergySpike, Fault, UsageReport
+from domain.series import SERIES_TABLE, TelemetryRollup
+from domain.series import measure_name as series_measure
 
 ItemValue = str | int | float | bool | None
 MeasureValue = float | int | str | bool
@@ -181,7 +183,31 @@ def time_points(event: object) -> list[TimePoint]:
     - ``EnergySpike``: ``events``, measure ``energy_spike`` at ``started_at_ms``.
     - ``UsageReport``: ``usage``, measure ``usage`` (hourly) or ``usage_<window>`` (e.g.
       ``usage_1d``) at ``window_start_ms``; scopes above the asset have a ``level`` dimension.
+    - ``TelemetryRollup``: ``series``, measure ``telemetry_<interval>`` (``telemetry_1m``,
+      ``telemetry_1h``) at ``window_start_ms`` (``domain.series``).
     """
+    if isinstance(event, TelemetryRollup):
+        series: dict[str, MeasureValue] = {
+            "readings": event.readings,
+            "on_fraction": event.on_fraction,
+            "last_ts_ms": event.last_ts_ms,
+        }
+        series.update(event.stats)
+        dimensions = {
+            "site": event.site_id,
+            "building": event.building_id,
+            "room": event.room_id,
+            "asset": event.asset_id,
+        }
+        return [
+            TimePoint(
+                SERIES_TABLE,
+                dimensions,
+                series_measure(event.window_ms),
+                series,
+                event.window_start_ms,
+            )
+        ]
     if isinstance(event, Fault):
         measures: dict[str, MeasureValue] = {
             "event_id": event.event_id,

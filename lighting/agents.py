@@ -22,11 +22,13 @@ from domain.rules import (
     step,
 )
 from domain.rules.flood import FloodState, flood_check, flood_guard, is_new
+from domain.series import DEFAULT_INTERVAL_MS
 from domain.site import SiteDemandState, demand_w, site_demand_step
 from domain.telemetry import DEFAULT_MAX_SKEW_MS, Reading, decode_reading
 from domain.usage import scope_of_key, scopes_of, usage_report_of
 from lighting.regions import HomeGate
 from lighting.registry import RegistryCache
+from lighting.series import add_series
 from streams.app import App, Decoder
 from streams.stream import Stream
 from tables.table import WindowedTable
@@ -105,6 +107,7 @@ def build_app(
     grace_ms: int,
     gate: HomeGate | None = None,
     max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
+    series_interval_ms: int = DEFAULT_INTERVAL_MS,
 ) -> App:
     """The lighting application: its topic's decoder (`reading_decoder`: decode, then the DR
     `gate`, then the registry's admission), one agent (`detect`) that applies the per-asset
@@ -113,6 +116,7 @@ def build_app(
     `topic` names the Kinesis stream; `grace_ms` is how late a reading may arrive and still
     count in its window; `gate` is the worker's DR home gate (None: every site is processed);
     a reading stamped more than `max_skew_ms` after its arrival is dead-lettered `clock_skew`.
+    The `series` agent (`lighting.series`) rolls telemetry up per `series_interval_ms` (0: off).
     Energy splits at hour bounds are refined for half the grace (at most
     ``DEFAULT_REFINE_MS``), so every correction lands before its window closes."""
     refine_ms = min(DEFAULT_REFINE_MS, grace_ms // 2)
@@ -312,6 +316,7 @@ def build_app(
                 yield event
             yield asset_state(reading)
 
+    add_series(app, telemetry, registry, interval_ms=series_interval_ms, grace_ms=grace_ms)
     return app
 
 

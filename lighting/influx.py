@@ -1,4 +1,14 @@
-"""The InfluxDB query model of this deployment: its client, token and database.
+"""The InfluxDB query model of this deployment: its client, token, database and the tiers of
+the telemetry series.
+
+Tiers: events and usage go to the configured bucket; the fine telemetry series to the retention
+policy `series_hot` (kept `series_hot_days`) and its hourly downsample to `series_cold` (kept
+`series_cold_days`), both in the same database (bucket `<database>/<rp>`, how InfluxDB 1.8's v2
+write API and Timestream for InfluxDB's DBRP mappings name a retention policy). luxflow writes the
+downsample itself, from the same rollups as the fine series, rather than by a continuous query:
+InfluxDB v2 and v3 (what Timestream for InfluxDB runs) have no continuous queries, a CQ runs on
+wall-clock time and would miss late readings that luxflow's grace still counts, and the
+Timestream LiveAnalytics model gets the same points.
 
 The token comes from `influxdb_token`, else from the Secrets Manager secret
 `influxdb_token_secret` (its SecretString is the token, or JSON with a `token` field), read
@@ -8,15 +18,28 @@ once when the client is built and parsed strictly (`lighting.secrets`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Final
 
 from core.errors import ConfigError
+from core.retry import Backoff
+from domain.series import SERIES_COLD, SERIES_HOT, Tier, point_tier
 from lighting.clients import Clients
 from lighting.secrets import MIN_INFLUX_TOKEN_CHARS, secret_token, strict_token
 from lighting.settings import Settings
-from sinks.influxdb import BatchLimits
+from sinks.base import Sink
+from sinks.influxdb import BatchLimits, InfluxDBSink
 from sinks.influxhttp import InfluxAuthError, InfluxError, InfluxHTTP
+from sinks.provision import ensure_retention_policy
+from sinks.rejects import Reject
+from sinks.routed import RoutedSink
+from sinks.versions import Superseded
 
 log = logging.getLogger(__name__)
+
+SERIES_RPS: Final[dict[Tier, str]] = {SERIES_HOT: "series_hot", SERIES_COLD: "series_cold"}
+"""The retention policy of each tier of the telemetry series."""
+MAIN: Final = "main"
 
 
 def influx_token(settings: Settings, clients: Clients) -> str:
@@ -39,31 +62,94 @@ def influx_token(settings: Settings, clients: Clients) -> str:
     )
 
 
-def influx_client(settings: Settings, clients: Clients, token: str | None = None) -> InfluxHTTP:
-    """The InfluxDB client of the query model (`ConfigError` if it is not configured)."""
+def influx_client(
+    settings: Settings, clients: Clients, token: str | None = None, *, tier: Tier | None = None
+) -> InfluxHTTP:
+    """The InfluxDB client of the query model (`ConfigError` if it is not configured); with a
+    `tier`, the client of that tier's retention policy in the same database."""
     if not settings.influxdb_url:
         raise ConfigError("the InfluxDB query model needs LUXFLOW_INFLUXDB_URL")
+    bucket = settings.influxdb_bucket
+    if tier is not None:
+        bucket = f"{bucket.split('/', 1)[0]}/{SERIES_RPS[tier]}"
     return InfluxHTTP(
         settings.influxdb_url,
-        settings.influxdb_bucket,
+        bucket,
         token if token is not None else influx_token(settings, clients),
         timeout_ms=settings.influxdb_timeout_ms,
     )
+
+
+def series_route(point: Any) -> str:
+    """The part of the routed sink a point goes to: its tier's, or `main`."""
+    tier = point_tier(point.table, point.measure_name)
+    return MAIN if tier is None else tier
+
+
+def _itself(point: object) -> Iterable[Any]:
+    return (point,)
+
+
+def influx_sink(
+    settings: Settings,
+    clients: Clients,
+    select: Callable[[object], Iterable[Any]],
+    backoff: Callable[[], Backoff],
+    reject: Reject[Any],
+    *,
+    superseded: Superseded | None = None,
+) -> Sink:
+    """The InfluxDB query-model sink of one shard: one `InfluxDBSink` per bucket (the
+    configured one, and the two tiers of the series unless the series is off), routed by
+    `series_route`. `superseded` (event versions the command model holds newer) filters the
+    configured bucket's points; the series is not in the command model and has no versions."""
+    token = influx_token(settings, clients)
+    limits = batch_limits(settings)
+    if not settings.series_interval_ms:
+        return InfluxDBSink(
+            influx_client(settings, clients, token),
+            select,
+            backoff(),
+            reject=reject,
+            limits=limits,
+            superseded=superseded,
+        )
+    tiers: tuple[Tier | None, ...] = (None, SERIES_HOT, SERIES_COLD)
+    parts = {
+        MAIN if tier is None else tier: InfluxDBSink(
+            influx_client(settings, clients, token, tier=tier),
+            _itself,
+            backoff(),
+            reject=reject,
+            limits=limits,
+            superseded=superseded if tier is None else None,
+        )
+        for tier in tiers
+    }
+    return RoutedSink(select, series_route, parts)
 
 
 def batch_limits(settings: Settings) -> BatchLimits:
     return BatchLimits(settings.influxdb_batch_points, settings.influxdb_batch_bytes)
 
 
-def ensure_influxdb(client: InfluxHTTP) -> None:
-    """Create the database (InfluxDB 1.8: `CREATE DATABASE`, idempotent). InfluxDB v2/v3
-    (Timestream for InfluxDB) refuse it over InfluxQL: there the bucket is created with the
-    instance (CDK), and a refusal is logged, not fatal. A refused token is fatal."""
+def ensure_influxdb(client: InfluxHTTP, *, hot_days: int = 0, cold_days: int = 0) -> None:
+    """Create the database (InfluxDB 1.8: `CREATE DATABASE`, idempotent) and, with
+    `hot_days`/`cold_days`, the series' retention policies (`SERIES_RPS`) with those durations
+    (an existing one is altered to them). InfluxDB v2/v3 (Timestream for InfluxDB) refuse these
+    over InfluxQL: there the buckets and their DBRP mappings are created out of band, and a
+    refusal is logged, not fatal. A refused token is fatal."""
     try:
         client.create_database()
+        if hot_days and cold_days:
+            ensure_retention_policy(client, SERIES_RPS[SERIES_HOT], hot_days)
+            ensure_retention_policy(client, SERIES_RPS[SERIES_COLD], cold_days)
     except InfluxAuthError:
         raise
     except InfluxError as exc:
         log.warning(
-            "could not create InfluxDB database %s (%s); create it out of band", client.bucket, exc
+            "could not create InfluxDB database %s or its retention policies (%s); create them "
+            "out of band",
+            client.bucket,
+            exc,
         )

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from domain import views
+from domain.series import SERIES_TABLE
 from lighting.clients import Clients
 from lighting.influx import ensure_influxdb, influx_client
 from lighting.settings import Settings
@@ -40,7 +41,11 @@ def provision(settings: Settings, clients: Clients, *, shards: int | None = None
     ensure_dead_letter_table(clients.dynamodb, settings.dead_letter_table)
     ensure_state_table(clients.dynamodb, settings.state_table)
     if settings.query_model == "influxdb":
-        ensure_influxdb(influx_client(settings, clients))
+        ensure_influxdb(
+            influx_client(settings, clients),
+            hot_days=settings.series_hot_days if settings.series_interval_ms else 0,
+            cold_days=settings.series_cold_days if settings.series_interval_ms else 0,
+        )
         return stream_exists
     ensure_timestream(
         clients.timestream,
@@ -50,6 +55,17 @@ def provision(settings: Settings, clients: Clients, *, shards: int | None = None
         magnetic_retention_days=settings.timestream_magnetic_retention_days,
         enable_magnetic_writes=settings.timestream_magnetic_writes,
     )
+    if settings.series_interval_ms:
+        # The series' own split: the memory store holds the hot week (fine and hourly points,
+        # fast to query), the magnetic store the cold year.
+        ensure_timestream(
+            clients.timestream,
+            settings.timestream_database,
+            [SERIES_TABLE],
+            memory_retention_hours=settings.series_hot_days * 24,
+            magnetic_retention_days=settings.series_cold_days,
+            enable_magnetic_writes=settings.timestream_magnetic_writes,
+        )
     return stream_exists
 
 

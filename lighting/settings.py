@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from core.errors import ConfigError
 from core.records import AT_TIMESTAMP, TRIM_HORIZON
+from domain.series import check_interval_ms
 from domain.timestamps import parse_ts_ms
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -116,6 +117,22 @@ class Settings:
     )
     window_grace_ms: int = _setting(
         600_000, "How late (event time) a reading may arrive and still count in its hourly window."
+    )
+    series_interval_ms: int = _setting(
+        60_000,
+        "Interval of the per-asset telemetry series in the query model (whole seconds dividing "
+        "the hour; 0: no series). Each interval's rollup is written when its window closes "
+        "(after the grace), beside an hourly downsample kept longer.",
+    )
+    series_hot_days: int = _setting(
+        7,
+        "How long the fine series is kept: InfluxDB retention policy series_hot; the Timestream "
+        "series table's memory store (in hours: days x 24).",
+    )
+    series_cold_days: int = _setting(
+        400,
+        "How long the hourly downsample is kept: InfluxDB retention policy series_cold; the "
+        "Timestream series table's magnetic store.",
     )
     registry_refresh_ms: int = _setting(
         30_000,
@@ -322,6 +339,16 @@ class Settings:
                 "the fence needs 0 < LUXFLOW_FENCE_RENEW_MS < LUXFLOW_FENCE_TTL_MS - "
                 "LUXFLOW_FENCE_MARGIN_MS (else it lapses between renewals), and a margin and "
                 "clock skew of at least 0"
+            )
+        if self.series_interval_ms:
+            try:
+                check_interval_ms(self.series_interval_ms)
+            except ValueError as exc:
+                raise ConfigError(f"LUXFLOW_SERIES_INTERVAL_MS: {exc}") from None
+        if not 1 <= self.series_hot_days <= min(self.series_cold_days, 365):
+            # Timestream's memory store keeps at most 8,766 hours (a year).
+            raise ConfigError(
+                "LUXFLOW_SERIES_HOT_DAYS must be 1..365 and at most LUXFLOW_SERIES_COLD_DAYS"
             )
         if self.idle_close not in ("lag", "wall"):
             raise ConfigError(f"LUXFLOW_IDLE_CLOSE must be lag or wall, not {self.idle_close!r}")

@@ -21,14 +21,13 @@ from domain.deadband import Deadband, worth_writing
 from domain.events import AssetState, EnergySpike, UsageReport
 from domain.views import CommandWrite
 from lighting.clients import Clients
-from lighting.influx import batch_limits, influx_client
+from lighting.influx import influx_sink
 from lighting.regions import HomeGate
 from lighting.settings import Settings
 from lighting.takeover import HeldOutputs, Takeover
 from sinks.base import Sink
 from sinks.deadletter import DeadLetterSink
 from sinks.dynamodb import DynamoDBSink
-from sinks.influxdb import InfluxDBSink
 from sinks.rejects import dead_letter_reject
 from sinks.timestream import SelectPoints, TimestreamSink
 from sinks.versions import Superseded, VersionedPoint
@@ -166,14 +165,7 @@ def query_model_sink(
     )
 
     if settings.query_model == "influxdb":
-        return InfluxDBSink(
-            influx_client(settings, clients),
-            select,
-            backoff(),
-            reject=reject_point,
-            limits=batch_limits(settings),
-            superseded=superseded,
-        )
+        return influx_sink(settings, clients, select, backoff, reject_point, superseded=superseded)
     return TimestreamSink(
         clients.timestream,
         settings.timestream_database,

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import ConfigError
 from core.retry import describe_error, error_code
+from sinks.influxhttp import InfluxError, InfluxHTTP
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -225,3 +226,19 @@ def _timestream_table_active(client: TimestreamWriteClient, database: str, table
             return False
         raise
     return status.get("TableStatus") == "ACTIVE"
+
+
+def ensure_retention_policy(client: InfluxHTTP, name: str, days: int) -> None:
+    """The InfluxDB retention policy `name` on the client's database, keeping `days` days:
+    created, or altered when it exists with another duration (InfluxDB 1.8 refuses a CREATE
+    that differs from the existing policy). Never the default policy: events and usage stay in
+    the database's default. Raises `InfluxError` as the client does."""
+    database = client.database.replace('"', '\\"')
+    policy = name.replace('"', '\\"')
+    spec = f'"{policy}" ON "{database}" DURATION {int(days)}d REPLICATION 1'
+    try:
+        client.query(f"CREATE RETENTION POLICY {spec}", method="POST")
+    except InfluxError as exc:
+        if "already exists" not in str(exc):
+            raise
+        client.query(f"ALTER RETENTION POLICY {spec}", method="POST")

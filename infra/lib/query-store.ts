@@ -47,6 +47,16 @@ export function addQueryStore(
   return config.queryModel === 'timestream' ? addTimestream(stack, key) : addInfluxDb(stack, key, vpc, subnets);
 }
 
+/**
+ * The telemetry series' tiers (LUXFLOW_SERIES_HOT_DAYS / _COLD_DAYS, the Python defaults): the
+ * fine series is hot for a week, the hourly downsample is kept 400 days. In LiveAnalytics both
+ * are points of one table whose memory store (fast queries, writable) holds the hot week and
+ * whose magnetic store (cheap, for history) holds the rest of the 400 days.
+ */
+export const SERIES_TABLE = 'series';
+export const SERIES_HOT_DAYS = 7;
+export const SERIES_COLD_DAYS = 400;
+
 const LIVE_ANALYTICS =
   'Timestream for LiveAnalytics is closed to new customers since 2025-06-20: this resource exists ' +
   'only with -c queryModel=timestream, for accounts that have it; the default is InfluxDB.';
@@ -60,13 +70,21 @@ function addTimestream(stack: Stack, key: kms.IKey): QueryStore {
   ignoreCfnLint(database, 'W3697', LIVE_ANALYTICS);
   database.applyRemovalPolicy(STATEFUL);
   const tableArns: string[] = [];
-  for (const name of NAMES.timestreamTables) {
+  const retentions: [string, number, number][] = [
+    ...NAMES.timestreamTables.map((name): [string, number, number] => [
+      name,
+      w.TIMESTREAM_MEMORY_RETENTION_HOURS,
+      w.TIMESTREAM_MAGNETIC_RETENTION_DAYS,
+    ]),
+    [SERIES_TABLE, SERIES_HOT_DAYS * 24, SERIES_COLD_DAYS],
+  ];
+  for (const [name, memoryHours, magneticDays] of retentions) {
     const table = new timestream.CfnTable(stack, `Timestream-${name}`, {
       databaseName: NAMES.timestreamDatabase,
       tableName: name,
       retentionProperties: {
-        MemoryStoreRetentionPeriodInHours: String(w.TIMESTREAM_MEMORY_RETENTION_HOURS),
-        MagneticStoreRetentionPeriodInDays: String(w.TIMESTREAM_MAGNETIC_RETENTION_DAYS),
+        MemoryStoreRetentionPeriodInHours: String(memoryHours),
+        MagneticStoreRetentionPeriodInDays: String(magneticDays),
       },
       magneticStoreWriteProperties: { EnableMagneticStoreWrites: true },
     });
@@ -82,6 +100,8 @@ function addTimestream(stack: Stack, key: kms.IKey): QueryStore {
       LUXFLOW_TIMESTREAM_MEMORY_RETENTION_HOURS: String(w.TIMESTREAM_MEMORY_RETENTION_HOURS),
       LUXFLOW_TIMESTREAM_MAGNETIC_RETENTION_DAYS: String(w.TIMESTREAM_MAGNETIC_RETENTION_DAYS),
       LUXFLOW_TIMESTREAM_MAGNETIC_WRITES: 'true',
+      LUXFLOW_SERIES_HOT_DAYS: String(SERIES_HOT_DAYS),
+      LUXFLOW_SERIES_COLD_DAYS: String(SERIES_COLD_DAYS),
     },
     secrets: {},
     apiSecrets: {},

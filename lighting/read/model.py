@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 from core.errors import ConfigError
 from lighting.clients import Clients
-from lighting.influx import influx_client
+from lighting.influx import SERIES_RPS, influx_client
 from lighting.read.command import CommandReader
 from lighting.read.cursors import Cursors
 from lighting.read.energy import EnergyReader
+from lighting.read.series import SeriesReader
 from lighting.registry import load_registry
 from lighting.settings import Settings
 
@@ -22,6 +23,16 @@ from lighting.settings import Settings
 class ReadModel:
     command: CommandReader
     energy_reader: EnergyReader | None
+    series_reader: SeriesReader | None = None
+
+    @property
+    def series(self) -> SeriesReader:
+        if self.series_reader is None:
+            raise ConfigError(
+                "series queries read the query model with InfluxQL: set LUXFLOW_QUERY_MODEL="
+                "influxdb and LUXFLOW_SERIES_INTERVAL_MS above 0"
+            )
+        return self.series_reader
 
     @property
     def energy(self) -> EnergyReader:
@@ -43,7 +54,12 @@ def read_model(settings: Settings, clients: Clients, cursors: Cursors | None = N
         lambda: load_registry(clients.dynamodb, settings.command_table),
         cursors,
     )
-    energy = None
+    energy = series = None
     if settings.query_model == "influxdb":
-        energy = EnergyReader(influx_client(settings, clients), cursors)
-    return ReadModel(command, energy)
+        client = influx_client(settings, clients)
+        energy = EnergyReader(client, cursors)
+        if settings.series_interval_ms:
+            series = SeriesReader(
+                client, cursors, fine_ms=settings.series_interval_ms, rps=SERIES_RPS
+            )
+    return ReadModel(command, energy, series)

@@ -126,6 +126,7 @@ def test_openapi_document_describes_every_route_and_the_bearer_scheme(
         "/api/v1/fleet",
         "/api/v1/buildings",
         "/api/v1/energy",
+        "/api/v1/series",
     }
     assert all(set(methods) == {"get"} for methods in document["paths"].values())
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
