@@ -229,6 +229,16 @@ class Settings:
         "DR: the regions of the deployment, comma-separated, each `name` or `name=endpoint` "
         "(emulators); `luxflow dr` reaches every one. This worker's region is `region`.",
     )
+    # Replay and savepoints (luxflow savepoint, luxflow replay)
+    savepoint_interval_ms: int = _setting(
+        3_600_000,
+        "How often `luxflow savepoint run` records every shard's state and position.",
+    )
+    savepoint_retention_ms: int = _setting(
+        7 * 86_400_000,
+        "How long a savepoint is kept; older ones are deleted when a savepoint is taken or "
+        "by `luxflow savepoint prune`.",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -263,6 +273,8 @@ class Settings:
             "shard_sync_interval_ms",
             "poll_interval_ms",
             "takeover_hold_ms",
+            "savepoint_interval_ms",
+            "savepoint_retention_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")
