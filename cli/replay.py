@@ -14,7 +14,7 @@ from domain.timestamps import format_ts
 from lighting.clients import Clients
 from lighting.settings import Settings, parse_time_ms
 from streams.kinesis.leases import LeaseTable
-from streams.kinesis.replay import live_leases, reset_leases
+from streams.kinesis.replay import live_leases, replay_from_ms, reset_leases
 from streams.kinesis.savepoint import restore_savepoint
 from tables.dynamodb import DynamoDBStateStore
 from tables.savepoints import Savepoint, SavepointStore
@@ -39,7 +39,8 @@ def register(sub: SubParsers) -> None:
         metavar="TIME",
         help="trim-horizon (the oldest record the stream keeps), or an ISO-8601 UTC time such "
         "as 2026-11-27T13:00:00Z: records that ARRIVED at the stream at or after it (Kinesis "
-        "AT_TIMESTAMP is arrival time, not the readings' event time). The state is deleted.",
+        "AT_TIMESTAMP is arrival time, not the readings' event time: a gateway's upload of "
+        "old readings arrives when it is sent), truncated to the second. The state is deleted.",
     )
     start.add_argument(
         "--savepoint",
@@ -87,7 +88,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         chosen = savepoints.latest_at(parse_time_ms(args.at))
     from_ms = None
     if args.from_ is not None and args.from_ != "trim-horizon":
-        from_ms = parse_time_ms(args.from_)
+        from_ms = replay_from_ms(parse_time_ms(args.from_))
     if any(lease.owner is not None for lease in leases.list().values()):
         info(
             f"leases have an owner; checking for {settings.failover_ms / 1000:.0f}s "
@@ -112,5 +113,6 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     reset_leases(leases, current, from_ms)
     state.delete_all()
-    print(f"reset {len(current)} shards to {args.from_}; state deleted. Start the workers.")
+    where = "trim-horizon" if from_ms is None else f"records arrived from {format_ts(from_ms)}"
+    print(f"reset {len(current)} shards to {where}; state deleted. Start the workers.")
     return 0
