@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from cli import replay_run
 from cli import savepoint as savepoint_cli
 from cli.base import SubParsers, info
 from core.errors import ReplayRefusedError
@@ -54,6 +55,20 @@ def register(sub: SubParsers) -> None:
         help="like --savepoint, with the latest savepoint taken at or before this ISO-8601 time",
     )
     replay.add_argument("--yes", action="store_true", help="do not ask before rewriting")
+    replay.add_argument(
+        "--run",
+        dest="run_now",
+        action="store_true",
+        help="then read in this process (the local runner) until every shard is caught up and "
+        "quiet, printing progress; otherwise start the workers yourself",
+    )
+    replay.add_argument(
+        "--progress-s",
+        type=float,
+        default=10.0,
+        help="with --run: seconds between progress lines (per shard: records read, rate, "
+        "distance to the tip, time left)",
+    )
     replay.set_defaults(run=cmd_replay)
     savepoint_cli.register(sub)
 
@@ -107,12 +122,15 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             f"{settings.app_name}; {REWRITES}"
         )
     confirm(what, yes=args.yes, interactive=sys.stdin.isatty())
+    then = "Reading." if args.run_now else "Start the workers."
     if chosen is not None:
         restore_savepoint(chosen, savepoints, leases, current, state, progress=info)
-        print(f"restored savepoint {chosen.id} on {len(chosen.shards)} shards. Start the workers.")
-        return 0
-    reset_leases(leases, current, from_ms)
-    state.delete_all()
-    where = "trim-horizon" if from_ms is None else f"records arrived from {format_ts(from_ms)}"
-    print(f"reset {len(current)} shards to {where}; state deleted. Start the workers.")
+        print(f"restored savepoint {chosen.id} on {len(chosen.shards)} shards. {then}", flush=True)
+    else:
+        reset_leases(leases, current, from_ms)
+        state.delete_all()
+        where = "trim-horizon" if from_ms is None else f"records arrived from {format_ts(from_ms)}"
+        print(f"reset {len(current)} shards to {where}; state deleted. {then}", flush=True)
+    if args.run_now:
+        return replay_run.run_until_caught_up(settings, clients, progress_s=args.progress_s)
     return 0

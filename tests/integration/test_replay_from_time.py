@@ -7,6 +7,7 @@ its own bytes: the dead letters written after the replay say which part was read
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -112,3 +113,31 @@ def test_the_kcl_daemon_reads_again_only_what_arrived_after_the_replay_time(
     finally:
         stop(daemon, signal.SIGTERM)
     assert [d.data for d in deployment.dead_letters()] == [AFTER]
+
+
+def test_a_replay_run_in_process_reports_progress_per_shard_and_changes_nothing(
+    moto_endpoint: str,
+    aws: Callable[[str], Any],
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    deployment = Deployment(moto_endpoint, aws, unique_name("rp"), tmp_path)
+    deployment.setup(shards=2)
+    simulation, _ = deployment.simulation(recent_params(sites=2, hours=1, fault_count=1))
+    total = deployment.send(simulation.records())
+    assert deployment.run_worker_until_idle() == total
+    before = deployment.items()
+
+    result = deployment.luxflow(
+        "replay", "--from", "trim-horizon", "--yes", "--run", "--progress-s", "0.5"
+    )
+    assert "state deleted. Reading." in result.stdout
+    assert re.search(rf"luxflow replay: {total} records read in [\d.]+ s", result.stderr)
+    lines = re.findall(
+        r"^(shardId-\d+): [\d,]+ records read, [\d,]+ records/s, \S+ behind the tip, "
+        r"about \S+ left$",
+        result.stderr,
+        re.MULTILINE,
+    )
+    assert set(lines) == set(deployment.leases())
+    assert deployment.items() == before
