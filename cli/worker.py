@@ -12,8 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cli.base import SubParsers, info
-from core.errors import ConfigError
-from core.records import AT_TIMESTAMP
 from lighting.clients import Clients
 from lighting.observe import Observability, registry_stats, status_dir
 from lighting.settings import Settings
@@ -21,6 +19,8 @@ from lighting.worker import kcl_engine_factory, local_runner, worker_views
 from streams.kcl import KclSettings, run_daemon, run_processor
 from streams.kcl.bridge import LeaseHolder
 from streams.kcl.status import StatusDirectory, StatusReporter
+from streams.kinesis.leases import LeaseTable
+from streams.kinesis.replay import kcl_start_position, leases_if_any
 from streams.observe.status import local_worker_status
 
 log = logging.getLogger("luxflow")
@@ -132,11 +132,12 @@ def stop_on_signals(stop: Callable[[], None]) -> None:
 def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
     """Write the daemon's properties from the settings and run it; it starts one
     `luxflow kcl-processor` per leased shard."""
-    if settings.initial_position == AT_TIMESTAMP:
-        raise ConfigError(
-            "the KCL runner starts new leases at TRIM_HORIZON or LATEST; "
-            "use `luxflow replay --from <time>` to replay from a timestamp"
-        )
+    # A replay from a time left AT_TIMESTAMP leases: the daemon needs that time in its properties.
+    initial_position, at_timestamp_ms = kcl_start_position(
+        leases_if_any(LeaseTable(Clients(settings).dynamodb, settings.app_name)),
+        settings.initial_position,
+        settings.at_timestamp_ms,
+    )
     statuses = StatusDirectory(status_dir(settings))
     statuses.clear()
     kcl = KclSettings(
@@ -153,7 +154,8 @@ def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
             "--lease-owner",
             settings.owner,
         ],
-        initial_position=settings.initial_position,
+        initial_position=initial_position,
+        at_timestamp_ms=at_timestamp_ms,
         kinesis_endpoint=settings.kinesis_endpoint_url or settings.endpoint_url or None,
         dynamodb_endpoint=settings.endpoint_url or None,
         worker_id=settings.owner,

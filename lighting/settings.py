@@ -273,6 +273,16 @@ class Settings:
         "DR: the clock difference between regions a failover allows for: it revokes the lost "
         "region's lease only this long after the lease ended.",
     )
+    # Replay and savepoints (luxflow savepoint, luxflow replay)
+    savepoint_interval_ms: int = _setting(
+        3_600_000,
+        "How often `luxflow savepoint run` records every shard's state and position.",
+    )
+    savepoint_retention_ms: int = _setting(
+        7 * 86_400_000,
+        "How long a savepoint is kept; older ones are deleted when a savepoint is taken or "
+        "by `luxflow savepoint prune`.",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -307,6 +317,8 @@ class Settings:
             "shard_sync_interval_ms",
             "poll_interval_ms",
             "takeover_hold_ms",
+            "savepoint_interval_ms",
+            "savepoint_retention_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"LUXFLOW_{name.upper()} must be positive")

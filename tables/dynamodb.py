@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.errors import LeaseLostError, StateStoreError
 from core.records import LeaseFence, Position
 from core.retry import Backoff, error_code, retry_call
+from tables.savepoints import PREFIX as SAVEPOINT_PREFIX
 from tables.store import Snapshot, StoredState, older
 
 HEAD: Final = "head"
@@ -155,8 +156,14 @@ class DynamoDBStateStore:
         )
 
     def delete_all(self) -> None:
+        # Savepoints share the table (their partitions start with SAVEPOINT#) and outlive a
+        # replay: they are what a replay may start from.
         shard_ids = sorted(
-            {item["shard_id"]["S"] for item in self._scan_keys()},
+            {
+                item["shard_id"]["S"]
+                for item in self._scan_keys()
+                if not item["shard_id"]["S"].startswith(SAVEPOINT_PREFIX)
+            },
         )
         for shard_id in shard_ids:
             self.delete(shard_id)

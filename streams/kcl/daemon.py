@@ -26,7 +26,7 @@ MAIN_CLASS: Final = "software.amazon.kinesis.multilang.MultiLangDaemon"
 DAEMON_JAR_PREFIX: Final = "amazon-kinesis-client-multilang-"
 EMULATOR_JAVA_OPTIONS: Final = ("-Daws.cborEnabled=false",)
 
-INITIAL_POSITIONS: Final = frozenset({"TRIM_HORIZON", "LATEST"})
+INITIAL_POSITIONS: Final = frozenset({"TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"})
 RETRIEVAL_MODES: Final = frozenset({"POLLING", "FANOUT"})
 METRICS_LEVELS: Final = frozenset({"NONE", "SUMMARY", "DETAILED"})
 
@@ -40,8 +40,11 @@ class KclSettings:
     `executable` is the command the daemon runs per shard; the daemon splits it on spaces, so
     no argument may contain whitespace. Endpoints are only for emulators.
 
-    A new lease starts at `initial_position`; AT_TIMESTAMP is not offered here because replays
-    reset the lease table's checkpoints instead (`luxflow replay`).
+    A new lease starts at `initial_position`. AT_TIMESTAMP needs `at_timestamp_ms`, which the
+    daemon also uses for every existing lease whose checkpoint is the AT_TIMESTAMP sentinel
+    (what `luxflow replay --from TIME` leaves): the lease table holds no timestamp the KCL
+    reads, only its configuration does. The multilang properties take it in whole epoch
+    seconds (`initialPositionInStreamExtended`), so it must be a whole second.
     """
 
     stream_name: str
@@ -49,6 +52,7 @@ class KclSettings:
     region: str
     executable: Sequence[str]
     initial_position: str = "TRIM_HORIZON"
+    at_timestamp_ms: int | None = None
     retrieval_mode: str = "POLLING"
     metrics_level: str = "NONE"
     kinesis_endpoint: str | None = None
@@ -72,7 +76,14 @@ class KclSettings:
         if self.initial_position not in INITIAL_POSITIONS:
             raise ConfigError(
                 f"KCL initial position {self.initial_position!r}: use one of "
-                f"{sorted(INITIAL_POSITIONS)} (replay from a timestamp with `luxflow replay`)"
+                f"{sorted(INITIAL_POSITIONS)}"
+            )
+        timestamped = self.initial_position == "AT_TIMESTAMP"
+        if timestamped != (self.at_timestamp_ms is not None):
+            raise ConfigError("KCL initial position: a timestamp goes with AT_TIMESTAMP only")
+        if self.at_timestamp_ms is not None and self.at_timestamp_ms % 1000:
+            raise ConfigError(
+                f"KCL AT_TIMESTAMP {self.at_timestamp_ms} ms: the daemon takes whole seconds"
             )
         if self.retrieval_mode not in RETRIEVAL_MODES:
             raise ConfigError(
@@ -100,7 +111,6 @@ def render_properties(settings: KclSettings) -> str:
         "AwsCredentialsProvider": "DefaultCredentialsProvider",
         "processingLanguage": "python/3",
         "regionName": settings.region,
-        "initialPositionInStream": settings.initial_position,
         "retrievalMode": settings.retrieval_mode,
         "metricsLevel": settings.metrics_level,
         "failoverTimeMillis": str(settings.failover_time_ms),
@@ -113,6 +123,14 @@ def render_properties(settings: KclSettings) -> str:
         "callProcessRecordsEvenForEmptyRecordList": "true",
     }
     optional = {
+        # The timestamped form is its own property (epoch seconds); setting both would leave
+        # the result to the order in which the daemon applies them.
+        "initialPositionInStream": None
+        if settings.at_timestamp_ms is not None
+        else settings.initial_position,
+        "initialPositionInStreamExtended": None
+        if settings.at_timestamp_ms is None
+        else str(settings.at_timestamp_ms // 1000),
         "kinesisEndpoint": settings.kinesis_endpoint,
         "dynamoDBEndpoint": settings.dynamodb_endpoint,
         "workerId": settings.worker_id,

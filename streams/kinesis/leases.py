@@ -284,11 +284,13 @@ class LeaseTable:
         """Give the lease up (graceful stop), so any worker may take it at once."""
         return self._update(lease, {}, remove=("leaseOwner",), expected_owner=lease.owner)
 
-    def reset(self, lease: Lease, initial: str, at_timestamp_ms: int | None) -> Lease:
-        """Replay: move an UNOWNED lease back to `initial` (TRIM_HORIZON or AT_TIMESTAMP)."""
+    def reset(self, lease: Lease, initial: Position | str, at_timestamp_ms: int | None) -> Lease:
+        """Replay: move an UNOWNED lease to `initial`: TRIM_HORIZON, AT_TIMESTAMP, or a
+        position (a savepoint's; reading resumes after it)."""
+        sequence, sub = _checkpoint_values(initial)
         parts: dict[str, dict[str, str]] = {
-            "checkpoint": {"S": initial},
-            "checkpointSubSequenceNumber": {"N": "0"},
+            "checkpoint": {"S": sequence},
+            "checkpointSubSequenceNumber": {"N": sub},
             "ownerSwitchesSinceCheckpoint": {"N": "0"},
         }
         if initial == AT_TIMESTAMP:
