@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from core.errors import ConfigError
 from lighting.clients import Clients
-from lighting.influx import influx_client
+from lighting.influx import influx_client, influx_read_token
 from lighting.read.command import CommandReader
 from lighting.read.cursors import Cursors
 from lighting.read.energy import EnergyReader
@@ -45,5 +45,7 @@ def read_model(settings: Settings, clients: Clients, cursors: Cursors | None = N
     )
     energy = None
     if settings.query_model == "influxdb":
-        energy = EnergyReader(influx_client(settings, clients), cursors)
+        energy = EnergyReader(
+            influx_client(settings, clients, influx_read_token(settings, clients)), cursors
+        )
     return ReadModel(command, energy)
