@@ -40,7 +40,8 @@ def nice_top(value: float) -> float:
 
 
 def _site_chart(site: str, rows: Sequence[EnergyRow], start_ms: int, end_ms: int) -> str:
-    top = nice_top(max(r.kwh for r in rows))
+    most = max(r.kwh for r in rows)
+    top = nice_top(most)
     span = max(HOUR_MS, end_ms - start_ms)
     plot_w, plot_h = CHART_W - LEFT - RIGHT, CHART_H - TOP - BOTTOM
 
@@ -53,6 +54,7 @@ def _site_chart(site: str, rows: Sequence[EnergyRow], start_ms: int, end_ms: int
     bar_w = max(2.0, plot_w * HOUR_MS / span - 2)
     parts = [
         f'<svg data-testid="site-energy" data-site="{escape(site)}" data-top-kwh="{top:g}" '
+        f'data-max-kwh="{most!r}" '
         f'data-x-start="{start_ms}" data-x-end="{end_ms}" xmlns="http://www.w3.org/2000/svg" '
         f'width="{CHART_W}" height="{CHART_H}" viewBox="0 0 {CHART_W} {CHART_H}" role="img" '
         f'aria-label="energy per hour of {escape(site)}">',

@@ -121,7 +121,7 @@ def now_section(faults: Sequence[FaultRow], spikes: Sequence[SpikeRow], now_ms: 
     )
     faults_html = (
         "<h3>Open faults</h3><table><tr><th>site</th><th>building</th><th>room</th>"
-        f"<th>asset</th><th>fault</th><th>open for</th></tr>{fault_rows}</table>"
+        f"<th>asset</th><th>fault</th><th>opened</th></tr>{fault_rows}</table>"
         if faults
         else ""
     )

@@ -20,3 +20,8 @@ Command = Callable[[argparse.Namespace, Settings], int]
 def info(message: str) -> None:
     """A diagnostic line: stderr, so stdout stays the command's result (JSON stays JSON)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 spike`, `2 spikes`, `0 faults`; `nouns` for an irregular plural."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from cli.base import SubParsers
+from cli.base import SubParsers, info, plural
 from core.clock import HOUR_MS, wall_clock_ms
 from core.errors import ConfigError
 from lighting.clients import Clients
@@ -19,6 +19,7 @@ from sim.emulated import evaluate_run, run_on_emulated_aws, simulation_of, write
 from sim.evaluation import ALL_USAGE_SCOPES
 from sim.malformed import MALFORMED_SAMPLES, with_malformed
 from sim.params import ANOMALY_COUNTS, scenario_params
+from sim.playground import playground, write_env_file
 from sim.realistic import RealisticParams
 from sim.realistic_eval import evaluate_realistic, realistic_goals_met
 from sim.simulation import Simulation
@@ -47,6 +48,18 @@ def register(sub: SubParsers) -> None:
         choices=["timestream", "influxdb"],
         default="timestream",
         help="query-model store: moto's Timestream, or a real influxd (./dev influxd builds it)",
+    )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="the playground: keep emulated AWS, a worker, the read API and a live fleet "
+        "running until Ctrl-C (--hours of history, then readings at real time)",
+    )
+    demo.add_argument("--port", type=int, default=8080, help="--keep: the read API's port")
+    demo.add_argument(
+        "--env-file",
+        default=".luxflow/playground.env",
+        help="--keep: where to write the `export` lines the other commands need",
     )
     demo.set_defaults(run=cmd_demo)
 
@@ -107,8 +120,47 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_playground(args: argparse.Namespace, settings: Settings) -> int:
+    """`demo --keep`: start the playground, say how to use it, run until Ctrl-C."""
+    started = time.monotonic()
+    info("starting the playground: moto, kinesalite, a worker, the read API, a live fleet")
+    with playground(settings, args, port=args.port, query_model=args.query_model) as ground:
+        env_file = Path(args.env_file)
+        write_env_file(env_file, ground.env)
+        fleet = ground.simulation
+        print(
+            f"\nluxflow playground up in {time.monotonic() - started:.0f} s: "
+            f"{plural(args.sites, 'site')}, {plural(len(fleet.assets), 'asset')}, "
+            f"{args.hours:g} h of history sent, then one reading per asset every "
+            f"{args.interval_s} s (faults and spikes now and then)\n"
+            f"\n  operator page  {ground.url}\n  API token      {ground.token}\n"
+            f"\nIn another terminal:\n"
+            f"  source {env_file}\n"
+            "  .venv/bin/luxflow status                  # per shard lag and checkpoint age\n"
+            "  .venv/bin/luxflow query fleet             # sites, assets, open faults\n"
+            f"  .venv/bin/luxflow query faults --site {fleet.assets[0].site_id} "
+            f"--building {fleet.assets[0].building_id}\n"
+            "  .venv/bin/luxflow deadletters             # what could not be processed\n"
+            '  curl -H "Authorization: Bearer $LUXFLOW_API_TOKEN" '
+            f"{ground.url}api/v1/fleet\n"
+            "\nCtrl-C stops everything.",
+            flush=True,
+        )
+        try:
+            while True:
+                time.sleep(30)
+                runner = ground.runner[0] if ground.runner else None
+                read = sum(p.records for p in runner.progress.values()) if runner else 0
+                info(f"  live: {ground.feed.sent} readings sent, {read} read by the worker")
+        except KeyboardInterrupt:
+            info("stopping the playground")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Emulated AWS on 127.0.0.1 -> simulator -> worker -> verdict against the ground truth."""
+    if args.keep:
+        return cmd_playground(args, settings)
     started = time.monotonic()
     simulation = simulation_of(args)
     truth = simulation.ground_truth()
