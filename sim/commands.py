@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from cli.base import SubParsers, info, plural
 from core.clock import HOUR_MS, wall_clock_ms
@@ -157,6 +158,19 @@ def cmd_playground(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def offline_note(items: list[dict[str, Any]]) -> str:
+    """The offline faults once the simulated data ended, counted as the summary counts assets:
+    each asset once (a fault item per asset), and the site-wide faults (level "site", no asset)
+    that the flood rule raises when most of a site goes quiet, apart."""
+    offline = [i for i in items if i.get("type") == "fault" and i["code"] == "offline"]
+    assets = {i["asset_id"] for i in offline if i.get("level", "asset") != "site"}
+    sites = {i["site_id"] for i in offline if i.get("level") == "site"}
+    note = f"(and {plural(len(assets), 'asset')} reported offline once the simulated data ended"
+    if sites:
+        note += f"; {plural(len(sites), 'site')} raised a site-wide offline fault"
+    return note + ")"
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Emulated AWS on 127.0.0.1 -> simulator -> worker -> verdict against the ground truth."""
     if args.keep:
@@ -165,10 +179,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     simulation = simulation_of(args)
     truth = simulation.ground_truth()
     print(
-        f"simulating {args.sites} sites, {len(simulation.assets)} assets, {args.hours} h: "
-        f"{sum(simulation.reading_count(a) for a in simulation.assets)} readings, "
-        f"{len(truth.faults)} faults, {len(truth.spikes)} spikes, "
-        f"{len(MALFORMED_SAMPLES)} malformed records",
+        f"simulating {plural(args.sites, 'site')}, {plural(len(simulation.assets), 'asset')}, "
+        f"{args.hours:g} h: "
+        f"{plural(sum(simulation.reading_count(a) for a in simulation.assets), 'reading')}, "
+        f"{plural(len(truth.faults), 'fault')}, {plural(len(truth.spikes), 'spike')}, "
+        f"{plural(len(MALFORMED_SAMPLES), 'malformed record')}",
         flush=True,
     )
     run = run_on_emulated_aws(
@@ -190,8 +205,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{score.kind:36}{score.expected:>10}{score.detected:>10}{score.matched:>10}")
     bad_ok = len(run.dead_letters) == len(MALFORMED_SAMPLES)
     print(f"{'dead letters':36}{len(MALFORMED_SAMPLES):>10}{len(run.dead_letters):>10}")
-    offline = sum(1 for i in run.items if i.get("type") == "fault" and i["code"] == "offline")
-    print(f"(and {offline} assets reported offline once the simulated data ended)")
+    print(offline_note(run.items))
     if run.query_results:
         print("read side (luxflow query on DynamoDB and InfluxQL):")
         print("\n".join(run.query_results))
