@@ -46,13 +46,13 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 
 def nearby(wanted: str, known: Iterable[str], most: int = 5) -> list[str]:
-    """The ids of `known` closest to `wanted` (similar spelling first), at most `most`; all of
-    them, sorted, when `most` or fewer exist."""
+    """`most` ids of `known` (all of them, sorted, if there are no more): those spelt most
+    like `wanted` first, then the others in order."""
     ids = sorted(set(known))
     if len(ids) <= most:
         return ids
     close = difflib.get_close_matches(wanted, ids, n=most, cutoff=0.5)
-    return close or ids[:most]
+    return [*close, *(i for i in ids if i not in close)][:most]
 
 
 def listing(ids: Sequence[str], total: int) -> str:
