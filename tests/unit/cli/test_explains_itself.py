@@ -143,7 +143,9 @@ Building wheels for collected packages: luxflow
 
   !!
   self._finalize_license_files()
+Installing collected packages: msgspec, luxflow
 Successfully installed luxflow-0.1.0 msgspec-0.19.0
+Successfully installed pip-26.3
 """
 
 
@@ -157,5 +159,7 @@ def test_the_install_shows_its_steps_without_the_editable_installation_notice() 
         "Obtaining file:///work/luxflow",
         "Collecting msgspec>=0.18",
         "Building wheels for collected packages: luxflow",
-        "Successfully installed luxflow-0.1.0 msgspec-0.19.0",
+        "Installing 2 packages",
+        "Successfully installed 2 packages",
+        "Successfully installed 1 package",
     ]
