@@ -83,7 +83,7 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("--shards must be at least 1")
     stream_exists = provision(settings, Clients(settings), shards=args.shards)
     if args.shards is not None:
-        stream = f"stream {settings.stream} ({args.shards} shards)"
+        stream = f"stream {settings.stream} ({plural(args.shards, 'shard')})"
     elif stream_exists:
         stream = f"stream {settings.stream} (existing; not changed)"
     else:
@@ -159,8 +159,9 @@ def cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
         info(f"rejected {path.name}:{row.position}: {row.reason}")
     store_registry(clients.dynamodb, settings.command_table, imported)
     print(
-        f"imported {len(imported.assets)} assets and {len(imported.sites)} site defaults; "
-        f"rejected {len(imported.rejected)} rows"
+        f"imported {plural(len(imported.assets), 'asset')} and "
+        f"{plural(len(imported.sites), 'site default')}; "
+        f"rejected {plural(len(imported.rejected), 'row')}"
     )
     return 1 if imported.rejected else 0
 
