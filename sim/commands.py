@@ -132,8 +132,8 @@ def cmd_playground(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"\nluxflow playground up in {time.monotonic() - started:.0f} s: "
             f"{plural(args.sites, 'site')}, {plural(len(fleet.assets), 'asset')}, "
-            f"{args.hours:g} h of history sent, then one reading per asset every "
-            f"{args.interval_s} s (faults and spikes now and then)\n"
+            f"{args.hours:g} h of history sent at once, then one reading per asset every "
+            f"{args.interval_s} s (a fault, a spike or a malformed record now and then)\n"
             f"\n  operator page  {ground.url}\n  API token      {ground.token}\n"
             f"\nIn another terminal:\n"
             f"  source {env_file}\n"

@@ -101,7 +101,7 @@ def test_an_operator_logs_in_from_the_root_and_watches_the_playground_live(
     with browser() as page:
         page.navigate(ground.url)
         assert page.evaluate("location.pathname") == "/login"
-        (docs / "login.png").write_bytes(page.screenshot())
+        (docs / "login.png").write_bytes(page.screenshot(height=140))
         page.evaluate(
             f"document.querySelector('input[name=token]').value = '{ground.token}';"
             "document.querySelector('form').submit()"

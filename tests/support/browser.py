@@ -63,8 +63,13 @@ class Browser:
         self.call("Page.navigate", url=url)
         self.wait_for("document.readyState === 'complete'", f"{url} loaded", 60)
 
-    def screenshot(self) -> bytes:
-        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    def screenshot(self, height: int | None = None) -> bytes:
+        """PNG of the whole page, or of its top `height` pixels."""
+        options: dict[str, Any] = {"format": "png", "captureBeyondViewport": height is None}
+        if height is not None:
+            width = int(self.evaluate("document.documentElement.clientWidth"))
+            options["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+        shot = self.call("Page.captureScreenshot", **options)
         return base64.b64decode(shot["data"])
 
 
