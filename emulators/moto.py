@@ -49,6 +49,10 @@ class ChildServer:
     """
 
     name = "emulator"
+    own_session = False
+    """True: the server gets a session of its own, so a Ctrl-C in the terminal reaches only
+    the process that started it, which then stops its users before the server (the
+    playground). False (tests): a signal to the whole process group ends the server too."""
 
     def __init__(
         self,
@@ -75,16 +79,12 @@ class ChildServer:
         command, env = self.command()
         log = open(self._log_path, "ab") if self._log_path else None  # noqa: SIM115
         try:
-            # Its own session: a Ctrl-C in the terminal reaches only the luxflow process,
-            # which stops its worker first and then this server (`stop`); were the server in
-            # the terminal's process group it would die first and the worker's last
-            # checkpoint and lease release would fail.
             self._process = subprocess.Popen(
                 command,
                 stdout=log or subprocess.DEVNULL,
                 stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
                 env=env,
-                start_new_session=True,
+                start_new_session=self.own_session,
             )
         finally:
             if log is not None:

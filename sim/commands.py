@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -121,6 +122,10 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_playground(args: argparse.Namespace, settings: Settings) -> int:
     """`demo --keep`: start the playground, say how to use it, run until Ctrl-C."""
     started = time.monotonic()
@@ -147,6 +152,8 @@ def cmd_playground(args: argparse.Namespace, settings: Settings) -> int:
             "\nCtrl-C stops everything.",
             flush=True,
         )
+        # `kill PID` stops the playground as cleanly as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             while True:
                 time.sleep(30)

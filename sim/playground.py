@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cli.base import info
 from core.clock import HOUR_MS, wall_clock_ms
@@ -28,7 +28,7 @@ from core.errors import LuxflowError
 from domain.telemetry import encode_reading
 from emulators.influxd import Influxd
 from emulators.kinesalite import Kinesalite
-from emulators.moto import MotoServer, emulator_env, free_port
+from emulators.moto import ChildServer, MotoServer, emulator_env, free_port
 from lighting.clients import Clients
 from lighting.provision import provision
 from lighting.registry import store_registry
@@ -148,6 +148,16 @@ def env_lines(env: dict[str, str]) -> str:
     return "".join(f"export {key}='{value}'\n" for key, value in sorted(env.items()))
 
 
+Server = TypeVar("Server", bound=ChildServer)
+
+
+def _own_session(server: Server) -> Server:
+    """The terminal's Ctrl-C must reach only this process, which stops the fleet and the
+    worker (its last checkpoint, its leases released) before the servers they write to."""
+    server.own_session = True
+    return server
+
+
 @contextlib.contextmanager
 def playground(
     settings: Settings,
@@ -166,8 +176,8 @@ def playground(
     from lighting.read.model import read_model
 
     with contextlib.ExitStack() as stack:
-        moto = stack.enter_context(MotoServer())
-        kinesalite = stack.enter_context(Kinesalite())
+        moto = stack.enter_context(_own_session(MotoServer()))
+        kinesalite = stack.enter_context(_own_session(Kinesalite()))
         aws = emulator_env(moto.endpoint)
         for key, value in aws.items():
             os.environ.setdefault(key, value)
@@ -182,7 +192,7 @@ def playground(
         }
         overrides: dict[str, Any] = {}
         if query_model == "influxdb":
-            influxd = stack.enter_context(Influxd())
+            influxd = stack.enter_context(_own_session(Influxd()))
             reader_password = secrets.token_urlsafe(12)
             _grant_reader(influxd, settings.influxdb_bucket.split("/")[0], reader_password)
             overrides = {
