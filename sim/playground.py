@@ -17,7 +17,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,10 +74,15 @@ class LiveFeed:
     `malformed_every`-th reading. `sent` counts the records; `stop()` ends the feed."""
 
     def __init__(
-        self, simulation: Simulation, producer: Producer, malformed_every: int = 1_000
+        self,
+        simulation: Simulation,
+        send: Callable[[list[tuple[str, bytes]]], None],
+        malformed_every: int = 1_000,
+        now_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._simulation = simulation
-        self._producer = producer
+        self._send_records = send
+        self._now_ms = now_ms
         self._malformed_every = malformed_every
         self._malformed = itertools.cycle(MALFORMED_SAMPLES.values())
         self._stop = threading.Event()
@@ -88,7 +93,7 @@ class LiveFeed:
         due: list[tuple[str, bytes]] = []
         try:
             for count, reading in enumerate(self._simulation.readings(), start=1):
-                while reading.ts_ms > wall_clock_ms():
+                while reading.ts_ms > self._now_ms():
                     self._send(due)
                     due = []
                     if self._stop.wait(1.0):
@@ -106,7 +111,7 @@ class LiveFeed:
 
     def _send(self, records: list[tuple[str, bytes]]) -> None:
         if records:
-            self._producer.send(records)
+            self._send_records(records)
             self.sent += len(records)
 
     def stop(self) -> None:
@@ -221,7 +226,9 @@ def playground(
         provision(settings, clients, shards=args.shards)
         simulation = live_simulation(args, wall_clock_ms(), live_hours)
         store_registry(clients.dynamodb, settings.command_table, simulated_registry(simulation))
-        feed = LiveFeed(simulation, Producer(clients.kinesis, settings.stream), malformed_every)
+        feed = LiveFeed(
+            simulation, Producer(clients.kinesis, settings.stream).send, malformed_every
+        )
         runner_box: list[LocalRunner] = []
         worker = threading.Thread(
             target=run_local_worker,
