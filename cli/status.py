@@ -77,6 +77,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if any(r.last_checkpoint_age_ms is not None and not r.snapshot_at_checkpoint for r in rows):
         info("* the last state snapshot is not at the checkpoint's position")
     info(f"{plural(len(rows), 'shard')} of {settings.stream} ({settings.app_name})")
+    if not rows:
+        info(
+            f"the lease table {settings.app_name} lists no shard: no worker has started on this "
+            "stream yet (`luxflow worker`), or LUXFLOW_APP_NAME names another application"
+        )
     return 0
 
 
