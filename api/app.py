@@ -17,13 +17,14 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from api.auth import COOKIE, Tokens
+from api.auth import COOKIE, Credentials, Tokens
 from api.guards import BodyLimit, RateLimit, SecurityHeaders, is_https, security_headers
 from api.limits import ApiLimits, RateLimiter
-from api.page import LOGIN_FORM, STYLE, operator_page
+from api.page import LOGIN_FORM, PAGE_SCRIPT, STYLE, live_sections, operator_page
+from api.page_ops import OperationsReader
 from api.routes import router
 from api.sessions import Sessions, derive_key
 from core.errors import ConfigError, LuxflowError
@@ -55,6 +56,11 @@ def _cookie_options(request: Request, always_secure: bool) -> dict[str, object]:
     }
 
 
+def _wants_html(request: Request) -> bool:
+    """A browser navigating (it accepts HTML), not a JSON client."""
+    return "text/html" in request.headers.get("accept", "")
+
+
 def create_app(
     model: ReadModel,
     tokens: Sequence[str],
@@ -62,11 +68,13 @@ def create_app(
     *,
     limits: ApiLimits | None = None,
     secure_cookies: bool = False,
+    operations: OperationsReader | None = None,
 ) -> SecurityHeaders:
     """The API (`/api/v1/...`), the operator page (`/`), its login and logout, wrapped in the
     security headers, the rate limit and the body limit. `tokens`: current first.
     `secure_cookies`: mark the session cookie Secure on every response (else only on https,
-    directly or per X-Forwarded-Proto)."""
+    directly or per X-Forwarded-Proto). `operations`: what the page shows about the pipeline
+    (shards, dead letters); None: the page says it has no access."""
     limits = limits or ApiLimits()
     sessions = Sessions(tokens, limits.session_ttl_ms, now_ms, limits.max_revoked_sessions)
     auth = Tokens(tokens, sessions, limits.failure_delay_s)
@@ -131,14 +139,34 @@ def create_app(
         )
         return response
 
+    page_auth = auth.page()
+
+    async def page_or_login(request: Request, credentials: Credentials) -> None:
+        # A browser without a (valid) session is sent to the login form; a JSON client keeps
+        # its 401 with the WWW-Authenticate header.
+        try:
+            await page_auth(request, credentials)
+        except HTTPException as exc:
+            if exc.status_code == 401 and _wants_html(request):
+                raise HTTPException(303, "log in first", headers={"Location": "/login"}) from exc
+            raise
+
     @app.get(
         "/",
         include_in_schema=False,
         response_class=HTMLResponse,
-        dependencies=[Depends(auth.page())],
+        dependencies=[Depends(page_or_login)],
     )
     def page() -> str:
-        return operator_page(model, now_ms())
+        return operator_page(model, now_ms(), operations)
+
+    @app.get("/page/live", include_in_schema=False, dependencies=[Depends(page_auth)])
+    def page_live() -> dict[str, object]:
+        return live_sections(model, now_ms(), operations)
+
+    @app.get("/page.js", include_in_schema=False)
+    def page_script() -> Response:
+        return Response(PAGE_SCRIPT, media_type="text/javascript")
 
     limiter = RateLimiter(limits)
     guarded = BodyLimit(app, limits)

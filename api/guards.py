@@ -64,11 +64,14 @@ def is_https(scope: Scope) -> bool:
 
 def security_headers(style_source: str) -> list[tuple[bytes, bytes]]:
     """The headers of every response. The page's only inline code is its `<style>` element,
-    allowed by its hash; nothing else may load, frame the page or post a form elsewhere."""
+    allowed by its hash; its one script comes from this server (`/page.js`) and may only
+    fetch from it; nothing else may load, frame the page or post a form elsewhere."""
     digest = base64.b64encode(hashlib.sha256(style_source.encode()).digest()).decode()
     policy = (
         "default-src 'none'; "
         f"style-src 'sha256-{digest}'; "
+        "script-src 'self'; "
+        "connect-src 'self'; "
         "img-src 'self' data:; "
         "form-action 'self'; "
         "frame-ancestors 'none'; "

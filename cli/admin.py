@@ -8,9 +8,10 @@ from pathlib import Path
 
 import msgspec
 
-from cli.base import SubParsers, info
+from cli.base import SubParsers, info, listing, nearby, plural, table
 from core.errors import ConfigError
-from domain.registry import RegistryError, parse_csv, parse_json
+from domain.registry import Registry, RegistryError, parse_csv, parse_json
+from domain.timestamps import format_ts
 from lighting.clients import Clients
 from lighting.provision import provision
 from lighting.registry import load_registry, store_registry
@@ -23,7 +24,10 @@ def register(sub: SubParsers) -> None:
     config.add_argument("--markdown", action="store_true", help="as the README's table")
     config.set_defaults(run=cmd_config)
 
-    setup = sub.add_parser("setup", help="create the stream, tables and Timestream database")
+    setup = sub.add_parser(
+        "setup",
+        help="create the tables and the Timestream database (and the stream with --shards)",
+    )
     setup.add_argument(
         "--shards",
         type=int,
@@ -38,8 +42,13 @@ def register(sub: SubParsers) -> None:
         "import", help="import assets (and site defaults) from a CSV or JSON file"
     )
     registry_import.add_argument("file", help="*.csv, or JSON as written by `luxflow simulate`")
-    registry_show = registry_sub.add_parser("show", help="print the registry as JSON lines")
+    registry_show = registry_sub.add_parser(
+        "show", help="print the registry's assets and site defaults as tables"
+    )
     registry_show.add_argument("--site", default="", help="only this site")
+    registry_show.add_argument(
+        "--json", action="store_true", help="JSON lines (assets, then site defaults) instead"
+    )
     registry.set_defaults(run=cmd_registry)
 
     dead = sub.add_parser("deadletters", help="list dead letters with their reasons")
@@ -74,7 +83,7 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("--shards must be at least 1")
     stream_exists = provision(settings, Clients(settings), shards=args.shards)
     if args.shards is not None:
-        stream = f"stream {settings.stream} ({args.shards} shards)"
+        stream = f"stream {settings.stream} ({plural(args.shards, 'shard')})"
     elif stream_exists:
         stream = f"stream {settings.stream} (existing; not changed)"
     else:
@@ -86,18 +95,59 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if stream_exists else 1
 
 
+ASSET_COLUMNS = ("asset_id", "kind", "site_id", "building_id", "room_id", "rated_w")
+SITE_COLUMNS = (
+    "site_id",
+    "demand_threshold_w",
+    "spike_tolerance",
+    "voltage_band",
+    "offline_after_ms",
+)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def registry_text(registry: Registry, site: str = "", *, as_json: bool = False) -> str:
+    """The registry's assets (by id) then its site defaults, as two tables or JSON lines."""
+    assets = sorted(
+        (a for a in registry.assets.values() if not site or a.site_id == site),
+        key=lambda a: a.asset_id,
+    )
+    sites = sorted(
+        (s for s in registry.sites.values() if not site or s.site_id == site),
+        key=lambda s: s.site_id,
+    )
+    if as_json:
+        return "\n".join(msgspec.json.encode(x).decode() for x in [*assets, *sites])
+    text = table(
+        ASSET_COLUMNS, ([_cell(getattr(a, c, None)) for c in ASSET_COLUMNS] for a in assets)
+    )
+    if sites:
+        site_table = table(
+            SITE_COLUMNS, ([_cell(getattr(s, c, None)) for c in SITE_COLUMNS] for s in sites)
+        )
+        text += f"\n\nsite defaults\n{site_table}"
+    return text
+
+
 def cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
     clients = Clients(settings)
     if args.action == "show":
         registry = load_registry(clients.dynamodb, settings.command_table)
-        for asset in sorted(registry.assets.values(), key=lambda a: a.asset_id):
-            if args.site and asset.site_id != args.site:
-                continue
-            print(msgspec.json.encode(asset).decode())
-        for site in registry.sites.values():
-            if not args.site or site.site_id == args.site:
-                print(msgspec.json.encode(site).decode())
-        info(f"{len(registry.assets)} assets, {len(registry.sites)} sites")
+        print(registry_text(registry, args.site, as_json=args.json))
+        assets = [a for a in registry.assets.values() if not args.site or a.site_id == args.site]
+        sites = {a.site_id for a in assets}
+        where = f" of site {args.site}" if args.site else ""
+        info(f"{plural(len(assets), 'asset')} in {plural(len(sites), 'site')}{where}")
+        if args.site and not assets:
+            known = {a.site_id for a in registry.assets.values()}
+            info(f"sites in the registry: {listing(nearby(args.site, known), len(known))}")
         return 0
     path = Path(args.file)
     try:
@@ -109,8 +159,9 @@ def cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
         info(f"rejected {path.name}:{row.position}: {row.reason}")
     store_registry(clients.dynamodb, settings.command_table, imported)
     print(
-        f"imported {len(imported.assets)} assets and {len(imported.sites)} site defaults; "
-        f"rejected {len(imported.rejected)} rows"
+        f"imported {plural(len(imported.assets), 'asset')} and "
+        f"{plural(len(imported.sites), 'site default')}; "
+        f"rejected {plural(len(imported.rejected), 'row')}"
     )
     return 1 if imported.rejected else 0
 
@@ -119,8 +170,10 @@ def cmd_deadletters(args: argparse.Namespace, settings: Settings) -> int:
     letters = read_dead_letters(Clients(settings).dynamodb, settings.dead_letter_table)
     for letter in letters[: args.limit]:
         print(
-            f"{letter.shard_id} {letter.sequence_number}/{letter.sub_sequence_number} "
-            f"{letter.origin}: {letter.reason} ({len(letter.data)} bytes)"
+            f"{format_ts(letter.arrival_ms)} {letter.shard_id} "
+            f"{letter.sequence_number}/{letter.sub_sequence_number} "
+            f"{letter.origin}: {letter.reason} ({plural(len(letter.data), 'byte')})"
         )
-    print(f"{len(letters)} dead letters")
+    shown = f" (the first {args.limit} shown)" if len(letters) > args.limit else ""
+    print(f"{plural(len(letters), 'dead letter')}{shown}")
     return 0

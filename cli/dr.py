@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-from cli.base import SubParsers, info
+from cli.base import SubParsers, info, plural
 from core.clock import wall_clock_ms
 from core.errors import ConfigError, ReplayRefusedError
 from lighting.clients import Clients
@@ -183,7 +183,8 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
     plan = moved(homes.values(), args.from_, args.to, started_ms)
     if not args.yes:
         raise ReplayRefusedError(
-            f"this re-homes {len(plan)} sites from {args.from_} to {args.to} in {args.to}'s "
+            f"this re-homes {plural(len(plan), 'site')} from {args.from_} to {args.to} "
+            f"in {args.to}'s "
             "replica; stop the workers of the lost region first; run again with --yes"
         )
     fenced_ms = fence_out(survivor, clients, args.from_)
@@ -201,7 +202,7 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
     if args.redrive:
         result["redriven"] = redrive(survivor, clients, set(sites))
     info(
-        f"re-homed {len(sites)} sites to {args.to}; its workers take them within "
+        f"re-homed {plural(len(sites), 'site')} to {args.to}; its workers take them within "
         f"{survivor.registry_refresh_ms / 1000:.0f}s (registry refresh)"
     )
     _print(result)
@@ -259,7 +260,7 @@ def cmd_failback(args: argparse.Namespace, settings: Settings) -> int:
     homed_there = [h for h in target_homes.values() if h.region == args.to]
     if not args.yes:
         raise ReplayRefusedError(
-            f"this moves {len(plan)} sites back to {args.to}"
+            f"this moves {plural(len(plan), 'site')} back to {args.to}"
             + ("" if homed_there else f" and resets {args.to}'s checkpoints and state")
             + "; run again with --yes"
         )

@@ -8,7 +8,8 @@
                          --every fine|1h --start T --end T
     luxflow query fleet
 
-`--format table` (default: times as ISO-8601 UTC), `json` (one array, times in ms) or `csv`
+`--format table` (default: times as ISO-8601 UTC, headers without `_ms`; an empty result
+says what was searched and which ids exist nearby), `json` (one array, times in ms) or `csv`
 (a text cell that a spreadsheet would run as a formula is prefixed with an apostrophe).
 Every page is fetched; `--limit N` stops after N rows.
 """
@@ -24,7 +25,8 @@ from typing import Any
 
 import msgspec
 
-from cli.base import SubParsers
+from cli.base import SubParsers, info, time_column
+from cli.explain_empty import explain_empty
 from core.clock import DAY_MS, wall_clock_ms
 from domain.timestamps import format_ts
 from lighting.clients import Clients
@@ -189,8 +191,10 @@ def render(rows: list[dict[str, Any]], fmt: str) -> str:
         return str(value)
 
     cells = [[cell(c, row[c]) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    # A time column holds ISO times here, so its header drops the `_ms` of the raw field.
+    header = [time_column(c) if c in _TIME_FIELDS else c for c in columns]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(header)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(line.rstrip() for line in lines)
 
@@ -202,6 +206,9 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> int:
         rows.append(row_dict(row))
         if args.limit and len(rows) >= args.limit:
             break
+    if not rows and args.format == "table":
+        info(explain_empty(args, model.command.registry()))
+        return 0
     text = render(rows, args.format)
     if text:
         sys.stdout.write(text + ("\r\n" if args.format == "csv" else "\n"))

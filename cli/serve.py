@@ -25,6 +25,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from api.app import api_cursors, create_app
+    from api.page_ops import operations_reader
 
     clients = Clients(settings)
     # Tokens first: a null, short or malformed one stops the start with one line.
@@ -34,7 +35,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         tokens,
         wall_clock_ms,
         secure_cookies=settings.api_secure_cookies,
+        operations=operations_reader(settings, clients),
     )
+    info(f"operator page on http://{args.host}:{args.port}/ (log in with LUXFLOW_API_TOKEN)")
     info(f"read API on http://{args.host}:{args.port}/api/v1 (OpenAPI at /openapi.json)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

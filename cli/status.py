@@ -9,7 +9,7 @@ import urllib.request
 
 import msgspec
 
-from cli.base import SubParsers, info
+from cli.base import SubParsers, info, plural
 from core.clock import wall_clock_ms
 from lighting.clients import Clients
 from lighting.settings import Settings
@@ -76,7 +76,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(format_rows(rows))
     if any(r.last_checkpoint_age_ms is not None and not r.snapshot_at_checkpoint for r in rows):
         info("* the last state snapshot is not at the checkpoint's position")
-    info(f"{len(rows)} shards of {settings.stream} ({settings.app_name})")
+    info(f"{plural(len(rows), 'shard')} of {settings.stream} ({settings.app_name})")
+    if not rows:
+        info(
+            f"the lease table {settings.app_name} lists no shard: no worker has started on this "
+            "stream yet (`luxflow worker`), or LUXFLOW_APP_NAME names another application"
+        )
     return 0
 
 

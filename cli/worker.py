@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from cli.base import SubParsers, info
+from cli.base import SubParsers, info, plural
 from lighting.clients import Clients
 from lighting.observe import Observability, registry_stats, status_dir
 from lighting.settings import Settings
@@ -89,10 +89,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             runner.run()
     counters = [p.counters for p in runner.progress.values()]
     info(
-        f"luxflow worker: {sum(c.records for c in counters)} records read, "
+        f"luxflow worker: {plural(sum(c.records for c in counters), 'record')} read, "
         f"{sum(c.dead_lettered for c in counters)} dead-lettered, "
         f"{sum(c.skipped_already_applied for c in counters)} skipped as already applied, "
-        f"{sum(c.outputs for c in counters)} outputs, {len(counters)} shards"
+        f"{plural(sum(c.outputs for c in counters), 'output')}, "
+        f"{plural(len(counters), 'shard')}"
     )
     unhealthy = runner.unhealthy()
     if unhealthy:

@@ -49,6 +49,10 @@ class ChildServer:
     """
 
     name = "emulator"
+    own_session = False
+    """True: the server gets a session of its own, so a Ctrl-C in the terminal reaches only
+    the process that started it, which then stops its users before the server (the
+    playground). False (tests): a signal to the whole process group ends the server too."""
 
     def __init__(
         self,
@@ -80,6 +84,7 @@ class ChildServer:
                 stdout=log or subprocess.DEVNULL,
                 stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
                 env=env,
+                start_new_session=self.own_session,
             )
         finally:
             if log is not None:

@@ -10,9 +10,10 @@ InfluxDB v2 and v3 (what Timestream for InfluxDB runs) have no continuous querie
 wall-clock time and would miss late readings that luxflow's grace still counts, and the
 Timestream LiveAnalytics model gets the same points.
 
-The token comes from `influxdb_token`, else from the Secrets Manager secret
-`influxdb_token_secret` (its SecretString is the token, or JSON with a `token` field), read
-once when the client is built and parsed strictly (`lighting.secrets`).
+The worker writes with `influxdb_token`, else the Secrets Manager secret
+`influxdb_token_secret` (its SecretString is the token, or JSON with a `token` field); `query`
+and `serve` read with `influxdb_read_token` / `influxdb_read_token_secret`, falling back to the
+writer's. Each is read once when the client is built and parsed strictly (`lighting.secrets`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,25 @@ def influx_token(settings: Settings, clients: Clients) -> str:
     raise ConfigError(
         "LUXFLOW_QUERY_MODEL=influxdb needs LUXFLOW_INFLUXDB_TOKEN or LUXFLOW_INFLUXDB_TOKEN_SECRET"
     )
+
+
+def influx_read_token(settings: Settings, clients: Clients) -> str:
+    """The token `query` and `serve` read with: `LUXFLOW_INFLUXDB_READ_TOKEN`, else the secret
+    `LUXFLOW_INFLUXDB_READ_TOKEN_SECRET` names, else the writer's (`influx_token`), so a
+    deployment with one read-write token keeps working. A read-only token here means the read
+    side cannot write into the query model even if it is compromised."""
+    if settings.influxdb_read_token:
+        return strict_token(
+            settings.influxdb_read_token, "LUXFLOW_INFLUXDB_READ_TOKEN", MIN_INFLUX_TOKEN_CHARS
+        )
+    if settings.influxdb_read_token_secret:
+        return secret_token(
+            clients.secretsmanager,
+            settings.influxdb_read_token_secret,
+            "LUXFLOW_INFLUXDB_READ_TOKEN_SECRET",
+            MIN_INFLUX_TOKEN_CHARS,
+        )
+    return influx_token(settings, clients)
 
 
 def influx_client(

@@ -178,10 +178,20 @@ class Settings:
         "luxflow", "InfluxDB bucket of the query model: `db[/rp]` on 1.8, a bucket on v2/v3."
     )
     influxdb_token: str = _setting(
-        "", "InfluxDB token (`user:password` on 1.8); empty: read influxdb_token_secret."
+        "",
+        "InfluxDB writer token of the worker (`user:password` on 1.8); empty: read "
+        "influxdb_token_secret.",
     )
     influxdb_token_secret: str = _setting(
         "", "Secrets Manager secret (name or ARN) holding the InfluxDB token, when no token set."
+    )
+    influxdb_read_token: str = _setting(
+        "",
+        "InfluxDB reader token of `query` and `serve`; empty: influxdb_read_token_secret, and "
+        "if that is empty too, the writer's (influxdb_token / _secret).",
+    )
+    influxdb_read_token_secret: str = _setting(
+        "", "Secrets Manager secret (name or ARN) holding the InfluxDB reader token."
     )
     influxdb_batch_points: int = _setting(5_000, "Most lines per InfluxDB write call.")
     influxdb_batch_bytes: int = _setting(

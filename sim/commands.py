@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from cli.base import SubParsers
+from cli.base import SubParsers, info, plural
 from core.clock import HOUR_MS, wall_clock_ms
 from core.errors import ConfigError
 from lighting.clients import Clients
@@ -19,6 +21,7 @@ from sim.emulated import evaluate_run, run_on_emulated_aws, simulation_of, write
 from sim.evaluation import ALL_USAGE_SCOPES
 from sim.malformed import MALFORMED_SAMPLES, with_malformed
 from sim.params import ANOMALY_COUNTS, scenario_params
+from sim.playground import playground, write_env_file
 from sim.realistic import RealisticParams
 from sim.realistic_eval import evaluate_realistic, realistic_goals_met
 from sim.simulation import Simulation
@@ -47,6 +50,18 @@ def register(sub: SubParsers) -> None:
         choices=["timestream", "influxdb"],
         default="timestream",
         help="query-model store: moto's Timestream, or a real influxd (./dev influxd builds it)",
+    )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="the playground: keep emulated AWS, a worker, the read API and a live fleet "
+        "running until Ctrl-C (--hours of history, then readings at real time)",
+    )
+    demo.add_argument("--port", type=int, default=8080, help="--keep: the read API's port")
+    demo.add_argument(
+        "--env-file",
+        default=".luxflow/playground.env",
+        help="--keep: where to write the `export` lines the other commands need",
     )
     demo.set_defaults(run=cmd_demo)
 
@@ -107,16 +122,75 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_playground(args: argparse.Namespace, settings: Settings) -> int:
+    """`demo --keep`: start the playground, say how to use it, run until Ctrl-C."""
+    started = time.monotonic()
+    info("starting the playground: moto, kinesalite, a worker, the read API, a live fleet")
+    with playground(settings, args, port=args.port, query_model=args.query_model) as ground:
+        env_file = Path(args.env_file)
+        write_env_file(env_file, ground.env)
+        fleet = ground.simulation
+        print(
+            f"\nluxflow playground up in {time.monotonic() - started:.0f} s: "
+            f"{plural(args.sites, 'site')}, {plural(len(fleet.assets), 'asset')}, "
+            f"{args.hours:g} h of history sent at once, then one reading per asset every "
+            f"{args.interval_s} s (a fault, a spike or a malformed record now and then)\n"
+            f"\n  operator page  {ground.url}\n  API token      {ground.token}\n"
+            f"\nIn another terminal:\n"
+            f"  source {env_file}\n"
+            "  .venv/bin/luxflow status                  # per shard lag and checkpoint age\n"
+            "  .venv/bin/luxflow query fleet             # sites, assets, open faults\n"
+            f"  .venv/bin/luxflow query faults --site {fleet.assets[0].site_id} "
+            f"--building {fleet.assets[0].building_id}\n"
+            "  .venv/bin/luxflow deadletters             # what could not be processed\n"
+            '  curl -H "Authorization: Bearer $LUXFLOW_API_TOKEN" '
+            f"{ground.url}api/v1/fleet\n"
+            "\nCtrl-C stops everything.",
+            flush=True,
+        )
+        # `kill PID` stops the playground as cleanly as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            while True:
+                time.sleep(30)
+                runner = ground.runner[0] if ground.runner else None
+                read = sum(p.records for p in runner.progress.values()) if runner else 0
+                info(f"  live: {ground.feed.sent} readings sent, {read} read by the worker")
+        except KeyboardInterrupt:
+            info("stopping the playground")
+    return 0
+
+
+def offline_note(items: list[dict[str, Any]]) -> str:
+    """The offline faults once the simulated data ended, counted as the summary counts assets:
+    each asset once (a fault item per asset), and the site-wide faults (level "site", no asset)
+    that the flood rule raises when most of a site goes quiet, apart."""
+    offline = [i for i in items if i.get("type") == "fault" and i["code"] == "offline"]
+    assets = {i["asset_id"] for i in offline if i.get("level", "asset") != "site"}
+    sites = {i["site_id"] for i in offline if i.get("level") == "site"}
+    note = f"(and {plural(len(assets), 'asset')} reported offline once the simulated data ended"
+    if sites:
+        note += f"; {plural(len(sites), 'site')} raised a site-wide offline fault"
+    return note + ")"
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """Emulated AWS on 127.0.0.1 -> simulator -> worker -> verdict against the ground truth."""
+    if args.keep:
+        return cmd_playground(args, settings)
     started = time.monotonic()
     simulation = simulation_of(args)
     truth = simulation.ground_truth()
     print(
-        f"simulating {args.sites} sites, {len(simulation.assets)} assets, {args.hours} h: "
-        f"{sum(simulation.reading_count(a) for a in simulation.assets)} readings, "
-        f"{len(truth.faults)} faults, {len(truth.spikes)} spikes, "
-        f"{len(MALFORMED_SAMPLES)} malformed records",
+        f"simulating {plural(args.sites, 'site')}, {plural(len(simulation.assets), 'asset')}, "
+        f"{args.hours:g} h: "
+        f"{plural(sum(simulation.reading_count(a) for a in simulation.assets), 'reading')}, "
+        f"{plural(len(truth.faults), 'fault')}, {plural(len(truth.spikes), 'spike')}, "
+        f"{plural(len(MALFORMED_SAMPLES), 'malformed record')}",
         flush=True,
     )
     run = run_on_emulated_aws(
@@ -138,8 +212,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{score.kind:36}{score.expected:>10}{score.detected:>10}{score.matched:>10}")
     bad_ok = len(run.dead_letters) == len(MALFORMED_SAMPLES)
     print(f"{'dead letters':36}{len(MALFORMED_SAMPLES):>10}{len(run.dead_letters):>10}")
-    offline = sum(1 for i in run.items if i.get("type") == "fault" and i["code"] == "offline")
-    print(f"(and {offline} assets reported offline once the simulated data ended)")
+    print(offline_note(run.items))
     if run.query_results:
         print("read side (luxflow query on DynamoDB and InfluxQL):")
         print("\n".join(run.query_results))

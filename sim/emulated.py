@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from cli.base import info
+from cli.base import info, plural
 from core.clock import HOUR_MS, wall_clock_ms
 from core.errors import LuxflowError
 from core.records import DeadLetter
@@ -240,13 +240,14 @@ def demo_queries(settings: Settings, clients: Clients, simulation: Simulation) -
     model = read_model(settings, clients)
     params = simulation.params
     lines = [
-        f"  {s.site_id}: {s.buildings} buildings, {s.assets} assets, {s.open_faults} open "
-        f"faults, {s.spikes_last_day} spikes in the last day"
+        f"  {s.site_id}: {plural(s.buildings, 'building')}, {plural(s.assets, 'asset')}, "
+        f"{plural(s.open_faults, 'open fault')}, {plural(s.spikes_last_day, 'spike')} in the "
+        "last day"
         for s in model.command.fleet_summary(wall_clock_ms())
     ]
     asset = simulation.assets[0]
     faults = model.command.open_faults(asset.site_id, asset.building_id, limit=1000).items
-    lines.append(f"  open faults of {asset.building_id}: {len(faults)}")
+    lines.append(f"  {asset.building_id}: {plural(len(faults), 'open fault')}")
     end_ms = params.start_ms + params.duration_ms
     energy = model.energy.energy("site", "1h", params.start_ms, end_ms, limit=10_000).items
     for row in energy:

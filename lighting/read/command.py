@@ -83,11 +83,12 @@ def spike_row(item: dict[str, Any]) -> SpikeRow:
         level=str(item.get("level", "asset")),
         rule=str(item["rule"]),
         started_at_ms=int(item["started_at_ms"]),
-        ended_at_ms=int(item["ended_at_ms"]),
+        ended_at_ms=None if item.get("ended_at_ms") is None else int(item["ended_at_ms"]),
         peak_w=float(item["peak_w"]),
         threshold_w=float(item["threshold_w"]),
         excess_wh=float(item["excess_wh"]),
         event_id=str(item["event_id"]),
+        status=str(item.get("status") or "closed"),
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from core.errors import ConfigError
 from lighting.clients import Clients
-from lighting.influx import SERIES_RPS, influx_client
+from lighting.influx import SERIES_RPS, influx_client, influx_read_token
 from lighting.read.command import CommandReader
 from lighting.read.cursors import Cursors
 from lighting.read.energy import EnergyReader
@@ -56,7 +56,7 @@ def read_model(settings: Settings, clients: Clients, cursors: Cursors | None = N
     )
     energy = series = None
     if settings.query_model == "influxdb":
-        client = influx_client(settings, clients)
+        client = influx_client(settings, clients, influx_read_token(settings, clients))
         energy = EnergyReader(client, cursors)
         if settings.series_interval_ms:
             series = SeriesReader(

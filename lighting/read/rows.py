@@ -51,11 +51,14 @@ class SpikeRow:
     level: str
     rule: str
     started_at_ms: int
-    ended_at_ms: int
+    ended_at_ms: int | None
     peak_w: float
     threshold_w: float
     excess_wh: float
     event_id: str
+    status: str = "closed"
+    """"open" while the spike is in progress (`ended_at_ms` None); items stored before spikes
+    had a status are closed ones."""
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def test_setup_without_shards_says_it_created_no_stream(deployment: Deployment) 
     assert result.returncode == 1
     assert "NO stream" in result.stdout
     result = deployment.luxflow("setup", "--shards", "1")
-    assert "(1 shards)" in result.stdout
+    assert "(1 shard)" in result.stdout
     result = deployment.luxflow("setup")
     assert result.returncode == 0
     assert "existing; not changed" in result.stdout

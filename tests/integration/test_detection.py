@@ -66,10 +66,14 @@ def test_an_import_reports_each_bad_row_and_keeps_the_good_ones(
     assert [line.split(":")[1] for line in rejected] == ["3", "4", "5"]
     assert "imported 2 assets" in result.stdout
 
-    shown = luxflow(deployment, "registry", "show")
+    shown = luxflow(deployment, "registry", "show", "--json")
     assert shown.returncode == 0
     assets = [json.loads(line) for line in shown.stdout.splitlines()]
     assert sorted(a["asset_id"] for a in assets) == ["lamp-1", "sensor-1"]
+    table = luxflow(deployment, "registry", "show").stdout.splitlines()
+    assert [row.split()[:2] for row in table] == [
+        ["asset_id", "kind"], ["lamp-1", "luminaire"], ["sensor-1", "sensor"]
+    ]  # fmt: skip
 
 
 def reading(asset: str, ts_ms: int, power_w: float) -> bytes:

@@ -127,12 +127,27 @@ def test_table_format_shows_times_in_iso(influx_run: SimulatedRun) -> None:
     lines = influx_run.deployment.luxflow(
         "query", "faults", "--site", site, "--building", building
     ).stdout.splitlines()
+    # ISO times under headers without the `_ms` of the raw field (`--format json` keeps it).
     assert lines[0].split() == [
-        "site_id", "building_id", "room_id", "asset_id", "code", "opened_at_ms", "status",
-        "cleared_at_ms", "event_id",
+        "site_id", "building_id", "room_id", "asset_id", "code", "opened_at", "status",
+        "cleared_at", "event_id",
     ]  # fmt: skip
     assert len(lines) == 1 + len(influx_run.open_faults()[(site, building)])
     assert all("offline" in line and "Z" in line for line in lines[1:])
+
+
+def test_a_wrong_building_id_says_what_was_searched_and_which_buildings_exist(
+    influx_run: SimulatedRun,
+) -> None:
+    site, building = next(iter(influx_run.open_faults()))
+    result = influx_run.deployment.luxflow(
+        "query", "faults", "--site", site, "--building", "no-such-building"
+    )
+    assert result.stdout == ""
+    searched, hint = result.stderr.strip().splitlines()[-2:]
+    assert searched == f"no open faults in building no-such-building of site {site}"
+    assert hint.startswith(f"site {site} has no building no-such-building; its buildings: ")
+    assert building in hint
 
 
 def test_influxdb_holds_one_point_per_event_and_usage_report(influx_run: SimulatedRun) -> None:
