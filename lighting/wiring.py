@@ -9,9 +9,6 @@ from typing import Any
 from core.clock import HOUR_MS, wall_clock_ms
 from core.retry import Backoff
 from domain import views
-from domain.deadband import Deadband, worth_writing
-from domain.events import AssetState
-from domain.views import CommandWrite
 from lighting.clients import Clients
 from lighting.influx import batch_limits, influx_client
 from lighting.regions import HomeGate
@@ -37,24 +34,6 @@ def engine_config(settings: Settings, *, bounded: bool = False) -> EngineConfig:
         idle_timeout_ms=settings.idle_timeout_ms,
         bounded=bounded,
     )
-
-
-def deadbanded(
-    select: Callable[[object], list[CommandWrite]], band: Deadband
-) -> Callable[[object], list[CommandWrite]]:
-    """`select` with current-state items written only when worth it (`domain.deadband`): the
-    last state selected for each asset of the shard is remembered here, in memory (a new
-    engine after a restart writes each asset's first state again: a refresh)."""
-    written: dict[str, AssetState] = {}
-
-    def apply(output: object) -> list[CommandWrite]:
-        if isinstance(output, AssetState):
-            if not worth_writing(written.get(output.asset_id), output, band):
-                return []
-            written[output.asset_id] = output
-        return select(output)
-
-    return apply
 
 
 def shard_sinks(
@@ -86,11 +65,6 @@ def shard_sinks(
             dead_letter, shard_id=shard_id, origin=store, detail_key=output_key, now_ms=now_ms
         )(output, reason)
 
-    deadband = Deadband(
-        min_w=settings.state_deadband_w,
-        fraction=settings.state_deadband_fraction,
-        refresh_ms=settings.state_refresh_ms,
-    )
     # DR: after a failover, an episode the lost region stored keeps its one identity; the
     # outputs whose stored episodes are not in memory yet wait in `hold`, the last sink.
     hold = HeldOutputs(
@@ -102,12 +76,7 @@ def shard_sinks(
     command = DynamoDBSink(
         clients.dynamodb,
         settings.command_table,
-        hold.select(
-            "dynamodb",
-            deadbanded(views.command_writes, deadband)
-            if settings.state_refresh_ms
-            else views.command_writes,
-        ),
+        hold.select("dynamodb", views.command_writes),
         backoff(),
         # Current state: only the newest per asset is turned into a request, at flush.
         coalesce=views.current_state_key,

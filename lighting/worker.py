@@ -77,6 +77,7 @@ def lighting_app(settings: Settings, views: WorkerViews) -> App:
         grace_ms=settings.window_grace_ms,
         max_skew_ms=settings.max_clock_skew_ms,
         gate=views.gate,
+        deadband=settings.deadband,
     )
 
 
