@@ -44,13 +44,16 @@ class CommandWrite(msgspec.Struct, frozen=True, gc=False):
 
 class TimePoint(msgspec.Struct, frozen=True, gc=False):
     """One multi-measure record of the query model. Identity (for idempotent re-writes) is
-    table + dimensions + measure_name + time_ms; the same event always gives the same point."""
+    table + dimensions + measure_name + time_ms; the same event always gives the same point.
+    ``version``: a later version of an event (a spike's closed one) gives the same identity
+    with a higher version and replaces the earlier point (Timestream's record version)."""
 
     table: str
     dimensions: dict[str, str]
     measure_name: str
     measures: dict[str, MeasureValue]
     time_ms: int
+    version: int = 1
 
 
 EVENTS_TABLE = "events"
@@ -116,7 +119,8 @@ def command_writes(event: object) -> list[CommandWrite]:
       neither, so it leaves the sparse index). Conditional on ``Fault.revision``
       (open 1, cleared 2, re-opened 3, ...).
     - ``EnergySpike``: ``SPIKE#<site>``/``<started_at_ms:013d>#<asset>``; a site-level spike
-      ``<started_at_ms:013d>#SITE#<rule>``.
+      ``<started_at_ms:013d>#SITE#<rule>``. Conditional on ``EnergySpike.revision`` (open 1,
+      closed 2): the closed version replaces the open one, never the reverse.
     - ``UsageReport``: ``usage_key`` (pk by scope, sk ``<level>#<window>#<start:013d>#<id>``),
       with ``window_ms`` in the item. Conditional on ``covered_ms`` (more coverage wins).
     """
@@ -134,7 +138,9 @@ def command_writes(event: object) -> list[CommandWrite]:
     if isinstance(event, EnergySpike):
         subject = event.asset_id if event.level == "asset" else f"SITE#{event.rule}"
         sk = f"{event.started_at_ms:013d}#{subject}"
-        return [CommandWrite(_row(f"SPIKE#{event.site_id}", sk, event))]
+        item = _row(f"SPIKE#{event.site_id}", sk, event)
+        item["revision"] = event.revision
+        return [CommandWrite(item, "revision")]
     if isinstance(event, UsageReport):
         pk, sk = usage_key(event)
         item = _row(pk, sk, event)
@@ -178,7 +184,11 @@ def time_points(event: object) -> list[TimePoint]:
     Points are immutable facts, so a replay re-writes identical points:
     - ``Fault`` open: table ``events``, measure ``fault_opened`` at ``opened_at_ms``;
       cleared: measure ``fault_cleared`` at ``cleared_at_ms`` (with ``duration_ms``).
-    - ``EnergySpike``: ``events``, measure ``energy_spike`` at ``started_at_ms``.
+    - ``EnergySpike``: ``events``, measure ``energy_spike`` at ``started_at_ms``, ``version``
+      its ``revision``: the open version's point (``status``, peak and excess so far) is
+      replaced by the closed one's (same identity), which adds ``ended_at_ms`` and
+      ``duration_ms``. The open point's measures are a subset of the closed one's, so a store
+      that merges fields (InfluxDB) keeps none of the open version's values.
     - ``UsageReport``: ``usage``, measure ``usage`` (hourly) or ``usage_<window>`` (e.g.
       ``usage_1d``) at ``window_start_ms``; scopes above the asset have a ``level`` dimension.
     """
@@ -204,16 +214,23 @@ def time_points(event: object) -> list[TimePoint]:
     if isinstance(event, EnergySpike):
         measures = {
             "event_id": event.event_id,
-            "ended_at_ms": event.ended_at_ms,
-            "duration_ms": event.ended_at_ms - event.started_at_ms,
+            "status": event.status,
             "peak_w": event.peak_w,
             "threshold_w": event.threshold_w,
             "excess_wh": event.excess_wh,
             "rule": event.rule,
         }
+        if event.ended_at_ms is not None:
+            measures["ended_at_ms"] = event.ended_at_ms
+            measures["duration_ms"] = event.ended_at_ms - event.started_at_ms
         return [
             TimePoint(
-                EVENTS_TABLE, _dimensions(event), "energy_spike", measures, event.started_at_ms
+                EVENTS_TABLE,
+                _dimensions(event),
+                "energy_spike",
+                measures,
+                event.started_at_ms,
+                event.revision,
             )
         ]
     if isinstance(event, UsageReport):

@@ -80,7 +80,7 @@ class Takeover:
         if not self.needs_lookup(event):
             return event
         assert isinstance(event, Fault | EnergySpike)
-        key = (type(event), event.event_id, getattr(event, "cleared_at_ms", None))
+        key = (type(event), event.event_id, event.revision)
         if key in self._decided:
             return self._decided[key]
         decided = self._fault(event) if isinstance(event, Fault) else self._spike(event)
@@ -136,7 +136,8 @@ class Takeover:
                 item.get("level") == spike.level
                 and item.get("asset_id") == spike.asset_id
                 and item.get("rule") == spike.rule
-                and _int(item.get("started_at_ms")) < start < _int(item.get("ended_at_ms"))
+                and _int(item.get("started_at_ms")) < start
+                and (item.get("ended_at_ms") is None or start < _int(item.get("ended_at_ms")))
             ):
                 return None
         return spike

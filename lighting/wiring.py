@@ -194,9 +194,10 @@ def point_key(point: object) -> str:
 
 
 def output_key(output: object) -> str:
-    """The identity of a dead-lettered output (a fault's version, a spike) in its dead letter."""
-    cleared = getattr(output, "cleared_at_ms", None)
-    return f"{type(output).__name__}#{getattr(output, 'event_id', '')}#{cleared or ''}"
+    """The identity of a dead-lettered output (a fault's or a spike's version) in its dead
+    letter."""
+    ended = getattr(output, "cleared_at_ms", None) or getattr(output, "ended_at_ms", None)
+    return f"{type(output).__name__}#{getattr(output, 'event_id', '')}#{ended or ''}"
 
 
 def item_key(item: Mapping[str, object]) -> str:

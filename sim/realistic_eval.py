@@ -5,7 +5,8 @@ A detection matches an injected episode of its kind on the same asset when their
 overlap (the truth widened by what the rule needs to see it: a spike's end by one reading
 interval, flicker's end by its window and cool-down, offline from the gap's start plus
 ``offline_after_ms``). Each episode matches once. Detection delay: event clock when the
-event was first written minus the true start. Emission lag: event clock when a usage report
+event was first written minus the true start: the onset delay, as a spike is first written
+open when its rule confirms it, a fault when it opens. Emission lag: event clock when a usage report
 was first written minus its window end. Emission wait: the same clock minus the event time of
 the first reading (in arrival order) at or past the window end plus grace, the reading that
 closes the window: what the system adds to what the data allows. The lag also holds the wait
@@ -77,7 +78,7 @@ def _detected(kind: str, run: InProcessRun) -> list[tuple[str, int, int, str]]:
     if kind.startswith("energy_spike:"):
         rule = kind.split(":", 1)[1]
         return [
-            (s.asset_id, s.started_at_ms, s.ended_at_ms, s.event_id)
+            (s.asset_id, s.started_at_ms, _end(s), s.event_id)
             for s in run.spikes
             if s.level == "asset" and s.rule == rule
         ]
@@ -125,8 +126,13 @@ def _blip_spikes(fleet: Fleet, spikes: Iterable[EnergySpike]) -> int:
         1
         for s in spikes
         for b in blips
-        if s.asset_id == b.asset_id and s.started_at_ms <= b.start_ms <= s.ended_at_ms
+        if s.asset_id == b.asset_id and s.started_at_ms <= b.start_ms <= _end(s)
     )
+
+
+def _end(spike: EnergySpike) -> int:
+    """A spike's end; one still open at the end of the run has none yet."""
+    return spike.ended_at_ms if spike.ended_at_ms is not None else 2**62
 
 
 def _max_per_window(values: Iterable[tuple[UsageReport, int]]) -> dict[str, int]:

@@ -95,7 +95,8 @@ class OpenFault(msgspec.Struct, frozen=True, gc=False):
 class OpenSpike(msgspec.Struct, frozen=True, gc=False):
     """A spike in progress. ``threshold_w`` and ``rule`` are those of its first reading;
     ``last_threshold_w`` is the threshold at the latest reading (excess energy of the interval
-    that follows it is measured against it); ``readings`` counts readings above."""
+    that follows it is measured against it); ``readings`` counts readings above;
+    ``confirmed``: its open ``EnergySpike`` was raised."""
 
     started_at_ms: int
     peak_w: float
@@ -104,6 +105,7 @@ class OpenSpike(msgspec.Struct, frozen=True, gc=False):
     rule: str = SPIKE_RULE
     readings: int = 1
     last_threshold_w: float | None = None
+    confirmed: bool = False
 
 
 class WrittenState(msgspec.Struct, frozen=True, array_like=True, gc=False):

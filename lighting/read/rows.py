@@ -51,11 +51,13 @@ class SpikeRow:
     level: str
     rule: str
     started_at_ms: int
-    ended_at_ms: int
+    ended_at_ms: int | None
     peak_w: float
     threshold_w: float
     excess_wh: float
     event_id: str
+    status: str = "closed"
+    """``open`` while the spike is in progress (no ``ended_at_ms``, peak and excess so far)."""
 
 
 @dataclass(frozen=True)
