@@ -9,12 +9,13 @@ event was first written minus the true start: the onset delay, as a spike is fir
 open when its rule confirms it, a fault when it opens. Delay after the rule: the same clock
 minus the earliest time the rule could confirm from the readings it saw (a spike: its first
 reading above plus ``min_spike_ms``; a fault, flicker included: the reading that opened it),
-so what remains is the wait for the next reading and the batch, not the rule's own duration. Emission lag: event clock when a usage report
-was first written minus its window end. Emission wait: the same clock minus the event time of
-the first reading (in arrival order) at or past the window end plus grace, the reading that
-closes the window: what the system adds to what the data allows. The lag also holds the wait
-for that reading, so on a sparse shard (a reading every 30 s) it can exceed grace plus one
-checkpoint although nothing waited on luxflow; the wait cannot.
+so what remains is the wait for the next reading and the batch, not the rule's own duration.
+Emission lag: event clock when a usage report was first written minus its window end.
+Emission wait: the same clock minus the event time of the first reading (in arrival order)
+at or past the window end plus grace, the reading that closes the window: what the system
+adds to what the data allows. The lag also holds the wait for that reading, so on a sparse
+shard (a reading every 30 s) it can exceed grace plus one checkpoint although nothing waited
+on luxflow; the wait cannot.
 """
 
 from __future__ import annotations
