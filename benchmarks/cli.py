@@ -377,7 +377,10 @@ def register(sub: Any) -> None:
         return run(
             args,
             build_app=lambda: build_app(
-                empty_registry(), topic=settings.stream, grace_ms=settings.window_grace_ms
+                empty_registry(),
+                topic=settings.stream,
+                grace_ms=settings.window_grace_ms,
+                deadband=settings.deadband,
             ),
         )
 

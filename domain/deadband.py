@@ -3,7 +3,19 @@
 Operators read the current state for what they act on: on or off, the dim level, a fault
 code, and the power as far as it tells them something. A reading that changes none of these
 beyond the deadband is not written; the item is refreshed at least every `refresh_ms` of event
-time so it never looks stale. Pure: the caller keeps the last state it wrote.
+time so it never looks stale. `refresh_ms=0` writes every reading's state.
+
+The memory is the asset's rule state (`AssetRuleState.written`), which the shard snapshots
+with everything else the rules remember: a shard restored from a snapshot and fed the records
+after it makes the same decisions, in the same order, as a run that never stopped, so both
+store the same current-state items. Pure: decisions depend on event time only.
+
+What a failover re-processes at the defaults (60 s checkpoint, 15 min refresh): the records a
+shard read after its last checkpoint, at most a checkpoint interval of input and one batch.
+The new owner restores the snapshot of that checkpoint, whose rule state holds each asset's
+last written state, and re-applies those records: it writes again exactly the states and
+alarms the lost owner may already have written, with the same keys and values (the state's
+put is newer-than on `ts_ms`), and nothing a straight run would not have written.
 """
 
 from __future__ import annotations
@@ -11,18 +23,29 @@ from __future__ import annotations
 import msgspec
 
 from domain.events import AssetState
+from domain.rules.limits import AssetRuleState, WrittenState
 
 
 class Deadband(msgspec.Struct, frozen=True):
     """`min_w` and `fraction`: power moves less than `max(min_w, fraction * written power)`
-    count as drift. `refresh_ms`: the longest a written state stands (event time)."""
+    count as drift. `refresh_ms`: the longest a written state stands (event time); 0 writes
+    every state."""
 
     min_w: float = 2.0
     fraction: float = 0.05
     refresh_ms: int = 900_000
 
 
-def worth_writing(written: AssetState | None, new: AssetState, band: Deadband) -> bool:
+DEFAULT_DEADBAND = Deadband()
+"""The deadband at its settings' defaults (`lighting.settings` says why these)."""
+
+
+def written_of(state: AssetState) -> WrittenState:
+    """What the deadband remembers of a written state."""
+    return WrittenState(state.ts_ms, state.power_w, state.on, state.dim_level, state.fault_code)
+
+
+def worth_writing(written: WrittenState | None, new: AssetState, band: Deadband) -> bool:
     """True when `new` should replace `written` (the state last written for this asset):
     nothing written yet, an operator-visible change (on/off, dim level, fault code), power
     outside the deadband, or the refresh time passed. A state older than `written` never is."""
@@ -39,3 +62,14 @@ def worth_writing(written: AssetState | None, new: AssetState, band: Deadband) -
     if new.ts_ms - written.ts_ms >= band.refresh_ms:
         return True
     return abs(new.power_w - written.power_w) > max(band.min_w, band.fraction * written.power_w)
+
+
+def remember(
+    rules: AssetRuleState, new: AssetState, band: Deadband
+) -> tuple[AssetRuleState, AssetState | None]:
+    """The asset's rule state and the current state to write after `new`: `new` and a rule
+    state that remembers it when it is worth writing (`worth_writing` against
+    `rules.written`), else `rules` unchanged and None."""
+    if not worth_writing(rules.written, new, band):
+        return rules, None
+    return msgspec.structs.replace(rules, written=written_of(new)), new

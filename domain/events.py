@@ -66,9 +66,13 @@ class Fault(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="fault"
 
 
 class EnergySpike(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="energy_spike"):
-    """A closed spike episode: power above ``threshold_w`` from ``started_at_ms`` (first reading
-    above) until ``ended_at_ms`` (first reading back at or below). ``excess_wh`` is the energy
-    above the threshold, integrated like usage (left rectangle, gaps contribute nothing).
+    """A spike episode: power above ``threshold_w`` from ``started_at_ms`` (first reading
+    above). ``status="open"`` when the rule confirms it, while it lasts (``ended_at_ms`` None,
+    ``peak_w`` and ``excess_wh`` so far); the ``"closed"`` version has the same ``event_id``,
+    ends at ``ended_at_ms`` (first reading back at or below) with the episode's peak and
+    ``excess_wh`` (energy above the threshold, integrated like usage: left rectangle, gaps
+    contribute nothing), and replaces the open one (``revision``). An episode that ends before
+    it could be confirmed while open has only its closed version.
 
     ``rule`` names the rule that fired (``domain.rules.SPIKE_RULE``, ``BASELINE_RULE``,
     ``domain.site.SITE_DEMAND_RULE``). ``level="site"`` is a site's demand spike: its
@@ -80,21 +84,28 @@ class EnergySpike(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="
     room_id: str
     asset_id: str
     started_at_ms: int
-    ended_at_ms: int
+    ended_at_ms: int | None
     peak_w: float
     threshold_w: float
     excess_wh: float
     rule: str
     level: Literal["asset", "site"] = "asset"
+    status: Literal["open", "closed"] = "closed"
 
     @property
     def event_id(self) -> str:
-        """Identity: asset (or, for ``level="site"``, the site), rule and ``started_at_ms``."""
+        """Identity: asset (or, for ``level="site"``, the site), rule and ``started_at_ms``;
+        independent of ``status``."""
         if self.level == "asset":
             return make_event_id("energy_spike", self.asset_id, self.rule, self.started_at_ms)
         return make_event_id(
             "energy_spike", self.level, self.site_id, self.rule, self.started_at_ms
         )
+
+    @property
+    def revision(self) -> int:
+        """Orders the versions of one spike: open 1, closed 2."""
+        return 1 if self.status == "open" else 2
 
 
 UsageLevel = Literal["asset", "room", "building", "site"]

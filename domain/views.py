@@ -46,7 +46,9 @@ class CommandWrite(msgspec.Struct, frozen=True, gc=False):
 
 class TimePoint(msgspec.Struct, frozen=True, gc=False):
     """One multi-measure record of the query model. Identity (for idempotent re-writes) is
-    table + dimensions + measure_name + time_ms; the same event always gives the same point."""
+    table + dimensions + measure_name + time_ms; the same event always gives the same point.
+    A later version of an event (a spike's closed one, a fuller usage report) gives the same
+    identity; `point_version` says which version a point is, and the sinks keep the highest."""
 
     table: str
     dimensions: dict[str, str]
@@ -118,7 +120,8 @@ def command_writes(event: object) -> list[CommandWrite]:
       neither, so it leaves the sparse index). Conditional on ``Fault.revision``
       (open 1, cleared 2, re-opened 3, ...).
     - ``EnergySpike``: ``SPIKE#<site>``/``<started_at_ms:013d>#<asset>``; a site-level spike
-      ``<started_at_ms:013d>#SITE#<rule>``.
+      ``<started_at_ms:013d>#SITE#<rule>``. Conditional on ``EnergySpike.revision`` (open 1,
+      closed 2): the closed version replaces the open one, never the reverse.
     - ``UsageReport``: ``usage_key`` (pk by scope, sk ``<level>#<window>#<start:013d>#<id>``),
       with ``window_ms`` in the item. Conditional on ``covered_ms`` (more coverage wins).
     """
@@ -136,7 +139,9 @@ def command_writes(event: object) -> list[CommandWrite]:
     if isinstance(event, EnergySpike):
         subject = event.asset_id if event.level == "asset" else f"SITE#{event.rule}"
         sk = f"{event.started_at_ms:013d}#{subject}"
-        return [CommandWrite(_row(f"SPIKE#{event.site_id}", sk, event))]
+        item = _row(f"SPIKE#{event.site_id}", sk, event)
+        item["revision"] = event.revision
+        return [CommandWrite(item, "revision")]
     if isinstance(event, UsageReport):
         pk, sk = usage_key(event)
         item = _row(pk, sk, event)
@@ -180,7 +185,11 @@ def time_points(event: object) -> list[TimePoint]:
     Points are immutable facts, so a replay re-writes identical points:
     - ``Fault`` open: table ``events``, measure ``fault_opened`` at ``opened_at_ms``;
       cleared: measure ``fault_cleared`` at ``cleared_at_ms`` (with ``duration_ms``).
-    - ``EnergySpike``: ``events``, measure ``energy_spike`` at ``started_at_ms``.
+    - ``EnergySpike``: ``events``, measure ``energy_spike`` at ``started_at_ms``, versioned by
+      its ``revision`` (`point_version`): the open version's point (``status``, peak and
+      excess so far) is replaced by the closed one's (same identity), which adds ``ended_at_ms`` and
+      ``duration_ms``. The open point's measures are a subset of the closed one's, so a store
+      that merges fields (InfluxDB) keeps none of the open version's values.
     - ``UsageReport``: ``usage``, measure ``usage`` (hourly) or ``usage_<window>`` (e.g.
       ``usage_1d``) at ``window_start_ms``; scopes above the asset have a ``level`` dimension.
     - ``TelemetryRollup``: ``series``, measure ``telemetry_<interval>`` (``telemetry_1m``,
@@ -230,16 +239,22 @@ def time_points(event: object) -> list[TimePoint]:
     if isinstance(event, EnergySpike):
         measures = {
             "event_id": event.event_id,
-            "ended_at_ms": event.ended_at_ms,
-            "duration_ms": event.ended_at_ms - event.started_at_ms,
+            "status": event.status,
             "peak_w": event.peak_w,
             "threshold_w": event.threshold_w,
             "excess_wh": event.excess_wh,
             "rule": event.rule,
         }
+        if event.ended_at_ms is not None:
+            measures["ended_at_ms"] = event.ended_at_ms
+            measures["duration_ms"] = event.ended_at_ms - event.started_at_ms
         return [
             TimePoint(
-                EVENTS_TABLE, _dimensions(event), "energy_spike", measures, event.started_at_ms
+                EVENTS_TABLE,
+                _dimensions(event),
+                "energy_spike",
+                measures,
+                event.started_at_ms,
             )
         ]
     if isinstance(event, UsageReport):
@@ -262,12 +277,11 @@ def time_points(event: object) -> list[TimePoint]:
 def point_version(event: object) -> int | None:
     """The version of an event's query-model point, on its command write's scale (the
     newer-than field), where one point can hold different values: a usage report's
-    ``covered_ms`` (more coverage wins), a spike's ``revision`` once it has one. ``None`` for
+    ``covered_ms`` (more coverage wins), a spike's ``revision`` (open 1, closed 2). ``None`` for
     points that are immutable facts: a fault's points are keyed by the time of its status, so
     each version of a fault is a point of its own."""
     if isinstance(event, UsageReport):
         return event.covered_ms
     if isinstance(event, EnergySpike):
-        revision = getattr(event, "revision", None)
-        return revision if isinstance(revision, int) else None
+        return event.revision
     return None

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 
 from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
+from domain.deadband import DEFAULT_DEADBAND, Deadband, remember
 from domain.energy import DEFAULT_REFINE_MS, energy_step
 from domain.events import AssetState, DomainEvent, EnergySpike, Fault
 from domain.rules import (
@@ -108,6 +109,7 @@ def build_app(
     gate: HomeGate | None = None,
     max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
     series_interval_ms: int = DEFAULT_INTERVAL_MS,
+    deadband: Deadband = DEFAULT_DEADBAND,
 ) -> App:
     """The lighting application: its topic's decoder (`reading_decoder`: decode, then the DR
     `gate`, then the registry's admission), one agent (`detect`) that applies the per-asset
@@ -117,6 +119,8 @@ def build_app(
     count in its window; `gate` is the worker's DR home gate (None: every site is processed);
     a reading stamped more than `max_skew_ms` after its arrival is dead-lettered `clock_skew`.
     The `series` agent (`lighting.series`) rolls telemetry up per `series_interval_ms` (0: off).
+    An asset's current state is yielded only when `deadband` finds it worth writing; what was
+    last written is part of the asset's snapshotted rule state (`domain.deadband`).
     Energy splits at hour bounds are refined for half the grace (at most
     ``DEFAULT_REFINE_MS``), so every correction lands before its window closes."""
     refine_ms = min(DEFAULT_REFINE_MS, grace_ms // 2)
@@ -311,10 +315,12 @@ def build_app(
             if events:
                 events, guarded_state = guarded(events, after)
                 after = guarded_state or after
+            after, current = remember(after, asset_state(reading), deadband)
             asset_rules[asset_id] = after
             for event in events:
                 yield event
-            yield asset_state(reading)
+            if current is not None:
+                yield current
 
     add_series(app, telemetry, registry, interval_ms=series_interval_ms, grace_ms=grace_ms)
     return app

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from core.errors import ConfigError
 from core.records import AT_TIMESTAMP, TRIM_HORIZON
+from domain.deadband import Deadband
 from domain.series import check_interval_ms
 from domain.timestamps import parse_ts_ms
 
@@ -100,12 +101,13 @@ class Settings:
         0.05, "The relative part of the current-state power deadband (0.05: 5 %)."
     )
     state_refresh_ms: int = _setting(
-        0,
-        "0 (default): every reading rewrites its asset's current-state item. Above 0 the "
-        "deadband is on: the item stands up to this long (event time) unless on/off, dim "
-        "level, fault code or power beyond the deadband changed. The deadband remembers per "
-        "worker process, so after a restart or a lease move each asset's next state is "
-        "written again: two runs can then store states that differ within the deadband.",
+        900_000,
+        "The longest an asset's current-state item stands (event time) when nothing an "
+        "operator sees changed (on/off, dim level, fault code, power beyond the deadband): "
+        "at a reading a minute, 15 minutes writes about 4 items an hour instead of 60, which "
+        "is most of the DynamoDB bill, and still shows within a quarter hour that an asset "
+        "is alive. 0: every reading rewrites the item. What was written is part of the "
+        "shard's snapshotted state, so a restart or lease move stores the same items.",
     )
     idle_timeout_ms: int = _setting(
         60_000, "After this long without records, a shard closes its windows by processing time."
@@ -385,6 +387,15 @@ class Settings:
             raise ConfigError(
                 f"LUXFLOW_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
             )
+
+    @property
+    def deadband(self) -> Deadband:
+        """When an asset's current state is worth writing (the three LUXFLOW_STATE_* settings)."""
+        return Deadband(
+            min_w=self.state_deadband_w,
+            fraction=self.state_deadband_fraction,
+            refresh_ms=self.state_refresh_ms,
+        )
 
     @property
     def owner(self) -> str:

@@ -6,7 +6,9 @@ reading, so it would get a second identity. `Takeover` keeps one episode one ite
 whose ``opened_at_ms`` falls inside an episode of the same asset and code that the local
 replica already holds (opened before, still open or cleared after) gets that episode's
 ``opened_at_ms``, hence its identity; an `EnergySpike` inside a stored spike of the same
-subject and rule is a partial re-detection and is dropped. Anything else passes unchanged.
+subject and rule is a partial re-detection and is dropped, unless the stored spike is still
+open (the old region was lost during it): then it takes that spike's ``started_at_ms``, so
+its closed version closes the stored one. Anything else passes unchanged.
 
 The stored episodes come from memory (`lighting.episodes.StoredEpisodes`, answered by a
 background thread). An output whose lookup is not answered yet is **held**, never dropped
@@ -80,7 +82,7 @@ class Takeover:
         if not self.needs_lookup(event):
             return event
         assert isinstance(event, Fault | EnergySpike)
-        key = (type(event), event.event_id, getattr(event, "cleared_at_ms", None))
+        key = (type(event), event.event_id, event.revision)
         if key in self._decided:
             return self._decided[key]
         decided = self._fault(event) if isinstance(event, Fault) else self._spike(event)
@@ -136,9 +138,14 @@ class Takeover:
                 item.get("level") == spike.level
                 and item.get("asset_id") == spike.asset_id
                 and item.get("rule") == spike.rule
-                and _int(item.get("started_at_ms")) < start < _int(item.get("ended_at_ms"))
+                and _int(item.get("started_at_ms")) < start
             ):
-                return None
+                ended = item.get("ended_at_ms")
+                if ended is None:
+                    started = _int(item.get("started_at_ms"))
+                    return msgspec.structs.replace(spike, started_at_ms=started)
+                if start < _int(ended):
+                    return None
         return spike
 
 

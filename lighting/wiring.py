@@ -17,9 +17,7 @@ import msgspec
 from core.clock import HOUR_MS, wall_clock_ms
 from core.retry import Backoff
 from domain import views
-from domain.deadband import Deadband, worth_writing
-from domain.events import AssetState, EnergySpike, UsageReport
-from domain.views import CommandWrite
+from domain.events import EnergySpike, UsageReport
 from lighting.clients import Clients
 from lighting.influx import influx_sink
 from lighting.regions import HomeGate
@@ -45,24 +43,6 @@ def engine_config(settings: Settings, *, bounded: bool = False) -> EngineConfig:
         idle_timeout_ms=settings.idle_timeout_ms,
         bounded=bounded,
     )
-
-
-def deadbanded(
-    select: Callable[[object], list[CommandWrite]], band: Deadband
-) -> Callable[[object], list[CommandWrite]]:
-    """`select` with current-state items written only when worth it (`domain.deadband`): the
-    last state selected for each asset of the shard is remembered here, in memory (a new
-    engine after a restart writes each asset's first state again: a refresh)."""
-    written: dict[str, AssetState] = {}
-
-    def apply(output: object) -> list[CommandWrite]:
-        if isinstance(output, AssetState):
-            if not worth_writing(written.get(output.asset_id), output, band):
-                return []
-            written[output.asset_id] = output
-        return select(output)
-
-    return apply
 
 
 def shard_sinks(
@@ -94,11 +74,6 @@ def shard_sinks(
             dead_letter, shard_id=shard_id, origin=store, detail_key=output_key, now_ms=now_ms
         )(output, reason)
 
-    deadband = Deadband(
-        min_w=settings.state_deadband_w,
-        fraction=settings.state_deadband_fraction,
-        refresh_ms=settings.state_refresh_ms,
-    )
     # What the command model proved superseded, read by the query sink flushed after it.
     superseded = Superseded()
     # DR: after a failover, an episode the lost region stored keeps its one identity; the
@@ -122,12 +97,7 @@ def shard_sinks(
     command = DynamoDBSink(
         clients.dynamodb,
         settings.command_table,
-        hold.select(
-            "dynamodb",
-            deadbanded(views.command_writes, deadband)
-            if settings.state_refresh_ms
-            else views.command_writes,
-        ),
+        hold.select("dynamodb", views.command_writes),
         backoff(),
         # Current state: only the newest per asset is turned into a request, at flush.
         coalesce=views.current_state_key,
@@ -295,9 +265,10 @@ def point_key(point: object) -> str:
 
 
 def output_key(output: object) -> str:
-    """The identity of a dead-lettered output (a fault's version, a spike) in its dead letter."""
-    cleared = getattr(output, "cleared_at_ms", None)
-    return f"{type(output).__name__}#{getattr(output, 'event_id', '')}#{cleared or ''}"
+    """The identity of a dead-lettered output (a fault's or a spike's version) in its dead
+    letter."""
+    ended = getattr(output, "cleared_at_ms", None) or getattr(output, "ended_at_ms", None)
+    return f"{type(output).__name__}#{getattr(output, 'event_id', '')}#{ended or ''}"
 
 
 def item_key(item: Mapping[str, object]) -> str:

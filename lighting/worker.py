@@ -124,6 +124,7 @@ def lighting_app(settings: Settings, views: WorkerViews) -> App:
         max_skew_ms=settings.max_clock_skew_ms,
         gate=views.gate,
         series_interval_ms=settings.series_interval_ms,
+        deadband=settings.deadband,
     )
     app.boost_grace(TakeoverGrace(views.gate, settings.takeover_grace_ms, settings.window_grace_ms))
     return app

@@ -40,8 +40,12 @@ def _identity(event: object) -> Hashable:
 
 
 def _not_older(held: object, new: object) -> bool:
-    """A fault's earlier revision never replaces a later one (the command model's condition)."""
-    return not (isinstance(held, Fault) and isinstance(new, Fault) and held.revision > new.revision)
+    """A fault's or spike's earlier revision never replaces a later one (the command model's
+    condition)."""
+    versioned = (Fault, EnergySpike)
+    return not (
+        isinstance(held, versioned) and isinstance(new, versioned) and held.revision > new.revision
+    )
 
 
 class ClockedSink(InMemorySink):

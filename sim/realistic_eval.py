@@ -5,12 +5,17 @@ A detection matches an injected episode of its kind on the same asset when their
 overlap (the truth widened by what the rule needs to see it: a spike's end by one reading
 interval, flicker's end by its window and cool-down, offline from the gap's start plus
 ``offline_after_ms``). Each episode matches once. Detection delay: event clock when the
-event was first written minus the true start. Emission lag: event clock when a usage report
-was first written minus its window end. Emission wait: the same clock minus the event time of
-the first reading (in arrival order) at or past the window end plus grace, the reading that
-closes the window: what the system adds to what the data allows. The lag also holds the wait
-for that reading, so on a sparse shard (a reading every 30 s) it can exceed grace plus one
-checkpoint although nothing waited on luxflow; the wait cannot.
+event was first written minus the true start: the onset delay, as a spike is first written
+open when its rule confirms it, a fault when it opens. Delay after the rule: the same clock
+minus the earliest time the rule could confirm from the readings it saw (a spike: its first
+reading above plus ``min_spike_ms``; a fault, flicker included: the reading that opened it),
+so what remains is the wait for the next reading and the batch, not the rule's own duration.
+Emission lag: event clock when a usage report was first written minus its window end.
+Emission wait: the same clock minus the event time of the first reading (in arrival order)
+at or past the window end plus grace, the reading that closes the window: what the system
+adds to what the data allows. The lag also holds the wait for that reading, so on a sparse
+shard (a reading every 30 s) it can exceed grace plus one checkpoint although nothing waited
+on luxflow; the wait cannot.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Iterable, Iterator
 
 from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from domain.events import EnergySpike, Fault, UsageReport
+from domain.registry import SiteDefaults
 from sim.inprocess import InProcessRun, registry_cache, run_in_process
 from sim.realistic import Episode, Fleet, RealisticParams
 
@@ -77,7 +83,7 @@ def _detected(kind: str, run: InProcessRun) -> list[tuple[str, int, int, str]]:
     if kind.startswith("energy_spike:"):
         rule = kind.split(":", 1)[1]
         return [
-            (s.asset_id, s.started_at_ms, s.ended_at_ms, s.event_id)
+            (s.asset_id, s.started_at_ms, _end(s), s.event_id)
             for s in run.spikes
             if s.level == "asset" and s.rule == rule
         ]
@@ -96,6 +102,8 @@ def _score(kind: str, fleet: Fleet, run: InProcessRun) -> dict[str, float | int]
     detected = _detected(kind, run)
     used: set[int] = set()
     delays: list[int] = []
+    after_rule: list[int] = []
+    rule_ms = SiteDefaults("").min_spike_ms if kind.startswith("energy_spike:") else 0
     matched = 0
     for asset_id, start, end, event_id in sorted(detected, key=lambda d: d[1]):
         for i, e in enumerate(truth):
@@ -106,6 +114,7 @@ def _score(kind: str, fleet: Fleet, run: InProcessRun) -> dict[str, float | int]
             used.add(i)
             matched += 1
             delays.append(run.written_at_ms[event_id] - e.start_ms)
+            after_rule.append(run.written_at_ms[event_id] - start - rule_ms)
             break
     return {
         "expected": len(truth),
@@ -115,6 +124,7 @@ def _score(kind: str, fleet: Fleet, run: InProcessRun) -> dict[str, float | int]
         "recall": matched / len(truth) if truth else 1.0,
         "delay_ms_p50": statistics.median(delays) if delays else 0,
         "delay_ms_max": max(delays) if delays else 0,
+        "after_rule_ms_max": max(after_rule) if after_rule else 0,
     }
 
 
@@ -125,8 +135,13 @@ def _blip_spikes(fleet: Fleet, spikes: Iterable[EnergySpike]) -> int:
         1
         for s in spikes
         for b in blips
-        if s.asset_id == b.asset_id and s.started_at_ms <= b.start_ms <= s.ended_at_ms
+        if s.asset_id == b.asset_id and s.started_at_ms <= b.start_ms <= _end(s)
     )
+
+
+def _end(spike: EnergySpike) -> int:
+    """A spike's end; one still open at the end of the run has none yet."""
+    return spike.ended_at_ms if spike.ended_at_ms is not None else 2**62
 
 
 def _max_per_window(values: Iterable[tuple[UsageReport, int]]) -> dict[str, int]:

@@ -39,6 +39,7 @@ from domain.rules.limits import (
     Limits,
     OpenFault,
     OpenSpike,
+    WrittenState,
 )
 from domain.rules.spikes import dim_bucket, learn, spike_step, spike_threshold
 from domain.telemetry import Reading
@@ -126,6 +127,7 @@ def step(
         short_cycles_ms=cycles,
         last_energy_wh=reading.energy_wh,
         energy=energy,
+        written=state.written if state is not None else None,
     ), events
 
 
@@ -166,6 +168,7 @@ __all__ = [
     "Limits",
     "OpenFault",
     "OpenSpike",
+    "WrittenState",
     "asset_state",
     "dim_bucket",
     "expire",

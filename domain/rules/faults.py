@@ -17,6 +17,7 @@ from domain.rules.limits import (
     Limits,
     OpenFault,
 )
+from domain.rules.spikes import spike_of
 from domain.telemetry import Reading
 
 _SLOTS = ("fault", "lamp", "voltage", "flicker", "offline")
@@ -171,8 +172,10 @@ def expire(
 ) -> tuple[AssetRuleState | None, list[DomainEvent]]:
     """Retire an asset without readings for ``retention_ms`` of event time: ``None`` (forget
     it) and every open fault cleared at ``last_ts_ms + retention_ms`` with reason ``expired``
-    (an offline fault is opened first if it was never checked). A spike in progress is dropped:
-    it has no end to report. Before the retention: the same state, no events."""
+    (an offline fault is opened first if it was never checked). A spike in progress whose
+    open version was raised is closed at ``last_ts_ms``, the last reading seen (its peak and
+    excess so far), so it never stays open; an unconfirmed one is dropped. Before the
+    retention: the same state, no events."""
     expires_at_ms = state.last_ts_ms + limits.retention_ms
     if now_ms < expires_at_ms:
         return state, []
@@ -182,6 +185,8 @@ def expire(
         if slot is not None and slot.cleared_at_ms is None:
             cleared = msgspec.structs.replace(slot, cleared_at_ms=expires_at_ms)
             events.append(fault_of(state, cleared, EXPIRED))
+    if state.spike is not None and state.spike.confirmed:
+        events.append(spike_of(state, state.spike, ended_at_ms=state.last_ts_ms))
     return None, events
 
 

@@ -95,7 +95,8 @@ class OpenFault(msgspec.Struct, frozen=True, gc=False):
 class OpenSpike(msgspec.Struct, frozen=True, gc=False):
     """A spike in progress. ``threshold_w`` and ``rule`` are those of its first reading;
     ``last_threshold_w`` is the threshold at the latest reading (excess energy of the interval
-    that follows it is measured against it); ``readings`` counts readings above."""
+    that follows it is measured against it); ``readings`` counts readings above;
+    ``confirmed``: its open ``EnergySpike`` was raised."""
 
     started_at_ms: int
     peak_w: float
@@ -104,6 +105,21 @@ class OpenSpike(msgspec.Struct, frozen=True, gc=False):
     rule: str = SPIKE_RULE
     readings: int = 1
     last_threshold_w: float | None = None
+    confirmed: bool = False
+
+
+class WrittenState(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What the command model holds as an asset's current state: the fields of the last
+    ``AssetState`` written for it that the deadband compares (``domain.deadband``). Kept in the
+    snapshotted rule state, not in the worker, so a shard restored from a snapshot and fed the
+    records after it decides exactly as a run that never stopped. Stored by position: the ids
+    are the rule state's own."""
+
+    ts_ms: int
+    power_w: float
+    on: bool
+    dim_level: int
+    fault_code: str | None = None
 
 
 class AssetRuleState(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
@@ -115,7 +131,9 @@ class AssetRuleState(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     reading of the current on-period (None: off, or on since before the asset was first seen);
     ``short_cycles_ms``: ends of recent short on-periods (flicker). ``last_energy_wh``: the
     counter of the last reading (schema v2), for counter-delta energy; ``energy``: the steady
-    run and open split a counter asset's energy needs (``domain.energy``).
+    run and open split a counter asset's energy needs (``domain.energy``). ``written``: the
+    current state last written to the command model (``domain.deadband.remember``; None:
+    nothing written since the asset was first seen or its state retired).
     """
 
     last_ts_ms: int
@@ -136,3 +154,4 @@ class AssetRuleState(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     short_cycles_ms: tuple[int, ...] = ()
     last_energy_wh: float | None = None
     energy: EnergyTrack | None = None
+    written: WrittenState | None = None

@@ -75,6 +75,7 @@ def fault_row(item: dict[str, Any]) -> FaultRow:
 
 
 def spike_row(item: dict[str, Any]) -> SpikeRow:
+    ended = item.get("ended_at_ms")
     return SpikeRow(
         site_id=str(item["site_id"]),
         building_id=str(item["building_id"]),
@@ -83,12 +84,13 @@ def spike_row(item: dict[str, Any]) -> SpikeRow:
         level=str(item.get("level", "asset")),
         rule=str(item["rule"]),
         started_at_ms=int(item["started_at_ms"]),
-        ended_at_ms=None if item.get("ended_at_ms") is None else int(item["ended_at_ms"]),
+        ended_at_ms=int(ended) if ended is not None else None,
         peak_w=float(item["peak_w"]),
         threshold_w=float(item["threshold_w"]),
         excess_wh=float(item["excess_wh"]),
         event_id=str(item["event_id"]),
-        status=str(item.get("status") or "closed"),
+        # Items stored before spikes were raised at onset are closed ones.
+        status=str(item.get("status", "closed")),
     )
 
 

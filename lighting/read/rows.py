@@ -57,8 +57,7 @@ class SpikeRow:
     excess_wh: float
     event_id: str
     status: str = "closed"
-    """"open" while the spike is in progress (`ended_at_ms` None); items stored before spikes
-    had a status are closed ones."""
+    """``open`` while the spike is in progress (no ``ended_at_ms``, peak and excess so far)."""
 
 
 @dataclass(frozen=True)

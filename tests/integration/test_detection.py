@@ -115,7 +115,13 @@ def test_a_threshold_change_reaches_a_running_worker(
         deployment.send(
             ("s1", reading("lamp-1", start_ms + (5 + i) * 60_000, p)) for i, p in enumerate(powers)
         )
-        wait_for(lambda: len(by_type(deployment.items(), "energy_spike")) == 1)
+
+        # Raised open at its confirmation, then closed by the 40 W reading.
+        def closed() -> bool:
+            spikes = by_type(deployment.items(), "energy_spike")
+            return [s["status"] for s in spikes] == ["closed"]
+
+        wait_for(closed)
     finally:
         deployment.stop(worker)
     (spike,) = by_type(deployment.items(), "energy_spike")

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from core.clock import HOUR_MS
+from domain.deadband import DEFAULT_DEADBAND, worth_writing, written_of
+from domain.rules import WrittenState, asset_state
 from tests.support.influx import SimulatedRun, close
 from tests.support.serve import get, serving
 
@@ -81,9 +83,13 @@ def test_energy_per_site_and_hour_equals_the_ground_truth(
 
 def test_asset_state_and_fleet(api: tuple[str, str], influx_run: SimulatedRun) -> None:
     base, token = api
-    last = {}
+    # The stored current state is the last one the default deadband chose to write.
+    written: dict[str, WrittenState] = {}
     for reading in influx_run.simulation.readings():
-        last[reading.asset_id] = reading.ts_ms
+        state = asset_state(reading)
+        if worth_writing(written.get(reading.asset_id), state, DEFAULT_DEADBAND):
+            written[reading.asset_id] = written_of(state)
+    last = {asset: state.ts_ms for asset, state in written.items()}
     asset_id = sorted(last)[0]
     status, body = get(f"{base}/api/v1/assets/{asset_id}", token)
     assert (status, body["ts_ms"]) == (200, last[asset_id])

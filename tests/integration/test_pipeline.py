@@ -126,16 +126,22 @@ def test_every_injected_event_is_stored_once_and_bad_records_are_dead_lettered(
         MALFORMED_SAMPLES
     )
 
-    # The query model holds one point per event version the command model holds: a cleared
-    # fault was opened too; every spike and usage report (all levels and windows) once.
-    points = deployment.timestream_points()
+    # The query model holds one point per identity the command model's events give: a
+    # cleared fault was opened too (two times); a spike's open and closed versions are one
+    # point (same identity, the closed one's version is higher); usage reports once.
+    points = deployment.timestream_view()
     faults = by_type(items, "fault")
+    spikes = by_type(items, "energy_spike")
     expected_points = (
         sum(2 if f["status"] == "cleared" else 1 for f in faults)
-        + len(by_type(items, "energy_spike"))
+        + len(spikes)
         + len(by_type(items, "usage_report"))
     )
     assert len(points) == expected_points
+    assert all(s["status"] == "closed" and s["revision"] == 2 for s in spikes)
+    # Every version was sent once: a spike confirmed while open was sent open, then closed.
+    sent_spikes = [p for p in deployment.timestream_points() if p["MeasureName"] == "energy_spike"]
+    assert len(spikes) <= len(sent_spikes) <= 2 * len(spikes)
 
 
 class Reference(NamedTuple):

@@ -46,7 +46,8 @@ def test_bench_json_has_every_required_key_with_sane_values(
     assert report["input"]["records"] == 4 * 20 * 20  # sites x assets per site x minutes
     assert report["pipeline"]["records"] == report["input"]["records"]
     assert report["pipeline"]["bad_records"] == 0
-    assert report["pipeline"]["outputs"] >= report["input"]["records"]  # one state per reading
+    # At least every asset's first current state (the deadband keeps drift out after it).
+    assert report["pipeline"]["outputs"] >= 4 * 20
     assert report["pipeline"]["requests"]["PutItem"] > 0  # requests were built and sent
     assert report["pipeline_records_per_s_per_core"] > 0
     reduced = report["reduced_work"]
@@ -66,7 +67,7 @@ def test_bench_json_has_every_required_key_with_sane_values(
 
     cost = report["cost"]
     units = cost["request_units_per_1000_records"]
-    # Every reading changes its asset's state: written at most once per reading, coalesced.
+    # Current state is written at most once per reading (deadband, coalesced).
     assert 0 < units["dynamodb_current_state"] <= 1000
     assert units["dynamodb_snapshots"] > 0
     assert units["dynamodb_leases"] > 0 and units["kinesis_get_records"] > 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.deadband import Deadband, worth_writing
+from domain.deadband import Deadband, worth_writing, written_of
 from domain.events import AssetState
 
 BAND = Deadband(min_w=2.0, fraction=0.05, refresh_ms=900_000)
@@ -17,7 +17,7 @@ def state(ts_ms: int, power_w: float = 60.0, *, on: bool = True, dim: int = 100)
 
 
 def test_what_an_operator_sees_is_written_and_drift_is_not() -> None:
-    written = state(0)
+    written = written_of(state(0))
     assert worth_writing(None, written, BAND)
     assert not worth_writing(written, state(60_000, 62.9), BAND)  # within 5 % of 60 W
     assert worth_writing(written, state(60_000, 63.1), BAND)
@@ -37,6 +37,6 @@ def test_what_an_operator_sees_is_written_and_drift_is_not() -> None:
 def test_a_state_is_written_exactly_when_power_leaves_the_band_or_the_refresh_is_due(
     written_w: float, new_w: float, age_ms: int
 ) -> None:
-    decided = worth_writing(state(0, written_w), state(age_ms, new_w), BAND)
+    decided = worth_writing(written_of(state(0, written_w)), state(age_ms, new_w), BAND)
     outside = abs(new_w - written_w) > max(2.0, 0.05 * written_w)
     assert decided == (outside or age_ms >= BAND.refresh_ms)

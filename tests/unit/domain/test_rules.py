@@ -13,6 +13,7 @@ from domain.rules import (
     OpenFault,
     OpenSpike,
     asset_state,
+    expire,
     step,
 )
 from domain.telemetry import Reading
@@ -68,7 +69,7 @@ def test_a_different_code_clears_the_episode_and_opens_a_new_one() -> None:
     ]
 
 
-def test_spike_episode_emits_one_event_with_exact_excess() -> None:
+def test_a_spike_is_raised_open_at_confirmation_and_closed_at_its_end_with_exact_excess() -> None:
     _, events = run(
         [
             reading(0, 50.0),
@@ -78,13 +79,19 @@ def test_spike_episode_emits_one_event_with_exact_excess() -> None:
             reading(240_000, 100.0),
         ]
     )
-    assert events == [EnergySpike(*IDS, 60_000, 180_000, 220.0, 100.0, 3.0, SPIKE_RULE)]
+    # Confirmed at its second reading above: raised open with the peak and excess so far.
+    opened = EnergySpike(*IDS, 60_000, None, 220.0, 100.0, 1.0, SPIKE_RULE, status="open")
+    closed = EnergySpike(*IDS, 60_000, 180_000, 220.0, 100.0, 3.0, SPIKE_RULE)
+    assert events == [opened, closed]
+    assert opened.event_id == closed.event_id and (opened.revision, closed.revision) == (1, 2)
 
 
 def test_open_spike_is_kept_in_state() -> None:
     state, events = run([reading(0, 160.0), reading(60_000, 130.0)])
-    assert events == []
-    assert state.spike == OpenSpike(0, 160.0, 1.0, 100.0, readings=2, last_threshold_w=100.0)
+    assert events == [EnergySpike(*IDS, 0, None, 160.0, 100.0, 1.0, SPIKE_RULE, status="open")]
+    assert state.spike == OpenSpike(
+        0, 160.0, 1.0, 100.0, readings=2, last_threshold_w=100.0, confirmed=True
+    )
 
 
 def test_spike_gap_adds_no_excess_and_threshold_is_fixed_per_episode() -> None:
@@ -110,6 +117,9 @@ def test_spike_and_fault_in_the_same_step() -> None:
     assert events == [
         Fault(*IDS, "E1", 0, "open", None),
         Fault(*IDS, "E1", 0, "cleared", 30_000),
+        EnergySpike(
+            *IDS, 0, None, 150.0, 100.0, 50 * 30_000 / 3_600_000, SPIKE_RULE, "asset", "open"
+        ),
         EnergySpike(*IDS, 0, 60_000, 150.0, 100.0, 50 * 60_000 / 3_600_000, SPIKE_RULE),
     ]
     cleared = OpenFault("E1", 0, 30_000)
@@ -221,3 +231,14 @@ def test_usage_since_last_uses_the_state_before_the_step() -> None:
 
 def test_asset_state_of_a_reading() -> None:
     assert asset_state(reading(7, 12.5, "E9")) == AssetState(*IDS, 7, 12.5, True, 100, "E9")
+
+
+def test_a_raised_spike_is_closed_when_its_asset_is_retired_an_unconfirmed_one_dropped() -> None:
+    limits = Limits(100.0, retention_ms=600_000)
+    raised, events = run([reading(0, 160.0), reading(60_000, 190.0)], limits)
+    assert [e.status for e in events if isinstance(e, EnergySpike)] == ["open"]
+    gone, closing = expire(raised, 660_000, limits)
+    assert gone is None
+    assert closing == [EnergySpike(*IDS, 0, 60_000, 190.0, 100.0, 1.0, SPIKE_RULE)]
+    unconfirmed, _ = run([reading(0, 160.0)], limits)
+    assert expire(unconfirmed, 600_000, limits) == (None, [])

@@ -78,10 +78,12 @@ def test_sustained_spike_fires_once_a_one_reading_blip_never() -> None:
     assert run(blip)[1] == []
     sustained = [*normal(range(5)), *[reading(k, 200.0, dim=100) for k in (5, 6, 7)], reading(8)]
     spikes = [e for e in run(sustained)[1] if isinstance(e, EnergySpike)]
-    assert [(s.started_at_ms, s.ended_at_ms, s.rule, s.peak_w) for s in spikes] == [
-        (5 * M, 8 * M, SPIKE_RULE, 200.0)
+    # Raised open at its second reading above (minute 6), closed at the first back.
+    assert [(s.started_at_ms, s.ended_at_ms, s.status, s.rule, s.peak_w) for s in spikes] == [
+        (5 * M, None, "open", SPIKE_RULE, 200.0),
+        (5 * M, 8 * M, "closed", SPIKE_RULE, 200.0),
     ]
-    assert spikes[0].excess_wh == 3 * 75.0 / 60
+    assert spikes[1].excess_wh == 3 * 75.0 / 60
 
 
 def test_baseline_spike_below_rated_fires_once_after_warm_up() -> None:
@@ -89,9 +91,10 @@ def test_baseline_spike_below_rated_fires_once_after_warm_up() -> None:
     episode = [*normal(range(6)), *[reading(k, 110.0) for k in (6, 7, 8)], *normal(range(9, 12))]
     spikes = [e for e in run(episode)[1] if isinstance(e, EnergySpike)]
     assert [(s.started_at_ms, s.ended_at_ms, s.rule) for s in spikes] == [
-        (6 * M, 9 * M, BASELINE_RULE)
+        (6 * M, None, BASELINE_RULE),
+        (6 * M, 9 * M, BASELINE_RULE),
     ]
-    assert spikes[0].threshold_w == 75.0
+    assert spikes[0].threshold_w == spikes[1].threshold_w == 75.0
     # Before the bucket is learnt (three readings), the same power is nothing.
     cold = [*normal(range(1)), *[reading(k, 110.0) for k in (1, 2)], *normal(range(3, 8))]
     assert run(cold)[1] == []

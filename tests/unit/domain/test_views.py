@@ -104,8 +104,14 @@ def test_cleared_fault_overwrites_the_same_row_and_leaves_the_index() -> None:
     ]
 
 
-def test_spike_row_and_point() -> None:
+def test_a_spike_is_stored_open_then_replaced_by_its_closed_version() -> None:
+    opened = EnergySpike(
+        "s", "b", "r", "a", 60_000, None, 180.0, 100.0, 1.0, "rule-1", status="open"
+    )
     event = EnergySpike("s", "b", "r", "a", 60_000, 180_000, 220.0, 100.0, 3.0, "rule-1")
+    assert command_writes(opened)[0].item["status"] == "open"
+    assert command_writes(opened)[0].item["ended_at_ms"] is None
+    assert command_writes(opened)[0].item["revision"] == 1
     assert command_writes(event) == [
         CommandWrite(
             {
@@ -121,8 +127,27 @@ def test_spike_row_and_point() -> None:
                 "excess_wh": 3.0,
                 "rule": "rule-1",
                 "level": "asset",
+                "status": "closed",
+                "revision": 2,
             },
-            None,
+            "revision",
+        )
+    ]
+    assert time_points(opened) == [
+        TimePoint(
+            "events",
+            DIMENSIONS,
+            "energy_spike",
+            {
+                "event_id": event.event_id,
+                "status": "open",
+                "peak_w": 180.0,
+                "threshold_w": 100.0,
+                "excess_wh": 1.0,
+                "rule": "rule-1",
+            },
+            60_000,
+            1,
         )
     ]
     assert time_points(event) == [
@@ -132,16 +157,23 @@ def test_spike_row_and_point() -> None:
             "energy_spike",
             {
                 "event_id": event.event_id,
-                "ended_at_ms": 180_000,
-                "duration_ms": 120_000,
+                "status": "closed",
                 "peak_w": 220.0,
                 "threshold_w": 100.0,
                 "excess_wh": 3.0,
                 "rule": "rule-1",
+                "ended_at_ms": 180_000,
+                "duration_ms": 120_000,
             },
             60_000,
+            2,
         )
     ]
+    # One identity: the closed point replaces the open one, and carries all of its measures.
+    (open_point,), (closed_point,) = time_points(opened), time_points(event)
+    identity = ("table", "dimensions", "measure_name", "time_ms")
+    assert all(getattr(open_point, f) == getattr(closed_point, f) for f in identity)
+    assert set(open_point.measures) < set(closed_point.measures)
 
 
 def test_usage_row_and_point() -> None:

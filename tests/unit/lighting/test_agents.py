@@ -86,7 +86,8 @@ def test_garbage_between_readings_is_dead_lettered_and_the_checkpoint_passes_it(
     with context() as ctx:
         ctx.put(reading(START_MS), key="site-1")
         ctx.put(b"{not json", key="site-1")
-        ctx.put(reading(START_MS + MINUTE_MS), key="site-1")
+        # Power beyond the current state's deadband: the state is written.
+        ctx.put(reading(START_MS + MINUTE_MS, power_w=90.0), key="site-1")
         position = ctx.checkpoint()
         assert [d.sequence_number for d in ctx.dead_letters] == [2]
         assert position == Position(3, 0)

@@ -260,6 +260,21 @@ def test_a_partial_redetection_of_a_stored_spike_is_dropped_once_answered() -> N
     assert (shard.command.stored, shard.query.stored, shard.letters) == ({}, {}, [])
 
 
+def test_a_spike_the_lost_region_left_open_is_closed_by_the_redetection() -> None:
+    left_open = msgspec.structs.replace(
+        spike(TS_MS - 3 * MINUTE_MS), status="open", ended_at_ms=None
+    )
+    stored = dict(views.command_writes(left_open)[0].item)
+    shard = Shard(Store({f"SPIKE#{TAKEN}": [stored]}))
+    shard.write(spike(TS_MS))
+    shard.episodes.answer_pending()
+    shard.flush()
+    (write,) = shard.command.stored.values()
+    item = write.item  # type: ignore[attr-defined]
+    assert (item["event_id"], item["status"]) == (left_open.event_id, "closed")
+    assert item["started_at_ms"] == TS_MS - 3 * MINUTE_MS
+
+
 def test_an_output_waiting_past_the_hold_bound_is_dead_lettered_per_store() -> None:
     store = Store()
     store.fail = 1_000  # DynamoDB reads keep failing

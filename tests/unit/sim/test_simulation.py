@@ -166,7 +166,7 @@ def test_replaying_through_the_rules_reproduces_the_ground_truth(
                         event.cleared_at_ms,
                     )
                 )
-            elif isinstance(event, EnergySpike):
+            elif isinstance(event, EnergySpike) and event.status == "closed":
                 spikes.append(
                     SpikeTruth(
                         event.site_id,
