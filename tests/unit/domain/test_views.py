@@ -8,6 +8,7 @@ from domain.views import (
     TimePoint,
     command_writes,
     current_state_key,
+    point_version,
     time_points,
 )
 
@@ -147,9 +148,9 @@ def test_a_spike_is_stored_open_then_replaced_by_its_closed_version() -> None:
                 "rule": "rule-1",
             },
             60_000,
-            1,
         )
     ]
+    assert (point_version(opened), point_version(event)) == (1, 2)
     assert time_points(event) == [
         TimePoint(
             "events",
@@ -166,7 +167,6 @@ def test_a_spike_is_stored_open_then_replaced_by_its_closed_version() -> None:
                 "duration_ms": 120_000,
             },
             60_000,
-            2,
         )
     ]
     # One identity: the closed point replaces the open one, and carries all of its measures.

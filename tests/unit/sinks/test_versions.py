@@ -119,20 +119,13 @@ def test_unversioned_points_always_pass() -> None:
     assert forward_only([point], superseded) == set()
 
 
-class RevisedSpike(EnergySpike, frozen=True):
-    """A spike with a revision, as the spike lifecycle adds one."""
-
-    revision: int = 3
-
-
-def test_a_spike_revision_plugs_in_as_its_version() -> None:
+def test_a_spike_revision_is_its_version() -> None:
     ids = ("s1", "b1", "r1", "a1")
-    spike = EnergySpike(*ids, T0, T0 + 60_000, 900.0, 500.0, 6.5, "rated")
-    assert point_version(spike) is None
-    revised = RevisedSpike(*ids, T0, T0 + 60_000, 900.0, 500.0, 6.5, "rated")
-    assert point_version(revised) == 3
-    [point] = points(revised)
-    assert isinstance(point, VersionedPoint) and point.order == 3
+    opened = EnergySpike(*ids, T0, None, 900.0, 500.0, 6.5, "rated", status="open")
+    closed = EnergySpike(*ids, T0, T0 + 60_000, 900.0, 500.0, 6.5, "rated")
+    assert (point_version(opened), point_version(closed)) == (1, 2)
+    [point] = points(closed)
+    assert isinstance(point, VersionedPoint) and point.order == 2
 
 
 def test_timestream_version_is_the_event_version_plus_one() -> None:
