@@ -52,6 +52,8 @@ _HOP_BY_HOP = frozenset(
 _ITERATORS_KEPT = 200_000
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
+Answer = tuple[int, list[tuple[str, str]], bytes]
+"""An HTTP answer: status, headers, body."""
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -66,7 +68,7 @@ class Upstream:
         self._port = parsed.port or 80
         self._local = threading.local()
 
-    def call(self, headers: dict[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    def call(self, headers: dict[str, str], body: bytes) -> Answer:
         for attempt in (0, 1):
             connection = self._connection()
             try:
@@ -161,14 +163,13 @@ class KinesisFront:
         )
         await send({"type": "http.response.body", "body": out})
 
-    def handle(
-        self, headers: dict[str, str], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
+    def handle(self, headers: dict[str, str], body: bytes) -> Answer:
         action = headers.get("x-amz-target", "").removeprefix(_TARGET_PREFIX)
         json_type = [("Content-Type", "application/x-amz-json-1.1")]
         if action == "UpdateShardCount":
             try:
-                return 200, json_type, json.dumps(self._update_shard_count(json.loads(body))).encode()
+                answer = self._update_shard_count(json.loads(body))
+                return 200, json_type, json.dumps(answer).encode()
             except FrontError as exc:
                 return exc.status, json_type, json.dumps(exc.body).encode()
         status, out_headers, out = self._upstream.call(headers, body)
