@@ -36,6 +36,7 @@ import json
 import os
 import sys
 import threading
+import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -238,6 +239,7 @@ class KinesisFront:
                     },
                 )
             for shard in open_shards:
+                self._wait_active(stream)
                 low = int(shard["HashKeyRange"]["StartingHashKey"])
                 high = int(shard["HashKeyRange"]["EndingHashKey"])
                 self._upstream.target(
@@ -248,11 +250,26 @@ class KinesisFront:
                         "NewStartingHashKey": str((low + high + 1) // 2),
                     },
                 )
+            self._wait_active(stream)
         return {
             "StreamName": stream,
             "CurrentShardCount": len(open_shards),
             "TargetShardCount": target,
         }
+
+    def _wait_active(self, stream: str, timeout_s: float = 30.0) -> None:
+        """kinesalite takes a split asynchronously (UPDATING, even with --updateStreamMs 0)
+        and refuses the next one until the stream is ACTIVE again."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            summary = self._upstream.target("DescribeStreamSummary", {"StreamName": stream})
+            if summary["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE":
+                return
+            if time.monotonic() > deadline:
+                raise FrontError(
+                    500, {"__type": "InternalFailure", "message": f"{stream} stayed UPDATING"}
+                )
+            time.sleep(0.05)
 
 
 def serve(port: int, upstream: str, host: str = LOOPBACK) -> None:

@@ -14,14 +14,19 @@ all its parents at SHARD_END. So every child processor's start (its own log line
 the same machine) must come after each parent's `saved_at_ms` of that final snapshot. The
 check is an ordering of two events, not a duration.
 
-How the tests were checked to fail (patched in the tree, run, reverted):
-- SHARD_END removed from the bridge (`DaemonBridge._shard_ended` returning before
-  `processor.shard_ended`): the parents never reach SHARD_END, the daemon retries the
-  shutdown of the parent forever and never starts a child; both tests fail waiting for the
-  items of the children's keys.
-- parent-first ordering broken (the front giving children no parents, so the daemon's leases
-  name none and nothing blocks a child; see the module's report): see the report of the
-  branch that added this module for the run.
+How the split-and-merge test was checked to fail (patched in a copy of the tree, run, thrown
+away):
+- the bridge's SHARD_END checkpoint removed (`DaemonBridge._shard_ended` returning at once):
+  the daemon logs "Application didn't checkpoint at end of shard" on every retry of the
+  parent's shutdown, no parent reaches SHARD_END, no child starts; the test fails waiting for
+  the split parent's SHARD_END.
+- parent-first broken (`ShardCheckpoint.commit_end` committing SHARD_END first and saving the
+  final state 15 s later): the children start in between and take the parent's older state;
+  the test fails (see the branch's report for the assertion that caught it).
+
+The daemons run with KCL 3's graceful lease hand-over off. With it on (the daemon's default),
+one run of the doubling test wedged: the leader moved two child leases that still waited for
+their parent, and neither worker ever started them in four minutes.
 """
 
 from __future__ import annotations
@@ -127,6 +132,10 @@ def start_daemon(deployment: Deployment, worker_id: str, log: Path) -> Daemon:
             parent_shard_poll_interval_ms=1_000,
             lease_assignment_interval_ms=2_000,
             worker_metrics_report_interval_ms=1_000,
+            # KCL 3.1.3's graceful hand-over once wedged a child lease that the leader moved
+            # while it still waited for its parent: neither worker ever started it (see the
+            # module docstring). Without it a moved lease is taken at once, as on a failover.
+            extra={"isGracefulLeaseHandoffEnabled": "false"},
         ),
     )
     env = {**deployment.env, "LUXFLOW_WORKER_ID": worker_id, "AWS_REGION": "us-east-1"}

@@ -34,6 +34,7 @@ class FakeKinesalite(Upstream):
     def __init__(self, shards: list[dict[str, Any]]) -> None:
         self.shards = shards
         self.splits: list[tuple[str, str]] = []
+        self.settled = 0
 
     def call(self, headers: dict[str, str], body: bytes) -> Answer:
         action = headers["x-amz-target"].split(".")[1]
@@ -52,7 +53,13 @@ class FakeKinesalite(Upstream):
     def target(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         if action == "ListShards":
             return {"Shards": self.shards}
+        if action == "DescribeStreamSummary":
+            # kinesalite is UPDATING for a moment after each split.
+            status = "UPDATING" if len(self.splits) > self.settled else "ACTIVE"
+            self.settled = len(self.splits)
+            return {"StreamDescriptionSummary": {"StreamStatus": status}}
         if action == "SplitShard":
+            assert self.settled == len(self.splits), "split while the stream was UPDATING"
             self.splits.append((payload["ShardToSplit"], payload["NewStartingHashKey"]))
             return {}
         raise AssertionError(action)
