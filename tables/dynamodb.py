@@ -364,11 +364,17 @@ def _position_of(head: dict[str, Any]) -> Position | None:
 
 
 def _lease_held(fence: LeaseFence) -> dict[str, Any]:
-    """The ConditionCheck: the KCL lease item still names this owner at this counter."""
+    """The ConditionCheck: the KCL lease item still names this owner at this counter.
+
+    While KCL 3 hands a lease over gracefully, `leaseOwner` already names the next worker and
+    `checkpointOwner` the one still processing until its final checkpoint: that one holds
+    the lease for our saves too (else its final save, at SHARD_END its children's base, is
+    refused and the shard end stalls until the hand-over times out)."""
+    owns = "(checkpointOwner = :me OR (leaseOwner = :me AND attribute_not_exists(checkpointOwner)))"
     return {
         "TableName": fence.table,
         "Key": {"leaseKey": {"S": fence.shard_id}},
-        "ConditionExpression": "leaseOwner = :me AND leaseCounter >= :counter",
+        "ConditionExpression": f"{owns} AND leaseCounter >= :counter",
         "ExpressionAttributeValues": {
             ":me": {"S": fence.owner},
             ":counter": {"N": str(fence.counter)},

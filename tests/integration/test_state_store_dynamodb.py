@@ -262,3 +262,30 @@ def test_the_owners_own_renewal_during_a_checkpoint_does_not_refuse_its_save(
     loaded = store.load(shard)
     assert loaded is not None
     assert (loaded.base, loaded.position) == (b"a@4", Position(4))
+
+
+def test_during_a_graceful_hand_over_the_worker_still_processing_saves_and_the_next_does_not(
+    store: DynamoDBStateStore, aws: Callable[[str], Any], unique_name: Callable[[str], str]
+) -> None:
+    """KCL 3's graceful hand-over names the next worker in `leaseOwner` and the one still
+    processing (until its final checkpoint) in `checkpointOwner`."""
+    client = store._client
+    leases = _lease_table(aws, unique_name)
+    shard = "shardId-000000000004"
+    a = _take_lease(client, leases, shard, "worker-a", 1)
+    client.update_item(
+        TableName=leases,
+        Key={"leaseKey": {"S": shard}},
+        UpdateExpression="SET leaseOwner = :next, checkpointOwner = :current",
+        ExpressionAttributeValues={":next": {"S": "worker-b"}, ":current": {"S": "worker-a"}},
+    )
+    store.save(shard, Snapshot(shard, Position(3), 1, b"a@3", final=True), fence=a)
+    with pytest.raises(LeaseLostError):
+        store.save(
+            shard,
+            Snapshot(shard, Position(4), 2, b"b@4"),
+            fence=LeaseFence(leases, shard, "worker-b", 1),
+        )
+    loaded = store.load(shard)
+    assert loaded is not None
+    assert (loaded.base, loaded.final) == (b"a@3", True)
