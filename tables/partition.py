@@ -139,9 +139,13 @@ class WindowedPartition:
         `floor_ms` when given), never back; True if it moved. From what readings showed, not
         from an earlier idle move: quiet spells separated by a reading that does not pass the
         clock never add up."""
-        seen = self.seen_ms if self.seen_ms is not None else self.max_event_ms
-        if seen is None or self.max_event_ms is None:
+        if self.max_event_ms is None:
             return False
+        if self.seen_ms is None:
+            # Restored from a snapshot, which keeps the clock but not what readings showed:
+            # anchor here, or each idle move would count from the one before it.
+            self.seen_ms = self.max_event_ms
+        seen = self.seen_ms
         target = seen + elapsed_ms
         if floor_ms is not None:
             target = max(target, floor_ms)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import msgspec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from core.clock import HOUR_MS, MINUTE_MS, SECOND_MS
@@ -181,6 +181,9 @@ bad_clocks = st.lists(st.integers(-HOUR_MS, HOUR_MS), max_size=2)
     actions=actions,
     offsets=bad_clocks,
 )
+# A restart after the last record: the restored clock has no record of what readings showed,
+# and each idle move used to count from the one before it (a week gone in two hours).
+@example(lag_ms=2 * SECOND_MS, upload_speed=1, actions={99: ("restart", 0)}, offsets=[])
 def test_no_pause_outage_restart_or_bad_clock_changes_what_the_honest_devices_get(
     lag_ms: int, upload_speed: int, actions: dict[int, Action], offsets: list[int]
 ) -> None:
