@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.errors import LeaseLostError, StateStoreError
 from core.records import LeaseFence, Position
 from core.retry import Backoff, error_code, retry_call
+from tables.deletes import delete_items
 from tables.savepoints import PREFIX as SAVEPOINT_PREFIX
 from tables.store import Snapshot, StoredState, older
 
@@ -323,26 +324,15 @@ class DynamoDBStateStore:
             kwargs["ExclusiveStartKey"] = last
 
     def _delete_keys(self, shard_id: str, items: list[str]) -> None:
-        """Delete items of one shard, 25 per BatchWriteItem, re-sending exactly the
-        unprocessed ones."""
-        for offset in range(0, len(items), 25):
-            pending: list[dict[str, Any]] = [
-                {"DeleteRequest": {"Key": {"shard_id": {"S": shard_id}, "item": {"S": item}}}}
-                for item in items[offset : offset + 25]
-            ]
-            retry = 0
-            while pending:
-                response = self._call(
-                    self._client.batch_write_item, RequestItems={self.table_name: pending}
-                )
-                pending = response.get("UnprocessedItems", {}).get(self.table_name, [])
-                if pending:
-                    if retry + 1 >= self._backoff.max_attempts:
-                        raise StateStoreError(
-                            f"shard {shard_id}: {len(pending)} deletes left unprocessed"
-                        )
-                    self._backoff.pause(retry)
-                    retry += 1
+        """Delete items of one shard (`tables.deletes.delete_items`)."""
+        delete_items(
+            self._call,
+            self._client,
+            self.table_name,
+            self._backoff,
+            partition=shard_id,
+            items=items,
+        )
 
 
 _SEQUENCE_DIGITS: Final = 129

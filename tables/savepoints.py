@@ -40,6 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.errors import StateStoreError
 from core.records import Position
 from core.retry import Backoff, retry_call
+from tables.deletes import delete_items
 
 PREFIX: Final = "SAVEPOINT#"
 INDEX: Final = PREFIX
@@ -232,22 +233,14 @@ class SavepointStore:
             kwargs["ExclusiveStartKey"] = last
 
     def _delete(self, partition: str, items: list[str]) -> None:
-        for offset in range(0, len(items), 25):
-            pending: list[dict[str, Any]] = [
-                {"DeleteRequest": {"Key": {"shard_id": {"S": partition}, "item": {"S": item}}}}
-                for item in items[offset : offset + 25]
-            ]
-            retry = 0
-            while pending:
-                response = self._call(
-                    self._client.batch_write_item, RequestItems={self.table_name: pending}
-                )
-                pending = response.get("UnprocessedItems", {}).get(self.table_name, [])
-                if pending:
-                    if retry + 1 >= self._backoff.max_attempts:
-                        raise StateStoreError(f"{len(pending)} savepoint deletes unprocessed")
-                    self._backoff.pause(retry)
-                    retry += 1
+        delete_items(
+            self._call,
+            self._client,
+            self.table_name,
+            self._backoff,
+            partition=partition,
+            items=items,
+        )
 
 
 def _index_key(savepoint: Savepoint) -> str:
