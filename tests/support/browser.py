@@ -8,18 +8,14 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
-from emulators.moto import free_port
-from tests.support.chromium import _page_target, chromium_binary
+from tests.support.chromium import devtools
 
 
 class Browser:
@@ -75,24 +71,7 @@ class Browser:
 
 @contextmanager
 def browser(*, width: int = 1100, height: int = 1400) -> Iterator[Browser]:
-    port = free_port()
-    profile = tempfile.mkdtemp(prefix="luxflow-chromium-")
-    process = subprocess.Popen(
-        [
-            chromium_binary(), "--headless=new", "--no-sandbox", "--disable-gpu",
-            "--no-first-run", "--disable-extensions", f"--user-data-dir={profile}",
-            f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1",
-            f"--window-size={width},{height}", "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        with connect(_page_target(port), max_size=64 * 1024 * 1024, open_timeout=30) as ws:
-            session = Browser(ws)
-            session.call("Page.enable")
-            yield session
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(profile, ignore_errors=True)
+    with devtools(width=width, height=height) as ws:
+        session = Browser(ws)
+        session.call("Page.enable")
+        yield session

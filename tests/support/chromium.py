@@ -12,9 +12,11 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from emulators.moto import free_port
 
@@ -30,6 +32,40 @@ def render(
     url: str, headers: dict[str, str], *, width: int = 1100, height: int = 1400
 ) -> tuple[str, bytes]:
     """(outerHTML after load, PNG screenshot) of `url` fetched with `headers`."""
+    with devtools(width=width, height=height) as ws:
+        ids = itertools.count(1)
+
+        def call(method: str, **params: Any) -> dict[str, Any]:
+            message_id = next(ids)
+            ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
+            while True:
+                message = json.loads(ws.recv(timeout=60))
+                if message.get("id") == message_id:
+                    if "error" in message:
+                        raise AssertionError(f"{method}: {message['error']}")
+                    result: dict[str, Any] = message.get("result", {})
+                    return result
+
+        call("Page.enable")
+        call("Network.enable")
+        call("Network.setExtraHTTPHeaders", headers=headers)
+        call("Page.navigate", url=url)
+        deadline = time.monotonic() + 60
+        while True:
+            state = call("Runtime.evaluate", expression="document.readyState")
+            if state["result"].get("value") == "complete":
+                break
+            assert time.monotonic() < deadline, "the page did not finish loading"
+            time.sleep(0.1)
+        dom = call("Runtime.evaluate", expression="document.documentElement.outerHTML")
+        shot = call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        return str(dom["result"]["value"]), base64.b64decode(shot["data"])
+
+
+@contextmanager
+def devtools(*, width: int = 1100, height: int = 1400) -> Iterator[ClientConnection]:
+    """A headless Chromium on a free port of 127.0.0.1 and a DevTools connection to its page;
+    the browser and its profile are gone when the block ends."""
     port = free_port()
     profile = tempfile.mkdtemp(prefix="luxflow-chromium-")
     process = subprocess.Popen(
@@ -43,35 +79,8 @@ def render(
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        target = _page_target(port)
-        with connect(target, max_size=64 * 1024 * 1024, open_timeout=30) as ws:
-            ids = itertools.count(1)
-
-            def call(method: str, **params: Any) -> dict[str, Any]:
-                message_id = next(ids)
-                ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
-                while True:
-                    message = json.loads(ws.recv(timeout=60))
-                    if message.get("id") == message_id:
-                        if "error" in message:
-                            raise AssertionError(f"{method}: {message['error']}")
-                        result: dict[str, Any] = message.get("result", {})
-                        return result
-
-            call("Page.enable")
-            call("Network.enable")
-            call("Network.setExtraHTTPHeaders", headers=headers)
-            call("Page.navigate", url=url)
-            deadline = time.monotonic() + 60
-            while True:
-                state = call("Runtime.evaluate", expression="document.readyState")
-                if state["result"].get("value") == "complete":
-                    break
-                assert time.monotonic() < deadline, "the page did not finish loading"
-                time.sleep(0.1)
-            dom = call("Runtime.evaluate", expression="document.documentElement.outerHTML")
-            shot = call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-            return str(dom["result"]["value"]), base64.b64decode(shot["data"])
+        with connect(_page_target(port), max_size=64 * 1024 * 1024, open_timeout=30) as ws:
+            yield ws
     finally:
         process.terminate()
         process.wait(timeout=10)
