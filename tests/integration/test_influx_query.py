@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 
 from core.clock import DAY_MS, HOUR_MS
+from domain.deadband import DEFAULT_DEADBAND, worth_writing, written_of
+from domain.events import AssetState
+from domain.rules import WrittenState, asset_state
 from domain.timestamps import format_ts
 from tests.support.influx import SimulatedRun, close, influx_client, stored_points
 
@@ -45,9 +48,14 @@ def test_spikes_of_every_site_equal_the_ground_truth(influx_run: SimulatedRun) -
 
 
 def test_asset_state_is_the_last_reading(influx_run: SimulatedRun) -> None:
-    last = {}
+    # The stored current state is the last one the default deadband chose to write.
+    written: dict[str, WrittenState] = {}
+    last: dict[str, AssetState] = {}
     for reading in influx_run.simulation.readings():
-        last[reading.asset_id] = reading
+        state = asset_state(reading)
+        if worth_writing(written.get(reading.asset_id), state, DEFAULT_DEADBAND):
+            written[reading.asset_id] = written_of(state)
+            last[reading.asset_id] = state
     for asset_id in sorted(last)[:3]:
         [row] = query(influx_run, "asset", asset_id)
         assert row["ts_ms"] == last[asset_id].ts_ms
