@@ -73,7 +73,7 @@ class ArchiveProgress:
             left = elapsed_s * (self.total_bytes - self.bytes_read) / self.bytes_read
         return (
             f"archive: {self.records:,} records read, {self.objects}/{self.total_objects} objects "
-            f"({self.bytes_read / 1e6:,.1f} of {self.total_bytes / 1e6:,.1f} MB), "
+            f"({self.bytes_read / 1e6:,.2f} of {self.total_bytes / 1e6:,.2f} MB), "
             f"{self.records / elapsed_s:,.0f} records/s, about {duration(left)} left"
         )
 

@@ -7,36 +7,23 @@ items and Timestream records as a replay of the same records from the stream.
 
 from __future__ import annotations
 
-import base64
 import gzip
-import importlib.util
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from benchmarks.archive_path import stream_records, write_archive
 from core.records import Record
-from streams.kinesis.reader import ShardReader, list_shards
 from tests.support.deployment import Deployment, recent_params
 
 pytestmark = pytest.mark.integration
 
-LAMBDA = Path(__file__).parents[2] / "infra" / "lambda" / "archive-format" / "index.py"
 PARAMS: dict[str, Any] = {"sites": 2, "hours": 2}
 MALFORMED = b'{"v":1,"shard":"shardId-000000000000","seq":"12x","sub":0}'
-
-
-def load_lambda() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("archive_format_lambda", LAMBDA)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass
@@ -44,21 +31,6 @@ class StreamReplay:
     records: list[Record]
     items: list[dict[str, Any]]
     query_model: dict[Any, Any]
-
-
-def stream_records(deployment: Deployment) -> list[Record]:
-    """Every record of the stream, as the local runner reads them, in arrival order."""
-    client = deployment.aws("kinesis")
-    stream = deployment.env["LUXFLOW_STREAM"]
-    records: list[Record] = []
-    for shard in list_shards(client, stream):
-        reader = ShardReader(client, stream, shard.shard_id, "TRIM_HORIZON", max_calls_per_s=50)
-        while True:
-            batch = reader.read()
-            records.extend(batch.records)
-            if not batch.records and batch.millis_behind_latest == 0:
-                break
-    return sorted(records, key=lambda r: (r.arrival_ms, r.shard_id, r.position))
 
 
 @pytest.fixture(scope="module")
@@ -75,64 +47,11 @@ def from_the_stream(
     deployment.send(sent)
     assert deployment.run_worker_until_idle() == len(sent)
     deployment.luxflow("replay", "--from", "trim-horizon", "--yes", "--run", "--progress-s", "60")
-    records = stream_records(deployment)
+    records = stream_records(deployment.aws("kinesis"), deployment.env["LUXFLOW_STREAM"])
     assert len(records) == len(sent) and len({r.shard_id for r in records}) == 2
     items = deployment.items()
     assert sum(1 for i in items if i.get("type") == "usage_report") >= 4  # 2 sites x 2 hours
     return StreamReplay(records, items, deployment.timestream_view())
-
-
-def firehose_event(records: list[Record]) -> dict[str, Any]:
-    return {
-        "invocationId": str(uuid.uuid4()),
-        "deliveryStreamArn": "arn:aws:firehose:us-east-1:111111111111:deliverystream/archive",
-        "sourceKinesisStreamArn": "arn:aws:kinesis:us-east-1:111111111111:stream/telemetry",
-        "region": "us-east-1",
-        "records": [
-            {
-                "recordId": f"{i:08d}",
-                "approximateArrivalTimestamp": r.arrival_ms,
-                "data": base64.b64encode(r.data).decode("ascii"),
-                "kinesisRecordMetadata": {
-                    "shardId": r.shard_id,
-                    "partitionKey": r.partition_key,
-                    "approximateArrivalTimestamp": r.arrival_ms,
-                    "sequenceNumber": str(r.sequence_number),
-                    "subsequenceNumber": r.sub_sequence_number,
-                },
-            }
-            for i, r in enumerate(records)
-        ],
-    }
-
-
-def firehose_key(prefix: str, first: Record, buffer: int) -> str:
-    """Firehose's name for an object: the hour and the time of its oldest record, then
-    <delivery stream>-<version>-<yyyy-MM-dd-HH-mm-ss>-<uuid>, and .gz for GZIP. The test sends
-    in seconds what Firehose buffers for 5 minutes: the i-th buffer is named i minutes on, as
-    Firehose's buffers are named minutes apart."""
-    at = datetime.fromtimestamp(first.arrival_ms / 1000 + 60 * buffer, UTC)
-    return f"{prefix}{at:%Y/%m/%d/%H}/luxflow-archive-1-{at:%Y-%m-%d-%H-%M-%S}-{uuid.uuid4()}.gz"
-
-
-def write_archive(
-    s3: Any, bucket: str, prefix: str, records: list[Record], *, buffers: int = 3
-) -> list[tuple[str, bytes]]:
-    """The archive path: records in arrival order, cut into `buffers` Firehose buffers (each
-    holding both shards' records), each transformed by the Lambda, concatenated, GZIP'd and put
-    under Firehose's key layout. Returns (key, uncompressed body) per object."""
-    handler = load_lambda().handler
-    size = -(-len(records) // buffers)
-    objects = []
-    for start in range(0, len(records), size):
-        buffer = records[start : start + size]
-        result = handler(firehose_event(buffer), None)
-        assert {r["result"] for r in result["records"]} == {"Ok"}
-        body = b"".join(base64.b64decode(r["data"]) for r in result["records"])
-        objects.append((firehose_key(prefix, buffer[0], len(objects)), body))
-    for key, body in objects:
-        s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(body))
-    return objects
 
 
 def fresh_deployment(
