@@ -166,7 +166,7 @@ function archiveFormatFunction(stack: Stack, key: kms.IKey): lambda.Function {
     'CKV_AWS_115',
     'Concurrency follows Firehose (one invocation per shard at most); a reserved limit would only throttle the archive.',
   );
-  skipCheckov(fn, 'CKV_AWS_173', 'No environment variables.');
+  skipCheckov(fn, 'CKV_AWS_173', 'The function has no environment variables: nothing to encrypt with a key.');
   ignoreCfnLint(
     fn,
     'W3005',
