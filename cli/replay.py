@@ -80,8 +80,8 @@ def register(sub: SubParsers) -> None:
         "--progress-s",
         type=float,
         default=10.0,
-        help="with --run: seconds between progress lines (per shard: records read, rate, "
-        "distance to the tip, time left)",
+        help="with --run or --archive: seconds between progress lines (records read, rate, "
+        "time left: per shard from the distance to the tip, or from the archive bytes left)",
     )
     replay.set_defaults(run=cmd_replay)
     savepoint_cli.register(sub)
