@@ -7,7 +7,9 @@ Prints one table: records replayed, wall time, the replaying process's CPU time 
 rusage, so the emulator's CPU is not counted), records/s per core (records / CPU seconds), and
 what one site-week (the simulator's site: 10 assets, one reading a minute) takes at that rate.
 The stream is filled and read once by `luxflow worker` first, so the replay rewrites items
-that exist, as an operator's replay does.
+that exist, as an operator's replay does. Then the same records are archived as the archive
+path writes them (`benchmarks.archive_path`: one GZIP object per simulated hour) and replayed
+with `luxflow replay --archive` (the archive rows of the table).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.archive_path import stream_records, write_archive
 from core.clock import HOUR_MS
 from domain.registry import encode_registry
 from emulators.moto import MotoServer, emulator_env
@@ -124,6 +127,21 @@ def measure(sites: int, hours: int, shards: int) -> dict[str, float]:
         wall_s, cpu_s, stderr = _timed(
             env, "replay", "--from", "trim-horizon", "--yes", "--run", "--progress-s", "30"
         )
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        s3.create_bucket(Bucket="bench-replay-archive")
+        archived = stream_records(kinesis, env["LUXFLOW_STREAM"])
+        write_archive(s3, "bench-replay-archive", "raw/", archived, buffers=hours)
+        archive_wall_s, archive_cpu_s, archive_err = _timed(
+            env, "replay", "--archive", "s3://bench-replay-archive/raw/", "--yes"
+        )
+    if f"luxflow replay: {records} records read from the archive" not in archive_err:
+        raise RuntimeError(f"the archive replay did not read {records}: {archive_err[-2000:]}")
     match = re.search(r"luxflow replay: (\d+) records read", stderr)
     replayed = int(match.group(1)) if match else 0
     if replayed != records:
@@ -138,6 +156,9 @@ def measure(sites: int, hours: int, shards: int) -> dict[str, float]:
         "records_per_s_per_core": per_core,
         "site_week_records": site_week_records,
         "site_week_s": site_week_records / (records / wall_s),
+        "archive_wall_s": archive_wall_s,
+        "archive_cpu_s": archive_cpu_s,
+        "archive_site_week_s": site_week_records / (records / archive_wall_s),
     }
 
 
@@ -160,6 +181,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"| one site-week ({figures['site_week_records']:,.0f} records) at that rate | "
         f"{figures['site_week_s']:.1f} s |"
+    )
+    print(
+        f"| from the archive (S3, {args.hours} objects): wall / CPU time | "
+        f"{figures['archive_wall_s']:.1f} s / {figures['archive_cpu_s']:.1f} s |"
+    )
+    print(
+        f"| from the archive, records/s per core | "
+        f"{figures['records'] / figures['archive_cpu_s']:,.0f} |"
+    )
+    print(
+        f"| one site-week from the archive at that rate (wall) | "
+        f"{figures['archive_site_week_s']:.1f} s |"
     )
     return 0
 

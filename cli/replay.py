@@ -10,7 +10,8 @@ from collections.abc import Callable
 from cli import replay_run
 from cli import savepoint as savepoint_cli
 from cli.base import SubParsers, info
-from core.errors import ReplayRefusedError
+from cli.replay_archive import cmd_replay_archive
+from core.errors import ConfigError, ReplayRefusedError
 from domain.timestamps import format_ts
 from lighting.clients import Clients
 from lighting.settings import Settings, parse_time_ms
@@ -33,7 +34,7 @@ def register(sub: SubParsers) -> None:
         description="Move every shard's checkpoint back so the workers read the stream again. "
         "Stop the workers first; start them afterwards. " + REWRITES + ".",
     )
-    start = replay.add_mutually_exclusive_group(required=True)
+    start = replay.add_mutually_exclusive_group()
     start.add_argument(
         "--from",
         dest="from_",
@@ -54,6 +55,19 @@ def register(sub: SubParsers) -> None:
         metavar="TIME",
         help="like --savepoint, with the latest savepoint taken at or before this ISO-8601 time",
     )
+    replay.add_argument(
+        "--archive",
+        metavar="S3_URL",
+        help="read the raw-record archive instead of the stream (s3://BUCKET/raw/region=R/), "
+        "beyond the stream's retention, in this process: the state is deleted, every record "
+        "goes through the same engines in its shard's order, and "
+        + REWRITES
+        + "; the stream's checkpoints are not moved. With --from/--to: only records that "
+        "ARRIVED at the stream in [--from, --to)",
+    )
+    replay.add_argument(
+        "--to", metavar="TIME", help="with --archive: stop before records that arrived at TIME"
+    )
     replay.add_argument("--yes", action="store_true", help="do not ask before rewriting")
     replay.add_argument(
         "--run",
@@ -66,8 +80,8 @@ def register(sub: SubParsers) -> None:
         "--progress-s",
         type=float,
         default=10.0,
-        help="with --run: seconds between progress lines (per shard: records read, rate, "
-        "distance to the tip, time left)",
+        help="with --run or --archive: seconds between progress lines (records read, rate, "
+        "time left: per shard from the distance to the tip, or from the archive bytes left)",
     )
     replay.set_defaults(run=cmd_replay)
     savepoint_cli.register(sub)
@@ -92,6 +106,20 @@ def confirm(
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    if args.archive is not None:
+        if args.savepoint is not None or args.at is not None:
+            raise ConfigError("--archive starts from fresh state: not with --savepoint or --at")
+        interactive = sys.stdin.isatty()
+        return cmd_replay_archive(
+            args,
+            settings,
+            lambda what: confirm(what, yes=args.yes, interactive=interactive),
+            REWRITES,
+        )
+    if args.from_ is None and args.savepoint is None and args.at is None:
+        raise ConfigError("one of --from, --savepoint, --at or --archive is required")
+    if args.to is not None:
+        raise ConfigError("--to is for --archive only")
     clients = Clients(settings)
     leases = LeaseTable(clients.dynamodb, settings.app_name)
     state = DynamoDBStateStore(clients.dynamodb, settings.state_table)

@@ -50,6 +50,11 @@ class Clients:
             return client
 
     @property
+    def s3(self) -> Any:
+        """Read by a replay from the raw-record archive only."""
+        return self._client("s3", self._settings.endpoint_url)
+
+    @property
     def kinesis(self) -> Any:
         settings = self._settings
         return self._client("kinesis", settings.kinesis_endpoint_url or settings.endpoint_url)

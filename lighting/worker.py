@@ -130,6 +130,21 @@ def lighting_app(settings: Settings, views: WorkerViews) -> App:
     return app
 
 
+def shard_engines(
+    settings: Settings, clients: Clients, views: WorkerViews, *, bounded: bool
+) -> ShardEngineFactory:
+    """The engines of the local runner and of a replay from the archive: one per shard,
+    sharing `views`, writing through its fence, state in the state table."""
+    return engine_factory(
+        settings,
+        views.writer(clients, settings),
+        lighting_app(settings, views),
+        DynamoDBStateStore(clients.dynamodb, settings.state_table),
+        gate=views.gate,
+        bounded=bounded,
+    )
+
+
 def local_runner(
     settings: Settings,
     clients: Clients,
@@ -143,20 +158,11 @@ def local_runner(
     (`EngineConfig.bounded`)."""
     if bounded is None:
         bounded = stop_when_idle_ms is not None
-    store = DynamoDBStateStore(clients.dynamodb, settings.state_table)
-    writer = views.writer(clients, settings)
     return LocalRunner(
         clients.kinesis,
         settings.stream,
         LeaseTable(clients.dynamodb, settings.app_name),
-        engine_factory(
-            settings,
-            writer,
-            lighting_app(settings, views),
-            store,
-            gate=views.gate,
-            bounded=bounded,
-        ),
+        shard_engines(settings, clients, views, bounded=bounded),
         LocalRunnerConfig(
             worker_id=settings.owner,
             initial_position=settings.initial_position,

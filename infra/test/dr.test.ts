@@ -68,18 +68,15 @@ describe.each(regions)('devices fail over: region %s', (region) => {
 describe.each(regions)('telemetry survives its region: region %s', (region) => {
   const template = synth.region(region);
 
-  test('the stream is archived by Firehose to S3: one JSON record per line, by site, GZIP, 5-minute buffer', () => {
+  test('the stream is archived by Firehose to S3: GZIP, 5-minute buffer, by hour (the line format: archive.test.ts)', () => {
     const { props } = only(template, 'AWS::KinesisFirehose::DeliveryStream');
     expect(props.DeliveryStreamType).toBe('KinesisStreamAsSource');
     expect(props.KinesisStreamSourceConfiguration.KinesisStreamARN).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^Stream/), 'Arn'] });
     const s3 = props.ExtendedS3DestinationConfiguration;
     expect(s3.BucketARN).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^Archive[0-9A-F]{8}$/), 'Arn'] });
-    expect(s3.Prefix).toBe(`raw/region=${region}/site=!{partitionKeyFromQuery:site}/!{timestamp:yyyy/MM/dd/HH}/`);
+    expect(s3.Prefix).toBe(`raw/region=${region}/!{timestamp:yyyy/MM/dd/HH}/`);
     expect(s3.BufferingHints).toEqual({ IntervalInSeconds: 300, SizeInMBs: 64 });
     expect(s3.CompressionFormat).toBe('GZIP');
-    expect(s3.DynamicPartitioningConfiguration).toEqual({ Enabled: true });
-    expect(s3.ProcessingConfiguration.Processors.map((p: { Type: string }) => p.Type)).toEqual(['MetadataExtraction', 'AppendDelimiterToRecord']);
-    expect(JSON.stringify(s3.ProcessingConfiguration)).toContain('.topic_site_id');
   });
 
   test('the archive bucket: encrypted, private, TLS only, versioned, cheaper classes with age, replicated to the peer region within 15 minutes', () => {
