@@ -55,8 +55,32 @@ def escape_key(text: str, what: str = "tag") -> str:
     return _no_newline(what, text).translate(_KEY)
 
 
+_NAMES_KEPT: Final = 4_096
+"""At most this many escaped tag and field keys are remembered (`_escaped_name`): a
+schema's few names, never a runaway set."""
+_escaped_names: dict[tuple[str, str], str] = {}
+
+
+def _escaped_name(text: str, what: str) -> str:
+    """`escape_key` of a tag or field key, remembered: a point's keys are the schema's (a
+    series point has 23 fields), the same on every point, so each is checked and escaped
+    once rather than per point."""
+    key = (text, what)
+    done = _escaped_names.get(key)
+    if done is None:
+        done = escape_key(text, what)
+        if len(_escaped_names) < _NAMES_KEPT:
+            _escaped_names[key] = done
+    return done
+
+
 def field_value(name: str, value: object) -> str:
     """The line-protocol form of one field value."""
+    kind = type(value)
+    if kind is float:  # the common case first, by exact type (a bool is never a float)
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise ValueError(f"field {name!r} is {value!r}")
+        return repr(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -85,9 +109,16 @@ def encode_line(
         raise ValueError(f"time {time_ms} ms is outside InfluxDB's range")
     head = escape_measurement(measurement)
     tag_part = "".join(
-        f",{escape_key(key)}={escape_key(value)}" for key, value in sorted(tags.items()) if value
+        [
+            f",{_escaped_name(key, 'tag')}={escape_key(value)}"
+            for key, value in sorted(tags.items())
+            if value
+        ]
     )
     field_part = ",".join(
-        f"{escape_key(name, 'field')}={field_value(name, value)}" for name, value in fields.items()
+        [
+            f"{_escaped_name(name, 'field')}={field_value(name, value)}"
+            for name, value in fields.items()
+        ]
     )
     return f"{head}{tag_part} {field_part} {int(time_ms)}"

@@ -80,6 +80,8 @@ Record = dict[str, Any]
 
 def measure_value(name: str, value: object) -> dict[str, str]:
     """One typed MeasureValue. bool is BOOLEAN (checked before int, its superclass)."""
+    if type(value) is float and math.isfinite(value):  # most measures: one exact-type test
+        return {"Name": name, "Value": repr(value), "Type": "DOUBLE"}
     if isinstance(value, bool):
         return {"Name": name, "Value": "true" if value else "false", "Type": "BOOLEAN"}
     if isinstance(value, int):

@@ -148,6 +148,35 @@ def test_a_reading_late_within_the_grace_updates_its_minute_and_one_beyond_is_de
     assert ("lamp-3", START_MS + MINUTE_MS) not in minutes
 
 
+def test_an_hour_is_emitted_with_its_last_interval_whether_or_not_its_asset_reports_on() -> None:
+    """The hour is made from its closed intervals and closes when the watermark passes its
+    end: in the same batch as its last interval, for an asset that falls silent (lamp-1) as
+    for one whose next hour's first interval closes in that batch too (lamp-2)."""
+    with context() as ctx:
+        for r in [
+            reading(START_MS + 10_000, asset="lamp-1", power_w=10.0),
+            reading(START_MS + 30 * MINUTE_MS, asset="lamp-1", power_w=30.0),
+            reading(START_MS + 59 * MINUTE_MS + 30_000, asset="lamp-2", power_w=5.0),
+            reading(START_MS + HOUR_MS + 10_000, asset="lamp-2", power_w=7.0),
+        ]:
+            ctx.put(record(r), key="site-1", arrival_ms=r.ts_ms)
+        assert rollups(ctx, HOUR_MS) == {}
+        # lamp-3 moves the clock past hour 0's end and lamp-2's minute 60 plus the grace.
+        past = START_MS + HOUR_MS + MINUTE_MS + GRACE_MS + 1
+        ctx.put(record(reading(past, asset="lamp-3")), key="site-1", arrival_ms=past)
+        hours = rollups(ctx, HOUR_MS)
+        assert sorted(hours) == [("lamp-1", START_MS), ("lamp-2", START_MS)]
+        assert [hours[k].readings for k in sorted(hours)] == [2, 1]
+        assert hours[("lamp-1", START_MS)].stats["power_w_mean"] == 20.0
+        assert hours[("lamp-1", START_MS)].stats["power_w_last"] == 30.0
+        assert hours[("lamp-2", START_MS)].stats["power_w_max"] == 5.0
+        assert ("lamp-2", START_MS + HOUR_MS) in rollups(ctx, MINUTE_MS)
+        close_all(ctx, past)
+        hours = rollups(ctx, HOUR_MS)  # none emitted twice
+        assert len(hours) == 4
+        assert hours[("lamp-2", START_MS + HOUR_MS)].stats["power_w_min"] == 7.0
+
+
 def test_a_crash_and_redelivery_emit_the_same_rollups_as_an_uninterrupted_run() -> None:
     rs = [reading(START_MS + i * 7_000, power_w=float(i % 13)) for i in range(700)]
     with context() as ctx:
