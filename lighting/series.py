@@ -2,8 +2,10 @@
 reading into its asset's fine window (the series interval) and hour window, two tumbling
 tables on event time with the app's grace; when a window closes (the same watermark, lateness
 and idle rules as the usage windows: `tables.windows`) its `TelemetryRollup` is emitted
-(`domain.series`). A reading late for its windows is counted late and dead-lettered by the
-engine, as for every table.
+(`domain.series`). A reading too late for its windows is left out of them and counted in the
+shard's late updates, but it is not a late record (no `late` dead letter): the longer usage
+windows may still take it, and a dead letter of a reading they counted would be counted twice
+if redriven.
 
 A closed window's rollup is held in the table `series_closed` and emitted by an advance
 callback run right after the close, rather than yielded by the close callback: outputs of a
@@ -95,8 +97,11 @@ def add_series(
             # The interval first: its window ends no later than the hour's, so a reading
             # late for the hour is late for its interval too, and one late for its interval
             # changes neither (both tables' clocks see the same times).
-            if fine.add(asset_id, reading, at_ms=ts_ms):
-                hourly.add(asset_id, reading, at_ms=ts_ms)
+            # A reading too late for its interval is not a late record: the usage windows
+            # (longer) may still take it, and a dead letter of a reading they counted would
+            # be counted again if redriven.
+            if fine.add(asset_id, reading, at_ms=ts_ms, marks_late=False):
+                hourly.add(asset_id, reading, at_ms=ts_ms, marks_late=False)
                 newest[asset_id] = ts_ms
         return
         yield  # an agent is an async generator; this one's outputs come from its windows
