@@ -2,8 +2,9 @@
 reading into its asset's fine window (the series interval), a tumbling table on event time
 with the app's grace; when a window closes (the same watermark, lateness and idle rules as
 the usage windows: `tables.windows`) its `TelemetryRollup` is emitted (`domain.series`). A
-reading late for its window is counted late and dead-lettered by the engine, as for every
-table.
+reading too late for its window is left out of it and counted in the shard's late updates,
+but it is not a late record (no `late` dead letter): the longer usage windows may still take
+it, and a dead letter of a reading they counted would be counted twice if redriven.
 
 The hourly downsample is made from the closed fine windows, so a reading costs one window
 update, not two. A closed fine window is final (a reading late for it is refused), so its
@@ -122,12 +123,15 @@ def add_series(
                 continue  # duplicate or out of order: the rules skip it, so do the series
             if limits(asset_id, reading.site_id) is None:
                 continue
-            if fine.add(asset_id, reading, at_ms=ts_ms):
+            # A reading too late for its interval is not a late record: the usage windows
+            # (longer) may still take it, and a dead letter of a reading they counted would
+            # be counted again if redriven.
+            if fine.add(asset_id, reading, at_ms=ts_ms, marks_late=False):
                 # Not late for its interval, so not late for its hour (which ends no sooner,
                 # on the same clock). The hour's mark only at the asset's first reading of
                 # the hour: a later one of the same hour finds it set.
                 if before is None or before // HOUR_MS != ts_ms // HOUR_MS:
-                    hours.add(asset_id, 1, at_ms=ts_ms)
+                    hours.add(asset_id, 1, at_ms=ts_ms, marks_late=False)
                 else:
                     hours_clock(ts_ms)
                 newest[asset_id] = ts_ms

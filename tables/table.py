@@ -235,11 +235,16 @@ class WindowedTable(Generic[V]):
         `.value()` act on the window(s) containing `time_ms`."""
         return WindowedValue(self, key, time_ms)
 
-    def add(self, key: Key, amount: Any, *, at_ms: int | None = None) -> bool:
+    def add(
+        self, key: Key, amount: Any, *, at_ms: int | None = None, marks_late: bool = True
+    ) -> bool:
         """Add `amount` in every window containing `at_ms` (default: the event time).
-        Returns False when the update was late and not applied."""
+        Returns False when the update was late and not applied. `marks_late=False`: a late
+        update does not make the record late (no `late` dead letter), for a derived output
+        that must not refuse a reading other tables took; it is still counted."""
         state = active_state()
-        return self._update(key, self._time_of(state) if at_ms is None else at_ms, amount, None)
+        time_ms = self._time_of(state) if at_ms is None else at_ms
+        return self._update(key, time_ms, amount, None, marks_late=marks_late)
 
     def advance_to(self, time_ms: int) -> None:
         """Move this table's event clock to `time_ms` (if later) without writing anything: for
@@ -257,7 +262,9 @@ class WindowedTable(Generic[V]):
         """Every window this shard holds for `key` (open and closed-unexpired), by range."""
         return active_state().windowed_part(self.table.name).windows_of(key)
 
-    def _update(self, key: Key, time_ms: int, amount: Any, value: Any) -> bool:
+    def _update(
+        self, key: Key, time_ms: int, amount: Any, value: Any, *, marks_late: bool = True
+    ) -> bool:
         """Add `amount` (or, when amount is None, set `value`) in every window containing
         `time_ms`; all or nothing: a late update changes no window."""
         state = active_state()
@@ -272,7 +279,10 @@ class WindowedTable(Generic[V]):
             boost=state.grace_boost,
         )
         if not applied:
-            state.mark_late()
+            if marks_late:
+                state.mark_late()
+            else:
+                state.counters.late_updates += 1
         return applied
 
 

@@ -153,8 +153,10 @@ def test_bursts_of_faults_on_every_call_change_nothing(
     outcome = run_worker(deployment, lambda c: wrapped.extend(wrap_all(c, kind)), monkeypatch)
     assert_equal_to_clean(outcome, clean)
     called = {op for w in wrapped for op in w.calls}
+    # Every operation called often enough to reach a burst (every 5th call) was faulted.
+    often = {op for w in wrapped for op, n in w.calls.items() if n >= 5}
     faulted = {op for w in wrapped for op, n in w.faulted.items() if n}
-    assert called == faulted, f"operations never faulted: {sorted(called - faulted)}"
+    assert often <= faulted, f"operations never faulted: {sorted(often - faulted)}"
     assert {"list_shards", "get_shard_iterator", "get_records", "scan", "update_item"} <= called
     assert {"batch_write_item", "put_item", "query", "write_records"} <= called
 

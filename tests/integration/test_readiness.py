@@ -76,7 +76,13 @@ def test_a_failing_sink_turns_readyz_not_ready_and_recovery_ready_again(
     faulty = FaultyClient(clients.dynamodb)
     clients.dynamodb = faulty
     views = worker_views(settings, clients)
-    faulty.throttle("batch_write_item", 10**9)  # every sink flush fails from now on
+    # Every sink flush fails from now on: command writes are conditional puts (state, faults,
+    # spikes, reports), dead letters and plain items go in batches. (Leases use put_item too:
+    # only the command table's puts fail.)
+    faulty.throttle("batch_write_item", 10**9)
+    faulty.outage(
+        "put_item", "throttle", 10**6, when=lambda r: r.get("TableName") == settings.command_table
+    )
     runner = local_runner(settings, clients, views)
     limit_ms = 3 * settings.checkpoint_interval_ms
     stats = registry_stats(views.registry)
@@ -97,7 +103,8 @@ def test_a_failing_sink_turns_readyz_not_ready_and_recovery_ready_again(
             assert readyz(port)[0] == 503
             assert total(values, "luxflow_checkpoints_total") == 0
 
-            faulty.heal("batch_write_item")
+            for operation in ("batch_write_item", "put_item"):
+                faulty.heal(operation)
             wait_for(lambda: readyz(port)[0] == 200, "ready again")
             assert health_command(port) == 0
             wait_for(lambda: deployment.checkpointed_shards() == 1, "a checkpoint")

@@ -165,6 +165,7 @@ class FaultyClient:
         """Disarm every fault still armed for `operation` (the store recovered)."""
         self._throttles[operation] = 0
         self._partials[operation] = 0
+        self._outages.pop(operation, None)
         return self
 
     def burst(
