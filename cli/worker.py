@@ -11,7 +11,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from cli.base import SubParsers, info, plural
+from core.errors import LuxflowError
+from core.retry import describe_error
 from lighting.clients import Clients
 from lighting.observe import Observability, registry_stats, status_dir
 from lighting.settings import Settings
@@ -19,7 +23,7 @@ from lighting.worker import kcl_engine_factory, local_runner, worker_views
 from streams.kcl import KclSettings, run_daemon, run_processor
 from streams.kcl.bridge import LeaseHolder
 from streams.kcl.status import StatusDirectory, StatusReporter
-from streams.kinesis.leases import LeaseTable
+from streams.kinesis.leases import Lease, LeaseTable
 from streams.kinesis.replay import kcl_start_position, leases_if_any
 from streams.observe.status import local_worker_status
 
@@ -130,14 +134,29 @@ def stop_on_signals(stop: Callable[[], None]) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def readable_leases(settings: Settings) -> list[Lease]:
+    """The leases, or none if they cannot be read now: the daemon then starts from the
+    configured position and waits for DynamoDB itself, as it does for everything else (a
+    task must come up while the store is unreachable). A replay from a time waiting in the
+    leases needs the worker restarted once they can be read; the warning says so."""
+    try:
+        return leases_if_any(LeaseTable(Clients(settings).dynamodb, settings.app_name))
+    except (LuxflowError, BotoCoreError, ClientError) as exc:
+        log.warning(
+            "the leases could not be read (%s): the KCL daemon starts from %s; if a replay "
+            "from a time is waiting in them, restart the worker once DynamoDB answers",
+            describe_error(exc),
+            settings.initial_position,
+        )
+        return []
+
+
 def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
     """Write the daemon's properties from the settings and run it; it starts one
     `luxflow kcl-processor` per leased shard."""
     # A replay from a time left AT_TIMESTAMP leases: the daemon needs that time in its properties.
     initial_position, at_timestamp_ms = kcl_start_position(
-        leases_if_any(LeaseTable(Clients(settings).dynamodb, settings.app_name)),
-        settings.initial_position,
-        settings.at_timestamp_ms,
+        readable_leases(settings), settings.initial_position, settings.at_timestamp_ms
     )
     statuses = StatusDirectory(status_dir(settings))
     statuses.clear()
