@@ -16,6 +16,7 @@ from core.clock import HOUR_MS
 from domain.timestamps import format_ts
 from sim.simulation import Simulation
 from tests.support.deployment import Deployment, recent_params
+from tests.support.timestream import latest_by_identity, stored_records
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +34,14 @@ def deployment(
     deployment.env["LUXFLOW_IDLE_CLOSE"] = "lag"
     deployment.setup(shards=2)
     return deployment
+
+
+QUERY_TABLES = ("events", "usage")
+
+
+def points_of(deployment: Deployment, table: str) -> list[dict[str, Any]]:
+    """The Timestream records moto holds for one table, in the order they were written."""
+    return stored_records(deployment.endpoint, deployment.env["LUXFLOW_TIMESTREAM_DATABASE"], table)
 
 
 def by_key(items: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
@@ -134,6 +143,8 @@ def test_replay_from_a_savepoint_taken_mid_run_rebuilds_everything_after_it_and_
         deployment.stop(worker)
     close_every_window(deployment)
     straight = by_key(deployment.items())
+    straight_points = deployment.timestream_view()
+    points_before = {table: len(points_of(deployment, table)) for table in QUERY_TABLES}
 
     shown = json.loads(deployment.luxflow("savepoint", "show", savepoint_id, "--json").stdout)
     assert len(shown["shard_records"]) == 2
@@ -157,6 +168,16 @@ def test_replay_from_a_savepoint_taken_mid_run_rebuilds_everything_after_it_and_
     replayed = by_key(deployment.items())
     assert {k: replayed.get(k) for k in after_savepoint} == after_savepoint
     assert replayed == straight
+    # The query model too: every point the replay wrote is the straight run's point.
+    rewritten = {
+        key: record
+        for table in QUERY_TABLES
+        for key, record in latest_by_identity(
+            table, points_of(deployment, table)[points_before[table] :]
+        ).items()
+    }
+    assert rewritten, "the replay wrote no query-model point"
+    assert {key: straight_points.get(key) for key in rewritten} == rewritten
 
     # The same positions without the recorded state do not rebuild it.
     delete_items(deployment, set(after_savepoint) - registry)
