@@ -172,7 +172,9 @@ function addInfluxDb(stack: Stack, key: kms.IKey, vpc: ec2.IVpc, subnets: ec2.Su
       LUXFLOW_INFLUXDB_BUCKET: NAMES.influxBucket,
     },
     secrets: { LUXFLOW_INFLUXDB_TOKEN: ecs.Secret.fromSecretsManager(token) },
-    apiSecrets: { LUXFLOW_INFLUXDB_TOKEN: ecs.Secret.fromSecretsManager(readToken) },
+    // The API gets only the reader token, under the reader's name: a writer token in its
+    // environment would let a compromised API task rewrite the query model.
+    apiSecrets: { LUXFLOW_INFLUXDB_READ_TOKEN: ecs.Secret.fromSecretsManager(readToken) },
     taskPolicy: [],
     allowFrom: (service, who) => securityGroup.connections.allowFrom(service, ec2.Port.tcp(INFLUXDB_PORT), who),
   };

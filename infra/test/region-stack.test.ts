@@ -247,7 +247,10 @@ describe.each(both)('region %s', (region, template) => {
     const c = containerOf(template, 'ApiTask');
     expect(c.Command).toEqual([...w.API_COMMAND]);
     expect(c.HealthCheck.Command).toEqual([...w.API_HEALTH_CHECK_COMMAND]);
-    expect((c.Secrets as Array<{ Name: string }>).map((s) => s.Name).sort()).toEqual(['LUXFLOW_API_TOKEN', 'LUXFLOW_INFLUXDB_TOKEN']);
+    const secrets = c.Secrets as Array<{ Name: string; ValueFrom: unknown }>;
+    expect(secrets.map((s) => s.Name).sort()).toEqual(['LUXFLOW_API_TOKEN', 'LUXFLOW_INFLUXDB_READ_TOKEN']);
+    const reader = JSON.stringify(secrets.find((s) => s.Name === 'LUXFLOW_INFLUXDB_READ_TOKEN')?.ValueFrom);
+    expect(reader).toContain('InfluxDbReadToken');
     template.hasResourceProperties('AWS::ECS::Service', {
       ServiceName: 'luxflow-api-luxflow-lighting',
       DesiredCount: 2,
