@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from benchmarks.archive_path import firehose_event, load_lambda
 from core.records import Record
 from streams.kinesis.archive import (
     ArchiveFormatError,
@@ -21,46 +18,11 @@ from streams.kinesis.archive import (
     object_hour_ms,
 )
 
-LAMBDA = Path(__file__).parents[4] / "infra" / "lambda" / "archive-format" / "index.py"
-
-
-def load_lambda() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("archive_format_lambda", LAMBDA)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def firehose_event(records: list[Record]) -> dict[str, Any]:
-    """What Firehose hands the transformation for records of a Kinesis source."""
-    return {
-        "invocationId": "inv-1",
-        "deliveryStreamArn": "arn:aws:firehose:eu-west-1:123456789012:deliverystream/archive",
-        "sourceKinesisStreamArn": "arn:aws:kinesis:eu-west-1:123456789012:stream/telemetry",
-        "region": "eu-west-1",
-        "records": [
-            {
-                "recordId": f"r{i}",
-                "approximateArrivalTimestamp": r.arrival_ms + 7,  # Firehose's own time
-                "data": base64.b64encode(r.data).decode("ascii"),
-                "kinesisRecordMetadata": {
-                    "shardId": r.shard_id,
-                    "partitionKey": r.partition_key,
-                    "approximateArrivalTimestamp": r.arrival_ms,
-                    "sequenceNumber": str(r.sequence_number),
-                    "subsequenceNumber": r.sub_sequence_number,
-                },
-            }
-            for i, r in enumerate(records)
-        ],
-    }
-
 
 def through_lambda(records: list[Record]) -> list[Record]:
     result = load_lambda().handler(firehose_event(records), None)
     assert [r["result"] for r in result["records"]] == ["Ok"] * len(records)
-    assert [r["recordId"] for r in result["records"]] == [f"r{i}" for i in range(len(records))]
+    assert [r["recordId"] for r in result["records"]] == [f"{i:08d}" for i in range(len(records))]
     lines = b"".join(base64.b64decode(r["data"]) for r in result["records"])
     assert lines.count(b"\n") == len(records)  # one line per record, as S3 gets them
     return [decode_line(line) for line in lines.splitlines()]
@@ -100,7 +62,8 @@ def test_a_record_without_kinesis_metadata_fails_in_firehose_rather_than_archive
     event = firehose_event([Record("s", 1, 0, "pk", b"x", 1)])
     del event["records"][0]["kinesisRecordMetadata"]
     result = load_lambda().handler(event, None)
-    assert result["records"] == [{"recordId": "r0", "result": "ProcessingFailed", "data": "eA=="}]
+    failed = {"recordId": "00000000", "result": "ProcessingFailed", "data": "eA=="}
+    assert result["records"] == [failed]
 
 
 @pytest.mark.parametrize(
