@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from core.clock import HOUR_MS
+from core.clock import DAY_MS, HOUR_MS
 from core.records import DeadLetter
 from domain.registry import encode_registry
 from emulators.moto import emulator_env
@@ -29,11 +29,26 @@ from tests.support.timestream import latest_by_identity, stored_records
 ROOT = Path(__file__).resolve().parents[2]
 
 
+DAY_CLOSE_MARGIN_MS = 3 * HOUR_MS
+"""How far ahead a day's close by wall clock must be for a module's runs to agree on it."""
+DAY_GRACE_MS = 600_000
+"""The default window grace: a day closes this long after its midnight."""
+
+
 def recent_params(**overrides: Any) -> SimParams:
-    """Simulation parameters for a period that ended an hour ago, on an hour boundary."""
+    """Simulation parameters for a period that ended an hour ago, on an hour boundary, or a
+    day earlier when the data's last day would close while the tests run."""
     now_ms = time.time_ns() // 1_000_000
     hours = overrides.pop("hours", 2)
     end_ms = now_ms - now_ms % HOUR_MS - HOUR_MS
+    # An idle shard moves its event clock to the wall clock, so the data's last day closes
+    # (its daily reports are written) at midnight plus the grace. A reference run before that
+    # moment and a compared run after it would differ by the daily reports: close to that
+    # moment, the data moves into the day before, which closed long ago in every run.
+    day_start_ms = (end_ms - 1) - (end_ms - 1) % DAY_MS
+    closes_ms = day_start_ms + DAY_MS + DAY_GRACE_MS
+    if now_ms - DAY_GRACE_MS < closes_ms < now_ms + DAY_CLOSE_MARGIN_MS:
+        end_ms = day_start_ms
     base: dict[str, Any] = {
         "sites": 3,
         "buildings_per_site": 1,
