@@ -13,8 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.errors import LeaseLostError, StateStoreError
 from core.records import LeaseFence, Position
 from core.retry import Backoff, error_code, retry_call
-from tables.deletes import delete_items
 from tables.savepoints import PREFIX as SAVEPOINT_PREFIX
+from tables.state_items import delete_items, pages, query_items
 from tables.store import Snapshot, StoredState, older
 
 HEAD: Final = "head"
@@ -285,46 +285,22 @@ class DynamoDBStateStore:
 
     def _query(self, shard_id: str, prefix: str, *, with_data: bool) -> Iterator[dict[str, Any]]:
         """Items of `shard_id` whose `item` starts with `prefix`, in key order."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "ConsistentRead": True,
-            "KeyConditionExpression": "shard_id = :shard",
-            "ExpressionAttributeNames": {"#item": "item"},
-            "ExpressionAttributeValues": {":shard": {"S": shard_id}},
-        }
-        if prefix:  # DynamoDB refuses an empty begins_with operand
-            kwargs["KeyConditionExpression"] += " AND begins_with(#item, :prefix)"
-            kwargs["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
-        else:
-            del kwargs["ExpressionAttributeNames"]
-        if not with_data:
-            kwargs["ProjectionExpression"] = "shard_id, #item"
-            kwargs["ExpressionAttributeNames"] = {"#item": "item"}
-        while True:
-            response = self._call(self._client.query, **kwargs)
-            yield from response.get("Items", [])
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return
-            kwargs["ExclusiveStartKey"] = last
+        return query_items(
+            self._call, self._client, self.table_name, shard_id, prefix, with_data=with_data
+        )
 
     def _scan_keys(self) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "ConsistentRead": True,
-            "ProjectionExpression": "shard_id, #item",
-            "ExpressionAttributeNames": {"#item": "item"},
-        }
-        while True:
-            response = self._call(self._client.scan, **kwargs)
-            yield from response.get("Items", [])
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return
-            kwargs["ExclusiveStartKey"] = last
+        return pages(
+            self._call,
+            self._client.scan,
+            TableName=self.table_name,
+            ConsistentRead=True,
+            ProjectionExpression="shard_id, #item",
+            ExpressionAttributeNames={"#item": "item"},
+        )
 
     def _delete_keys(self, shard_id: str, items: list[str]) -> None:
-        """Delete items of one shard (`tables.deletes.delete_items`)."""
+        """Delete items of one shard (`tables.state_items.delete_items`)."""
         delete_items(
             self._call,
             self._client,

@@ -40,7 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.errors import StateStoreError
 from core.records import Position
 from core.retry import Backoff, retry_call
-from tables.deletes import delete_items
+from tables.state_items import delete_items, query_items
 
 PREFIX: Final = "SAVEPOINT#"
 INDEX: Final = PREFIX
@@ -211,26 +211,9 @@ class SavepointStore:
             raise StateStoreError(f"state table {self.table_name!r}: {exc}") from exc
 
     def _query(self, partition: str, prefix: str, *, with_data: bool) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "ConsistentRead": True,
-            "KeyConditionExpression": "shard_id = :p",
-            "ExpressionAttributeValues": {":p": {"S": partition}},
-        }
-        if prefix:
-            kwargs["KeyConditionExpression"] += " AND begins_with(#item, :prefix)"
-            kwargs["ExpressionAttributeValues"][":prefix"] = {"S": prefix}
-            kwargs["ExpressionAttributeNames"] = {"#item": "item"}
-        if not with_data:
-            kwargs["ProjectionExpression"] = "shard_id, #item"
-            kwargs["ExpressionAttributeNames"] = {"#item": "item"}
-        while True:
-            response = self._call(self._client.query, **kwargs)
-            yield from response.get("Items", [])
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return
-            kwargs["ExclusiveStartKey"] = last
+        return query_items(
+            self._call, self._client, self.table_name, partition, prefix, with_data=with_data
+        )
 
     def _delete(self, partition: str, items: list[str]) -> None:
         delete_items(
