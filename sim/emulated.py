@@ -42,6 +42,23 @@ from streams.kinesis.local_runner import LocalRunner
 from streams.kinesis.producer import Producer
 
 
+def on_emulators(
+    settings: Settings, moto_endpoint: str, kinesis_endpoint: str, **overrides: Any
+) -> Settings:
+    """`settings` pointed at the emulators on 127.0.0.1, with the cadences of a demo: a
+    checkpoint every 2 s and a poll every 250 ms, so what is sent shows within seconds."""
+    values: dict[str, Any] = {
+        "endpoint_url": moto_endpoint,
+        "kinesis_endpoint_url": kinesis_endpoint,
+        "region": "us-east-1",
+        "timestream_common_attributes": False,
+        "checkpoint_interval_ms": 2_000,
+        "poll_interval_ms": 250,
+        **overrides,
+    }
+    return dataclasses.replace(settings, **values)
+
+
 def simulation_of(args: Any) -> Simulation:
     """The simulation the demo's arguments describe, ending an hour before now."""
     now_ms = wall_clock_ms()
@@ -117,19 +134,15 @@ def run_on_emulated_aws(
             info(f"InfluxDB 1.8.10 on {influxd.endpoint}")
         for key, value in emulator_env(moto.endpoint).items():
             os.environ.setdefault(key, value)
-        settings = dataclasses.replace(
+        settings = on_emulators(
             settings,
-            endpoint_url=moto.endpoint,
-            kinesis_endpoint_url=kinesalite.endpoint,
-            region="us-east-1",
-            timestream_common_attributes=False,
+            moto.endpoint,
+            kinesalite.endpoint,
             # The simulated data is hours old: a shard idle this long moves its event clock to
             # now (every asset then looks offline). A producer stalled by a loaded machine must
             # not look like the end of the data, so the idle close waits 8 s, not the 3 s that
             # would make the demo a few seconds faster.
             idle_timeout_ms=8_000,
-            checkpoint_interval_ms=2_000,
-            poll_interval_ms=250,
             **influx_settings,
         )
         info(f"emulated AWS on 127.0.0.1: moto {moto.endpoint}, kinesalite {kinesalite.endpoint}")

@@ -11,7 +11,6 @@ is written to an env file (`export` lines to `source`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import os
 import secrets
@@ -34,7 +33,7 @@ from lighting.provision import provision
 from lighting.registry import store_registry
 from lighting.settings import Settings
 from lighting.worker import run_local_worker
-from sim.emulated import simulated_registry
+from sim.emulated import on_emulators, simulated_registry
 from sim.malformed import MALFORMED_SAMPLES
 from sim.params import SimParams
 from sim.simulation import Simulation
@@ -211,16 +210,8 @@ def playground(
                 LUXFLOW_INFLUXDB_TOKEN=influxd.token,
                 LUXFLOW_INFLUXDB_READ_TOKEN=overrides["influxdb_read_token"],
             )
-        settings = dataclasses.replace(
-            settings,
-            endpoint_url=moto.endpoint,
-            kinesis_endpoint_url=kinesalite.endpoint,
-            region="us-east-1",
-            timestream_common_attributes=False,
-            checkpoint_interval_ms=2_000,
-            poll_interval_ms=250,
-            api_token=token,
-            **overrides,
+        settings = on_emulators(
+            settings, moto.endpoint, kinesalite.endpoint, api_token=token, **overrides
         )
         clients = Clients(settings)
         provision(settings, clients, shards=args.shards)
