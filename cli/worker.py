@@ -191,7 +191,8 @@ def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_kcl_processor(args: argparse.Namespace, settings: Settings) -> int:
-    clients = Clients(settings)
+    # One process per leased shard: the light AWS client keeps botocore's models out of it.
+    clients = Clients(settings, light=True)
     with worker_views(settings, clients) as views:
         factory = kcl_engine_factory(settings, clients, views)
         # The daemon names its lease table after the application.
