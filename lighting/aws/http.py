@@ -149,4 +149,3 @@ def _usable(connection: http.client.HTTPConnection) -> bool:
     except (OSError, ValueError):
         return False
     return not readable
-

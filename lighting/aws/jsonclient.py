@@ -300,9 +300,7 @@ def _metadata(response: Response) -> dict[str, Any]:
     return metadata
 
 
-def _error_response(
-    body: dict[str, Any], response: Response, service: Service
-) -> dict[str, Any]:
+def _error_response(body: dict[str, Any], response: Response, service: Service) -> dict[str, Any]:
     """botocore's error dictionary: `Error` {Code, Message} (the code without its namespace),
     `ResponseMetadata`, and the error's other fields at the top (a conditional failure's
     `Item`, a cancelled transaction's `CancellationReasons`, Timestream's `RejectedRecords`)."""
