@@ -11,6 +11,8 @@ timeout -> `ConnectTimeoutError`; no answer within the read timeout -> `ReadTime
 from __future__ import annotations
 
 import http.client
+import importlib.util
+import os
 import select
 import threading
 from collections.abc import Mapping
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import botocore
 from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -127,15 +130,19 @@ class ConnectionPool:
             if self._tls is None:
                 import ssl
 
-                # The CA bundle botocore verifies against, so both trust the same roots.
-                try:
-                    import certifi
-
-                    cafile: str | None = certifi.where()
-                except ModuleNotFoundError:
-                    cafile = None
-                self._tls = ssl.create_default_context(cafile=cafile)
+                self._tls = ssl.create_default_context(cafile=ca_bundle())
             return self._tls
+
+
+def ca_bundle() -> str:
+    """The CA bundle botocore verifies against, so both trust the same roots: certifi's when
+    it is installed (it is optional: looked up, not imported), else the one botocore ships."""
+    spec = importlib.util.find_spec("certifi")
+    if spec is not None and spec.submodule_search_locations:
+        bundle = os.path.join(next(iter(spec.submodule_search_locations)), "cacert.pem")
+        if os.path.exists(bundle):
+            return bundle
+    return os.path.join(os.path.dirname(botocore.__file__), "cacert.pem")
 
 
 def _usable(connection: http.client.HTTPConnection) -> bool:
