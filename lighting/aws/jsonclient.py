@@ -17,20 +17,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import msgspec
 from botocore.exceptions import ClientError
 
 from lighting.aws.credentials import CredentialSource
-from lighting.aws.http import ConnectionPool, Response
+from lighting.aws.http import Response
 from lighting.aws.sigv4 import sign
 
 USER_AGENT = "luxflow-light-aws/1"
 
 Decode = Callable[[dict[str, Any]], None]
 """Turns the blobs of a parsed response (or modeled error) into `bytes`, in place."""
+
+
+class Transport(Protocol):
+    """Sends one POST and returns the whole answer, whatever its status; a failure to get
+    one raises botocore's connection exceptions (`lighting.aws.http.ConnectionPool`)."""
+
+    def post(self, url: str, headers: Mapping[str, str], body: bytes) -> Response: ...
 
 
 def _no_blobs(_body: dict[str, Any]) -> None:
@@ -174,7 +181,7 @@ class JsonClient:
         *,
         region: str,
         credentials: CredentialSource,
-        pool: ConnectionPool,
+        pool: Transport,
         endpoint_url: str | None = None,
         now_s: Callable[[], float] = time.time,
     ) -> None:
