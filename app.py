@@ -8,22 +8,36 @@ and never in the runtime image. Nothing imports this module.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 
-from cli import admin, dr, query, replay, serve, status, worker
-from cli.base import CommandGroup
+from cli.base import CommandGroup, SubParsers
 from cli.main import run
 
+
+def _group(module: str) -> CommandGroup:
+    """The command group of `cli.<module>`, imported when the parser is built: a process
+    imports the modules of the commands it may run, no others."""
+
+    def register(sub: SubParsers) -> None:
+        importlib.import_module(f"cli.{module}").register(sub)
+
+    return register
+
+
+KCL_PROCESSOR = _group("kcl_processor")
+
 RUNTIME_COMMANDS: tuple[CommandGroup, ...] = (
-    worker.register,
-    admin.register,
-    replay.register,
-    query.register,
-    serve.register,
-    status.register,
-    dr.register,
+    _group("worker"),
+    KCL_PROCESSOR,
+    _group("admin"),
+    _group("replay"),
+    _group("query"),
+    _group("serve"),
+    _group("status"),
+    _group("dr"),
 )
 
 
@@ -46,8 +60,9 @@ def development_commands() -> list[CommandGroup]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     # The KCL daemon starts one processor per leased shard: keep its footprint to what it runs.
-    dev = [] if args[:1] == ["kcl-processor"] else development_commands()
-    return run(args, os.environ, [*RUNTIME_COMMANDS, *dev])
+    if args[:1] == ["kcl-processor"]:
+        return run(args, os.environ, [KCL_PROCESSOR])
+    return run(args, os.environ, [*RUNTIME_COMMANDS, *development_commands()])
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ deployment's tables created), speaks the daemon's side of the protocol on its st
 set size once it has initialized (VmRSS, and its peak so far, VmHWM). Start time: from
 spawning to the status line answering `initialize` (imports, settings, AWS clients, engine,
 state loaded). Best of N.
+
+moto is served over plain HTTP, so the processor measured never builds a TLS context; in
+production every endpoint is HTTPS. `tls_context_mb` is what building the light client's TLS
+context (certifi's CA bundle, as botocore verifies against) adds to a process that has
+imported the processor's modules: production's figure is `rss_mb + tls_context_mb`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ class FootprintResult:
     start_s: float | None
     runs: int
     error: str | None = None
+    tls_context_mb: float | None = None
+    """Resident memory a processor's TLS context adds (production endpoints are HTTPS)."""
 
 
 def _protocol_lines() -> list[bytes]:
@@ -101,6 +108,30 @@ def _vm_mb(pid: int, field: str) -> float:
     return 0.0
 
 
+_TLS_PROBE = """
+import cli.kcl_processor
+from lighting.aws.http import ConnectionPool
+def rss_kb():
+    with open('/proc/self/status') as status:
+        return next(int(l.split()[1]) for l in status if l.startswith('VmRSS:'))
+before = rss_kb()
+ConnectionPool()._tls_context()
+print(rss_kb() - before)
+"""
+
+
+def tls_context_mb() -> float:
+    """What the TLS context adds to a process with the processor's modules imported, in MB."""
+    probe = subprocess.run(
+        [sys.executable, "-c", _TLS_PROBE],
+        capture_output=True,
+        check=True,
+        cwd=_ROOT,
+        env={**os.environ, "PYTHONPATH": str(_ROOT)},
+    )
+    return int(probe.stdout.split()[-1]) / 1024
+
+
 def measure(repeat: int = 3) -> FootprintResult:
     """Best of `repeat` processor runs against a moto server with the tables created."""
     try:
@@ -124,6 +155,7 @@ def measure(repeat: int = 3) -> FootprintResult:
         peak_rss_mb=round(min(r[0] for r in runs), 1),
         start_s=round(min(r[1] for r in runs), 3),
         runs=len(runs),
+        tls_context_mb=round(min(tls_context_mb() for _ in range(repeat)), 1),
     )
 
 

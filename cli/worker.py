@@ -1,4 +1,5 @@
-"""`luxflow worker` (local runner or KCL daemon) and `luxflow kcl-processor`."""
+"""`luxflow worker` (local runner or KCL daemon); the processor the daemon starts per shard is
+`cli.kcl_processor`."""
 
 from __future__ import annotations
 
@@ -19,10 +20,9 @@ from core.retry import describe_error
 from lighting.clients import Clients
 from lighting.observe import Observability, registry_stats, status_dir
 from lighting.settings import Settings
-from lighting.worker import kcl_engine_factory, local_runner, worker_views
-from streams.kcl import KclSettings, run_daemon, run_processor
-from streams.kcl.bridge import LeaseHolder
-from streams.kcl.status import StatusDirectory, StatusReporter
+from lighting.worker import local_runner, worker_views
+from streams.kcl import KclSettings, run_daemon
+from streams.kcl.status import StatusDirectory
 from streams.kinesis.leases import Lease, LeaseTable
 from streams.kinesis.replay import kcl_start_position, leases_if_any
 from streams.observe.status import local_worker_status
@@ -60,19 +60,6 @@ def register(sub: SubParsers) -> None:
         "must be longer than LUXFLOW_IDLE_TIMEOUT_MS so idle windows are written first",
     )
     worker.set_defaults(run=cmd_worker)
-
-    kcl = sub.add_parser("kcl-processor", help="(run by the KCL daemon) one shard processor")
-    kcl.add_argument(
-        "--status-dir",
-        default="",
-        help="write this shard's status file here for the worker's /readyz and metrics",
-    )
-    kcl.add_argument(
-        "--lease-owner",
-        default="",
-        help="the daemon's worker id: state saves are fenced on the lease naming it",
-    )
-    kcl.set_defaults(run=cmd_kcl_processor)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -188,17 +175,3 @@ def run_kcl_daemon(args: argparse.Namespace, settings: Settings) -> int:
     )
     with Observability(settings, statuses.read):
         return run_daemon(kcl, jars_dir=args.jars, properties_path=properties)
-
-
-def cmd_kcl_processor(args: argparse.Namespace, settings: Settings) -> int:
-    clients = Clients(settings)
-    with worker_views(settings, clients) as views:
-        factory = kcl_engine_factory(settings, clients, views)
-        # The daemon names its lease table after the application.
-        holder = LeaseHolder(settings.app_name, args.lease_owner) if args.lease_owner else None
-        if not args.status_dir:
-            return run_processor(factory, holder=holder)
-        reporter = StatusReporter(Path(args.status_dir), registry=registry_stats(views.registry))
-        return run_processor(
-            reporter.engine_factory(factory), observer=reporter.observe, holder=holder
-        )

@@ -17,6 +17,7 @@ deterministically.
 from __future__ import annotations
 
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,6 @@ from typing import Final, TypeVar
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from urllib3.exceptions import ProtocolError
 
 T = TypeVar("T")
 
@@ -87,9 +87,12 @@ def is_retryable(exc: BaseException) -> bool:
     HTTP 5xx, and connection-level failures: refused (`EndpointConnectionError`), reset or
     closed (`ConnectionClosedError`, urllib3's `ProtocolError`, `ConnectionError`), timed out
     (`ReadTimeoutError`, `ConnectTimeoutError`, `TimeoutError`)."""
-    if isinstance(
-        exc, BotoConnectionError | HTTPClientError | ProtocolError | ConnectionError | TimeoutError
-    ):
+    if isinstance(exc, BotoConnectionError | HTTPClientError | ConnectionError | TimeoutError):
+        return True
+    # Looked up, not imported: importing urllib3 costs a process that never loads it (the
+    # KCL shard processor) several MB, and its exceptions exist only once it is loaded.
+    urllib3_errors = sys.modules.get("urllib3.exceptions")
+    if urllib3_errors is not None and isinstance(exc, urllib3_errors.ProtocolError):
         return True
     if not isinstance(exc, ClientError):
         return False

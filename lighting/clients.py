@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import botocore.session
-from botocore.config import Config
-
 from lighting.settings import Settings
+
+# The services the light client speaks (`lighting.aws`), by botocore service name.
+_LIGHT_SERVICES = ("dynamodb", "timestream-write", "secretsmanager")
 
 
 class Clients:
@@ -22,32 +22,73 @@ class Clients:
     botocore's own retries are off: luxflow's `Backoff` retries exactly what failed
     (whole calls, or only the unprocessed part of a batch), with capped exponential backoff
     and full jitter. botocore directly, not boto3: boto3 adds nothing used here but imports
-    s3transfer."""
+    s3transfer.
 
-    def __init__(self, settings: Settings) -> None:
+    `light=True` (the KCL shard processor, one process per leased shard): DynamoDB,
+    Timestream and Secrets Manager are `lighting.aws` clients, the same methods, responses
+    and exceptions without botocore's client machinery and service models (about 30 MB
+    resident less a process); botocore is imported only if another service is asked for."""
+
+    def __init__(self, settings: Settings, *, light: bool = False) -> None:
         self._settings = settings
-        self._session = botocore.session.get_session()
-        self._config = Config(
-            retries={"total_max_attempts": 1},
-            max_pool_connections=64,
-            connect_timeout=5,
-            read_timeout=30,
-        )
+        self._light = light
         self._lock = threading.Lock()
         self._made: dict[str, Any] = {}
+        self._botocore: tuple[Any, Any] | None = None
+        self._aws: tuple[Any, Any] | None = None
 
     def _client(self, service: str, endpoint_url: str) -> Any:
         with self._lock:
             client = self._made.get(service)
             if client is None:
-                kwargs: dict[str, Any] = {
-                    "region_name": self._settings.region,
-                    "config": self._config,
-                }
-                if endpoint_url:
-                    kwargs["endpoint_url"] = endpoint_url
-                client = self._made[service] = self._session.create_client(service, **kwargs)
+                if self._light and service in _LIGHT_SERVICES:
+                    client = self._light_client(service, endpoint_url)
+                else:
+                    client = self._botocore_client(service, endpoint_url)
+                self._made[service] = client
             return client
+
+    def _botocore_client(self, service: str, endpoint_url: str) -> Any:
+        if self._botocore is None:
+            import botocore.session
+            from botocore.config import Config
+
+            config = Config(
+                retries={"total_max_attempts": 1},
+                max_pool_connections=64,
+                connect_timeout=5,
+                read_timeout=30,
+            )
+            self._botocore = (botocore.session.get_session(), config)
+        session, config = self._botocore
+        kwargs: dict[str, Any] = {"region_name": self._settings.region, "config": config}
+        if endpoint_url:
+            kwargs["endpoint_url"] = endpoint_url
+        return session.create_client(service, **kwargs)
+
+    def _light_client(self, service: str, endpoint_url: str) -> Any:
+        from lighting.aws import jsonclient
+
+        if self._aws is None:
+            from lighting.aws.credentials import default_credentials
+            from lighting.aws.http import ConnectionPool
+
+            # The same limits as the botocore clients' Config.
+            pool = ConnectionPool(connect_timeout_s=5, read_timeout_s=30, max_idle=64)
+            self._aws = (default_credentials(), pool)
+        credentials, pool = self._aws
+        spec = {
+            "dynamodb": jsonclient.DYNAMODB,
+            "timestream-write": jsonclient.TIMESTREAM_WRITE,
+            "secretsmanager": jsonclient.SECRETS_MANAGER,
+        }[service]
+        return jsonclient.JsonClient(
+            spec,
+            region=self._settings.region,
+            credentials=credentials,
+            pool=pool,
+            endpoint_url=endpoint_url or None,
+        )
 
     @property
     def s3(self) -> Any:
@@ -75,9 +116,10 @@ class Clients:
 
     def with_dynamodb(self, client: Any) -> Clients:
         """A copy that uses `client` for DynamoDB and shares every other client made so far."""
-        copy = Clients(self._settings)
+        copy = Clients(self._settings, light=self._light)
         with self._lock:
             copy._made = {**self._made, "dynamodb": client}
+            copy._botocore, copy._aws = self._botocore, self._aws
         return copy
 
     @property

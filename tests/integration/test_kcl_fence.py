@@ -18,6 +18,10 @@ import pytest
 from core.clock import ManualClock
 from core.records import TRIM_HORIZON
 from core.retry import Backoff
+from lighting.aws.credentials import StaticCredentials
+from lighting.aws.http import ConnectionPool
+from lighting.aws.jsonclient import DYNAMODB, JsonClient
+from lighting.aws.sigv4 import Credentials
 from sinks.memory import InMemorySink
 from streams.app import App
 from streams.engine import ShardEngine
@@ -133,8 +137,29 @@ def backoff_none() -> Backoff:
     return Backoff(base_ms=1, cap_ms=1, max_attempts=2)
 
 
+@pytest.fixture(params=["botocore", "light"])
+def state_dynamodb(
+    request: pytest.FixtureRequest, aws: Callable[[str], Any], moto_endpoint: str
+) -> Any:
+    """The state store's client: botocore's, or the light client a `luxflow kcl-processor`
+    saves its state with (`lighting.aws`)."""
+    if request.param == "botocore":
+        return aws("dynamodb")
+    return JsonClient(
+        DYNAMODB,
+        region="us-east-1",
+        credentials=StaticCredentials(Credentials("testing", "testing")),
+        pool=ConnectionPool(),
+        endpoint_url=moto_endpoint,
+    )
+
+
 def handover(
-    aws: Callable[[str], Any], unique_name: Callable[[str], str], *, fenced: bool
+    aws: Callable[[str], Any],
+    unique_name: Callable[[str], str],
+    state_dynamodb: Any,
+    *,
+    fenced: bool,
 ) -> tuple[Owner, Owner, DynamoDBStateStore]:
     """A holds the lease and checkpoints at 10, then handles 11..20 without a checkpoint
     (stalled); the lease moves to B, which resumes at 10 and saves at 15; A's stalled
@@ -146,7 +171,7 @@ def handover(
     leases.take(leases.list()[SHARD], "worker-a")
     state_table = unique_name("state")
     ensure_table(dynamodb, state_table)
-    store = DynamoDBStateStore(dynamodb, state_table)
+    store = DynamoDBStateStore(state_dynamodb, state_table)
     app = counting_app()
 
     def holder(owner: str) -> LeaseHolder | None:
@@ -167,9 +192,9 @@ def handover(
 
 
 def test_a_stalled_former_owner_cannot_save_over_the_new_owner_and_nothing_is_lost(
-    aws: Callable[[str], Any], unique_name: Callable[[str], str]
+    aws: Callable[[str], Any], unique_name: Callable[[str], str], state_dynamodb: Any
 ) -> None:
-    a, b, store = handover(aws, unique_name, fenced=True)
+    a, b, store = handover(aws, unique_name, state_dynamodb, fenced=True)
     # A's late save was refused: A dropped the shard and asked its daemon for nothing more.
     assert a.bridge.processor is None
     assert a.daemon.requests() == [
@@ -189,11 +214,11 @@ def test_a_stalled_former_owner_cannot_save_over_the_new_owner_and_nothing_is_lo
 
 
 def test_without_the_fence_the_late_save_lands_and_stalls_the_new_owner(
-    aws: Callable[[str], Any], unique_name: Callable[[str], str]
+    aws: Callable[[str], Any], unique_name: Callable[[str], str], state_dynamodb: Any
 ) -> None:
     # The negative control: the same interleaving without the lease fence (the bridge before
     # it had one) stores A's save at 20 over B's state, and B's save at 18 is refused.
-    _, b, store = handover(aws, unique_name, fenced=False)
+    _, b, store = handover(aws, unique_name, state_dynamodb, fenced=False)
     stored = store.load(SHARD)
     assert stored is not None and stored.position is not None
     assert stored.position.sequence_number == 20
