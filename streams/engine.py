@@ -260,7 +260,12 @@ class ShardEngine:
         try:
             closed = self.state.advance()
             if closed:
-                self.checkpoint.window_closed()
+                # A closed window's report is written with the batch that closed it, by a
+                # checkpoint; alarms alone (a site's demand spike) are flushed with the batch
+                # anyway and need none.
+                prompt = self.app.prompt_types
+                if not prompt or not all(isinstance(output, prompt) for output in closed):
+                    self.checkpoint.window_closed()
                 self.checkpoint.write(closed)
             clock_ms = self.state.event_clock_ms()
             if clock_ms is None or not self.app.advance_callbacks:
