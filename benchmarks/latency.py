@@ -132,6 +132,8 @@ class Measurement:
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending: dict[tuple[str, str], float] = field(default_factory=dict)
     latencies_s: list[float] = field(default_factory=list)
+    sent_s: list[float] = field(default_factory=list)
+    """When each fault of `latencies_s` was sent (monotonic seconds), in the same order."""
     faults_sent: int = 0
     background_sent: int = 0
     background_s: float = 0.0
@@ -265,6 +267,7 @@ class Poller(threading.Thread):
                 started = m.pending.pop((item["pk"]["S"], item["sk"]["S"]), None)
                 if started is not None:
                     m.latencies_s.append(seen - started)
+                    m.sent_s.append(started)
 
 
 def measure_faults(

@@ -90,7 +90,10 @@ def site_demand_step(
     - An episode starts at the first minute above the threshold that applies to it
       (``started_at_ms`` = its start) and ends at the first minute at or below its threshold
       (``ended_at_ms`` = that minute's start), or at the end of the last minute seen when
-      minutes are missing (no data is not demand). It is reported once, at its end, if it
+      minutes are missing (no data is not demand). It is confirmed at the first minute that
+      brings it to ``min_spike_ms``: the open ``EnergySpike`` (``status="open"``,
+      ``ended_at_ms`` None, ``peak_w`` and ``excess_wh`` so far) is emitted with that minute,
+      once. Its end emits the closed version (same ``event_id``, higher ``revision``) if it
       lasted ``min_spike_ms``; ``excess_wh`` is the energy above the threshold, ``peak_w`` the
       highest minute, ``threshold_w`` and ``rule`` those of its first minute.
     - The hour-of-day baseline learns an hour's peak minute once the hour is over, unless a
@@ -125,6 +128,10 @@ def site_demand_step(
             spike = msgspec.structs.replace(
                 spike, peak_w=max(spike.peak_w, demand_w), excess_wh=spike.excess_wh + excess_wh
             )
+        covered_ms = minute_start_ms + minute_ms - spike.started_at_ms
+        if not spike.confirmed and covered_ms >= limits.min_spike_ms:
+            events.append(_spike_event(site_id, spike, None))
+            spike = msgspec.structs.replace(spike, confirmed=True)
     else:
         hour_peak_w = max(hour_peak_w, demand_w)
     return SiteDemandState(
@@ -149,20 +156,26 @@ def _learn(
 def _close(
     site_id: str, spike: OpenSpike, end_ms: int, limits: SiteLimits, events: list[EnergySpike]
 ) -> None:
-    if end_ms - spike.started_at_ms < limits.min_spike_ms:
+    # A spike kept in a snapshot from before onset alarms may have qualified unconfirmed:
+    # its length, not the flag, decides.
+    if not spike.confirmed and end_ms - spike.started_at_ms < limits.min_spike_ms:
         return
-    events.append(
-        EnergySpike(
-            site_id,
-            "",
-            "",
-            "",
-            spike.started_at_ms,
-            end_ms,
-            spike.peak_w,
-            spike.threshold_w,
-            spike.excess_wh,
-            spike.rule,
-            "site",
-        )
+    events.append(_spike_event(site_id, spike, end_ms))
+
+
+def _spike_event(site_id: str, spike: OpenSpike, ended_at_ms: int | None) -> EnergySpike:
+    """The site's event of an episode: open while ``ended_at_ms`` is None, else closed there."""
+    return EnergySpike(
+        site_id,
+        "",
+        "",
+        "",
+        spike.started_at_ms,
+        ended_at_ms,
+        spike.peak_w,
+        spike.threshold_w,
+        spike.excess_wh,
+        spike.rule,
+        "site",
+        status="open" if ended_at_ms is None else "closed",
     )

@@ -37,11 +37,14 @@ from streams.processor import Checkpointer, EngineConfig, Lineage
 from tables.store import StateStore
 
 
-def engine_config(settings: Settings, *, bounded: bool = False) -> EngineConfig:
+def engine_config(
+    settings: Settings, *, bounded: bool = False, save_in_background: bool = False
+) -> EngineConfig:
     return EngineConfig(
         checkpoint_interval_ms=settings.checkpoint_interval_ms,
         idle_timeout_ms=settings.idle_timeout_ms,
         bounded=bounded,
+        save_in_background=save_in_background,
     )
 
 
@@ -223,10 +226,12 @@ def engine_factory(
     gate: HomeGate,
     lineage: Callable[[str], Lineage] | None = None,
     bounded: bool = False,
+    save_in_background: bool = False,
 ) -> ShardEngineFactory:
     """One engine per shard, each with its own sinks and dead-letter buffer; every shard's
     sinks share the worker's home `gate` (the one guarding `app`). `bounded`: a run that
-    stops once its input is read (see `EngineConfig.bounded`)."""
+    stops once its input is read (see `EngineConfig.bounded`); `save_in_background`: see
+    `EngineConfig.save_in_background`."""
 
     def build(shard_id: str, checkpointer: Checkpointer) -> ShardEngine:
         dead_letter = DeadLetterSink(clients.dynamodb, settings.dead_letter_table, Backoff())
@@ -237,7 +242,11 @@ def engine_factory(
             dead_letter=dead_letter,
             state_store=state_store,
             checkpointer=checkpointer,
-            config=engine_config(settings, bounded=bounded or settings.idle_close == "wall"),
+            config=engine_config(
+                settings,
+                bounded=bounded or settings.idle_close == "wall",
+                save_in_background=save_in_background,
+            ),
             lineage=lineage(shard_id) if lineage is not None else Lineage(),
         )
 

@@ -131,10 +131,17 @@ def lighting_app(settings: Settings, views: WorkerViews) -> App:
 
 
 def shard_engines(
-    settings: Settings, clients: Clients, views: WorkerViews, *, bounded: bool
+    settings: Settings,
+    clients: Clients,
+    views: WorkerViews,
+    *,
+    bounded: bool,
+    save_in_background: bool = False,
 ) -> ShardEngineFactory:
     """The engines of the local runner and of a replay from the archive: one per shard,
-    sharing `views`, writing through its fence, state in the state table."""
+    sharing `views`, writing through its fence, state in the state table.
+    `save_in_background`: the local runner's (its lease table may be called from any
+    thread)."""
     return engine_factory(
         settings,
         views.writer(clients, settings),
@@ -142,6 +149,7 @@ def shard_engines(
         DynamoDBStateStore(clients.dynamodb, settings.state_table),
         gate=views.gate,
         bounded=bounded,
+        save_in_background=save_in_background,
     )
 
 
@@ -162,7 +170,7 @@ def local_runner(
         clients.kinesis,
         settings.stream,
         LeaseTable(clients.dynamodb, settings.app_name),
-        shard_engines(settings, clients, views, bounded=bounded),
+        shard_engines(settings, clients, views, bounded=bounded, save_in_background=True),
         LocalRunnerConfig(
             worker_id=settings.owner,
             initial_position=settings.initial_position,

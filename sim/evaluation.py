@@ -12,7 +12,7 @@ error is the mean absolute difference of start and end times over matched pairs.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 import msgspec
 
@@ -250,6 +250,28 @@ def evaluate(
     return Evaluation(scores=scores, usage_max_error=max_error)
 
 
+def onset_delays(
+    truth: GroundTruth, spikes: Iterable[EnergySpike], written_at_ms: Mapping[str, int]
+) -> dict[str, list[int]]:
+    """Per spike kind, the onset delay of each detection that overlaps an injected episode of
+    its subject: when it was first written (``written_at_ms`` by ``event_id``, on the event
+    clock) minus the injected start, in the detections' order of start."""
+    expected = [e for e in _expected(truth) if e[0] in SPIKE_KINDS]
+    delays: dict[str, list[int]] = {}
+    for spike in sorted(spikes, key=lambda s: s.started_at_ms):
+        kind, subject, _, start_ms, end_ms = _spike_episode(spike)
+        for e_kind, e_subject, _, e_start, e_end in expected:
+            assert e_end is not None
+            if (
+                (e_kind, e_subject) == (kind, subject)
+                and start_ms < e_end
+                and (end_ms is None or e_start < end_ms)
+            ):
+                delays.setdefault(kind, []).append(written_at_ms[spike.event_id] - e_start)
+                break
+    return delays
+
+
 __all__ = [
     "ALL_USAGE_SCOPES",
     "ASSET_HOURLY",
@@ -258,4 +280,5 @@ __all__ = [
     "Evaluation",
     "KindScore",
     "evaluate",
+    "onset_delays",
 ]

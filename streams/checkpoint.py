@@ -26,11 +26,22 @@ and writes the same items again (their keys are deterministic).
 
 Back-pressure: outputs written to the sinks and not yet flushed are counted; over
 `max_buffered_outputs` the engine takes no new records until a checkpoint empties them.
+
+Saving in the background (`EngineConfig.save_in_background`): steps 1 and 2 and the
+snapshot's encoding run on the shard's thread, as they must (the sinks and the state are the
+shard's); steps 3 and 4 (the state table's writes and the lease's) run on a helper thread
+while the shard reads and processes the next batches, so an alarm in them is not held behind
+the save. One save at a time: a checkpoint due meanwhile waits for it (alarms are still
+flushed with their batches). `collect()` takes the save's outcome on the shard's thread: the
+state counts as saved and the failure rule above holds as before, the position committed
+being the one whose outputs were flushed and whose state was encoded before the helper
+started. A crash while it runs is a crash before the checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -39,7 +50,7 @@ from core.records import SHARD_END, DeadLetter, LeaseFence, Position
 from core.retry import Backoff
 from sinks.base import Sink
 from streams.processor import Checkpointer, EngineConfig, EngineCounters, ShardHealth
-from tables.shard import ShardState
+from tables.shard import PendingSnapshot, ShardState
 from tables.store import Snapshot, StateStore
 
 log = logging.getLogger(__name__)
@@ -92,6 +103,7 @@ class ShardCheckpoint:
         self.lost = False
         self.fence: LeaseFence | None = None
         """The lease fence of the checkpoint in progress (None: not known to this runner)."""
+        self._saving: _Saving | None = None
 
     # -- the output path -------------------------------------------------------------------
 
@@ -155,6 +167,7 @@ class ShardCheckpoint:
     def commit(self, position: Position | None = None) -> None:
         """fence -> flush -> save -> commit `position` (default: the last record handled).
         Raises what a step raised; the later steps did not run."""
+        self.collect(wait=True)
         started_ns = time.monotonic_ns()
         position = position or self.position
         self._take_fence()
@@ -177,17 +190,91 @@ class ShardCheckpoint:
         if self._health.consecutive_failures and now_ms < self._retry_at_ms:
             return False
         try:
-            self.commit()
+            if self._saving is not None:
+                # A save is under way: flush what cannot wait for it (alarms, full buffers).
+                if self.over_bound():
+                    self._take_fence()
+                    self._flush()
+                else:
+                    self.flush_prompt()
+                return not self.over_bound()
+            if self._config.save_in_background:
+                self._begin_save()
+            else:
+                self.commit()
         except (LeaseLostError, MemoryError):
             raise
         except Exception as exc:
-            self._counters.failed_checkpoints += 1
-            status = "blocked" if self.over_bound() else "failing"
-            self._health.failed(exc, now_ms, log, status=status)
-            pause_ms = int(self._retry.delay_ms(self._health.consecutive_failures - 1))
-            self._retry_at_ms = now_ms + pause_ms
+            self._failed(exc, now_ms)
             return False
         return True
+
+    def _failed(self, exc: Exception, now_ms: int) -> None:
+        self._counters.failed_checkpoints += 1
+        status = "blocked" if self.over_bound() else "failing"
+        self._health.failed(exc, now_ms, log, status=status)
+        pause_ms = int(self._retry.delay_ms(self._health.consecutive_failures - 1))
+        self._retry_at_ms = now_ms + pause_ms
+
+    @property
+    def saving(self) -> bool:
+        """A background save is under way (its outcome not yet collected)."""
+        return self._saving is not None
+
+    def _begin_save(self) -> None:
+        """fence -> flush -> encode the snapshot here; save -> commit on the helper thread."""
+        started_ns = time.monotonic_ns()
+        position = self.position
+        self._take_fence()
+        self._flush()
+        pending = self._state.snapshot(full=False)
+        fence, saved_at_ms = self.fence, self._now_ms()
+
+        def persist() -> None:
+            if pending is not None:
+                self._store.save(
+                    self.shard_id,
+                    Snapshot(
+                        shard_id=self.shard_id,
+                        position=position,
+                        saved_at_ms=saved_at_ms,
+                        data=pending.data,
+                        final=False,
+                        delta=pending.delta,
+                    ),
+                    fence=fence,
+                )
+            if position is not None:
+                self._checkpointer.checkpoint(self.shard_id, position)
+
+        self._saving = _Saving(f"save {self.shard_id}", persist, pending, position, started_ns)
+        self.pending = self._window_closed = False
+        self._last_ms = self._now_ms()
+
+    def collect(self, *, wait: bool = False) -> None:
+        """Take the outcome of the background save if it is over (`wait`: wait for it). A
+        failed one is counted and retried after its pause (the records since the last
+        checkpoint stay pending); `LeaseLostError` propagates, the shard's buffers dropped."""
+        saving = self._saving
+        if saving is None or not saving.over(wait):
+            return
+        self._saving = None
+        error = saving.error
+        if isinstance(error, LeaseLostError):
+            self._lost_now()
+            raise error
+        if error is not None:
+            self.pending = True
+            self._failed(error, self._now_ms())
+            return
+        if saving.snapshot is not None:
+            self._saved(saving.snapshot)
+        counters = self._counters
+        if saving.position is not None:
+            counters.checkpoints += 1
+            counters.last_checkpoint_ms = self._now_ms()
+            counters.checkpoint_us += (time.monotonic_ns() - saving.started_ns) // 1000
+        self._health.succeeded(self._now_ms(), checkpoint=True)
 
     def flush_prompt(self) -> None:
         """If prompt outputs were written since the last flush: fence -> flush now. A failed
@@ -207,6 +294,7 @@ class ShardCheckpoint:
     def commit_end(self) -> None:
         """The shard is closed: flush, save the whole state (the base its children start
         from) and commit SHARD_END."""
+        self.collect(wait=True)
         self._take_fence()
         self._flush()
         self._save(self.position, final=True)
@@ -215,6 +303,7 @@ class ShardCheckpoint:
     def lose(self) -> None:
         """The lease is gone: drop every buffer; from now on nothing is written."""
         self.lost = True
+        self._saving = None  # its outcome no longer matters: nothing is written after this
         for sink in (*self.sinks, self.dead_letters):
             sink.discard()
         self._unflushed = 0
@@ -267,6 +356,10 @@ class ShardCheckpoint:
         except LeaseLostError:
             self._lost_now()
             raise
+        self._saved(pending)
+
+    def _saved(self, pending: PendingSnapshot) -> None:
+        state = self._state
         state.saved(pending)
         counters = self._counters
         counters.snapshot_bytes += len(pending.data)
@@ -285,3 +378,39 @@ class ShardCheckpoint:
     def _lost_now(self) -> None:
         self.lose()
         self._health.status = "lease_lost"
+
+
+class _Saving:
+    """A background save: `run` on its own thread; `over(wait)` says whether it ended, and
+    `error` is what it raised."""
+
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[], None],
+        snapshot: PendingSnapshot | None,
+        position: Position | None,
+        started_ns: int,
+    ) -> None:
+        self.snapshot = snapshot
+        self.position = position
+        self.started_ns = started_ns
+        self.error: Exception | None = None
+        self._run = run
+        self._done = threading.Event()
+        # A daemon: a worker that exits mid-save has crashed before the checkpoint, which
+        # the replay from the last one covers.
+        threading.Thread(target=self._target, name=name, daemon=True).start()
+
+    def _target(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:  # anything: the shard's thread decides (collect)
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def over(self, wait: bool) -> bool:
+        if wait:
+            self._done.wait()
+        return self._done.is_set()

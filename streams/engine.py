@@ -123,6 +123,7 @@ class ShardEngine:
         checkpoint = self.checkpoint
         if checkpoint.lost:
             return
+        checkpoint.collect()
         if checkpoint.over_bound() and not checkpoint.try_commit():
             self.health.status = "blocked"
             raise ShardBlockedError(
@@ -143,7 +144,7 @@ class ShardEngine:
             checkpoint.try_commit()
         else:
             checkpoint.flush_prompt()
-        self.health.settled = not checkpoint.pending
+        self.health.settled = not checkpoint.pending and not checkpoint.saving
 
     def lease_lost(self) -> None:
         """See `ShardProcessor.lease_lost`: drop buffers, never checkpoint again."""
@@ -169,6 +170,7 @@ class ShardEngine:
     def shutdown_requested(self) -> None:
         if self.checkpoint.lost:
             return
+        self.checkpoint.collect(wait=True)
         if self.checkpoint.pending:
             self.checkpoint.commit()
         self.health.status = "stopped"
@@ -260,7 +262,12 @@ class ShardEngine:
         try:
             closed = self.state.advance()
             if closed:
-                self.checkpoint.window_closed()
+                # A closed window's report is written with the batch that closed it, by a
+                # checkpoint; alarms alone (a site's demand spike) are flushed with the batch
+                # anyway and need none.
+                prompt = self.app.prompt_types
+                if not prompt or not all(isinstance(output, prompt) for output in closed):
+                    self.checkpoint.window_closed()
                 self.checkpoint.write(closed)
             clock_ms = self.state.event_clock_ms()
             if clock_ms is None or not self.app.advance_callbacks:

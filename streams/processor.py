@@ -158,6 +158,11 @@ class EngineConfig:
     retry_cap_ms: int = 60_000
     """A failed checkpoint is retried after a full-jitter pause of at most
     min(retry_cap_ms, retry_base_ms * 2**failures)."""
+    save_in_background: bool = False
+    """The checkpoint's state save and position commit run on a helper thread while the
+    shard goes on (`streams.checkpoint`), so no record waits behind them. Only where the
+    `StateStore` and the `Checkpointer` may be called from another thread: the local
+    runner's lease table, not the KCL daemon's checkpoint, which answers on its own pipe."""
 
 
 class Checkpointer(Protocol):

@@ -1,6 +1,7 @@
 """Detection that operators can trust, through the real CLI and pipeline on emulated AWS:
-registry import with bad rows, a threshold change reaching a running worker, "open faults of a
-building" as one Query, and precision/recall per event kind on a seeded scenario.
+registry import with bad rows, a threshold change reaching a running worker, a site's demand
+spike stored open at its confirmation and closed at its end, "open faults of a building" as
+one Query, and precision/recall per event kind on a seeded scenario.
 """
 
 from __future__ import annotations
@@ -131,6 +132,94 @@ def test_a_threshold_change_reaches_a_running_worker(
     )
     assert spike["threshold_w"] == 62.5
     assert spike["rule"] == "power_above_threshold"
+
+
+def site_spike(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored site spike, its powers and energies to the milliwatt(-hour): a minute's
+    demand is an energy sum times 60."""
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in item.items()}
+
+
+def test_a_site_demand_spike_is_stored_open_when_confirmed_then_closed_and_read_open(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry.json"
+    lamps = ["lamp-1", "lamp-2", "lamp-3"]
+    place = {"site_id": "s1", "building_id": "b1", "room_id": "r1"}
+    assets = [{**place, "asset_id": lamp, "kind": "luminaire", "rated_w": 100.0} for lamp in lamps]
+    # 250 W for the site; each lamp's own limit is 125 W, no learnt baselines.
+    site = {"site_id": "s1", "demand_threshold_w": 250.0}
+    site |= {"demand_baseline_factor": None, "baseline_factor": None}
+    registry.write_text(json.dumps({"assets": assets, "sites": [site]}))
+    assert luxflow(deployment, "registry", "import", str(registry)).returncode == 0
+    now_ms = time.time_ns() // 1_000_000
+    start_ms = now_ms - now_ms % 60_000 - 60 * 60_000
+    episode_ms = start_ms + 10 * 60_000
+
+    def minutes(first: int, last: int, power_w: float) -> list[tuple[str, bytes]]:
+        return [
+            ("s1", reading(lamp, start_ms + minute * 60_000, power_w))
+            for minute in range(first, last + 1)
+            for lamp in lamps
+        ]
+
+    # The pause between the two sends is not the end of the input: a quiet shard keeps its
+    # lag, so the minutes sent after it are not late.
+    deployment.env["LUXFLOW_IDLE_CLOSE"] = "lag"
+    worker = deployment.start_worker()
+    try:
+        # Three lamps at 60 W (180 W), then at 100 W (300 W) from minute 10 to 24: a minute's
+        # energy is the trapezoid between readings, so minutes 10 to 23 are above. Minute 10
+        # closes once the readings pass its end plus the grace (10 minutes): the episode is
+        # raised open, with minute 10's peak and excess, while it goes on.
+        deployment.send([*minutes(0, 9, 60.0), *minutes(10, 24, 100.0)])
+        wait_for(lambda: len(by_type(deployment.items(), "energy_spike")) == 1)
+        (raised,) = by_type(deployment.items(), "energy_spike")
+        shown = luxflow(deployment, "query", "spikes", "--site", "s1", "--format", "json")
+        assert shown.returncode == 0, shown.stderr
+        (row,) = json.loads(shown.stdout)
+        assert (row["status"], row["level"], row["asset_id"], row["ended_at_ms"]) == (
+            "open", "site", "", None
+        )  # fmt: skip
+        # Back to 60 W: minute 24 (240 W) ends it, closed once minute 24 closes.
+        deployment.send(minutes(25, 40, 60.0))
+
+        def closed() -> bool:
+            return [s["status"] for s in by_type(deployment.items(), "energy_spike")] == ["closed"]
+
+        wait_for(closed)
+    finally:
+        deployment.stop(worker)
+    (ended,) = by_type(deployment.items(), "energy_spike")
+    common = {
+        "pk": "SPIKE#s1",
+        "sk": f"{episode_ms:013d}#SITE#site_demand",
+        "type": "energy_spike",
+        "site_id": "s1",
+        "building_id": "",
+        "room_id": "",
+        "asset_id": "",
+        "level": "site",
+        "rule": "site_demand",
+        "started_at_ms": episode_ms,
+        "threshold_w": 250.0,
+        "peak_w": 300.0,
+        "event_id": raised["event_id"],
+    }
+    assert site_spike(raised) == {
+        **common,
+        "status": "open",
+        "revision": 1,
+        "ended_at_ms": None,
+        "excess_wh": round(50.0 / 60, 3),
+    }
+    assert site_spike(ended) == {
+        **common,
+        "status": "closed",
+        "revision": 2,
+        "ended_at_ms": episode_ms + 14 * 60_000,
+        "excess_wh": round(14 * 50.0 / 60, 3),
+    }
 
 
 def test_open_faults_of_a_building_are_one_query(deployment: Deployment) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from api.page import PageData, render_page
 from api.page_chart import energy_charts, nice_top
 from api.page_ops import DeadLetterCount, Operations
-from api.page_sections import duration, now_section, plural
+from api.page_sections import duration, now_section, plural, spikes_section
 from lighting.read.command import spike_row
 from lighting.read.rows import EnergyRow, FaultRow, SpikeRow
 from lighting.status import ShardRow
@@ -81,6 +81,22 @@ def test_a_spike_item_without_a_status_reads_as_closed_and_an_open_one_as_in_pro
     html = now_section([], [spike_row(item), opened], NOW)
     assert html.count('data-testid="open-spike"') == 1
     assert "1 spike</span> in progress" not in html and "1 spike in progress" in html
+
+
+def test_a_site_demand_spike_in_progress_is_shown_for_the_whole_site() -> None:
+    item = {
+        "site_id": "s1", "building_id": "", "room_id": "", "asset_id": "", "level": "site",
+        "rule": "site_demand", "started_at_ms": NOW - 600_000, "ended_at_ms": None,
+        "peak_w": 3000, "threshold_w": 2500, "excess_wh": 8.3, "event_id": "e-site",
+        "status": "open",
+    }  # fmt: skip
+    row = spike_row(item)
+    assert (row.level, row.status, row.ended_at_ms) == ("site", "open", None)
+    html = now_section([], [row], NOW)
+    assert 'data-testid="open-spike" data-site="s1" data-asset="" data-event="e-site"' in html
+    assert "<td>whole site</td><td>site_demand</td>" in html
+    assert "1 spike in progress" in html
+    assert 'data-status="open"' in spikes_section([row], NOW)
 
 
 def test_flicker_is_listed_first_among_open_faults() -> None:

@@ -274,8 +274,10 @@ def site_run(demands: list[float | None], limits: SiteLimits = SITE) -> list[Ene
     return out
 
 
-def test_site_demand_episode_is_one_event() -> None:
-    [spike] = site_run([800.0, 1200.0, 1500.0, 1100.0, 900.0, 800.0])
+def test_site_demand_episode_is_one_event_raised_open_then_closed() -> None:
+    [raised, spike] = site_run([800.0, 1200.0, 1500.0, 1100.0, 900.0, 800.0])
+    assert (raised.status, raised.ended_at_ms, raised.peak_w) == ("open", None, 1200.0)
+    assert raised.event_id == spike.event_id and raised.revision < spike.revision
     assert (spike.started_at_ms, spike.ended_at_ms, spike.peak_w) == (M, 4 * M, 1500.0)
     assert (spike.level, spike.rule, spike.asset_id) == ("site", SITE_DEMAND_RULE, "")
     assert spike.excess_wh == (200.0 + 500.0 + 100.0) / 60
@@ -284,6 +286,11 @@ def test_site_demand_episode_is_one_event() -> None:
 
 def test_site_demand_at_threshold_missing_minutes_and_minimum_duration() -> None:
     assert site_run([900.0, 1000.0, 1000.0, 900.0]) == []
-    [spike] = site_run([900.0, 1200.0, None, None, 900.0])
+    [_, spike] = site_run([900.0, 1200.0, None, None, 900.0])
     assert (spike.started_at_ms, spike.ended_at_ms) == (M, 2 * M)
-    assert site_run([900.0, 1200.0, 900.0], SiteLimits(1000.0, min_spike_ms=2 * M)) == []
+    two_minutes = SiteLimits(1000.0, min_spike_ms=2 * M)
+    assert site_run([900.0, 1200.0, 900.0], two_minutes) == []
+    # Raised with the minute that brings it to the rule's two minutes, not before.
+    assert [(s.status, s.ended_at_ms) for s in site_run([1200.0, 1200.0], two_minutes)] == [
+        ("open", None)
+    ]

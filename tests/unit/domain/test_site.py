@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
 from domain.events import EnergySpike
 from domain.site import SITE_BASELINE_RULE, SiteDemandState, SiteLimits, site_demand_step
@@ -36,15 +39,14 @@ def test_near_miss_below_the_learnt_peak_times_the_factor_stays_quiet() -> None:
 
 def test_an_excess_above_the_learnt_peak_fires_once_learnt() -> None:
     spikes = days(4, {10: 1600.0, 11: 1700.0})
-    assert [(s.rule, s.level, s.started_at_ms, s.ended_at_ms) for s in spikes] == [
-        (
-            SITE_BASELINE_RULE,
-            "site",
-            3 * DAY_MS + HOUR_20 + 10 * MINUTE_MS,
-            3 * DAY_MS + HOUR_20 + 12 * MINUTE_MS,
-        )
+    start_ms = 3 * DAY_MS + HOUR_20 + 10 * MINUTE_MS
+    # Raised open with its first minute above (the rule's one minute), closed at its end.
+    assert [(s.rule, s.level, s.status, s.started_at_ms, s.ended_at_ms) for s in spikes] == [
+        (SITE_BASELINE_RULE, "site", "open", start_ms, None),
+        (SITE_BASELINE_RULE, "site", "closed", start_ms, start_ms + 2 * MINUTE_MS),
     ]
-    assert spikes[0].threshold_w == 1500.0 and spikes[0].peak_w == 1700.0
+    assert [(s.peak_w, s.excess_wh) for s in spikes] == [(1600.0, 100 / 60), (1700.0, 300 / 60)]
+    assert spikes[1].threshold_w == 1500.0
 
 
 def test_nothing_fires_before_three_days_are_learnt() -> None:
@@ -68,4 +70,41 @@ def test_the_baseline_is_per_hour_of_day() -> None:
             state, site_id="s", minute_start_ms=start_ms, demand_w=demand, limits=LIMITS
         )
         spikes.extend(new)
-    assert [(s.started_at_ms, s.threshold_w) for s in spikes] == [(3 * DAY_MS + 3 * HOUR_MS, 300.0)]
+    assert [(s.status, s.started_at_ms, s.threshold_w) for s in spikes] == [
+        ("open", 3 * DAY_MS + 3 * HOUR_MS, 300.0),
+        ("closed", 3 * DAY_MS + 3 * HOUR_MS, 300.0),
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    demands=st.lists(st.one_of(st.none(), st.sampled_from([900.0, 1000.0, 1001.0, 1500.0]))),
+    min_minutes=st.integers(1, 4),
+)
+def test_every_site_episode_is_raised_once_open_when_confirmed_and_then_closed_once(
+    demands: list[float | None], min_minutes: int
+) -> None:
+    limits = SiteLimits(1000.0, min_spike_ms=min_minutes * MINUTE_MS)
+    state: SiteDemandState | None = None
+    versions: dict[str, list[tuple[int, EnergySpike]]] = {}
+    for minute, demand in enumerate(demands):
+        if demand is None:
+            continue  # no data that minute
+        start_ms = minute * MINUTE_MS
+        state, new = site_demand_step(
+            state, site_id="s", minute_start_ms=start_ms, demand_w=demand, limits=limits
+        )
+        for spike in new:
+            versions.setdefault(spike.event_id, []).append((start_ms, spike))
+    for seen in versions.values():
+        (raised_at_ms, raised), *rest = seen
+        # Open at the minute that brought it to the rule's length, never later or earlier.
+        assert raised.status == "open" and raised.ended_at_ms is None
+        assert raised_at_ms + MINUTE_MS - raised.started_at_ms == limits.min_spike_ms
+        assert len(rest) <= 1
+        if rest:
+            closed = rest[0][1]
+            assert closed.status == "closed" and closed.ended_at_ms is not None
+            assert closed.ended_at_ms - closed.started_at_ms >= limits.min_spike_ms
+            assert closed.peak_w >= raised.peak_w and closed.excess_wh >= raised.excess_wh
+            assert closed.threshold_w == raised.threshold_w

@@ -16,7 +16,7 @@ from domain.events import AssetState
 from domain.telemetry import Telemetry, encode_telemetry
 from domain.timestamps import format_ts
 from lighting.agents import build_app
-from lighting.registry import empty_registry
+from lighting.registry import RegistryCache, empty_registry
 from sinks.memory import InMemorySink
 from streams.engine import ShardEngine
 from streams.processor import EngineConfig
@@ -145,19 +145,24 @@ def newer(held: object, new: object) -> bool:
 
 
 def run_with_crashes(
-    records: list[Record], checkpoints: set[int], crashes: set[int]
+    records: list[Record],
+    checkpoints: set[int],
+    crashes: set[int],
+    *,
+    registry: RegistryCache | None = None,
+    grace_ms: int = 10 * MINUTE_MS,
 ) -> tuple[set[tuple[str, int]], dict[object, object]]:
     """The current states the agent chose to write (asset, ts_ms) and the command-model items
     stored, when the shard checkpoints after the records at `checkpoints` and crashes after
     those at `crashes` (each once), restarting from its snapshot and re-reading the records
-    after its checkpoint, as a runner does."""
+    after its checkpoint, as a runner does. `registry`: `empty_registry()` by default."""
     command = InMemorySink(
         views.command_writes,
         key=lambda write: (write.item["pk"], write.item["sk"]),  # type: ignore[attr-defined]
         replaces=newer,
     )
     ctx = AgentTestContext(
-        build_app(empty_registry(), topic="t", grace_ms=10 * MINUTE_MS),
+        build_app(registry or empty_registry(), topic="t", grace_ms=grace_ms),
         now_ms=T0_MS,
         sinks=[command],
         config=EngineConfig(checkpoint_interval_ms=10**12),

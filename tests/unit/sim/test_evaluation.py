@@ -12,7 +12,7 @@ import pytest
 from domain.events import EnergySpike, Fault
 from domain.registry import Registry
 from domain.views import command_writes
-from sim.evaluation import ALL_USAGE_SCOPES, EVENT_KINDS, evaluate
+from sim.evaluation import ALL_USAGE_SCOPES, EVENT_KINDS, evaluate, onset_delays
 from sim.inprocess import InProcessRun, records_of, registry_cache, run_in_process
 from sim.params import ANOMALY_COUNTS, NEAR_MISS_KINDS, scenario_params
 from sim.simulation import Simulation
@@ -81,6 +81,21 @@ def test_replay_finds_every_kind_exactly(
     for score in evaluation.scores:
         limit = 120_000 if score.kind == "energy_spike:site_demand" else 0
         assert score.start_error_ms <= limit and score.end_error_ms <= limit, score
+
+
+def test_a_site_demand_spike_is_raised_within_its_rule_the_grace_and_two_readings(
+    scenario: tuple[Simulation, GroundTruth, InProcessRun],
+) -> None:
+    sim, truth, result = scenario
+    delays = onset_delays(truth, result.spikes, result.written_at_ms)
+    site = delays["energy_spike:site_demand"]
+    assert len(site) == len([e for e in truth.events if e.code == "site_demand"])
+    # A site minute is judged once it closed: its end (the rule's one minute), plus the
+    # grace, plus the reading that ends its last interval and the one that moves the clock
+    # past (one interval each), plus the batch the in-process run takes (1 s).
+    interval_ms = sim.params.interval_ms
+    bound_ms = 60_000 + 600_000 + 2 * interval_ms + 1_000
+    assert max(site) <= bound_ms, (site, bound_ms)
 
 
 def test_each_fault_is_opened_once_and_cleared_once(
