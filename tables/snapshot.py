@@ -149,8 +149,7 @@ def apply_blob(
             section: _Plain[Any] = _decoder("plain", value_types[name]).decode(raw)
             part = plain[name]
             for key in section.deleted:
-                part.data.pop(key, None)
-                part.pks.pop(key, None)
+                part.discard(key)
             for pk, key, value in section.entries:
                 part.data[key] = value
                 part.pks[key] = pk
