@@ -11,9 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.clock import ManualClock
+from core.errors import StateStoreError
 from domain.series import SeriesAcc, TelemetryRollup, rollup_of
 from domain.telemetry import Reading
-from tables.snapshot import _decoder, _encoder
+from tables.partition import PlainPartition
+from tables.shard import ShardState
+from tables.snapshot import _decoder, _encoder, encode_state
+from tables.table import Table
 
 START_MS = 1_800_000_000_000
 
@@ -302,3 +307,44 @@ def test_a_form_that_is_no_accumulator_is_refused(form: object) -> None:
 def test_a_shorter_stored_form_takes_the_defaults() -> None:
     acc = SeriesAcc.from_snapshot_form(["site-1", "b-1"])
     assert acc.snapshot_form() == ["site-1", "b-1", "", 0, 0, 0, *[0.0] * 16, 0, 0, 0, 0]
+
+
+def shard_with_series(name: str = "series_fine") -> tuple[ShardState, Table[SeriesAcc]]:
+    table = Table(name, default=SeriesAcc, value_type=SeriesAcc)
+    state = ShardState([table], "shard-0", ManualClock(), 300_000)
+    state.activate()
+    return state, table
+
+
+@given(readings())
+def test_a_snapshot_written_with_the_struct_accumulator_restores_and_saves_the_same_bytes(
+    rs: list[Reading],
+) -> None:
+    # The state as the Struct accumulator's code held it, and its base snapshot.
+    old_part = PlainPartition()
+    acc = StructAcc()
+    for r in rs:
+        acc + r
+    old_part.put("lamp-1", acc, "site-1")
+    old_blob = encode_state("shard-0", {"series_fine": old_part}, {}, changed=None)
+    state, table = shard_with_series()
+    state.restore([[old_blob]], lambda _pk: True)
+    restored = table["lamp-1"]
+    assert isinstance(restored, SeriesAcc)
+    assert restored.snapshot_form() == list(msgspec.structs.astuple(acc))
+    pending = state.snapshot()
+    assert pending is not None
+    assert pending.data == old_blob
+
+
+def test_a_snapshot_whose_accumulator_cannot_be_read_is_refused_with_one_line() -> None:
+    old_part = PlainPartition()
+    old_part.put("lamp-1", ["site-1", "b-1", "r-1", "three", 1, START_MS], "site-1")
+    blob = encode_state("shard-0", {"series_fine": old_part}, {}, changed=None)
+    state, _ = shard_with_series()
+    with pytest.raises(StateStoreError) as refused:
+        state.restore([[blob]], lambda _pk: True)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("shard shard-0: bad table section:")
+    assert "series accumulator starts with 3 ids and 3 integers" in message
