@@ -9,12 +9,12 @@ Every entry remembers the partition key of the record that last wrote it (`pks`)
 can route the key to its child. Every change records its key in `changed`, so a snapshot can
 carry only the keys changed since the last saved one (`tables.snapshot`).
 
-The partition keys are remembered per key, not per table: the partitions of one group (a
-shard's plain tables, or its windowed tables) share one map (`SharedKeys`), since an app
-keys several tables by the same ids (an asset's rule state, its usage windows, its series)
-and a map per table paid for each id once per table. So a key written under two partition
-keys, in two tables of a group, is routed by the later one in both: a split keeps all of
-the key's state together, with the child that receives its records from then on.
+The partition keys are remembered per key, not per table: the windowed partitions of a shard
+share one map (`SharedKeys`), since an app keys several windowed tables by the same ids (an
+asset's usage windows and series intervals) and a map per table paid for each id once per
+table. So a key written under two partition keys, in two windowed tables, is routed by the
+later one in both: a split keeps all of the key's windows together, with the child that
+receives its records from then on.
 """
 
 from __future__ import annotations
@@ -69,8 +69,11 @@ class SharedKeys:
     dropped when a member lets go of the key (`release`) and no member holds it any more
     (`holders`: one test per member).
 
-    Groups are per kind (plain or windowed) so that the common release, a plain table
-    deleting a key, asks only plain tables (a dict look-up each), never window buckets."""
+    A shard groups its windowed partitions; each plain partition is a group of its own. A
+    windowed table lets go of a key only when the key's last window of that table closes
+    (rare while the key's records keep coming), but a plain table deletes keys on the
+    record path (a table of pending outputs, every key): asking every other table then
+    cost more per record than the shared map saves."""
 
     __slots__ = ("holders", "pks")
 

@@ -182,15 +182,15 @@ class ShardState:
         self.tables: dict[str, TableSpec] = {}
         self.plain: dict[str, PlainPartition] = {}
         self.windowed: dict[str, WindowedPartition] = {}
-        # One key -> partition-key map per kind of table, not per table (`SharedKeys`).
-        plain_keys, windowed_keys = SharedKeys(), SharedKeys()
+        # One key -> partition-key map for the windowed tables, not one each (`SharedKeys`).
+        windowed_keys = SharedKeys()
         for given in tables:
             table = given.base
             if table.name in self.tables:
                 raise ConfigError(f"two tables are named {table.name!r}")
             self.tables[table.name] = table
             if table.window is None:
-                self.plain[table.name] = PlainPartition(plain_keys)
+                self.plain[table.name] = PlainPartition()
             else:
                 self.windowed[table.name] = WindowedPartition(windowed_keys)
         # Durability: changes taken by snapshots not yet saved, and the chain in the store.
@@ -412,8 +412,8 @@ class ShardState:
         for chain in chains:
             if not chain:
                 continue
-            plain_keys, windowed_keys = SharedKeys(), SharedKeys()
-            plain = {name: PlainPartition(plain_keys) for name in self.plain}
+            windowed_keys = SharedKeys()
+            plain = {name: PlainPartition() for name in self.plain}
             windowed = {name: WindowedPartition(windowed_keys) for name in self.windowed}
             for index, blob in enumerate(chain):
                 full = apply_blob(self.shard_id, blob, plain, windowed, value_types)

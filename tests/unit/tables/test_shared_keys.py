@@ -1,6 +1,7 @@
-"""One key -> partition-key map per kind of table in a shard (`tables.partition.SharedKeys`):
-the same partition keys as a map per table, no entry kept for a key no table holds, and a key
-written under two partition keys follows the later one in every table."""
+"""One key -> partition-key map for the windowed tables of a shard (`tables.partition.SharedKeys`;
+a plain table keeps its own): the same partition keys as a map per table, no entry kept for a
+key no table holds, and a key written under two partition keys follows the later one in every
+windowed table."""
 
 from __future__ import annotations
 
@@ -84,11 +85,12 @@ def test_every_held_key_has_its_partition_key_and_no_other_key_has_one(
         else:
             state.advance()
         holding = held(state)
-        plain_keys = holding["first"] | holding["second"]
         windowed_keys = holding["fine"] | holding["coarse"]
-        # What a map per table held: exactly the held keys, each with its partition key.
-        assert state.plain["first"].pks == {k: pk_of(k) for k in plain_keys}
+        # What the maps per table held: exactly the held keys, each with its partition key.
+        assert state.plain["first"].pks == {k: pk_of(k) for k in holding["first"]}
+        assert state.plain["second"].pks == {k: pk_of(k) for k in holding["second"]}
         assert state.windowed["fine"].pks == {k: pk_of(k) for k in windowed_keys}
+        assert state.windowed["coarse"].pks is state.windowed["fine"].pks
     # A snapshot restores the same keys under the same partition keys.
     pending = state.snapshot()
     assert pending is not None
@@ -99,7 +101,7 @@ def test_every_held_key_has_its_partition_key_and_no_other_key_has_one(
     assert again.windowed["coarse"].pks == state.windowed["coarse"].pks
 
 
-def test_a_key_under_two_partition_keys_goes_with_the_later_one_in_every_table() -> None:
+def test_a_key_under_two_partition_keys_goes_with_the_later_one_in_every_windowed_table() -> None:
     tables = Tables()
     state = tables.state()
     begin(state, "site-1")
@@ -113,5 +115,11 @@ def test_a_key_under_two_partition_keys_goes_with_the_later_one_in_every_table()
     site_1, site_2 = tables.state(), tables.state()
     site_1.restore([[pending.data]], lambda pk: pk == "site-1")
     site_2.restore([[pending.data]], lambda pk: pk == "site-2")
-    assert held(site_1) == {"first": set(), "second": set(), "fine": set(), "coarse": set()}
-    assert held(site_2) == {k: {"lamp-1"} for k in ("first", "second", "fine", "coarse")}
+    # A plain table keeps the partition key its own write remembered.
+    assert held(site_1) == {"first": {"lamp-1"}, "second": set(), "fine": set(), "coarse": set()}
+    assert held(site_2) == {
+        "first": set(),
+        "second": {"lamp-1"},
+        "fine": {"lamp-1"},
+        "coarse": {"lamp-1"},
+    }
