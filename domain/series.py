@@ -22,6 +22,7 @@ interval is a setting; the hourly downsample is the same rollup over the hour, k
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable
 from typing import Final, Literal
 
@@ -75,41 +76,53 @@ def measure_name(interval_ms: int) -> str:
     return f"telemetry_{interval_name(interval_ms)}"
 
 
-class SeriesAcc(msgspec.Struct, gc=False, array_like=True):
-    """One asset's readings in one interval (see the module docstring). `count == 0` means
-    empty: its minima, maxima and lasts are meaningless until the first reading. Encoded as
-    an array (`array_like`): every open window's accumulator is in each state snapshot."""
+_STATS: Final = 4 * len(SERIES_METRICS)
+"""Per quantity of `SERIES_METRICS`, in order: sum, min, max, last."""
+_ZEROS: Final = array("d", bytes(8 * _STATS))
+_IDS_AND_COUNTS: Final = 6
+"""site_id, building_id, room_id, count, on_count, last_ts_ms: the head of the stored form."""
 
-    site_id: str = ""
-    building_id: str = ""
-    room_id: str = ""
-    count: int = 0
-    on_count: int = 0
-    last_ts_ms: int = 0
-    power_w_sum: float = 0.0
-    power_w_min: float = 0.0
-    power_w_max: float = 0.0
-    power_w_last: float = 0.0
-    voltage_v_sum: float = 0.0
-    voltage_v_min: float = 0.0
-    voltage_v_max: float = 0.0
-    voltage_v_last: float = 0.0
-    current_a_sum: float = 0.0
-    current_a_min: float = 0.0
-    current_a_max: float = 0.0
-    current_a_last: float = 0.0
-    lux_sum: float = 0.0
-    lux_min: float = 0.0
-    lux_max: float = 0.0
-    lux_last: float = 0.0
-    dim_level_sum: int = 0
-    dim_level_min: int = 0
-    dim_level_max: int = 0
-    dim_level_last: int = 0
+
+class SeriesAcc:
+    """One asset's readings in one interval (see the module docstring). `count == 0` means
+    empty: its minima, maxima and lasts are meaningless until the first reading.
+
+    The 20 statistics are C doubles in one `array` (`stats`: per quantity sum, min, max,
+    last), not 20 float objects: a table holds one accumulator per asset and open interval,
+    and a float object is 24 bytes beside its 8 of value. A double holds every value exactly
+    (readings are doubles; `dim_level` is an int of 0..100, and its sum stays far below 2**53),
+    and every operation is the one the float fields had, in the same order, so rollups are
+    the same to the bit.
+
+    Stored in a table's snapshot (`snapshot_form`) as the array of 26 values the accumulator
+    was stored as when its statistics were fields: the ids, the counts, the statistics, the
+    `dim_level` ones as ints; `from_snapshot_form` reads that form (from either)."""
+
+    __slots__ = ("building_id", "count", "last_ts_ms", "on_count", "room_id", "site_id", "stats")
+
+    def __init__(self) -> None:
+        self.site_id = ""
+        self.building_id = ""
+        self.room_id = ""
+        self.count = 0
+        self.on_count = 0
+        self.last_ts_ms = 0
+        self.stats = array("d", _ZEROS)
+
+    def __repr__(self) -> str:
+        return f"SeriesAcc({self.snapshot_form()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SeriesAcc):
+            return NotImplemented
+        return self.snapshot_form() == other.snapshot_form()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: never a dict key
 
     def __add__(self, reading: Reading) -> SeriesAcc:
         """Count `reading` (in place) and return self. The caller passes each asset's
         readings in increasing time order, so the latest is the last one added."""
+        s = self.stats
         p, v, c, x, d = (
             reading.power_w,
             reading.voltage_v,
@@ -121,47 +134,47 @@ class SeriesAcc(msgspec.Struct, gc=False, array_like=True):
             self.site_id = reading.site_id
             self.building_id = reading.building_id
             self.room_id = reading.room_id
-            self.power_w_min = self.power_w_max = p
-            self.voltage_v_min = self.voltage_v_max = v
-            self.current_a_min = self.current_a_max = c
-            self.lux_min = self.lux_max = x
-            self.dim_level_min = self.dim_level_max = d
+            s[1] = s[2] = p
+            s[5] = s[6] = v
+            s[9] = s[10] = c
+            s[13] = s[14] = x
+            s[17] = s[18] = d
         else:
             # Explicit comparisons: min()/max() calls cost more on the record path.
-            if p < self.power_w_min:
-                self.power_w_min = p
-            elif p > self.power_w_max:
-                self.power_w_max = p
-            if v < self.voltage_v_min:
-                self.voltage_v_min = v
-            elif v > self.voltage_v_max:
-                self.voltage_v_max = v
-            if c < self.current_a_min:
-                self.current_a_min = c
-            elif c > self.current_a_max:
-                self.current_a_max = c
-            if x < self.lux_min:
-                self.lux_min = x
-            elif x > self.lux_max:
-                self.lux_max = x
-            if d < self.dim_level_min:
-                self.dim_level_min = d
-            elif d > self.dim_level_max:
-                self.dim_level_max = d
+            if p < s[1]:
+                s[1] = p
+            elif p > s[2]:
+                s[2] = p
+            if v < s[5]:
+                s[5] = v
+            elif v > s[6]:
+                s[6] = v
+            if c < s[9]:
+                s[9] = c
+            elif c > s[10]:
+                s[10] = c
+            if x < s[13]:
+                s[13] = x
+            elif x > s[14]:
+                s[14] = x
+            if d < s[17]:
+                s[17] = d
+            elif d > s[18]:
+                s[18] = d
         self.count += 1
         if reading.on:
             self.on_count += 1
         self.last_ts_ms = reading.ts_ms
-        self.power_w_sum += p
-        self.voltage_v_sum += v
-        self.current_a_sum += c
-        self.lux_sum += x
-        self.dim_level_sum += d
-        self.power_w_last = p
-        self.voltage_v_last = v
-        self.current_a_last = c
-        self.lux_last = x
-        self.dim_level_last = d
+        s[0] += p
+        s[4] += v
+        s[8] += c
+        s[12] += x
+        s[16] += d
+        s[3] = p
+        s[7] = v
+        s[11] = c
+        s[15] = x
+        s[19] = d
         return self
 
     def merge(self, later: SeriesAcc) -> SeriesAcc:
@@ -173,45 +186,57 @@ class SeriesAcc(msgspec.Struct, gc=False, array_like=True):
         bits."""
         if later.count == 0:
             return self
+        s, t = self.stats, later.stats
         if self.count == 0:
             self.site_id = later.site_id
             self.building_id = later.building_id
             self.room_id = later.room_id
-            self.power_w_min = later.power_w_min
-            self.power_w_max = later.power_w_max
-            self.voltage_v_min = later.voltage_v_min
-            self.voltage_v_max = later.voltage_v_max
-            self.current_a_min = later.current_a_min
-            self.current_a_max = later.current_a_max
-            self.lux_min = later.lux_min
-            self.lux_max = later.lux_max
-            self.dim_level_min = later.dim_level_min
-            self.dim_level_max = later.dim_level_max
+            for i in range(1, _STATS, 4):
+                s[i] = t[i]
+                s[i + 1] = t[i + 1]
         else:
-            self.power_w_min = min(self.power_w_min, later.power_w_min)
-            self.power_w_max = max(self.power_w_max, later.power_w_max)
-            self.voltage_v_min = min(self.voltage_v_min, later.voltage_v_min)
-            self.voltage_v_max = max(self.voltage_v_max, later.voltage_v_max)
-            self.current_a_min = min(self.current_a_min, later.current_a_min)
-            self.current_a_max = max(self.current_a_max, later.current_a_max)
-            self.lux_min = min(self.lux_min, later.lux_min)
-            self.lux_max = max(self.lux_max, later.lux_max)
-            self.dim_level_min = min(self.dim_level_min, later.dim_level_min)
-            self.dim_level_max = max(self.dim_level_max, later.dim_level_max)
+            for i in range(1, _STATS, 4):
+                s[i] = min(s[i], t[i])
+                s[i + 1] = max(s[i + 1], t[i + 1])
         self.count += later.count
         self.on_count += later.on_count
         self.last_ts_ms = later.last_ts_ms
-        self.power_w_sum += later.power_w_sum
-        self.voltage_v_sum += later.voltage_v_sum
-        self.current_a_sum += later.current_a_sum
-        self.lux_sum += later.lux_sum
-        self.dim_level_sum += later.dim_level_sum
-        self.power_w_last = later.power_w_last
-        self.voltage_v_last = later.voltage_v_last
-        self.current_a_last = later.current_a_last
-        self.lux_last = later.lux_last
-        self.dim_level_last = later.dim_level_last
+        for i in range(0, _STATS, 4):
+            s[i] += t[i]
+            s[i + 3] = t[i + 3]
         return self
+
+    def snapshot_form(self) -> list[str | int | float]:
+        """The stored form: see the class docstring."""
+        s = self.stats
+        return [
+            self.site_id,
+            self.building_id,
+            self.room_id,
+            self.count,
+            self.on_count,
+            self.last_ts_ms,
+            *s[:16],
+            *(int(value) for value in s[16:]),
+        ]
+
+    @classmethod
+    def from_snapshot_form(cls, form: object) -> SeriesAcc:
+        """The accumulator of a stored form (`snapshot_form`; a shorter one takes the defaults
+        for its missing trailing values); `ValueError` for anything else."""
+        if not isinstance(form, list) or len(form) > _IDS_AND_COUNTS + _STATS:
+            raise ValueError("a series accumulator is an array of at most 26 values")
+        head = form[:_IDS_AND_COUNTS]
+        head += ["", "", "", 0, 0, 0][len(head) :]
+        if not (all(type(i) is str for i in head[:3]) and all(type(n) is int for n in head[3:])):
+            raise ValueError("a series accumulator starts with 3 ids and 3 integers")
+        values = form[_IDS_AND_COUNTS:]
+        if not all(type(value) in (int, float) for value in values):
+            raise ValueError("a series accumulator's statistics are numbers")
+        acc = cls()
+        acc.site_id, acc.building_id, acc.room_id, acc.count, acc.on_count, acc.last_ts_ms = head
+        acc.stats[: len(values)] = array("d", values)
+        return acc
 
 
 class TelemetryRollup(msgspec.Struct, frozen=True, gc=False):
@@ -241,29 +266,30 @@ def rollup_of(
 ) -> TelemetryRollup:
     """The rollup of a closed window's accumulator (`acc.count >= 1`)."""
     n = acc.count
-    # Spelled out rather than looped over SERIES_METRICS with getattr: it runs once per asset
-    # and interval, on the record path.
+    s = acc.stats
+    # Spelled out rather than looped over SERIES_METRICS: it runs once per asset and
+    # interval, on the record path.
     stats = {
-        "power_w_mean": acc.power_w_sum / n,
-        "power_w_min": acc.power_w_min,
-        "power_w_max": acc.power_w_max,
-        "power_w_last": acc.power_w_last,
-        "voltage_v_mean": acc.voltage_v_sum / n,
-        "voltage_v_min": acc.voltage_v_min,
-        "voltage_v_max": acc.voltage_v_max,
-        "voltage_v_last": acc.voltage_v_last,
-        "current_a_mean": acc.current_a_sum / n,
-        "current_a_min": acc.current_a_min,
-        "current_a_max": acc.current_a_max,
-        "current_a_last": acc.current_a_last,
-        "lux_mean": acc.lux_sum / n,
-        "lux_min": acc.lux_min,
-        "lux_max": acc.lux_max,
-        "lux_last": acc.lux_last,
-        "dim_level_mean": acc.dim_level_sum / n,
-        "dim_level_min": float(acc.dim_level_min),
-        "dim_level_max": float(acc.dim_level_max),
-        "dim_level_last": float(acc.dim_level_last),
+        "power_w_mean": s[0] / n,
+        "power_w_min": s[1],
+        "power_w_max": s[2],
+        "power_w_last": s[3],
+        "voltage_v_mean": s[4] / n,
+        "voltage_v_min": s[5],
+        "voltage_v_max": s[6],
+        "voltage_v_last": s[7],
+        "current_a_mean": s[8] / n,
+        "current_a_min": s[9],
+        "current_a_max": s[10],
+        "current_a_last": s[11],
+        "lux_mean": s[12] / n,
+        "lux_min": s[13],
+        "lux_max": s[14],
+        "lux_last": s[15],
+        "dim_level_mean": s[16] / n,
+        "dim_level_min": s[17],
+        "dim_level_max": s[18],
+        "dim_level_last": s[19],
     }
     return TelemetryRollup(
         acc.site_id,

@@ -47,11 +47,16 @@ class _Loaded:
     """One loaded copy of the registry, replaced whole by a refresh (never mutated but for
     its limits cache), so readers in other threads always see a consistent copy."""
 
-    __slots__ = ("counts", "limits", "registry", "sites")
+    __slots__ = ("counts", "limits", "registry", "shared_limits", "sites")
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.limits: dict[str, Limits] = {}
+        # One object per distinct Limits: every unknown asset of a site, and every registered
+        # asset of one type, has the same limits, and a Limits per asset was ~200 B of each
+        # live asset. Keyed by the encoded bytes, not by equality, so two limits that differ
+        # only in the sign of a zero are never merged.
+        self.shared_limits: dict[bytes, Limits] = {}
         self.counts = asset_counts(
             (a.site_id, a.building_id, a.room_id, a.asset_id) for a in registry.assets.values()
         )
@@ -139,7 +144,8 @@ class RegistryCache:
         loaded = self._loaded
         limits = loaded.limits.get(asset_id)
         if limits is None:
-            limits = loaded.registry.limits(asset_id, site_id)
+            made = loaded.registry.limits(asset_id, site_id)
+            limits = loaded.shared_limits.setdefault(msgspec.msgpack.encode(made), made)
             # Cache only what is bounded: known assets and tracked unknown ones.
             unknown = self._unknown
             if not unknown.tracking or asset_id in loaded.registry.assets or asset_id in unknown:

@@ -8,6 +8,13 @@ way for every kind of window. A partition knows nothing of tables, shards or sna
 Every entry remembers the partition key of the record that last wrote it (`pks`), so a split
 can route the key to its child. Every change records its key in `changed`, so a snapshot can
 carry only the keys changed since the last saved one (`tables.snapshot`).
+
+The partition keys are remembered per key, not per table: the windowed partitions of a shard
+share one map (`SharedKeys`), since an app keys several windowed tables by the same ids (an
+asset's usage windows and series intervals) and a map per table paid for each id once per
+table. So a key written under two partition keys, in two windowed tables, is routed by the
+later one in both: a split keeps all of the key's windows together, with the child that
+receives its records from then on.
 """
 
 from __future__ import annotations
@@ -56,15 +63,44 @@ comes from `ShardState.grace_boost`."""
 NO_BOOST: Final[GraceBoost] = (0, -(2**63))
 
 
-class PlainPartition:
-    """key -> value, key -> partition key; `changed` holds keys written or deleted since the
-    last saved snapshot."""
+class SharedKeys:
+    """The partition key of every key held by a group of partitions (see the module
+    docstring): `pks`, shared by the members, which write to it directly. A key's entry is
+    dropped when a member lets go of the key (`release`) and no member holds it any more
+    (`holders`: one test per member).
 
-    __slots__ = ("changed", "data", "pks")
+    A shard groups its windowed partitions; each plain partition is a group of its own. A
+    windowed table lets go of a key only when the key's last window of that table closes
+    (rare while the key's records keep coming), but a plain table deletes keys on the
+    record path (a table of pending outputs, every key): asking every other table then
+    cost more per record than the shared map saves."""
+
+    __slots__ = ("holders", "pks")
 
     def __init__(self) -> None:
-        self.data: dict[Key, Any] = {}
         self.pks: dict[Key, str] = {}
+        # Each member's "do you hold this key": a plain table's is its dict's own (C) test.
+        self.holders: list[Callable[[Key], bool]] = []
+
+    def release(self, key: Key) -> None:
+        for holds in self.holders:
+            if holds(key):
+                return
+        self.pks.pop(key, None)
+
+
+class PlainPartition:
+    """key -> value, key -> partition key (`pks`: its group's, `SharedKeys`; a group of its
+    own when none is given); `changed` holds keys written or deleted since the last saved
+    snapshot."""
+
+    __slots__ = ("_keys", "changed", "data", "pks")
+
+    def __init__(self, keys: SharedKeys | None = None) -> None:
+        self.data: dict[Key, Any] = {}
+        self._keys = keys = SharedKeys() if keys is None else keys
+        keys.holders.append(self.data.__contains__)
+        self.pks: dict[Key, str] = keys.pks
         self.changed: set[Key] = set()
 
     def put(self, key: Key, value: Any, pk: str) -> None:
@@ -74,12 +110,19 @@ class PlainPartition:
 
     def delete(self, key: Key) -> None:
         del self.data[key]
-        self.pks.pop(key, None)
+        self._keys.release(key)
         self.changed.add(key)
 
+    def discard(self, key: Key) -> None:
+        """Remove `key` if held, not as a change (a snapshot delta being applied)."""
+        if self.data.pop(key, _MISSING) is not _MISSING:
+            self._keys.release(key)
+
     def clear(self) -> None:
+        held = list(self.data)
         self.data.clear()
-        self.pks.clear()
+        for key in held:
+            self._keys.release(key)
         self.changed.clear()
 
 
@@ -98,6 +141,7 @@ class WindowedPartition:
     """
 
     __slots__ = (
+        "_keys",
         "_open_of",
         "_open_windows_of",
         "changed",
@@ -109,10 +153,13 @@ class WindowedPartition:
         "seen_ms",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, keys: SharedKeys | None = None) -> None:
         self.open: dict[WindowRange, dict[Key, Any]] = {}
         self.closed: dict[WindowRange, dict[Key, Any]] = {}
-        self.pks: dict[Key, str] = {}
+        # The group's key -> partition key map (`SharedKeys`); a group of its own if none.
+        self._keys = keys = SharedKeys() if keys is None else keys
+        keys.holders.append(self.holds)
+        self.pks: dict[Key, str] = keys.pks
         self.max_event_ms: int | None = None
         self.seen_ms: int | None = None
         self.changed: set[Key] = set()
@@ -125,9 +172,11 @@ class WindowedPartition:
         self._open_windows_of = self._open_windows  # bound once: `update` is the hot path
 
     def clear(self) -> None:
+        held = {key for buckets in (self.open, self.closed) for b in buckets.values() for key in b}
         self.open.clear()
         self.closed.clear()
-        self.pks.clear()
+        for key in held:
+            self._keys.release(key)
         self.changed.clear()
         self.max_event_ms = None
         self.seen_ms = None
@@ -304,13 +353,20 @@ class WindowedPartition:
             if not held:
                 del self._open_of[key]
 
+    def holds(self, key: Key) -> bool:
+        """Whether `key` is in any window, open or closed."""
+        return any(key in bucket for bucket in self.open.values()) or any(
+            key in bucket for bucket in self.closed.values()
+        )
+
     def forget_keys(self, keys: Iterable[Key]) -> None:
-        """Drop the partition key of keys that are in no bucket any more."""
+        """Drop the partition key of keys that are in no bucket (of any table of the group)
+        any more."""
         buckets = [*self.open.values(), *self.closed.values()]
-        pks = self.pks
+        release = self._keys.release
         for key in keys:
             if not any(key in bucket for bucket in buckets):
-                pks.pop(key, None)
+                release(key)
 
     def remove_key(self, key: Key) -> None:
         """Remove `key` from every window (a snapshot delta replaces its windows)."""
@@ -320,7 +376,7 @@ class WindowedPartition:
                 del bucket[key]
                 if not bucket:
                     del buckets[rng]
-        self.pks.pop(key, None)
+        self._keys.release(key)
         self._open_of = None
 
     def live_windows(self) -> int:

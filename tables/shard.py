@@ -57,6 +57,7 @@ from tables.partition import (
     GraceBoost,
     Key,
     PlainPartition,
+    SharedKeys,
     WindowedPartition,
     in_key_order,
 )
@@ -181,6 +182,8 @@ class ShardState:
         self.tables: dict[str, TableSpec] = {}
         self.plain: dict[str, PlainPartition] = {}
         self.windowed: dict[str, WindowedPartition] = {}
+        # One key -> partition-key map for the windowed tables, not one each (`SharedKeys`).
+        windowed_keys = SharedKeys()
         for given in tables:
             table = given.base
             if table.name in self.tables:
@@ -189,7 +192,7 @@ class ShardState:
             if table.window is None:
                 self.plain[table.name] = PlainPartition()
             else:
-                self.windowed[table.name] = WindowedPartition()
+                self.windowed[table.name] = WindowedPartition(windowed_keys)
         # Durability: changes taken by snapshots not yet saved, and the chain in the store.
         self._unsaved: dict[str, set[Key]] = {}
         self._unsaved_clock = False
@@ -409,8 +412,9 @@ class ShardState:
         for chain in chains:
             if not chain:
                 continue
+            windowed_keys = SharedKeys()
             plain = {name: PlainPartition() for name in self.plain}
-            windowed = {name: WindowedPartition() for name in self.windowed}
+            windowed = {name: WindowedPartition(windowed_keys) for name in self.windowed}
             for index, blob in enumerate(chain):
                 full = apply_blob(self.shard_id, blob, plain, windowed, value_types)
                 if full != (index == 0):

@@ -13,6 +13,10 @@ that wrote it, which is what lets a split child keep exactly the keys of its has
   refer to them by index.
 - Tables missing from a blob start empty; sections of tables the app no longer has (or whose
   kind changed, plain <-> windowed) are ignored.
+- A value is stored as msgspec encodes its `value_type`, or, for a type msgspec does not
+  know, as its `snapshot_form()`, read back by the type's `from_snapshot_form(form)`
+  (`StoredForm`): how a value kept compact in memory (an `array` of doubles) keeps the stored
+  form it had as a msgspec Struct, so snapshots written before and after read the same.
 
 Depends only on the partition types: `tables.shard` calls it, never the other way.
 """
@@ -20,7 +24,7 @@ Depends only on the partition types: `tables.shard` calls it, never the other wa
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -56,7 +60,32 @@ class _Blob(msgspec.Struct, array_like=True):
     windowed: dict[str, msgspec.Raw]
 
 
-_encoder = msgspec.msgpack.Encoder()
+class StoredForm(Protocol):
+    """A table value type msgspec does not encode itself: stored as `snapshot_form()`, any
+    msgspec-encodable value, and read back by `from_snapshot_form`, which raises `ValueError`
+    or `TypeError` for a form it cannot read (the snapshot is then refused as unreadable)."""
+
+    def snapshot_form(self) -> Any: ...
+
+    @classmethod
+    def from_snapshot_form(cls, form: Any) -> Any: ...
+
+
+def _to_form(value: Any) -> Any:
+    to_form = getattr(value, "snapshot_form", None)
+    if to_form is None:
+        raise NotImplementedError(f"a table value of type {type(value).__name__} is not storable")
+    return to_form()
+
+
+def _from_form(value_type: type[Any], form: Any) -> Any:
+    from_form = getattr(value_type, "from_snapshot_form", None)
+    if from_form is None:
+        raise NotImplementedError(f"a table value of type {value_type.__name__} is not readable")
+    return from_form(form)
+
+
+_encoder = msgspec.msgpack.Encoder(enc_hook=_to_form)
 _blob_decoder = msgspec.msgpack.Decoder(_Blob)
 _decoders: dict[tuple[str, type[Any]], msgspec.msgpack.Decoder[Any]] = {}
 
@@ -65,7 +94,9 @@ def _decoder(kind: str, value_type: type[Any]) -> msgspec.msgpack.Decoder[Any]:
     decoder = _decoders.get((kind, value_type))
     if decoder is None:
         struct: Any = _Plain if kind == "plain" else _Windowed
-        decoder = _decoders[(kind, value_type)] = msgspec.msgpack.Decoder(struct[value_type])
+        decoder = _decoders[(kind, value_type)] = msgspec.msgpack.Decoder(
+            struct[value_type], dec_hook=_from_form
+        )
     return decoder
 
 
@@ -149,8 +180,7 @@ def apply_blob(
             section: _Plain[Any] = _decoder("plain", value_types[name]).decode(raw)
             part = plain[name]
             for key in section.deleted:
-                part.data.pop(key, None)
-                part.pks.pop(key, None)
+                part.discard(key)
             for pk, key, value in section.entries:
                 part.data[key] = value
                 part.pks[key] = pk

@@ -7,14 +7,18 @@ import logging
 import random
 import threading
 
+import msgspec
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.clock import DAY_MS, HOUR_MS, ManualClock
 from core.errors import SourceError
 from core.records import DeadLetter, Position, Record
 from core.retry import Backoff
 from domain.registry import Asset, Registry, SiteDefaults
+from domain.rules import Limits
 from domain.telemetry import Reading, encode_reading
 from lighting.admission import AdmissionError
 from lighting.agents import build_app
@@ -211,3 +215,29 @@ def test_a_quiet_shard_ticks_and_processes_while_every_reload_fails() -> None:
     letters = [letter for letter in dead.values() if isinstance(letter, DeadLetter)]
     assert [(letter.sequence_number, letter.reason) for letter in letters] == [(3, "unknown_asset")]
     assert checkpoints.positions["shard-0"] == Position(4)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a1", "a2", "a3", "u1", "u2"]), st.sampled_from(["s1", "s2"])),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_limits_are_those_of_the_registry_and_one_object_per_distinct_value(
+    asks: list[tuple[str, str]],
+) -> None:
+    registry = Registry(
+        [lamp("a1", 100.0), lamp("a2", 100.0), lamp("a3", -0.0)],
+        [SiteDefaults("s1"), SiteDefaults("s2", default_rated_w=0.0)],
+    )
+    cache = RegistryCache(lambda: registry, 2**62, lambda: 0, unknown_asset_cap=None)
+    by_value: dict[bytes, Limits] = {}
+    first_site: dict[str, str] = {}
+    for asset_id, site_id in asks:
+        got = cache.limits(asset_id, site_id)
+        # Cached per asset: an unknown asset keeps the limits of the site it was first seen in.
+        expected = registry.limits(asset_id, first_site.setdefault(asset_id, site_id))
+        assert msgspec.msgpack.encode(got) == msgspec.msgpack.encode(expected)
+        # Equal limits are one object; limits that differ only in a zero's sign are not merged.
+        assert by_value.setdefault(msgspec.msgpack.encode(got), got) is got

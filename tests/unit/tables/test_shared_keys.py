@@ -1,0 +1,125 @@
+"""One key -> partition-key map for the windowed tables of a shard (`tables.partition.SharedKeys`;
+a plain table keeps its own): the same partition keys as a map per table, no entry kept for a
+key no table holds, and a key written under two partition keys follows the later one in every
+windowed table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.clock import ManualClock
+from core.event import Event
+from tables.shard import ShardState
+from tables.table import Table, WindowedTable
+
+KEYS = ["a", "b", "c", ("a", 1), ("b", 2), 7]
+
+
+def pk_of(key: Any) -> str:
+    """Each key's one partition key, as a site id is for its assets' keys."""
+    return f"site-{sum(map(ord, str(key))) % 3}"
+
+
+class Tables:
+    def __init__(self) -> None:
+        self.first = Table("first", default=int, value_type=int)
+        self.second = Table("second", default=int, value_type=int)
+        self.fine_table = Table("fine", default=int, value_type=int)
+        self.coarse_table = Table("coarse", default=int, value_type=int)
+        self.fine: WindowedTable[int] = self.fine_table.tumbling(10, grace_ms=5)
+        self.coarse: WindowedTable[int] = self.coarse_table.tumbling(40, grace_ms=0)
+
+    def state(self) -> ShardState:
+        tables = [self.first, self.second, self.fine_table, self.coarse_table]
+        state = ShardState(tables, "shard-0", ManualClock(), 300_000)
+        state.activate()
+        return state
+
+
+def begin(state: ShardState, pk: str) -> None:
+    state.begin(Event("shard-0", 0, 0, pk, 0, None))
+
+
+def held(state: ShardState) -> dict[str, set[Any]]:
+    out = {name: set(part.data) for name, part in state.plain.items()}
+    for name, wpart in state.windowed.items():
+        out[name] = {k for bs in (wpart.open, wpart.closed) for b in bs.values() for k in b}
+    return out
+
+
+op = st.one_of(
+    st.tuples(st.just("put"), st.sampled_from(["first", "second"]), st.sampled_from(KEYS)),
+    st.tuples(st.just("del"), st.sampled_from(["first", "second"]), st.sampled_from(KEYS)),
+    st.tuples(
+        st.just("add"),
+        st.sampled_from(["fine", "coarse"]),
+        st.sampled_from(KEYS),
+        st.integers(min_value=0, max_value=200),
+    ),
+    st.tuples(st.just("advance")),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(op, max_size=60))
+def test_every_held_key_has_its_partition_key_and_no_other_key_has_one(
+    ops: list[tuple[Any, ...]],
+) -> None:
+    tables = Tables()
+    state = tables.state()
+    plain = {"first": tables.first, "second": tables.second}
+    windowed = {"fine": tables.fine, "coarse": tables.coarse}
+    for step in ops:
+        if step[0] == "put":
+            begin(state, pk_of(step[2]))
+            plain[step[1]][step[2]] = 1
+        elif step[0] == "del":
+            if step[2] in plain[step[1]]:
+                del plain[step[1]][step[2]]
+        elif step[0] == "add":
+            begin(state, pk_of(step[2]))
+            windowed[step[1]].add(step[2], 1, at_ms=step[3])
+        else:
+            state.advance()
+        holding = held(state)
+        windowed_keys = holding["fine"] | holding["coarse"]
+        # What the maps per table held: exactly the held keys, each with its partition key.
+        assert state.plain["first"].pks == {k: pk_of(k) for k in holding["first"]}
+        assert state.plain["second"].pks == {k: pk_of(k) for k in holding["second"]}
+        assert state.windowed["fine"].pks == {k: pk_of(k) for k in windowed_keys}
+        assert state.windowed["coarse"].pks is state.windowed["fine"].pks
+    # A snapshot restores the same keys under the same partition keys.
+    pending = state.snapshot()
+    assert pending is not None
+    again = tables.state()
+    again.restore([[pending.data]], lambda _pk: True)
+    assert held(again) == held(state)
+    assert again.plain["second"].pks == state.plain["second"].pks
+    assert again.windowed["coarse"].pks == state.windowed["coarse"].pks
+
+
+def test_a_key_under_two_partition_keys_goes_with_the_later_one_in_every_windowed_table() -> None:
+    tables = Tables()
+    state = tables.state()
+    begin(state, "site-1")
+    tables.first["lamp-1"] = 1
+    tables.fine.add("lamp-1", 1, at_ms=3)
+    begin(state, "site-2")  # the lamp moved: its readings now come under site-2
+    tables.second["lamp-1"] = 2
+    tables.coarse.add("lamp-1", 1, at_ms=3)
+    pending = state.snapshot()
+    assert pending is not None
+    site_1, site_2 = tables.state(), tables.state()
+    site_1.restore([[pending.data]], lambda pk: pk == "site-1")
+    site_2.restore([[pending.data]], lambda pk: pk == "site-2")
+    # A plain table keeps the partition key its own write remembered.
+    assert held(site_1) == {"first": {"lamp-1"}, "second": set(), "fine": set(), "coarse": set()}
+    assert held(site_2) == {
+        "first": set(),
+        "second": {"lamp-1"},
+        "fine": {"lamp-1"},
+        "coarse": {"lamp-1"},
+    }
