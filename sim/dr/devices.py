@@ -27,8 +27,15 @@ drill controls (simulated milliseconds; nothing here sleeps).
      a survivor rebuilds them only from raw readings.
 
   On every (re)connection the device resends everything it still holds: exactly the readings
-  not acknowledged. Resending a reading a region already processed is harmless (outputs have
-  deterministic keys; the rules ignore a reading at or before the last one they saw).
+  not acknowledged; and a reading taken by the connected region but not processed within
+  `ack_timeout_ms` (refused, e.g. it reached the survivor before its workers saw the new
+  homes, or lost after the broker took it) is sent again while no later reading of the device
+  is processed. The ack is a high-water mark: a reading refused and followed by processed
+  later ones counts as acknowledged (a region's shard takes a device's readings in order, so
+  only a refusal can leave a hole; refusals are dead letters with the original bytes, for
+  `luxflow dr failover --redrive`). Resending a reading a region already processed is
+  harmless (outputs have deterministic keys; the rules ignore a reading at or before the last
+  one they saw).
 - `AckMode.BROKER` is the negative control: a reading leaves the buffer once a region accepted
   it (QoS 1 semantics), so only what was never accepted is resent.
 """
@@ -77,9 +84,11 @@ class FailoverName:
     def failed_over_at_ms(self) -> int | None:
         """When the record started answering the secondary (None: it has not)."""
         lost = self.health.lost_at_ms.get(self.primary)
-        if lost is None:
-            return None
-        first_failed = -(-lost // self.interval_ms) * self.interval_ms
+        return None if lost is None else self.fails_over_at_ms(lost)
+
+    def fails_over_at_ms(self, lost_at_ms: int) -> int:
+        """When the record answers the secondary if the primary is lost at `lost_at_ms`."""
+        first_failed = -(-lost_at_ms // self.interval_ms) * self.interval_ms
         return first_failed + (self.failures - 1) * self.interval_ms
 
     def answer(self, now_ms: int) -> str:
@@ -124,6 +133,8 @@ class Counters:
     overflowed: int = 0
     """Dropped from a full buffer: lost by the device."""
     reconnects: int = 0
+    retried: int = 0
+    """Sent again to the same region after the ack timeout."""
     accepted: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
     """(asset, ts) of every reading each region accepted."""
     resent_readings: set[tuple[str, int]] = field(default_factory=set)
@@ -158,6 +169,7 @@ class Fleet:
         bound: int,
         ack_poll_ms: int,
         archive_horizon_ms: int,
+        ack_timeout_ms: int,
         backoff_base_ms: int,
         backoff_cap_ms: int,
         seed: int,
@@ -175,6 +187,7 @@ class Fleet:
         self.bound = bound
         self._ack_poll_ms = ack_poll_ms
         self._horizon_ms = archive_horizon_ms
+        self._ack_timeout_ms = ack_timeout_ms
         self._backoff_base_ms = backoff_base_ms
         self._backoff_cap_ms = backoff_cap_ms
         self._random = random.Random(seed)
@@ -269,6 +282,16 @@ class Fleet:
                 if processed_ms is None:
                     continue
                 safe_ms = now_ms - self._horizon_ms
+                for held in device.buffer:
+                    # Taken but not processed for an ack timeout (refused, or dropped after
+                    # the broker took it): send it again, as an application-level QoS.
+                    if (
+                        held.ts_ms > processed_ms
+                        and held.accepted_at_ms is not None
+                        and held.accepted_at_ms <= now_ms - self._ack_timeout_ms
+                    ):
+                        held.accepted_at_ms = None
+                        self.counters.retried += 1
                 while device.buffer:
                     held = device.buffer[0]
                     if held.accepted_at_ms is None or held.accepted_at_ms > safe_ms:

@@ -41,12 +41,11 @@ from sim.dr.devices import Fleet, Health
 from sim.dr.harness import EVENT_TYPES, Region, Worker
 from sim.dr.replicator import Replicator, unreplicated
 
-TAIL_READ_MS = 2**62
-"""Readings are decoded here for their ids and times only: no arrival bound applies."""
-
 
 def reading_key(data: bytes) -> tuple[str, int]:
-    reading = decode_reading(data, TAIL_READ_MS)
+    """(asset, reading time): a reading's identity. Decoded for its ids and time only, the
+    drill's readings being from the last hours (bounded by now as any arrival)."""
+    reading = decode_reading(data, wall_clock_ms())
     return reading.asset_id, reading.ts_ms
 
 
@@ -103,6 +102,9 @@ class Outcome:
     lost_stream: set[tuple[str, int]]
     """Readings of the moved sites the lost region took that its replica did not hold."""
     replayed: set[tuple[str, int]] = field(default_factory=set)
+    first_item: dict[str, Any] | None = None
+    """The first output of a moved site the survivor wrote after the failover, as first seen
+    (asset states are rewritten: the final items do not tell which came first)."""
 
 
 @dataclass
@@ -138,7 +140,17 @@ class Timeline:
             self.fleet.advance(now_ms)
             self.archive.advance(now_ms)
             self._wait_processed()
-            now_ms += self.step_ms
+            if outcome is not None and outcome.failover_wall_ms and outcome.first_item is None:
+                outcome.first_item = first_item(
+                    self.survivor.items(),
+                    self.moved_sites,
+                    self.survivor.name,
+                    outcome.failover_wall_ms,
+                )
+            step_to_ms = now_ms + self.step_ms
+            if now_ms < failover_at_ms < step_to_ms:
+                step_to_ms = failover_at_ms  # the failover's modelled time, not the next step's
+            now_ms = step_to_ms
         if outcome is None:
             raise ValueError("the loss must fall inside the run")
         return outcome

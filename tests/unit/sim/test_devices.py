@@ -32,6 +32,7 @@ class FakeLink:
     health: Health
     accepted: dict[str, list[int]] = field(default_factory=lambda: {A: [], B: []})
     processed: dict[str, int] = field(default_factory=dict)
+    refusing: bool = False
 
     def reachable(self, region: str, now_ms: int) -> bool:
         return self.health.reachable(region, now_ms)
@@ -40,6 +41,8 @@ class FakeLink:
         for _, data in records:
             ts_ms = decode_reading(data, T0 + 10 * 3_600_000).ts_ms - T0
             self.accepted[region].append(ts_ms)
+            if self.refusing:
+                continue
             self.processed[region] = max(self.processed.get(region, 0), T0 + ts_ms)
 
     def acks(self, region: str, assets: set[str]) -> dict[str, int]:
@@ -59,6 +62,7 @@ def fleet(minutes: int, mode: AckMode, *, bound: int = 120) -> tuple[Fleet, Fake
         bound=bound,
         ack_poll_ms=MINUTE,
         archive_horizon_ms=HORIZON,
+        ack_timeout_ms=10 * MINUTE,
         backoff_base_ms=1_000,
         backoff_cap_ms=30_000,
         seed=1,
@@ -125,3 +129,14 @@ def test_a_full_buffer_counts_every_reading_it_drops(bound: int, minutes: int) -
     assert held == min(bound, minutes)
     assert devices.counters.overflowed == minutes - held
     assert link.accepted == {A: [], B: []}
+
+
+def test_a_reading_taken_but_not_processed_is_sent_again_after_the_ack_timeout() -> None:
+    devices, link, _ = fleet(30, AckMode.END_TO_END)
+    run(devices, 10 * MINUTE)
+    link.refusing = True  # e.g. the survivor before its workers see the new homes
+    run(devices, 30 * MINUTE, start_ms=10 * MINUTE + 5_000)
+    # Minute 11 was taken and not processed: sent again at each ack timeout (10 minutes).
+    assert link.accepted[A].count(11 * MINUTE) == 2
+    assert devices.counters.retried > 0
+    assert devices.held() == 20  # minutes 1-10 processed and replicated; 11-30 kept
