@@ -39,7 +39,7 @@ from domain.telemetry import decode_reading
 from sim.dr.archive import ArchiveModel, Tail, tail_records
 from sim.dr.devices import Fleet, Health
 from sim.dr.harness import EVENT_TYPES, Region, Worker
-from sim.dr.replicator import Replicator, unreplicated
+from sim.dr.replicator import ORIGIN, TS, Replicator, unreplicated
 
 
 def reading_key(data: bytes) -> tuple[str, int]:
@@ -219,8 +219,8 @@ def first_item(
         i
         for i in items
         if i.get("type") in EVENT_TYPES
-        and i.get("_origin") == region
+        and i.get(ORIGIN) == region
         and i.get("site_id") in sites
-        and int(i.get("_ts", 0)) >= after_wall_ms
+        and int(i.get(TS, 0)) >= after_wall_ms
     ]
-    return min(found, key=lambda i: int(i["_ts"])) if found else None
+    return min(found, key=lambda i: int(i[TS])) if found else None

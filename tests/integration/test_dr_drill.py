@@ -146,6 +146,12 @@ def run_drill(
         buffer_ms=drill.ARCHIVE_BUFFER_S * 1000,
         replication_ms=drill.REPLICATION_TIME_S * 1000,
     )
+
+    def failover() -> None:
+        luxflow(b, "dr", "failover", "--from", A, "--to", B, "--yes", servers=servers)
+
+    params = simulation.params
+    loss_ms = params.start_ms + random.Random(seed).randrange(62 * 60, 96 * 60) * 1000
     workers = {A: a.start_worker(), B: b.start_worker()}
     timeline = Timeline(
         a,
@@ -156,21 +162,14 @@ def run_drill(
         archive,
         replicator,
         set(HOME_A),
-        lambda: None,
+        failover,
         step_ms=STEP_MS,
-        detection_ms=0,
+        detection_ms=names[A].fails_over_at_ms(loss_ms) - loss_ms,
         fence_wait_ms=FENCE_WAIT_MS,
         replay_horizon_ms=REPLAY_HORIZON_MS,
         replay_archive=replay_archive,
     )
 
-    def failover() -> None:
-        luxflow(b, "dr", "failover", "--from", A, "--to", B, "--yes", servers=servers)
-
-    timeline.failover = failover
-    params = simulation.params
-    loss_ms = params.start_ms + random.Random(seed).randrange(62 * 60, 96 * 60) * 1000
-    timeline.detection_ms = names[A].fails_over_at_ms(loss_ms) - loss_ms
     try:
         outcome = timeline.run(params.start_ms, loss_ms, params.start_ms + params.duration_ms)
     finally:
