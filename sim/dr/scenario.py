@@ -130,7 +130,7 @@ class Timeline:
         outcome: Outcome | None = None
         failover_at_ms = loss_ms + max(self.detection_ms, self.fence_wait_ms)
         now_ms = start_ms
-        while now_ms <= end_ms:
+        while True:
             self.link.now_ms = now_ms
             if outcome is None and now_ms >= loss_ms:
                 outcome = self._lose(start_ms, loss_ms)
@@ -147,9 +147,13 @@ class Timeline:
                     self.survivor.name,
                     outcome.failover_wall_ms,
                 )
-            step_to_ms = now_ms + self.step_ms
+            if now_ms >= end_ms:
+                break
+            # The failover at its modelled time, and the last step at the end (every reading
+            # is due by then), whatever the step grid.
+            step_to_ms = min(now_ms + self.step_ms, end_ms)
             if now_ms < failover_at_ms < step_to_ms:
-                step_to_ms = failover_at_ms  # the failover's modelled time, not the next step's
+                step_to_ms = failover_at_ms
             now_ms = step_to_ms
         if outcome is None:
             raise ValueError("the loss must fall inside the run")
