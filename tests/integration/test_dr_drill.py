@@ -40,8 +40,10 @@ pytestmark = pytest.mark.dr
 
 DAY_MS = 24 * HOUR_MS
 STEP_MS = 15_000
-REPLAY_HORIZON_MS = 70 * MINUTE_MS
-"""Hourly window + the default window grace: the oldest window open in the lost region."""
+REPLAY_HORIZON_MS = 75 * MINUTE_MS
+"""Hourly window + the default window grace (the oldest window the lost region may still have
+open) + 5 minutes for its report to reach the survivor (the checkpoint that writes it, then
+replication): a window closed just before the loss may not have."""
 TAKEOVER_GRACE_MS = REPLAY_HORIZON_MS + 10 * MINUTE_MS
 """The survivor takes readings as old as the replay start, some minutes after the loss."""
 FENCE_WAIT_MS = 65_000
