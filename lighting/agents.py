@@ -250,6 +250,13 @@ def build_app(
         """Once a minute: retire assets past their retention, open offline faults."""
         if not minute_due("next", clock_ms):
             return
+        # While the grace is boosted (a takeover: the moved sites' readings arrive late, from
+        # the archive replica and then from the devices' resend), an asset is offline only as
+        # late as a window would take its readings: its readings between the archive's end and
+        # the resend are on their way, not missing. The fault's time does not depend on when
+        # it is found (`offline_check`), so this only delays it.
+        boost = app.grace_boost() if app.grace_boost is not None else (0, 0)
+        offline_clock_ms = clock_ms - boost[0] if clock_ms < boost[1] else clock_ms
         for asset_id, state in asset_rules.items():
             limits = limits_for(str(asset_id), state.site_id)
             if limits is None:
@@ -260,7 +267,7 @@ def build_app(
                 events, _ = guarded(expired, None)
                 yield from events
                 continue
-            after, events = offline_check(state, clock_ms, limits)
+            after, events = offline_check(state, offline_clock_ms, limits)
             if after is not state:
                 events, guarded_state = guarded(events, after)
                 asset_rules[asset_id] = guarded_state or after

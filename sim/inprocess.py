@@ -24,6 +24,7 @@ from sinks.memory import InMemorySink
 from streams.engine import ShardEngine
 from streams.processor import EngineConfig
 from streams.testing import RecordingCheckpointer
+from tables.partition import GraceBoost
 from tables.store import InMemoryStateStore
 
 SHARD_ID = "shardId-000000000000"
@@ -97,6 +98,7 @@ def run_in_process(
     idle_timeout_ms: int = 60_000,
     idle_close_ms: int | None = None,
     batch_ms: int = 1_000,
+    grace_boost: Callable[[], GraceBoost] | None = None,
 ) -> InProcessRun:
     """Run ``(partition_key, data, arrival_ms)`` records (arrival order) through one shard of
     the real app. Records whose arrival falls in the same ``batch_ms`` go in one batch; the
@@ -106,6 +108,8 @@ def run_in_process(
     shard does; ``None`` ends the run at the last record (a continuous run, cut)."""
     clock = ManualClock()
     app = build_app(registry, topic="telemetry", grace_ms=grace_ms)
+    if grace_boost is not None:
+        app.boost_grace(grace_boost)
 
     def event_ms() -> int:
         event_clock = engine.state.event_clock_ms()

@@ -138,3 +138,85 @@ def render(title: str, parts: list[Part], *, total: bool = True) -> str:
     if total:
         lines.append(f"  {'total':<{width}}  {sum(p.seconds for p in parts):8.1f} s")
     return "\n".join(lines)
+
+
+# The device drill (sim/dr/devices.py, sim/dr/scenario.py): its modelled device behaviour.
+RECONNECT_BACKOFF_BASE_S: Final = 1
+RECONNECT_BACKOFF_CAP_S: Final = 30
+DEVICE_BUFFER_READINGS: Final = 120
+"""Two hours at one reading a minute: the 20 minutes the archive needs to replicate, an hour
+of disconnection, and room to spare."""
+ACK_POLL_S: Final = 60
+ACK_TIMEOUT_S: Final = 600
+"""Longer than the pipeline takes to process a reading under load (seconds), so a retry is
+rare; shorter than the archive horizon, so a refused reading is sent again while held."""
+
+
+def device_rto_parts(
+    *,
+    detection_s: float,
+    failover_s: float,
+    first_input_s: float,
+    first_input: str,
+    measured_s: float,
+    registry_refresh_s: float,
+) -> list[Part]:
+    """From the loss to the first correct item of a moved site in the survivor, when devices
+    and the archive replica feed it: `*_s` are seconds after the loss on the drill's clock
+    (the failover at `failover_s`, the first input that produced an item at
+    `first_input_s`); `measured_s` is the survivor's time from that input to the item."""
+    homes_s = failover_s + registry_refresh_s
+    return [
+        Part(
+            "detection: Route 53 health check",
+            detection_s,
+            False,
+            f"{HEALTH_CHECK_FAILURES} failed checks {HEALTH_CHECK_INTERVAL_S} s apart, from the "
+            "first check after the loss (CDK; Route 53 developer guide, 'How Route 53 "
+            "determines whether a health check is healthy')",
+        ),
+        Part(
+            "fence: the lost region's lease ends",
+            failover_s - detection_s,
+            False,
+            "lease 60 s + clock skew 5 s from the loss, beyond detection (the region fence)",
+        ),
+        Part(
+            "homes reach the survivor's workers",
+            registry_refresh_s,
+            False,
+            "one LUXFLOW_REGISTRY_REFRESH_MS at its default (the emulators use 1 s)",
+        ),
+        Part(
+            f"first input: {first_input}",
+            max(0.0, first_input_s - homes_s),
+            False,
+            f"simulated: the failover record's TTL {DEVICE_DNS_TTL_S} s (CDK) after the flip, "
+            f"then reconnect backoff with full jitter, {RECONNECT_BACKOFF_BASE_S} s doubling "
+            f"to a {RECONNECT_BACKOFF_CAP_S} s cap (set in firmware: the IoT Device SDKs' MQTT5 "
+            "minReconnectDelayMs / maxReconnectDelayMs, full jitter; seeded)",
+        ),
+        Part(
+            "survivor: input to first item",
+            measured_s,
+            True,
+            "emulators: the survivor's stream, worker and command table",
+        ),
+        Part("task start", 0.0, False, "active-active: the survivor's workers already run"),
+    ]
+
+
+@dataclass(frozen=True)
+class Count:
+    """One line of the RPO: how many readings or items, and what says so."""
+
+    name: str
+    count: int
+    source: str
+
+
+def render_counts(title: str, counts: list[Count]) -> str:
+    width = max(len(c.name) for c in counts)
+    lines = [title]
+    lines.extend(f"  {c.name:<{width}}  {c.count:6d}  {c.source}" for c in counts)
+    return "\n".join(lines)

@@ -196,3 +196,38 @@ def test_reports_and_faults_are_the_same_on_a_second_run() -> None:
     second = run_in_process(records, registry_cache(Registry([])), idle_close_ms=20 * MINUTE_MS)
     assert first.usage == second.usage and first.faults == second.faults
     assert all(isinstance(f, Fault) for f in first.faults)
+
+
+def takeover_readings(gap_arrives_late: bool) -> list[tuple[str, bytes, int]]:
+    """Two lamps of one site at 1/min for 40 minutes; lamp m1's minutes 11-40 arrive after the
+    rest (a takeover: the archive replica held m1 up to minute 10, its device resends later)."""
+    readings: list[tuple[str, bytes, int]] = []
+    late: list[tuple[str, bytes, int]] = []
+    for minute in range(41):
+        ts_ms = START_MS + minute * MINUTE_MS
+        for asset in ("m1", "m2"):
+            r = Reading("s1", "b1", "r1", asset, ts_ms, 50.0, 230.0, 0.2, 0.0, True, 80)
+            record = ("s1", encode_reading(r), ts_ms)
+            if asset == "m1" and minute > 10 and gap_arrives_late:
+                late.append(("s1", record[1], 0))
+            else:
+                readings.append(record)
+    end_ms = START_MS + 40 * MINUTE_MS
+    return readings + [(pk, data, end_ms + 1_000) for pk, data, _ in late]
+
+
+def test_while_the_grace_is_boosted_a_late_asset_is_not_offline_before_its_resend() -> None:
+    def boost() -> tuple[int, int]:
+        return (60 * MINUTE_MS, START_MS + DAY_MS)
+
+    def offline(run_faults: list[Fault]) -> list[Fault]:
+        return [f for f in run_faults if f.code == "offline"]
+
+    straight = run_in_process(takeover_readings(False), registry_cache(Registry([])))
+    boosted = run_in_process(
+        takeover_readings(True), registry_cache(Registry([])), grace_boost=boost
+    )
+    unboosted = run_in_process(takeover_readings(True), registry_cache(Registry([])))
+    assert offline(straight.faults) == [] and offline(boosted.faults) == []
+    # Without the boost the sweep finds m1 silent 15 minutes after minute 10: a false fault.
+    assert [f.opened_at_ms for f in offline(unboosted.faults)] == [START_MS + 25 * MINUTE_MS]

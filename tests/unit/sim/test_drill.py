@@ -42,3 +42,26 @@ def test_the_fence_counts_only_beyond_detection_and_the_table_sums() -> None:
     assert table.splitlines()[-1].strip().startswith("total")
     rpo = drill.rpo_parts(items_lost=16, items_recovered=16, resend_s=4200)
     assert "lost for good: 0 s" in rpo[-1].source
+
+
+def test_the_device_rto_counts_the_first_input_only_beyond_the_homes_refresh() -> None:
+    parts = drill.device_rto_parts(
+        detection_s=27,
+        failover_s=65,
+        first_input_s=87,
+        first_input="device (re)connect",
+        measured_s=0.1,
+        registry_refresh_s=30,
+    )
+    by_name = {p.name.split(":")[0]: p.seconds for p in parts}
+    assert by_name["fence"] == 38 and by_name["first input"] == 0
+    assert sum(p.seconds for p in parts) == 65 + 30 + 0.1
+    later = drill.device_rto_parts(
+        detection_s=27,
+        failover_s=65,
+        first_input_s=110,
+        first_input="device (re)connect",
+        measured_s=0.1,
+        registry_refresh_s=30,
+    )
+    assert sum(p.seconds for p in later) == 110 + 0.1
