@@ -103,17 +103,19 @@ the same minimum, maximum and last of a quiet interval): a lookup is a fraction 
 Zero is never put in: 0.0 and -0.0 are equal keys with different texts."""
 _cached_float_text = _float_texts.get
 _isfinite = math.isfinite
+_copysign = math.copysign
 
 
 def _float_text(name: str, value: float) -> str:
     """`repr(value)` of an exact float, remembered; `ValueError` for a non-finite value."""
+    if not value:  # a fifth of the measures: no repr, no memo (see `_float_texts`)
+        return "-0.0" if _copysign(1.0, value) < 0 else "0.0"
     if not _isfinite(value):
         raise ValueError(f"measure {name!r} is {value!r}")
     text = repr(value)
-    if value:
-        if len(_float_texts) >= _FLOAT_TEXT_MAX:
-            _float_texts.clear()
-        _float_texts[value] = text
+    if len(_float_texts) >= _FLOAT_TEXT_MAX:
+        _float_texts.clear()
+    _float_texts[value] = text
     return text
 
 

@@ -215,6 +215,7 @@ class WindowedPartition:
         grace_ms: int,
         key: Key,
         time_ms: int,
+        *,
         pk: str,
         default: Callable[[], Any],
         amount: Any,

@@ -262,10 +262,10 @@ class WindowedTable(Generic[V]):
             self.window.grace_ms,
             key,
             time_ms,
-            state.partition_key,
-            table.default,
-            amount,
-            state.grace_boost,
+            pk=state.partition_key,
+            default=table.default,
+            amount=amount,
+            boost=state.grace_boost,
         ):
             return True
         if marks_late:

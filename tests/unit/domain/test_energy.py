@@ -269,6 +269,7 @@ def test_a_counter_reset_inside_a_steady_run_takes_the_runs_power() -> None:
     st.sampled_from(["trapezoid", "steady", "step"]),
     st.booleans(),
 )
+@settings(deadline=None)
 def test_an_interval_within_one_hour_is_one_whole_contribution_to_its_hour_and_its_day(
     t1_ms: int, span_ms: int, total_wh: float, model: Model, observed: bool
 ) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sinks import timestream
@@ -103,6 +103,7 @@ points = st.builds(
 
 
 @given(st.lists(points, min_size=1, max_size=8))
+@settings(deadline=None)
 def test_a_record_is_the_plain_construction_or_its_error(batch: list[Point]) -> None:
     for point in batch:
         assert outcome(to_record, point) == outcome(plain_record, point)
