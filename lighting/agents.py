@@ -303,7 +303,8 @@ def build_app(
                 and interval.t2_ms <= hour_ms + HOUR_MS
             ):
                 # Within one hour, hence one day: each table's one contribution is the whole
-                # interval (what `contributions` gives), made once for both.
+                # interval (what `contributions` gives), made once for both (a table stores
+                # sums, never the amount it is given).
                 contribution = UsageAcc(
                     reading.site_id,
                     reading.building_id,
