@@ -302,18 +302,47 @@ def build_app(
             # added at the last millisecond it covers (the last one at ts - 1), and a reading
             # that closes no interval still moves the clock (without writing: never late).
             usage = energy_step(before, reading, limits, refine_ms=refine_ms)
-            for table, window_ms in ((hourly, HOUR_MS), (daily, DAY_MS)):
-                parts = usage.contributions(window_ms)
-                for start_ms, wh, covered_ms in parts:
-                    contribution = UsageAcc(
-                        reading.site_id, reading.building_id, reading.room_id, wh, covered_ms, 1
-                    )
-                    table.add(asset_id, contribution, at_ms=min(start_ms + window_ms, ts_ms) - 1)
-                if not parts:
-                    table.advance_to(ts_ms)
+            interval = usage.interval
+            hour_ms = interval.t1_ms - interval.t1_ms % HOUR_MS if interval is not None else 0
+            if (
+                interval is not None
+                and not usage.corrections
+                and interval.t2_ms <= hour_ms + HOUR_MS
+            ):
+                # Within one hour, hence one day: each table's one contribution is the whole
+                # interval (what `contributions` gives), made once for both (a table stores
+                # sums, never the amount it is given).
+                contribution = UsageAcc(
+                    reading.site_id,
+                    reading.building_id,
+                    reading.room_id,
+                    interval.total_wh,
+                    interval.t2_ms - interval.t1_ms if interval.observed else 0,
+                    1,
+                )
+                hourly.add(asset_id, contribution, at_ms=min(hour_ms + HOUR_MS, ts_ms) - 1)
+                day_ms = interval.t1_ms - interval.t1_ms % DAY_MS
+                daily.add(asset_id, contribution, at_ms=min(day_ms + DAY_MS, ts_ms) - 1)
+            else:
+                for table, window_ms in ((hourly, HOUR_MS), (daily, DAY_MS)):
+                    parts = usage.contributions(window_ms)
+                    for start_ms, wh, covered_ms in parts:
+                        contribution = UsageAcc(
+                            reading.site_id,
+                            reading.building_id,
+                            reading.room_id,
+                            wh,
+                            covered_ms,
+                            1,
+                        )
+                        table.add(
+                            asset_id, contribution, at_ms=min(start_ms + window_ms, ts_ms) - 1
+                        )
+                    if not parts:
+                        table.advance_to(ts_ms)
             # Site demand takes the interval's first split: corrections move energy across an
             # hour bound by milliwatt-hours, which no demand threshold can see.
-            minutes = usage.interval.split(MINUTE_MS) if usage.interval is not None else []
+            minutes = interval.split(MINUTE_MS) if interval is not None else []
             for start_ms, wh, _ in minutes:
                 site_minute.add(reading.site_id, wh, at_ms=min(start_ms + MINUTE_MS, ts_ms) - 1)
             if not minutes:

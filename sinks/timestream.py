@@ -80,14 +80,14 @@ Record = dict[str, Any]
 
 def measure_value(name: str, value: object) -> dict[str, str]:
     """One typed MeasureValue. bool is BOOLEAN (checked before int, its superclass)."""
-    if type(value) is float and math.isfinite(value):  # most measures: one exact-type test
-        return {"Name": name, "Value": repr(value), "Type": "DOUBLE"}
+    if type(value) is float:
+        return {"Name": name, "Value": _float_text(name, value), "Type": "DOUBLE"}
     if isinstance(value, bool):
         return {"Name": name, "Value": "true" if value else "false", "Type": "BOOLEAN"}
     if isinstance(value, int):
         return {"Name": name, "Value": str(value), "Type": "BIGINT"}
-    if isinstance(value, float):
-        if not math.isfinite(value):
+    if isinstance(value, float):  # a subclass: its own repr, never memoised
+        if not _isfinite(value):
             raise ValueError(f"measure {name!r} is {value!r}")
         return {"Name": name, "Value": repr(value), "Type": "DOUBLE"}
     if isinstance(value, str):
@@ -95,27 +95,84 @@ def measure_value(name: str, value: object) -> dict[str, str]:
     raise TypeError(f"measure {name!r} has unsupported type {type(value).__name__}")
 
 
+_FLOAT_TEXT_MAX: Final = 4_096
+"""Entries of the float -> text memo before it starts again (about 0.5 MB at most)."""
+_float_texts: dict[float, str] = {}
+"""`repr` of finite non-zero floats already written. Measures repeat a lot (sensor resolution,
+the same minimum, maximum and last of a quiet interval): a lookup is a fraction of a `repr`.
+Zero is never put in: 0.0 and -0.0 are equal keys with different texts."""
+_cached_float_text = _float_texts.get
+_isfinite = math.isfinite
+_copysign = math.copysign
+
+
+def _float_text(name: str, value: float) -> str:
+    """`repr(value)` of an exact float, remembered; `ValueError` for a non-finite value."""
+    if not value:  # a fifth of the measures: no repr, no memo (see `_float_texts`)
+        return "-0.0" if _copysign(1.0, value) < 0 else "0.0"
+    if not _isfinite(value):
+        raise ValueError(f"measure {name!r} is {value!r}")
+    text = repr(value)
+    if len(_float_texts) >= _FLOAT_TEXT_MAX:
+        _float_texts.clear()
+    _float_texts[value] = text
+    return text
+
+
+def measure_values(measures: Mapping[str, object]) -> list[dict[str, str]]:
+    """`measure_value` of every measure, in order. Floats (most measures) are one exact-type
+    test and a memo lookup: this runs for every measure of every point."""
+    return [
+        {
+            "Name": name,
+            "Value": _cached_float_text(value) or _float_text(name, value),
+            "Type": "DOUBLE",
+        }
+        if type(value) is float
+        else measure_value(name, value)
+        for name, value in measures.items()
+    ]
+
+
+# A str of at most this many characters is within the byte limits whatever it holds (UTF-8
+# takes at most 4 bytes a character): the common case skips encoding it.
+_SAFE_VALUE_CHARS: Final = MAX_DIMENSION_VALUE_BYTES // 4
+_SAFE_NAME_CHARS: Final = MAX_NAME_BYTES // 4
+
+
+def _check_dimension(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"dimension {name[:64]!r} must be a non-empty string")
+    if len(value.encode()) > MAX_DIMENSION_VALUE_BYTES:
+        raise ValueError(f"dimension {name[:64]!r} is over {MAX_DIMENSION_VALUE_BYTES} bytes")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise ValueError(f"dimension name {name[:64]!r}... is over {MAX_NAME_BYTES} bytes")
+
+
 def to_record(point: TimePoint) -> Record:
     """The full WriteRecords record of one point (nothing hoisted)."""
-    if not point.measures:
+    measures = point.measures
+    if not measures:
         raise ValueError("a point needs at least one measure")
-    for name, value in point.dimensions.items():
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"dimension {name[:64]!r} must be a non-empty string")
-        if len(value.encode()) > MAX_DIMENSION_VALUE_BYTES:
-            raise ValueError(f"dimension {name[:64]!r} is over {MAX_DIMENSION_VALUE_BYTES} bytes")
-        if len(name.encode()) > MAX_NAME_BYTES:
-            raise ValueError(f"dimension name {name[:64]!r}... is over {MAX_NAME_BYTES} bytes")
-    if len(point.measure_name.encode()) > MAX_NAME_BYTES:
-        raise ValueError(f"measure name {point.measure_name[:64]!r}... is too long")
+    dimensions = point.dimensions
+    for name, value in dimensions.items():
+        if not (
+            type(value) is str
+            and 0 < len(value) <= _SAFE_VALUE_CHARS
+            and len(name) <= _SAFE_NAME_CHARS
+        ):
+            _check_dimension(name, value)
+    measure_name = point.measure_name
+    if len(measure_name) > _SAFE_NAME_CHARS and len(measure_name.encode()) > MAX_NAME_BYTES:
+        raise ValueError(f"measure name {measure_name[:64]!r}... is too long")
     return {
         "Dimensions": [
             {"Name": name, "Value": value, "DimensionValueType": "VARCHAR"}
-            for name, value in point.dimensions.items()
+            for name, value in dimensions.items()
         ],
-        "MeasureName": point.measure_name,
+        "MeasureName": measure_name,
         "MeasureValueType": "MULTI",
-        "MeasureValues": [measure_value(n, v) for n, v in point.measures.items()],
+        "MeasureValues": measure_values(measures),
         "Time": str(int(point.time_ms)),
         "TimeUnit": "MILLISECONDS",
         "Version": int(getattr(point, "version", 1)),

@@ -258,6 +258,46 @@ class WindowedPartition:
         self.changed.add(key)
         return True
 
+    def add_tumbling(
+        self,
+        size_ms: int,
+        grace_ms: int,
+        key: Key,
+        time_ms: int,
+        *,
+        pk: str,
+        default: Callable[[], Any],
+        amount: Any,
+        boost: GraceBoost,
+    ) -> bool:
+        """`update(amount=...)` for a tumbling window of `size_ms` (`tumbling_size_ms`), with
+        the window math inlined: one range, nothing absorbed, the same clock, lateness and
+        bookkeeping. The table's hot path: most updates are tumbling additions."""
+        start = time_ms - time_ms % size_ms
+        end = start + size_ms - 1
+        clock = self.max_event_ms
+        if clock is None or time_ms > clock:
+            self.max_event_ms = clock = time_ms
+            self.clock_changed = True
+        seen = self.seen_ms
+        if seen is None or time_ms > seen:
+            self.seen_ms = time_ms
+        if clock < boost[1]:
+            grace_ms += boost[0]
+        if end < clock - grace_ms:  # is_late_in([(start, end)], time_ms, watermark_ms(...))
+            return False
+        rng = (start, end)
+        bucket = self.open.get(rng)
+        if bucket is None:
+            bucket = self.open[rng] = {}
+        current = bucket.get(key, _MISSING)
+        bucket[key] = (default() if current is _MISSING else current) + amount
+        if self._open_of is not None:
+            self._now_open(key, [rng], [])
+        self.pks[key] = pk
+        self.changed.add(key)
+        return True
+
     def _open_windows(self, key: Key) -> list[WindowRange]:
         index = self._open_of
         if index is None:

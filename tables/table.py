@@ -39,7 +39,15 @@ from tables.shard import (
     ShardState,
     active_state,
 )
-from tables.windows import Window, WindowRange, hopping, session, sliding, tumbling
+from tables.windows import (
+    Window,
+    WindowRange,
+    hopping,
+    session,
+    sliding,
+    tumbling,
+    tumbling_size_ms,
+)
 
 V = TypeVar("V")
 
@@ -170,6 +178,7 @@ class WindowedTable(Generic[V]):
         self.table = table
         self.window = window
         self._time_of = time_of
+        self._tumbling_ms = tumbling_size_ms(window)
 
     def __repr__(self) -> str:
         return f"WindowedTable({self.table.name!r}, {self.window})"
@@ -244,7 +253,26 @@ class WindowedTable(Generic[V]):
         that must not refuse a reading other tables took; it is still counted."""
         state = active_state()
         time_ms = self._time_of(state) if at_ms is None else at_ms
-        return self._update(key, time_ms, amount, None, marks_late=marks_late)
+        size_ms = self._tumbling_ms
+        if size_ms is None:
+            return self._update(key, time_ms, amount, None, marks_late=marks_late)
+        table = self.table
+        if state.windowed_part(table.name).add_tumbling(
+            size_ms,
+            self.window.grace_ms,
+            key,
+            time_ms,
+            pk=state.partition_key,
+            default=table.default,
+            amount=amount,
+            boost=state.grace_boost,
+        ):
+            return True
+        if marks_late:
+            state.mark_late()
+        else:
+            state.counters.late_updates += 1
+        return False
 
     def advance_to(self, time_ms: int) -> None:
         """Move this table's event clock to `time_ms` (if later) without writing anything: for

@@ -106,6 +106,14 @@ def end_of(window: WindowRange) -> int:
     return window[1]
 
 
+def tumbling_size_ms(window: Window) -> int | None:
+    """`size_ms` of a tumbling window (a hopping one whose step is its size), else None: a
+    tumbling update lands in exactly one window, which lets a table skip the general steps."""
+    if isinstance(window, HoppingWindow) and window.step_ms == window.size_ms:
+        return window.size_ms
+    return None
+
+
 def _check_common(grace_ms: int, expires_ms: int) -> None:
     if grace_ms < 0:
         raise ValueError(f"grace_ms must be >= 0, got {grace_ms}")

@@ -11,8 +11,8 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.clock import HOUR_MS, MINUTE_MS
-from domain.energy import Interval, energy_step, run_power
+from core.clock import DAY_MS, HOUR_MS, MINUTE_MS
+from domain.energy import EnergyStep, Interval, Model, energy_step, run_power
 from domain.energy_track import PowerRun
 from domain.rules import AssetRuleState, Limits, step
 from domain.telemetry import Reading
@@ -260,3 +260,25 @@ def test_a_counter_reset_inside_a_steady_run_takes_the_runs_power() -> None:
     # Trapezoid over the reset interval would lose (100 - 96) / 2 W for 30 s: 0.0167 Wh.
     truth = true_energy(steps, times[0], times[-1])
     assert abs(sums[HOUR_MS] - truth) < 1e-6
+
+
+@given(
+    st.integers(min_value=0, max_value=3 * DAY_MS),
+    st.integers(min_value=1, max_value=2 * HOUR_MS),
+    st.floats(min_value=0, max_value=1e4, allow_nan=False),
+    st.sampled_from(["trapezoid", "steady", "step"]),
+    st.booleans(),
+)
+@settings(deadline=None)
+def test_an_interval_within_one_hour_is_one_whole_contribution_to_its_hour_and_its_day(
+    t1_ms: int, span_ms: int, total_wh: float, model: Model, observed: bool
+) -> None:
+    """The lighting agent adds such an interval to its hour and its day without splitting it:
+    this is what the split gives."""
+    interval = Interval(t1_ms, t1_ms + span_ms, total_wh, model, 3.0, 7.0, observed)
+    step_ = EnergyStep(None, interval)
+    hour_ms = t1_ms - t1_ms % HOUR_MS
+    if interval.t2_ms <= hour_ms + HOUR_MS:
+        covered_ms = span_ms if observed else 0
+        assert step_.contributions(HOUR_MS) == [(hour_ms, total_wh, covered_ms)]
+        assert step_.contributions(DAY_MS) == [(t1_ms - t1_ms % DAY_MS, total_wh, covered_ms)]
