@@ -16,6 +16,7 @@ from typing import Any
 from cli.base import SubParsers, info, plural
 from core.clock import wall_clock_ms
 from core.errors import ConfigError, ReplayRefusedError
+from lighting.archive_tail import tail_records
 from lighting.clients import Clients
 from lighting.fence import DynamoDBQuorum, revoke_when_ended
 from lighting.regions import (
@@ -26,8 +27,9 @@ from lighting.regions import (
     returning,
     store_homes,
 )
-from lighting.settings import Settings
+from lighting.settings import Settings, parse_time_ms
 from sinks.deadletter import read_dead_letters
+from streams.kinesis.archive_reader import parse_s3_url
 from streams.kinesis.leases import LeaseTable
 from streams.kinesis.producer import Producer
 from streams.kinesis.replay import live_leases, reset_leases
@@ -56,6 +58,20 @@ def register(sub: SubParsers) -> None:
         action="store_true",
         help="re-send the records the survivor refused for those sites (dead letters "
         "'not home') into its stream",
+    )
+    failover.add_argument(
+        "--archive",
+        default="",
+        metavar="s3://BUCKET/PREFIX",
+        help="the survivor's replica of the lost region's raw-record archive: put the moved "
+        "sites' records from --archive-from on into the survivor's stream",
+    )
+    failover.add_argument(
+        "--archive-from",
+        default="",
+        metavar="TIME",
+        help="reading time (ISO-8601 UTC) the archive's tail starts at: the loss minus an hour, "
+        "the window grace and the replication delay (75 min at the defaults)",
     )
     failover.add_argument("--yes", action="store_true", help="do it (otherwise only explain)")
     failover.set_defaults(run=cmd_failover)
@@ -177,6 +193,11 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
     regions = regions_of(settings)
     _region(regions, args.from_)
     survivor = _region(regions, args.to)
+    if bool(args.archive) != bool(args.archive_from):
+        raise ConfigError("--archive and --archive-from go together")
+    archive: ArchiveTail | None = None
+    if args.archive:
+        archive = ArchiveTail(*parse_s3_url(args.archive), parse_time_ms(args.archive_from))
     clients = Clients(survivor)
     started_ms = wall_clock_ms()
     homes = load_homes(clients.dynamodb, survivor.command_table)
@@ -201,6 +222,8 @@ def cmd_failover(args: argparse.Namespace, settings: Settings) -> int:
         result["fence_wait_ms"] = fenced_ms
     if args.redrive:
         result["redriven"] = redrive(survivor, clients, set(sites))
+    if archive is not None:
+        result["archive"] = put_tail(survivor, clients, archive, set(sites))
     info(
         f"re-homed {plural(len(sites), 'site')} to {args.to}; its workers take them within "
         f"{survivor.registry_refresh_ms / 1000:.0f}s (registry refresh)"
@@ -231,6 +254,34 @@ def redrive(region: Settings, clients: Clients, sites: set[str]) -> int:
     ]
     Producer(clients.kinesis, region.stream).send(records)
     return len(records)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchiveTail:
+    """Where the replica of the lost region's archive is, and the reading time to start at."""
+
+    bucket: str
+    prefix: str
+    from_ts_ms: int
+
+
+def put_tail(
+    survivor: Settings, clients: Clients, archive: ArchiveTail, sites: set[str]
+) -> dict[str, int]:
+    """Put the moved sites' tail from the archive replica into the survivor's stream, once its
+    workers have seen the new homes (before, they would refuse the records as not home)."""
+    wait_s = 2 * survivor.registry_refresh_ms / 1000
+    info(f"waiting {wait_s:.0f}s for the workers to see the new homes, then the archive's tail")
+    time.sleep(wait_s)
+    tail = tail_records(clients.s3, archive.bucket, archive.prefix, sites, archive.from_ts_ms)
+    Producer(clients.kinesis, survivor.stream).send(tail.records)
+    info(f"put {plural(len(tail.records), 'record')} of the archive's tail into {survivor.stream}")
+    return {
+        "records": len(tail.records),
+        "bad_lines": tail.bad_lines,
+        "out_of_order": tail.out_of_order,
+        "repeated": tail.repeated,
+    }
 
 
 def cmd_failback(args: argparse.Namespace, settings: Settings) -> int:

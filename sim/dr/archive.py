@@ -11,24 +11,21 @@ lost region's tail from its replica.
 - `ArchiveModel.lose(now_ms)`: the region is gone. What the replica holds then is every object
   delivered `replication_ms` or more before; the records of the last buffer and the objects
   still replicating are lost with the region.
-- `tail_records(...)`: the survivor's read of its replica through the archive reader
-  (`list_objects`, `object_lines`, `ShardOrder`: each record once, each shard's records in
-  sequence order, Firehose's repeated deliveries skipped), keeping the records of the moved
-  sites from a reading time on.
+
+The survivor's read of its replica is `lighting.archive_tail`, which `luxflow dr failover
+--archive` runs.
 """
 
 from __future__ import annotations
 
 import gzip
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from core.records import Record
 from streams.kinesis.archive import encode_line
-from streams.kinesis.archive_reader import BadLine, ShardOrder, list_objects, object_lines
 from streams.kinesis.reader import ShardReader, list_shards
 
 
@@ -112,43 +109,3 @@ class ArchiveModel:
                 if not batch.records and batch.millis_behind_latest == 0:
                     break
         return records
-
-
-@dataclass(frozen=True)
-class Tail:
-    """What the survivor read from its replica: the moved sites' records to process, and the
-    lines it could not use (dead-lettered by a real replay; counted here)."""
-
-    records: list[tuple[str, bytes]]
-    bad_lines: int
-    out_of_order: int
-    repeated: int
-
-
-def tail_records(
-    s3: Any,
-    bucket: str,
-    prefix: str,
-    sites: set[str],
-    *,
-    reading_ts: Callable[[Record], int],
-    from_ts_ms: int,
-) -> Tail:
-    """The records of `sites` in the replica whose reading time is at or after `from_ts_ms`,
-    each shard's in sequence order (`ShardOrder`), as `(partition key, data)`."""
-    order = ShardOrder()
-    records: list[tuple[str, bytes]] = []
-    bad = out_of_order = 0
-    for obj in list_objects(s3, bucket, prefix):
-        body: bytes = s3.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
-        lines = list(object_lines(obj.key, body))
-        bad += sum(1 for line in lines if isinstance(line, BadLine))
-        given, late = order.batches([line for line in lines if isinstance(line, Record)])
-        out_of_order += len(late)
-        for shard_id in sorted(given):
-            records.extend(
-                (r.partition_key, r.data)
-                for r in given[shard_id]
-                if r.partition_key in sites and reading_ts(r) >= from_ts_ms
-            )
-    return Tail(records, bad, out_of_order, order.repeated)

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.clock import wall_clock_ms
-from core.records import Record
 from domain.telemetry import decode_reading
-from sim.dr.archive import ArchiveModel, Tail, tail_records
+from lighting.archive_tail import Tail, tail_records
+from sim.dr.archive import ArchiveModel
 from sim.dr.devices import Fleet, Health
 from sim.dr.harness import EVENT_TYPES, Region, Worker
 from sim.dr.replicator import ORIGIN, TS, Replicator, unreplicated
@@ -47,10 +47,6 @@ def reading_key(data: bytes) -> tuple[str, int]:
     drill's readings being from the last hours (bounded by now as any arrival)."""
     reading = decode_reading(data, wall_clock_ms())
     return reading.asset_id, reading.ts_ms
-
-
-def record_ts(record: Record) -> int:
-    return reading_key(record.data)[1]
 
 
 class RegionLink:
@@ -119,7 +115,8 @@ class Timeline:
     archive: ArchiveModel
     replicator: Replicator
     moved_sites: set[str]
-    failover: Callable[[], None]
+    failover: Callable[[int | None], None]
+    """Runs `luxflow dr failover`; with a reading time, also `--archive` from it."""
     step_ms: int
     detection_ms: int
     fence_wait_ms: int
@@ -196,22 +193,23 @@ class Timeline:
 
     def _fail_over(self, outcome: Outcome) -> None:
         outcome.failover_wall_ms = wall_clock_ms()
-        self.failover()
-        # The survivor's workers see the new homes within one registry refresh.
-        time.sleep(2 * self.survivor.settings.registry_refresh_ms / 1000)
         if not self.replay_archive:
+            self.failover(None)
+            # The survivor's workers see the new homes within one registry refresh.
+            time.sleep(2 * self.survivor.settings.registry_refresh_ms / 1000)
             return
+        # The command puts the tail into the survivor's stream; the drill reads the same tail
+        # (read only) to account for what it recovered.
+        self.failover(outcome.replay_from_ms)
         tail = tail_records(
             self.survivor.clients.s3,
             self.archive.replica_bucket,
             self.archive.prefix,
             self.moved_sites,
-            reading_ts=record_ts,
-            from_ts_ms=outcome.replay_from_ms,
+            outcome.replay_from_ms,
         )
         outcome.tail = tail
         outcome.replayed = {reading_key(data) for _, data in tail.records}
-        self.link.publish(self.survivor.name, tail.records)
         self._wait_processed()
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from core.clock import HOUR_MS, MINUTE_MS
+from domain.timestamps import format_ts
 from emulators.moto import MotoServer, emulator_env
 from lighting.regions import assign_homes, store_homes
 from lighting.registry import store_registry
@@ -149,8 +150,12 @@ def run_drill(
         replication_ms=drill.REPLICATION_TIME_S * 1000,
     )
 
-    def failover() -> None:
-        luxflow(b, "dr", "failover", "--from", A, "--to", B, "--yes", servers=servers)
+    def failover(archive_from_ms: int | None) -> None:
+        tail = []
+        if archive_from_ms is not None:
+            replica = f"s3://{bucket}/raw/region={A}/"
+            tail = ["--archive", replica, "--archive-from", format_ts(archive_from_ms)]
+        luxflow(b, "dr", "failover", "--from", A, "--to", B, "--yes", *tail, servers=servers)
 
     params = simulation.params
     loss_ms = params.start_ms + random.Random(seed).randrange(62 * 60, 96 * 60) * 1000
