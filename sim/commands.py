@@ -217,7 +217,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         print("read side (luxflow query on DynamoDB and InfluxQL):")
         print("\n".join(run.query_results))
     else:
-        print(f"Timestream points written: {run.timestream_points}")
+        counted = run.timestream_points
+        print(f"Timestream points written: {'not counted' if counted is None else counted}")
     elapsed = time.monotonic() - started
     print(f"runner errors: {len(run.runner_errors)}; took {elapsed:.0f}s")
     ok = result.passed and bad_ok and not run.runner_errors
