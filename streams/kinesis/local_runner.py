@@ -243,6 +243,10 @@ class LocalRunner:
                 held = self._leases.take(lease, self._config.worker_id)
             except LeaseLostError:
                 continue
+            if held.finished:
+                # The listing was read before the shard's end was saved (the save may run
+                # after its thread is gone): the shard is done, nothing is left to start.
+                continue
             self._checkpointer.hold(held)
             progress = self.progress.setdefault(shard_id, ShardProgress(shard_id))
             if lease.owner not in (None, self._config.worker_id):
