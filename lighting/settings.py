@@ -254,10 +254,12 @@ class Settings:
         "waits; then it is dead-lettered as takeover_lookup_unavailable.",
     )
     takeover_grace_ms: int = _setting(
-        4_200_000,
-        "DR: how far back the devices of a site that moved here resend (their buffer): for "
-        "that long in event time after a move, this region's windows accept readings that "
-        "late, then the window grace returns by itself. 0: no boost.",
+        5_100_000,
+        "DR: how late the readings of a site that moved here may arrive: the failover's archive "
+        "tail (from the loss minus an hour, the window grace and the replication delay) and "
+        "the devices' resend of their buffer. For that long in event time after a move, this "
+        "region's windows accept readings that late, then the window grace returns by itself. "
+        "0: no boost.",
     )
     dr_regions: str = _setting(
         "",

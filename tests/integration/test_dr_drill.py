@@ -34,7 +34,15 @@ from sim.dr.harness import Region, divergence, outputs, region_settings
 from sim.dr.replicator import TS, Replicator
 from sim.dr.scenario import Outcome, RegionLink, Timeline
 from sim.simulation import Simulation
-from tests.integration.test_dr import HOME_A, HOME_B, A, B, luxflow, registry_of
+from tests.integration.test_dr import (
+    HOME_A,
+    HOME_B,
+    A,
+    B,
+    luxflow,
+    registry_of,
+    single_region_outputs,
+)
 from tests.support.deployment import recent_params
 
 pytestmark = pytest.mark.dr
@@ -70,11 +78,7 @@ def reference(
     servers: dict[str, str], simulation: Simulation
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """The straight single-region run of the same readings: every site in one region."""
-    region = Region(region_settings(A, servers[A], "dref", idle_timeout_ms=2_000))
-    store_registry(region.clients.dynamodb, region.settings.command_table, registry_of(simulation))
-    region.send(simulation.records())
-    region.start_worker(stop_when_idle_ms=4_000).join()
-    return outputs(region.items())
+    return single_region_outputs(servers[A], simulation, "dref")
 
 
 @pytest.fixture(scope="module")

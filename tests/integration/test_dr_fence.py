@@ -22,6 +22,7 @@ from sim.dr.replicator import ORIGIN, TS
 from sim.simulation import Simulation
 from tests.integration import test_dr
 from tests.support.deployment import recent_params
+from tests.support.tables import create_pk_sk_table
 
 pytestmark = pytest.mark.dr
 
@@ -66,20 +67,7 @@ class CutOff:
 
 def quorum_table(endpoint: str) -> Any:
     client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=B)
-    names = client.list_tables()["TableNames"]
-    if QUORUM_TABLE not in names:
-        client.create_table(
-            TableName=QUORUM_TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    create_pk_sk_table(client, QUORUM_TABLE)
     return client
 
 

@@ -17,6 +17,7 @@ from lighting.aws import jsonclient
 from lighting.aws.credentials import StaticCredentials
 from lighting.aws.http import ConnectionPool
 from lighting.aws.sigv4 import Credentials
+from tests.support.tables import create_pk_sk_table
 
 pytestmark = pytest.mark.integration
 
@@ -40,18 +41,7 @@ def without_metadata(response: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def table(aws: AwsFactory, unique_name: Callable[[str], str]) -> str:
     name = unique_name("light")
-    aws("dynamodb").create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pk_sk_table(aws("dynamodb"), name)
     return name
 
 
