@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from core.errors import LeaseLostError
-from core.records import LeaseFence, Position
+from core.records import SHARD_END, LeaseFence, Position
 from lighting.clients import Clients
 from lighting.settings import Settings
 from lighting.worker import WorkerViews, local_runner, worker_views
 from sim.malformed import with_malformed
-from streams.kinesis.leases import LeaseCheckpointer, LeaseTable
-from streams.kinesis.local_runner import LocalRunner
+from streams.kinesis.leases import Lease, LeaseCheckpointer, LeaseTable
+from streams.kinesis.local_runner import LocalRunner, LocalRunnerConfig
 from streams.processor import Checkpointer, EngineFactory, ShardProcessor
 from tests.support.deployment import Deployment, recent_params
 from tests.support.faulty import FaultyClient
@@ -198,3 +198,55 @@ def test_an_engine_whose_lease_was_lost_never_calls_its_checkpointer(
     assert "checkpoint" not in first[first.index("lease_lost") :]
     # The shard was taken back once B's counter stood still, and finished by a new engine.
     assert spy.count >= 2 and a.unhealthy() == []
+
+
+class ListedBeforeTheEnd(LeaseTable):
+    """A lease table whose listing is the one read before the shard's end was saved, as when
+    the save runs on a helper thread after the runner read its listing; every other call
+    reaches the real table."""
+
+    def __init__(self, client: Any, table_name: str, listing: dict[str, Lease]) -> None:
+        super().__init__(client, table_name)
+        self._listing = listing
+        self.listed = 0
+
+    def list(self) -> dict[str, Lease]:
+        self.listed += 1
+        return dict(self._listing)
+
+
+def test_a_shard_whose_end_was_saved_after_the_listing_is_not_started_again(
+    aws: Callable[[str], Any], unique_name: Callable[[str], str]
+) -> None:
+    """The runner takes a lease it saw unfinished, and the take comes back SHARD_END (the
+    end's checkpoint, by this worker, is what the take's condition finds): nothing starts."""
+    kinesis, dynamodb = aws("kinesis"), aws("dynamodb")
+    stream = unique_name("ended")
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+    (shard,) = kinesis.list_shards(StreamName=stream)["Shards"]
+    shard_id = shard["ShardId"]
+    table = LeaseTable(dynamodb, unique_name("leases"))
+    table.ensure_table()
+    table.create_if_missing(shard_id, (), (0, 2**128 - 1), "TRIM_HORIZON")
+    held = table.take(table.list()[shard_id], "w1")
+    listing = table.list()
+    table.checkpoint(held, SHARD_END)
+    started: list[str] = []
+
+    def factory(shard_id: str, checkpointer: Checkpointer) -> ShardProcessor:
+        started.append(shard_id)
+        raise AssertionError("an ended shard was started")
+
+    leases = ListedBeforeTheEnd(dynamodb, table.table_name, listing)
+    runner = LocalRunner(
+        kinesis, stream, leases, factory, LocalRunnerConfig(worker_id="w1", retry_base_ms=10)
+    )
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    while leases.listed < 5 and thread.is_alive():
+        thread.join(0.05)
+    runner.stop()
+    thread.join()
+    assert started == []
+    assert table.list()[shard_id].finished
