@@ -23,6 +23,7 @@ from domain.rules import (
     step,
 )
 from domain.rules.flood import FloodState, flood_check, flood_guard, is_new
+from domain.rules.spikes import clock_confirm, spike_due_ms
 from domain.series import DEFAULT_INTERVAL_MS
 from domain.site import SiteDemandState, demand_w, site_demand_step
 from domain.telemetry import DEFAULT_MAX_SKEW_MS, Reading, decode_reading
@@ -138,6 +139,12 @@ def build_app(
     next_check = app.Table("offline_check", default=int, value_type=int)
     # New faults per (site, code) and the flood in progress (domain.rules.flood).
     site_floods = app.Table("site_floods", default=_no_flood_state, value_type=FloodState)
+    # The due time of each asset whose open spike the event clock may confirm before its next
+    # reading (`domain.rules.spikes.spike_due_ms`): only those assets, so the check after each
+    # batch costs nothing on a quiet fleet. Written by the agent with each reading, so a snapshot
+    # holds it with the rule state it follows; a snapshot from before it existed restores it
+    # empty, and each asset's next reading puts its entry back (that reading confirms as before).
+    spike_due = app.Table("spike_due", default=int, value_type=int)
 
     def windowed(
         name: str, size_ms: int, default: Callable[[], V], value_type: type[V]
@@ -287,6 +294,23 @@ def build_app(
                 del site_floods[flood_key]
             yield from site_events
 
+    @app.on_advance
+    def confirm_spikes(clock_ms: int) -> Iterable[object]:
+        """The open spikes whose due time the event clock has reached, before their asset's
+        next reading (which would confirm or end them otherwise)."""
+        for asset_id, due_ms in spike_due.items():
+            if clock_ms < due_ms:
+                continue
+            del spike_due[asset_id]
+            state = asset_rules.get(asset_id)
+            limits = limits_for(str(asset_id), state.site_id) if state is not None else None
+            if state is None or limits is None:
+                continue
+            after, events = clock_confirm(state, clock_ms, limits)
+            if events:
+                asset_rules[asset_id] = after
+                yield from events
+
     @app.agent(telemetry)
     async def detect(stream: Stream[Reading]) -> AsyncIterator[object]:
         async for reading in stream:
@@ -353,6 +377,15 @@ def build_app(
                 after = guarded_state or after
             after, current = remember(after, asset_state(reading), deadband)
             asset_rules[asset_id] = after
+            if after.spike is not None or (before is not None and before.spike is not None):
+                context = stream.current_event
+                lag_ms = context.arrival_ms - ts_ms if context is not None else 0
+                due_ms = spike_due_ms(after, limits, lag_ms=lag_ms)
+                if due_ms is None:
+                    if asset_id in spike_due:
+                        del spike_due[asset_id]
+                elif spike_due.get(asset_id) != due_ms:
+                    spike_due[asset_id] = due_ms
             for event in events:
                 yield event
             if current is not None:
