@@ -33,6 +33,7 @@ from lighting.registry import RegistryCache
 from lighting.series import add_series
 from streams.app import App, Decoder
 from streams.stream import Stream
+from tables.shard import active_state
 from tables.table import WindowedTable
 
 V = TypeVar("V")
@@ -297,7 +298,10 @@ def build_app(
     @app.on_advance
     def confirm_spikes(clock_ms: int) -> Iterable[object]:
         """The open spikes whose due time the event clock has reached, before their asset's
-        next reading (which would confirm or end them otherwise)."""
+        next reading (which would confirm or end them otherwise). The agent confirms them too,
+        before applying the asset's next reading if the clock had passed the due time by then,
+        so the outcome is that of the record that took the clock past it, not of where a batch
+        ends: a replay cut into other batches stores the same items."""
         for asset_id, due_ms in spike_due.items():
             if clock_ms < due_ms:
                 continue
@@ -321,6 +325,17 @@ def build_app(
             before = asset_rules.get(asset_id)
             if before is not None and reading.ts_ms <= before.last_ts_ms:
                 continue  # duplicate or out of order: the rules ignore it, so does usage
+            due_ms = spike_due.get(asset_id) if before is not None and before.spike else None
+            if before is not None and due_ms is not None:
+                # The clock passed the due time before this reading: the spike was confirmed
+                # then (`confirm_spikes` would have, had the batch ended there), so this
+                # reading is applied to the confirmed state whatever the batches.
+                clock_ms = active_state().event_clock_ms()
+                if clock_ms is not None and clock_ms >= due_ms:
+                    del spike_due[asset_id]
+                    before, confirmed = clock_confirm(before, clock_ms, limits)
+                    for event in confirmed:
+                        yield event
             ts_ms = reading.ts_ms
             # Every table's clock follows the readings' event time: each contribution is
             # added at the last millisecond it covers (the last one at ts - 1), and a reading

@@ -137,11 +137,10 @@ def spike_due_ms(state: AssetRuleState | None, limits: Limits, *, lag_ms: int = 
     On in-order delivery the asset's next reading comes after the clock passed the due time,
     so whatever it says the end rule reports the episode with the same start: the clock
     claims nothing the end rule would not report. Out of order, a reading stamped before the
-    due time but processed after the clock passed it (later, behind newer readings of other
-    devices, than the due time minus its own time) can still end a claimed episode early:
-    the closed version then reports that shorter episode. The due time depends only on the
-    asset's readings and their arrival times, not on when the clock is checked, so a replay
-    cut into other batches claims the same episodes."""
+    due time that reaches the shard after a newer reading took the clock past it (delivered
+    later than the due time minus its own time, behind the others) can still end a claimed
+    episode early: the closed version then reports that shorter episode. The due time depends
+    only on the asset's readings and their arrival times, not on when the clock is checked."""
     if state is None:
         return None
     spike = state.spike
@@ -163,9 +162,9 @@ def clock_confirm(
     revision 1; peak and excess of the readings so far) and the state with the spike
     confirmed, so no reading emits it again. Else the same state object and no events.
 
-    The open version's peak and excess are those of the readings applied before the check; a
-    replay that meets the asset's next reading before the check confirms it on that reading
-    instead (same identity, that reading's peak). The closed version is the same either way."""
+    The caller checks after each batch and, before applying an asset's next reading, whether
+    the clock had passed the due time by then: the open version (peak and excess of the
+    readings before that one) is then the same wherever the batches end."""
     due_ms = spike_due_ms(state, limits)
     spike = state.spike
     if due_ms is None or spike is None or clock_ms < due_ms:
