@@ -19,7 +19,13 @@ from streams.app import App
 from streams.processor import EngineConfig
 from streams.testing import AgentTestContext
 from tables.table import Table
-from tests.unit.lighting.test_current_state import SHARD, T0_MS, asset_reading, newer
+from tests.unit.lighting.test_current_state import (
+    SHARD,
+    T0_MS,
+    asset_reading,
+    newer,
+    run_with_crashes,
+)
 
 # The registry's defaults: 125 W rated threshold, two readings and 2 minutes to confirm.
 DUE_MS = T0_MS + 120_000
@@ -225,3 +231,18 @@ def test_where_batches_end_changes_no_spike_item_even_with_a_reading_out_of_orde
     ]
     cuts = data.draw(st.sets(st.sampled_from(sorted(one_each))))
     assert run_in_batches(records, cuts) == (spikes, items)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_a_crash_around_the_clock_confirmation_neither_loses_nor_duplicates_the_spike(
+    data: st.DataObject,
+) -> None:
+    records = late_end_records()
+    points = st.sets(st.integers(0, len(records) - 1), max_size=4)
+    checkpoints, crashes = data.draw(points), data.draw(points)
+    _, straight = run_with_crashes(records, set(), set())
+    _, items = run_with_crashes(records, checkpoints, crashes)
+    assert items == straight
+    (spike,) = [i for i in straight.values() if i["type"] == "energy_spike"]  # type: ignore[index]
+    assert (spike["status"], spike["ended_at_ms"]) == ("closed", T0_MS + 118_000)  # type: ignore[index]
