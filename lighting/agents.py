@@ -23,6 +23,7 @@ from domain.rules import (
     step,
 )
 from domain.rules.flood import FloodState, flood_check, flood_guard, is_new
+from domain.rules.spikes import clock_confirm, spike_due_ms
 from domain.series import DEFAULT_INTERVAL_MS
 from domain.site import SiteDemandState, demand_w, site_demand_step
 from domain.telemetry import DEFAULT_MAX_SKEW_MS, Reading, decode_reading
@@ -32,6 +33,7 @@ from lighting.registry import RegistryCache
 from lighting.series import add_series
 from streams.app import App, Decoder
 from streams.stream import Stream
+from tables.shard import active_state
 from tables.table import WindowedTable
 
 V = TypeVar("V")
@@ -138,6 +140,12 @@ def build_app(
     next_check = app.Table("offline_check", default=int, value_type=int)
     # New faults per (site, code) and the flood in progress (domain.rules.flood).
     site_floods = app.Table("site_floods", default=_no_flood_state, value_type=FloodState)
+    # The due time of each asset whose open spike the event clock may confirm before its next
+    # reading (`domain.rules.spikes.spike_due_ms`): only those assets, so the check after each
+    # batch costs nothing on a quiet fleet. Written by the agent with each reading, so a snapshot
+    # holds it with the rule state it follows; a snapshot from before it existed restores it
+    # empty, and each asset's next reading puts its entry back (that reading confirms as before).
+    spike_due = app.Table("spike_due", default=int, value_type=int)
 
     def windowed(
         name: str, size_ms: int, default: Callable[[], V], value_type: type[V]
@@ -287,6 +295,26 @@ def build_app(
                 del site_floods[flood_key]
             yield from site_events
 
+    @app.on_advance
+    def confirm_spikes(clock_ms: int) -> Iterable[object]:
+        """The open spikes whose due time the event clock has reached, before their asset's
+        next reading (which would confirm or end them otherwise). The agent confirms them too,
+        before applying the asset's next reading if the clock had passed the due time by then,
+        so the outcome is that of the record that took the clock past it, not of where a batch
+        ends: a replay cut into other batches stores the same items."""
+        for asset_id, due_ms in spike_due.items():
+            if clock_ms < due_ms:
+                continue
+            del spike_due[asset_id]
+            state = asset_rules.get(asset_id)
+            limits = limits_for(str(asset_id), state.site_id) if state is not None else None
+            if state is None or limits is None:
+                continue
+            after, events = clock_confirm(state, clock_ms, limits)
+            if events:
+                asset_rules[asset_id] = after
+                yield from events
+
     @app.agent(telemetry)
     async def detect(stream: Stream[Reading]) -> AsyncIterator[object]:
         async for reading in stream:
@@ -297,6 +325,17 @@ def build_app(
             before = asset_rules.get(asset_id)
             if before is not None and reading.ts_ms <= before.last_ts_ms:
                 continue  # duplicate or out of order: the rules ignore it, so does usage
+            due_ms = spike_due.get(asset_id) if before is not None and before.spike else None
+            if before is not None and due_ms is not None:
+                # The clock passed the due time before this reading: the spike was confirmed
+                # then (`confirm_spikes` would have, had the batch ended there), so this
+                # reading is applied to the confirmed state whatever the batches.
+                clock_ms = active_state().event_clock_ms()
+                if clock_ms is not None and clock_ms >= due_ms:
+                    del spike_due[asset_id]
+                    before, confirmed = clock_confirm(before, clock_ms, limits)
+                    for event in confirmed:
+                        yield event
             ts_ms = reading.ts_ms
             # Every table's clock follows the readings' event time: each contribution is
             # added at the last millisecond it covers (the last one at ts - 1), and a reading
@@ -353,6 +392,15 @@ def build_app(
                 after = guarded_state or after
             after, current = remember(after, asset_state(reading), deadband)
             asset_rules[asset_id] = after
+            if after.spike is not None or (before is not None and before.spike is not None):
+                context = stream.current_event
+                lag_ms = context.arrival_ms - ts_ms if context is not None else 0
+                due_ms = spike_due_ms(after, limits, lag_ms=lag_ms)
+                if due_ms is None:
+                    if asset_id in spike_due:
+                        del spike_due[asset_id]
+                elif spike_due.get(asset_id) != due_ms:
+                    spike_due[asset_id] = due_ms
             for event in events:
                 yield event
             if current is not None:

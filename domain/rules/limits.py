@@ -11,6 +11,12 @@ DEFAULT_MAX_GAP_MS = 300_000
 DEFAULT_WINDOW_MS = 3_600_000
 DEFAULT_COOLDOWN_MS = 600_000
 DEFAULT_RETENTION_MS = 7 * DAY_MS
+DEFAULT_SPIKE_HOLD_MS = 60_000
+"""How long after an asset's last reading its power may be taken as unchanged to confirm a spike
+on the event clock: more than a healthy luminaire's reporting interval (10-40 s in the fleets
+seen), so a device that reports on time is confirmed on the clock, and short enough that a
+device silent for longer, which has missed a report (on its way, perhaps saying the power
+fell, or never coming), is left to its next reading."""
 SPIKE_RULE = "power_above_threshold"
 BASELINE_RULE = "power_above_baseline"
 
@@ -34,7 +40,10 @@ class Limits(msgspec.Struct, frozen=True, gc=False):
     - spikes: ``spike_threshold_w`` (rated power times tolerance). Every reading is compared
       with the threshold that applies at its own dim level; an episode is reported only if at
       least ``min_spike_readings`` readings were above and it lasted at least ``min_spike_ms``
-      (first reading above to first reading back), so one-reading blips never fire.
+      (first reading above to first reading back), so one-reading blips never fire. Between
+      readings the power is held at the last reading's (sample and hold), which the shard's
+      event clock may extend by at most ``spike_hold_ms`` (and ``max_gap_ms``) past the last
+      reading to confirm an episode before its next reading (``domain.rules.spikes``).
     - baseline: with ``baseline_factor``, an EWMA of power per (``dim_level`` bucket of
       ``dim_bucket_pct``), learnt from healthy readings while on, gives a second threshold
       ``max(ewma * factor, ewma + baseline_min_excess_w)`` once ``baseline_warmup`` readings
@@ -79,6 +88,7 @@ class Limits(msgspec.Struct, frozen=True, gc=False):
     retention_ms: int = DEFAULT_RETENTION_MS
     power_accuracy: float = 0.01
     counter_resolution_wh: float = 0.001
+    spike_hold_ms: int = DEFAULT_SPIKE_HOLD_MS
 
 
 class OpenFault(msgspec.Struct, frozen=True, gc=False):

@@ -1,6 +1,10 @@
 """Spike rules of one asset: power above the rated threshold or above the learnt baseline of
 its dim level. Every reading is judged against the threshold that applies at its own dim level,
-so a lamp dimmed up after a one-reading blip does not keep an episode alive."""
+so a lamp dimmed up after a one-reading blip does not keep an episode alive.
+
+An episode is confirmed by a reading (``spike_step``) or, sooner, by the shard's event clock
+(``spike_due_ms``, ``clock_confirm``): once it has its readings, the rule's time may pass
+between two readings, and the clock then says so before the next one comes."""
 
 from __future__ import annotations
 
@@ -106,6 +110,69 @@ def spike_step(
         ended = msgspec.structs.replace(spike, excess_wh=excess_wh)
         events.append(spike_of(reading, ended, ended_at_ms=ts_ms))
     return None
+
+
+def spike_due_ms(state: AssetRuleState | None, limits: Limits, *, lag_ms: int = 0) -> int | None:
+    """The event time at which the shard's clock confirms the spike of ``state`` (see
+    ``clock_confirm``), or None when only a reading may confirm it.
+
+    The end rule already holds the power of a reading until the next one (sample and hold: an
+    episode lasts until the reading that ends it). So an open, unconfirmed episode with its
+    ``min_spike_readings`` whose power held above from its last reading to ``started_at_ms +
+    min_spike_ms`` (the due time) qualifies as the next reading would confirm it, and the
+    clock reaching the due time confirms it then, instead of up to one reporting interval
+    later. How far the hold is trusted:
+
+    - at most ``hold = min(spike_hold_ms, max_gap_ms)`` from the last reading to the due time.
+      A device that reports on time has a reading within the hold before the due time; one
+      whose last reading is older has missed a report, which may be on its way and say the
+      power fell (or never come: a device gone silent), so its next reading decides. A silent
+      device is never claimed for longer than the hold past its last reading.
+    - only when the last reading was not late: ``lag_ms`` (its arrival minus its timestamp)
+      at most the hold. Readings that come late (a gateway's buffered upload, a device whose
+      clock is slow) say that the ones after them may be as late: the reading decides.
+    - the clock is the shard's (readings stamped ahead of their arrival are bounded by the
+      skew allowance; one device cannot move it past what arrivals support).
+
+    On in-order delivery the asset's next reading comes after the clock passed the due time,
+    so whatever it says the end rule reports the episode with the same start: the clock
+    claims nothing the end rule would not report. Out of order, a reading stamped before the
+    due time that reaches the shard after a newer reading took the clock past it (delivered
+    later than the due time minus its own time, behind the others) can still end a claimed
+    episode early: the closed version then reports that shorter episode. The due time depends
+    only on the asset's readings and their arrival times, not on when the clock is checked."""
+    if state is None:
+        return None
+    spike = state.spike
+    if spike is None or spike.confirmed or spike.readings < limits.min_spike_readings:
+        return None
+    hold_ms = min(limits.spike_hold_ms, limits.max_gap_ms)
+    due_ms = spike.started_at_ms + limits.min_spike_ms
+    if due_ms - state.last_ts_ms > hold_ms or lag_ms > hold_ms:
+        return None
+    return due_ms
+
+
+def clock_confirm(
+    state: AssetRuleState, clock_ms: int, limits: Limits
+) -> tuple[AssetRuleState, list[DomainEvent]]:
+    """Confirm the spike of ``state`` on the event clock: once ``clock_ms`` reaches its due
+    time (``spike_due_ms`` without lag: the caller checked the last reading's when it came),
+    the open ``EnergySpike`` the reading path would emit (same identity, ``status`` open,
+    revision 1; peak and excess of the readings so far) and the state with the spike
+    confirmed, so no reading emits it again. Else the same state object and no events.
+
+    The caller checks after each batch and, before applying an asset's next reading, whether
+    the clock had passed the due time by then: the open version (peak and excess of the
+    readings before that one) is then the same wherever the batches end."""
+    due_ms = spike_due_ms(state, limits)
+    spike = state.spike
+    if due_ms is None or spike is None or clock_ms < due_ms:
+        return state, []
+    confirmed = msgspec.structs.replace(spike, confirmed=True)
+    return msgspec.structs.replace(state, spike=confirmed), [
+        spike_of(state, spike, ended_at_ms=None)
+    ]
 
 
 def _confirm(
