@@ -272,8 +272,9 @@ class ShardEngine:
             clock_ms = self.state.event_clock_ms()
             if clock_ms is None or not self.app.advance_callbacks:
                 return
-            for callback in self.app.advance_callbacks:
-                self._outputs.extend(callback(clock_ms))
+            with self.state.outside_records():
+                for callback in self.app.advance_callbacks:
+                    self._outputs.extend(callback(clock_ms))
             self.checkpoint.write(self._outputs)
         except MemoryError:
             raise

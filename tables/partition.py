@@ -103,9 +103,12 @@ class PlainPartition:
         self.pks: dict[Key, str] = keys.pks
         self.changed: set[Key] = set()
 
-    def put(self, key: Key, value: Any, pk: str) -> None:
+    def put(self, key: Key, value: Any, pk: str, *, keep_pk: bool = False) -> None:
+        """Store ``value`` under ``key``, remembering ``pk`` as its partition key, or with
+        ``keep_pk`` (a write that belongs to no record) the one it already has."""
         self.data[key] = value
-        self.pks[key] = pk
+        if not keep_pk or key not in self.pks:
+            self.pks[key] = pk
         self.changed.add(key)
 
     def delete(self, key: Key) -> None:

@@ -46,7 +46,8 @@ snapshot, and deletions); see `snapshot()` and `tables.snapshot`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
@@ -174,6 +175,7 @@ class ShardState:
         self.current_event: Event[Any] | None = None
         self._pk = ""
         self._pk_intern: dict[str, str] = {}
+        self.outside_a_record = False
         self._late = False
         self._inputs = 0
         self._last_input_ms = now_ms()
@@ -224,6 +226,19 @@ class ShardState:
         or after an error or an expired iterator): the shard is not idle, so the idle rule
         must not move the clock."""
         self._inputs += 1
+
+    @contextmanager
+    def outside_records(self) -> Iterator[None]:
+        """Writes made inside belong to no record (an advance callback: a sweep, a timer). A
+        key a plain table already holds keeps its partition key: a sweep that updates an
+        asset's state must not give it the partition key of whichever record came last, or a
+        split would send the state to the child that does not get the asset's records. A new
+        key takes the last record's, as nothing better is known."""
+        self.outside_a_record = True
+        try:
+            yield
+        finally:
+            self.outside_a_record = False
 
     @property
     def partition_key(self) -> str:

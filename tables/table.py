@@ -90,7 +90,9 @@ class Table(Generic[V]):
 
     def __setitem__(self, key: Key, value: V) -> None:
         state = active_state()
-        state.plain_part(self.name).put(key, value, state.partition_key)
+        state.plain_part(self.name).put(
+            key, value, state.partition_key, keep_pk=state.outside_a_record
+        )
 
     def __delitem__(self, key: Key) -> None:
         active_state().plain_part(self.name).delete(key)

@@ -15,6 +15,7 @@ from streams.engine import ShardEngine
 from streams.processor import EngineConfig
 from streams.stream import Stream
 from streams.testing import AgentTestContext, RecordingCheckpointer
+from tables.shard import ShardState
 
 SHARD = "shardId-000000000000"
 
@@ -220,3 +221,44 @@ def test_a_lease_lost_at_the_checkpoint_write_drops_the_buffers() -> None:
     engine.shard_ended()  # ignored: no SHARD_END after a lost lease
     assert sink.buffer == {}
     assert checkpointer.positions == {} and SHARD_END not in checkpointer.positions.values()
+
+
+def test_a_key_an_advance_callback_rewrites_stays_with_its_own_records_at_a_split() -> None:
+    """A sweep rewrites site-1's key after a site-2 record came last: a split still gives the
+    key to the child that gets site-1's records (not to whichever record came last)."""
+    app = App("sweep")
+    topic = app.topic("t", decoder=decode)
+    states = app.Table("states", default=int, value_type=int)
+    # A windowed table gives the shard its event clock, which advance callbacks run on.
+    seen = (
+        app.Table("seen", default=int, value_type=int)
+        .tumbling(1_000, grace_ms=0)
+        .relative_to_field(lambda value: value[1])
+    )
+
+    @app.agent(topic)
+    async def keep(stream: Stream[tuple[str, int]]) -> AsyncIterator[object]:
+        async for key, value in stream:
+            states[key] = value
+            seen[key] += 1
+            yield ("state", key, value)
+
+    @app.on_advance
+    def sweep(_clock_ms: int) -> Iterable[object]:
+        if states.get("a") == 1:
+            states["a"] = 2  # e.g. an asset found offline: its state changes with no record
+        return ()
+
+    engine = AgentTestContext(app, shard_id=SHARD, now_ms=0).engine
+    engine.process_records(
+        [Record(SHARD, 1, 0, "site-1", b"a=1", 1_000), Record(SHARD, 2, 0, "site-2", b"b=1", 1_001)]
+    )
+    snapshot = engine.state.snapshot(full=True)
+    assert snapshot is not None
+    children: dict[str, dict[object, int]] = {}
+    for site in ("site-1", "site-2"):
+        child = ShardState(app.tables, f"child-{site}", ManualClock(), 10_000)
+        child.restore([[snapshot.data]], lambda pk, site=site: pk == site)  # type: ignore[misc]
+        child.activate()
+        children[site] = dict(states.items())
+    assert children == {"site-1": {"a": 2}, "site-2": {"b": 1}}
