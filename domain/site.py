@@ -139,6 +139,28 @@ def site_demand_step(
     ), events
 
 
+def site_limits_removed(
+    state: SiteDemandState | None,
+    *,
+    site_id: str,
+    min_spike_ms: int = MINUTE_MS,
+    minute_ms: int = MINUTE_MS,
+) -> tuple[SiteDemandState | None, list[EnergySpike]]:
+    """A site whose demand limits were removed: the episode in progress ends at the end of the
+    last minute judged (the closed ``EnergySpike`` if its open version was raised, or if it
+    lasted ``min_spike_ms``: the default rule's, as the removed limits are not known any more);
+    an unconfirmed shorter one is dropped. Without an episode: the same state, no events. The
+    learnt baseline is kept, for limits that come back."""
+    if state is None or state.spike is None:
+        return state, []
+    events: list[EnergySpike] = []
+    end_ms = state.last_minute_ms + minute_ms
+    spike = state.spike
+    if spike.confirmed or end_ms - spike.started_at_ms >= min_spike_ms:
+        events.append(_spike_event(site_id, spike, end_ms))
+    return msgspec.structs.replace(state, spike=None), events
+
+
 def _learn(
     peaks: dict[int, tuple[float, int]], hour_start_ms: int, peak_w: float, limits: SiteLimits
 ) -> dict[int, tuple[float, int]]:

@@ -24,7 +24,7 @@ from domain.rules import (
 )
 from domain.rules.flood import FloodState, flood_check, flood_guard, is_new
 from domain.series import DEFAULT_INTERVAL_MS
-from domain.site import SiteDemandState, demand_w, site_demand_step
+from domain.site import SiteDemandState, demand_w, site_demand_step, site_limits_removed
 from domain.telemetry import DEFAULT_MAX_SKEW_MS, Reading, decode_reading
 from domain.usage import scope_of_key, scopes_of, usage_report_of
 from lighting.regions import HomeGate
@@ -182,6 +182,13 @@ def build_app(
     def site_minute_closed(site_id: Any, window: tuple[int, int], wh: float) -> Iterable[object]:
         limits = registry.site_limits(str(site_id))
         if limits is None:
+            # Limits removed mid-episode: nothing would ever judge the site again, so the
+            # episode in progress ends with the last minute judged rather than stay open.
+            held = site_demand.get(str(site_id))
+            left, ended = site_limits_removed(held, site_id=str(site_id))
+            if left is not held and left is not None:
+                site_demand[str(site_id)] = left
+            yield from ended
             return
         state, spikes = site_demand_step(
             site_demand.get(str(site_id)),

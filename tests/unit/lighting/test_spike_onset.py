@@ -222,3 +222,36 @@ def test_a_crash_between_the_site_alarm_and_a_checkpoint_neither_loses_nor_dupli
     (spike,) = site_spike_items(straight)
     assert spike["started_at_ms"] == T0_MS + 10 * MINUTE_MS
     assert spike["status"] in ("open", "closed")
+
+
+def test_a_site_spike_in_progress_is_closed_when_the_site_loses_its_limits() -> None:
+    site = SiteDefaults(
+        "site-1", demand_threshold_w=250.0, demand_baseline_factor=None, baseline_factor=None
+    )
+    sites = [site]
+    registry = RegistryCache(lambda: Registry([], sites), 2**62, lambda: 0, unknown_asset_cap=None)
+    ctx = AgentTestContext(
+        build_app(registry, topic="t", grace_ms=SITE_GRACE_MS),
+        now_ms=T0_MS,
+        config=EngineConfig(checkpoint_interval_ms=10**12),
+    )
+    records = site_episode()
+    for minute in range(len(SITE_POWERS)):
+        batch = records[minute * len(LAMPS) : (minute + 1) * len(LAMPS)]
+        ctx.clock.now_ms = batch[-1].arrival_ms
+        ctx.deliver(batch)
+        if sites[0] is site and any(isinstance(o, EnergySpike) for o in ctx.outputs):
+            # Raised open with its first minute judged (minute 10); the limits go away while
+            # the site stays above them.
+            sites[0] = SiteDefaults(
+                "site-1", demand_threshold_w=None, demand_baseline_factor=None, baseline_factor=None
+            )
+            assert registry.refresh() and registry.site_limits("site-1") is None
+    versions = [o for o in ctx.outputs if isinstance(o, EnergySpike) and o.level == "site"]
+    start_ms = T0_MS + 10 * MINUTE_MS
+    assert [(v.status, v.started_at_ms, v.ended_at_ms) for v in versions] == [
+        ("open", start_ms, None),
+        ("closed", start_ms, start_ms + MINUTE_MS),
+    ]
+    assert versions[1].event_id == versions[0].event_id
+    assert versions[1].excess_wh == pytest.approx(50.0 / 60)
