@@ -180,8 +180,9 @@ def test_a_site_demand_spike_is_stored_open_when_confirmed_then_closed_and_read_
     try:
         # Three lamps at 60 W (180 W), then at 100 W (300 W) from minute 10 to 24: a minute's
         # energy is the trapezoid between readings, so minutes 10 to 23 are above. Minute 10
-        # closes once the readings pass its end plus the grace (10 minutes): the episode is
-        # raised open, with minute 10's peak and excess, while it goes on.
+        # is judged once complete (every lamp has a reading past it) and the site known for
+        # the warm-up (16 minutes): the episode is raised open, with minute 10's peak and
+        # excess, while it goes on.
         deployment.send([*minutes(0, 9, 60.0), *minutes(10, 24, 100.0)])
         wait_for(lambda: len(by_type(deployment.items(), "energy_spike")) == 1)
         (raised,) = by_type(deployment.items(), "energy_spike")
@@ -191,7 +192,7 @@ def test_a_site_demand_spike_is_stored_open_when_confirmed_then_closed_and_read_
         assert (row["status"], row["level"], row["asset_id"], row["ended_at_ms"]) == (
             "open", "site", "", None
         )  # fmt: skip
-        # Back to 60 W: minute 24 (240 W) ends it, closed once minute 24 closes.
+        # Back to 60 W: minute 24 (240 W) ends it, closed once minute 24 is judged.
         deployment.send(minutes(25, 40, 60.0))
 
         def closed() -> bool:
@@ -222,6 +223,9 @@ def test_a_site_demand_spike_is_stored_open_when_confirmed_then_closed_and_read_
         "revision": 1,
         "ended_at_ms": None,
         "excess_wh": round(50.0 / 60, 3),
+        # In the sparse index of the site's spikes in progress, which the closed one left.
+        "gsi1pk": "OPENSPIKE#s1",
+        "gsi1sk": f"{episode_ms:013d}#SITE#site_demand",
     }
     assert site_spike(ended) == {
         **common,

@@ -12,8 +12,11 @@ from domain.site import (
     SITE_DEMAND_RULE,
     SiteDemandState,
     SiteLimits,
+    SiteSources,
+    complete_until_ms,
     site_demand_step,
     site_limits_removed,
+    source_moved,
 )
 
 LIMITS = SiteLimits(None, baseline_factor=1.5, baseline_min_excess_w=200.0)
@@ -149,3 +152,29 @@ def test_removed_limits_drop_an_unconfirmed_short_episode_and_leave_a_quiet_site
     quiet, _ = site_demand_step(None, site_id="s", minute_start_ms=0, demand_w=10.0, limits=limits)
     assert site_limits_removed(quiet, site_id="s") == (quiet, [])
     assert site_limits_removed(None, site_id="s") == (None, [])
+
+
+def test_a_site_is_complete_until_the_minute_of_its_least_advanced_asset() -> None:
+    sources = SiteSources(since_ms=0)
+    assert complete_until_ms(sources, 10 * MINUTE_MS, 0) is None  # no asset: nothing known
+    assert source_moved(sources, None, 65_000)  # lamp a: minute 1
+    assert source_moved(sources, None, 70_000)  # lamp b: minute 1
+    assert sources.minutes == {MINUTE_MS: 2}
+    assert not source_moved(sources, 65_000, 110_000)  # a, still in minute 1: nothing moves
+    assert source_moved(sources, 110_000, 130_000)  # a: minute 2
+    assert sources.minutes == {MINUTE_MS: 1, 2 * MINUTE_MS: 1}
+    # b has no reading past minute 1's start: only minute 0 is complete.
+    assert complete_until_ms(sources, 130_000, 0) == MINUTE_MS
+    assert source_moved(sources, 70_000, 190_000)  # b: minute 3
+    assert complete_until_ms(sources, 190_000, 0) == 2 * MINUTE_MS
+    assert source_moved(sources, 130_000, None)  # a retired
+    assert sources.minutes == {3 * MINUTE_MS: 1}
+    assert complete_until_ms(sources, 190_000, 0) == 3 * MINUTE_MS
+
+
+def test_a_site_known_for_less_than_the_warmup_is_not_complete() -> None:
+    sources = SiteSources(since_ms=5 * MINUTE_MS)
+    source_moved(sources, None, 5 * MINUTE_MS)
+    source_moved(sources, 5 * MINUTE_MS, 9 * MINUTE_MS)
+    assert complete_until_ms(sources, 9 * MINUTE_MS, 5 * MINUTE_MS) is None
+    assert complete_until_ms(sources, 10 * MINUTE_MS, 5 * MINUTE_MS) == 9 * MINUTE_MS
