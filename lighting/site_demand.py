@@ -127,6 +127,12 @@ class SiteDemand:
             minute.advance_to(ts_ms)
         if not self._early:
             return []
+        if (
+            before is not None
+            and before.site_id == site_id
+            and before.last_ts_ms // MINUTE_MS == ts_ms // MINUTE_MS
+        ):
+            return []  # the asset stays in its minute: its site's counts do not change
         sources = self.sources
         if INDEXED not in sources:
             self._index()
