@@ -10,7 +10,9 @@ A per-asset telemetry chart will get its own section (`data-testid="asset-teleme
 
 The page's work is bounded like an API page's: the first `PAGE_BUILDINGS` buildings (the
 page says when there are more: the API lists them all), `PAGE_FAULTS` open faults of each,
-`PAGE_SPIKES` spikes of their sites, and at most `PAGE_ENERGY_ROWS` energy rows.
+`PAGE_SPIKES` spikes of their sites started in the last day, then those still in progress
+that started before it (at most `PAGE_SPIKES` per site), and at most `PAGE_ENERGY_ROWS` energy
+rows.
 """
 
 from __future__ import annotations
@@ -121,15 +123,29 @@ def read_page(model: ReadModel, ops: OperationsReader | None, now_ms: int) -> Pa
             cursor = page.next_cursor
             if cursor is None:
                 break
-    spikes = sorted(
+    sites = sorted({b.site_id for b in buildings})
+    since_ms = now_ms - DAY_MS
+    recent = sorted(
         (
             spike
-            for site_id in sorted({b.site_id for b in buildings})
-            for spike in model.command.spikes(site_id, now_ms - DAY_MS, limit=PAGE_SPIKES).items
+            for site_id in sites
+            for spike in model.command.spikes(site_id, since_ms, limit=PAGE_SPIKES).items
         ),
         key=lambda s: s.started_at_ms,
         reverse=True,
     )[:PAGE_SPIKES]
+    # An episode still in progress is shown whatever its start, after the last day's.
+    older_open = sorted(
+        (
+            spike
+            for site_id in sites
+            for spike in model.command.open_spikes(site_id, limit=PAGE_SPIKES).items
+            if spike.started_at_ms < since_ms
+        ),
+        key=lambda s: s.started_at_ms,
+        reverse=True,
+    )
+    spikes = recent + older_open
     return PageData(
         now_ms,
         buildings,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -56,7 +57,11 @@ def register(sub: SubParsers) -> None:
     faults = add("faults", "open faults of a building")
     faults.add_argument("--site", required=True, help="site id")
     faults.add_argument("--building", required=True, help="building id within the site")
-    spikes = add("spikes", "energy spikes of a site since a time (newest first)")
+    spikes = add(
+        "spikes",
+        "energy spikes of a site since a time (newest first), then those still in progress "
+        "that started before it",
+    )
     spikes.add_argument("--site", required=True, help="site id")
     spikes.add_argument("--since", default="", help="ISO-8601 UTC time (default: a day ago)")
     energy = add("energy", "energy per site, building or room per hour or day (query model)")
@@ -115,7 +120,17 @@ def query_rows(args: argparse.Namespace, model: ReadModel, now_ms: int) -> Itera
         return _pages(lambda c: command.open_faults(args.site, args.building, limit=500, cursor=c))
     if args.kind == "spikes":
         since_ms = parse_time_ms(args.since) if args.since else now_ms - DAY_MS
-        return _pages(lambda c: command.spikes(args.site, since_ms, limit=500, cursor=c))
+        # Those that started since, newest first, then those in progress that started before:
+        # an episode still open is listed whatever its start.
+        older_open = (
+            spike
+            for spike in _pages(lambda c: command.open_spikes(args.site, limit=500, cursor=c))
+            if spike.started_at_ms < since_ms
+        )
+        return itertools.chain(
+            _pages(lambda c: command.spikes(args.site, since_ms, limit=500, cursor=c)),
+            older_open,
+        )
     if args.kind == "energy":
         start_ms, end_ms = parse_time_ms(args.start), parse_time_ms(args.end)
         energy = model.energy

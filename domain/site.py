@@ -51,6 +51,58 @@ class SiteDemandState(msgspec.Struct, frozen=True, gc=False):
     hour_spiky: bool = False
 
 
+KNOWN_SINCE_MS = -(2**62)
+"""``SiteSources.since_ms`` of a site rebuilt from the assets' kept state: known all along."""
+
+
+class SiteSources(msgspec.Struct, gc=False):
+    """The assets of a site a shard knows, counted by the minute of their latest reading
+    (``minutes``: minute start -> assets), so a site's minute is *complete* once every one of
+    them has a reading past its end (``complete_until_ms``): energy is added per interval
+    between an asset's consecutive readings, taken in order (an older reading is ignored), so
+    no known asset can add to a minute any more, and nothing takes energy away. Nothing is
+    kept per asset. ``since_ms``: the reading that made the site known; ``judged_until_ms``:
+    the minutes ending at or before it were judged when complete. Mutable (one per site,
+    updated in place on the record path): write it back to persist it."""
+
+    since_ms: int
+    minutes: dict[int, int] = msgspec.field(default_factory=dict)
+    judged_until_ms: int = KNOWN_SINCE_MS
+
+
+def source_moved(
+    sources: SiteSources, from_ms: int | None, to_ms: int | None, minute_ms: int = MINUTE_MS
+) -> bool:
+    """Move one asset of the site from the minute of ``from_ms`` (its latest reading before;
+    None: new to the site) to the minute of ``to_ms`` (None: gone, e.g. retired). True when
+    the counts changed (the asset entered another minute)."""
+    old = None if from_ms is None else from_ms - from_ms % minute_ms
+    new = None if to_ms is None else to_ms - to_ms % minute_ms
+    if old == new:
+        return False
+    minutes = sources.minutes
+    if old is not None:
+        left = minutes.get(old, 0) - 1
+        if left > 0:
+            minutes[old] = left
+        else:
+            minutes.pop(old, None)
+    if new is not None:
+        minutes[new] = minutes.get(new, 0) + 1
+    return True
+
+
+def complete_until_ms(sources: SiteSources, now_ms: int, warmup_ms: int) -> int | None:
+    """The time before which the site's minutes are complete (every known asset has a reading
+    at or after it), or None: no asset, or the site is known for less than ``warmup_ms``
+    before ``now_ms`` (an asset that reports at least every gap the energy counts across
+    shows up within that gap plus the grace; until then an asset not seen yet may still
+    add to a minute)."""
+    if not sources.minutes or now_ms < sources.since_ms + warmup_ms:
+        return None
+    return min(sources.minutes)
+
+
 def demand_w(wh: float, minute_ms: int = MINUTE_MS) -> float:
     """Mean power (W) of ``wh`` watt-hours spread over ``minute_ms``."""
     return wh * HOUR_MS / minute_ms
@@ -137,6 +189,28 @@ def site_demand_step(
     return SiteDemandState(
         minute_start_ms, spike, peaks, hour_start_ms, hour_peak_w, hour_spiky
     ), events
+
+
+def site_limits_removed(
+    state: SiteDemandState | None,
+    *,
+    site_id: str,
+    min_spike_ms: int = MINUTE_MS,
+    minute_ms: int = MINUTE_MS,
+) -> tuple[SiteDemandState | None, list[EnergySpike]]:
+    """A site whose demand limits were removed: the episode in progress ends at the end of the
+    last minute judged (the closed ``EnergySpike`` if its open version was raised, or if it
+    lasted ``min_spike_ms``: the default rule's, as the removed limits are not known any more);
+    an unconfirmed shorter one is dropped. Without an episode: the same state, no events. The
+    learnt baseline is kept, for limits that come back."""
+    if state is None or state.spike is None:
+        return state, []
+    events: list[EnergySpike] = []
+    end_ms = state.last_minute_ms + minute_ms
+    spike = state.spike
+    if spike.confirmed or end_ms - spike.started_at_ms >= min_spike_ms:
+        events.append(_spike_event(site_id, spike, end_ms))
+    return msgspec.structs.replace(state, spike=None), events
 
 
 def _learn(

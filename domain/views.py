@@ -8,6 +8,8 @@ Command model, one table with string keys ``pk``/``sk``, designed from access pa
 - all faults of a building: ``BLDG#<site>#<building>`` / ``FAULT#...``; Query, begins_with.
 - spikes of a site in the last day: ``SPIKE#<site>`` / ``<started_at_ms>#<asset>`` (a site's
   demand spike: ``<started_at_ms>#SITE#<rule>``); sk >= cutoff.
+- spikes of a site in progress, whatever their start: ``gsi1pk = OPENSPIKE#<site>``; Query on
+  gsi1 (sparse, like open faults).
 - usage, one partition per scope: ``USAGE#<site>#<building>#<room>`` holds the room's and its
   assets' reports, ``USAGE#<site>#<building>`` the building's, ``USAGE#<site>`` the site's;
   sk ``<level>#<window>#<window_start_ms>#<id>`` with window ``1h`` or ``1d``. "Usage of a
@@ -120,8 +122,9 @@ def command_writes(event: object) -> list[CommandWrite]:
       neither, so it leaves the sparse index). Conditional on ``Fault.revision``
       (open 1, cleared 2, re-opened 3, ...).
     - ``EnergySpike``: ``SPIKE#<site>``/``<started_at_ms:013d>#<asset>``; a site-level spike
-      ``<started_at_ms:013d>#SITE#<rule>``. Conditional on ``EnergySpike.revision`` (open 1,
-      closed 2): the closed version replaces the open one, never the reverse.
+      ``<started_at_ms:013d>#SITE#<rule>``; while open also ``gsi1pk=OPENSPIKE#<site>`` and
+      ``gsi1sk=sk``. Conditional on ``EnergySpike.revision`` (open 1, closed 2): the closed
+      version replaces the open one, never the reverse (and leaves the sparse index).
     - ``UsageReport``: ``usage_key`` (pk by scope, sk ``<level>#<window>#<start:013d>#<id>``),
       with ``window_ms`` in the item. Conditional on ``covered_ms`` (more coverage wins).
     """
@@ -141,6 +144,9 @@ def command_writes(event: object) -> list[CommandWrite]:
         sk = f"{event.started_at_ms:013d}#{subject}"
         item = _row(f"SPIKE#{event.site_id}", sk, event)
         item["revision"] = event.revision
+        if event.status == "open":
+            item["gsi1pk"] = f"OPENSPIKE#{event.site_id}"
+            item["gsi1sk"] = sk
         return [CommandWrite(item, "revision")]
     if isinstance(event, UsageReport):
         pk, sk = usage_key(event)

@@ -25,12 +25,12 @@ from domain.rules import (
 from domain.rules.flood import FloodState, flood_check, flood_guard, is_new
 from domain.rules.spikes import clock_confirm, spike_due_ms
 from domain.series import DEFAULT_INTERVAL_MS
-from domain.site import SiteDemandState, demand_w, site_demand_step
 from domain.telemetry import DEFAULT_MAX_SKEW_MS, Reading, decode_reading
 from domain.usage import scope_of_key, scopes_of, usage_report_of
 from lighting.regions import HomeGate
 from lighting.registry import RegistryCache
 from lighting.series import add_series
+from lighting.site_demand import SiteDemand
 from streams.app import App, Decoder
 from streams.stream import Stream
 from tables.shard import active_state
@@ -112,6 +112,7 @@ def build_app(
     max_skew_ms: int = DEFAULT_MAX_SKEW_MS,
     series_interval_ms: int = DEFAULT_INTERVAL_MS,
     deadband: Deadband = DEFAULT_DEADBAND,
+    early_site_minutes: bool = True,
 ) -> App:
     """The lighting application: its topic's decoder (`reading_decoder`: decode, then the DR
     `gate`, then the registry's admission), one agent (`detect`) that applies the per-asset
@@ -124,7 +125,9 @@ def build_app(
     An asset's current state is yielded only when `deadband` finds it worth writing; what was
     last written is part of the asset's snapshotted rule state (`domain.deadband`).
     Energy splits at hour bounds are refined for half the grace (at most
-    ``DEFAULT_REFINE_MS``), so every correction lands before its window closes."""
+    ``DEFAULT_REFINE_MS``), so every correction lands before its window closes. A site's
+    minute of demand is judged once complete (`lighting.site_demand`), or with
+    `early_site_minutes` False only when its grace has passed."""
     refine_ms = min(DEFAULT_REFINE_MS, grace_ms // 2)
     app = App("lighting")
     # What an operator acts on reaches the command model with the batch that made it; the
@@ -132,7 +135,6 @@ def build_app(
     app.prompt(Fault, EnergySpike, AssetState)
     telemetry = app.topic(topic, decoder=reading_decoder(registry, gate, max_skew_ms=max_skew_ms))
     asset_rules = app.Table("asset_rules", default=_no_rule_state, value_type=AssetRuleState)
-    site_demand = app.Table("site_demand", default=_no_site_state, value_type=SiteDemandState)
     # Room, building and site sums of the asset windows closed by the current advance.
     rollups = app.Table("usage_rollups", default=UsageAcc, value_type=UsageAcc)
     # The event time (ms) at which each minute-cadence job runs next: key "next" for the
@@ -158,7 +160,7 @@ def build_app(
 
     hourly = windowed("usage_hourly", HOUR_MS, UsageAcc, UsageAcc)
     daily = windowed("usage_daily", DAY_MS, UsageAcc, UsageAcc)
-    site_minute = windowed("site_minute", MINUTE_MS, float, float)
+    site = SiteDemand(app, registry, asset_rules, grace_ms=grace_ms, early=early_site_minutes)
 
     def usage_closed(
         window_ms: int,
@@ -185,21 +187,6 @@ def build_app(
 
     hourly.on_window_close(usage_closed(HOUR_MS))
     daily.on_window_close(usage_closed(DAY_MS))
-
-    @site_minute.on_window_close
-    def site_minute_closed(site_id: Any, window: tuple[int, int], wh: float) -> Iterable[object]:
-        limits = registry.site_limits(str(site_id))
-        if limits is None:
-            return
-        state, spikes = site_demand_step(
-            site_demand.get(str(site_id)),
-            site_id=str(site_id),
-            minute_start_ms=window[0],
-            demand_w=demand_w(wh),
-            limits=limits,
-        )
-        site_demand[str(site_id)] = state
-        yield from spikes
 
     def limits_for(asset_id: str, site_id: str) -> Limits | None:
         """The one place the agent asks the registry for an asset's limits (None: the
@@ -272,6 +259,7 @@ def build_app(
             kept, expired = expire(state, clock_ms, limits)
             if kept is None:
                 del asset_rules[asset_id]
+                site.retired(state)
                 events, _ = guarded(expired, None)
                 yield from events
                 continue
@@ -379,13 +367,8 @@ def build_app(
                         )
                     if not parts:
                         table.advance_to(ts_ms)
-            # Site demand takes the interval's first split: corrections move energy across an
-            # hour bound by milliwatt-hours, which no demand threshold can see.
-            minutes = interval.split(MINUTE_MS) if interval is not None else []
-            for start_ms, wh, _ in minutes:
-                site_minute.add(reading.site_id, wh, at_ms=min(start_ms + MINUTE_MS, ts_ms) - 1)
-            if not minutes:
-                site_minute.advance_to(ts_ms)
+            for judged in site.add(before, reading, limits, interval):
+                yield judged
             after, events = step(before, reading, limits, energy=usage.track)
             if events:
                 events, guarded_state = guarded(events, after)
@@ -408,10 +391,6 @@ def build_app(
 
     add_series(app, telemetry, registry, interval_ms=series_interval_ms, grace_ms=grace_ms)
     return app
-
-
-def _no_site_state() -> SiteDemandState:
-    raise KeyError("site_demand has no default: use .get()")
 
 
 def _no_flood_state() -> FloodState:

@@ -388,6 +388,27 @@ class WindowedPartition:
             self.forget_keys(bucket)
         return closing, expired
 
+    def take_before(self, key: Key, until_ms: int) -> list[tuple[WindowRange, Any]]:
+        """Remove `key` from its open windows ending before `until_ms`; their values, in
+        order of end (`WindowedTable.take_before`)."""
+        taken: list[tuple[WindowRange, Any]] = []
+        for rng in sorted(self.open, key=_by_end):
+            if rng[1] >= until_ms:
+                break
+            bucket = self.open[rng]
+            value = bucket.pop(key, _MISSING)
+            if value is _MISSING:
+                continue
+            taken.append((rng, value))
+            if not bucket:
+                del self.open[rng]
+            if self._open_of is not None:
+                self._no_longer_open(key, rng)
+        if taken:
+            self.changed.add(key)
+            self.forget_keys([key])
+        return taken
+
     def _no_longer_open(self, key: Key, rng: WindowRange) -> None:
         assert self._open_of is not None
         held = self._open_of.get(key)

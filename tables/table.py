@@ -281,6 +281,13 @@ class WindowedTable(Generic[V]):
         an input that has nothing to add but whose event time has passed. Never late."""
         active_state().windowed_part(self.table.name).see(time_ms)
 
+    def take_before(self, key: Key, until_ms: int) -> list[tuple[WindowRange, V]]:
+        """Take `key` out of its open windows that end before `until_ms`, with their values,
+        in order of end, without running the close callbacks: for a caller that knows those
+        windows complete before their grace has passed (it judges them itself). A later
+        update of such a window starts it again, and that window closes as usual."""
+        return active_state().windowed_part(self.table.name).take_before(key, until_ms)
+
     def value_at(self, key: Key, time_ms: int) -> V:
         """Value of `key` in the window of `time_ms` (the latest-starting one containing it;
         for sessions, the key's session containing it)."""

@@ -1,6 +1,7 @@
 """Reads of the command model (DynamoDB), by the access patterns the table was designed for
-(`domain.views`): asset state (GetItem), open faults of a building (Query on the sparse index
-`gsi1`), spikes of a site since a time (Query, sk >= the time), and building and site
+(`domain.views`): asset state (GetItem), open faults of a building and open spikes of a site
+(Query on the sparse index `gsi1`), spikes of a site since a time (Query, sk >= the time), and
+building and site
 summaries built from the registry items (pk `REGISTRY`) plus counting queries. Strongly
 consistent where the table allows it (not on the index).
 
@@ -223,6 +224,22 @@ class CommandReader:
             ScanIndexForward=not newest_first,
             ConsistentRead=True,
             **self._spikes_key(site_id, since_ms),
+        )
+        return Page([spike_row(item) for item in items], next_cursor)
+
+    def open_spikes(
+        self, site_id: str, *, limit: int = 100, cursor: str | None = None
+    ) -> Page[SpikeRow]:
+        """Energy spikes of a site still in progress, whatever their start, oldest first (the
+        sparse index holds a spike while it is open: a closed one is not in it). The index is
+        eventually consistent: a spike closed a moment ago may still be listed open."""
+        items, next_cursor = self._query(
+            "Query open spikes",
+            limit,
+            cursor,
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"OPENSPIKE#{site_id}"}},
         )
         return Page([spike_row(item) for item in items], next_cursor)
 

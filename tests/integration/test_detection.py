@@ -1,7 +1,8 @@
 """Detection that operators can trust, through the real CLI and pipeline on emulated AWS:
 registry import with bad rows, a threshold change reaching a running worker, a site's demand
 spike stored open at its confirmation and closed at its end, "open faults of a building" as
-one Query, and precision/recall per event kind on a seeded scenario.
+one Query, spikes in progress listed whatever their start (`luxflow query spikes`, the page),
+and precision/recall per event kind on a seeded scenario.
 """
 
 from __future__ import annotations
@@ -18,8 +19,17 @@ from typing import Any
 import msgspec
 import pytest
 
+from api.page import read_page
+from core.clock import DAY_MS, HOUR_MS
+from domain.events import EnergySpike
 from domain.telemetry import Telemetry, encode_telemetry
 from domain.timestamps import format_ts
+from domain.views import command_writes
+from lighting.read.command import CommandReader
+from lighting.read.cursors import Cursors
+from lighting.read.model import ReadModel
+from lighting.registry import load_registry
+from sinks.attrvalues import to_item
 from tests.integration.test_pipeline import by_type, wait_for
 from tests.support.deployment import ROOT, Deployment, recent_params
 
@@ -170,8 +180,9 @@ def test_a_site_demand_spike_is_stored_open_when_confirmed_then_closed_and_read_
     try:
         # Three lamps at 60 W (180 W), then at 100 W (300 W) from minute 10 to 24: a minute's
         # energy is the trapezoid between readings, so minutes 10 to 23 are above. Minute 10
-        # closes once the readings pass its end plus the grace (10 minutes): the episode is
-        # raised open, with minute 10's peak and excess, while it goes on.
+        # is judged once complete (every lamp has a reading past it) and the site known for
+        # the warm-up (16 minutes): the episode is raised open, with minute 10's peak and
+        # excess, while it goes on.
         deployment.send([*minutes(0, 9, 60.0), *minutes(10, 24, 100.0)])
         wait_for(lambda: len(by_type(deployment.items(), "energy_spike")) == 1)
         (raised,) = by_type(deployment.items(), "energy_spike")
@@ -181,7 +192,7 @@ def test_a_site_demand_spike_is_stored_open_when_confirmed_then_closed_and_read_
         assert (row["status"], row["level"], row["asset_id"], row["ended_at_ms"]) == (
             "open", "site", "", None
         )  # fmt: skip
-        # Back to 60 W: minute 24 (240 W) ends it, closed once minute 24 closes.
+        # Back to 60 W: minute 24 (240 W) ends it, closed once minute 24 is judged.
         deployment.send(minutes(25, 40, 60.0))
 
         def closed() -> bool:
@@ -212,6 +223,9 @@ def test_a_site_demand_spike_is_stored_open_when_confirmed_then_closed_and_read_
         "revision": 1,
         "ended_at_ms": None,
         "excess_wh": round(50.0 / 60, 3),
+        # In the sparse index of the site's spikes in progress, which the closed one left.
+        "gsi1pk": "OPENSPIKE#s1",
+        "gsi1sk": f"{episode_ms:013d}#SITE#site_demand",
     }
     assert site_spike(ended) == {
         **common,
@@ -242,6 +256,64 @@ def test_open_faults_of_a_building_are_one_query(deployment: Deployment) -> None
     )
     cleared = [f for f in by_type(items, "fault") if f["status"] == "cleared"]
     assert len(cleared) == len(truth.faults)
+
+
+def test_spikes_in_progress_are_listed_whatever_their_start(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry.json"
+    assets = [
+        {"site_id": site, "building_id": "b1", "room_id": "r1", "asset_id": f"{site}-lamp"}
+        | {"kind": "luminaire", "rated_w": 100.0}
+        for site in ("s1", "s2")
+    ]
+    registry.write_text(json.dumps({"assets": assets, "sites": []}))
+    assert luxflow(deployment, "registry", "import", str(registry)).returncode == 0
+    now_ms = time.time_ns() // 1_000_000
+    now_ms -= now_ms % 1_000
+
+    def spike(site: str, asset: str, ago_ms: int, status: str) -> EnergySpike:
+        started_ms = now_ms - ago_ms
+        ended_ms = None if status == "open" else started_ms + HOUR_MS
+        level = "asset" if asset else "site"
+        rule = "rated" if asset else "site_demand"
+        building, room = ("b1", "r1") if asset else ("", "")
+        return EnergySpike(
+            site, building, room, asset, started_ms, ended_ms, 300.0, 100.0, 5.0, rule, level,
+            status=status,
+        )  # fmt: skip
+
+    open_3_days = spike("s1", "s1-lamp", 3 * DAY_MS, "open")  # dropped off before
+    open_2_hours = spike("s1", "", 2 * HOUR_MS, "open")
+    closed_1_hour = spike("s1", "s1-lamp", HOUR_MS, "closed")
+    closed_3_days = spike("s1", "", 3 * DAY_MS + HOUR_MS, "closed")
+    ended_2_days = spike("s1", "s1-lamp", 2 * DAY_MS, "open")
+    other_site = spike("s2", "s2-lamp", 4 * DAY_MS, "open")
+    ended_2_days_closed = spike("s1", "s1-lamp", 2 * DAY_MS, "closed")
+    dynamodb = deployment.aws("dynamodb")
+    table = deployment.env["LUXFLOW_COMMAND_TABLE"]
+    written = (open_3_days, open_2_hours, closed_1_hour, closed_3_days, ended_2_days, other_site)
+    # The closed version of an episode replaces its open one, as the sink writes it.
+    for event in (*written, ended_2_days_closed):
+        (write,) = command_writes(event)
+        dynamodb.put_item(TableName=table, Item=to_item(write.item))
+    expected = [
+        (closed_1_hour.event_id, "closed"),
+        (open_2_hours.event_id, "open"),
+        (open_3_days.event_id, "open"),
+    ]
+    shown = luxflow(deployment, "query", "spikes", "--site", "s1", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert [(row["event_id"], row["status"]) for row in json.loads(shown.stdout)] == expected
+    command = CommandReader(
+        dynamodb, table, lambda: load_registry(dynamodb, table), Cursors.ephemeral()
+    )
+    # The page shows every site of its buildings: the other site's episode too.
+    page = read_page(ReadModel(command, None), None, now_ms)
+    assert [(s.event_id, s.status) for s in page.spikes] == [
+        *expected,
+        (other_site.event_id, "open"),
+    ]
 
 
 def evaluate(*args: str) -> dict[str, dict[str, float]]:

@@ -106,8 +106,9 @@ def test_a_crash_between_the_spike_alarm_and_a_checkpoint_neither_loses_nor_dupl
 # Site demand: three lamps at 60 W (180 W) for ten minutes, at 100 W (300 W: above the
 # site's 250 W, each lamp under its rated 125 W; no learnt baselines) for five, then 60 W
 # again; one reading per lamp and minute. A minute's energy is the trapezoid between its
-# readings, so the minutes above are 10 to 13 (minutes 9 and 14 are 240 W). A site minute
-# closes when the shard's clock passes its end plus the grace.
+# readings, so the minutes above are 10 to 13 (minutes 9 and 14 are 240 W). A site minute is
+# judged once every lamp has a reading past its end (else when the shard's clock passes its
+# end plus the grace).
 SITE_POWERS = [60.0] * 10 + [100.0] * 5 + [60.0] * 8
 SITE_GRACE_MS = MINUTE_MS
 LAMPS = ("lamp-1", "lamp-2", "lamp-3")
@@ -133,7 +134,9 @@ def site_spike_items(items: dict[object, object]) -> list[dict[str, object]]:
     return [item for item in spike_items(items) if item["level"] == "site"]
 
 
-def test_a_site_demand_spike_is_stored_open_when_its_minute_closes_and_closed_at_the_end() -> None:
+def test_a_site_demand_spike_is_stored_open_once_its_minute_is_complete_and_closed_at_the_end() -> (
+    None
+):
     command = InMemorySink(
         views.command_writes,
         key=lambda write: (write.item["pk"], write.item["sk"]),  # type: ignore[attr-defined]
@@ -154,12 +157,12 @@ def test_a_site_demand_spike_is_stored_open_when_its_minute_closes_and_closed_at
         items = site_spike_items({k: w.item for k, w in command.stored.items()})  # type: ignore[attr-defined]
         stored.append(str(items[0]["status"]) if items else None)
     assert ctx.checkpointer.calls == []  # nothing above waited for a checkpoint
-    # Minute 10 is the first above (the rule's one minute: confirmed as it closes). Its energy
-    # is complete with minute 11's readings, and it closes once the table's clock (a
-    # contribution's last millisecond: 13:00 - 1 ms with minute 13's readings) passes its end
-    # plus the grace (12:00 - 1 ms). The first minute back below, 14, ends the episode with
-    # the batch of minute 17.
-    assert stored == [None] * 13 + ["open"] * 4 + ["closed"] * 6
+    # Minute 10 is the first above (the rule's one minute: confirmed as it is judged). Its
+    # energy is complete with minute 11's readings (every lamp of the site has one past its
+    # end), and it is judged then, not once the table's clock passes its end plus the grace
+    # (with minute 13's readings). The first minute back below, 14, ends the episode with the
+    # batch of minute 15.
+    assert stored == [None] * 11 + ["open"] * 4 + ["closed"] * 8
     start_ms = T0_MS + 10 * MINUTE_MS
     (item,) = site_spike_items({k: w.item for k, w in command.stored.items()})  # type: ignore[attr-defined]
     assert {k: item[k] for k in ("pk", "sk", "status", "revision", "ended_at_ms")} == {
@@ -189,9 +192,9 @@ def site_run(
     return items
 
 
-# The record that raises the site spike open: the first reading of minute 13 (one record a
-# batch here).
-SITE_OPEN_INDEX = 13 * len(LAMPS)
+# The record that raises the site spike open: the last lamp's reading of minute 11, which
+# completes minute 10 (one record a batch here).
+SITE_OPEN_INDEX = 11 * len(LAMPS) + 2
 
 
 def test_a_crash_right_after_the_site_alarm_before_a_checkpoint_loses_and_duplicates_nothing() -> (
@@ -222,3 +225,36 @@ def test_a_crash_between_the_site_alarm_and_a_checkpoint_neither_loses_nor_dupli
     (spike,) = site_spike_items(straight)
     assert spike["started_at_ms"] == T0_MS + 10 * MINUTE_MS
     assert spike["status"] in ("open", "closed")
+
+
+def test_a_site_spike_in_progress_is_closed_when_the_site_loses_its_limits() -> None:
+    site = SiteDefaults(
+        "site-1", demand_threshold_w=250.0, demand_baseline_factor=None, baseline_factor=None
+    )
+    sites = [site]
+    registry = RegistryCache(lambda: Registry([], sites), 2**62, lambda: 0, unknown_asset_cap=None)
+    ctx = AgentTestContext(
+        build_app(registry, topic="t", grace_ms=SITE_GRACE_MS),
+        now_ms=T0_MS,
+        config=EngineConfig(checkpoint_interval_ms=10**12),
+    )
+    records = site_episode()
+    for minute in range(len(SITE_POWERS)):
+        batch = records[minute * len(LAMPS) : (minute + 1) * len(LAMPS)]
+        ctx.clock.now_ms = batch[-1].arrival_ms
+        ctx.deliver(batch)
+        if sites[0] is site and any(isinstance(o, EnergySpike) for o in ctx.outputs):
+            # Raised open with its first minute judged (minute 10); the limits go away while
+            # the site stays above them.
+            sites[0] = SiteDefaults(
+                "site-1", demand_threshold_w=None, demand_baseline_factor=None, baseline_factor=None
+            )
+            assert registry.refresh() and registry.site_limits("site-1") is None
+    versions = [o for o in ctx.outputs if isinstance(o, EnergySpike) and o.level == "site"]
+    start_ms = T0_MS + 10 * MINUTE_MS
+    assert [(v.status, v.started_at_ms, v.ended_at_ms) for v in versions] == [
+        ("open", start_ms, None),
+        ("closed", start_ms, start_ms + MINUTE_MS),
+    ]
+    assert versions[1].event_id == versions[0].event_id
+    assert versions[1].excess_wh == pytest.approx(50.0 / 60)
