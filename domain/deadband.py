@@ -5,6 +5,19 @@ code, and the power as far as it tells them something. A reading that changes no
 beyond the deadband is not written; the item is refreshed at least every `refresh_ms` of event
 time so it never looks stale. `refresh_ms=0` writes every reading's state.
 
+The refresh keeps a per-asset phase: an asset's refresh falls due at the instants
+`phase + k * refresh_ms`, its phase a stable hash of its id (crc32, the same in every process
+and run; Python's `hash` of a str is salted per process), and a reading is written once it is
+at or past the first such instant after the last write. Counted from the last write instead,
+a fleet whose states were first written together (a new fleet, a replay, a restart from
+scratch) would refresh together every period, for ever: one conditional put per asset in one
+burst, in front of whatever alarm the shard has next. With the phase, that fleet's first
+refreshes are spread over the following period and stay spread; the refresh is still due at
+most `refresh_ms` after any write. The price: a write for a change no longer postpones the
+refresh, so an asset that changes more often than once a period still refreshes once a period
+(at most one extra put per period, for those assets only); a drifting asset writes once a
+period, as before.
+
 The memory is the asset's rule state (`AssetRuleState.written`), which the shard snapshots
 with everything else the rules remember: a shard restored from a snapshot and fed the records
 after it makes the same decisions, in the same order, as a run that never stopped, so both
@@ -20,6 +33,8 @@ put is newer-than on `ts_ms`), and nothing a straight run would not have written
 
 from __future__ import annotations
 
+import zlib
+
 import msgspec
 
 from domain.events import AssetState
@@ -28,8 +43,8 @@ from domain.rules.limits import AssetRuleState, WrittenState
 
 class Deadband(msgspec.Struct, frozen=True):
     """`min_w` and `fraction`: power moves less than `max(min_w, fraction * written power)`
-    count as drift. `refresh_ms`: the longest a written state stands (event time); 0 writes
-    every state."""
+    count as drift. `refresh_ms`: the longest a written state stands (event time), refreshed
+    at each asset's own phase (`refresh_due_ms`); 0 writes every state."""
 
     min_w: float = 2.0
     fraction: float = 0.05
@@ -48,7 +63,8 @@ def written_of(state: AssetState) -> WrittenState:
 def worth_writing(written: WrittenState | None, new: AssetState, band: Deadband) -> bool:
     """True when `new` should replace `written` (the state last written for this asset):
     nothing written yet, an operator-visible change (on/off, dim level, fault code), power
-    outside the deadband, or the refresh time passed. A state older than `written` never is."""
+    outside the deadband, or the asset's refresh due (`refresh_due_ms`). A state at or before
+    `written` never is."""
     if written is None:
         return True
     if new.ts_ms <= written.ts_ms:
@@ -59,9 +75,34 @@ def worth_writing(written: WrittenState | None, new: AssetState, band: Deadband)
         written.fault_code,
     ):
         return True
-    if new.ts_ms - written.ts_ms >= band.refresh_ms:
+    if abs(new.power_w - written.power_w) > max(band.min_w, band.fraction * written.power_w):
         return True
-    return abs(new.power_w - written.power_w) > max(band.min_w, band.fraction * written.power_w)
+    return new.ts_ms >= refresh_due_ms(written.ts_ms, new.asset_id, band.refresh_ms)
+
+
+def refresh_phase_ms(asset_id: str, refresh_ms: int) -> int:
+    """The asset's offset in `[0, refresh_ms)`: its refreshes fall due at `phase + k *
+    refresh_ms` (event time). Stable across processes, runs and versions of Python."""
+    if refresh_ms <= 0:
+        return 0
+    # crc32 is linear in its input, so ids that differ in a counter land in patterned values;
+    # the murmur3 finaliser mixes every bit into every other before the modulo.
+    h = zlib.crc32(asset_id.encode())
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h % refresh_ms
+
+
+def refresh_due_ms(written_ts_ms: int, asset_id: str, refresh_ms: int) -> int:
+    """When a state written at `written_ts_ms` is refreshed: the asset's first phase instant
+    after it, so in `(written_ts_ms, written_ts_ms + refresh_ms]`. `refresh_ms <= 0`: at once."""
+    if refresh_ms <= 0:
+        return written_ts_ms
+    phase = refresh_phase_ms(asset_id, refresh_ms)
+    return written_ts_ms + (phase - written_ts_ms - 1) % refresh_ms + 1
 
 
 def remember(
