@@ -10,8 +10,9 @@ settings on emulated AWS on 127.0.0.1 (`benchmarks.latency` does the measuring).
 Only names and endpoints are set on the worker (plus `LUXFLOW_HEALTH_PORT=0`, and Timestream
 common attributes off, which moto drops); every cadence (checkpoint interval, poll interval,
 the daemon's read interval) is the default of the code being measured. Each run waits until
-the worker holds every shard's lease (JVM start, lease assignment) before the fleet starts
-sending, so no start-up backlog is measured. From the fleet's first reading on, the plan's
+the worker holds every shard's lease (JVM start, lease assignment; for the KCL runner, until
+its shard processors run) before the fleet starts sending, so no start-up backlog is
+measured. From the fleet's first reading on, the plan's
 `cold_faults` are measured apart (the `cold` figures): every asset's first reading writes its
 first current state, one conditional put each, the cold start's burst that a fleet which has
 been running does not have. Once the fleet has sent for two reading intervals and a probe
@@ -288,8 +289,11 @@ def _warm_up(
     background: Background,
     progress: Callable[[str], None],
     label: str,
+    processors: Callable[[], int] | None = None,
 ) -> tuple[float, float]:
-    """Wait until the worker holds every shard's lease, then start the fleet (so that no
+    """Wait until the worker holds every shard's lease (and, with `processors`, until that
+    many shard processors run: the KCL daemon finds a lease assigned to it up to 10 s after
+    the lease table names it, then starts a processor), then start the fleet (so that no
     backlog from the JVM's start and the lease assignment is measured) and send
     `cold_faults` into its first round of readings, measured in `cold`; once the fleet has
     sent for two reading intervals, send `settle_probes` (one per shard) and wait until each
@@ -298,7 +302,9 @@ def _warm_up(
     settle_s = 2 * plan.reading_interval_ms / 1000
     started = time.monotonic()
     last_report = started
-    while sum("leaseOwner" in i for i in _leases(clients, settings)) < plan.shards:
+    while sum("leaseOwner" in i for i in _leases(clients, settings)) < plan.shards or (
+        processors is not None and processors() < plan.shards
+    ):
         waited = time.monotonic() - started
         if process.poll() is not None:
             raise RuntimeError(f"the worker exited with {process.returncode} in warm-up")
@@ -306,7 +312,7 @@ def _warm_up(
             raise RuntimeError(f"leases: not held within {plan.warmup_timeout_s:.0f} s")
         if time.monotonic() - last_report >= 15:
             last_report = time.monotonic()
-            progress(f"{label}: warming up ({waited:.0f} s, waiting for leases)")
+            progress(f"{label}: warming up ({waited:.0f} s, waiting for leases, processors)")
         time.sleep(0.5)
     background.start()
     fleet_started = time.monotonic()
@@ -336,6 +342,18 @@ def _warm_up(
         probe_m.stop.set()
     progress(f"{label}: warm, a probe fault seen in every shard ({max(probe_m.latencies_s):.2f} s)")
     return time.monotonic() - started, fleet_started
+
+
+def kcl_processors(settings: Settings) -> Callable[[], int]:
+    """How many KCL shard processors of the worker told it they run: each writes its status
+    file on `initialize` (`streams.kcl.status`), in the directory `lighting.observe.status_dir`
+    names after the application and the worker's owner name (host and pid, unknown here)."""
+    pattern = f"luxflow-{settings.app_name}-*-status/*.json"
+
+    def count() -> int:
+        return sum(1 for _ in Path(tempfile.gettempdir()).glob(pattern))
+
+    return count
 
 
 def beside(m: Measurement, plan: LatencyPlan) -> Measurement:
@@ -403,6 +421,7 @@ def measure_runner(
                     background=background,
                     progress=progress,
                     label=label,
+                    processors=kcl_processors(settings) if runner == "kcl" else None,
                 )
                 poller = Poller(clients.dynamodb, settings.command_table, m)
                 poller.start()
