@@ -192,3 +192,32 @@ def test_a_partly_failed_flush_keeps_only_the_failed_puts_and_resends_only_those
     assert attempts.by_key() == {key: ["ok"] for key in expected if key[0] in failing}
     assert scan(ddb, table) == expected
     assert concurrent.buffered == 0
+
+
+def test_a_crash_after_a_partly_failed_flush_then_the_replay_stores_exactly_the_straight_run(
+    aws: Callable[[str], Any], unique_name: Callable[[str], str]
+) -> None:
+    ddb = aws("dynamodb")
+    outputs = fleet(assets=40, faults=4)
+    expected = reference(ddb, unique_name("ref"), outputs)
+    table = unique_name("cmd")
+    ensure_command_table(ddb, table)
+    failing = {f"ASSET#a{n:03d}" for n in (5, 6, 29)}
+    faulty = FaultyClient(ddb).outage(
+        "put_item", "reset", 60.0, when=lambda request: request["Item"]["pk"]["S"] in failing
+    )
+    crashed = sink(faulty, table, no_sleep(attempts=2), concurrency=8)
+    for output in outputs:
+        crashed.write(output)
+    with pytest.raises(SinkError):
+        crashed.flush()
+    crashed.discard()  # the worker died: its buffers are gone, its checkpoint not written
+
+    # The new owner replays the same records from the last checkpoint, on a healthy store.
+    replay = sink(ddb, table, no_sleep(), concurrency=8)
+    for output in outputs:
+        replay.write(output)
+    replay.flush()
+    assert scan(ddb, table) == expected
+    assert replay.counters.items_written == len(failing)  # the rest was stored: stale now
+    assert replay.counters.stale_skipped == len(expected) - len(failing)
