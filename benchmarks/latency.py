@@ -315,6 +315,6 @@ def progress_line(m: Measurement) -> str:
         p50 = percentile(m.latencies_s, 0.5)
         background = m.background_sent
     so_far = f", p50 so far {p50:.2f} s" if p50 is not None else ""
-    return (
-        f"{seen}/{sent} faults seen of {m.plan.faults}{so_far}; {background:,} background records"
-    )
+    # A measurement beside the fleet's (the cold start's) counts no background of its own.
+    fleet = f"; {background:,} background records" if background else ""
+    return f"{seen}/{sent} faults seen{so_far}{fleet}"

@@ -319,7 +319,12 @@ def _warm_up(
     Poller(clients.dynamodb, settings.command_table, cold).start()
     try:
         measure_faults(
-            clients.kinesis, settings.stream, cold_faults, cold, progress=progress, label=label
+            clients.kinesis,
+            settings.stream,
+            cold_faults,
+            cold,
+            progress=progress,
+            label=f"{label} cold start",
         )
     finally:
         cold.stop.set()
