@@ -6,17 +6,20 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.deadband import (
     Deadband,
+    next_written,
     refresh_due_ms,
     refresh_phase_ms,
     worth_writing,
     written_of,
 )
 from domain.events import AssetState
+from domain.rules.limits import WrittenState
 
 BAND = Deadband(min_w=2.0, fraction=0.05, refresh_ms=900_000)
 
@@ -123,3 +126,56 @@ def test_a_fleet_written_together_refreshes_spread_over_the_period_and_stays_spr
     share = math.ceil(len(assets) / slices)
     slack = math.ceil(4 * math.sqrt(len(assets) / slices)) + 2
     assert max(per_slice.values()) <= share + slack
+
+
+def test_a_change_postpones_the_refresh_a_full_period_and_the_next_refresh_is_at_the_phase() -> (
+    None
+):
+    phase_ms = refresh_phase_ms("lamp", BAND.refresh_ms)
+    first = next_written(None, state(phase_ms), BAND)
+    assert first is not None and first.phased
+    change_ms = phase_ms + 3 * 60_000
+    changed = next_written(first, state(change_ms, on=False), BAND)
+    assert changed is not None and not changed.phased
+    # Not at the phase instant after the change: a full period after it.
+    assert next_written(changed, state(phase_ms + BAND.refresh_ms, on=False), BAND) is None
+    refreshed = next_written(changed, state(change_ms + BAND.refresh_ms, on=False), BAND)
+    assert refreshed is not None and refreshed.phased
+    assert (
+        next_written(refreshed, state(phase_ms + 2 * BAND.refresh_ms - 1, on=False), BAND) is None
+    )
+    assert next_written(refreshed, state(phase_ms + 2 * BAND.refresh_ms, on=False), BAND)
+
+
+def test_a_snapshot_from_before_the_phase_restores_its_written_state_as_phased() -> None:
+    old = msgspec.msgpack.encode([1_000, 60.0, True, 100, None])  # the five fields it had
+    assert msgspec.msgpack.decode(old, type=WrittenState) == WrittenState(1_000, 60.0, True, 100)
+    assert msgspec.msgpack.decode(old, type=WrittenState).phased
+
+
+@settings(max_examples=200)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(1, 400_000),  # event time since the previous reading
+            st.booleans(),  # on
+            st.sampled_from([60.0, 61.0, 70.0]),  # power: drift or beyond the deadband
+        ),
+        min_size=1,
+        max_size=80,
+    ),
+    asset=st.text(max_size=10),
+)
+def test_no_reading_a_period_after_the_last_write_goes_unwritten(
+    steps: list[tuple[int, bool, float]], asset: str
+) -> None:
+    written = next_written(None, state(0, asset=asset), BAND)
+    assert written is not None
+    ts_ms = 0
+    for gap_ms, on, power_w in steps:
+        ts_ms += gap_ms
+        chosen = next_written(written, state(ts_ms, power_w, on=on, asset=asset), BAND)
+        if ts_ms - written.ts_ms >= BAND.refresh_ms:
+            assert chosen is not None
+        if chosen is not None:
+            written = chosen

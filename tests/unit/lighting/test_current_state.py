@@ -28,7 +28,8 @@ SHARD = "shardId-000000000000"
 
 
 LAMP_T0_MS = T0_MS + refresh_phase_ms("lamp-1", 15 * MINUTE_MS)
-"""At lamp-1's refresh phase: its 15-minute refreshes fall due at minutes 15, 30, ... after."""
+"""At lamp-1's refresh phase: its phase instants (15-minute refresh) are minutes 15, 30, ...
+after it."""
 
 
 def reading(minute: int, power_w: float, *, on: bool = True) -> Record:
@@ -91,11 +92,15 @@ def test_a_change_is_stored_with_its_batch_and_drift_waits_for_the_refresh() -> 
     assert deliver(reading(2, 59.5)) == LAMP_T0_MS
     switched_off_ms = LAMP_T0_MS + 3 * MINUTE_MS
     assert deliver(reading(3, 0.0, on=False)) == switched_off_ms  # switched off: at once
-    for minute in range(4, 15):
+    for minute in range(4, 18):
         last = deliver(reading(minute, 0.0, on=False))
-    assert last == switched_off_ms  # nothing changed since
-    # The refresh, at the asset's phase: a change does not move it.
-    assert deliver(reading(15, 0.0, on=False)) == LAMP_T0_MS + 15 * MINUTE_MS
+    assert last == switched_off_ms  # nothing changed for 14 minutes
+    # The refresh: a full period after the change ...
+    assert deliver(reading(18, 0.0, on=False)) == LAMP_T0_MS + 18 * MINUTE_MS
+    for minute in range(19, 30):
+        assert deliver(reading(minute, 0.0, on=False)) == LAMP_T0_MS + 18 * MINUTE_MS
+    # ... and the next one back at the asset's phase, less than a period later.
+    assert deliver(reading(30, 0.0, on=False)) == LAMP_T0_MS + 30 * MINUTE_MS
     assert checkpoints.calls == []  # none of it waited for a checkpoint
 
 
