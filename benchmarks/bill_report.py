@@ -154,7 +154,8 @@ def render_latency(latency: dict[str, Any]) -> str:
         f"PutRecord -> fault item in the command model: {plan['faults']} faults, one every "
         f"{plan['fault_every_ms']} ms, while {plan['sites']} sites ({plan['assets']:,} assets) "
         f"send ~{plan['background_records_per_s_planned']:.0f} records/s over "
-        f"{plan['shards']} shards; worker at its default settings",
+        f"{plan['shards']} shards; worker at its default settings"
+        + (f" but LUXFLOW_STATE_REFRESH_MS={plan['refresh_ms']}" if plan.get("refresh_ms") else ""),
         f"{'runner':<8} {'seen':>9} {'p50 s':>7} {'p90 s':>7} {'p99 s':>7} {'max s':>7} "
         f"{'goal p99':>9} {'bg rec/s':>9} {'ckpt ms':>8} {'poll ms':>8} {'warm-up s':>10}",
     ]
@@ -172,6 +173,14 @@ def render_latency(latency: dict[str, Any]) -> str:
             f"{f(r['background_records_per_s'], 0):>9} {f(r['checkpoint_ms_mean'], 0):>8} "
             f"{f(r['poll_round_ms'], 0):>8} {f(r['warmup_s'], 0):>10}"
         )
+        cold = r.get("cold_start")
+        if cold:
+            out.append(
+                f"  {name} cold start (the fleet's first round): {cold['faults_seen']}/"
+                f"{cold['faults_sent']} faults, p50 {f(cold['p50_s'])} s, p99 "
+                f"{f(cold['p99_s'])} s, max {f(cold['max_s'])} s; p99 of all "
+                f"{f(r.get('all_p99_s'))} s"
+            )
         if r["error"]:
             out.append(f"  {name}: {r['error'][:600]}")
     return "\n".join(out) + "\n"

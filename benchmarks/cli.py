@@ -86,6 +86,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--latency-shards", type=int, default=2, help="shards of the stream")
     parser.add_argument(
+        "--latency-cold-faults",
+        type=int,
+        default=30,
+        help="faults sent into the fleet's first round of readings, measured apart",
+    )
+    parser.add_argument(
+        "--latency-refresh-ms",
+        type=int,
+        help="the worker's LUXFLOW_STATE_REFRESH_MS (default: its own default)",
+    )
+    parser.add_argument(
         "--latency-runners", default="local,kcl", help="comma-separated: local, kcl"
     )
     parser.add_argument("--sites", type=int, help="sites of 20 assets (default 128, quick 64)")
@@ -141,7 +152,11 @@ def measure_latency(args: argparse.Namespace, *, progress: Callable[[str], None]
     if unknown or not runners:
         raise SystemExit(f"luxflow bench: --latency-runners: {unknown or 'none'} (local, kcl)")
     plan = LatencyPlan(
-        faults=args.latency_faults, sites=args.latency_sites, shards=args.latency_shards
+        faults=args.latency_faults,
+        cold_faults=args.latency_cold_faults,
+        refresh_ms=args.latency_refresh_ms,
+        sites=args.latency_sites,
+        shards=args.latency_shards,
     )
     started = time.perf_counter()
     latency = measure_runners(plan, runners, progress=_progress(False))

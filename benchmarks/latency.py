@@ -44,6 +44,13 @@ class LatencyPlan:
     backlog grows without a steady state (`--latency-sites` measures it anyway)."""
 
     faults: int = 120
+    cold_faults: int = 30
+    """Faults sent from the fleet's first reading on, one every `fault_every_ms` (15 s, over
+    three reading intervals): the cold start, every asset's first current state written,
+    measured apart from the `faults` sent once it is over."""
+    refresh_ms: int | None = None
+    """`LUXFLOW_STATE_REFRESH_MS` of the worker; None: its default. A period shorter than the
+    measurement shows whether the fleet's refreshes come back as a burst."""
     sites: int = 50
     reading_interval_ms: int = 4_200
     shards: int = 2
@@ -308,6 +315,6 @@ def progress_line(m: Measurement) -> str:
         p50 = percentile(m.latencies_s, 0.5)
         background = m.background_sent
     so_far = f", p50 so far {p50:.2f} s" if p50 is not None else ""
-    return (
-        f"{seen}/{sent} faults seen of {m.plan.faults}{so_far}; {background:,} background records"
-    )
+    # A measurement beside the fleet's (the cold start's) counts no background of its own.
+    fleet = f"; {background:,} background records" if background else ""
+    return f"{seen}/{sent} faults seen{so_far}{fleet}"

@@ -10,12 +10,17 @@ settings on emulated AWS on 127.0.0.1 (`benchmarks.latency` does the measuring).
 Only names and endpoints are set on the worker (plus `LUXFLOW_HEALTH_PORT=0`, and Timestream
 common attributes off, which moto drops); every cadence (checkpoint interval, poll interval,
 the daemon's read interval) is the default of the code being measured. Each run waits until
-the worker holds every shard's lease (JVM start, lease assignment) before the fleet starts
-sending, so no start-up backlog is measured; then until a probe fault sent into every shard
-came through, and again once the fleet has sent for two reading intervals (the first
-current state of every asset, one conditional put each, is a cold start's burst: the
-`slowest` list shows it when it is measured); then measures. Progress goes to stderr; the
-plan's timeouts bound the run (warm-up 240 s, each fault 30 s).
+the worker holds every shard's lease (JVM start, lease assignment; for the KCL runner, until
+its shard processors run) before the fleet starts sending, so no start-up backlog is
+measured. From the fleet's first reading on, the plan's
+`cold_faults` are measured apart (the `cold` figures): every asset's first reading writes its
+first current state, one conditional put each, the cold start's burst that a fleet which has
+been running does not have. Once the fleet has sent for two reading intervals and a probe
+fault sent into every shard came through, the plan's `faults` are measured (the headline
+figures, after the warm-up); `all_p99_s` is the p99 of both sets together. With
+`plan.refresh_ms` the worker refreshes current states that often (every other setting at
+its default). Progress goes to stderr; the plan's timeouts bound the run (warm-up 240 s,
+each fault 30 s).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from benchmarks.latency import (
     fleet_templates,
     measure_faults,
     percentile,
+    progress_line,
     send_fault,
 )
 from domain.telemetry import Reading
@@ -77,6 +83,9 @@ class RunnerLatency:
     """Mean duration of a checkpoint step (flush, state save, checkpoint) over the shards, from
     the worker's own CheckpointDurationMs metric lines (EMF on its stdout)."""
     error: str | None
+    cold: ColdStart | None = None
+    all_p99_s: float | None = None
+    """p99 of the cold start's faults and the measured ones together."""
     slowest: tuple[tuple[float, float], ...] = ()
     """The slowest faults: (seconds after the first fault was sent, latency s), slowest
     first; where the tail comes from (start-up, one shard's stall, a periodic step)."""
@@ -99,8 +108,55 @@ class RunnerLatency:
             "warmup_s": r(self.warmup_s, 1),
             "checkpoint_ms_mean": r(self.checkpoint_ms, 0),
             "error": self.error,
+            "cold_start": self.cold.as_json() if self.cold is not None else None,
+            "all_p99_s": r(self.all_p99_s),
             "slowest": [[round(at, 1), round(latency, 3)] for at, latency in self.slowest],
         }
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """The faults sent during the fleet's first round of readings (`LatencyPlan.cold_faults`)."""
+
+    faults_sent: int
+    faults_seen: int
+    p50_s: float | None
+    p99_s: float | None
+    max_s: float | None
+    slowest: tuple[tuple[float, float], ...]
+    """(seconds after the fleet's first reading the fault was sent, latency s), slowest first."""
+
+    @classmethod
+    def of(cls, m: Measurement, fleet_started_s: float) -> ColdStart:
+        values = m.latencies_s
+        return cls(
+            faults_sent=m.faults_sent,
+            faults_seen=len(values),
+            p50_s=percentile(values, 0.5),
+            p99_s=percentile(values, 0.99),
+            max_s=max(values, default=None),
+            slowest=slowest(m, fleet_started_s),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        def r(value: float | None) -> float | None:
+            return None if value is None else round(value, 3)
+
+        return {
+            "faults_sent": self.faults_sent,
+            "faults_seen": self.faults_seen,
+            "p50_s": r(self.p50_s),
+            "p99_s": r(self.p99_s),
+            "max_s": r(self.max_s),
+            "slowest": [[round(at, 1), round(latency, 3)] for at, latency in self.slowest],
+        }
+
+
+def slowest(m: Measurement, since_s: float) -> tuple[tuple[float, float], ...]:
+    """The `SLOWEST` slowest faults of `m`: (seconds after `since_s` sent, latency s)."""
+    pairs = zip(m.sent_s, m.latencies_s, strict=True)
+    ranked = sorted(((sent - since_s, latency) for sent, latency in pairs), key=lambda p: -p[1])
+    return tuple(ranked[:SLOWEST])
 
 
 def _settings(tag: str, endpoint: str, kinesis_endpoint: str | None) -> Settings:
@@ -118,8 +174,9 @@ def _settings(tag: str, endpoint: str, kinesis_endpoint: str | None) -> Settings
     )
 
 
-def worker_env(settings: Settings) -> dict[str, str]:
-    """The worker's environment: names and endpoints only, every cadence at its default."""
+def worker_env(settings: Settings, refresh_ms: int | None = None) -> dict[str, str]:
+    """The worker's environment: names and endpoints only, every cadence at its default but
+    the current-state refresh when `refresh_ms` is given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUXFLOW_")}
     env.update(emulator_env(settings.endpoint_url))
     env.update(
@@ -138,6 +195,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
     )
     if settings.kinesis_endpoint_url:
         env["LUXFLOW_KINESIS_ENDPOINT_URL"] = settings.kinesis_endpoint_url
+    if refresh_ms is not None:
+        env["LUXFLOW_STATE_REFRESH_MS"] = str(refresh_ms)
     return env
 
 
@@ -223,60 +282,89 @@ def _warm_up(
     settings: Settings,
     m: Measurement,
     *,
-    probes: Sequence[Reading],
+    cold: Measurement,
+    cold_faults: Sequence[Reading],
     settle_probes: Sequence[Reading],
     process: subprocess.Popen[bytes],
     background: Background,
     progress: Callable[[str], None],
     label: str,
-) -> float:
-    """Wait until the worker holds every shard's lease, then start the fleet (so that no
-    backlog from the JVM's start and the lease assignment is measured), send a probe fault
-    into every shard and wait until each is visible; then, once the fleet has sent for two
-    reading intervals, the same with `settle_probes`: every asset's first reading writes its
-    first current state, a burst of one conditional put per asset that a fleet which has been
-    running does not have; seconds taken."""
+    processors: Callable[[], int] | None = None,
+) -> tuple[float, float]:
+    """Wait until the worker holds every shard's lease (and, with `processors`, until that
+    many shard processors run: the KCL daemon finds a lease assigned to it up to 10 s after
+    the lease table names it, then starts a processor), then start the fleet (so that no
+    backlog from the JVM's start and the lease assignment is measured) and send
+    `cold_faults` into its first round of readings, measured in `cold`; once the fleet has
+    sent for two reading intervals, send `settle_probes` (one per shard) and wait until each
+    is visible. Returns (seconds taken, monotonic time of the fleet's start)."""
     plan = m.plan
     settle_s = 2 * plan.reading_interval_ms / 1000
-    fleet_started = 0.0
     started = time.monotonic()
-    probe_m = Measurement(
-        dataclasses.replace(plan, fault_timeout_s=plan.warmup_timeout_s), put_lock=m.put_lock
-    )
-    Poller(clients.dynamodb, settings.command_table, probe_m).start()
-    phase = "leases"
     last_report = started
+    while sum("leaseOwner" in i for i in _leases(clients, settings)) < plan.shards or (
+        processors is not None and processors() < plan.shards
+    ):
+        waited = time.monotonic() - started
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited with {process.returncode} in warm-up")
+        if waited > plan.warmup_timeout_s:
+            raise RuntimeError(f"leases: not held within {plan.warmup_timeout_s:.0f} s")
+        if time.monotonic() - last_report >= 15:
+            last_report = time.monotonic()
+            progress(f"{label}: warming up ({waited:.0f} s, waiting for leases, processors)")
+        time.sleep(0.5)
+    background.start()
+    fleet_started = time.monotonic()
+    Poller(clients.dynamodb, settings.command_table, cold).start()
     try:
-        while True:
-            waited = time.monotonic() - started
+        measure_faults(
+            clients.kinesis,
+            settings.stream,
+            cold_faults,
+            cold,
+            progress=progress,
+            label=f"{label} cold start",
+        )
+    finally:
+        cold.stop.set()
+    progress(f"{label}: cold start: {progress_line(cold)}")
+    if process.poll() is not None:
+        raise RuntimeError(f"the worker exited with {process.returncode} in the cold start")
+    probe_m = beside(m, dataclasses.replace(plan, fault_timeout_s=plan.warmup_timeout_s))
+    Poller(clients.dynamodb, settings.command_table, probe_m).start()
+    try:
+        time.sleep(max(0.0, fleet_started + settle_s - time.monotonic()))
+        for probe in settle_probes:
+            send_fault(clients.kinesis, settings.stream, probe, probe_m)
+        while len(probe_m.latencies_s) < len(settle_probes):
             if process.poll() is not None:
                 raise RuntimeError(f"the worker exited with {process.returncode} in warm-up")
-            if waited > plan.warmup_timeout_s:
-                raise RuntimeError(f"{phase}: no steady state within {plan.warmup_timeout_s:.0f} s")
-            if phase == "leases":
-                if sum("leaseOwner" in i for i in _leases(clients, settings)) >= plan.shards:
-                    background.start()
-                    fleet_started = time.monotonic()
-                    for probe in probes:
-                        send_fault(clients.kinesis, settings.stream, probe, probe_m)
-                    phase = "probes"
-            elif phase == "probes" and len(probe_m.latencies_s) == len(probes):
-                if time.monotonic() - fleet_started >= settle_s:
-                    for probe in settle_probes:
-                        send_fault(clients.kinesis, settings.stream, probe, probe_m)
-                    phase = "settled"
-            elif len(probe_m.latencies_s) == len(probes) + len(settle_probes):
-                slowest = max(probe_m.latencies_s)
-                progress(f"{label}: warm, two probe faults seen in every shard ({slowest:.2f} s)")
-                return waited
-            elif probe_m.errors:
+            if probe_m.errors:
                 raise RuntimeError(f"warm-up: {probe_m.errors[0]}")
-            if time.monotonic() - last_report >= 15:
-                last_report = time.monotonic()
-                progress(f"{label}: warming up ({waited:.0f} s, waiting for {phase})")
-            time.sleep(0.5)
+            time.sleep(0.2)
     finally:
         probe_m.stop.set()
+    progress(f"{label}: warm, a probe fault seen in every shard ({max(probe_m.latencies_s):.2f} s)")
+    return time.monotonic() - started, fleet_started
+
+
+def kcl_processors(settings: Settings) -> Callable[[], int]:
+    """How many KCL shard processors of the worker told it they run: each writes its status
+    file on `initialize` (`streams.kcl.status`), in the directory `lighting.observe.status_dir`
+    names after the application and the worker's owner name (host and pid, unknown here)."""
+    pattern = f"luxflow-{settings.app_name}-*-status/*.json"
+
+    def count() -> int:
+        return sum(1 for _ in Path(tempfile.gettempdir()).glob(pattern))
+
+    return count
+
+
+def beside(m: Measurement, plan: LatencyPlan) -> Measurement:
+    """A measurement of other faults sent while `m`'s fleet runs: the same locks and the same
+    set of faulted assets, so the background never races a fault of its asset."""
+    return Measurement(plan, lock=m.lock, put_lock=m.put_lock, faulted=m.faulted)
 
 
 def measure_runner(
@@ -291,6 +379,8 @@ def measure_runner(
     label = f"latency {runner}"
     tag = f"lat{runner}{uuid.uuid4().hex[:6]}"
     m = Measurement(plan)
+    cold = beside(m, plan)
+    fleet_started = 0.0
     warmup_s: float | None = None
     error: str | None = None
     log = Path(tempfile.gettempdir()) / f"luxflow-bench-{tag}.log"
@@ -308,8 +398,10 @@ def measure_runner(
             clients = Clients(settings)
             provision(settings, clients, shards=plan.shards)
             templates = fleet_templates(plan.sites, time.time_ns() // 1_000_000)
-            order = fault_order(templates, plan.faults + 4 * plan.shards)
+            order = fault_order(templates, plan.faults + plan.cold_faults + 4 * plan.shards)
             faults = order[: plan.faults]
+            cold_faults = order[plan.faults : plan.faults + plan.cold_faults]
+            spare = order[plan.faults + plan.cold_faults :]
             command = [sys.executable, "-m", "app", "worker"]
             if runner == "kcl":
                 command += ["--runner", "kcl", "--jars", str(jars)]
@@ -317,22 +409,24 @@ def measure_runner(
                 f"{label}: {plan.sites} sites x 20 assets, ~{plan.background_records_per_s:.0f} "
                 f"records/s over {plan.shards} shards; worker log {log}"
             )
-            process = stack.enter_context(_worker(command, worker_env(settings), log))
+            env = worker_env(settings, plan.refresh_ms)
+            process = stack.enter_context(_worker(command, env, log))
             background = Background(clients.kinesis, settings.stream, templates, m)
             stack.callback(m.stop.set)
+            stack.callback(cold.stop.set)
             try:
-                probes = probes_per_shard(clients, settings, order[plan.faults :])
-                left = [r for r in order[plan.faults :] if r not in probes]
-                warmup_s = _warm_up(
+                warmup_s, fleet_started = _warm_up(
                     clients,
                     settings,
                     m,
-                    probes=probes,
-                    settle_probes=probes_per_shard(clients, settings, left),
+                    cold=cold,
+                    cold_faults=cold_faults,
+                    settle_probes=probes_per_shard(clients, settings, spare),
                     process=process,
                     background=background,
                     progress=progress,
                     label=label,
+                    processors=kcl_processors(settings) if runner == "kcl" else None,
                 )
                 poller = Poller(clients.dynamodb, settings.command_table, m)
                 poller.start()
@@ -355,14 +449,10 @@ def measure_runner(
         checkpoint = checkpoint_ms(log.read_text(errors="replace"))
     except OSError:
         checkpoint = None
-    if error is None and m.errors:
-        error = f"{len(m.errors)} problems, first: {m.errors[0]}"
+    if error is None and (m.errors or cold.errors):
+        problems = cold.errors + m.errors
+        error = f"{len(problems)} problems, first: {problems[0]}"
     values = m.latencies_s
-    first_sent = min(m.sent_s, default=0.0)
-    slowest = sorted(
-        ((sent - first_sent, latency) for sent, latency in zip(m.sent_s, values, strict=True)),
-        key=lambda pair: -pair[1],
-    )[:SLOWEST]
     return RunnerLatency(
         runner=runner,
         faults_sent=m.faults_sent,
@@ -376,7 +466,9 @@ def measure_runner(
         poll_round_ms=m.poll_seconds / m.poll_rounds * 1000 if m.poll_rounds else None,
         warmup_s=warmup_s,
         checkpoint_ms=checkpoint,
-        slowest=tuple(slowest),
+        slowest=slowest(m, min(m.sent_s, default=0.0)),
+        cold=ColdStart.of(cold, fleet_started),
+        all_p99_s=percentile(values + cold.latencies_s, 0.99),
         error=error,
     )
 
@@ -399,7 +491,10 @@ def measure(
             "background_records_per_s_planned": round(plan.background_records_per_s, 1),
             "shards": plan.shards,
             "fault_every_ms": plan.fault_every_ms,
+            "cold_faults": plan.cold_faults,
+            "refresh_ms": plan.refresh_ms,
         },
-        "settings": "defaults of the code measured (only names and endpoints set)",
+        "settings": "defaults of the code measured (only names and endpoints set)"
+        + ("" if plan.refresh_ms is None else f", LUXFLOW_STATE_REFRESH_MS={plan.refresh_ms}"),
         "runners": results,
     }

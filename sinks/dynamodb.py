@@ -6,7 +6,9 @@ Two kinds of write, chosen per write by `newer_than_field`:
   of a key winning, sent with BatchWriteItem 25 at a time.
 - conditional (a field name such as "ts_ms"): "current state" that must never move backwards.
   Buffered keeping the write with the highest field value per key, and sent on flush with a
-  PutItem that applies only if no item is stored yet or the stored one is older. A failed
+  PutItem that applies only if no item is stored yet or the stored one is older, a few at a
+  time (`sinks.conditional`: each put retried on its own, the flush returning once all have
+  ended). A failed
   condition means the stored item is newer or equal: that counts as written. The failed put
   returns the stored item (`ReturnValuesOnConditionCheckFailure`, no extra write units), and a
   write the stored item strictly supersedes (or that a higher buffered write of its key
@@ -22,19 +24,23 @@ dead-letter output) when one is given, and the flush goes on; see `sinks.batchin
 With `coalesce`, outputs that only ever replace one another (the current state of an asset,
 yielded on every reading) are coalesced before `select` runs: the sink keeps the newest raw
 output per key and builds items for those alone at flush, not one per reading.
+
+Order within a flush: the conditional writes of outputs that are each written (alarms: faults,
+spikes; reports) first, then plain items, then the coalesced ones (current states), so an
+alarm is stored before a fleet's worth of current states, not after it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import SinkError
-from core.retry import Backoff, describe_error, error_code, retry_call
-from sinks.attrvalues import AttributeMap, from_item, to_attribute_value, to_item
+from core.retry import Backoff, describe_error
+from sinks.attrvalues import AttributeMap, from_item, to_item
 from sinks.base import SinkCounters
 from sinks.batching import (
     DYNAMODB_VALIDATION,
@@ -43,6 +49,12 @@ from sinks.batching import (
     KeyedBuffer,
     is_validation_error,
     rejection_reason,
+)
+from sinks.conditional import (
+    PUT_CONCURRENCY,
+    ConditionalPut,
+    ConditionalPuts,
+    PutOutcome,
 )
 from sinks.rejects import Reject, bounded_reason
 
@@ -78,28 +90,6 @@ Coalesce = Callable[[object], tuple[Hashable, int] | None]
 for outputs that must each be written. Version is the event time in ms: the newest wins."""
 
 
-def newer_than_condition(key_field: str, field: str) -> tuple[str, dict[str, str], str]:
-    """The condition "no item stored yet, or the stored one is older than the incoming one".
-
-    Returns (ConditionExpression, ExpressionAttributeNames, name of the incoming value).
-    """
-    not_stored = "attribute_not_exists(#key)"
-    stored_is_older = "#field < :incoming"
-    return f"{not_stored} OR {stored_is_older}", {"#key": key_field, "#field": field}, ":incoming"
-
-
-class _Conditional:
-    __slots__ = ("field", "item", "value", "values")
-
-    def __init__(
-        self, field: str, value: Any, item: AttributeMap, values: Mapping[str, object]
-    ) -> None:
-        self.field = field
-        self.value = value
-        self.item = item
-        self.values = values
-
-
 class DynamoDBSink:
     """Sink writing the items `select` derives from each agent output to one table.
 
@@ -113,6 +103,9 @@ class DynamoDBSink:
     item keys written by no other output), so dropping the older outputs stores what writing
     each of them would have stored. An output whose items cannot be stored makes `flush`
     raise `SinkError` and stays buffered.
+
+    `put_concurrency`: conditional puts in flight at once during a flush (1: one after
+    another), on a pool of threads sharing `client`.
     """
 
     def __init__(
@@ -126,6 +119,7 @@ class DynamoDBSink:
         coalesce: Coalesce | None = None,
         reject: Reject[Mapping[str, object]] | None = None,
         on_superseded: OnSuperseded | None = None,
+        put_concurrency: int = PUT_CONCURRENCY,
     ) -> None:
         if not key_fields:
             raise ValueError("key_fields must name at least the partition key")
@@ -139,7 +133,13 @@ class DynamoDBSink:
         self._on_superseded = on_superseded
         self._writer = BatchWriter(client, table_name, backoff, self.counters, reject)
         self._plain = KeyedBuffer()
-        self._conditional: dict[Hashable, _Conditional] = {}
+        self._puts = ConditionalPuts(
+            client, table_name, self._key_fields[0], backoff, put_concurrency
+        )
+        # Conditional writes of outputs written each (alarms, reports), then of coalesced
+        # outputs (current states): flushed in that order.
+        self._conditional: dict[Hashable, ConditionalPut] = {}
+        self._coalesced: dict[Hashable, ConditionalPut] = {}
         self._coalesce = coalesce
         # Coalesced outputs, not yet turned into items: key -> (version, output).
         self._latest: dict[Hashable, tuple[int, object]] = {}
@@ -149,7 +149,7 @@ class DynamoDBSink:
     @property
     def buffered(self) -> int:
         """Items waiting for a flush."""
-        return len(self._plain) + len(self._conditional) + len(self._latest)
+        return len(self._plain) + len(self._conditional) + len(self._coalesced) + len(self._latest)
 
     def write(self, item: object) -> None:
         """Buffer the writes `select` derives from `item`; send a batch early once 25 plain
@@ -166,7 +166,7 @@ class DynamoDBSink:
                     self._latest[key] = (version, item)
                 return
         for write in self._select(item):
-            self._buffer(write)
+            self._buffer(write, self._conditional)
         if len(self._plain) >= MAX_BATCH_ITEMS and not self._early_writes_paused:
             try:
                 self._plain.write_batch(self._writer)
@@ -174,27 +174,31 @@ class DynamoDBSink:
                 self._early_writes_paused = True
 
     def flush(self) -> None:
-        """Store everything buffered: coalesced outputs become items, then plain items are
-        written, then conditional ones. An output leaves the buffer once its items are built;
-        an item leaves it once stored."""
+        """Store everything buffered: coalesced outputs become items; then the conditional
+        writes of the other outputs (alarms first), the plain items, and the conditional
+        writes of coalesced outputs (current states) are stored, in that order, each group
+        once the one before it is. An output leaves the buffer once its items are built; an
+        item leaves it once stored. A group whose puts fail in part raises `SinkError` once
+        all of its puts have ended, the failed ones still buffered and the later groups
+        not sent."""
         latest = self._latest
         for key in list(latest):
             for write in self._select(latest[key][1]):
-                self._buffer(write)
+                self._buffer(write, self._coalesced)
             del latest[key]
+        self._put_all(self._conditional)
         self._plain.write_all(self._writer)
-        for key in list(self._conditional):
-            self._put_if_newer(self._conditional[key])
-            del self._conditional[key]
+        self._put_all(self._coalesced)
         self._early_writes_paused = False
 
     def discard(self) -> None:
         self._plain.clear()
         self._conditional.clear()
+        self._coalesced.clear()
         self._latest.clear()
         self._early_writes_paused = False
 
-    def _buffer(self, write: ItemWrite) -> None:
+    def _buffer(self, write: ItemWrite, conditional: dict[Hashable, ConditionalPut]) -> None:
         values = write.item
         try:
             key = tuple(values[name] for name in self._key_fields)
@@ -213,17 +217,17 @@ class DynamoDBSink:
         if field not in values:
             self._invalid(values, f"item {key!r} for {self.table_name} lacks its {field!r} field")
             return
-        incoming = _Conditional(field, values[field], attributes, values)
-        held = self._conditional.get(key)
+        incoming = ConditionalPut(field, values[field], attributes, values)
+        held = conditional.get(key)
         # Equal values keep the first write, as the stored-side condition (<) does.
         if held is None or held.value < incoming.value:
-            self._conditional[key] = incoming
+            conditional[key] = incoming
             if held is not None:
                 self._superseded(held)
         elif incoming.value < held.value:
             self._superseded(incoming)
 
-    def _superseded(self, write: _Conditional, stored: AttributeMap | None = None) -> None:
+    def _superseded(self, write: ConditionalPut, stored: AttributeMap | None = None) -> None:
         if self._on_superseded is not None:
             self._on_superseded(
                 write.values, write.field, from_item(stored) if stored is not None else None
@@ -236,41 +240,56 @@ class DynamoDBSink:
         self.counters.rejected += 1
         self._reject(values, bounded_reason(DYNAMODB_VALIDATION, problem))
 
-    def _put_if_newer(self, write: _Conditional) -> None:
-        condition, names, incoming = newer_than_condition(self._key_fields[0], write.field)
-
-        def put() -> None:
-            self.counters.calls += 1
-            try:
-                with self.counters.timed():
-                    self._client.put_item(
-                        TableName=self.table_name,
-                        Item=write.item,
-                        ConditionExpression=condition,
-                        ExpressionAttributeNames=names,
-                        ExpressionAttributeValues={incoming: to_attribute_value(write.value)},
-                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    )
-            except ClientError as exc:
-                if error_code(exc) != "ConditionalCheckFailedException":
-                    raise
-                self.counters.stale_skipped += 1
-                stored: Any = exc.response.get("Item", {})
-                if _stored_is_newer(stored.get(write.field), write.value):
-                    self._superseded(write, stored)
-            else:
-                self.counters.items_written += 1
-
-        try:
-            retry_call(put, self._backoff, on_retry=self.counters.count_retry)
-        except (ClientError, BotoCoreError) as exc:
-            if self._reject is not None and is_validation_error(exc):
-                self.counters.rejected += 1
-                self._reject(from_item(write.item), rejection_reason(exc))
-                return
+    def _put_all(self, buffer: dict[Hashable, ConditionalPut]) -> None:
+        """Put every write of `buffer` if newer (`sinks.conditional`), then, on this thread,
+        count each outcome and drop what was stored (or stale, or rejected) from `buffer`;
+        `SinkError` for the first put that failed, the failed ones left in `buffer`."""
+        if not buffer:
+            return
+        keys = list(buffer)
+        outcomes = self._puts.put_all([buffer[key] for key in keys])
+        failure: BaseException | None = None
+        for key, outcome in zip(keys, outcomes, strict=True):
+            if self._settled(outcome):
+                del buffer[key]
+            elif failure is None:
+                failure = outcome.error
+        if failure is None:
+            return
+        if isinstance(failure, ClientError | BotoCoreError):
             raise SinkError(
-                f"conditional PutItem to {self.table_name} failed: {describe_error(exc)}"
-            ) from exc
+                f"conditional PutItem to {self.table_name} failed: {describe_error(failure)}"
+            ) from failure
+        raise failure
+
+    def _settled(self, outcome: PutOutcome) -> bool:
+        """Count `outcome`; True when its write needs no more sending (stored, a newer one is
+        stored, or rejected as invalid)."""
+        counters = self.counters
+        counters.calls += outcome.calls
+        counters.retries += outcome.retries
+        counters.throttles += outcome.throttles
+        counters.request_us += outcome.request_us
+        write = outcome.write
+        if outcome.applied:
+            counters.items_written += 1
+            return True
+        if outcome.stale:
+            counters.stale_skipped += 1
+            stored = outcome.stored or {}
+            if _stored_is_newer(stored.get(write.field), write.value):
+                self._superseded(write, stored)
+            return True
+        error = outcome.error
+        if (
+            self._reject is not None
+            and isinstance(error, ClientError | BotoCoreError)
+            and is_validation_error(error)
+        ):
+            counters.rejected += 1
+            self._reject(from_item(write.item), rejection_reason(error))
+            return True
+        return False
 
 
 def _stored_is_newer(stored: object, incoming: object) -> bool:

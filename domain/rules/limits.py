@@ -130,6 +130,9 @@ class WrittenState(msgspec.Struct, frozen=True, array_like=True, gc=False):
     on: bool
     dim_level: int
     fault_code: str | None = None
+    phased: bool = True
+    """The next refresh falls due at the asset's phase (False: a full period after this write,
+    which was a change). Last, with a default: snapshots written before it load as True."""
 
 
 class AssetRuleState(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.clock import HOUR_MS
-from domain.deadband import DEFAULT_DEADBAND, worth_writing, written_of
+from domain.deadband import DEFAULT_DEADBAND, next_written
 from domain.rules import WrittenState, asset_state
 from tests.support.influx import SimulatedRun, close
 from tests.support.serve import get, serving
@@ -87,8 +87,9 @@ def test_asset_state_and_fleet(api: tuple[str, str], influx_run: SimulatedRun) -
     written: dict[str, WrittenState] = {}
     for reading in influx_run.simulation.readings():
         state = asset_state(reading)
-        if worth_writing(written.get(reading.asset_id), state, DEFAULT_DEADBAND):
-            written[reading.asset_id] = written_of(state)
+        chosen = next_written(written.get(reading.asset_id), state, DEFAULT_DEADBAND)
+        if chosen is not None:
+            written[reading.asset_id] = chosen
     last = {asset: state.ts_ms for asset, state in written.items()}
     asset_id = sorted(last)[0]
     status, body = get(f"{base}/api/v1/assets/{asset_id}", token)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from core.clock import DAY_MS, HOUR_MS
-from domain.deadband import DEFAULT_DEADBAND, worth_writing, written_of
+from domain.deadband import DEFAULT_DEADBAND, next_written
 from domain.events import AssetState
 from domain.rules import WrittenState, asset_state
 from domain.timestamps import format_ts
@@ -53,8 +53,9 @@ def test_asset_state_is_the_last_reading(influx_run: SimulatedRun) -> None:
     last: dict[str, AssetState] = {}
     for reading in influx_run.simulation.readings():
         state = asset_state(reading)
-        if worth_writing(written.get(reading.asset_id), state, DEFAULT_DEADBAND):
-            written[reading.asset_id] = written_of(state)
+        chosen = next_written(written.get(reading.asset_id), state, DEFAULT_DEADBAND)
+        if chosen is not None:
+            written[reading.asset_id] = chosen
             last[reading.asset_id] = state
     for asset_id in sorted(last)[:3]:
         [row] = query(influx_run, "asset", asset_id)

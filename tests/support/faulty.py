@@ -13,7 +13,8 @@ to the emulator), except that it can:
 
 Which entries are held back is chosen by `random.Random(seed)`, so a test is repeatable.
 Every request the wrapper received is kept in `requests[operation]`, so tests can assert
-what was re-sent.
+what was re-sent. Calls may come from several threads at once (a sink's pool of puts): the
+wrapper's own bookkeeping is under a lock, the real calls are not.
 
 Besides, for ANY operation of the client (every method botocore generates, and paginators
 over them), whole calls can fail with one of `FAULT_KINDS`:
@@ -142,6 +143,7 @@ class FaultyClient:
         self._bursts: list[_Burst] = []
         self._outages: dict[str, _Outage] = {}
         self._monotonic: Callable[[], float] = time.monotonic
+        self._lock = threading.RLock()
         self.calls: dict[str, int] = defaultdict(int)
         """Calls per operation, faulted or not."""
         self.faulted: dict[str, int] = defaultdict(int)
@@ -204,6 +206,10 @@ class FaultyClient:
     # -- forwarding ---------------------------------------------------------------------
 
     def _fault_for(self, operation: str, request: dict[str, Any]) -> str | None:
+        with self._lock:
+            return self._fault_for_locked(operation, request)
+
+    def _fault_for_locked(self, operation: str, request: dict[str, Any]) -> str | None:
         number = self.calls[operation]
         self.calls[operation] += 1
         outage = self._outages.get(operation)
@@ -224,8 +230,9 @@ class FaultyClient:
         kind = self._fault_for(operation, request)
         if kind is None:
             return call()
-        self.faulted[operation] += 1
-        self.faulted_threads[operation].add(threading.current_thread().name)
+        with self._lock:
+            self.faulted[operation] += 1
+            self.faulted_threads[operation].add(threading.current_thread().name)
         if kind == "timeout":
             call()  # it took effect; the answer is lost
         raise fault_error(operation, kind)
@@ -247,6 +254,10 @@ class FaultyClient:
 
     def _before(self, operation: str, kwargs: dict[str, Any]) -> bool:
         """Record the request; raise a throttle if armed; say whether to fail it in part."""
+        with self._lock:
+            return self._before_locked(operation, kwargs)
+
+    def _before_locked(self, operation: str, kwargs: dict[str, Any]) -> bool:
         self.requests[operation].append(copy.deepcopy(kwargs))
         if self._throttles[operation] > 0:
             self._throttles[operation] -= 1

@@ -25,7 +25,7 @@ from benchmarks.latency import (
     percentile,
     send_fault,
 )
-from benchmarks.latency_run import checkpoint_ms
+from benchmarks.latency_run import ColdStart, beside, checkpoint_ms
 from domain.events import Fault
 from domain.views import command_writes
 
@@ -141,3 +141,21 @@ def test_a_faulted_asset_sends_nothing_older_after_its_fault() -> None:
     assert mine[-1] is fault  # nothing of the asset after its fault
     assert all(d["ts"] < fault["ts"] for d in mine[:-1])  # and nothing before it as new
     assert len({d["asset_id"] for d in docs[fault_at + 1 :]}) == 19  # the others go on
+
+
+def test_the_cold_start_figure_is_its_own_faults_and_says_when_each_slow_one_was_sent() -> None:
+    cold = Measurement(LatencyPlan())
+    cold.sent_s = [100.0 + n for n in range(30)]
+    cold.latencies_s = [0.2] * 27 + [6.0, 8.5, 3.0]
+    cold.faults_sent = 30
+    figure = ColdStart.of(cold, fleet_started_s=99.0).as_json()
+    assert figure["faults_seen"] == figure["faults_sent"] == 30
+    assert figure["p50_s"] == 0.2 and figure["p99_s"] == 8.5 and figure["max_s"] == 8.5
+    assert figure["slowest"][:3] == [[29.0, 8.5], [28.0, 6.0], [30.0, 3.0]]
+
+
+def test_the_cold_faults_share_the_fleets_faulted_assets_and_locks() -> None:
+    m = Measurement(LatencyPlan())
+    cold = beside(m, LatencyPlan(fault_timeout_s=1.0))
+    cold.faulted.add("lamp-1")
+    assert "lamp-1" in m.faulted and cold.lock is m.lock and cold.put_lock is m.put_lock

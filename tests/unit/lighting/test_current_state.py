@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from core.clock import MINUTE_MS, ManualClock
 from core.records import TRIM_HORIZON, Position, Record
 from domain import views
-from domain.deadband import Deadband
+from domain.deadband import Deadband, refresh_phase_ms
 from domain.events import AssetState
 from domain.telemetry import Telemetry, encode_telemetry
 from domain.timestamps import format_ts
@@ -27,8 +27,13 @@ T0_MS = 1_800_000_000_000 - 1_800_000_000_000 % (60 * MINUTE_MS)
 SHARD = "shardId-000000000000"
 
 
+LAMP_T0_MS = T0_MS + refresh_phase_ms("lamp-1", 15 * MINUTE_MS)
+"""At lamp-1's refresh phase: its phase instants (15-minute refresh) are minutes 15, 30, ...
+after it."""
+
+
 def reading(minute: int, power_w: float, *, on: bool = True) -> Record:
-    ts_ms = T0_MS + minute * MINUTE_MS
+    ts_ms = LAMP_T0_MS + minute * MINUTE_MS
     data = encode_telemetry(
         Telemetry(
             v=1,
@@ -59,7 +64,7 @@ def test_a_change_is_stored_with_its_batch_and_drift_waits_for_the_refresh() -> 
         key=lambda write: (write.item["pk"], write.item["sk"]),  # type: ignore[attr-defined]
     )
     checkpoints = RecordingCheckpointer()
-    clock = ManualClock(T0_MS)
+    clock = ManualClock(LAMP_T0_MS)
     engine = ShardEngine(
         build_app(
             empty_registry(),
@@ -82,14 +87,20 @@ def test_a_change_is_stored_with_its_batch_and_drift_waits_for_the_refresh() -> 
         engine.process_records([record])
         return stored_state_ts(sink)
 
-    assert deliver(reading(0, 60.0)) == T0_MS  # first state: at once
-    assert deliver(reading(1, 60.8)) == T0_MS  # drift: not written
-    assert deliver(reading(2, 59.5)) == T0_MS
-    assert deliver(reading(3, 0.0, on=False)) == T0_MS + 3 * MINUTE_MS  # switched off: at once
+    assert deliver(reading(0, 60.0)) == LAMP_T0_MS  # first state: at once
+    assert deliver(reading(1, 60.8)) == LAMP_T0_MS  # drift: not written
+    assert deliver(reading(2, 59.5)) == LAMP_T0_MS
+    switched_off_ms = LAMP_T0_MS + 3 * MINUTE_MS
+    assert deliver(reading(3, 0.0, on=False)) == switched_off_ms  # switched off: at once
     for minute in range(4, 18):
         last = deliver(reading(minute, 0.0, on=False))
-    assert last == T0_MS + 3 * MINUTE_MS  # nothing changed for 14 minutes
-    assert deliver(reading(18, 0.0, on=False)) == T0_MS + 18 * MINUTE_MS  # the refresh
+    assert last == switched_off_ms  # nothing changed for 14 minutes
+    # The refresh: a full period after the change ...
+    assert deliver(reading(18, 0.0, on=False)) == LAMP_T0_MS + 18 * MINUTE_MS
+    for minute in range(19, 30):
+        assert deliver(reading(minute, 0.0, on=False)) == LAMP_T0_MS + 18 * MINUTE_MS
+    # ... and the next one back at the asset's phase, less than a period later.
+    assert deliver(reading(30, 0.0, on=False)) == LAMP_T0_MS + 30 * MINUTE_MS
     assert checkpoints.calls == []  # none of it waited for a checkpoint
 
 

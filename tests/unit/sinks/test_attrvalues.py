@@ -8,7 +8,7 @@ import math
 import pytest
 
 from sinks.attrvalues import from_attribute_value, from_item, to_attribute_value, to_item
-from sinks.dynamodb import newer_than_condition
+from sinks.conditional import newer_than_condition
 
 
 @pytest.mark.parametrize(
