@@ -133,7 +133,11 @@ def build_app(
     # What an operator acts on reaches the command model with the batch that made it; the
     # state snapshot and the checkpoint keep their own, slower cadence.
     app.prompt(Fault, EnergySpike, AssetState)
-    telemetry = app.topic(topic, decoder=reading_decoder(registry, gate, max_skew_ms=max_skew_ms))
+    telemetry = app.topic(
+        topic,
+        decoder=reading_decoder(registry, gate, max_skew_ms=max_skew_ms),
+        event_time=_reading_time,
+    )
     asset_rules = app.Table("asset_rules", default=_no_rule_state, value_type=AssetRuleState)
     # Room, building and site sums of the asset windows closed by the current advance.
     rollups = app.Table("usage_rollups", default=UsageAcc, value_type=UsageAcc)
@@ -391,6 +395,10 @@ def build_app(
 
     add_series(app, telemetry, registry, interval_ms=series_interval_ms, grace_ms=grace_ms)
     return app
+
+
+def _reading_time(reading: Reading) -> int:
+    return reading.ts_ms
 
 
 def _no_flood_state() -> FloodState:

@@ -37,9 +37,12 @@ with a short reason; the engine then sends the record to the dead-letter output.
 class Topic(Generic[T]):
     """The input stream of the app, with the decoder for its records."""
 
-    def __init__(self, name: str, decoder: Decoder[T]) -> None:
+    def __init__(
+        self, name: str, decoder: Decoder[T], event_time: Callable[[T], int] | None = None
+    ) -> None:
         self.name = name
         self.decoder = decoder
+        self.event_time = event_time
 
 
 class App:
@@ -56,10 +59,15 @@ class App:
         self.prompt_types: tuple[type, ...] = ()
         self.grace_boost: Callable[[], GraceBoost] | None = None
 
-    def topic(self, name: str, *, decoder: Decoder[T]) -> Topic[T]:
+    def topic(
+        self, name: str, *, decoder: Decoder[T], event_time: Callable[[T], int] | None = None
+    ) -> Topic[T]:
+        """The app's input stream. `event_time` gives a decoded value's event time (a
+        device's timestamp): a quiet shard's idle clock then keeps the lag most records
+        showed, not the lead of the one stamped furthest ahead."""
         if self.topic_ is not None:
             raise ConfigError(f"app {self.name!r} already reads topic {self.topic_.name!r}")
-        topic = Topic(name, decoder)
+        topic = Topic(name, decoder, event_time)
         self.topic_ = topic
         return topic
 

@@ -67,6 +67,7 @@ class ShardEngine:
             config.idle_timeout_ms,
             bounded=config.bounded,
             grace_boost=app.grace_boost,
+            event_time=app.topic_.event_time if app.topic_ is not None else None,
         )
         self.counters = EngineCounters()
         self.health = ShardHealth(shard_id)

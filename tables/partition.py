@@ -186,11 +186,11 @@ class WindowedPartition:
         self.clock_changed = False
         self._open_of = None
 
-    def idle_move(self, elapsed_ms: int, floor_ms: int | None) -> bool:
-        """Move the clock of a quiet shard to what readings showed plus `elapsed_ms` (at least
-        `floor_ms` when given), never back; True if it moved. From what readings showed, not
-        from an earlier idle move: quiet spells separated by a reading that does not pass the
-        clock never add up."""
+    def idle_move(self, elapsed_ms: int, floor_ms: int | None, cap_ms: int | None = None) -> bool:
+        """Move the clock of a quiet shard to what readings showed plus `elapsed_ms`, at most
+        `cap_ms` (the shard's typical lag kept) and at least `floor_ms` when given, never
+        back; True if it moved. From what readings showed, not from an earlier idle move:
+        quiet spells separated by a reading that does not pass the clock never add up."""
         if self.max_event_ms is None:
             return False
         if self.seen_ms is None:
@@ -199,6 +199,8 @@ class WindowedPartition:
             self.seen_ms = self.max_event_ms
         seen = self.seen_ms
         target = seen + elapsed_ms
+        if cap_ms is not None:
+            target = min(target, cap_ms)
         if floor_ms is not None:
             target = max(target, floor_ms)
         if target <= self.max_event_ms:

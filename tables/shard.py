@@ -53,6 +53,7 @@ from typing import Any, Protocol, TypeAlias
 
 from core.errors import ConfigError, LuxflowError, StateStoreError
 from core.event import Event
+from tables.lag import TypicalLag
 from tables.partition import (
     NO_BOOST,
     GraceBoost,
@@ -159,7 +160,11 @@ class ShardState:
         max_deltas: int = 24,
         bounded: bool = False,
         grace_boost: Callable[[], GraceBoost] | None = None,
+        event_time: Callable[[Any], int] | None = None,
     ) -> None:
+        """`event_time`: the event time of a record's value (e.g. a device's timestamp), so
+        that the idle clock keeps the lag most records showed (`TypicalLag`); None: it keeps
+        the lag of the newest event time."""
         if idle_timeout_ms <= 0:
             raise ConfigError(f"idle_timeout_ms must be > 0, got {idle_timeout_ms}")
         if max_deltas < 0:
@@ -181,6 +186,8 @@ class ShardState:
         self._last_input_ms = now_ms()
         self._quiet_from_ms = self._last_input_ms
         self._last_arrival_ms: int | None = None
+        self._event_time = event_time
+        self._lag = TypicalLag()
         self.tables: dict[str, TableSpec] = {}
         self.plain: dict[str, PlainPartition] = {}
         self.windowed: dict[str, WindowedPartition] = {}
@@ -220,6 +227,8 @@ class ShardState:
         self._pk = self._pk_intern.setdefault(pk, pk) if interned is None else interned
         self._inputs += 1
         self._last_arrival_ms = event.arrival_ms
+        if self._event_time is not None:
+            self._lag.add(event.arrival_ms - self._event_time(event.value))
 
     def behind(self) -> None:
         """A read came back empty without proof that the shard is caught up (behind the tip,
@@ -295,7 +304,9 @@ class ShardState:
         elif now - self._last_input_ms >= self.idle_timeout_ms:
             floor = now if self.bounded else None
             elapsed = now - self._quiet_from_ms
-            if sum(p.idle_move(elapsed, floor) for p in self.windowed.values()):
+            lag = self._lag.median_ms()
+            cap = None if lag is None else now - lag
+            if sum(p.idle_move(elapsed, floor, cap) for p in self.windowed.values()):
                 self.counters.idle_advances += 1
         events: list[object] = []
         saved_pk = self._pk

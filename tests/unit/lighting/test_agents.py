@@ -71,7 +71,9 @@ def test_hourly_usage_of_a_steady_lamp_is_exact_once_the_shard_goes_quiet() -> N
             ts = START_MS + minute * MINUTE_MS
             ctx.put(reading(ts), key="site-1", arrival_ms=ts)
         assert not [o for o in ctx.outputs if isinstance(o, UsageReport)]
-        ctx.tick(START_MS + 62 * MINUTE_MS + 60_000)  # quiet for the idle timeout: windows close
+        # Quiet until the first hour's grace has passed on the idle clock, which keeps the lag
+        # the readings showed (none): the first hour closes.
+        ctx.tick(START_MS + HOUR_MS + GRACE_MS)
         reports = [
             o
             for o in ctx.outputs

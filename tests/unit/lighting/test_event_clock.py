@@ -184,6 +184,20 @@ bad_clocks = st.lists(st.integers(-HOUR_MS, HOUR_MS), max_size=2)
 # A restart after the last record: the restored clock has no record of what readings showed,
 # and each idle move used to count from the one before it (a week gone in two hours).
 @example(lag_ms=2 * SECOND_MS, upload_speed=1, actions={99: ("restart", 0)}, offsets=[])
+# A device 4 minutes fast is refused until the producer's pauses put its readings' arrival
+# within the skew of their stamps; then its stamps lead the clock by 4 minutes, and the
+# idle clock used to keep that lead over a quiet spell: honest readings came in late.
+@example(
+    lag_ms=2 * SECOND_MS,
+    upload_speed=1,
+    actions={
+        0: ("pause", 177_497),
+        1: ("pause", 355_011),
+        2: ("pause", 60_000),
+        3: ("pause", 60_000),
+    },
+    offsets=[244_992],
+)
 def test_no_pause_outage_restart_or_bad_clock_changes_what_the_honest_devices_get(
     lag_ms: int, upload_speed: int, actions: dict[int, Action], offsets: list[int]
 ) -> None:
