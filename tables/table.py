@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from core.errors import ConfigError
-from tables.partition import MISSING, Key, in_key_order
+from tables.keys import Key
+from tables.partition import MISSING, in_key_order
 from tables.shard import (
     CloseCallback,
     ShardState,
