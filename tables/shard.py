@@ -80,6 +80,11 @@ class TableSpec(Protocol):
     def close_callbacks(self) -> Sequence[CloseCallback]: ...
 
     @property
+    def shares_keys(self) -> bool:
+        """A plain table whose partition keys go in the windowed tables' map (`share_keys`)."""
+        ...
+
+    @property
     def base(self) -> TableSpec:
         """The table itself (a windowed view answers with its table)."""
         ...
@@ -175,8 +180,8 @@ class ShardState:
         self.tables: dict[str, TableSpec] = {}
         self.plain: dict[str, PlainPartition] = {}
         self.windowed: dict[str, WindowedPartition] = {}
-        # One key -> partition-key map for the windowed tables, not one each (`SharedKeys`),
-        # and one map of changed keys for all tables (`ChangedKeys`).
+        # One key -> partition-key map for the windowed tables and the plain ones that share
+        # it, not one each (`SharedKeys`), and one map of changed keys for all (`ChangedKeys`).
         windowed_keys = SharedKeys()
         self._changes = changes = ChangedKeys()
         for given in tables:
@@ -185,7 +190,8 @@ class ShardState:
                 raise ConfigError(f"two tables are named {table.name!r}")
             self.tables[table.name] = table
             if table.window is None:
-                self.plain[table.name] = PlainPartition(changes=changes)
+                group = windowed_keys if table.shares_keys else None
+                self.plain[table.name] = PlainPartition(group, changes)
             else:
                 self.windowed[table.name] = WindowedPartition(windowed_keys, changes)
         # Durability: changes taken by snapshots not yet saved (key -> the tables' bits, as
