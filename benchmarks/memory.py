@@ -128,7 +128,7 @@ def deep_size(obj: Any, seen: set[int]) -> int:
 def breakdown(state: ShardState, caches: dict[str, object], live: int) -> dict[str, float]:
     """Bytes per live asset by structure: the key objects of every table first (ids: each
     asset's id string, shared by its tables), then per table its values with their
-    containers, its `changed` set, the shared key -> partition-key maps, then `caches`."""
+    containers, the shared key -> partition-key maps, the changed keys, then `caches`."""
     seen: set[int] = set()
     sizes: dict[str, int] = {}
     keys = [k for p in state.plain.values() for k in p.data]
@@ -143,10 +143,7 @@ def breakdown(state: ShardState, caches: dict[str, object], live: int) -> dict[s
     pk_maps = {id(p.pks): p.pks for p in state.plain.values()}
     pk_maps.update({id(w.pks): w.pks for w in state.windowed.values()})
     sizes["key -> partition key maps"] = sum(deep_size(m, seen) for m in pk_maps.values())
-    for name, part in state.plain.items():
-        sizes[f"{name}: changed"] = deep_size(part.changed, seen)
-    for name, wpart in state.windowed.items():
-        sizes[f"{name}: changed"] = deep_size(wpart.changed, seen)
+    sizes["changed keys (one map, all tables)"] = deep_size(state.changes.marks, seen)
     for name, cache in caches.items():
         sizes[name] = deep_size(cache, seen)
     return {name: size / live for name, size in sizes.items() if size >= live}

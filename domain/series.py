@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterable
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, cast
 
 import msgspec
 
@@ -78,36 +78,66 @@ def measure_name(interval_ms: int) -> str:
 
 _STATS: Final = 4 * len(SERIES_METRICS)
 """Per quantity of `SERIES_METRICS`, in order: sum, min, max, last."""
-_ZEROS: Final = array("d", bytes(8 * _STATS))
+_COUNT: Final = _STATS
+_ON_COUNT: Final = _STATS + 1
+_LAST_TS: Final = _STATS + 2
+_ZEROS: Final = array("d", bytes(8 * (_STATS + 3)))
+"""Copied by every new accumulator: an array initializer gives an exact-size buffer (from
+bytes, the buffer is over-allocated by a sixteenth plus three items)."""
 _IDS_AND_COUNTS: Final = 6
 """site_id, building_id, room_id, count, on_count, last_ts_ms: the head of the stored form."""
 
 
-class SeriesAcc:
+if TYPE_CHECKING:
+    _Doubles = array[float]
+else:
+    _Doubles = array  # not subscriptable at run time before Python 3.12
+
+
+class SeriesAcc(_Doubles):
     """One asset's readings in one interval (see the module docstring). `count == 0` means
     empty: its minima, maxima and lasts are meaningless until the first reading.
 
-    The 20 statistics are C doubles in one `array` (`stats`: per quantity sum, min, max,
-    last), not 20 float objects: a table holds one accumulator per asset and open interval,
-    and a float object is 24 bytes beside its 8 of value. A double holds every value exactly
-    (readings are doubles; `dim_level` is an int of 0..100, and its sum stays far below 2**53),
-    and every operation is the one the float fields had, in the same order, so rollups are
-    the same to the bit.
+    The accumulator is itself an array of 23 C doubles: per quantity sum, min, max, last (the
+    20 statistics, `stats`), then the reading count, the on count and the latest reading's
+    time; only the ids are object fields. A table holds one accumulator per asset and open
+    interval: a float object is 24 bytes beside its 8 of value, a time in ms an int of 32, and
+    an object holding an array 88 more than the array itself. A double holds every value
+    exactly (readings are doubles; `dim_level` is an int of 0..100, and its sum stays far below
+    2**53, as do counts and times in ms), and every operation is the one the float and int
+    fields had, in the same order, so rollups are the same to the bit.
 
     Stored in a table's snapshot (`snapshot_form`) as the array of 26 values the accumulator
     was stored as when its statistics were fields: the ids, the counts, the statistics, the
     `dim_level` ones as ints; `from_snapshot_form` reads that form (from either)."""
 
-    __slots__ = ("building_id", "count", "last_ts_ms", "on_count", "room_id", "site_id", "stats")
+    __slots__ = ("building_id", "room_id", "site_id")
 
-    def __init__(self) -> None:
-        self.site_id = ""
-        self.building_id = ""
-        self.room_id = ""
-        self.count = 0
-        self.on_count = 0
-        self.last_ts_ms = 0
-        self.stats = array("d", _ZEROS)
+    site_id: str
+    building_id: str
+    room_id: str
+
+    def __new__(cls) -> SeriesAcc:
+        acc = cast(SeriesAcc, array.__new__(cls, "d", _ZEROS))
+        acc.site_id = acc.building_id = acc.room_id = ""
+        return acc
+
+    @property
+    def count(self) -> int:  # type: ignore[override]  # an array's count(x) is of no use here
+        return int(self[_COUNT])
+
+    @property
+    def on_count(self) -> int:
+        return int(self[_ON_COUNT])
+
+    @property
+    def last_ts_ms(self) -> int:
+        return int(self[_LAST_TS])
+
+    @property
+    def stats(self) -> array[float]:
+        """The 20 statistics (a copy)."""
+        return array("d", self[:_STATS])
 
     def __repr__(self) -> str:
         return f"SeriesAcc({self.snapshot_form()!r})"
@@ -117,12 +147,15 @@ class SeriesAcc:
             return NotImplemented
         return self.snapshot_form() == other.snapshot_form()
 
-    __hash__ = None  # type: ignore[assignment]  # mutable: never a dict key
+    def __ne__(self, other: object) -> bool:
+        return not self == other
 
-    def __add__(self, reading: Reading) -> SeriesAcc:
+    __hash__ = None  # mutable: never a dict key
+
+    def __add__(self, reading: Reading) -> SeriesAcc:  # type: ignore[override]
         """Count `reading` (in place) and return self. The caller passes each asset's
         readings in increasing time order, so the latest is the last one added."""
-        s = self.stats
+        s = self
         p, v, c, x, d = (
             reading.power_w,
             reading.voltage_v,
@@ -130,7 +163,7 @@ class SeriesAcc:
             reading.lux,
             reading.dim_level,
         )
-        if self.count == 0:
+        if s[20] == 0.0:
             self.site_id = reading.site_id
             self.building_id = reading.building_id
             self.room_id = reading.room_id
@@ -161,10 +194,10 @@ class SeriesAcc:
                 s[17] = d
             elif d > s[18]:
                 s[18] = d
-        self.count += 1
+        s[20] += 1.0  # _COUNT
         if reading.on:
-            self.on_count += 1
-        self.last_ts_ms = reading.ts_ms
+            s[21] += 1.0  # _ON_COUNT
+        s[22] = reading.ts_ms  # _LAST_TS
         s[0] += p
         s[4] += v
         s[8] += c
@@ -177,6 +210,10 @@ class SeriesAcc:
         s[19] = d
         return self
 
+    def __iadd__(self, reading: Reading) -> SeriesAcc:  # type: ignore[override]
+        """`acc += reading` counts it too (an array's own `+=` would extend it)."""
+        return self + reading
+
     def merge(self, later: SeriesAcc) -> SeriesAcc:
         """Fold in `later` (in place) and return self: the accumulator of both intervals'
         readings, `later`'s all newer than self's (its lasts win). How the hourly downsample
@@ -184,10 +221,10 @@ class SeriesAcc:
         Counts, minima, maxima and lasts are exact; the sums are added per interval rather
         than per reading, so a mean may differ from the reading-by-reading one in its last
         bits."""
-        if later.count == 0:
+        s, t = self, later
+        if t[_COUNT] == 0.0:
             return self
-        s, t = self.stats, later.stats
-        if self.count == 0:
+        if s[_COUNT] == 0.0:
             self.site_id = later.site_id
             self.building_id = later.building_id
             self.room_id = later.room_id
@@ -198,9 +235,9 @@ class SeriesAcc:
             for i in range(1, _STATS, 4):
                 s[i] = min(s[i], t[i])
                 s[i + 1] = max(s[i + 1], t[i + 1])
-        self.count += later.count
-        self.on_count += later.on_count
-        self.last_ts_ms = later.last_ts_ms
+        s[_COUNT] += t[_COUNT]
+        s[_ON_COUNT] += t[_ON_COUNT]
+        s[_LAST_TS] = t[_LAST_TS]
         for i in range(0, _STATS, 4):
             s[i] += t[i]
             s[i + 3] = t[i + 3]
@@ -208,16 +245,15 @@ class SeriesAcc:
 
     def snapshot_form(self) -> list[str | int | float]:
         """The stored form: see the class docstring."""
-        s = self.stats
         return [
             self.site_id,
             self.building_id,
             self.room_id,
-            self.count,
-            self.on_count,
-            self.last_ts_ms,
-            *s[:16],
-            *(int(value) for value in s[16:]),
+            int(self[_COUNT]),
+            int(self[_ON_COUNT]),
+            int(self[_LAST_TS]),
+            *self[:16],
+            *(int(value) for value in self[16:_STATS]),
         ]
 
     @classmethod
@@ -234,8 +270,9 @@ class SeriesAcc:
         if not all(type(value) in (int, float) for value in values):
             raise ValueError("a series accumulator's statistics are numbers")
         acc = cls()
-        acc.site_id, acc.building_id, acc.room_id, acc.count, acc.on_count, acc.last_ts_ms = head
-        acc.stats[: len(values)] = array("d", values)
+        acc.site_id, acc.building_id, acc.room_id = head[:3]
+        acc[_COUNT], acc[_ON_COUNT], acc[_LAST_TS] = head[3:]
+        acc[: len(values)] = array("d", values)
         return acc
 
 
@@ -265,8 +302,8 @@ def rollup_of(
     asset_id: str, window_start_ms: int, window_ms: int, acc: SeriesAcc
 ) -> TelemetryRollup:
     """The rollup of a closed window's accumulator (`acc.count >= 1`)."""
-    n = acc.count
-    s = acc.stats
+    n = int(acc[_COUNT])
+    s = acc
     # Spelled out rather than looped over SERIES_METRICS: it runs once per asset and
     # interval, on the record path.
     stats = {
@@ -299,8 +336,8 @@ def rollup_of(
         window_start_ms,
         window_ms,
         n,
-        acc.on_count / n,
-        acc.last_ts_ms,
+        int(acc[_ON_COUNT]) / n,
+        int(acc[_LAST_TS]),
         stats,
     )
 

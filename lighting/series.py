@@ -58,8 +58,9 @@ def add_series(
     if interval_ms == 0:
         return
     check_interval_ms(interval_ms)
-    # Each asset's latest counted reading time (ms): the duplicate and order gate.
-    newest = app.Table("series_newest", default=int, value_type=int)
+    # Each asset's latest counted reading time (ms): the duplicate and order gate. Keyed by
+    # the windows' asset ids and never deleted: one partition-key entry with them per asset.
+    newest = app.Table("series_newest", default=int, value_type=int).share_keys()
     # Created before `hours`: the shard closes its tables' windows in creation order.
     fine = (
         app.Table("series_fine", default=SeriesAcc, value_type=SeriesAcc)

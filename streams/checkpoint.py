@@ -50,7 +50,8 @@ from core.records import SHARD_END, DeadLetter, LeaseFence, Position
 from core.retry import Backoff
 from sinks.base import Sink
 from streams.processor import Checkpointer, EngineConfig, EngineCounters, ShardHealth
-from tables.shard import PendingSnapshot, ShardState
+from tables.shard import ShardState
+from tables.spec import PendingSnapshot
 from tables.store import Snapshot, StateStore
 
 log = logging.getLogger(__name__)

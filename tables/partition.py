@@ -1,4 +1,5 @@
-"""One shard's part of one table: plain (key -> value) or windowed (window -> key -> value).
+"""One shard's part of one windowed table (window -> key -> value); a plain table's part
+(key -> value) is `tables.plain.PlainPartition`.
 
 Partitions hold data and apply updates; every window decision (which windows an update lands
 in, lateness, closing, expiry, session merging) is delegated to `tables.windows`, the same
@@ -6,15 +7,9 @@ way for every kind of window. A partition knows nothing of tables, shards or sna
 `tables.shard` and `tables.snapshot` both build on it without importing each other's callers.
 
 Every entry remembers the partition key of the record that last wrote it (`pks`), so a split
-can route the key to its child. Every change records its key in `changed`, so a snapshot can
-carry only the keys changed since the last saved one (`tables.snapshot`).
-
-The partition keys are remembered per key, not per table: the windowed partitions of a shard
-share one map (`SharedKeys`), since an app keys several windowed tables by the same ids (an
-asset's usage windows and series intervals) and a map per table paid for each id once per
-table. So a key written under two partition keys, in two windowed tables, is routed by the
-later one in both: a split keeps all of the key's windows together, with the child that
-receives its records from then on.
+can route the key to its child. Every change marks its key (`changed`), so a snapshot can
+carry only the keys changed since the last saved one (`tables.snapshot`). Both are kept per
+key for a group of partitions, not per table (`tables.keys`).
 """
 
 from __future__ import annotations
@@ -24,6 +19,7 @@ from typing import Any, Final, TypeAlias
 
 import orjson
 
+from tables.keys import ChangedKeys, Key, SharedKeys, intern_mask, keys_of
 from tables.windows import (
     Window,
     WindowRange,
@@ -33,9 +29,6 @@ from tables.windows import (
     is_late_in,
     watermark_ms,
 )
-
-Key: TypeAlias = str | int | tuple[str | int, ...]
-"""A table key: a str, an int, or a tuple of str/int."""
 
 
 def in_key_order(keys: Iterable[Key]) -> list[Key]:
@@ -63,72 +56,6 @@ comes from `ShardState.grace_boost`."""
 NO_BOOST: Final[GraceBoost] = (0, -(2**63))
 
 
-class SharedKeys:
-    """The partition key of every key held by a group of partitions (see the module
-    docstring): `pks`, shared by the members, which write to it directly. A key's entry is
-    dropped when a member lets go of the key (`release`) and no member holds it any more
-    (`holders`: one test per member).
-
-    A shard groups its windowed partitions; each plain partition is a group of its own. A
-    windowed table lets go of a key only when the key's last window of that table closes
-    (rare while the key's records keep coming), but a plain table deletes keys on the
-    record path (a table of pending outputs, every key): asking every other table then
-    cost more per record than the shared map saves."""
-
-    __slots__ = ("holders", "pks")
-
-    def __init__(self) -> None:
-        self.pks: dict[Key, str] = {}
-        # Each member's "do you hold this key": a plain table's is its dict's own (C) test.
-        self.holders: list[Callable[[Key], bool]] = []
-
-    def release(self, key: Key) -> None:
-        for holds in self.holders:
-            if holds(key):
-                return
-        self.pks.pop(key, None)
-
-
-class PlainPartition:
-    """key -> value, key -> partition key (`pks`: its group's, `SharedKeys`; a group of its
-    own when none is given); `changed` holds keys written or deleted since the last saved
-    snapshot."""
-
-    __slots__ = ("_keys", "changed", "data", "pks")
-
-    def __init__(self, keys: SharedKeys | None = None) -> None:
-        self.data: dict[Key, Any] = {}
-        self._keys = keys = SharedKeys() if keys is None else keys
-        keys.holders.append(self.data.__contains__)
-        self.pks: dict[Key, str] = keys.pks
-        self.changed: set[Key] = set()
-
-    def put(self, key: Key, value: Any, pk: str, *, keep_pk: bool = False) -> None:
-        """Store ``value`` under ``key``, remembering ``pk`` as its partition key, or with
-        ``keep_pk`` (a write that belongs to no record) the one it already has."""
-        self.data[key] = value
-        if not keep_pk or key not in self.pks:
-            self.pks[key] = pk
-        self.changed.add(key)
-
-    def delete(self, key: Key) -> None:
-        del self.data[key]
-        self._keys.release(key)
-        self.changed.add(key)
-
-    def discard(self, key: Key) -> None:
-        """Remove `key` if held, not as a change (a snapshot delta being applied)."""
-        if self.data.pop(key, _MISSING) is not _MISSING:
-            self._keys.release(key)
-
-    def clear(self) -> None:
-        held = list(self.data)
-        self.data.clear()
-        for key in held:
-            self._keys.release(key)
-        self.changed.clear()
-
-
 class WindowedPartition:
     """Windows of one table, bucketed by range: `open[(start_ms, end_ms)][key] = value`.
 
@@ -144,10 +71,12 @@ class WindowedPartition:
     """
 
     __slots__ = (
+        "_bit",
+        "_changes",
         "_keys",
+        "_marks",
         "_open_of",
         "_open_windows_of",
-        "changed",
         "clock_changed",
         "closed",
         "max_event_ms",
@@ -156,7 +85,7 @@ class WindowedPartition:
         "seen_ms",
     )
 
-    def __init__(self, keys: SharedKeys | None = None) -> None:
+    def __init__(self, keys: SharedKeys | None = None, changes: ChangedKeys | None = None) -> None:
         self.open: dict[WindowRange, dict[Key, Any]] = {}
         self.closed: dict[WindowRange, dict[Key, Any]] = {}
         # The group's key -> partition key map (`SharedKeys`); a group of its own if none.
@@ -165,7 +94,10 @@ class WindowedPartition:
         self.pks: dict[Key, str] = keys.pks
         self.max_event_ms: int | None = None
         self.seen_ms: int | None = None
-        self.changed: set[Key] = set()
+        # Keys changed since the last snapshot, marked in the group's map (`ChangedKeys`).
+        self._changes = changes = ChangedKeys() if changes is None else changes
+        self._bit = changes.join()
+        self._marks = changes.marks
         self.clock_changed = False
         # Each key's open windows, built from `open` the first time a window definition asks
         # for them and kept up to date from then on. Whatever fills `open` directly (a snapshot
@@ -180,11 +112,22 @@ class WindowedPartition:
         self.closed.clear()
         for key in held:
             self._keys.release(key)
-        self.changed.clear()
+        self._changes.forget(self._bit)
         self.max_event_ms = None
         self.seen_ms = None
         self.clock_changed = False
         self._open_of = None
+
+    @property
+    def changed(self) -> frozenset[Key]:
+        """The keys written, closed or expired since the last snapshot took the changes (a
+        copy: mark changes through the shard's `ChangedKeys`)."""
+        return frozenset(keys_of(self._marks, self._bit))
+
+    @property
+    def bit(self) -> int:
+        """This partition's bit in its `ChangedKeys`."""
+        return self._bit
 
     def idle_move(self, elapsed_ms: int, floor_ms: int | None, cap_ms: int | None = None) -> bool:
         """Move the clock of a quiet shard to what readings showed plus `elapsed_ms`, at most
@@ -260,7 +203,11 @@ class WindowedPartition:
         if self._open_of is not None:
             self._now_open(key, targets, absorbed)
         self.pks[key] = pk
-        self.changed.add(key)
+        # `ChangedKeys.mark`, inlined: the hot path.
+        marks = self._marks
+        held = marks.get(key, 0)
+        if not held & self._bit:
+            marks[key] = intern_mask(held | self._bit)
         return True
 
     def add_tumbling(
@@ -300,7 +247,11 @@ class WindowedPartition:
         if self._open_of is not None:
             self._now_open(key, [rng], [])
         self.pks[key] = pk
-        self.changed.add(key)
+        # `ChangedKeys.mark`, inlined: the hot path.
+        marks = self._marks
+        held = marks.get(key, 0)
+        if not held & self._bit:
+            marks[key] = intern_mask(held | self._bit)
         return True
 
     def _open_windows(self, key: Key) -> list[WindowRange]:
@@ -374,7 +325,7 @@ class WindowedPartition:
                 break
             bucket = self.open.pop(rng)
             closing.append((rng, bucket))
-            self.changed.update(bucket)
+            self._changes.mark_all(bucket, self._bit)
             if self._open_of:
                 for key in bucket:
                     self._no_longer_open(key, rng)
@@ -386,7 +337,7 @@ class WindowedPartition:
                 break
             bucket = self.closed.pop(rng)
             expired += len(bucket)
-            self.changed.update(bucket)
+            self._changes.mark_all(bucket, self._bit)
             self.forget_keys(bucket)
         return closing, expired
 
@@ -407,7 +358,7 @@ class WindowedPartition:
             if self._open_of is not None:
                 self._no_longer_open(key, rng)
         if taken:
-            self.changed.add(key)
+            self._changes.mark(key, self._bit)
             self.forget_keys([key])
         return taken
 

@@ -46,52 +46,19 @@ snapshot, and deletions); see `snapshot()` and `tables.snapshot`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias
+from typing import Any
 
-from core.errors import ConfigError, LuxflowError, StateStoreError
+from core.errors import ConfigError, LuxflowError
 from core.event import Event
+from tables.keys import ChangedKeys, Key, SharedKeys, keys_of
 from tables.lag import TypicalLag
-from tables.partition import (
-    NO_BOOST,
-    GraceBoost,
-    Key,
-    PlainPartition,
-    SharedKeys,
-    WindowedPartition,
-    in_key_order,
-)
-from tables.snapshot import apply_blob, encode_state, merge_into
-from tables.windows import Window, WindowRange, watermark_ms
-
-CloseCallback: TypeAlias = Callable[[Any, WindowRange, Any], Iterable[object]]
-"""`callback(key, window, value) -> events`; may be a generator. Runs in `advance()`, once per
-(key, window), with `state.partition_key` set to the key's partition key."""
-
-
-class TableSpec(Protocol):
-    """What a ShardState needs of a table (`tables.table.Table` is one)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def value_type(self) -> type[Any]: ...
-
-    @property
-    def window(self) -> Window | None:
-        """None for a plain table."""
-        ...
-
-    @property
-    def close_callbacks(self) -> Sequence[CloseCallback]: ...
-
-    @property
-    def base(self) -> TableSpec:
-        """The table itself (a windowed view answers with its table)."""
-        ...
+from tables.partition import NO_BOOST, GraceBoost, WindowedPartition, in_key_order
+from tables.plain import PlainPartition
+from tables.snapshot import add_chain, encode_state
+from tables.spec import PendingSnapshot, ShardCounters, TableSpec
+from tables.windows import watermark_ms
 
 
 class NoActiveShardError(LuxflowError):
@@ -111,36 +78,6 @@ def active_state() -> ShardState:
     if state is None:
         raise NoActiveShardError("no shard is active in this thread: call ShardState.activate()")
     return state
-
-
-@dataclass
-class ShardCounters:
-    """Counts since this ShardState was created (metrics, not state: not in snapshots)."""
-
-    late: int = 0
-    """Records for which `take_late()` returned True."""
-    late_updates: int = 0
-    """Individual updates rejected as late (a record may make several)."""
-    windows_closed: int = 0
-    """(key, window) pairs closed and passed to the on_window_close callbacks."""
-    windows_expired: int = 0
-    """(key, window) pairs forgotten after their `expires_ms`."""
-    idle_advances: int = 0
-    """`advance()` calls that moved the event clock because the shard was idle."""
-    snapshots: int = 0
-    deltas: int = 0
-    restores: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class PendingSnapshot:
-    """Bytes for the store, not yet known to be saved. `delta`: only the keys changed since
-    the last saved snapshot (False: a base with every key). Give it back to `saved()` once
-    the store has it."""
-
-    data: bytes
-    delta: bool
-    generation: int
 
 
 class ShardState:
@@ -191,19 +128,23 @@ class ShardState:
         self.tables: dict[str, TableSpec] = {}
         self.plain: dict[str, PlainPartition] = {}
         self.windowed: dict[str, WindowedPartition] = {}
-        # One key -> partition-key map for the windowed tables, not one each (`SharedKeys`).
+        # One key -> partition-key map for the windowed tables and the plain ones that share
+        # it, not one each (`SharedKeys`), and one map of changed keys for all (`ChangedKeys`).
         windowed_keys = SharedKeys()
+        self._changes = changes = ChangedKeys()
         for given in tables:
             table = given.base
             if table.name in self.tables:
                 raise ConfigError(f"two tables are named {table.name!r}")
             self.tables[table.name] = table
             if table.window is None:
-                self.plain[table.name] = PlainPartition()
+                group = windowed_keys if table.shares_keys else None
+                self.plain[table.name] = PlainPartition(group, changes)
             else:
-                self.windowed[table.name] = WindowedPartition(windowed_keys)
-        # Durability: changes taken by snapshots not yet saved, and the chain in the store.
-        self._unsaved: dict[str, set[Key]] = {}
+                self.windowed[table.name] = WindowedPartition(windowed_keys, changes)
+        # Durability: changes taken by snapshots not yet saved (key -> the tables' bits, as
+        # `ChangedKeys.marks`), and the chain in the store.
+        self._unsaved: dict[Key, int] = {}
         self._unsaved_clock = False
         self._generation = 0
         self._need_base = True
@@ -356,8 +297,8 @@ class ShardState:
             self._need_base
             or bool(self._unsaved)
             or self._unsaved_clock
-            or any(p.changed for p in self.plain.values())
-            or any(p.changed or p.clock_changed for p in self.windowed.values())
+            or bool(self._changes.marks)
+            or any(p.clock_changed for p in self.windowed.values())
         )
 
     def snapshot(self, *, full: bool = False) -> PendingSnapshot | None:
@@ -369,14 +310,8 @@ class ShardState:
         after `max_deltas` deltas, or when the deltas would outweigh the base. The state
         stays "changed" until `saved()` gets the latest pending snapshot.
         """
-        for name, part in self.plain.items():
-            if part.changed:
-                self._unsaved.setdefault(name, set()).update(part.changed)
-                part.changed.clear()
-        for name, wpart in self.windowed.items():
-            if wpart.changed:
-                self._unsaved.setdefault(name, set()).update(wpart.changed)
-                wpart.changed.clear()
+        self._changes.take_into(self._unsaved)
+        for wpart in self.windowed.values():
             if wpart.clock_changed:
                 self._unsaved_clock = True
                 wpart.clock_changed = False
@@ -385,13 +320,25 @@ class ShardState:
             return None
         data = b""
         if not base:
-            data = encode_state(self.shard_id, self.plain, self.windowed, changed=self._unsaved)
+            changed = self._changed_by_table()
+            data = encode_state(self.shard_id, self.plain, self.windowed, changed=changed)
             base = self._chain_delta_bytes + len(data) > self._base_bytes
         if base:
             data = encode_state(self.shard_id, self.plain, self.windowed, changed=None)
         self._generation += 1
         self.counters.snapshots += 1
         return PendingSnapshot(data, not base, self._generation)
+
+    def _changed_by_table(self) -> dict[str, set[Key]]:
+        """The unsaved changes as each table's changed keys (tables without any left out)."""
+        unsaved = self._unsaved
+        out: dict[str, set[Key]] = {}
+        for parts in (self.plain, self.windowed):
+            for name, part in parts.items():
+                keys = keys_of(unsaved, part.bit)
+                if keys:
+                    out[name] = keys
+        return out
 
     def saved(self, pending: PendingSnapshot) -> None:
         """The store has `pending`: its changes are durable. A pending snapshot older than
@@ -426,47 +373,32 @@ class ShardState:
             part.clear()
         for wpart in self.windowed.values():
             wpart.clear()
-        memo: dict[str, bool] = {}
-
-        def keep_pk(pk: str) -> bool:
-            kept = memo.get(pk)
-            if kept is None:
-                kept = memo[pk] = keep(pk)
-            return kept
-
         value_types = {name: table.value_type for name, table in self.tables.items()}
         for chain in chains:
-            if not chain:
-                continue
-            windowed_keys = SharedKeys()
-            plain = {name: PlainPartition() for name in self.plain}
-            windowed = {name: WindowedPartition(windowed_keys) for name in self.windowed}
-            for index, blob in enumerate(chain):
-                full = apply_blob(self.shard_id, blob, plain, windowed, value_types)
-                if full != (index == 0):
-                    raise StateStoreError(
-                        f"shard {self.shard_id}: snapshot {index} of a chain is "
-                        f"{'a base' if full else 'a delta'}; a chain is one base, then deltas"
-                    )
-            merge_into(
-                plain=plain,
-                windowed=windowed,
-                into_plain=self.plain,
-                into_windowed=self.windowed,
-                keep=keep_pk,
-                intern=self.intern_pk,
-            )
+            if chain:
+                add_chain(
+                    self.shard_id,
+                    chain,
+                    self.plain,
+                    self.windowed,
+                    value_types,
+                    keep=keep,
+                    intern=self.intern_pk,
+                )
         for wpart in self.windowed.values():
-            wpart.changed.clear()
             wpart.clock_changed = False
-        for part in self.plain.values():
-            part.changed.clear()
+        self._changes.marks.clear()
         self._unsaved.clear()
         self._unsaved_clock = False
         self._need_base = True
         self.counters.restores += 1
         self._last_input_ms = self._quiet_from_ms = self.now_ms()
         self._last_arrival_ms = None
+
+    @property
+    def changes(self) -> ChangedKeys:
+        """The keys changed since the last snapshot took the changes, for every table."""
+        return self._changes
 
     def intern_pk(self, pk: str) -> str:
         return self._pk_intern.setdefault(pk, pk)

@@ -23,13 +23,15 @@ Depends only on the partition types: `tables.shard` calls it, never the other wa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
 from core.errors import StateStoreError
-from tables.partition import Key, PlainPartition, WindowedPartition
+from tables.keys import Key, SharedKeys
+from tables.partition import WindowedPartition
+from tables.plain import PlainPartition
 
 FORMAT_VERSION = 2
 """2: base + deltas, windows as (start, end) ranges. Version 1 (one full blob, windows by
@@ -241,3 +243,44 @@ def merge_into(
                     if keep(pk):
                         target_buckets.setdefault(rng, {})[key] = value
                         wtarget.pks[key] = intern(pk)
+
+
+def add_chain(
+    shard_id: str,
+    chain: Sequence[bytes],
+    into_plain: Mapping[str, PlainPartition],
+    into_windowed: Mapping[str, WindowedPartition],
+    value_types: Mapping[str, type[Any]],
+    *,
+    keep: Callable[[str], bool],
+    intern: Callable[[str], str],
+) -> None:
+    """Rebuild one shard's stored snapshot (`chain`: a base, then its deltas in order) on its
+    own, then add its entries whose partition key passes `keep` to the `into_*` partitions
+    (`merge_into`): a deletion in one chain never touches another chain's keys."""
+    windowed_keys = SharedKeys()
+    plain = {name: PlainPartition() for name in into_plain}
+    windowed = {name: WindowedPartition(windowed_keys) for name in into_windowed}
+    for index, blob in enumerate(chain):
+        full = apply_blob(shard_id, blob, plain, windowed, value_types)
+        if full != (index == 0):
+            raise StateStoreError(
+                f"shard {shard_id}: snapshot {index} of a chain is "
+                f"{'a base' if full else 'a delta'}; a chain is one base, then deltas"
+            )
+    memo: dict[str, bool] = {}
+
+    def keep_pk(pk: str) -> bool:
+        kept = memo.get(pk)
+        if kept is None:
+            kept = memo[pk] = keep(pk)
+        return kept
+
+    merge_into(
+        plain=plain,
+        windowed=windowed,
+        into_plain=into_plain,
+        into_windowed=into_windowed,
+        keep=keep_pk,
+        intern=intern,
+    )

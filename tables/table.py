@@ -33,12 +33,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from core.errors import ConfigError
-from tables.partition import MISSING, Key, in_key_order
-from tables.shard import (
-    CloseCallback,
-    ShardState,
-    active_state,
-)
+from tables.keys import Key
+from tables.partition import MISSING, in_key_order
+from tables.shard import ShardState, active_state
+from tables.spec import CloseCallback
 from tables.windows import (
     Window,
     WindowRange,
@@ -62,6 +60,7 @@ class Table(Generic[V]):
         self.default = default
         self.value_type = value_type
         self._window: Window | None = None
+        self._shares_keys = False
         # Shared by every view of the table (`relative_to_*` make new views of one table).
         self._close_callbacks: list[CloseCallback] = []
 
@@ -79,6 +78,20 @@ class Table(Generic[V]):
     @property
     def close_callbacks(self) -> Sequence[CloseCallback]:
         return self._close_callbacks
+
+    @property
+    def shares_keys(self) -> bool:
+        return self._shares_keys
+
+    def share_keys(self) -> Table[V]:
+        """Remember this plain table's partition keys in its shard's one map for the windowed
+        tables (`tables.keys.SharedKeys`), not in a map of its own: one entry per key instead
+        of two, for a table keyed by the windowed tables' ids. For a table that deletes rarely
+        (a delete asks every table of the map's group whether it still holds the key); a key
+        written under two partition keys is then routed by the later one here too. Returns
+        the table."""
+        self._shares_keys = True
+        return self
 
     # -- plain access (current shard) -----------------------------------------------------
 
@@ -200,6 +213,10 @@ class WindowedTable(Generic[V]):
     @property
     def close_callbacks(self) -> Sequence[CloseCallback]:
         return self.table.close_callbacks
+
+    @property
+    def shares_keys(self) -> bool:
+        return self.table.shares_keys
 
     def relative_to_field(self, field: Callable[[Any], int]) -> WindowedTable[V]:
         """A view whose event time is `field(value)` of the current event (integer ms)."""

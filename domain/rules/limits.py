@@ -135,12 +135,69 @@ class WrittenState(msgspec.Struct, frozen=True, array_like=True, gc=False):
     which was a change). Last, with a default: snapshots written before it load as True."""
 
 
+class Baseline(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """A learnt baseline: dim bucket -> ``(ewma_w, readings learnt)``, read like the dict it
+    replaces (``get``, ``[bucket]``, ``items``), held as one flat tuple ``(bucket, ewma_w,
+    count, ...)`` in learning order. An asset has one baseline, usually of one or two buckets:
+    a dict of one bucket and its pair cost ~360 bytes, this ~110. A lookup is a scan, over at
+    most the 100 / ``dim_bucket_pct`` + 1 buckets of a dim range.
+
+    Stored as an array of that one tuple (``[[bucket, ewma_w, count, ...]]``); the rule state
+    reads both that and the map a dict was stored as (``AssetRuleState.baseline``)."""
+
+    learnt: tuple[int | float, ...] = ()
+
+    def get(self, bucket: int) -> tuple[float, int] | None:
+        """``(ewma_w, count)`` of ``bucket``, or None when it has learnt nothing."""
+        learnt = self.learnt
+        for i in range(0, len(learnt), 3):
+            if learnt[i] == bucket:
+                return learnt[i + 1], int(learnt[i + 2])
+        return None
+
+    def __getitem__(self, bucket: int) -> tuple[float, int]:
+        found = self.get(bucket)
+        if found is None:
+            raise KeyError(bucket)
+        return found
+
+    def __len__(self) -> int:
+        return len(self.learnt) // 3
+
+    def items(self) -> list[tuple[int, tuple[float, int]]]:
+        """``(bucket, (ewma_w, count))`` in learning order."""
+        learnt = self.learnt
+        return [
+            (int(learnt[i]), (learnt[i + 1], int(learnt[i + 2]))) for i in range(0, len(learnt), 3)
+        ]
+
+    def with_bucket(self, bucket: int, ewma_w: float, count: int) -> Baseline:
+        """A copy with ``bucket`` learnt as ``(ewma_w, count)`` (states are values)."""
+        learnt = self.learnt
+        for i in range(0, len(learnt), 3):
+            if learnt[i] == bucket:
+                return Baseline((*learnt[:i], bucket, ewma_w, count, *learnt[i + 3 :]))
+        return Baseline((*learnt, bucket, ewma_w, count))
+
+
+def baseline_of(learnt: Baseline | dict[int, tuple[float, int]]) -> Baseline:
+    """The ``Baseline`` of a stored map (a rule state snapshotted before ``Baseline``), in the
+    map's order; a ``Baseline`` as it is."""
+    if isinstance(learnt, Baseline):
+        return learnt
+    return Baseline(
+        tuple(v for bucket, (ewma_w, count) in learnt.items() for v in (bucket, ewma_w, count))
+    )
+
+
 class AssetRuleState(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """Everything the rules remember about one asset; msgpack/JSON serialisable for snapshots.
 
     Fields after ``spike`` have defaults so snapshots written before they existed still load.
     The ids are those of the last reading, for events raised without one (``offline_check``).
-    ``baseline`` maps a dim bucket to ``(ewma_w, readings learnt)``. ``on_since_ms``: first
+    ``baseline`` maps a dim bucket to ``(ewma_w, readings learnt)``: a ``Baseline`` once learnt
+    (a dict while empty, and as read from a snapshot written before ``Baseline``, until the
+    asset learns again: both answer ``get`` and ``[bucket]`` alike). ``on_since_ms``: first
     reading of the current on-period (None: off, or on since before the asset was first seen);
     ``short_cycles_ms``: ends of recent short on-periods (flicker). ``last_energy_wh``: the
     counter of the last reading (schema v2), for counter-delta energy; ``energy``: the steady
@@ -162,7 +219,7 @@ class AssetRuleState(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     voltage: OpenFault | None = None
     flicker: OpenFault | None = None
     offline: OpenFault | None = None
-    baseline: dict[int, tuple[float, int]] = msgspec.field(default_factory=dict)
+    baseline: Baseline | dict[int, tuple[float, int]] = msgspec.field(default_factory=dict)
     on_since_ms: int | None = None
     short_cycles_ms: tuple[int, ...] = ()
     last_energy_wh: float | None = None

@@ -12,7 +12,15 @@ import msgspec
 
 from core.clock import HOUR_MS
 from domain.events import DomainEvent, EnergySpike
-from domain.rules.limits import BASELINE_RULE, SPIKE_RULE, AssetRuleState, Limits, OpenSpike
+from domain.rules.limits import (
+    BASELINE_RULE,
+    SPIKE_RULE,
+    AssetRuleState,
+    Baseline,
+    Limits,
+    OpenSpike,
+    baseline_of,
+)
 from domain.telemetry import Reading
 
 
@@ -41,8 +49,8 @@ def dim_bucket(dim_level: int, limits: Limits) -> int:
 
 
 def learn(
-    baseline: dict[int, tuple[float, int]], reading: Reading, limits: Limits
-) -> dict[int, tuple[float, int]]:
+    baseline: Baseline | dict[int, tuple[float, int]], reading: Reading, limits: Limits
+) -> Baseline:
     """The baseline with ``reading`` learnt into its dim bucket (a copy: states are values)."""
     bucket = dim_bucket(reading.dim_level, limits)
     learnt = baseline.get(bucket)
@@ -51,9 +59,7 @@ def learn(
     else:
         ewma_w, count = learnt
         updated = (ewma_w + limits.baseline_alpha * (reading.power_w - ewma_w), count + 1)
-    out = dict(baseline)
-    out[bucket] = updated
-    return out
+    return baseline_of(baseline).with_bucket(bucket, *updated)
 
 
 def spike_step(

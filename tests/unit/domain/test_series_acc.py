@@ -15,7 +15,7 @@ from core.clock import ManualClock
 from core.errors import StateStoreError
 from domain.series import SeriesAcc, TelemetryRollup, rollup_of
 from domain.telemetry import Reading
-from tables.partition import PlainPartition
+from tables.plain import PlainPartition
 from tables.shard import ShardState
 from tables.snapshot import _decoder, _encoder, encode_state
 from tables.table import Table
@@ -348,3 +348,18 @@ def test_a_snapshot_whose_accumulator_cannot_be_read_is_refused_with_one_line() 
     assert "\n" not in message
     assert message.startswith("shard shard-0: bad table section:")
     assert "series accumulator starts with 3 ids and 3 integers" in message
+
+
+@given(st.integers(min_value=0, max_value=2**53 - 1), st.integers(min_value=1, max_value=300))
+def test_counts_and_the_latest_time_held_as_doubles_are_exact(ts_ms: int, n: int) -> None:
+    # The accumulator is an array of doubles, its counts and latest time included: every
+    # integer below 2**53 is one, so they read back as they were given.
+    acc = SeriesAcc()
+    old = StructAcc()
+    for k in range(n):
+        r = Reading("site-1", "b-1", "r-1", "lamp-1", ts_ms, 1.0, 230.0, 0.1, 5.0, k % 3 == 0, 50)
+        acc += r  # `+=` counts the reading too (an array's own `+=` would extend the array)
+        old + r
+    assert (acc.count, acc.on_count, acc.last_ts_ms) == (old.count, old.on_count, ts_ms)
+    assert len(acc) == 23
+    assert _encoder.encode(acc) == msgspec.msgpack.encode(old)

@@ -123,3 +123,78 @@ def test_a_key_under_two_partition_keys_goes_with_the_later_one_in_every_windowe
         "fine": {"lamp-1"},
         "coarse": {"lamp-1"},
     }
+
+
+class SharingTables(Tables):
+    """`Tables` with a plain table that shares the windowed tables' map (`Table.share_keys`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared = Table("shared", default=int, value_type=int).share_keys()
+
+    def state(self) -> ShardState:
+        tables = [self.first, self.shared, self.fine_table, self.coarse_table, self.second]
+        state = ShardState(tables, "shard-0", ManualClock(), 300_000)
+        state.activate()
+        return state
+
+
+sharing_op = st.one_of(
+    op,
+    st.tuples(st.just("put"), st.just("shared"), st.sampled_from(KEYS)),
+    st.tuples(st.just("del"), st.just("shared"), st.sampled_from(KEYS)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(sharing_op, max_size=60))
+def test_a_plain_table_that_shares_keys_has_one_entry_per_key_with_the_windowed_tables(
+    ops: list[tuple[Any, ...]],
+) -> None:
+    tables = SharingTables()
+    state = tables.state()
+    plain = {"first": tables.first, "second": tables.second, "shared": tables.shared}
+    windowed = {"fine": tables.fine, "coarse": tables.coarse}
+    for step in ops:
+        if step[0] == "put":
+            begin(state, pk_of(step[2]))
+            plain[step[1]][step[2]] = 1
+        elif step[0] == "del":
+            if step[2] in plain[step[1]]:
+                del plain[step[1]][step[2]]
+        elif step[0] == "add":
+            begin(state, pk_of(step[2]))
+            windowed[step[1]].add(step[2], 1, at_ms=step[3])
+        else:
+            state.advance()
+        holding = held(state)
+        group = holding["fine"] | holding["coarse"] | holding["shared"]
+        # One map for the windowed tables and the sharing one: exactly their keys.
+        assert state.plain["shared"].pks is state.windowed["fine"].pks
+        assert state.windowed["fine"].pks == {k: pk_of(k) for k in group}
+        assert state.plain["first"].pks == {k: pk_of(k) for k in holding["first"]}
+        assert state.plain["second"].pks == {k: pk_of(k) for k in holding["second"]}
+    pending = state.snapshot()
+    assert pending is not None
+    again = tables.state()
+    again.restore([[pending.data]], lambda _pk: True)
+    assert held(again) == held(state)
+    assert again.plain["shared"].pks == state.plain["shared"].pks
+    assert again.plain["shared"].pks is again.windowed["coarse"].pks
+
+
+def test_a_key_of_a_sharing_plain_table_goes_with_its_windows_in_a_split() -> None:
+    tables = SharingTables()
+    state = tables.state()
+    begin(state, "site-1")
+    tables.shared["lamp-1"] = 1
+    begin(state, "site-2")  # the lamp moved: its readings now come under site-2
+    tables.fine.add("lamp-1", 1, at_ms=3)
+    pending = state.snapshot()
+    assert pending is not None
+    site_1, site_2 = tables.state(), tables.state()
+    site_1.restore([[pending.data]], lambda pk: pk == "site-1")
+    site_2.restore([[pending.data]], lambda pk: pk == "site-2")
+    nothing: dict[str, set[Any]] = {name: set() for name in held(site_1)}
+    assert held(site_1) == nothing
+    assert held(site_2) == {**nothing, "shared": {"lamp-1"}, "fine": {"lamp-1"}}
