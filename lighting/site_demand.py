@@ -11,12 +11,15 @@ A minute is judged as soon as it is *complete*, else when its window closes afte
   waiting for the grace (its buffered readings may still come), until it is retired.
 - An asset the shard does not know yet cannot be waited for. Two rules keep it from changing
   a judged minute: a site is judged early only once it has been known for the gap energy
-  counts across plus the grace and a minute (every asset that reports shows up by then), and
-  never while the grace is boosted (a takeover: the moved sites' readings come late). What
-  is left is an asset new to the shard (first installed, or back after its retirement) whose
-  first readings arrive late: its energy in minutes already judged is in its usage reports
-  (other windows) and not in its site's demand; a later window of such a minute is judged
-  once more as a minute already seen, that is, ignored (never counted twice).
+  counts across plus the grace and a minute (every asset that reports shows up by then),
+  never while the grace is boosted (a takeover: the moved sites' readings come late), and
+  never while the registry holds more assets of the site than the shard knows (a registered
+  asset not seen yet, e.g. just installed, may be sending its first readings late). What is
+  left is an asset the registry does not hold (admitted as unknown), new to the shard, whose
+  first readings arrive late, or one back after its retirement while an unknown asset makes
+  up the count: its energy in minutes already judged is in its usage reports (other windows)
+  and not in its site's demand; a later window of such a minute is judged once more as a
+  minute already seen, that is, ignored (never counted twice).
 - The sources of a site live in the `site_sources` table (in the snapshot with the assets'
   state). A snapshot from before that table is indexed again from the assets' state when the
   first reading after the restore comes.
@@ -43,6 +46,7 @@ from domain.site import (
     source_moved,
 )
 from domain.telemetry import Reading
+from domain.usage import UsageScope
 from lighting.registry import RegistryCache
 from streams.app import App
 from tables.table import Table, WindowedTable
@@ -151,7 +155,12 @@ class SiteDemand:
         events: list[object] = []
         warmup_ms = limits.max_gap_ms + self._grace_ms + MINUTE_MS
         until_ms = complete_until_ms(entry, ts_ms, warmup_ms)
-        if until_ms is not None and until_ms > entry.judged_until_ms and not self._boosted(ts_ms):
+        if (
+            until_ms is not None
+            and until_ms > entry.judged_until_ms
+            and not self._boosted(ts_ms)
+            and not self._registered_unseen(site_id, entry)
+        ):
             for window, wh in minute.take_before(site_id, until_ms):
                 events.extend(self.judge(site_id, window[0], wh))
             entry.judged_until_ms = until_ms
@@ -168,6 +177,13 @@ class SiteDemand:
             sources[state.site_id] = entry
         else:
             del sources[state.site_id]  # known again (after a warm-up) when an asset returns
+
+    def _registered_unseen(self, site_id: str, entry: SiteSources) -> bool:
+        """True while the registry holds more assets of the site than the shard knows: one
+        not seen yet may be a new installation whose first readings are on their way, so
+        the site's minutes wait for the grace."""
+        known = sum(entry.minutes.values())
+        return known < self._registry.asset_count(UsageScope("site", site_id).key)
 
     def _boosted(self, ts_ms: int) -> bool:
         boost: Callable[[], tuple[int, int]] | None = self._app.grace_boost

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from core.clock import MINUTE_MS
 from core.records import Record
 from domain.events import EnergySpike
+from domain.registry import Asset, Registry, SiteDefaults
 from lighting.agents import build_app
+from lighting.registry import RegistryCache
 from streams.processor import EngineConfig
 from streams.testing import AgentTestContext
 from tests.unit.lighting.test_current_state import T0_MS, asset_reading
@@ -57,10 +59,14 @@ def readings(
     return records
 
 
-def run(records: list[Record], *, early: bool) -> tuple[list[EnergySpike], dict[str, int]]:
+def run(
+    records: list[Record], *, early: bool, registry: RegistryCache | None = None
+) -> tuple[list[EnergySpike], dict[str, int]]:
     """The site spikes emitted, and the record (its index) after which each version was."""
     ctx = AgentTestContext(
-        build_app(site_registry(), topic="t", grace_ms=GRACE_MS, early_site_minutes=early),
+        build_app(
+            registry or site_registry(), topic="t", grace_ms=GRACE_MS, early_site_minutes=early
+        ),
         now_ms=T0_MS,
         config=EngineConfig(checkpoint_interval_ms=10**12),
     )
@@ -209,3 +215,28 @@ def test_a_snapshot_without_the_sites_sources_restores_and_indexes_them_again() 
     spikes = [o for o in after.outputs if isinstance(o, EnergySpike)]
     straight, _ = run(records, early=True)
     assert versions(spikes) == versions(straight)
+
+
+def registering(lamps: Sequence[str]) -> RegistryCache:
+    """`site_registry`'s site, with `lamps` registered in it."""
+    site = SiteDefaults(
+        "site-1", demand_threshold_w=250.0, demand_baseline_factor=None, baseline_factor=None
+    )
+    assets = [Asset("site-1", "b-1", "r-1", lamp, "luminaire", 60.0) for lamp in lamps]
+    return RegistryCache(lambda: Registry(assets, [site]), 2**62, lambda: 0, unknown_asset_cap=None)
+
+
+def test_a_registered_lamp_not_seen_yet_makes_its_site_wait_for_the_grace() -> None:
+    # lamp-4 is registered and has not reported (just installed: its first readings may be
+    # on their way), so the site's minutes wait for the grace, as for a silent lamp.
+    powers = [[100.0 if 20 <= m < 25 else 60.0 for m in range(MINUTES)] for _ in LAMPS]
+    records = readings(powers, [[0] * MINUTES for _ in LAMPS], [(0, 0)] * 3)
+    waiting = registering([*LAMPS, "lamp-4"])
+    spikes, emitted_at = run(records, early=True, registry=waiting)
+    _, graced_at = run(records, early=False, registry=waiting)
+    assert [s.status for s in spikes] == ["open", "closed"]
+    assert emitted_at == graced_at
+    # Every registered lamp seen: judged as soon as complete.
+    _, early_at = run(records, early=True, registry=registering(LAMPS))
+    assert early_at.keys() == graced_at.keys()
+    assert all(early_at[v] < graced_at[v] for v in early_at)
