@@ -89,6 +89,13 @@ def router(
         since = since_ms if since_ms is not None else now_ms() - DAY_MS
         return page_out(model.command.spikes(site_id, since, limit=limit, cursor=cursor))
 
+    @api.get(
+        "/sites/{site_id}/spikes/open", response_model=PageOut[SpikeRow], tags=["command model"]
+    )
+    def open_spikes(site_id: Id, limit: Limit = 100, cursor: Cursor = None) -> PageOut[SpikeRow]:
+        """Energy spikes of a site still in progress, whatever their start, oldest first."""
+        return page_out(model.command.open_spikes(site_id, limit=limit, cursor=cursor))
+
     @api.get("/fleet", response_model=PageOut[SiteSummary], tags=["command model"])
     def fleet(limit: SummaryLimit = 20, cursor: Cursor = None) -> PageOut[SiteSummary]:
         """Per site, by id: buildings, assets, open faults, spikes that started in the last

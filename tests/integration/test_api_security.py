@@ -264,6 +264,7 @@ def mutated(cursors: list[str]) -> st.SearchStrategy[str]:
 ENDPOINTS = {
     "/api/v1/sites/{a}/buildings/{b}/faults": ["limit", "cursor"],
     "/api/v1/sites/{a}/spikes": ["since_ms", "limit", "cursor"],
+    "/api/v1/sites/{a}/spikes/open": ["limit", "cursor"],
     "/api/v1/assets/{a}": [],
     "/api/v1/fleet": ["limit", "cursor"],
     "/api/v1/buildings": ["limit", "cursor"],

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from lighting.registry import load_registry
 from sinks.attrvalues import to_item
 from tests.integration.test_pipeline import by_type, wait_for
 from tests.support.deployment import ROOT, Deployment, recent_params
+from tests.support.serve import get, serving_process
 
 pytestmark = pytest.mark.integration
 
@@ -314,6 +317,16 @@ def test_spikes_in_progress_are_listed_whatever_their_start(
         *expected,
         (other_site.event_id, "open"),
     ]
+    # The API lists the episodes in progress, oldest first, one page at a time.
+    token = f"api-{uuid.uuid4().hex}"
+    with serving_process(deployment, {"LUXFLOW_API_TOKEN": token}) as (base, _):
+        status, first = get(f"{base}/api/v1/sites/s1/spikes/open?limit=1", token)
+        assert status == 200 and first["next_cursor"], first
+        cursor = urllib.parse.quote(first["next_cursor"])
+        status, rest = get(f"{base}/api/v1/sites/s1/spikes/open?limit=5&cursor={cursor}", token)
+        assert status == 200 and rest["next_cursor"] is None, rest
+    listed = [(row["event_id"], row["status"]) for row in first["items"] + rest["items"]]
+    assert listed == [(open_3_days.event_id, "open"), (open_2_hours.event_id, "open")]
 
 
 def evaluate(*args: str) -> dict[str, dict[str, float]]:

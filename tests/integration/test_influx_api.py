@@ -130,6 +130,7 @@ def test_openapi_document_describes_every_route_and_the_bearer_scheme(
         "/api/v1/assets/{asset_id}",
         "/api/v1/sites/{site_id}/buildings/{building_id}/faults",
         "/api/v1/sites/{site_id}/spikes",
+        "/api/v1/sites/{site_id}/spikes/open",
         "/api/v1/fleet",
         "/api/v1/buildings",
         "/api/v1/energy",
