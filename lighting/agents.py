@@ -43,7 +43,7 @@ def _no_rule_state() -> AssetRuleState:
     raise KeyError("asset_rules has no default: use .get()")
 
 
-class UsageAcc(msgspec.Struct):
+class UsageAcc(msgspec.Struct, gc=False):
     """Energy of one scope in one window, summed from the intervals between readings."""
 
     site_id: str = ""
@@ -138,7 +138,10 @@ def build_app(
         decoder=reading_decoder(registry, gate, max_skew_ms=max_skew_ms),
         event_time=_reading_time,
     )
-    asset_rules = app.Table("asset_rules", default=_no_rule_state, value_type=AssetRuleState)
+    # Keyed by asset id, as the hourly and daily windows are: one partition-key map for all.
+    asset_rules = app.Table(
+        "asset_rules", default=_no_rule_state, value_type=AssetRuleState
+    ).share_keys()
     # Room, building and site sums of the asset windows closed by the current advance.
     rollups = app.Table("usage_rollups", default=UsageAcc, value_type=UsageAcc)
     # The event time (ms) at which each minute-cadence job runs next: key "next" for the

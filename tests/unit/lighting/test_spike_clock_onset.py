@@ -18,6 +18,7 @@ from sinks.memory import InMemorySink
 from streams.app import App
 from streams.processor import EngineConfig
 from streams.testing import AgentTestContext
+from tables.snapshot import decompress
 from tables.table import Table
 from tests.unit.lighting.test_current_state import (
     SHARD,
@@ -160,7 +161,7 @@ def drop_table(ctx: AgentTestContext, name: str) -> None:
     """Rewrite the stored snapshots as a worker without table `name` wrote them."""
     chain = ctx.store.chains[SHARD]
     for index, snapshot in enumerate(chain):
-        blob = msgspec.msgpack.decode(snapshot.data)
+        blob = msgspec.msgpack.decode(decompress(SHARD, snapshot.data))
         del blob[3][name]  # the plain tables' sections
         chain[index] = msgspec.structs.replace(snapshot, data=msgspec.msgpack.encode(blob))
 

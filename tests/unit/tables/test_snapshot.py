@@ -14,6 +14,7 @@ from core.clock import ManualClock
 from core.errors import StateStoreError
 from tables.partition import in_key_order
 from tables.shard import ShardState
+from tables.snapshot import COMPRESSED, decompress
 from tables.table import Table
 from tests.support.table_app import (
     GRACE,
@@ -237,3 +238,24 @@ def test_unreadable_snapshot_raises_state_store_error() -> None:
     app = KwhTables()
     with pytest.raises(StateStoreError):
         state_of(app, ManualClock()).restore([[b"\x00garbage"]], lambda _pk: True)
+
+
+def test_a_large_snapshot_is_stored_deflated_and_one_stored_plain_still_restores() -> None:
+    app, clock = KwhTables(), ManualClock()
+    parent = populated(clock, app, sites=40)
+    blob = snap(parent)
+    assert blob is not None and blob.startswith(COMPRESSED)
+    plain = decompress("shard-0", blob)
+    assert len(blob) < len(plain) / 2
+    # A snapshot written before compression (msgpack as it is) and the deflated one restore
+    # to the same state.
+    for stored in (blob, plain):
+        child = state_of(app, clock, "child")
+        child.restore([[stored]], lambda _pk: True)
+        assert content(app, child) == content(app, parent)
+
+
+@given(st.binary(min_size=1, max_size=200))
+def test_a_damaged_deflated_snapshot_raises_state_store_error(damage: bytes) -> None:
+    with pytest.raises(StateStoreError):
+        state_of(KwhTables(), ManualClock()).restore([[COMPRESSED + damage]], lambda _pk: True)
