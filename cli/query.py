@@ -131,38 +131,20 @@ def query_rows(args: argparse.Namespace, model: ReadModel, now_ms: int) -> Itera
             _pages(lambda c: command.spikes(args.site, since_ms, limit=500, cursor=c)),
             older_open,
         )
-    if args.kind == "energy":
+    if args.kind in ("energy", "series"):
         start_ms, end_ms = parse_time_ms(args.start), parse_time_ms(args.end)
-        energy = model.energy
+        ids: dict[str, Any] = {
+            "site_id": args.site or None,
+            "building_id": args.building or None,
+            "room_id": args.room or None,
+        }
+        if args.kind == "series":
+            read: Callable[..., Any] = model.series.series
+            ids["asset_id"] = args.asset or None
+        else:
+            read = model.energy.energy
         return _pages(
-            lambda c: energy.energy(
-                args.scope,
-                args.every,
-                start_ms,
-                end_ms,
-                site_id=args.site or None,
-                building_id=args.building or None,
-                room_id=args.room or None,
-                limit=5_000,
-                cursor=c,
-            )
-        )
-    if args.kind == "series":
-        start_ms, end_ms = parse_time_ms(args.start), parse_time_ms(args.end)
-        reader = model.series
-        return _pages(
-            lambda c: reader.series(
-                args.scope,
-                args.every,
-                start_ms,
-                end_ms,
-                site_id=args.site or None,
-                building_id=args.building or None,
-                room_id=args.room or None,
-                asset_id=args.asset or None,
-                limit=5_000,
-                cursor=c,
-            )
+            lambda c: read(args.scope, args.every, start_ms, end_ms, **ids, limit=5_000, cursor=c)
         )
     return iter(command.fleet_summary(now_ms))
 

@@ -25,7 +25,8 @@ from benchmarks.latency import (
     percentile,
     send_fault,
 )
-from benchmarks.latency_run import ColdStart, beside, checkpoint_ms
+from benchmarks.latency_result import ColdStart
+from benchmarks.latency_run import beside, checkpoint_ms
 from domain.events import Fault
 from domain.views import command_writes
 
