@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tables.keys import ChangedKeys, keys_of
 from tables.shard import ShardState
 from tables.spec import PendingSnapshot
-from tests.unit.tables.test_shared_keys import KEYS, Tables, begin, held, pk_of
+from tests.unit.tables.test_shared_keys import KEYS, Tables, apply, begin, held
 
 op = st.one_of(
     st.tuples(st.just("put"), st.sampled_from(["first", "second"]), st.sampled_from(KEYS)),
@@ -60,21 +60,12 @@ def test_each_tables_changes_are_those_a_set_per_table_held_and_deltas_restore_t
     state.saved(base)
     chain = [base.data]
     for step in ops:
-        if step[0] == "put":
-            begin(state, pk_of(step[2]))
-            plain[step[1]][step[2]] = 1
-            model[step[1]].add(step[2])
-        elif step[0] == "del":
-            if step[2] in plain[step[1]]:
-                del plain[step[1]][step[2]]
-                model[step[1]].add(step[2])
-        elif step[0] == "add":
-            begin(state, pk_of(step[2]))
-            if windowed[step[1]].add(step[2], 1, at_ms=step[3]):
+        if step[0] in ("put", "del", "add"):
+            if apply(state, plain, windowed, step):
                 model[step[1]].add(step[2])
         elif step[0] == "advance":
             before = held(state)
-            state.advance()
+            apply(state, plain, windowed, step)
             for name in ("fine", "coarse"):
                 model[name] |= before[name] - held(state)[name]
         else:

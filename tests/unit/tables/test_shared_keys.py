@@ -50,6 +50,31 @@ def held(state: ShardState) -> dict[str, set[Any]]:
     return out
 
 
+def apply(
+    state: ShardState,
+    plain: dict[str, Table[int]],
+    windowed: dict[str, WindowedTable[int]],
+    step: tuple[Any, ...],
+) -> bool:
+    """One generated step: put or delete a plain table's key, or add to a windowed table's,
+    under the key's partition key; or advance. True when it changed a key (an advance, whose
+    closes it does not count: False)."""
+    if step[0] == "put":
+        begin(state, pk_of(step[2]))
+        plain[step[1]][step[2]] = 1
+        return True
+    if step[0] == "del":
+        if step[2] not in plain[step[1]]:
+            return False
+        del plain[step[1]][step[2]]
+        return True
+    if step[0] == "add":
+        begin(state, pk_of(step[2]))
+        return windowed[step[1]].add(step[2], 1, at_ms=step[3])
+    state.advance()
+    return False
+
+
 op = st.one_of(
     st.tuples(st.just("put"), st.sampled_from(["first", "second"]), st.sampled_from(KEYS)),
     st.tuples(st.just("del"), st.sampled_from(["first", "second"]), st.sampled_from(KEYS)),
@@ -73,17 +98,7 @@ def test_every_held_key_has_its_partition_key_and_no_other_key_has_one(
     plain = {"first": tables.first, "second": tables.second}
     windowed = {"fine": tables.fine, "coarse": tables.coarse}
     for step in ops:
-        if step[0] == "put":
-            begin(state, pk_of(step[2]))
-            plain[step[1]][step[2]] = 1
-        elif step[0] == "del":
-            if step[2] in plain[step[1]]:
-                del plain[step[1]][step[2]]
-        elif step[0] == "add":
-            begin(state, pk_of(step[2]))
-            windowed[step[1]].add(step[2], 1, at_ms=step[3])
-        else:
-            state.advance()
+        apply(state, plain, windowed, step)
         holding = held(state)
         windowed_keys = holding["fine"] | holding["coarse"]
         # What the maps per table held: exactly the held keys, each with its partition key.
@@ -156,17 +171,7 @@ def test_a_plain_table_that_shares_keys_has_one_entry_per_key_with_the_windowed_
     plain = {"first": tables.first, "second": tables.second, "shared": tables.shared}
     windowed = {"fine": tables.fine, "coarse": tables.coarse}
     for step in ops:
-        if step[0] == "put":
-            begin(state, pk_of(step[2]))
-            plain[step[1]][step[2]] = 1
-        elif step[0] == "del":
-            if step[2] in plain[step[1]]:
-                del plain[step[1]][step[2]]
-        elif step[0] == "add":
-            begin(state, pk_of(step[2]))
-            windowed[step[1]].add(step[2], 1, at_ms=step[3])
-        else:
-            state.advance()
+        apply(state, plain, windowed, step)
         holding = held(state)
         group = holding["fine"] | holding["coarse"] | holding["shared"]
         # One map for the windowed tables and the sharing one: exactly their keys.
