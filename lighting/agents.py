@@ -137,6 +137,8 @@ def build_app(
         topic,
         decoder=reading_decoder(registry, gate, max_skew_ms=max_skew_ms),
         event_time=_reading_time,
+        # A device may stamp this far ahead of its arrival, so as far ahead of the others.
+        max_lead_ms=max_skew_ms,
     )
     # Keyed by asset id, as the hourly and daily windows are: one partition-key map for all.
     asset_rules = app.Table(

@@ -38,11 +38,16 @@ class Topic(Generic[T]):
     """The input stream of the app, with the decoder for its records."""
 
     def __init__(
-        self, name: str, decoder: Decoder[T], event_time: Callable[[T], int] | None = None
+        self,
+        name: str,
+        decoder: Decoder[T],
+        event_time: Callable[[T], int] | None = None,
+        max_lead_ms: int = 0,
     ) -> None:
         self.name = name
         self.decoder = decoder
         self.event_time = event_time
+        self.max_lead_ms = max_lead_ms
 
 
 class App:
@@ -60,14 +65,23 @@ class App:
         self.grace_boost: Callable[[], GraceBoost] | None = None
 
     def topic(
-        self, name: str, *, decoder: Decoder[T], event_time: Callable[[T], int] | None = None
+        self,
+        name: str,
+        *,
+        decoder: Decoder[T],
+        event_time: Callable[[T], int] | None = None,
+        max_lead_ms: int = 0,
     ) -> Topic[T]:
         """The app's input stream. `event_time` gives a decoded value's event time (a
-        device's timestamp): a quiet shard's idle clock then keeps the lag most records
-        showed, not the lead of the one stamped furthest ahead."""
+        device's timestamp): the event clock then follows what most records show, not the
+        one stamped furthest ahead. A record moves it at most `max_lead_ms` past its arrival
+        less the shard's typical lag (e.g. the clock skew the decoder allows a device), and
+        a quiet shard's idle clock keeps that lag."""
         if self.topic_ is not None:
             raise ConfigError(f"app {self.name!r} already reads topic {self.topic_.name!r}")
-        topic = Topic(name, decoder, event_time)
+        if max_lead_ms < 0:
+            raise ConfigError(f"max_lead_ms must be >= 0, got {max_lead_ms}")
+        topic = Topic(name, decoder, event_time, max_lead_ms)
         self.topic_ = topic
         return topic
 

@@ -68,6 +68,7 @@ class ShardEngine:
             bounded=config.bounded,
             grace_boost=app.grace_boost,
             event_time=app.topic_.event_time if app.topic_ is not None else None,
+            max_lead_ms=app.topic_.max_lead_ms if app.topic_ is not None else 0,
         )
         self.counters = EngineCounters()
         self.health = ShardHealth(shard_id)

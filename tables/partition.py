@@ -20,6 +20,7 @@ from typing import Any, Final, TypeAlias
 import orjson
 
 from tables.keys import ChangedKeys, Key, SharedKeys, intern_mask, keys_of
+from tables.lag import ClockLimit
 from tables.windows import (
     Window,
     WindowRange,
@@ -62,8 +63,9 @@ class WindowedPartition:
     With hourly windows only a couple of buckets are open at a time, so closing a window is
     popping one bucket. `closed` keeps closed windows readable until they expire.
     `max_event_ms` is the event clock: the largest event time an update has used (reads do not
-    move it), moved on by the idle rule; `seen_ms` is the largest event time an update has
-    used, which only updates move (the idle rule counts from it, never from its own moves).
+    move it), each held to the shard's `ClockLimit` for its record, moved on by the idle rule;
+    `seen_ms` is the same without the idle rule's moves (the idle rule counts from it, never
+    from its own moves).
 
     Every kind of window goes through the same steps (`tables.windows.Window`); what a key
     holds is computed only when its window definition asks (sessions merge with the key's
@@ -74,6 +76,7 @@ class WindowedPartition:
         "_bit",
         "_changes",
         "_keys",
+        "_limit",
         "_marks",
         "_open_of",
         "_open_windows_of",
@@ -85,7 +88,12 @@ class WindowedPartition:
         "seen_ms",
     )
 
-    def __init__(self, keys: SharedKeys | None = None, changes: ChangedKeys | None = None) -> None:
+    def __init__(
+        self,
+        keys: SharedKeys | None = None,
+        changes: ChangedKeys | None = None,
+        limit: ClockLimit | None = None,
+    ) -> None:
         self.open: dict[WindowRange, dict[Key, Any]] = {}
         self.closed: dict[WindowRange, dict[Key, Any]] = {}
         # The group's key -> partition key map (`SharedKeys`); a group of its own if none.
@@ -99,6 +107,8 @@ class WindowedPartition:
         self._bit = changes.join()
         self._marks = changes.marks
         self.clock_changed = False
+        # How far the current record may move the clock, set by the shard per record.
+        self._limit = ClockLimit() if limit is None else limit
         # Each key's open windows, built from `open` the first time a window definition asks
         # for them and kept up to date from then on. Whatever fills `open` directly (a snapshot
         # being applied) goes through `clear()` or `remove_key()` first, which drop it: the
@@ -152,7 +162,9 @@ class WindowedPartition:
         return True
 
     def see(self, time_ms: int) -> int:
-        """Move the event clock to `time_ms` if later; returns the clock."""
+        """Move the event clock to `time_ms` (at most the record's `ClockLimit`) if later;
+        returns the clock."""
+        time_ms = min(time_ms, self._limit.ms)
         clock = self.max_event_ms
         if clock is None or time_ms > clock:
             self.max_event_ms = clock = time_ms
@@ -227,13 +239,15 @@ class WindowedPartition:
         bookkeeping. The table's hot path: most updates are tumbling additions."""
         start = time_ms - time_ms % size_ms
         end = start + size_ms - 1
+        limit = self._limit.ms
+        moved = time_ms if time_ms <= limit else limit
         clock = self.max_event_ms
-        if clock is None or time_ms > clock:
-            self.max_event_ms = clock = time_ms
+        if clock is None or moved > clock:
+            self.max_event_ms = clock = moved
             self.clock_changed = True
         seen = self.seen_ms
-        if seen is None or time_ms > seen:
-            self.seen_ms = time_ms
+        if seen is None or moved > seen:
+            self.seen_ms = moved
         if clock < boost[1]:
             grace_ms += boost[0]
         if end < clock - grace_ms:  # is_late_in([(start, end)], time_ms, watermark_ms(...))

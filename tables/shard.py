@@ -19,6 +19,12 @@ Event time, per windowed table of a shard:
 - `max_event_ms` is the largest event time any update of the table has used (reads do not
   move it). It moves with every record, not per batch, so lateness decisions do not depend
   on batch boundaries and a restart from a snapshot replays them identically.
+- What one record may move the clock to is limited (`ClockLimit`) when the topic gives
+  records an event time: its arrival less the shard's typical lag (the median of the last
+  records', `TypicalLag`) plus the topic's `max_lead_ms`. A device whose clock runs ahead by
+  more than that still has its readings in the windows of their own stamps, but cannot drag
+  the clock past what the other devices show and make their readings late. The lag samples
+  are stored in the snapshot, so a restored shard limits as the uninterrupted run did.
 - `watermark_ms = max_event_ms - grace_ms`; a window closes when `end_ms < watermark_ms`
   (`tables.windows`). An update touching a closed window is late: it is not applied,
   `take_late()` returns True for the record, and `counters.late` counts it.
@@ -53,7 +59,7 @@ from typing import Any
 from core.errors import ConfigError, LuxflowError
 from core.event import Event
 from tables.keys import ChangedKeys, Key, SharedKeys, keys_of
-from tables.lag import TypicalLag
+from tables.lag import NO_LIMIT_MS, ClockLimit, TypicalLag
 from tables.partition import NO_BOOST, GraceBoost, WindowedPartition, in_key_order
 from tables.plain import PlainPartition
 from tables.snapshot import add_chain, encode_state
@@ -98,14 +104,18 @@ class ShardState:
         bounded: bool = False,
         grace_boost: Callable[[], GraceBoost] | None = None,
         event_time: Callable[[Any], int] | None = None,
+        max_lead_ms: int = 0,
     ) -> None:
         """`event_time`: the event time of a record's value (e.g. a device's timestamp), so
-        that the idle clock keeps the lag most records showed (`TypicalLag`); None: it keeps
-        the lag of the newest event time."""
+        that a record moves the clock at most `max_lead_ms` past its arrival less the lag
+        most records showed, and the idle clock keeps that lag (`TypicalLag`); None: the
+        clock follows the newest event time and the idle clock keeps its lag."""
         if idle_timeout_ms <= 0:
             raise ConfigError(f"idle_timeout_ms must be > 0, got {idle_timeout_ms}")
         if max_deltas < 0:
             raise ConfigError(f"max_deltas must be >= 0, got {max_deltas}")
+        if max_lead_ms < 0:
+            raise ConfigError(f"max_lead_ms must be >= 0, got {max_lead_ms}")
         self.shard_id = shard_id
         self.now_ms = now_ms
         self.idle_timeout_ms = idle_timeout_ms
@@ -124,7 +134,9 @@ class ShardState:
         self._quiet_from_ms = self._last_input_ms
         self._last_arrival_ms: int | None = None
         self._event_time = event_time
+        self._max_lead_ms = max_lead_ms
         self._lag = TypicalLag()
+        self._limit = ClockLimit()
         self.tables: dict[str, TableSpec] = {}
         self.plain: dict[str, PlainPartition] = {}
         self.windowed: dict[str, WindowedPartition] = {}
@@ -141,11 +153,13 @@ class ShardState:
                 group = windowed_keys if table.shares_keys else None
                 self.plain[table.name] = PlainPartition(group, changes)
             else:
-                self.windowed[table.name] = WindowedPartition(windowed_keys, changes)
+                self.windowed[table.name] = WindowedPartition(windowed_keys, changes, self._limit)
         # Durability: changes taken by snapshots not yet saved (key -> the tables' bits, as
         # `ChangedKeys.marks`), and the chain in the store.
         self._unsaved: dict[Key, int] = {}
         self._unsaved_clock = False
+        self._unsaved_lags = False
+        self._lags_changed = False  # lags added since the last snapshot took them
         self._generation = 0
         self._need_base = True
         self._chain_deltas = 0
@@ -167,9 +181,11 @@ class ShardState:
         interned = self._pk_intern.get(pk)
         self._pk = self._pk_intern.setdefault(pk, pk) if interned is None else interned
         self._inputs += 1
-        self._last_arrival_ms = event.arrival_ms
+        arrival = self._last_arrival_ms = event.arrival_ms
         if self._event_time is not None:
-            self._lag.add(event.arrival_ms - self._event_time(event.value))
+            typical = self._lag.add(arrival - self._event_time(event.value))
+            self._limit.ms = arrival - typical + self._max_lead_ms
+            self._lags_changed = True
 
     def behind(self) -> None:
         """A read came back empty without proof that the shard is caught up (behind the tip,
@@ -232,6 +248,8 @@ class ShardState:
         have run.
         """
         self.activate()
+        # The limit is a record's: callbacks and the idle rule move clocks on their own terms.
+        self._limit.ms = NO_LIMIT_MS
         if self._boost_source is not None:
             self.grace_boost = self._boost_source()
         now = self.now_ms()
@@ -297,6 +315,8 @@ class ShardState:
             self._need_base
             or bool(self._unsaved)
             or self._unsaved_clock
+            or self._unsaved_lags
+            or self._lags_changed
             or bool(self._changes.marks)
             or any(p.clock_changed for p in self.windowed.values())
         )
@@ -315,16 +335,22 @@ class ShardState:
             if wpart.clock_changed:
                 self._unsaved_clock = True
                 wpart.clock_changed = False
+        if self._lags_changed:
+            self._unsaved_lags = True
+            self._lags_changed = False
         base = full or self._need_base or self._chain_deltas >= self.max_deltas
-        if not base and not self._unsaved and not self._unsaved_clock:
+        if not base and not self._unsaved and not self._unsaved_clock and not self._unsaved_lags:
             return None
+        lags = self._lag.samples()
         data = b""
         if not base:
             changed = self._changed_by_table()
-            data = encode_state(self.shard_id, self.plain, self.windowed, changed=changed)
+            data = encode_state(
+                self.shard_id, self.plain, self.windowed, changed=changed, lags=lags
+            )
             base = self._chain_delta_bytes + len(data) > self._base_bytes
         if base:
-            data = encode_state(self.shard_id, self.plain, self.windowed, changed=None)
+            data = encode_state(self.shard_id, self.plain, self.windowed, changed=None, lags=lags)
         self._generation += 1
         self.counters.snapshots += 1
         return PendingSnapshot(data, not base, self._generation)
@@ -347,6 +373,7 @@ class ShardState:
             return
         self._unsaved.clear()
         self._unsaved_clock = False
+        self._unsaved_lags = False
         if pending.delta:
             self._chain_deltas += 1
             self._chain_delta_bytes += len(pending.data)
@@ -374,9 +401,10 @@ class ShardState:
         for wpart in self.windowed.values():
             wpart.clear()
         value_types = {name: table.value_type for name, table in self.tables.items()}
+        lags: list[int] = []
         for chain in chains:
             if chain:
-                add_chain(
+                lags += add_chain(
                     self.shard_id,
                     chain,
                     self.plain,
@@ -390,6 +418,8 @@ class ShardState:
         self._changes.marks.clear()
         self._unsaved.clear()
         self._unsaved_clock = False
+        self._lag.load(lags)
+        self._unsaved_lags = self._lags_changed = False
         self._need_base = True
         self.counters.restores += 1
         self._last_input_ms = self._quiet_from_ms = self.now_ms()

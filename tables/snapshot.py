@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, NamedTuple, Protocol, TypeVar
 
 import msgspec
 
@@ -61,6 +61,10 @@ class _Blob(msgspec.Struct, array_like=True):
     full: bool
     plain: dict[str, msgspec.Raw]
     windowed: dict[str, msgspec.Raw]
+    lags: list[int] = msgspec.field(default_factory=list)
+    """The shard's last lags, oldest first (`tables.lag.TypicalLag`): every blob carries them
+    all, so the last blob of a chain has them. Blobs written before they were kept have
+    none."""
 
 
 class StoredForm(Protocol):
@@ -137,8 +141,10 @@ def encode_state(
     windowed: Mapping[str, WindowedPartition],
     *,
     changed: Mapping[str, set[Key]] | None,
+    lags: Sequence[int] = (),
 ) -> bytes:
-    """A base of every partition (`changed=None`), or a delta of the keys in `changed`."""
+    """A base of every partition (`changed=None`), or a delta of the keys in `changed`; either
+    carries the shard's `lags`."""
     full = changed is None
     plain_sections = {
         name: msgspec.Raw(_encode_plain(part, None if changed is None else changed[name]))
@@ -152,7 +158,7 @@ def encode_state(
         for name, part in windowed.items()
     }
     encoded = _encoder.encode(
-        _Blob(FORMAT_VERSION, shard_id, full, plain_sections, windowed_sections)
+        _Blob(FORMAT_VERSION, shard_id, full, plain_sections, windowed_sections, list(lags))
     )
     return compress(encoded)
 
@@ -185,15 +191,22 @@ def decompress(shard_id: str, blob: bytes) -> bytes:
         raise StateStoreError(f"shard {shard_id}: unreadable state snapshot: {exc}") from exc
 
 
+class Applied(NamedTuple):
+    full: bool
+    """The blob was a base."""
+    lags: list[int]
+    """The shard's lags it carried, oldest first."""
+
+
 def apply_blob(
     shard_id: str,
     blob: bytes,
     plain: Mapping[str, PlainPartition],
     windowed: Mapping[str, WindowedPartition],
     value_types: Mapping[str, type[Any]],
-) -> bool:
-    """Apply a base or a delta to the partitions (a base first clears them). Returns whether
-    the blob was a base. Raises StateStoreError on bytes it cannot read."""
+) -> Applied:
+    """Apply a base or a delta to the partitions (a base first clears them). Raises
+    StateStoreError on bytes it cannot read."""
     try:
         decoded = _blob_decoder.decode(decompress(shard_id, blob))
     except msgspec.DecodeError as exc:
@@ -238,7 +251,7 @@ def apply_blob(
                 wpart.pks[key] = pk
     except (msgspec.DecodeError, IndexError) as exc:
         raise StateStoreError(f"shard {shard_id}: bad table section: {exc}") from exc
-    return decoded.full
+    return Applied(decoded.full, decoded.lags)
 
 
 def merge_into(
@@ -286,15 +299,17 @@ def add_chain(
     *,
     keep: Callable[[str], bool],
     intern: Callable[[str], str],
-) -> None:
+) -> list[int]:
     """Rebuild one shard's stored snapshot (`chain`: a base, then its deltas in order) on its
     own, then add its entries whose partition key passes `keep` to the `into_*` partitions
-    (`merge_into`): a deletion in one chain never touches another chain's keys."""
+    (`merge_into`): a deletion in one chain never touches another chain's keys. Returns the
+    shard's lags as its last snapshot kept them."""
     windowed_keys = SharedKeys()
     plain = {name: PlainPartition() for name in into_plain}
     windowed = {name: WindowedPartition(windowed_keys) for name in into_windowed}
+    lags: list[int] = []
     for index, blob in enumerate(chain):
-        full = apply_blob(shard_id, blob, plain, windowed, value_types)
+        full, lags = apply_blob(shard_id, blob, plain, windowed, value_types)
         if full != (index == 0):
             raise StateStoreError(
                 f"shard {shard_id}: snapshot {index} of a chain is "
@@ -316,3 +331,4 @@ def add_chain(
         keep=keep_pk,
         intern=intern,
     )
+    return lags
