@@ -1,9 +1,12 @@
-"""How late a shard's records arrive after their event time, as most of them show it, and the
-limit that puts on how far one record may move the event clock."""
+"""What most of a shard's recent records show (how late they arrive after their event time,
+and the event time itself), and the limit that puts on how far one record may move the event
+clock: to its arrival less the typical lag, and to the middle of the last records' event
+times, plus a lead."""
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections import deque
 from collections.abc import Iterable
 from typing import Final
 
@@ -92,6 +95,37 @@ class TypicalLag:
         self._next = 0
         for lag_s in list(samples)[-LAG_SAMPLES:]:
             self.add(lag_s * 1_000)
+
+
+class RecentStamps:
+    """The middle of the last ``RECENT_SAMPLES`` event times (ms; the lower middle of an even
+    count, so a minority stamped ahead never sets it).
+
+    The typical lag alone can be wrong in one way: after the producer pauses, every honest
+    reading arrives that much later, and a device fast by the pause shows the lag the others
+    showed before it, which still fills most of the samples. Whatever the lags say, a record
+    does not move the clock further past the event times of the records around it than the
+    lead. Like the lags, the stamps are part of the shard's state."""
+
+    __slots__ = ("_ring",)
+
+    def __init__(self) -> None:
+        self._ring: deque[int] = deque(maxlen=RECENT_SAMPLES)
+
+    def add(self, stamp_ms: int) -> int:
+        """Hold `stamp_ms` (the oldest held goes); returns the middle of those held."""
+        ring = self._ring
+        ring.append(stamp_ms)
+        ordered = sorted(ring)
+        return ordered[(len(ordered) - 1) // 2]
+
+    def samples(self) -> list[int]:
+        """The event times held, oldest first."""
+        return list(self._ring)
+
+    def load(self, samples: Iterable[int]) -> None:
+        """Hold `samples` (oldest first; only the newest ``RECENT_SAMPLES`` are kept)."""
+        self._ring = deque(samples, maxlen=RECENT_SAMPLES)
 
 
 class ClockLimit:

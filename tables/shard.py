@@ -59,10 +59,10 @@ from typing import Any
 from core.errors import ConfigError, LuxflowError
 from core.event import Event
 from tables.keys import ChangedKeys, Key, SharedKeys, keys_of
-from tables.lag import NO_LIMIT_MS, ClockLimit, TypicalLag
+from tables.lag import NO_LIMIT_MS, ClockLimit, RecentStamps, TypicalLag
 from tables.partition import NO_BOOST, GraceBoost, WindowedPartition, in_key_order
 from tables.plain import PlainPartition
-from tables.snapshot import add_chain, encode_state
+from tables.snapshot import Recent, add_chain, encode_state
 from tables.spec import PendingSnapshot, ShardCounters, TableSpec
 from tables.windows import watermark_ms
 
@@ -136,6 +136,7 @@ class ShardState:
         self._event_time = event_time
         self._max_lead_ms = max_lead_ms
         self._lag = TypicalLag()
+        self._stamps = RecentStamps()
         self._limit = ClockLimit()
         self.tables: dict[str, TableSpec] = {}
         self.plain: dict[str, PlainPartition] = {}
@@ -183,8 +184,10 @@ class ShardState:
         self._inputs += 1
         arrival = self._last_arrival_ms = event.arrival_ms
         if self._event_time is not None:
-            typical = self._lag.add(arrival - self._event_time(event.value))
-            self._limit.ms = arrival - typical + self._max_lead_ms
+            stamp = self._event_time(event.value)
+            typical = self._lag.add(arrival - stamp)
+            middle = self._stamps.add(stamp)
+            self._limit.ms = min(arrival - typical, middle) + self._max_lead_ms
             self._lags_changed = True
 
     def behind(self) -> None:
@@ -341,16 +344,18 @@ class ShardState:
         base = full or self._need_base or self._chain_deltas >= self.max_deltas
         if not base and not self._unsaved and not self._unsaved_clock and not self._unsaved_lags:
             return None
-        lags = self._lag.samples()
+        recent = Recent(self._lag.samples(), self._stamps.samples())
         data = b""
         if not base:
             changed = self._changed_by_table()
             data = encode_state(
-                self.shard_id, self.plain, self.windowed, changed=changed, lags=lags
+                self.shard_id, self.plain, self.windowed, changed=changed, recent=recent
             )
             base = self._chain_delta_bytes + len(data) > self._base_bytes
         if base:
-            data = encode_state(self.shard_id, self.plain, self.windowed, changed=None, lags=lags)
+            data = encode_state(
+                self.shard_id, self.plain, self.windowed, changed=None, recent=recent
+            )
         self._generation += 1
         self.counters.snapshots += 1
         return PendingSnapshot(data, not base, self._generation)
@@ -402,9 +407,10 @@ class ShardState:
             wpart.clear()
         value_types = {name: table.value_type for name, table in self.tables.items()}
         lags: list[int] = []
+        stamps: list[int] = []
         for chain in chains:
             if chain:
-                lags += add_chain(
+                recent = add_chain(
                     self.shard_id,
                     chain,
                     self.plain,
@@ -413,12 +419,15 @@ class ShardState:
                     keep=keep,
                     intern=self.intern_pk,
                 )
+                lags += recent.lags
+                stamps += recent.stamps
         for wpart in self.windowed.values():
             wpart.clock_changed = False
         self._changes.marks.clear()
         self._unsaved.clear()
         self._unsaved_clock = False
         self._lag.load(lags)
+        self._stamps.load(stamps)
         self._unsaved_lags = self._lags_changed = False
         self._need_base = True
         self.counters.restores += 1

@@ -62,9 +62,21 @@ class _Blob(msgspec.Struct, array_like=True):
     plain: dict[str, msgspec.Raw]
     windowed: dict[str, msgspec.Raw]
     lags: list[int] = msgspec.field(default_factory=list)
-    """The shard's last lags, oldest first (`tables.lag.TypicalLag`): every blob carries them
-    all, so the last blob of a chain has them. Blobs written before they were kept have
-    none."""
+    """The shard's last lags (s), oldest first (`tables.lag.TypicalLag`): every blob carries
+    them all, so the last blob of a chain has them. Blobs written before they were kept have
+    none, nor stamps."""
+    stamps: list[int] = msgspec.field(default_factory=list)
+    """The shard's last event times, oldest first (`tables.lag.RecentStamps`)."""
+
+
+class Recent(NamedTuple):
+    """What a shard's recent records showed, as a snapshot keeps it (oldest first)."""
+
+    lags: list[int]
+    stamps: list[int]
+
+
+NOTHING_RECENT: Final = Recent([], [])
 
 
 class StoredForm(Protocol):
@@ -141,10 +153,10 @@ def encode_state(
     windowed: Mapping[str, WindowedPartition],
     *,
     changed: Mapping[str, set[Key]] | None,
-    lags: Sequence[int] = (),
+    recent: Recent = NOTHING_RECENT,
 ) -> bytes:
     """A base of every partition (`changed=None`), or a delta of the keys in `changed`; either
-    carries the shard's `lags`."""
+    carries what the shard's `recent` records showed."""
     full = changed is None
     plain_sections = {
         name: msgspec.Raw(_encode_plain(part, None if changed is None else changed[name]))
@@ -158,7 +170,15 @@ def encode_state(
         for name, part in windowed.items()
     }
     encoded = _encoder.encode(
-        _Blob(FORMAT_VERSION, shard_id, full, plain_sections, windowed_sections, list(lags))
+        _Blob(
+            FORMAT_VERSION,
+            shard_id,
+            full,
+            plain_sections,
+            windowed_sections,
+            recent.lags,
+            recent.stamps,
+        )
     )
     return compress(encoded)
 
@@ -194,8 +214,8 @@ def decompress(shard_id: str, blob: bytes) -> bytes:
 class Applied(NamedTuple):
     full: bool
     """The blob was a base."""
-    lags: list[int]
-    """The shard's lags it carried, oldest first."""
+    recent: Recent
+    """What the shard's recent records showed, as the blob carried it."""
 
 
 def apply_blob(
@@ -251,7 +271,7 @@ def apply_blob(
                 wpart.pks[key] = pk
     except (msgspec.DecodeError, IndexError) as exc:
         raise StateStoreError(f"shard {shard_id}: bad table section: {exc}") from exc
-    return Applied(decoded.full, decoded.lags)
+    return Applied(decoded.full, Recent(decoded.lags, decoded.stamps))
 
 
 def merge_into(
@@ -299,17 +319,17 @@ def add_chain(
     *,
     keep: Callable[[str], bool],
     intern: Callable[[str], str],
-) -> list[int]:
+) -> Recent:
     """Rebuild one shard's stored snapshot (`chain`: a base, then its deltas in order) on its
     own, then add its entries whose partition key passes `keep` to the `into_*` partitions
-    (`merge_into`): a deletion in one chain never touches another chain's keys. Returns the
-    shard's lags as its last snapshot kept them."""
+    (`merge_into`): a deletion in one chain never touches another chain's keys. Returns what
+    the shard's recent records showed, as its last snapshot kept it."""
     windowed_keys = SharedKeys()
     plain = {name: PlainPartition() for name in into_plain}
     windowed = {name: WindowedPartition(windowed_keys) for name in into_windowed}
-    lags: list[int] = []
+    recent = NOTHING_RECENT
     for index, blob in enumerate(chain):
-        full, lags = apply_blob(shard_id, blob, plain, windowed, value_types)
+        full, recent = apply_blob(shard_id, blob, plain, windowed, value_types)
         if full != (index == 0):
             raise StateStoreError(
                 f"shard {shard_id}: snapshot {index} of a chain is "
@@ -331,4 +351,4 @@ def add_chain(
         keep=keep_pk,
         intern=intern,
     )
-    return lags
+    return recent

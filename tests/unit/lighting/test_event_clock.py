@@ -220,6 +220,14 @@ bad_clocks = st.lists(st.integers(-HOUR_MS, HOUR_MS), max_size=2)
     actions={3: ("pause", 300_002), 7: ("pause", 300_002)},
     offsets=[300_002],
 )
+# The same with the pauses back to back: in the last records most lags were still the old
+# one, which the fast device showed; the others' stamps hold it.
+@example(
+    lag_ms=2 * SECOND_MS,
+    upload_speed=1,
+    actions={34: ("pause", 299_998), 35: ("pause", 300_002)},
+    offsets=[300_001],
+)
 # Three-hour-old readings and a device an hour fast: its stamps are still before their
 # arrival, so nothing refuses them; what most records show holds the clock.
 @example(lag_ms=3 * HOUR_MS, upload_speed=20, actions={}, offsets=[HOUR_MS])

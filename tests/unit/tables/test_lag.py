@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tables.lag import LAG_SAMPLES, RECENT_SAMPLES, TypicalLag
+from tables.lag import LAG_SAMPLES, RECENT_SAMPLES, RecentStamps, TypicalLag
 
 
 def test_no_lag_before_any_record() -> None:
@@ -56,3 +56,17 @@ def test_a_lag_that_grows_for_every_device_at_once_is_followed_at_once() -> None
         for lag in (302_000, 302_000, 302_000, 2_000):
             typical.add(lag)
     assert typical.median_ms() == 302_000
+
+
+@given(st.lists(st.integers(0, 2**62), min_size=1, max_size=3 * RECENT_SAMPLES), st.data())
+def test_recent_stamps_give_the_lower_middle_of_the_newest(
+    stamps: list[int], data: st.DataObject
+) -> None:
+    recent = RecentStamps()
+    for index, stamp in enumerate(stamps):
+        held = sorted(stamps[max(0, index + 1 - RECENT_SAMPLES) : index + 1])
+        assert recent.add(stamp) == held[(len(held) - 1) // 2]
+    loaded = RecentStamps()
+    loaded.load(recent.samples())
+    for stamp in data.draw(st.lists(st.integers(0, 2**62), max_size=RECENT_SAMPLES)):
+        assert loaded.add(stamp) == recent.add(stamp)
