@@ -139,6 +139,7 @@ def build_app(
         event_time=_reading_time,
         # A device may stamp this far ahead of its arrival, so as far ahead of the others.
         max_lead_ms=max_skew_ms,
+        source=_reading_source,
     )
     # Keyed by asset id, as the hourly and daily windows are: one partition-key map for all.
     asset_rules = app.Table(
@@ -404,6 +405,10 @@ def build_app(
 
 def _reading_time(reading: Reading) -> int:
     return reading.ts_ms
+
+
+def _reading_source(reading: Reading) -> str:
+    return reading.asset_id
 
 
 def _no_flood_state() -> FloodState:

@@ -43,11 +43,13 @@ class Topic(Generic[T]):
         decoder: Decoder[T],
         event_time: Callable[[T], int] | None = None,
         max_lead_ms: int = 0,
+        source: Callable[[T], str] | None = None,
     ) -> None:
         self.name = name
         self.decoder = decoder
         self.event_time = event_time
         self.max_lead_ms = max_lead_ms
+        self.source = source
 
 
 class App:
@@ -71,17 +73,20 @@ class App:
         decoder: Decoder[T],
         event_time: Callable[[T], int] | None = None,
         max_lead_ms: int = 0,
+        source: Callable[[T], str] | None = None,
     ) -> Topic[T]:
         """The app's input stream. `event_time` gives a decoded value's event time (a
-        device's timestamp): the event clock then follows what most records show, not the
+        device's timestamp): the event clock then follows what most sources show, not the
         one stamped furthest ahead. A record moves it at most `max_lead_ms` past its arrival
-        less the shard's typical lag (e.g. the clock skew the decoder allows a device), and
-        a quiet shard's idle clock keeps that lag."""
+        less the lag most of the shard's sources show now (e.g. the clock skew the decoder
+        allows a device), and a quiet shard's idle clock keeps that lag. `source` gives a
+        decoded value's source (its device; None: the record's partition key): each source
+        has one vote, however many records it sends."""
         if self.topic_ is not None:
             raise ConfigError(f"app {self.name!r} already reads topic {self.topic_.name!r}")
         if max_lead_ms < 0:
             raise ConfigError(f"max_lead_ms must be >= 0, got {max_lead_ms}")
-        topic = Topic(name, decoder, event_time, max_lead_ms)
+        topic = Topic(name, decoder, event_time, max_lead_ms, source)
         self.topic_ = topic
         return topic
 

@@ -69,6 +69,7 @@ class ShardEngine:
             grace_boost=app.grace_boost,
             event_time=app.topic_.event_time if app.topic_ is not None else None,
             max_lead_ms=app.topic_.max_lead_ms if app.topic_ is not None else 0,
+            source=app.topic_.source if app.topic_ is not None else None,
         )
         self.counters = EngineCounters()
         self.health = ShardHealth(shard_id)

@@ -1,138 +1,91 @@
-"""What most of a shard's recent records show (how late they arrive after their event time,
-and the event time itself), and the limit that puts on how far one record may move the event
-clock: to its arrival less the typical lag, and to the middle of the last records' event
-times, plus a lead."""
+"""The lag most of a shard's sources show now (arrival minus event time), and the limit that
+puts on how far one record may move the event clock."""
 
 from __future__ import annotations
 
+import zlib
 from bisect import bisect_left, insort
-from collections import deque
 from collections.abc import Iterable
 from typing import Final
 
-LAG_SAMPLES: Final = 64
-"""Records whose lag is kept: a few batches of a busy shard, many minutes of a sparse one."""
-RECENT_SAMPLES: Final = 8
-"""The newest of them, whose median answers first when every record's lag grows at once."""
+SOURCES: Final = 64
+"""Sources whose latest lag is kept, the most recently seen: on a busy shard the devices of
+a few batches, on a sparse one all of them."""
 
 NO_LIMIT_MS: Final = 2**62
 """A `ClockLimit` that limits nothing (no event time known)."""
 
 
+def source_id(source: str) -> int:
+    """A source's id in `TypicalLag`: a crc32, the same in every process (a str hash is not),
+    so a restored shard counts a source's next record as the run before the restart did."""
+    return zlib.crc32(source.encode())
+
+
 class TypicalLag:
-    """The lag (arrival minus event time) most recent records show: the larger of the medians
-    of the last ``LAG_SAMPLES`` and of the last ``RECENT_SAMPLES`` lags added, kept in whole
-    seconds (floored): a lead is minutes, and the snapshot carries them small.
+    """The middle of the latest lags (in whole seconds, floored) of the last ``SOURCES``
+    sources seen: one vote per source, whatever a few do or how many records each sends.
 
-    A median is what most devices show, whatever a few do. The recent one follows a lag that
-    grows for every device at once (a producer that pauses in a backfill: from then on all
-    readings arrive that much later), which the long one would follow only after half its
-    samples, holding on to the old lag the while, and a fast device's lag can be the old
-    lag. The larger of the two is the cautious choice: a clock held back closes windows
-    later, a clock let ahead makes readings late. The event clock follows the newest
-    event time, which one device stamping ahead (within the skew the decoder allows of its
-    arrival) could set: during a backfill every honest reading is far behind its arrival, so
-    that device's lead would pass the grace of the others' windows. The shard therefore lets
-    a record move the clock only to its arrival less the typical lag (plus a lead), and a
-    quiet shard's idle clock reaches at most ``now - typical lag``.
+    The event clock follows the newest event time, which one device stamping ahead could set:
+    the decoder bounds a stamp by its arrival only, and during a backfill every honest reading
+    is far behind its arrival, so a device that many minutes fast is stamped at its arrival.
+    The shard therefore lets a record move the clock only to its arrival less the typical lag
+    (plus a lead), and a quiet shard's idle clock reaches at most ``now - typical lag``.
 
-    The samples are part of the shard's state (`samples`, `load`): a shard restored from its
+    Per source and latest, not per record: after a producer pause every honest reading
+    arrives that much later, and a device fast by the pause shows the lag the others showed
+    before it; a window of records would hold on to that old lag while most of it is from
+    before the pause, a source's latest lag changes with its next record. Of an even count
+    the upper middle: between two views the one that holds the clock back, which only
+    delays the closing of windows (the other makes readings late).
+
+    The lags are part of the shard's state (`samples`, `load`): a shard restored from its
     snapshot limits its clock as the uninterrupted run did."""
 
-    __slots__ = ("_next", "_ring", "_sorted")
+    __slots__ = ("_latest", "_sorted")
 
     def __init__(self) -> None:
-        self._ring: list[int] = []  # in arrival order, oldest at `_next` once full
-        self._sorted: list[int] = []  # the same lags, ascending: the median without a sort
-        self._next = 0
+        self._latest: dict[int, int] = {}  # source id -> latest lag (s), least recent first
+        self._sorted: list[int] = []  # the same lags, ascending: the middle without a sort
 
-    def add(self, lag_ms: int) -> int:
-        """Hold `lag_ms` (the oldest held goes once ``LAG_SAMPLES`` are); returns the median
-        (ms)."""
+    def add(self, source: int, lag_ms: int) -> int:
+        """`source` (a `source_id`) showed `lag_ms`; returns the typical lag (ms)."""
         lag_s = lag_ms // 1_000
-        ring = self._ring
+        latest = self._latest
         ordered = self._sorted
-        if len(ring) < LAG_SAMPLES:
-            ring.append(lag_s)
-        else:
-            index = self._next
-            del ordered[bisect_left(ordered, ring[index])]
-            ring[index] = lag_s
-            self._next = (index + 1) % LAG_SAMPLES
+        held = latest.pop(source, None)
+        if held is not None:
+            del ordered[bisect_left(ordered, held)]
+        elif len(latest) >= SOURCES:
+            least_recent = next(iter(latest))
+            del ordered[bisect_left(ordered, latest.pop(least_recent))]
+        latest[source] = lag_s
         insort(ordered, lag_s)
-        return self._typical_ms()
+        return ordered[len(ordered) // 2] * 1_000
 
     def median_ms(self) -> int | None:
-        """The typical lag (ms; each median the lower middle of an even count), None before
-        any record."""
-        if not self._sorted:
-            return None
-        return self._typical_ms()
-
-    def _typical_ms(self) -> int:
+        """The typical lag (ms), None before any record."""
         ordered = self._sorted
-        ring = self._ring
-        end = self._next or len(ring)  # just after the newest
-        if len(ring) <= RECENT_SAMPLES:
-            recent = ring[:]
-        elif end >= RECENT_SAMPLES:
-            recent = ring[end - RECENT_SAMPLES : end]
-        else:  # the newest wrapped round to the start of the ring
-            recent = ring[:end] + ring[end - RECENT_SAMPLES :]
-        recent.sort()
-        return max(ordered[(len(ordered) - 1) // 2], recent[(len(recent) - 1) // 2]) * 1_000
+        return ordered[len(ordered) // 2] * 1_000 if ordered else None
 
-    def samples(self) -> list[int]:
-        """The lags held (s), oldest first."""
-        index = self._next
-        return self._ring[index:] + self._ring[:index]
+    def samples(self) -> list[tuple[int, int]]:
+        """(source id, latest lag in s) of the sources held, least recently seen first."""
+        return list(self._latest.items())
 
-    def load(self, samples: Iterable[int]) -> None:
-        """Hold `samples` (s, oldest first, as `samples` gives them; only the newest
-        ``LAG_SAMPLES`` are kept) instead."""
-        self._ring = []
+    def load(self, samples: Iterable[tuple[int, int]]) -> None:
+        """Hold `samples` (as `samples` gives them; of a source given twice the later, and
+        only the ``SOURCES`` most recent) instead."""
+        self._latest = {}
         self._sorted = []
-        self._next = 0
-        for lag_s in list(samples)[-LAG_SAMPLES:]:
-            self.add(lag_s * 1_000)
-
-
-class RecentStamps:
-    """The middle of the last ``RECENT_SAMPLES`` event times (ms; the lower middle of an even
-    count, so a minority stamped ahead never sets it).
-
-    The typical lag alone can be wrong in one way: after the producer pauses, every honest
-    reading arrives that much later, and a device fast by the pause shows the lag the others
-    showed before it, which still fills most of the samples. Whatever the lags say, a record
-    does not move the clock further past the event times of the records around it than the
-    lead. Like the lags, the stamps are part of the shard's state."""
-
-    __slots__ = ("_ring",)
-
-    def __init__(self) -> None:
-        self._ring: deque[int] = deque(maxlen=RECENT_SAMPLES)
-
-    def add(self, stamp_ms: int) -> int:
-        """Hold `stamp_ms` (the oldest held goes); returns the middle of those held."""
-        ring = self._ring
-        ring.append(stamp_ms)
-        ordered = sorted(ring)
-        return ordered[(len(ordered) - 1) // 2]
-
-    def samples(self) -> list[int]:
-        """The event times held, oldest first."""
-        return list(self._ring)
-
-    def load(self, samples: Iterable[int]) -> None:
-        """Hold `samples` (oldest first; only the newest ``RECENT_SAMPLES`` are kept)."""
-        self._ring = deque(samples, maxlen=RECENT_SAMPLES)
+        for source, lag_s in samples:
+            self.add(source, lag_s * 1_000)
 
 
 class ClockLimit:
     """The event time the current record may move a shard's event clock to, at most: shared by
     the shard's windowed partitions and set by the shard before each record. The record's
     updates still land in the windows of its own event time; only the clock, which decides
-    what is late for every other key, is held to what most records show."""
+    what is late for every other key, is held to what most sources show."""
 
     __slots__ = ("ms",)
 

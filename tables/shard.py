@@ -59,10 +59,10 @@ from typing import Any
 from core.errors import ConfigError, LuxflowError
 from core.event import Event
 from tables.keys import ChangedKeys, Key, SharedKeys, keys_of
-from tables.lag import NO_LIMIT_MS, ClockLimit, RecentStamps, TypicalLag
+from tables.lag import NO_LIMIT_MS, ClockLimit, TypicalLag, source_id
 from tables.partition import NO_BOOST, GraceBoost, WindowedPartition, in_key_order
 from tables.plain import PlainPartition
-from tables.snapshot import Recent, add_chain, encode_state
+from tables.snapshot import add_chain, encode_state
 from tables.spec import PendingSnapshot, ShardCounters, TableSpec
 from tables.windows import watermark_ms
 
@@ -105,11 +105,13 @@ class ShardState:
         grace_boost: Callable[[], GraceBoost] | None = None,
         event_time: Callable[[Any], int] | None = None,
         max_lead_ms: int = 0,
+        source: Callable[[Any], str] | None = None,
     ) -> None:
         """`event_time`: the event time of a record's value (e.g. a device's timestamp), so
         that a record moves the clock at most `max_lead_ms` past its arrival less the lag
-        most records showed, and the idle clock keeps that lag (`TypicalLag`); None: the
-        clock follows the newest event time and the idle clock keeps its lag."""
+        most sources show (`TypicalLag`), and the idle clock keeps that lag; None: the clock
+        follows the newest event time and the idle clock keeps its lag. `source`: the source
+        of a record's value (e.g. its device); None: its partition key."""
         if idle_timeout_ms <= 0:
             raise ConfigError(f"idle_timeout_ms must be > 0, got {idle_timeout_ms}")
         if max_deltas < 0:
@@ -135,8 +137,8 @@ class ShardState:
         self._last_arrival_ms: int | None = None
         self._event_time = event_time
         self._max_lead_ms = max_lead_ms
+        self._source = source
         self._lag = TypicalLag()
-        self._stamps = RecentStamps()
         self._limit = ClockLimit()
         self.tables: dict[str, TableSpec] = {}
         self.plain: dict[str, PlainPartition] = {}
@@ -184,10 +186,10 @@ class ShardState:
         self._inputs += 1
         arrival = self._last_arrival_ms = event.arrival_ms
         if self._event_time is not None:
-            stamp = self._event_time(event.value)
-            typical = self._lag.add(arrival - stamp)
-            middle = self._stamps.add(stamp)
-            self._limit.ms = min(arrival - typical, middle) + self._max_lead_ms
+            value = event.value
+            source = pk if self._source is None else self._source(value)
+            typical = self._lag.add(source_id(source), arrival - self._event_time(value))
+            self._limit.ms = arrival - typical + self._max_lead_ms
             self._lags_changed = True
 
     def behind(self) -> None:
@@ -344,18 +346,16 @@ class ShardState:
         base = full or self._need_base or self._chain_deltas >= self.max_deltas
         if not base and not self._unsaved and not self._unsaved_clock and not self._unsaved_lags:
             return None
-        recent = Recent(self._lag.samples(), self._stamps.samples())
+        lags = self._lag.samples()
         data = b""
         if not base:
             changed = self._changed_by_table()
             data = encode_state(
-                self.shard_id, self.plain, self.windowed, changed=changed, recent=recent
+                self.shard_id, self.plain, self.windowed, changed=changed, lags=lags
             )
             base = self._chain_delta_bytes + len(data) > self._base_bytes
         if base:
-            data = encode_state(
-                self.shard_id, self.plain, self.windowed, changed=None, recent=recent
-            )
+            data = encode_state(self.shard_id, self.plain, self.windowed, changed=None, lags=lags)
         self._generation += 1
         self.counters.snapshots += 1
         return PendingSnapshot(data, not base, self._generation)
@@ -406,11 +406,10 @@ class ShardState:
         for wpart in self.windowed.values():
             wpart.clear()
         value_types = {name: table.value_type for name, table in self.tables.items()}
-        lags: list[int] = []
-        stamps: list[int] = []
+        lags: list[tuple[int, int]] = []
         for chain in chains:
             if chain:
-                recent = add_chain(
+                lags += add_chain(
                     self.shard_id,
                     chain,
                     self.plain,
@@ -419,15 +418,12 @@ class ShardState:
                     keep=keep,
                     intern=self.intern_pk,
                 )
-                lags += recent.lags
-                stamps += recent.stamps
         for wpart in self.windowed.values():
             wpart.clock_changed = False
         self._changes.marks.clear()
         self._unsaved.clear()
         self._unsaved_clock = False
         self._lag.load(lags)
-        self._stamps.load(stamps)
         self._unsaved_lags = self._lags_changed = False
         self._need_base = True
         self.counters.restores += 1

@@ -61,22 +61,10 @@ class _Blob(msgspec.Struct, array_like=True):
     full: bool
     plain: dict[str, msgspec.Raw]
     windowed: dict[str, msgspec.Raw]
-    lags: list[int] = msgspec.field(default_factory=list)
-    """The shard's last lags (s), oldest first (`tables.lag.TypicalLag`): every blob carries
-    them all, so the last blob of a chain has them. Blobs written before they were kept have
-    none, nor stamps."""
-    stamps: list[int] = msgspec.field(default_factory=list)
-    """The shard's last event times, oldest first (`tables.lag.RecentStamps`)."""
-
-
-class Recent(NamedTuple):
-    """What a shard's recent records showed, as a snapshot keeps it (oldest first)."""
-
-    lags: list[int]
-    stamps: list[int]
-
-
-NOTHING_RECENT: Final = Recent([], [])
+    lags: list[tuple[int, int]] = msgspec.field(default_factory=list)
+    """The shard's sources' latest lags, (source id, s) least recently seen first
+    (`tables.lag.TypicalLag`): every blob carries them all, so the last blob of a chain has
+    them. Blobs written before they were kept have none."""
 
 
 class StoredForm(Protocol):
@@ -153,10 +141,10 @@ def encode_state(
     windowed: Mapping[str, WindowedPartition],
     *,
     changed: Mapping[str, set[Key]] | None,
-    recent: Recent = NOTHING_RECENT,
+    lags: Sequence[tuple[int, int]] = (),
 ) -> bytes:
     """A base of every partition (`changed=None`), or a delta of the keys in `changed`; either
-    carries what the shard's `recent` records showed."""
+    carries the shard's sources' `lags`."""
     full = changed is None
     plain_sections = {
         name: msgspec.Raw(_encode_plain(part, None if changed is None else changed[name]))
@@ -176,8 +164,7 @@ def encode_state(
             full,
             plain_sections,
             windowed_sections,
-            recent.lags,
-            recent.stamps,
+            list(lags),
         )
     )
     return compress(encoded)
@@ -214,8 +201,8 @@ def decompress(shard_id: str, blob: bytes) -> bytes:
 class Applied(NamedTuple):
     full: bool
     """The blob was a base."""
-    recent: Recent
-    """What the shard's recent records showed, as the blob carried it."""
+    lags: list[tuple[int, int]]
+    """The shard's sources' latest lags it carried."""
 
 
 def apply_blob(
@@ -271,7 +258,7 @@ def apply_blob(
                 wpart.pks[key] = pk
     except (msgspec.DecodeError, IndexError) as exc:
         raise StateStoreError(f"shard {shard_id}: bad table section: {exc}") from exc
-    return Applied(decoded.full, Recent(decoded.lags, decoded.stamps))
+    return Applied(decoded.full, decoded.lags)
 
 
 def merge_into(
@@ -319,17 +306,17 @@ def add_chain(
     *,
     keep: Callable[[str], bool],
     intern: Callable[[str], str],
-) -> Recent:
+) -> list[tuple[int, int]]:
     """Rebuild one shard's stored snapshot (`chain`: a base, then its deltas in order) on its
     own, then add its entries whose partition key passes `keep` to the `into_*` partitions
-    (`merge_into`): a deletion in one chain never touches another chain's keys. Returns what
-    the shard's recent records showed, as its last snapshot kept it."""
+    (`merge_into`): a deletion in one chain never touches another chain's keys. Returns the
+    shard's sources' latest lags, as its last snapshot kept them."""
     windowed_keys = SharedKeys()
     plain = {name: PlainPartition() for name in into_plain}
     windowed = {name: WindowedPartition(windowed_keys) for name in into_windowed}
-    recent = NOTHING_RECENT
+    lags: list[tuple[int, int]] = []
     for index, blob in enumerate(chain):
-        full, recent = apply_blob(shard_id, blob, plain, windowed, value_types)
+        full, lags = apply_blob(shard_id, blob, plain, windowed, value_types)
         if full != (index == 0):
             raise StateStoreError(
                 f"shard {shard_id}: snapshot {index} of a chain is "
@@ -351,4 +338,4 @@ def add_chain(
         keep=keep_pk,
         intern=intern,
     )
-    return recent
+    return lags
