@@ -344,6 +344,27 @@ class SeriesAcc(_Doubles):
 
     def snapshot_form(self) -> list[str | int | float]:
         """The stored form: see the class docstring."""
+        if len(self) == _ONE:
+            # The full form's of this one reading (`doubles`), without making it: a snapshot
+            # stores every open interval of every changed asset.
+            p, v, c, x, d, on, ts = self
+            dim = int(d)  # int(0.0 + d) too: d is finite
+            return [
+                self.site_id,
+                self.building_id,
+                self.room_id,
+                1,
+                int(on),
+                int(ts),
+                *(0.0 + p, p, p, p),
+                *(0.0 + v, v, v, v),
+                *(0.0 + c, c, c, c),
+                *(0.0 + x, x, x, x),
+                dim,
+                dim,
+                dim,
+                dim,
+            ]
         s = self.doubles()
         return [
             self.site_id,
