@@ -14,7 +14,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING, Final, cast
 
-from domain.telemetry import Reading
+from domain.telemetry import Reading, shared_id
 
 _STATS: Final = 20
 """Per quantity of `domain.series.SERIES_METRICS` (power, voltage, current, lux, dim level), in
@@ -393,7 +393,8 @@ class SeriesAcc(_Doubles):
         if not all(type(value) in (int, float) for value in values):
             raise ValueError("a series accumulator's statistics are numbers")
         acc = cls()
-        acc.site_id, acc.building_id, acc.room_id = head[:3]
+        # Shared copies, as a reading's ids are: read back, each accumulator would hold its own.
+        acc.site_id, acc.building_id, acc.room_id = (shared_id(i) for i in head[:3])
         acc[_COUNT], acc[_ON_COUNT], acc[_LAST_TS] = head[3:]
         acc[: len(values)] = array("d", values)
         if acc[_COUNT] == 1.0:
@@ -404,6 +405,10 @@ class SeriesAcc(_Doubles):
                 ),
             )
             if one.doubles().tobytes() == acc.tobytes():
-                one.site_id, one.building_id, one.room_id = head[:3]
+                one.site_id, one.building_id, one.room_id = (
+                    acc.site_id,
+                    acc.building_id,
+                    acc.room_id,
+                )
                 return one
         return acc

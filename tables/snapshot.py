@@ -251,12 +251,17 @@ def merge_into(
     intern: Callable[[str], str],
 ) -> None:
     """Add the entries whose partition key passes `keep` to the `into_*` partitions; the
-    event clock becomes the later of the two."""
+    event clock becomes the later of the two. Keys equal across tables become one object:
+    each table's section decodes its own copy of a key, where a running shard's tables share
+    the one its records carried."""
+    same: dict[Key, Key] = {}
+    one_key = same.setdefault
     for name, part in plain.items():
         target = into_plain[name]
-        for key, value in part.data.items():
-            pk = part.pks.get(key, "")
+        for read, value in part.data.items():
+            pk = part.pks.get(read, "")
             if keep(pk):
+                key = one_key(read, read)
                 target.data[key] = value
                 target.pks[key] = intern(pk)
     for name, wpart in windowed.items():
@@ -270,9 +275,10 @@ def merge_into(
             (wpart.closed, wtarget.closed),
         ):
             for rng in sorted(buckets):
-                for key, value in buckets[rng].items():
-                    pk = wpart.pks.get(key, "")
+                for read, value in buckets[rng].items():
+                    pk = wpart.pks.get(read, "")
                     if keep(pk):
+                        key = one_key(read, read)
                         target_buckets.setdefault(rng, {})[key] = value
                         wtarget.pks[key] = intern(pk)
 

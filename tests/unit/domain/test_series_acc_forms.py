@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from core.clock import ManualClock
 from domain.series import SERIES_METRICS, rollup_of
 from domain.series_acc import SeriesAcc
-from domain.telemetry import Reading
+from domain.telemetry import Reading, decode_reading, shared_id
 from tables.plain import PlainPartition
 from tables.shard import ShardState
 from tables.snapshot import _encoder, encode_state
@@ -180,3 +180,34 @@ def test_a_snapshot_of_either_form_is_the_old_codes_bytes_and_restores_the_same_
 
 def test_the_accumulator_holds_four_statistics_of_every_series_quantity() -> None:
     assert len(SeriesAcc().stats) == len(SeriesAcc.empty().stats) == 4 * len(SERIES_METRICS)
+
+
+@given(readings().filter(bool), st.booleans())
+def test_accumulators_read_back_share_their_ids_as_a_readings_do(
+    rs: list[Reading], one_reading: bool
+) -> None:
+    old = StructAcc()
+    for r in rs[:1] if one_reading else rs:
+        old + r
+    # Copies of the ids, as a snapshot's decoder makes for each accumulator.
+    forms = [list(msgspec.structs.astuple(old)) for _ in range(2)]
+    for form in forms:
+        form[:3] = ["".join(list(i)) for i in form[:3]]
+    first, second = (SeriesAcc.from_snapshot_form(form) for form in forms)
+    assert first == second
+    assert first.site_id is second.site_id
+    assert first.building_id is second.building_id
+    assert first.room_id is second.room_id
+
+
+def test_an_id_read_back_is_the_readings_copy_and_anything_else_is_kept_as_it_is() -> None:
+    reading = decode_reading(
+        b'{"v":1,"site_id":"site-9","building_id":"b-9","room_id":"r-9","asset_id":"lamp-9",'
+        b'"ts":"2027-01-15T08:00:00Z","power_w":1.0,"voltage_v":230.0,"current_a":0.1,'
+        b'"lux":5.0,"on":true,"dim_level":50}',
+        1_800_000_000_000,
+    )
+    assert shared_id("".join(["site-", "9"])) is reading.site_id
+    not_an_id = "".join(["not an ", "id"])
+    assert shared_id(not_an_id) is not_an_id
+    assert shared_id("") == ""
