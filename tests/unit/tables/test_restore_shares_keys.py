@@ -4,6 +4,7 @@ one again (an asset id is a key of a dozen tables and maps)."""
 
 from __future__ import annotations
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -61,3 +62,41 @@ def test_a_key_of_several_tables_is_one_object_after_a_restore_and_the_values_ar
         assert key is one[key]
     for pks in (state.plain["counts"].pks, state.plain["newest"].pks, state.windowed["hourly"].pks):
         assert all(key is one[key] for key in pks)
+
+
+_CANON: dict[str, str] = {}
+
+
+class Named(msgspec.Struct, frozen=True):
+    """A value whose `shared_copy` takes its name's canonical copy (`SharedCopy`)."""
+
+    name: str
+
+    def shared_copy(self) -> Named:
+        return Named(_CANON.setdefault(self.name, self.name))
+
+
+@given(st.lists(ids, min_size=1, max_size=10))
+def test_values_read_back_go_through_their_types_shared_copy_in_plain_and_windowed_tables(
+    names: list[str],
+) -> None:
+    plain = PlainPartition()
+    hourly = WindowedPartition()
+    window = tumbling(HOUR_MS, grace_ms=60_000)
+    for n, name in enumerate(names):
+        plain.put(f"key-{n}", Named(name), "site-1")
+        hourly.update(
+            window, key=f"key-{n}", time_ms=START_MS, pk="site-1", default=str, value=Named(name)
+        )
+    blob = encode_state("shard-0", {"named": plain}, {"named_hourly": hourly}, changed=None)
+    tables = [
+        Table("named", default=str, value_type=Named),
+        Table("named_hourly", default=str, value_type=Named),
+    ]
+    tables[1].tumbling(HOUR_MS, grace_ms=60_000)
+    state = ShardState(tables, "shard-0", ManualClock(), 300_000)
+    state.restore([[blob]], lambda _pk: True)
+    (bucket,) = state.windowed["named_hourly"].open.values()
+    restored = [*state.plain["named"].data.values(), *bucket.values()]
+    assert sorted(v.name for v in restored) == sorted(names * 2)
+    assert all(value.name is _CANON[value.name] for value in restored)
