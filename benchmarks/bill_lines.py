@@ -22,7 +22,8 @@ from benchmarks.stack import (
     provisioned_shards,
     records_per_month,
 )
-from domain.series import DEFAULT_INTERVAL_MS, SeriesAcc, interval_name, rollup_of
+from domain.series import DEFAULT_INTERVAL_MS, interval_name, rollup_of
+from domain.series_acc import SeriesAcc
 from domain.telemetry import Reading
 from domain.views import time_points
 from lighting.settings import Settings

@@ -240,6 +240,21 @@ def _shared_id(value: str, field: str) -> str:
     return value
 
 
+def shared_id(value: str) -> str:
+    """The shared copy of `value` if it is a valid id (entered if new), else `value` itself:
+    for ids read back from elsewhere than a reading (a state snapshot), so that they share
+    one copy with the readings' as they do in a shard that never restarted."""
+    shared = _shared_ids.get(value)
+    if shared is not None:
+        return shared
+    if not value or not is_valid_id(value):
+        return value
+    if len(_shared_ids) >= MAX_SHARED_IDS:
+        _shared_ids.clear()
+    _shared_ids[value] = value
+    return value
+
+
 def decode_reading(
     data: bytes, arrival_ms: int, *, max_skew_ms: int = DEFAULT_MAX_SKEW_MS
 ) -> Reading:

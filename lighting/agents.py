@@ -25,7 +25,7 @@ from domain.rules import (
 from domain.rules.flood import FloodState, flood_check, flood_guard, is_new
 from domain.rules.spikes import clock_confirm, spike_due_ms
 from domain.series import DEFAULT_INTERVAL_MS
-from domain.telemetry import DEFAULT_MAX_SKEW_MS, Reading, decode_reading
+from domain.telemetry import DEFAULT_MAX_SKEW_MS, Reading, decode_reading, shared_id
 from domain.usage import scope_of_key, scopes_of, usage_report_of
 from lighting.regions import HomeGate
 from lighting.registry import RegistryCache
@@ -52,6 +52,18 @@ class UsageAcc(msgspec.Struct, gc=False):
     wh: float = 0.0
     covered_ms: int = 0
     assets: int = 0
+
+    def shared_copy(self) -> UsageAcc:
+        """This sum with the readings' shared copies of its ids (`shared_id`): read back from
+        a snapshot it holds its own copies, a running shard's the readings' ones."""
+        return UsageAcc(
+            shared_id(self.site_id),
+            shared_id(self.building_id),
+            shared_id(self.room_id),
+            self.wh,
+            self.covered_ms,
+            self.assets,
+        )
 
     def __add__(self, more: UsageAcc) -> UsageAcc:
         """The sum, with the ids of `more` (the latest contribution)."""

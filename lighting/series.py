@@ -38,7 +38,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from domain.series import HOUR_MS, SeriesAcc, TelemetryRollup, check_interval_ms, rollup_of
+from domain.series import HOUR_MS, TelemetryRollup, check_interval_ms, rollup_of
+from domain.series_acc import SeriesAcc
 from domain.telemetry import Reading
 from lighting.registry import RegistryCache
 from streams.app import App, Topic
@@ -61,9 +62,11 @@ def add_series(
     # Each asset's latest counted reading time (ms): the duplicate and order gate. Keyed by
     # the windows' asset ids and never deleted: one partition-key entry with them per asset.
     newest = app.Table("series_newest", default=int, value_type=int).share_keys()
-    # Created before `hours`: the shard closes its tables' windows in creation order.
+    # Created before `hours`: the shard closes its tables' windows in creation order. A
+    # window starts empty: an interval of one reading (the default cadence) then holds 7
+    # doubles, not 23 (`SeriesAcc`).
     fine = (
-        app.Table("series_fine", default=SeriesAcc, value_type=SeriesAcc)
+        app.Table("series_fine", default=SeriesAcc.empty, value_type=SeriesAcc)
         .tumbling(interval_ms, grace_ms=grace_ms)
         .relative_to_field(lambda reading: reading.ts_ms)
     )

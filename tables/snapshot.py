@@ -17,6 +17,8 @@ that wrote it, which is what lets a split child keep exactly the keys of its has
   know, as its `snapshot_form()`, read back by the type's `from_snapshot_form(form)`
   (`StoredForm`): how a value kept compact in memory (an `array` of doubles) keeps the stored
   form it had as a msgspec Struct, so snapshots written before and after read the same.
+- A value type with `shared_copy()` (`SharedCopy`) has each value read back passed through
+  it: a section decodes its own copy of every string, where a running shard shares its ids.
 
 Depends only on the partition types: `tables.shard` calls it, never the other way.
 """
@@ -76,6 +78,14 @@ class StoredForm(Protocol):
 
     @classmethod
     def from_snapshot_form(cls, form: Any) -> Any: ...
+
+
+class SharedCopy(Protocol):
+    """A table value type whose values hold strings a running shard shares (ids): a snapshot
+    section decodes its own copy of each, so a restore passes every value it reads through
+    `shared_copy()`, which returns an equal value holding the shared copies."""
+
+    def shared_copy(self) -> Any: ...
 
 
 def _to_form(value: Any) -> Any:
@@ -233,16 +243,18 @@ def apply_blob(
                 continue
             section: _Plain[Any] = _decoder("plain", value_types[name]).decode(raw)
             part = plain[name]
+            share = getattr(value_types[name], "shared_copy", None)  # `SharedCopy`
             for key in section.deleted:
                 part.discard(key)
             for pk, key, value in section.entries:
-                part.data[key] = value
+                part.data[key] = value if share is None else share(value)
                 part.pks[key] = pk
         for name, raw in decoded.windowed.items():
             if name not in windowed:
                 continue
             wsection: _Windowed[Any] = _decoder("windowed", value_types[name]).decode(raw)
             wpart = windowed[name]
+            share = getattr(value_types[name], "shared_copy", None)  # `SharedCopy`
             if wsection.max_event_ms is not None:
                 wpart.max_event_ms = wsection.max_event_ms
             for key in wsection.deleted:
@@ -254,7 +266,9 @@ def apply_blob(
                 for index, value in windows:
                     start, end, closed = ranges[index]
                     target = wpart.closed if closed else wpart.open
-                    target.setdefault((start, end), {})[key] = value
+                    target.setdefault((start, end), {})[key] = (
+                        value if share is None else share(value)
+                    )
                 wpart.pks[key] = pk
     except (msgspec.DecodeError, IndexError) as exc:
         raise StateStoreError(f"shard {shard_id}: bad table section: {exc}") from exc
@@ -271,12 +285,17 @@ def merge_into(
     intern: Callable[[str], str],
 ) -> None:
     """Add the entries whose partition key passes `keep` to the `into_*` partitions; the
-    event clock becomes the later of the two."""
+    event clock becomes the later of the two. Keys equal across tables become one object:
+    each table's section decodes its own copy of a key, where a running shard's tables share
+    the one its records carried."""
+    same: dict[Key, Key] = {}
+    one_key = same.setdefault
     for name, part in plain.items():
         target = into_plain[name]
-        for key, value in part.data.items():
-            pk = part.pks.get(key, "")
+        for read, value in part.data.items():
+            pk = part.pks.get(read, "")
             if keep(pk):
+                key = one_key(read, read)
                 target.data[key] = value
                 target.pks[key] = intern(pk)
     for name, wpart in windowed.items():
@@ -290,9 +309,10 @@ def merge_into(
             (wpart.closed, wtarget.closed),
         ):
             for rng in sorted(buckets):
-                for key, value in buckets[rng].items():
-                    pk = wpart.pks.get(key, "")
+                for read, value in buckets[rng].items():
+                    pk = wpart.pks.get(read, "")
                     if keep(pk):
+                        key = one_key(read, read)
                         target_buckets.setdefault(rng, {})[key] = value
                         wtarget.pks[key] = intern(pk)
 

@@ -6,6 +6,7 @@ import msgspec
 
 from core.clock import DAY_MS
 from domain.energy_track import EnergyTrack
+from domain.telemetry import shared_id
 
 DEFAULT_MAX_GAP_MS = 300_000
 DEFAULT_WINDOW_MS = 3_600_000
@@ -225,3 +226,14 @@ class AssetRuleState(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     last_energy_wh: float | None = None
     energy: EnergyTrack | None = None
     written: WrittenState | None = None
+
+    def shared_copy(self) -> AssetRuleState:
+        """This state with the readings' shared copies of its ids (`shared_id`): a state read
+        back from a snapshot holds its own copies, a running shard's the readings' ones."""
+        return msgspec.structs.replace(
+            self,
+            site_id=shared_id(self.site_id),
+            building_id=shared_id(self.building_id),
+            room_id=shared_id(self.room_id),
+            asset_id=shared_id(self.asset_id),
+        )

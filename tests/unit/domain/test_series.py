@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from domain.series import (
     HOUR_MS,
     SERIES_METRICS,
-    SeriesAcc,
     TelemetryRollup,
     check_interval_ms,
     direct_rollups,
@@ -19,6 +18,7 @@ from domain.series import (
     rollup_of,
     series_tier,
 )
+from domain.series_acc import SeriesAcc
 from domain.telemetry import Reading
 from domain.views import command_writes, time_points
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from core.clock import ManualClock
 from core.errors import StateStoreError
-from domain.series import SeriesAcc, TelemetryRollup, rollup_of
+from domain.series import TelemetryRollup, rollup_of
+from domain.series_acc import SeriesAcc
 from domain.telemetry import Reading
 from tables.plain import PlainPartition
 from tables.shard import ShardState

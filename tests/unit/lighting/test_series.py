@@ -179,6 +179,33 @@ def test_an_hour_is_emitted_with_its_last_interval_whether_or_not_its_asset_repo
         assert hours[("lamp-2", START_MS + HOUR_MS)].stats["power_w_min"] == 7.0
 
 
+def test_an_interval_of_one_reading_is_held_as_its_seven_values_and_rolls_up_exactly() -> None:
+    """At the default cadence every open minute holds one reading: the window keeps that
+    reading's 7 values (`SeriesAcc`'s one-reading form), not the 23 of the full form, and
+    its rollup and hour are the readings' own values."""
+    with context() as ctx:
+        rs = [
+            reading(START_MS + 10_000, power_w=10.0),
+            reading(START_MS + MINUTE_MS + 10_000, power_w=30.0),
+            reading(START_MS + MINUTE_MS + 40_000, power_w=20.0),
+        ]
+        for r in rs:
+            ctx.put(record(r), key="site-1", arrival_ms=r.ts_ms)
+        fine = ctx.engine.state.windowed["series_fine"].open
+        held = {start: len(bucket["lamp-1"]) for (start, _), bucket in fine.items()}
+        assert held == {START_MS: 7, START_MS + MINUTE_MS: 23}
+        close_all(ctx, rs[-1].ts_ms)
+        minutes, hours = rollups(ctx, MINUTE_MS), rollups(ctx, HOUR_MS)
+    first = minutes[("lamp-1", START_MS)]
+    assert (first.readings, first.on_fraction, first.last_ts_ms) == (1, 1.0, START_MS + 10_000)
+    assert [first.stats[f"power_w_{s}"] for s in ("mean", "min", "max", "last")] == [10.0] * 4
+    assert first.stats["dim_level_mean"] == 80.0
+    assert minutes[("lamp-1", START_MS + MINUTE_MS)].stats["power_w_mean"] == 25.0
+    hour = hours[("lamp-1", START_MS)]
+    assert (hour.readings, hour.stats["power_w_min"], hour.stats["power_w_max"]) == (3, 10.0, 30.0)
+    assert hour.stats["power_w_mean"] == 20.0
+
+
 def test_a_crash_and_redelivery_emit_the_same_rollups_as_an_uninterrupted_run() -> None:
     rs = [reading(START_MS + i * 7_000, power_w=float(i % 13)) for i in range(700)]
     with context() as ctx:
