@@ -1,5 +1,6 @@
-"""The parts of `luxflow bench` beside luxflow's own pipeline: faust on the same work, the
-framework overheads, the reduced-work plain loop, the kcl-processor footprint and the cost."""
+"""The parts of `luxflow bench` beside luxflow's own pipeline: faust and Quix Streams on the
+same work, the framework overheads, the reduced-work plain loop, the kcl-processor footprint
+and the cost."""
 
 from __future__ import annotations
 
@@ -7,11 +8,21 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmarks import bill_inputs, bill_report, cost, faust_bench, kcl_footprint, overhead, plain
+from benchmarks import (
+    bill_inputs,
+    bill_report,
+    cost,
+    faust_bench,
+    kcl_footprint,
+    overhead,
+    plain,
+    quix_bench,
+)
 from core.records import Record
 from streams.app import App
 
 LEVER_CHECKPOINT_INTERVALS_MS = (60_000, 120_000)
+NOOP_RECORDS = 20_000  # enough for a stable per-record figure of the no-op pipelines
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -35,6 +46,7 @@ def alternatives(
     overheads: dict[str, float | None] = {
         "luxflow": lux_us,
         "faust": None,
+        "quix": None,
         "plain": overhead.plain_us(payloads),
     }
     report["framework_overhead_us"] = overheads
@@ -47,6 +59,37 @@ def alternatives(
         "plain_boto3_records_per_s_per_core": plain_rate,
         "luxflow_over_plain": _ratio(pipeline, plain_rate),
     }
+    _faust(
+        report,
+        build_app,
+        records,
+        args=args,
+        batch=batch,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+    )
+    _quix(
+        report,
+        build_app,
+        records,
+        args=args,
+        batch=batch,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+    )
+
+
+def _faust(
+    report: dict[str, Any],
+    build_app: Callable[[], App],
+    records: Sequence[Record],
+    *,
+    args: argparse.Namespace,
+    batch: int,
+    checkpoint_every: int,
+    progress: Callable[[str], None],
+) -> None:
+    pipeline = report["pipeline_records_per_s_per_core"]
     report["faust_same_work_records_per_s_per_core"] = None
     report["faust_same_work_ratio"] = None
     report["faust_version"] = None
@@ -54,7 +97,8 @@ def alternatives(
         report["faust_error"] = "skipped (--no-faust)"
         return
     progress("faust-streaming, no-op agent (test_context, no Kafka)")
-    overheads["faust"], error = overhead.faust_us(payloads[: min(len(payloads), 20_000)])
+    payloads = [r.data for r in records[:NOOP_RECORDS]]
+    report["framework_overhead_us"]["faust"], error = overhead.faust_us(payloads)
     progress("faust-streaming running the lighting agent (same work)")
     same = faust_bench.run_same_work(
         build_app, records, batch=batch, checkpoint_every=checkpoint_every
@@ -63,6 +107,35 @@ def alternatives(
     report["faust_same_work_ratio"] = _ratio(pipeline, same.events_per_cpu_s)
     report["faust_version"] = same.version
     report["faust_error"] = same.error or error
+
+
+def _quix(
+    report: dict[str, Any],
+    build_app: Callable[[], App],
+    records: Sequence[Record],
+    *,
+    args: argparse.Namespace,
+    batch: int,
+    checkpoint_every: int,
+    progress: Callable[[str], None],
+) -> None:
+    pipeline = report["pipeline_records_per_s_per_core"]
+    report["quix_same_work_records_per_s_per_core"] = None
+    report["quix_same_work_ratio"] = None
+    report["quix_version"] = None
+    if args.no_quix:
+        report["quix_error"] = "skipped (--no-quix)"
+        return
+    progress("Quix Streams, no-op pipeline (Application, no Kafka)")
+    report["framework_overhead_us"]["quix"], error = overhead.quix_us(records[:NOOP_RECORDS])
+    progress("Quix Streams running the lighting agent (same work)")
+    same = quix_bench.run_same_work(
+        build_app, records, batch=batch, checkpoint_every=checkpoint_every
+    )
+    report["quix_same_work_records_per_s_per_core"] = same.events_per_cpu_s
+    report["quix_same_work_ratio"] = _ratio(pipeline, same.events_per_cpu_s)
+    report["quix_version"] = same.version
+    report["quix_error"] = same.error or error
 
 
 def footprint_and_cost(
