@@ -5,8 +5,8 @@ and the cost."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from benchmarks import (
     bill_inputs,
@@ -27,6 +27,16 @@ NOOP_RECORDS = 20_000  # enough for a stable per-record figure of the no-op pipe
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
+
+
+R = TypeVar("R", faust_bench.FaustResult, quix_bench.QuixResult)
+
+
+def _best(results: Iterable[R]) -> R:
+    """The fastest pass, as luxflow's own figure is the best of its passes; the first failed
+    one if none has a figure."""
+    ran = list(results)
+    return max(ran, key=lambda r: r.events_per_cpu_s or 0.0)
 
 
 def alternatives(
@@ -100,8 +110,10 @@ def _faust(
     payloads = [r.data for r in records[:NOOP_RECORDS]]
     report["framework_overhead_us"]["faust"], error = overhead.faust_us(payloads)
     progress("faust-streaming running the lighting agent (same work)")
-    same = faust_bench.run_same_work(
-        build_app, records, batch=batch, checkpoint_every=checkpoint_every
+    run = faust_bench.run_same_work
+    same = _best(
+        run(build_app, records, batch=batch, checkpoint_every=checkpoint_every)
+        for _ in range(report["input"]["repeat"])
     )
     report["faust_same_work_records_per_s_per_core"] = same.events_per_cpu_s
     report["faust_same_work_ratio"] = _ratio(pipeline, same.events_per_cpu_s)
@@ -129,8 +141,10 @@ def _quix(
     progress("Quix Streams, no-op pipeline (Application, no Kafka)")
     report["framework_overhead_us"]["quix"], error = overhead.quix_us(records[:NOOP_RECORDS])
     progress("Quix Streams running the lighting agent (same work)")
-    same = quix_bench.run_same_work(
-        build_app, records, batch=batch, checkpoint_every=checkpoint_every
+    run = quix_bench.run_same_work
+    same = _best(
+        run(build_app, records, batch=batch, checkpoint_every=checkpoint_every)
+        for _ in range(report["input"]["repeat"])
     )
     report["quix_same_work_records_per_s_per_core"] = same.events_per_cpu_s
     report["quix_same_work_ratio"] = _ratio(pipeline, same.events_per_cpu_s)
