@@ -16,9 +16,9 @@ Two figures:
   a second step (`expand=True`) gives the value to the real lighting agent (the `detect`
   agent's function, resumed by `streams.agent.AgentInstance`: Quix steps are plain
   functions, and an async agent needs a driver) and emits its outputs one by one, and the
-  pipeline's sink writes each to the production sinks; `benchmarks.same_work` closes
-  windows every `batch` records and checkpoints every `checkpoint_every`, as luxflow's own
-  pipeline does. So only the framework differs.
+  pipeline's sink collects them; once the record is through, `benchmarks.same_work` hands
+  them to the production sinks, closes windows every `batch` records and checkpoints every
+  `checkpoint_every`, as luxflow's own pipeline does. So only the framework differs.
 - framework overhead (`noop_us_per_event`): a pipeline of one no-op step; CPU per event is
   Quix's own per-message cost.
 

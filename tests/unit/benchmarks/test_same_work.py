@@ -43,6 +43,7 @@ class RecordedRequests(RequestCounters):
     def __init__(self) -> None:
         super().__init__()
         self.sent: list[bytes] = []
+        self.checkpoints = 0
 
     def count(self, call: str, items: int, request: dict[str, Any]) -> int:
         self.sent.append(call.encode() + b" " + _encode(request))
@@ -64,13 +65,15 @@ RECORDS = _fleet(2, 90)  # 3,600 readings: hourly windows close, roll-ups and sp
 def luxflow_requests(
     records: Sequence[Record], batch: int, checkpoint_every: int
 ) -> RecordedRequests:
-    """What luxflow's own pipeline (one `ShardEngine`, as `luxflow bench` runs it) sends."""
+    """What luxflow's own pipeline (one `ShardEngine`, as `luxflow bench` runs it) sends;
+    its `checkpoints` are the state snapshots the engine took."""
     recorded = RecordedRequests()
     one_shard = harness.plan(
         records, lambda _r: 0, 1, batch=batch, checkpoint_every=checkpoint_every
     )
     result = harness.run_pipeline(lighting_app, 1, one_shard, counters=recorded)
     assert result.records == len(records) and result.bad_records == 0
+    recorded.checkpoints = result.checkpoints
     return recorded
 
 
@@ -85,6 +88,7 @@ def plain_loop_requests(
         outputs: list[object] = []
         detect.feed(work.begin(index), outputs, work.event)
         work.done(index, outputs)
+    recorded.checkpoints = work.engine.counters.checkpoints
     return recorded
 
 
@@ -121,6 +125,9 @@ def test_the_shared_work_sends_exactly_luxflows_requests() -> None:
     same = plain_loop_requests(RECORDS, 70, 300)
     assert (same.calls, same.items) == (lux.calls, lux.items)
     assert same.digest() == lux.digest()
+    # The same checkpoints too (a snapshot sends no request): at every interval's end and
+    # wherever a closed window made one due.
+    assert same.checkpoints == lux.checkpoints > len(RECORDS) // 300
 
 
 @settings(max_examples=8, deadline=None)
@@ -133,6 +140,7 @@ def test_any_cut_into_batches_and_intervals_sends_luxflows_requests(
     lux = luxflow_requests(records, batch, checkpoint_every)
     same = plain_loop_requests(records, batch, checkpoint_every)
     assert same.digest() == lux.digest()
+    assert same.checkpoints == lux.checkpoints
 
 
 def test_quix_streams_sends_exactly_luxflows_requests_or_says_why() -> None:
