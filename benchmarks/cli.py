@@ -1,6 +1,7 @@
 """`luxflow bench`: luxflow's throughput, memory, cost and latency, and the alternatives.
 
-    luxflow bench [--quick] [--json] [--profile N] [--no-faust] [--no-e2e] [--no-kcl] [--no-cost]
+    luxflow bench [--quick] [--json] [--profile N] [--no-faust] [--no-quix] [--no-e2e] [--no-kcl]
+                  [--no-cost]
     luxflow bench --bill [--quick] [--json]        the cost runs and the whole-stack bill only
     luxflow bench --latency [--latency-faults N] [--latency-sites N] [--latency-runners R,R]
 
@@ -9,10 +10,11 @@ Every figure of a run comes from the same simulated input (`benchmarks.workload`
 - pipeline: decode -> agents -> windowed tables -> detection -> sink requests built, through
   one `ShardEngine` with the real app (`build_app()`) and the real DynamoDB and Timestream
   sinks over in-memory clients (`benchmarks.harness`); records per CPU second (one core);
-- faust, same work: the real lighting agent inside a faust-streaming agent, with luxflow's
-  tables and sinks (`benchmarks.faust_bench`); framework overhead per record of luxflow, faust
-  and a plain loop with no-op agents (`benchmarks.overhead`); a plain json + boto3 loop doing
-  REDUCED work (rules and hourly usage only: `benchmarks.plain`), labelled as such;
+- faust and Quix Streams, same work: the real lighting agent inside a faust-streaming agent
+  and inside a Quix Streams pipeline, with luxflow's tables and sinks (`benchmarks.faust_bench`,
+  `benchmarks.quix_bench`, both without Kafka); framework overhead per record of luxflow,
+  faust, Quix and a plain loop with no-op agents (`benchmarks.overhead`); a plain json + boto3
+  loop doing REDUCED work (rules and hourly usage only: `benchmarks.plain`), labelled as such;
 - end to end through moto's Kinesis on 127.0.0.1 (`benchmarks.e2e`): luxflow's consumption
   rate / the emulator's raw GetRecords read rate;
 - throughput with the records spread over 1, 4, 16 and 64 engines (one per shard);
@@ -67,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also profile one pipeline pass (cProfile) and print its top N functions to stderr",
     )
     parser.add_argument("--no-faust", action="store_true", help="skip the faust comparison")
+    parser.add_argument("--no-quix", action="store_true", help="skip the Quix Streams comparison")
     parser.add_argument(
         "--no-kcl", action="store_true", help="skip the kcl-processor footprint (starts moto)"
     )
@@ -384,7 +387,8 @@ def register(sub: Any) -> None:
     from lighting.registry import empty_registry
 
     bench = sub.add_parser(
-        "bench", help="throughput and memory benchmarks, compared with faust and plain boto3"
+        "bench",
+        help="throughput and memory benchmarks, compared with faust, Quix Streams and plain boto3",
     )
     add_arguments(bench)
 

@@ -9,7 +9,7 @@ way to run an agent without Kafka):
   outputs go to the same production sinks (`lighting.wiring.shard_sinks` over the null
   clients); windows close and the app's advance callbacks run after every `batch` records,
   and the engine checkpoints (flush, snapshot) every `checkpoint_every` records, as luxflow's
-  own pipeline does. So only the framework differs.
+  own pipeline does (`benchmarks.same_work`). So only the framework differs.
 - framework overhead (`noop_us_per_event`): a no-op agent; CPU per event is faust's own
   cost (message, event, channel, stream iteration).
 
@@ -24,16 +24,14 @@ import contextlib
 import io
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.harness import RequestCounters, build_engine, null_sinks
-from core.clock import ManualClock
+from benchmarks.harness import RequestCounters
+from benchmarks.same_work import SameWork
 from core.event import Event
-from core.records import TRIM_HORIZON, Record
-from lighting.settings import Settings
-from sinks.memory import InMemorySink
+from core.records import Record
 from streams.app import App
 
 
@@ -115,70 +113,59 @@ def noop_us_per_event(payloads: Sequence[bytes]) -> FaustResult:
     return _run(len(payloads), drive)
 
 
+class _Readings:
+    """The values faust's stream carries, as the agent's stream: an async iterator with the
+    `current_event` the lighting agent reads (luxflow's event of the current record)."""
+
+    def __init__(self, values: AsyncIterator[object], work: SameWork) -> None:
+        self._values = values
+        self._work = work
+
+    @property
+    def current_event(self) -> Event[Any] | None:
+        return self._work.event
+
+    def __aiter__(self) -> AsyncIterator[object]:
+        return self
+
+    def __anext__(self) -> Awaitable[object]:
+        return self._values.__anext__()
+
+
 def run_same_work(
     build_app: Callable[[], App],
     records: Sequence[Record],
     *,
     batch: int = 500,
     checkpoint_every: int = 5_000,
+    counters: RequestCounters | None = None,
 ) -> FaustResult:
-    """The real lighting agent inside a faust agent, with luxflow's tables and sinks."""
-    lighting = build_app()
-    detect = lighting.agents[0].fun
-    decode = lighting.decoder
-    first = records[0].arrival_ms if records else 0
-    clock = ManualClock(first)
-    shard_id = records[0].shard_id if records else "shardId-000000000000"
-    engine = build_engine(lighting, shard_id, RequestCounters(), clock, with_sinks=False)
-    engine.initialize(TRIM_HORIZON)
-    state = engine.state
-    sinks = null_sinks(Settings(), RequestCounters(), InMemorySink(), shard_id, clock)
-
-    def checkpoint() -> None:
-        for sink in sinks:
-            sink.flush()
-        engine.checkpoint.commit()  # snapshot the state, write the checkpoint
-
-    def route(outputs: Sequence[object]) -> None:
-        for sink in sinks:
-            for item in outputs:
-                sink.write(item)
-
-    def advance() -> None:
-        outputs = state.advance()
-        clock_ms = state.event_clock_ms()
-        if clock_ms is not None:
-            for callback in lighting.advance_callbacks:
-                outputs.extend(callback(clock_ms))
-        route(outputs)
+    """The real lighting agent inside a faust agent, with luxflow's tables and sinks.
+    `counters` receives every request the sinks send."""
+    work = SameWork(build_app, records, counters, batch=batch, checkpoint_every=checkpoint_every)
+    detect = work.detect
+    outputs: list[object] = []
 
     async def drive(faust: Any) -> tuple[int, float]:
         app, topic = _faust_app(faust)
         seen = [0]
 
-        async def readings(stream: AsyncIterator[bytes]) -> AsyncIterator[object]:
-            async for data in stream:
-                record = records[seen[0]]
+        async def values(stream: AsyncIterator[bytes]) -> AsyncIterator[object]:
+            async for _data in stream:
+                index = seen[0]
                 seen[0] += 1
-                value = decode(data, record.arrival_ms)
-                state.begin(Event.of(record, value))
-                yield value
-                if seen[0] % batch == 0:
-                    advance()
-                if seen[0] % checkpoint_every == 0:
-                    checkpoint()
+                yield work.begin(index)
+                # The agent asks for the next value: it is done with this record.
+                work.done(index, outputs)
 
         async def agent(stream: AsyncIterator[bytes]) -> None:
-            state.activate()
-            outputs: list[object] = []
-            async for output in detect(readings(stream)):  # type: ignore[arg-type]
+            async for output in detect(_Readings(values(stream), work)):  # type: ignore[arg-type]
                 outputs.append(output)
-                route(outputs)
-                outputs.clear()
 
         cpu_s = await _put_all(app.agent(topic, name="detect")(agent), [r.data for r in records])
-        advance()
-        checkpoint()
-        return seen[0], cpu_s
+        cpu0 = time.process_time()
+        if seen[0]:
+            work.done(seen[0] - 1, outputs)  # the last record: nothing asked for another
+        return seen[0], cpu_s + time.process_time() - cpu0
 
     return _run(len(records), drive)

@@ -261,14 +261,19 @@ def plan(
 
 
 def run_pipeline(
-    build_app: Callable[[], App], shards: int, intervals: Plan, *, with_sinks: bool = True
+    build_app: Callable[[], App],
+    shards: int,
+    intervals: Plan,
+    *,
+    with_sinks: bool = True,
+    counters: RequestCounters | None = None,
 ) -> RunResult:
     """Run a plan: per interval, every shard's batches through that shard's own engine, then
     every engine checkpoints (flush sinks -> snapshot state -> checkpoint), as the engines of
     one worker would over the same stretch of time. Engines are built before the clock
-    starts; the final checkpoint is measured."""
+    starts; the final checkpoint is measured. `counters` receives every request sent."""
     app = build_app()
-    counters = RequestCounters()
+    counters = counters if counters is not None else RequestCounters()
     first = next((chunk[0] for interval in intervals for _, chunk in interval if chunk), None)
     # Processing time stands still: windows then close by event time only, so every run of
     # the same input does the same work.

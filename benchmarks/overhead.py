@@ -1,11 +1,13 @@
-"""Framework overhead per record: a no-op agent in luxflow, in faust-streaming and a plain loop.
+"""Framework overhead per record: a no-op agent in luxflow, faust-streaming, Quix Streams and a
+plain loop.
 
 Each runs the same records through an agent (or function) that does nothing with them, so
 the CPU per record is the framework's own cost: for luxflow, `ShardEngine.process` (the event
 built, the shard's tables activated, the agent's coroutine resumed, late and output checks)
 in batches of `batch` with a checkpoint every `checkpoint_every` records; for faust, its
-test_context (message, event, channel, stream); for the plain loop, a Python `for` calling a
-function. Best of `repeat`.
+test_context (message, event, channel, stream); for Quix, `Application`'s per-message path
+after the poll (message context, copied context, composed pipeline of one step, offset
+stored); for the plain loop, a Python `for` calling a function. Best of `repeat`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from benchmarks import faust_bench
+from benchmarks import faust_bench, quix_bench
 from benchmarks.harness import RequestCounters, build_engine
 from core.clock import ManualClock
 from core.records import TRIM_HORIZON, Record
@@ -72,6 +74,14 @@ def plain_us(payloads: Sequence[bytes], *, repeat: int = 3) -> float:
 
 def faust_us(payloads: Sequence[bytes], *, repeat: int = 2) -> tuple[float | None, str | None]:
     results = [faust_bench.noop_us_per_event(payloads) for _ in range(repeat)]
+    figures = [r.us_per_event for r in results if r.us_per_event is not None]
+    if not figures:
+        return None, results[0].error
+    return min(figures), None
+
+
+def quix_us(records: Sequence[Record], *, repeat: int = 2) -> tuple[float | None, str | None]:
+    results = [quix_bench.noop_us_per_event(records) for _ in range(repeat)]
     figures = [r.us_per_event for r in results if r.us_per_event is not None]
     if not figures:
         return None, results[0].error

@@ -92,6 +92,14 @@ def _rows(report: dict[str, Any]) -> list[Row]:
         _info(
             "  faust_same_work_ratio (luxflow/faust)", _num(report["faust_same_work_ratio"], 2, "x")
         ),
+        _info(
+            "quix, same work (records/s/core)",
+            _num(report.get("quix_same_work_records_per_s_per_core")),
+        ),
+        _info(
+            "  quix_same_work_ratio (luxflow/quix)",
+            _num(report.get("quix_same_work_ratio"), 2, "x"),
+        ),
         (
             "framework overhead, luxflow (us/record)",
             _num(overhead["luxflow"], 3),
@@ -99,6 +107,7 @@ def _rows(report: dict[str, Any]) -> list[Row]:
             _mark(g["overhead_at_most_tenth_of_faust"]),
         ),
         _info("framework overhead, faust (us/record)", _num(overhead["faust"], 3)),
+        _info("framework overhead, quix (us/record)", _num(overhead.get("quix"), 3)),
         _info("framework overhead, plain loop (us/record)", _num(overhead["plain"], 3)),
         _info(
             "reduced work: plain json+boto3 (records/s)",
@@ -201,7 +210,7 @@ def render(report: dict[str, Any]) -> str:
     lines.append(fmt.format(*("-" * w for w in widths)))
     lines.extend(fmt.format(*row) for row in rows)
     notes = [f"reduced work: {report['reduced_work']['note']}"]
-    for key in ("faust_error", "kcl_processor_error"):
+    for key in ("faust_error", "quix_error", "kcl_processor_error"):
         if report.get(key):
             notes.append(f"{key}: {report[key]}")
     if report["e2e"].get("error"):

@@ -33,6 +33,7 @@ TINY = [
     "40,80",
     "--no-e2e",
     "--no-faust",
+    "--no-quix",
     "--no-kcl",
 ]
 
@@ -54,9 +55,10 @@ def test_bench_json_has_every_required_key_with_sane_values(
     assert "not the same work" in reduced["note"]  # the reduced figure says what it is
     assert reduced["plain_boto3_records_per_s_per_core"] > 0
     overhead = report["framework_overhead_us"]
-    assert set(overhead) == {"luxflow", "faust", "plain"}
+    assert set(overhead) == {"luxflow", "faust", "quix", "plain"}
     assert 0 < overhead["plain"] < overhead["luxflow"]  # the engine does more than a for loop
     assert overhead["faust"] is None  # --no-faust
+    assert overhead["quix"] is None  # --no-quix
     assert set(report["throughput_by_shards"]) == {"1", "4", "16", "64"}
     assert all(rate > 0 for rate in report["throughput_by_shards"].values())
     assert report["throughput_by_shards"]["1"] == report["pipeline_records_per_s_per_core"]
@@ -93,6 +95,8 @@ def test_bench_json_has_every_required_key_with_sane_values(
     # Skipped parts say so instead of failing.
     assert report["faust_same_work_ratio"] is None
     assert "skipped" in report["faust_error"]
+    assert report["quix_same_work_ratio"] is None
+    assert report["quix_error"] == "skipped (--no-quix)"
     assert report["kcl_processor_rss_mb"] is None
     assert "skipped" in report["kcl_processor_error"]
     assert report["e2e_ratio_to_emulator"] is None
@@ -119,6 +123,8 @@ def test_bench_table_names_every_measure(capsys: pytest.CaptureFixture[str]) -> 
     for name in (
         "in-process pipeline",
         "faust_same_work_ratio",
+        "quix_same_work_ratio",
+        "framework overhead, quix",
         "framework overhead, luxflow",
         "reduced work: plain",
         "64 shard(s)",
@@ -132,6 +138,7 @@ def test_bench_table_names_every_measure(capsys: pytest.CaptureFixture[str]) -> 
     assert table.index("ACCEPTANCE") < table.index("in-process pipeline")  # printed first
     assert "memory per live asset, 80 assets" in table
     assert "faust_error: skipped" in table
+    assert "quix_error: skipped (--no-quix)" in table
 
 
 def test_bench_bill_alone_gives_the_acceptance_figure_and_the_bill(
