@@ -146,21 +146,29 @@ def _grant_reader(influxd: Influxd, database: str, password: str) -> None:
                 return int(response.status)
         except urllib.error.HTTPError as exc:
             return exc.code
+        except (urllib.error.URLError, TimeoutError):
+            return 0  # no answer in time: the loop below asks again
 
-    for statement in (
+    # The page's first request must not meet a reader InfluxDB does not yet let read (seen
+    # under load as a 403 right after the grant, and as a reader never created when the
+    # server answered its creation slowly): every step again until the reader can read.
+    # Each is idempotent (the same user and password again is no error).
+    statements = (
         f"CREATE DATABASE {database}",
         f"CREATE USER {READER_USER} WITH PASSWORD '{password}'",
-    ):
-        run(statement, influxd.token)
-    # The page's first request must not meet a reader InfluxDB does not yet let read (seen
-    # once under load as a 403 right after the grant): grant until the reader can read.
-    deadline = time.monotonic() + 30
+        f"GRANT READ ON {database} TO {READER_USER}",
+    )
+    deadline = time.monotonic() + 60
     while True:
-        run(f"GRANT READ ON {database} TO {READER_USER}", influxd.token)
-        if run("SHOW MEASUREMENTS", f"{READER_USER}:{password}") == 200:
+        answers = [run(statement, influxd.token) for statement in statements]
+        read = run("SHOW MEASUREMENTS", f"{READER_USER}:{password}")
+        if read == 200:
             return
         if time.monotonic() > deadline:
-            raise LuxflowError(f"InfluxDB did not let {READER_USER} read {database} in 30 s")
+            raise LuxflowError(
+                f"InfluxDB did not let {READER_USER} read {database} in 60 s "
+                f"(create database, create user, grant: HTTP {answers}; read: HTTP {read})"
+            )
         time.sleep(0.2)
 
 
