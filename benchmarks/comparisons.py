@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple
 
 from benchmarks import (
     bill_inputs,
@@ -18,6 +18,7 @@ from benchmarks import (
     plain,
     quix_bench,
 )
+from benchmarks.same_work import RunResult
 from core.records import Record
 from streams.app import App
 
@@ -29,10 +30,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
-R = TypeVar("R", faust_bench.FaustResult, quix_bench.QuixResult)
-
-
-def _best(results: Iterable[R]) -> R:
+def _best(results: Iterable[RunResult]) -> RunResult:
     """The fastest pass, as luxflow's own figure is the best of its passes; the first failed
     one if none has a figure."""
     ran = list(results)
@@ -69,87 +67,78 @@ def alternatives(
         "plain_boto3_records_per_s_per_core": plain_rate,
         "luxflow_over_plain": _ratio(pipeline, plain_rate),
     }
-    _faust(
-        report,
-        build_app,
-        records,
-        args=args,
-        batch=batch,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
+    noop_payloads = payloads[:NOOP_RECORDS]
+    frameworks = (
+        Framework(
+            "faust",
+            skipped=args.no_faust,
+            noop_label="faust-streaming, no-op agent (test_context, no Kafka)",
+            noop=lambda: overhead.faust_us(noop_payloads),
+            label="faust-streaming running the lighting agent (same work)",
+            run=faust_bench.run_same_work,
+        ),
+        Framework(
+            "quix",
+            skipped=args.no_quix,
+            noop_label="Quix Streams, no-op pipeline (Application, no Kafka)",
+            noop=lambda: overhead.quix_us(records[:NOOP_RECORDS]),
+            label="Quix Streams running the lighting agent (same work)",
+            run=quix_bench.run_same_work,
+        ),
     )
-    _quix(
-        report,
-        build_app,
-        records,
-        args=args,
-        batch=batch,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
-    )
+    for framework in frameworks:
+        _same_work(
+            report,
+            framework,
+            build_app,
+            records,
+            batch=batch,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+        )
 
 
-def _faust(
+class Framework(NamedTuple):
+    """Another framework run on luxflow's work: its no-op pipeline for the framework overhead,
+    then the lighting app's same work (`benchmarks.same_work`)."""
+
+    name: str  # the report's key prefix; `--no-<name>` skips it
+    skipped: bool
+    noop_label: str
+    noop: Callable[[], tuple[float | None, str | None]]
+    label: str
+    run: Callable[..., Any]
+
+
+def _same_work(
     report: dict[str, Any],
+    framework: Framework,
     build_app: Callable[[], App],
     records: Sequence[Record],
     *,
-    args: argparse.Namespace,
     batch: int,
     checkpoint_every: int,
     progress: Callable[[str], None],
 ) -> None:
-    pipeline = report["pipeline_records_per_s_per_core"]
-    report["faust_same_work_records_per_s_per_core"] = None
-    report["faust_same_work_ratio"] = None
-    report["faust_version"] = None
-    if args.no_faust:
-        report["faust_error"] = "skipped (--no-faust)"
+    name = framework.name
+    report[f"{name}_same_work_records_per_s_per_core"] = None
+    report[f"{name}_same_work_ratio"] = None
+    report[f"{name}_version"] = None
+    if framework.skipped:
+        report[f"{name}_error"] = f"skipped (--no-{name})"
         return
-    progress("faust-streaming, no-op agent (test_context, no Kafka)")
-    payloads = [r.data for r in records[:NOOP_RECORDS]]
-    report["framework_overhead_us"]["faust"], error = overhead.faust_us(payloads)
-    progress("faust-streaming running the lighting agent (same work)")
-    run = faust_bench.run_same_work
+    progress(framework.noop_label)
+    report["framework_overhead_us"][name], error = framework.noop()
+    progress(framework.label)
     same = _best(
-        run(build_app, records, batch=batch, checkpoint_every=checkpoint_every)
+        framework.run(build_app, records, batch=batch, checkpoint_every=checkpoint_every)
         for _ in range(report["input"]["repeat"])
     )
-    report["faust_same_work_records_per_s_per_core"] = same.events_per_cpu_s
-    report["faust_same_work_ratio"] = _ratio(pipeline, same.events_per_cpu_s)
-    report["faust_version"] = same.version
-    report["faust_error"] = same.error or error
-
-
-def _quix(
-    report: dict[str, Any],
-    build_app: Callable[[], App],
-    records: Sequence[Record],
-    *,
-    args: argparse.Namespace,
-    batch: int,
-    checkpoint_every: int,
-    progress: Callable[[str], None],
-) -> None:
     pipeline = report["pipeline_records_per_s_per_core"]
-    report["quix_same_work_records_per_s_per_core"] = None
-    report["quix_same_work_ratio"] = None
-    report["quix_version"] = None
-    if args.no_quix:
-        report["quix_error"] = "skipped (--no-quix)"
-        return
-    progress("Quix Streams, no-op pipeline (Application, no Kafka)")
-    report["framework_overhead_us"]["quix"], error = overhead.quix_us(records[:NOOP_RECORDS])
-    progress("Quix Streams running the lighting agent (same work)")
-    run = quix_bench.run_same_work
-    same = _best(
-        run(build_app, records, batch=batch, checkpoint_every=checkpoint_every)
-        for _ in range(report["input"]["repeat"])
-    )
-    report["quix_same_work_records_per_s_per_core"] = same.events_per_cpu_s
-    report["quix_same_work_ratio"] = _ratio(pipeline, same.events_per_cpu_s)
-    report["quix_version"] = same.version
-    report["quix_error"] = same.error or error
+    report[f"{name}_same_work_records_per_s_per_core"] = same.events_per_cpu_s
+    report[f"{name}_same_work_ratio"] = _ratio(pipeline, same.events_per_cpu_s)
+    report[f"{name}_version"] = same.version
+    report[f"{name}_error"] = same.error or error
 
 
 def footprint_and_cost(

@@ -35,35 +35,17 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.harness import RequestCounters
-from benchmarks.same_work import SameWork
+from benchmarks.same_work import RunResult, SameWork
 from core.records import Record
 from streams.app import App
 
 TOPIC = "telemetry"
 
 
-@dataclass(frozen=True)
-class QuixResult:
-    events: int
-    cpu_s: float
-    version: str | None
-    error: str | None  # why there is no figure
-
-    @property
-    def events_per_cpu_s(self) -> float | None:
-        if self.error is not None or self.cpu_s <= 0:
-            return None
-        return self.events / self.cpu_s
-
-    @property
-    def us_per_event(self) -> float | None:
-        if self.error is not None or self.events <= 0:
-            return None
-        return self.cpu_s / self.events * 1e6
+QuixResult = RunResult
 
 
 Build = Callable[[Any, Any], Callable[[], tuple[int, float]]]

@@ -25,6 +25,7 @@ the same requests (the unit tests compare their contents).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.harness import RequestCounters, build_engine
@@ -33,6 +34,28 @@ from core.event import Event
 from core.records import TRIM_HORIZON, DeadLetter, Record
 from streams.agent import AgentFun
 from streams.app import App
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run of another framework's bench: what it processed and in how much CPU."""
+
+    events: int
+    cpu_s: float
+    version: str | None
+    error: str | None  # why there is no figure
+
+    @property
+    def events_per_cpu_s(self) -> float | None:
+        if self.error is not None or self.cpu_s <= 0:
+            return None
+        return self.events / self.cpu_s
+
+    @property
+    def us_per_event(self) -> float | None:
+        if self.error is not None or self.events <= 0:
+            return None
+        return self.cpu_s / self.events * 1e6
 
 
 class SameWork:
