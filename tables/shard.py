@@ -20,8 +20,9 @@ Event time, per windowed table of a shard:
   move it). It moves with every record, not per batch, so lateness decisions do not depend
   on batch boundaries and a restart from a snapshot replays them identically.
 - What one record may move the clock to is limited (`ClockLimit`) when the topic gives
-  records an event time: its arrival less the shard's typical lag (the median of the last
-  records', `TypicalLag`) plus the topic's `max_lead_ms`. A device whose clock runs ahead by
+  records an event time: its arrival less the lag most of the shard's sources show now (the
+  middle of each recently seen source's latest lag, `TypicalLag`) plus the topic's
+  `max_lead_ms`. A device whose clock runs ahead by
   more than that still has its readings in the windows of their own stamps, but cannot drag
   the clock past what the other devices show and make their readings late. The lag samples
   are stored in the snapshot, so a restored shard limits as the uninterrupted run did.

@@ -192,7 +192,7 @@ describe('the worker settings', () => {
     const files: string[] = [];
     const walk = (dir: string) => {
       for (const name of readdirSync(dir)) {
-        if (skip.has(name)) continue;
+        if (skip.has(name) || name.startsWith('.')) continue; // .venv-bench, .git, caches
         const full = path.join(dir, name);
         if (statSync(full).isDirectory()) walk(full);
         else if (name.endsWith('.py')) files.push(full);
