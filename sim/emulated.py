@@ -216,19 +216,30 @@ def watch_run(
 ) -> None:
     """Print progress; stop the worker once everything was sent, read and windows closed."""
     quiet_needed_s = settings.idle_timeout_ms / 1000 + 2.0
+    shown: tuple[int, int, int] | None = None
+    waiting_shown = False
     while True:
         time.sleep(1.0)
         if not runner_box:
             continue
         runner = runner_box[0]
         processed = sum(p.records for p in runner.progress.values())
-        if progress:
+        # A line when something moved, not one a second while the windows wait to close.
+        now_shown = (producer.counters.records, processed, len(runner.progress))
+        if progress and now_shown != shown:
+            shown = now_shown
             info(
                 f"  sent {producer.counters.records:>7}/{total}  read {processed:>7}  "
                 f"shards {len(runner.progress)}"
             )
         if not sent.is_set():
             continue
+        if progress and not waiting_shown and processed >= producer.counters.records:
+            waiting_shown = True
+            info(
+                f"  all read; the open windows close after {quiet_needed_s:.0f} s without "
+                "records (the idle rule, LUXFLOW_IDLE_TIMEOUT_MS)"
+            )
         now = time.monotonic()
         quiet = [
             p.ended or (p.quiet_since_s is not None and now - p.quiet_since_s >= quiet_needed_s)
