@@ -19,6 +19,7 @@ from core.records import AT_TIMESTAMP, TRIM_HORIZON
 from domain.deadband import Deadband
 from domain.series import check_interval_ms
 from domain.timestamps import parse_ts_ms
+from tables.snapshot import SNAPSHOT_FORMATS
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 QUERY_MODELS: Final = ("timestream", "influxdb")
@@ -83,6 +84,11 @@ class Settings:
         "with outputs, so reports are not held back). Faults, spikes and current-state changes "
         "do not wait for it: they are written with the batch that made them. A failover "
         "re-processes at most this much (outputs are idempotent).",
+    )
+    snapshot_format: int = _setting(
+        3,
+        "State snapshot format: 3 (a delta stores only the windows that changed) or 2 (all of "
+        "a changed key's windows). Both are read; 2 before rolling back to a build reading 2 only.",
     )
     idle_close: str = _setting(
         "lag",
@@ -377,6 +383,8 @@ class Settings:
             raise ConfigError(
                 "LUXFLOW_SERIES_HOT_DAYS must be 1..365 and at most LUXFLOW_SERIES_COLD_DAYS"
             )
+        if self.snapshot_format not in SNAPSHOT_FORMATS:
+            raise ConfigError(f"LUXFLOW_SNAPSHOT_FORMAT must be 2 or 3, not {self.snapshot_format}")
         if self.idle_close not in ("lag", "wall"):
             raise ConfigError(f"LUXFLOW_IDLE_CLOSE must be lag or wall, not {self.idle_close!r}")
         if self.query_model not in QUERY_MODELS:

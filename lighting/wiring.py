@@ -45,6 +45,7 @@ def engine_config(
         idle_timeout_ms=settings.idle_timeout_ms,
         bounded=bounded,
         save_in_background=save_in_background,
+        snapshot_format=settings.snapshot_format,
     )
 
 

@@ -66,6 +66,7 @@ class ShardEngine:
             now_ms,
             config.idle_timeout_ms,
             bounded=config.bounded,
+            snapshot_format=config.snapshot_format,
             grace_boost=app.grace_boost,
             event_time=app.topic_.event_time if app.topic_ is not None else None,
             max_lead_ms=app.topic_.max_lead_ms if app.topic_ is not None else 0,

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.records import LeaseFence, Position, Record
+from tables.snapshot import FORMAT_VERSION
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,8 @@ class EngineConfig:
     """A failed checkpoint is retried after a full-jitter pause of at most
     min(retry_cap_ms, retry_base_ms * 2**failures)."""
     save_in_background: bool = False
+    snapshot_format: int = FORMAT_VERSION
+    """What the shard's state snapshots are written as (`tables.snapshot.SNAPSHOT_FORMATS`)."""
     """The checkpoint's state save and position commit run on a helper thread while the
     shard goes on (`streams.checkpoint`), so no record waits behind them. Only where the
     `StateStore` and the `Checkpointer` may be called from another thread: the local

@@ -12,8 +12,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeAlias
 
+import orjson
+
 Key: TypeAlias = str | int | tuple[str | int, ...]
 """A table key: a str, an int, or a tuple of str/int."""
+
+
+def in_key_order(keys: Iterable[Key]) -> list[Key]:
+    """The one order in which a table's keys are iterated and its windows closed. Insertion
+    order would not do: a shard restored from a snapshot holds its keys in the snapshot's
+    order, and an agent that sums or counts across keys (room totals of asset windows, the
+    flood guard's first N faults of an offline sweep) must meet them in the order an
+    uninterrupted run does, to the last bit. Keys all str or all int sort as they are (fast:
+    the offline sweep sorts every asset once a minute of event time); any other mix sorts by
+    the keys' JSON form, total over every key type. Which of the two applies depends on the
+    set of keys only, so the order does too."""
+    listed = list(keys)
+    if all(type(key) is str for key in listed) or all(type(key) is int for key in listed):
+        return sorted(listed)
+    return sorted(listed, key=orjson.dumps)
 
 
 class SharedKeys:
@@ -118,3 +135,36 @@ def keys_of(marks: Mapping[Key, int], bit: int) -> set[Key]:
     """The keys of `marks` (a `ChangedKeys.marks` or what `take_into` filled) marked by the
     member of `bit`."""
     return {key for key, mask in marks.items() if mask & bit}
+
+
+class WindowChanges:
+    """What changed in one windowed partition beyond its keys' marks, so that a delta can
+    carry only the windows that changed rather than every window of each changed key:
+
+    - `touched`: ranges written, or closed and kept, since the changes were last taken (a
+      changed key's values in these ranges are what changed of it);
+    - `dropped`: ranges gone whole (closed and not kept, or expired);
+    - `replaced`: keys that lost a window some other way (a session absorbed it, `take_before`
+      took it): a delta carries all of such a key's windows, replacing what it had.
+
+    A handful of ranges a checkpoint, and the rare replaced key: small next to the marks."""
+
+    __slots__ = ("dropped", "replaced", "touched")
+
+    def __init__(self) -> None:
+        self.touched: set[tuple[int, int]] = set()
+        self.dropped: set[tuple[int, int]] = set()
+        self.replaced: set[Key] = set()
+
+    def take_into(self, into: WindowChanges) -> None:
+        """Move these changes into `into` (changes taken but not yet saved), or-ed with what it
+        holds. The sets stay the same objects: the partition's hot path holds them."""
+        into.touched |= self.touched
+        into.dropped |= self.dropped
+        into.replaced |= self.replaced
+        self.clear()
+
+    def clear(self) -> None:
+        self.touched.clear()
+        self.dropped.clear()
+        self.replaced.clear()

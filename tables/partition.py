@@ -17,9 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, TypeAlias
 
-import orjson
-
-from tables.keys import ChangedKeys, Key, SharedKeys, intern_mask, keys_of
+from tables.keys import ChangedKeys, Key, SharedKeys, WindowChanges, intern_mask, keys_of
 from tables.lag import ClockLimit
 from tables.windows import (
     Window,
@@ -30,22 +28,6 @@ from tables.windows import (
     is_late_in,
     watermark_ms,
 )
-
-
-def in_key_order(keys: Iterable[Key]) -> list[Key]:
-    """The one order in which a table's keys are iterated and its windows closed. Insertion
-    order would not do: a shard restored from a snapshot holds its keys in the snapshot's
-    order, and an agent that sums or counts across keys (room totals of asset windows, the
-    flood guard's first N faults of an offline sweep) must meet them in the order an
-    uninterrupted run does, to the last bit. Keys all str or all int sort as they are (fast:
-    the offline sweep sorts every asset once a minute of event time); any other mix sorts by
-    the keys' JSON form, total over every key type. Which of the two applies depends on the
-    set of keys only, so the order does too."""
-    listed = list(keys)
-    if all(type(key) is str for key in listed) or all(type(key) is int for key in listed):
-        return sorted(listed)
-    return sorted(listed, key=orjson.dumps)
-
 
 _MISSING: Any = object()
 
@@ -80,12 +62,15 @@ class WindowedPartition:
         "_marks",
         "_open_of",
         "_open_windows_of",
+        "_touched",
         "clock_changed",
         "closed",
         "max_event_ms",
         "open",
         "pks",
         "seen_ms",
+        "unsaved_windows",
+        "window_changes",
     )
 
     def __init__(
@@ -115,6 +100,11 @@ class WindowedPartition:
         # next ask rebuilds it from what `open` then holds.
         self._open_of: dict[Key, list[WindowRange]] | None = None
         self._open_windows_of = self._open_windows  # bound once: `update` is the hot path
+        # Which windows changed (`WindowChanges`): since the last snapshot took them, and taken
+        # by snapshots not yet saved (the shard moves one into the other and clears the second).
+        self.window_changes = WindowChanges()
+        self.unsaved_windows = WindowChanges()
+        self._touched = self.window_changes.touched
 
     def clear(self) -> None:
         held = {key for buckets in (self.open, self.closed) for b in buckets.values() for key in b}
@@ -127,6 +117,8 @@ class WindowedPartition:
         self.seen_ms = None
         self.clock_changed = False
         self._open_of = None
+        self.window_changes.clear()
+        self.unsaved_windows.clear()
 
     @property
     def changed(self) -> frozenset[Key]:
@@ -203,7 +195,9 @@ class WindowedPartition:
         # Values of absorbed windows combine with `+`, the way `add` accumulates.
         merged = self._take(key, absorbed) if absorbed else _MISSING
         open_ = self.open
+        touched = self._touched
         for rng in targets:
+            touched.add(rng)
             bucket = open_.get(rng)
             if bucket is None:
                 bucket = open_[rng] = {}
@@ -256,6 +250,7 @@ class WindowedPartition:
         bucket = self.open.get(rng)
         if bucket is None:
             bucket = self.open[rng] = {}
+        self._touched.add(rng)
         current = bucket.get(key, _MISSING)
         bucket[key] = (default() if current is _MISSING else current) + amount
         if self._open_of is not None:
@@ -292,6 +287,7 @@ class WindowedPartition:
             if not bucket:
                 del self.open[rng]
             value = part if value is _MISSING else value + part
+        self.window_changes.replaced.add(key)
         return value
 
     def _holding(self, key: Key) -> Iterator[tuple[WindowRange, dict[Key, Any]]]:
@@ -345,11 +341,15 @@ class WindowedPartition:
                     self._no_longer_open(key, rng)
             if window.expires_ms:
                 self.closed.setdefault(rng, {}).update(bucket)
+                self._touched.add(rng)
+            else:
+                self.window_changes.dropped.add(rng)
         expired = 0
         for rng in sorted(self.closed, key=_by_end):
             if not is_expired(rng, window.expires_ms, watermark):
                 break
             bucket = self.closed.pop(rng)
+            self.window_changes.dropped.add(rng)
             expired += len(bucket)
             self._changes.mark_all(bucket, self._bit)
             self.forget_keys(bucket)
@@ -372,6 +372,7 @@ class WindowedPartition:
             if self._open_of is not None:
                 self._no_longer_open(key, rng)
         if taken:
+            self.window_changes.replaced.add(key)
             self._changes.mark(key, self._bit)
             self.forget_keys([key])
         return taken
@@ -408,6 +409,22 @@ class WindowedPartition:
                 if not bucket:
                     del buckets[rng]
         self._keys.release(key)
+        self._open_of = None
+
+    def put_window(self, rng: WindowRange, key: Key, value: Any, *, closed: bool) -> None:
+        """Set `key`'s value in window `rng`, open or closed, out of the other set if it was
+        there (a snapshot delta's window: `tables.snapshot`)."""
+        target, other = (self.closed, self.open) if closed else (self.open, self.closed)
+        held = other.get(rng)
+        if held is not None and held.pop(key, _MISSING) is not _MISSING and not held:
+            del other[rng]
+        target.setdefault(rng, {})[key] = value
+        self._open_of = None
+
+    def drop_window(self, rng: WindowRange) -> None:
+        """Forget window `rng` for every key (a snapshot delta's window gone whole)."""
+        gone = {**self.open.pop(rng, {}), **self.closed.pop(rng, {})}
+        self.forget_keys(gone)
         self._open_of = None
 
     def live_windows(self) -> int:

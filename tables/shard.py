@@ -55,16 +55,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from core.errors import ConfigError, LuxflowError
 from core.event import Event
-from tables.keys import ChangedKeys, Key, SharedKeys, keys_of
+from tables.keys import ChangedKeys, Key, SharedKeys, in_key_order, keys_of
 from tables.lag import NO_LIMIT_MS, ClockLimit, TypicalLag, source_id
-from tables.partition import NO_BOOST, GraceBoost, WindowedPartition, in_key_order
+from tables.partition import NO_BOOST, GraceBoost, WindowedPartition
 from tables.plain import PlainPartition
-from tables.snapshot import add_chain, encode_state
-from tables.spec import PendingSnapshot, ShardCounters, TableSpec
+from tables.snapshot import FORMAT_VERSION, SNAPSHOT_FORMATS, add_chain, encode_state
+from tables.spec import PendingSnapshot, ShardCounters, StoredChain, TableSpec
 from tables.windows import watermark_ms
 
 
@@ -92,6 +93,7 @@ class ShardState:
 
     `max_deltas`: after that many saved deltas the next snapshot is a base (compaction); a
     base is also written when the deltas since the last base would outweigh it.
+    `snapshot_format`: what snapshots are written as (`tables.snapshot.SNAPSHOT_FORMATS`).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class ShardState:
         idle_timeout_ms: int,
         *,
         max_deltas: int = 24,
+        snapshot_format: int = FORMAT_VERSION,
         bounded: bool = False,
         grace_boost: Callable[[], GraceBoost] | None = None,
         event_time: Callable[[Any], int] | None = None,
@@ -119,10 +122,12 @@ class ShardState:
             raise ConfigError(f"max_deltas must be >= 0, got {max_deltas}")
         if max_lead_ms < 0:
             raise ConfigError(f"max_lead_ms must be >= 0, got {max_lead_ms}")
+        if snapshot_format not in SNAPSHOT_FORMATS:
+            raise ConfigError(f"snapshot_format must be one of {SNAPSHOT_FORMATS}")
+        self.snapshot_format = snapshot_format
         self.shard_id = shard_id
         self.now_ms = now_ms
         self.idle_timeout_ms = idle_timeout_ms
-        self.max_deltas = max_deltas
         self.bounded = bounded
         self._boost_source = grace_boost  # read per batch, not per update: the hot path
         self.grace_boost: GraceBoost = NO_BOOST
@@ -165,10 +170,7 @@ class ShardState:
         self._unsaved_lags = False
         self._lags_changed = False  # lags added since the last snapshot took them
         self._generation = 0
-        self._need_base = True
-        self._chain_deltas = 0
-        self._chain_delta_bytes = 0
-        self._base_bytes = 0
+        self._chain = StoredChain(max_deltas)
 
     # -- per record ----------------------------------------------------------------------
 
@@ -318,7 +320,7 @@ class ShardState:
     def changed(self) -> bool:
         """Whether a snapshot now would carry anything (changes not yet saved)."""
         return (
-            self._need_base
+            self._chain.need_base
             or bool(self._unsaved)
             or self._unsaved_clock
             or self._unsaved_lags
@@ -332,31 +334,35 @@ class ShardState:
 
         A delta carries the keys changed since the last snapshot whose save was confirmed by
         `saved()`, so a failed save loses nothing: its changes stay unsaved and go into the
-        next snapshot. A base (every key) is made when `full`, after a restore, at the start,
-        after `max_deltas` deltas, or when the deltas would outweigh the base. The state
-        stays "changed" until `saved()` gets the latest pending snapshot.
+        next snapshot. A base (every key) when `full` or when the chain asks for one
+        (`StoredChain`). The state stays "changed" until `saved()` gets the latest one.
         """
         self._changes.take_into(self._unsaved)
         for wpart in self.windowed.values():
+            wpart.window_changes.take_into(wpart.unsaved_windows)
             if wpart.clock_changed:
                 self._unsaved_clock = True
                 wpart.clock_changed = False
         if self._lags_changed:
             self._unsaved_lags = True
             self._lags_changed = False
-        base = full or self._need_base or self._chain_deltas >= self.max_deltas
+        base = full or self._chain.base_due()
         if not base and not self._unsaved and not self._unsaved_clock and not self._unsaved_lags:
             return None
-        lags = self._lag.samples()
+        encode = partial(
+            encode_state,
+            self.shard_id,
+            self.plain,
+            self.windowed,
+            lags=self._lag.samples(),
+            version=self.snapshot_format,
+        )
         data = b""
         if not base:
-            changed = self._changed_by_table()
-            data = encode_state(
-                self.shard_id, self.plain, self.windowed, changed=changed, lags=lags
-            )
-            base = self._chain_delta_bytes + len(data) > self._base_bytes
+            data = encode(changed=self._changed_by_table())
+            base = self._chain.outweighs(data)
         if base:
-            data = encode_state(self.shard_id, self.plain, self.windowed, changed=None, lags=lags)
+            data = encode(changed=None)
         self._generation += 1
         self.counters.snapshots += 1
         return PendingSnapshot(data, not base, self._generation)
@@ -380,14 +386,10 @@ class ShardState:
         self._unsaved.clear()
         self._unsaved_clock = False
         self._unsaved_lags = False
-        if pending.delta:
-            self._chain_deltas += 1
-            self._chain_delta_bytes += len(pending.data)
-            self.counters.deltas += 1
-        else:
-            self._need_base = False
-            self._chain_deltas = self._chain_delta_bytes = 0
-            self._base_bytes = len(pending.data)
+        for wpart in self.windowed.values():
+            wpart.unsaved_windows.clear()
+        self._chain.saved(pending)
+        self.counters.deltas += pending.delta
 
     def restore(self, chains: Sequence[Sequence[bytes]], keep: Callable[[str], bool]) -> None:
         """Replace the state with the union of `chains`, keeping only keys whose partition key
@@ -426,7 +428,7 @@ class ShardState:
         self._unsaved_clock = False
         self._lag.load(lags)
         self._unsaved_lags = self._lags_changed = False
-        self._need_base = True
+        self._chain.need_base = True
         self.counters.restores += 1
         self._last_input_ms = self._quiet_from_ms = self.now_ms()
         self._last_arrival_ms = None

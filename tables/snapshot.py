@@ -9,6 +9,13 @@ that wrote it, which is what lets a split child keep exactly the keys of its has
   every window it is in), which replaces what the chain had; `deleted` lists keys that are
   gone. A windowed delta also carries the table's event clock. So a delta's size follows the
   keys changed, and applying base, then deltas in order, gives the state of the last one.
+- Format 3 changes only windowed deltas: a changed key carries only its windows that changed
+  (`updates`: each replaces that one window of the key), the windows gone whole are listed
+  once (`dropped`), and a key that lost a window some other way is carried whole, as in
+  format 2 (`tables.keys.WindowChanges`). A key reporting every minute into one-minute
+  windows with a ten-minute grace holds about eleven open windows and changes one: format 2
+  stored all eleven at every checkpoint. A reader of format 3 reads format 2 (a chain may hold
+  both); a reader of format 2 refuses format 3 (`SNAPSHOT_FORMATS`).
 - Windowed sections list their window ranges once (`ranges`: start, end, closed) and entries
   refer to them by index.
 - Tables missing from a blob start empty; sections of tables the app no longer has (or whose
@@ -32,13 +39,17 @@ from typing import Any, Final, Generic, NamedTuple, Protocol, TypeVar
 import msgspec
 
 from core.errors import StateStoreError
-from tables.keys import Key, SharedKeys
+from tables.keys import Key, SharedKeys, in_key_order
 from tables.partition import WindowedPartition
 from tables.plain import PlainPartition
 
-FORMAT_VERSION = 2
-"""2: base + deltas, windows as (start, end) ranges. Version 1 (one full blob, windows by
-start) is not read: replay, or let the shard start from empty state."""
+FORMAT_VERSION = 3
+"""3: windowed deltas carry the windows that changed. 2: base + deltas, windows as (start,
+end) ranges, a changed key with all its windows. Version 1 (one full blob, windows by start)
+is not read: replay, or let the shard start from empty state."""
+SNAPSHOT_FORMATS: Final = (2, 3)
+"""The formats read, and the ones a shard may write: 2 keeps every blob readable by a version
+of luxflow that reads only 2 (a rollback to it), at the cost of the larger deltas."""
 
 V = TypeVar("V")
 
@@ -48,13 +59,17 @@ class _Plain(msgspec.Struct, Generic[V], array_like=True):
     deleted: list[Key]
 
 
-class _Windowed(msgspec.Struct, Generic[V], array_like=True):
+class _Windowed(msgspec.Struct, Generic[V], array_like=True, omit_defaults=True):
     max_event_ms: int | None
     ranges: list[tuple[int, int, bool]]
     """(start_ms, end_ms, closed) of every window the entries refer to."""
     entries: list[tuple[str, Key, list[tuple[int, V]]]]
-    """(partition key, key, [(index in ranges, value)])."""
+    """(partition key, key, [(index in ranges, value)]): in a delta, all of the key's windows."""
     deleted: list[Key]
+    updates: list[tuple[str, Key, list[tuple[int, V]]]] = msgspec.field(default_factory=list)
+    """Format 3 deltas: like `entries`, each window replacing only that window of the key."""
+    dropped: list[tuple[int, int]] = msgspec.field(default_factory=list)
+    """Format 3 deltas: (start_ms, end_ms) of windows gone whole, every key's."""
 
 
 class _Blob(msgspec.Struct, array_like=True):
@@ -145,6 +160,50 @@ def _encode_windowed(part: WindowedPartition, keys: set[Key] | None) -> bytes:
     return _encoder.encode(_Windowed(part.max_event_ms, ranges, entries, deleted))
 
 
+def _encode_window_delta(part: WindowedPartition, keys: set[Key]) -> bytes:
+    """A format-3 windowed delta of `keys`: of each, its values in the windows changed since
+    the last saved snapshot (`part.unsaved_windows`), in the order of range then first write;
+    a replaced key with all its windows; the windows gone whole; the keys gone."""
+    changes = part.unsaved_windows
+    replaced = changes.replaced & keys
+    ranges: list[tuple[int, int, bool]] = []
+    index_of: dict[tuple[int, int, bool], int] = {}
+
+    def index(rng: tuple[int, int], closed: bool) -> int:
+        at = index_of.get((*rng, closed))
+        if at is None:
+            at = index_of[(*rng, closed)] = len(ranges)
+            ranges.append((*rng, closed))
+        return at
+
+    whole: dict[Key, list[tuple[int, Any]]] = {key: [] for key in in_key_order(replaced)}
+    touched: dict[Key, list[tuple[int, Any]]] = {}
+    for closed, buckets in ((False, part.open), (True, part.closed)):
+        for rng in sorted(buckets):
+            bucket = buckets[rng]
+            if rng in changes.touched:
+                at = -1
+                for key, value in bucket.items():
+                    if key in keys and key not in replaced:
+                        at = index(rng, closed) if at < 0 else at
+                        touched.setdefault(key, []).append((at, value))
+            for key, windows in whole.items():
+                if key in bucket:
+                    windows.append((index(rng, closed), bucket[key]))
+    pks = part.pks
+    deleted = [k for k in keys if k not in touched and not whole.get(k) and not part.holds(k)]
+    return _encoder.encode(
+        _Windowed(
+            part.max_event_ms,
+            ranges,
+            [(pks.get(key, ""), key, windows) for key, windows in whole.items() if windows],
+            deleted,
+            [(pks.get(key, ""), key, windows) for key, windows in touched.items()],
+            sorted(changes.dropped),
+        )
+    )
+
+
 def encode_state(
     shard_id: str,
     plain: Mapping[str, PlainPartition],
@@ -152,9 +211,14 @@ def encode_state(
     *,
     changed: Mapping[str, set[Key]] | None,
     lags: Sequence[tuple[int, int]] = (),
+    version: int = FORMAT_VERSION,
 ) -> bytes:
     """A base of every partition (`changed=None`), or a delta of the keys in `changed`; either
-    carries the shard's sources' `lags`."""
+    carries the shard's sources' `lags`. `version` is one of `SNAPSHOT_FORMATS`: a format-3
+    delta carries the windows each windowed partition's `unsaved_windows` names."""
+    if version not in SNAPSHOT_FORMATS:
+        raise ValueError(f"snapshot format {version} is not one of {SNAPSHOT_FORMATS}")
+    window_delta = _encode_window_delta if version >= 3 else _encode_windowed
     full = changed is None
     plain_sections = {
         name: msgspec.Raw(_encode_plain(part, None if changed is None else changed[name]))
@@ -162,14 +226,16 @@ def encode_state(
         if changed is None or name in changed
     }
     windowed_sections = {
-        name: msgspec.Raw(_encode_windowed(part, None if changed is None else changed.get(name)))
-        if changed is None or name in changed
-        else msgspec.Raw(_encode_windowed(part, set()))
+        name: msgspec.Raw(
+            _encode_windowed(part, None)
+            if changed is None
+            else window_delta(part, changed.get(name, set()))
+        )
         for name, part in windowed.items()
     }
     encoded = _encoder.encode(
         _Blob(
-            FORMAT_VERSION,
+            version,
             shard_id,
             full,
             plain_sections,
@@ -228,9 +294,10 @@ def apply_blob(
         decoded = _blob_decoder.decode(decompress(shard_id, blob))
     except msgspec.DecodeError as exc:
         raise StateStoreError(f"shard {shard_id}: unreadable state snapshot: {exc}") from exc
-    if decoded.version != FORMAT_VERSION:
+    if decoded.version not in SNAPSHOT_FORMATS:
         raise StateStoreError(
-            f"shard {shard_id}: snapshot format {decoded.version}, expected {FORMAT_VERSION}"
+            f"shard {shard_id}: snapshot format {decoded.version}, expected one of "
+            f"{', '.join(map(str, SNAPSHOT_FORMATS))}"
         )
     if decoded.full:
         for part in plain.values():
@@ -259,6 +326,8 @@ def apply_blob(
                 wpart.max_event_ms = wsection.max_event_ms
             for key in wsection.deleted:
                 wpart.remove_key(key)
+            for start, end in wsection.dropped:
+                wpart.drop_window((start, end))
             ranges = wsection.ranges
             for pk, key, windows in wsection.entries:
                 if not decoded.full:
@@ -268,6 +337,13 @@ def apply_blob(
                     target = wpart.closed if closed else wpart.open
                     target.setdefault((start, end), {})[key] = (
                         value if share is None else share(value)
+                    )
+                wpart.pks[key] = pk
+            for pk, key, windows in wsection.updates:
+                for index, value in windows:
+                    start, end, closed = ranges[index]
+                    wpart.put_window(
+                        (start, end), key, value if share is None else share(value), closed=closed
                     )
                 wpart.pks[key] = pk
     except (msgspec.DecodeError, IndexError) as exc:

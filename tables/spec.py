@@ -70,3 +70,31 @@ class PendingSnapshot:
     data: bytes
     delta: bool
     generation: int
+
+
+@dataclass
+class StoredChain:
+    """Where a shard's stored snapshot stands, which decides whether the next one is a base:
+    one is due at the start and after a restore (`need_base`), after `max_deltas` saved
+    deltas (compaction), and when a delta would make the deltas outweigh the base."""
+
+    max_deltas: int
+    need_base: bool = True
+    deltas: int = 0
+    delta_bytes: int = 0
+    base_bytes: int = 0
+
+    def base_due(self) -> bool:
+        return self.need_base or self.deltas >= self.max_deltas
+
+    def outweighs(self, delta: bytes) -> bool:
+        return self.delta_bytes + len(delta) > self.base_bytes
+
+    def saved(self, pending: PendingSnapshot) -> None:
+        if pending.delta:
+            self.deltas += 1
+            self.delta_bytes += len(pending.data)
+        else:
+            self.need_base = False
+            self.deltas = self.delta_bytes = 0
+            self.base_bytes = len(pending.data)

@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from core.errors import ConfigError
-from tables.keys import Key
-from tables.partition import MISSING, in_key_order
+from tables.keys import Key, in_key_order
+from tables.partition import MISSING
 from tables.shard import ShardState, active_state
 from tables.spec import CloseCallback
 from tables.windows import (

@@ -6,7 +6,11 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-from lighting.settings import settings_table
+import pytest
+
+from core.errors import ConfigError
+from lighting.settings import Settings, settings_table
+from lighting.wiring import engine_config
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,3 +31,10 @@ def test_the_readme_settings_table_is_the_one_the_settings_declare() -> None:
     assert written == readme, (
         "README.md's settings table is out of date: run scripts/readme_settings.py"
     )
+
+
+def test_the_snapshot_format_reaches_the_engine_and_a_bad_one_is_one_line() -> None:
+    assert engine_config(Settings.from_env({})).snapshot_format == 3
+    assert engine_config(Settings.from_env({"LUXFLOW_SNAPSHOT_FORMAT": "2"})).snapshot_format == 2
+    with pytest.raises(ConfigError, match=r"^LUXFLOW_SNAPSHOT_FORMAT must be 2 or 3, not 4$"):
+        Settings.from_env({"LUXFLOW_SNAPSHOT_FORMAT": "4"})

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from core.clock import ManualClock
 from core.errors import StateStoreError
-from tables.partition import in_key_order
+from tables.keys import in_key_order
 from tables.shard import ShardState
 from tables.snapshot import COMPRESSED, decompress
 from tables.table import Table
