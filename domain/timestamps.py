@@ -72,6 +72,11 @@ def _parse_minute_prefix(prefix: str) -> int:
 
 
 def _parse_slow(text: str) -> int:
+    # ISO 8601 is printable ASCII. CPython's parser is looser at the offset: it reads it as a
+    # C string (a NUL ends it, whatever follows is ignored) and lets control characters
+    # before it through, so "...:00\x1fZ" and "...00Z\x00<anything>" would parse.
+    if not (text.isascii() and text.isprintable()):
+        raise TimestampError(text)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -88,7 +93,8 @@ def parse_ts_ms(text: str) -> int:
     ``YYYY-MM-DDTHH:MM:SS.mmmZ`` is the fast path; other ISO forms accepted by
     ``datetime.fromisoformat`` with an offset (``+00:00``, ``+02:00``, no fraction,
     microseconds) are converted to UTC, sub-millisecond digits truncated.
-    Raises ``TimestampError`` for anything else, including timestamps without an offset.
+    Raises ``TimestampError`` for anything else, including timestamps without an offset and
+    any string holding a character that is not printable ASCII.
     """
     if len(text) == 24 and text[23] == "Z" and text[19] == ".":
         base = _minute_ms.get(text[:17])

@@ -185,6 +185,8 @@ def test_nan_and_infinite(field: str, literal: str) -> None:
         ({"ts": "2026-02-29T13:00:00.123Z"}, "bad_ts: unparsable"),
         ({"ts": "2026-11-28T24:00:00.000Z"}, "bad_ts: unparsable"),
         ({"ts": ""}, "bad_ts: unparsable"),
+        ({"ts": "2026-11-28T13:00:00Z\u0000 trailing"}, "bad_ts: unparsable"),
+        ({"ts": "2026-11-28T13:00:00\u001fZ"}, "bad_ts: unparsable"),
     ],
 )
 def test_value_rules(overrides: dict[str, Any], reason: str) -> None:

@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.timestamps import TimestampError, format_ts, parse_ts_ms
 
@@ -112,3 +114,32 @@ def test_fast_path_agrees_with_datetime_on_mutated_strings() -> None:
         except TimestampError:
             got = None
         assert got == expected, text
+
+
+# CPython's `fromisoformat` reads its offset as a C string: whatever follows a NUL there is
+# ignored, so "...00Z\x00anything" parsed as a time. ISO 8601 is printable ASCII only.
+@given(
+    st.sampled_from(
+        ["2026-11-27T13:05:00Z", "2026-11-27T13:05:00.123+01:00", "2026-11-27T13:05:00.123Z"]
+    ),
+    st.characters(
+        codec="utf-8",
+        exclude_categories=("Cs",),  # a lone surrogate cannot come from JSON
+    ).filter(lambda char: not (char.isascii() and char.isprintable())),
+    st.data(),
+)
+def test_a_timestamp_holding_a_control_or_non_ascii_character_anywhere_is_refused(
+    text: str, char: str, data: st.DataObject
+) -> None:
+    at = data.draw(st.integers(0, len(text)), label="at")
+    with pytest.raises(TimestampError):
+        parse_ts_ms(text[:at] + char + text[at:])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-27T13:05:00Z\x00", "2026-11-27T13:05:00Z\x00garbage", "2026-11-27T13:05:00\x00Z"],
+)
+def test_a_nul_inside_or_after_the_offset_is_refused(text: str) -> None:
+    with pytest.raises(TimestampError):
+        parse_ts_ms(text)
