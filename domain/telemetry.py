@@ -218,7 +218,7 @@ def _malformed_error(data: bytes) -> InvalidTelemetry:
     except (ValueError, RecursionError):
         return InvalidTelemetry(NOT_JSON)
     if isinstance(loose, dict):
-        for name in FLOAT_FIELDS:
+        for name in (*FLOAT_FIELDS, "energy_wh"):
             value = loose.get(name)
             if isinstance(value, float) and not math.isfinite(value):
                 return InvalidTelemetry(BAD_VALUE, name)

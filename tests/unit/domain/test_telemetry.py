@@ -172,6 +172,14 @@ def test_nan_and_infinite(field: str, literal: str) -> None:
     assert reason_of(data) == f"bad_value: {field}"
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_nan_or_infinite_energy_counter_is_a_bad_value_as_the_other_floats_are(
+    literal: str,
+) -> None:
+    data = raw(v=2, energy_wh=0.25).replace(b"0.25", literal.encode())
+    assert reason_of(data) == "bad_value: energy_wh"
+
+
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
