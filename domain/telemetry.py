@@ -49,6 +49,8 @@ MAX_SHARED_IDS = 1_000_000
 """Distinct id strings remembered for sharing; past this the table starts over."""
 
 ID_FIELDS = ("site_id", "building_id", "room_id", "asset_id")
+RULE_FIELDS = ("topic_site_id", "topic_asset_id", "client_id")
+"""The ids the IoT rule adds from the topic and the connection (see ``Telemetry``)."""
 FLOAT_FIELDS = ("power_w", "voltage_v", "current_a", "lux")
 
 # The stable reason codes of ``InvalidTelemetry`` (docs/input-validation.md says what each means).
@@ -64,6 +66,7 @@ BAD_VALUE: Final = "bad_value"
 BAD_TS: Final = "bad_ts"
 CLOCK_SKEW: Final = "clock_skew"
 TOPIC_MISMATCH: Final = "topic_mismatch"
+DUPLICATE_FIELD: Final = "duplicate_field"
 DECODE_ERROR: Final = "decode_error"
 DECODE_REASONS: Final = frozenset(
     {
@@ -79,6 +82,7 @@ DECODE_REASONS: Final = frozenset(
         BAD_TS,
         CLOCK_SKEW,
         TOPIC_MISMATCH,
+        DUPLICATE_FIELD,
         DECODE_ERROR,
     }
 )
@@ -225,6 +229,14 @@ def _malformed_error(data: bytes) -> InvalidTelemetry:
     return InvalidTelemetry(NOT_JSON)
 
 
+def _repeated_identity(data: bytes) -> str | None:
+    """The first of ``ID_FIELDS`` and ``RULE_FIELDS`` that the JSON object `data` names more
+    than once, parsed again keeping repeated keys (only for the records `_decode`'s cheap
+    test cannot clear)."""
+    names = [name for name, _ in json.loads(data, object_pairs_hook=lambda pairs: pairs)]
+    return next((f for f in (*ID_FIELDS, *RULE_FIELDS) if names.count(f) > 1), None)
+
+
 def _shared_id(value: str, field: str) -> str:
     """The shared copy of a valid id; ``missing_field`` for ``""``, ``bad_id`` otherwise."""
     shared = _shared_ids.get(value)
@@ -294,6 +306,16 @@ def _decode(data: bytes, arrival_ms: int, max_skew_ms: int) -> Reading:
         raise InvalidTelemetry(NOT_UTF8) from None
     except RecursionError:
         raise InvalidTelemetry(TOO_DEEP) from None
+    # JSON parsers disagree on which of two equal keys counts (msgspec takes the last), so a
+    # record naming an id twice would be from whoever the parser picked. Only a JSON escape
+    # (\u005f) spells a key without its bytes: a record without a backslash whose every
+    # decoded id key ends in the bytes _id" once, and nothing else does, names none twice.
+    # That is the test every record pays; the others are parsed again.
+    rule_ids = (t.topic_site_id is not None) + (t.topic_asset_id is not None)
+    if data.count(b'_id"') != 4 + rule_ids + (t.client_id is not None) or b"\\" in data:
+        repeated = _repeated_identity(data)
+        if repeated is not None:
+            raise InvalidTelemetry(DUPLICATE_FIELD, repeated)
     if t.v not in SCHEMA_VERSIONS:
         if t.v is not None:
             raise InvalidTelemetry(UNKNOWN_SCHEMA, f"v={t.v}"[:40])

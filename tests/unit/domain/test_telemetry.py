@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain import telemetry
+from domain.ids import ID_PATTERN
 from domain.telemetry import (
     DEFAULT_MAX_SKEW_MS,
     MAX_RECORD_BYTES,
@@ -410,3 +411,72 @@ def test_a_reading_decodes_only_if_every_id_the_rule_added_agrees_with_the_paylo
         assert (reading.site_id, reading.asset_id) == (site, asset)
     else:
         assert reason_of(data) == f"topic_mismatch: {disagreeing[0]}"
+
+
+# -- a field that says who the reading is from, given twice ---------------------------------
+
+IDENTITY_VALUES = {
+    "site_id": "site-1",
+    "building_id": "b-1",
+    "room_id": "r-1",
+    "asset_id": "lamp-1",
+    **RULE_FIELDS,
+}
+
+
+def with_repeated(field: str, value: str, *, escaped: bool = False, first: bool = False) -> bytes:
+    """A valid reading (with the rule's fields) naming `field` a second time, as `value`."""
+    body = raw(**RULE_FIELDS)
+    name = field.replace("_", "\\u005f") if escaped else field
+    extra = f'"{name}": {json.dumps(value)}'.encode()
+    if first:
+        return b"{" + extra + b", " + body[1:]
+    return body[:-1] + b", " + extra + b"}"
+
+
+@pytest.mark.parametrize("field", sorted(IDENTITY_VALUES))
+@pytest.mark.parametrize("escaped", [False, True])
+@pytest.mark.parametrize("first", [False, True])
+def test_a_reading_naming_an_identity_field_twice_is_refused(
+    field: str, escaped: bool, first: bool
+) -> None:
+    # Parsers disagree on which of two equal keys counts (the IoT rule's, ours, a replay
+    # tool's): a reading that says twice who it is from is ambiguous, whichever the values.
+    assert reason_of(with_repeated(field, "other-1", escaped=escaped, first=first)) == (
+        f"duplicate_field: {field}"
+    )
+    assert reason_of(with_repeated(field, IDENTITY_VALUES[field])) == f"duplicate_field: {field}"
+
+
+def test_a_repeated_rule_field_cannot_hide_behind_a_null() -> None:
+    data = raw(**RULE_FIELDS)[:-1] + b', "client_id": null}'
+    assert reason_of(data) == "duplicate_field: client_id"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"room_id": "meeting_id", "building_id": "b_id"},
+        {"gateway_id": "gw-1", "note": "asset_id"},
+        {"note": "caf\u00e9"},  # an escape elsewhere in the record
+    ],
+)
+def test_ids_and_other_fields_that_merely_look_like_id_keys_still_decode(
+    overrides: dict[str, Any],
+) -> None:
+    reading = decode_reading(raw(**RULE_FIELDS, **overrides), ARRIVAL_MS)
+    assert reading.asset_id == "lamp-1"
+
+
+@given(
+    st.sampled_from(sorted(IDENTITY_VALUES)),
+    st.from_regex(ID_PATTERN, fullmatch=True),
+    st.booleans(),
+    st.booleans(),
+)
+def test_any_identity_field_repeated_with_any_id_is_refused(
+    field: str, value: str, escaped: bool, first: bool
+) -> None:
+    assert reason_of(with_repeated(field, value, escaped=escaped, first=first)) == (
+        f"duplicate_field: {field}"
+    )
