@@ -158,3 +158,74 @@ def test_rows_whose_ids_break_the_grammar_are_rejected(bad: str) -> None:
 def test_site_defaults_with_a_bad_site_id_are_refused() -> None:
     with pytest.raises(RegistryError, match="id grammar"):
         parse_json(b'{"assets": [], "sites": [{"site_id": "a#b"}]}')
+
+
+# Site defaults become every rule's limits for the site's assets (all of them for an unknown
+# asset): a value no rule can work with must be refused at import, naming the field, not
+# found by the worker (nominal_voltage_v 0 made every reading of an unknown lamp of the site
+# raise ZeroDivisionError in the agent and go to the dead letters).
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("nominal_voltage_v", 0),
+        ("nominal_voltage_v", -230),
+        ("default_rated_w", 0),
+        ("spike_tolerance", 1.0),
+        ("voltage_band", 0),
+        ("voltage_band", 1.5),
+        ("lamp_current_fraction", -0.1),
+        ("lamp_current_fraction", 2),
+        ("power_accuracy", -0.01),
+        ("counter_resolution_wh", -1),
+        ("counter_resolution_wh", 2.2e152),  # its square overflowed in the energy split
+        ("power_accuracy", 1.5),
+        ("demand_threshold_w", 0),
+        ("baseline_factor", -1.5),
+        ("demand_baseline_factor", 0),
+        ("offline_after_ms", 0),
+        ("offline_after_ms", -900_000),
+        ("retention_ms", -1),
+        ("max_gap_ms", 0),
+        ("flood_window_ms", 0),
+        ("flicker_window_ms", -1),
+        ("cooldown_ms", -1),
+        ("min_spike_ms", -1),
+        ("demand_min_spike_ms", -1),
+        ("flicker_max_on_ms", -1),
+        ("offline_after_ms", 10**20),
+        ("flicker_toggles", 0),
+        ("min_spike_readings", 0),
+        ("flood_max_new_faults", -1),
+    ],
+)
+def test_site_defaults_no_rule_can_work_with_are_refused_naming_the_field(
+    field: str, value: float
+) -> None:
+    doc = msgspec.json.encode({"sites": [{"site_id": "s1", field: value}]})
+    with pytest.raises(RegistryError, match=f"bad site defaults: s1: {field} "):
+        parse_json(doc)
+
+
+def test_site_defaults_at_their_bounds_are_kept() -> None:
+    edges = {
+        "spike_tolerance": 1.01,
+        "voltage_band": 0.99,
+        "lamp_current_fraction": 0.0,
+        "power_accuracy": 0.0,
+        "counter_resolution_wh": 0.0,
+        "cooldown_ms": 0,
+        "min_spike_ms": 0,
+        "flood_max_new_faults": 0,
+        "demand_threshold_w": None,
+        "baseline_factor": None,
+    }
+    imported = parse_json(msgspec.json.encode({"sites": [{"site_id": "s1", **edges}]}))
+    assert imported.sites == [SiteDefaults(site_id="s1", **edges)]  # type: ignore[arg-type]
+
+
+def test_an_asset_offline_after_beyond_any_clock_is_rejected() -> None:
+    row = {"site_id": "s", "building_id": "b", "room_id": "r", "asset_id": "a"}
+    row |= {"kind": "luminaire", "rated_w": 60, "offline_after_ms": 1e20}
+    imported = parse_json(msgspec.json.encode([row]))
+    assert imported.assets == []
+    assert "offline_after_ms" in imported.rejected[0].reason
