@@ -280,3 +280,17 @@ def test_any_login_body_within_the_limit_is_a_session_or_a_refusal(
 ) -> None:
     answer = post_login(unlimited_app, body[:4_096])
     assert answer.status in (303, 401)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from([("GET", "/"), ("GET", "/page/live"), ("POST", "/logout")]),
+    value=st.text(st.characters(max_codepoint=255, exclude_characters=";\r\n"), max_size=120),
+)
+def test_any_session_cookie_is_a_page_a_login_or_a_refusal_never_a_server_error(
+    unlimited_app: object, path: tuple[str, str], value: str
+) -> None:
+    method, url = path
+    cookie = f"{COOKIE}=v1.1999999999999.{value}"
+    answer = call(unlimited_app, method, url, headers={"cookie": cookie, "accept": "text/html"})
+    assert answer.status in (303, 401)
