@@ -247,12 +247,15 @@ def parse_csv(text: str) -> RegistryImport:
     """Assets from CSV with a header naming at least ``CSV_COLUMNS`` (any order; the optional
     ``OPTIONAL_COLUMNS`` may follow; empty optional cells mean "site default")."""
     reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
-    missing = [c for c in CSV_COLUMNS if c not in header]
-    if missing:
-        raise RegistryError(f"CSV header lacks columns: {', '.join(missing)}")
-    rows = ((reader.line_num, dict(row)) for row in reader)
-    assets, rejected = _validate(rows, blank_is_missing=True)
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            raise RegistryError(f"CSV header lacks columns: {', '.join(missing)}")
+        rows = ((reader.line_num, dict(row)) for row in reader)
+        assets, rejected = _validate(rows, blank_is_missing=True)
+    except csv.Error as exc:  # the reader cannot go on (a field over its size limit, ...)
+        raise RegistryError(f"not CSV at line {reader.line_num}: {exc}") from exc
     return RegistryImport(assets, [], rejected)
 
 
@@ -263,6 +266,8 @@ def parse_json(data: bytes | str) -> RegistryImport:
         loaded = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise RegistryError(f"not JSON: {exc}") from exc
+    except RecursionError:
+        raise RegistryError("not JSON: nested too deeply") from None
     raw_sites: Any = []
     if isinstance(loaded, dict):
         raw_assets = loaded.get("assets", [])
@@ -271,6 +276,13 @@ def parse_json(data: bytes | str) -> RegistryImport:
         raw_assets = loaded
     if not isinstance(raw_assets, list) or not isinstance(raw_sites, list):
         raise RegistryError("expected an array of assets or {'assets': [...], 'sites': [...]}")
+    known = set(SiteDefaults.__struct_fields__)
+    for raw_site in raw_sites:
+        # A misspelt threshold would leave the site on the default it meant to change.
+        unknown = sorted(set(raw_site) - known) if isinstance(raw_site, dict) else []
+        if unknown:
+            site_id = str(raw_site.get("site_id") or "(fallback)")[:140]
+            raise RegistryError(f"bad site defaults: {site_id}: unknown field {unknown[0][:60]!r}")
     try:
         sites = msgspec.convert(raw_sites, list[SiteDefaults])
     except msgspec.ValidationError as exc:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.registry import (
+    CSV_COLUMNS,
     Asset,
     Registry,
     RegistryError,
@@ -229,3 +234,47 @@ def test_an_asset_offline_after_beyond_any_clock_is_rejected() -> None:
     imported = parse_json(msgspec.json.encode([row]))
     assert imported.assets == []
     assert "offline_after_ms" in imported.rejected[0].reason
+
+
+# An import file is an operator's, and as untrusted as any input: whatever it holds, the result
+# is good rows and rejected rows, or a RegistryError (one line from `luxflow registry import`),
+# never another exception (a traceback).
+@pytest.mark.parametrize(
+    "text",
+    [
+        CSV.splitlines()[0] + "\ns1,b1,r1," + "a" * 200_000 + ",luminaire,60,230,\n",
+        CSV.splitlines()[0] + '\ns1,b1,r1,"a\n',
+    ],
+)
+def test_a_csv_file_the_reader_cannot_read_is_a_registry_error(text: str) -> None:
+    try:
+        imported = parse_csv(text)
+    except RegistryError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert imported.assets == []
+
+
+@pytest.mark.parametrize("data", [b"[" * 100_000 + b"]" * 100_000, b'{"assets": ' + b"[" * 5_000])
+def test_a_json_file_nested_too_deeply_is_a_registry_error(data: bytes) -> None:
+    with pytest.raises(RegistryError):
+        parse_json(data)
+
+
+def test_site_defaults_naming_a_field_that_does_not_exist_are_refused() -> None:
+    # A typo would silently leave the site on the default it meant to change.
+    with pytest.raises(RegistryError, match="s1: unknown field 'ofline_after_ms'"):
+        parse_json(b'{"sites": [{"site_id": "s1", "ofline_after_ms": 60000}]}')
+
+
+@given(st.text(max_size=300))
+def test_any_csv_text_is_rows_or_a_registry_error(text: str) -> None:
+    header = ",".join(CSV_COLUMNS)
+    with contextlib.suppress(RegistryError):
+        parse_csv(header + "\n" + text)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_any_json_bytes_are_rows_or_a_registry_error(data: bytes) -> None:
+    with contextlib.suppress(RegistryError):
+        parse_json(data)
