@@ -394,7 +394,9 @@ def _number(value: Any, name: str) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+        raise ValueError(f"{name} must be a number, got {value!r}"[:200]) from None
+    except OverflowError:  # an integer beyond any float (JSON integers have no bound)
+        raise ValueError(f"{name} must be finite, got an integer too large for a float") from None
     if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"{name} must be finite, got {value!r}"[:200])
     return number

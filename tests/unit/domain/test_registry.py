@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from domain.registry import (
     CSV_COLUMNS,
+    OPTIONAL_COLUMNS,
     Asset,
     Registry,
     RegistryError,
@@ -278,3 +279,31 @@ def test_any_csv_text_is_rows_or_a_registry_error(text: str) -> None:
 def test_any_json_bytes_are_rows_or_a_registry_error(data: bytes) -> None:
     with contextlib.suppress(RegistryError):
         parse_json(data)
+
+
+JSON_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**400), 10**400)
+    | st.sampled_from([10**400, -(10**400), 2**1024])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.lists(st.integers(), max_size=2)
+    | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["rated_w", "nominal_voltage_v", *OPTIONAL_COLUMNS, "kind", "asset_id"]),
+        JSON_VALUES,
+        min_size=1,
+    )
+)
+def test_any_values_in_an_asset_row_reject_the_row_or_make_a_valid_asset(
+    values: dict[str, object],
+) -> None:
+    row = {"site_id": "s", "building_id": "b", "room_id": "r", "asset_id": "a"}
+    row |= {"kind": "luminaire", "rated_w": 60, **values}
+    imported = parse_json(msgspec.json.encode([row]))
+    assert len(imported.assets) + len(imported.rejected) == 1
