@@ -43,7 +43,11 @@ def api_cursors(tokens: Sequence[str]) -> Cursors:
 
 
 def _login_token(body: bytes) -> str:
-    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
+    """The form's `token`, or "" (a guess that matches nothing) for any other body."""
+    try:
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
+    except ValueError:  # more fields than a login form has: parse_qs refuses to go on
+        return ""
     return (form.get("token") or [""])[0]
 
 

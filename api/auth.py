@@ -25,11 +25,13 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.sessions import Sessions
+from lighting.secrets import MAX_API_TOKEN_CHARS
 
 COOKIE: Final = "luxflow_session"
 FAILED_AUTH: Final = "luxflow.failed_auth"
 """Key of the ASGI scope that marks a request whose credential was refused."""
-MAX_CANDIDATE_CHARS: Final = 1_024
+MAX_CANDIDATE_CHARS: Final = MAX_API_TOKEN_CHARS
+"""A longer credential is refused unread; tokens this long at most are accepted at start."""
 bearer = HTTPBearer(auto_error=False, description="The token of LUXFLOW_API_TOKEN.")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from api.page_ops import DEAD_LETTER_HOURS, Operations
+from api.page_ops import DEAD_LETTER_HOURS, MAX_SCAN_PAGES, Operations
 from domain.timestamps import format_ts
 from lighting.read.rows import BuildingSummary, FaultRow, SpikeRow
 
@@ -73,14 +73,22 @@ def pipeline_section(ops: Operations | None, now_ms: int) -> str:
             "<table><tr><th>hour (UTC)</th><th>reason</th><th>dead letters</th></tr>"
             f"{letters}</table>"
         )
-    else:
+    elif ops.dead_letters_complete:
         dead = (
             f'<p data-testid="dead-letters-none" class="ok">No dead letters in the last '
             f"{DEAD_LETTER_HOURS} hours.</p>"
         )
+    else:
+        dead = ""
+    partial = (
+        ""
+        if ops.dead_letters_complete
+        else '<p data-testid="dead-letters-partial" class="bad">The dead-letter table is larger '
+        f"than one refresh reads ({MAX_SCAN_PAGES} MB): these counts are a lower bound.</p>"
+    )
     return (
         f"<h3>Shards</h3>{shards}<h3>Dead letters per hour, by reason "
-        f"(last {DEAD_LETTER_HOURS} hours)</h3>{dead}"
+        f"(last {DEAD_LETTER_HOURS} hours)</h3>{dead}{partial}"
         "<p class='muted'><code>luxflow deadletters</code> shows their bytes.</p>"
     )
 

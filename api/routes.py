@@ -12,7 +12,6 @@ from typing import Annotated, Generic, Literal, TypeVar
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel
 
-from core.clock import DAY_MS
 from lighting.read.command import MAX_PAGE, MAX_SUMMARY_PAGE
 from lighting.read.energy import MAX_PAGE_ROWS, MAX_TIME_MS
 from lighting.read.model import ReadModel
@@ -86,8 +85,9 @@ def router(
         cursor: Cursor = None,
     ) -> PageOut[SpikeRow]:
         """Energy spikes of a site that started at or after `since_ms`, newest first."""
-        since = since_ms if since_ms is not None else now_ms() - DAY_MS
-        return page_out(model.command.spikes(site_id, since, limit=limit, cursor=cursor))
+        return page_out(
+            model.command.spikes(site_id, since_ms, limit=limit, cursor=cursor, now_ms=now_ms())
+        )
 
     @api.get(
         "/sites/{site_id}/spikes/open", response_model=PageOut[SpikeRow], tags=["command model"]

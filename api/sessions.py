@@ -57,7 +57,9 @@ class Sessions:
 
     def _parse(self, cookie: str | None) -> tuple[int, str] | None:
         """(expires_ms, id) of a cookie this deployment signed, else None."""
-        if not cookie or len(cookie) > MAX_COOKIE_CHARS:
+        # Ours are ASCII: anything else is refused before hmac.compare_digest, which raises
+        # TypeError on a non-ASCII str, and before int(), which reads other scripts' digits.
+        if not cookie or len(cookie) > MAX_COOKIE_CHARS or not cookie.isascii():
             return None
         parts = cookie.split(".")
         if len(parts) != 4 or parts[0] != "v1" or not parts[1].isdigit():

@@ -89,6 +89,56 @@ class SiteDefaults(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     counter_resolution_wh: float = 0.001
 
 
+MAX_DURATION_MS = 10 * 366 * 86_400_000
+"""The longest duration a threshold may hold (ten years): longer means never, and keeps the
+times rules add it to far inside 64-bit integers (state snapshots)."""
+
+# What each site default may hold (the rules' limits are built from them): values outside
+# make a rule divide by zero, fire on every reading or never forget an asset.
+_POSITIVE = ("nominal_voltage_v", "default_rated_w")
+_FRACTIONS = ("power_accuracy", "lamp_current_fraction")
+MAX_COUNTER_RESOLUTION_WH = 1_000.0
+"""The coarsest energy counter step a site may declare (1 kWh)."""
+_POSITIVE_OR_NONE = ("demand_threshold_w", "baseline_factor", "demand_baseline_factor")
+_DURATIONS = ("demand_min_spike_ms", "min_spike_ms", "cooldown_ms", "flicker_max_on_ms")
+_POSITIVE_DURATIONS = (
+    "offline_after_ms",
+    "flicker_window_ms",
+    "max_gap_ms",
+    "flood_window_ms",
+    "retention_ms",
+)
+_COUNTS = {"flicker_toggles": 1, "min_spike_readings": 1, "flood_max_new_faults": 0}
+
+
+def site_defaults_problem(site: SiteDefaults) -> str | None:
+    """What makes `site` unusable by the rules (``<field> <why>``), or None."""
+    for name in _POSITIVE:
+        if not getattr(site, name) > 0:
+            return f"{name} must be positive"
+    for name in _FRACTIONS:
+        if not 0 <= getattr(site, name) <= 1:
+            return f"{name} must be between 0 and 1"
+    if not 0 <= site.counter_resolution_wh <= MAX_COUNTER_RESOLUTION_WH:
+        return f"counter_resolution_wh must be between 0 and {MAX_COUNTER_RESOLUTION_WH:g} Wh"
+    for name in _POSITIVE_OR_NONE:
+        value = getattr(site, name)
+        if value is not None and not value > 0:
+            return f"{name} must be positive or null"
+    for name in _DURATIONS + _POSITIVE_DURATIONS:
+        low = 1 if name in _POSITIVE_DURATIONS else 0
+        if not low <= getattr(site, name) <= MAX_DURATION_MS:
+            return f"{name} must be between {low} and {MAX_DURATION_MS} ms"
+    for name, low in _COUNTS.items():
+        if getattr(site, name) < low:
+            return f"{name} must be at least {low}"
+    if not site.spike_tolerance > 1:
+        return "spike_tolerance must be above 1"
+    if not 0 < site.voltage_band < 1:
+        return "voltage_band must be between 0 and 1"
+    return None
+
+
 class RejectedRow(msgspec.Struct, frozen=True, gc=False):
     """A row that was not imported. ``position`` is the CSV line number (the header is line 1)
     or the index in the JSON ``assets`` array (from 0)."""
@@ -197,12 +247,15 @@ def parse_csv(text: str) -> RegistryImport:
     """Assets from CSV with a header naming at least ``CSV_COLUMNS`` (any order; the optional
     ``OPTIONAL_COLUMNS`` may follow; empty optional cells mean "site default")."""
     reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
-    missing = [c for c in CSV_COLUMNS if c not in header]
-    if missing:
-        raise RegistryError(f"CSV header lacks columns: {', '.join(missing)}")
-    rows = ((reader.line_num, dict(row)) for row in reader)
-    assets, rejected = _validate(rows, blank_is_missing=True)
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            raise RegistryError(f"CSV header lacks columns: {', '.join(missing)}")
+        rows = ((reader.line_num, dict(row)) for row in reader)
+        assets, rejected = _validate(rows, blank_is_missing=True)
+    except csv.Error as exc:  # the reader cannot go on (a field over its size limit, ...)
+        raise RegistryError(f"not CSV at line {reader.line_num}: {exc}") from exc
     return RegistryImport(assets, [], rejected)
 
 
@@ -213,6 +266,8 @@ def parse_json(data: bytes | str) -> RegistryImport:
         loaded = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise RegistryError(f"not JSON: {exc}") from exc
+    except RecursionError:
+        raise RegistryError("not JSON: nested too deeply") from None
     raw_sites: Any = []
     if isinstance(loaded, dict):
         raw_assets = loaded.get("assets", [])
@@ -221,6 +276,13 @@ def parse_json(data: bytes | str) -> RegistryImport:
         raw_assets = loaded
     if not isinstance(raw_assets, list) or not isinstance(raw_sites, list):
         raise RegistryError("expected an array of assets or {'assets': [...], 'sites': [...]}")
+    known = set(SiteDefaults.__struct_fields__)
+    for raw_site in raw_sites:
+        # A misspelt threshold would leave the site on the default it meant to change.
+        unknown = sorted(set(raw_site) - known) if isinstance(raw_site, dict) else []
+        if unknown:
+            site_id = str(raw_site.get("site_id") or "(fallback)")[:140]
+            raise RegistryError(f"bad site defaults: {site_id}: unknown field {unknown[0][:60]!r}")
     try:
         sites = msgspec.convert(raw_sites, list[SiteDefaults])
     except msgspec.ValidationError as exc:
@@ -230,6 +292,9 @@ def parse_json(data: bytes | str) -> RegistryImport:
             raise RegistryError(
                 f"bad site defaults: site_id {site.site_id[:140]!r} breaks the id grammar"
             )
+        problem = site_defaults_problem(site)
+        if problem is not None:
+            raise RegistryError(f"bad site defaults: {site.site_id or '(fallback)'}: {problem}")
     rows = ((index, row) for index, row in enumerate(raw_assets))
     assets, rejected = _validate(rows, blank_is_missing=False)
     return RegistryImport(assets, sites, rejected)
@@ -299,8 +364,13 @@ def _asset_of(row: Any, blank_is_missing: bool) -> Asset:
     if band is not None and not 0 < band < 1:
         raise ValueError(f"voltage_band must be between 0 and 1, got {band:g}")
     offline = _number(present("offline_after_ms"), "offline_after_ms")
-    if offline is not None and (offline <= 0 or offline != int(offline)):
-        raise ValueError(f"offline_after_ms must be a positive integer, got {offline:g}")
+    if offline is not None and (
+        offline <= 0 or offline != int(offline) or offline > MAX_DURATION_MS
+    ):
+        raise ValueError(
+            f"offline_after_ms must be a positive integer of at most {MAX_DURATION_MS}, "
+            f"got {offline:g}"
+        )
     site_id, building_id, room_id, asset_id = ids
     return Asset(
         site_id,
@@ -324,7 +394,9 @@ def _number(value: Any, name: str) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+        raise ValueError(f"{name} must be a number, got {value!r}"[:200]) from None
+    except OverflowError:  # an integer beyond any float (JSON integers have no bound)
+        raise ValueError(f"{name} must be finite, got an integer too large for a float") from None
     if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"{name} must be finite, got {value!r}"[:200])
     return number

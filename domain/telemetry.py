@@ -44,11 +44,19 @@ MAX_DEPTH = 32
 """Nesting deeper than this in a record that does not decode is reported as ``too_deep``;
 the parser's own recursion limit gives ``too_deep`` too."""
 MAX_DETAIL_CHARS = 200
+MAX_ABS_VALUE = 1e15
+"""The largest magnitude a reading's number may have (power, voltage, current, lux, energy
+counter): far beyond any device, and far enough below the float range that the sums of a
+site's energy over a day, and the squares the energy split takes, stay finite. A reading of
+one device beyond it (1e308 W) would make its room's, building's and site's sums infinite,
+which no store accepts: the honest assets' energy of that hour would be lost with it."""
 
 MAX_SHARED_IDS = 1_000_000
 """Distinct id strings remembered for sharing; past this the table starts over."""
 
 ID_FIELDS = ("site_id", "building_id", "room_id", "asset_id")
+RULE_FIELDS = ("topic_site_id", "topic_asset_id", "client_id")
+"""The ids the IoT rule adds from the topic and the connection (see ``Telemetry``)."""
 FLOAT_FIELDS = ("power_w", "voltage_v", "current_a", "lux")
 
 # The stable reason codes of ``InvalidTelemetry`` (docs/input-validation.md says what each means).
@@ -64,6 +72,7 @@ BAD_VALUE: Final = "bad_value"
 BAD_TS: Final = "bad_ts"
 CLOCK_SKEW: Final = "clock_skew"
 TOPIC_MISMATCH: Final = "topic_mismatch"
+DUPLICATE_FIELD: Final = "duplicate_field"
 DECODE_ERROR: Final = "decode_error"
 DECODE_REASONS: Final = frozenset(
     {
@@ -79,6 +88,7 @@ DECODE_REASONS: Final = frozenset(
         BAD_TS,
         CLOCK_SKEW,
         TOPIC_MISMATCH,
+        DUPLICATE_FIELD,
         DECODE_ERROR,
     }
 )
@@ -125,10 +135,11 @@ class Telemetry(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
 
 class Reading(msgspec.Struct, frozen=True, gc=False):
     """A validated telemetry reading: ids follow the id grammar (``domain.ids``), floats
-    finite, ``power_w >= 0``, ``0 <= dim_level <= 100``, ``fault_code`` ``None`` or an id,
-    ``ts_ms`` epoch ms UTC. ``energy_wh`` (schema v2, ``None`` in v1): the driver's cumulative
-    active-energy counter in Wh (DALI-2 Part 252 / D4i), finite and >= 0; it may reset or roll
-    over (``domain.usage``)."""
+    finite and at most ``MAX_ABS_VALUE`` in magnitude, ``power_w >= 0``,
+    ``0 <= dim_level <= 100``, ``fault_code`` ``None`` or an id, ``ts_ms`` epoch ms UTC.
+    ``energy_wh`` (schema v2, ``None`` in v1): the driver's cumulative active-energy counter
+    in Wh (DALI-2 Part 252 / D4i), 0 to ``MAX_ABS_VALUE``; it may reset or roll over
+    (``domain.usage``)."""
 
     site_id: str
     building_id: str
@@ -218,11 +229,19 @@ def _malformed_error(data: bytes) -> InvalidTelemetry:
     except (ValueError, RecursionError):
         return InvalidTelemetry(NOT_JSON)
     if isinstance(loose, dict):
-        for name in FLOAT_FIELDS:
+        for name in (*FLOAT_FIELDS, "energy_wh"):
             value = loose.get(name)
             if isinstance(value, float) and not math.isfinite(value):
                 return InvalidTelemetry(BAD_VALUE, name)
     return InvalidTelemetry(NOT_JSON)
+
+
+def _repeated_identity(data: bytes) -> str | None:
+    """The first of ``ID_FIELDS`` and ``RULE_FIELDS`` that the JSON object `data` names more
+    than once, parsed again keeping repeated keys (only for the records `_decode`'s cheap
+    test cannot clear)."""
+    names = [name for name, _ in json.loads(data, object_pairs_hook=lambda pairs: pairs)]
+    return next((f for f in (*ID_FIELDS, *RULE_FIELDS) if names.count(f) > 1), None)
 
 
 def _shared_id(value: str, field: str) -> str:
@@ -262,9 +281,10 @@ def decode_reading(
 
     ``arrival_ms`` is when the stream received the record (its approximate arrival timestamp),
     not the wall clock, so a replay makes the same decisions as the first run.
-    Checks, in order: size (> 64 KiB, before parsing), UTF-8, JSON, depth and types, version,
-    ids, the ids the IoT rule added from the topic and the client id (``topic_mismatch``, see
-    ``Telemetry``), finite floats, power, dim level, timestamp (parsable, not more than a year
+    Checks, in order: size (> 64 KiB, before parsing), UTF-8, JSON, depth and types, an id
+    field named twice (``duplicate_field``), version, ids, the ids the IoT rule added from the
+    topic and the client id (``topic_mismatch``, see ``Telemetry``), floats finite and at most
+    ``MAX_ABS_VALUE`` in magnitude, power, dim level, timestamp (parsable, not more than a year
     before ``arrival_ms``), then the device's clock: stamped more than ``max_skew_ms`` after
     ``arrival_ms`` is ``clock_skew: more than <allowance>s ahead``.
     An empty ``fault_code`` means no fault and becomes ``None``.
@@ -294,6 +314,16 @@ def _decode(data: bytes, arrival_ms: int, max_skew_ms: int) -> Reading:
         raise InvalidTelemetry(NOT_UTF8) from None
     except RecursionError:
         raise InvalidTelemetry(TOO_DEEP) from None
+    # JSON parsers disagree on which of two equal keys counts (msgspec takes the last), so a
+    # record naming an id twice would be from whoever the parser picked. Only a JSON escape
+    # (\u005f) spells a key without its bytes: a record without a backslash whose every
+    # decoded id key ends in the bytes _id" once, and nothing else does, names none twice.
+    # That is the test every record pays; the others are parsed again.
+    rule_ids = (t.topic_site_id is not None) + (t.topic_asset_id is not None)
+    if data.count(b'_id"') != 4 + rule_ids + (t.client_id is not None) or b"\\" in data:
+        repeated = _repeated_identity(data)
+        if repeated is not None:
+            raise InvalidTelemetry(DUPLICATE_FIELD, repeated)
     if t.v not in SCHEMA_VERSIONS:
         if t.v is not None:
             raise InvalidTelemetry(UNKNOWN_SCHEMA, f"v={t.v}"[:40])
@@ -310,9 +340,14 @@ def _decode(data: bytes, arrival_ms: int, max_skew_ms: int) -> Reading:
         raise InvalidTelemetry(TOPIC_MISMATCH, "client_id")
     fault_code = _shared_id(t.fault_code, "fault_code") if t.fault_code else None
     power_w, voltage_v, current_a, lux = t.power_w, t.voltage_v, t.current_a, t.lux
-    # x - x is 0.0 for every finite float and NaN for NaN and +-inf: one test for four fields.
-    if (power_w - power_w) + (voltage_v - voltage_v) + (current_a - current_a) + (lux - lux) != 0:
-        field = next(name for name in FLOAT_FIELDS if not math.isfinite(getattr(t, name)))
+    # Every comparison with NaN is false: one test for NaN, +-inf and magnitudes beyond the bound.
+    if not (
+        abs(power_w) <= MAX_ABS_VALUE
+        and abs(voltage_v) <= MAX_ABS_VALUE
+        and abs(current_a) <= MAX_ABS_VALUE
+        and abs(lux) <= MAX_ABS_VALUE
+    ):
+        field = next(n for n in FLOAT_FIELDS if not abs(getattr(t, n)) <= MAX_ABS_VALUE)
         raise InvalidTelemetry(BAD_VALUE, field)
     if power_w < 0:
         raise InvalidTelemetry(BAD_VALUE, "power_w")
@@ -333,7 +368,7 @@ def _decode(data: bytes, arrival_ms: int, max_skew_ms: int) -> Reading:
         # reason in every run (its arrival differs between a run and a replay elsewhere).
         raise InvalidTelemetry(CLOCK_SKEW, f"more than {max_skew_ms // 1000}s ahead")
     energy_wh = t.energy_wh  # schema v2: a cumulative counter, finite and never negative
-    if energy_wh is not None and not (energy_wh - energy_wh == 0 and energy_wh >= 0):
+    if energy_wh is not None and not 0 <= energy_wh <= MAX_ABS_VALUE:
         raise InvalidTelemetry(BAD_VALUE, "energy_wh")
     return Reading(
         site_id,

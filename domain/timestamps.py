@@ -1,15 +1,27 @@
 """ISO-8601 UTC timestamps <-> integer epoch milliseconds.
 
 The wire format is fixed: ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (24 characters). That shape is parsed
-without ``datetime`` (the date and minute prefix is cached); anything else goes through
-``datetime.fromisoformat``, which is the authority: the fast path accepts a string only if
-``fromisoformat`` accepts it too, and gives the same instant.
+without ``datetime`` (the date and minute prefix is cached); anything else must follow
+``ISO_GRAMMAR`` and then goes through ``datetime.fromisoformat``, which is the authority on the
+numbers: the fast path accepts a string only if both accept it too, and gives the same instant.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
+ISO_GRAMMAR: Final = (
+    r"(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}-?W\d{2}-?\d)"  # calendar or week date
+    r"[Tt ]"
+    r"\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?"  # hh[:mm[:ss[.fraction]]]
+    r"(?:Z|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)"  # the offset, required
+)
+"""What a timestamp may look like beyond the wire format (ASCII digits): ISO 8601 dates
+(extended, basic or week), a time to any precision and an offset. ``fromisoformat`` decides
+whether the numbers are valid; the grammar decides which characters may be there."""
+_ISO_RE: Final = re.compile(ISO_GRAMMAR, re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _MS_PER_MINUTE = 60_000
@@ -72,6 +84,11 @@ def _parse_minute_prefix(prefix: str) -> int:
 
 
 def _parse_slow(text: str) -> int:
+    # CPython's parser is looser than ISO 8601 around the offset: it skips any one character
+    # before it ("13:05:00!Z", "...00\x1fZ") and reads the offset as a C string (a NUL ends
+    # it, whatever follows is ignored: "...00Z\x00<anything>"). The grammar comes first.
+    if _ISO_RE.fullmatch(text) is None:
+        raise TimestampError(text)
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -88,7 +105,8 @@ def parse_ts_ms(text: str) -> int:
     ``YYYY-MM-DDTHH:MM:SS.mmmZ`` is the fast path; other ISO forms accepted by
     ``datetime.fromisoformat`` with an offset (``+00:00``, ``+02:00``, no fraction,
     microseconds) are converted to UTC, sub-millisecond digits truncated.
-    Raises ``TimestampError`` for anything else, including timestamps without an offset.
+    Raises ``TimestampError`` for anything else, including timestamps without an offset and
+    any string outside ``ISO_GRAMMAR`` that ``fromisoformat`` would accept.
     """
     if len(text) == 24 and text[23] == "Z" and text[19] == ".":
         base = _minute_ms.get(text[:17])

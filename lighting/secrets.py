@@ -12,6 +12,7 @@ server accepts both while clients move from one to the other (see docs/security.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Final
 
@@ -25,6 +26,9 @@ MIN_API_TOKEN_CHARS: Final = 16
 """The read API's bearer token: 16 characters at least (use 32 random ones)."""
 MIN_INFLUX_TOKEN_CHARS: Final = 8
 """InfluxDB's token: 8 at least (on 1.8 it is `user:password`; v2/v3 tokens are far longer)."""
+MAX_API_TOKEN_CHARS: Final = 1_024
+"""The longest bearer token the read API compares (a longer credential is refused unread):
+a longer token would start a server no client can use."""
 MAX_API_TOKENS: Final = 2
 """The current token and the previous one, during a rotation."""
 _BEARER: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -46,7 +50,14 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def strict_token(value: object, where: str, min_chars: int, *, bearer: bool = False) -> str:
+def strict_token(
+    value: object,
+    where: str,
+    min_chars: int,
+    *,
+    bearer: bool = False,
+    max_chars: int | None = None,
+) -> str:
     """`value` if it is a usable token, else `ConfigError` naming `where` (the setting)."""
     if not isinstance(value, str):
         raise ConfigError(f"{where}: the token is {_kind(value)}, not a string")
@@ -55,6 +66,10 @@ def strict_token(value: object, where: str, min_chars: int, *, bearer: bool = Fa
     if len(value) < min_chars:
         raise ConfigError(
             f"{where}: the token has {len(value)} characters; at least {min_chars} are required"
+        )
+    if max_chars is not None and len(value) > max_chars:
+        raise ConfigError(
+            f"{where}: the token has {len(value)} characters; at most {max_chars} are accepted"
         )
     allowed = _BEARER if bearer else _PRINTABLE
     if not allowed.fullmatch(value):
@@ -65,17 +80,31 @@ def strict_token(value: object, where: str, min_chars: int, *, bearer: bool = Fa
 
 def token_in_secret(text: object, where: str) -> object:
     """The token a SecretString holds, not yet checked: the string stripped, or the `token`
-    field of the JSON object it holds (whatever JSON value that is)."""
+    field of the JSON object it holds (whatever JSON value that is). A secret that looks like
+    another JSON value (a string in quotes, a list) is refused rather than taken as a token
+    quotes and all, and so is an object naming `token` twice (which one is meant?)."""
     if not isinstance(text, str):
         raise ConfigError(f"{where}: the secret has no SecretString")
-    if not text.lstrip().startswith("{"):
-        return text.strip()
+    stripped = text.strip()
+    if stripped[:1] in ('"', "["):
+        what = "a JSON string" if stripped[0] == '"' else "a JSON list"
+        raise ConfigError(
+            f"{where}: the secret looks like {what}; it must be the token itself or a JSON "
+            "object with a 'token' field"
+        )
+    if not stripped.startswith("{"):
+        return stripped
     try:
         decoded = msgspec.json.decode(text)
-    except msgspec.DecodeError:
-        raise ConfigError(f"{where}: the secret is not valid JSON") from None
+        # The object's members in order, repeats kept (a dict keeps only one of each).
+        members = json.loads(text, object_pairs_hook=lambda pairs: pairs)
+    except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+        raise ConfigError(f"{where}: the secret is not valid JSON (or nested too deeply)") from None
     if not isinstance(decoded, dict) or "token" not in decoded:
         raise ConfigError(f"{where}: the secret is JSON without a 'token' field")
+    # JSON parsers disagree on a repeated key (first or last wins): refuse rather than guess.
+    if [name for name, _ in members].count("token") > 1:
+        raise ConfigError(f"{where}: the secret's JSON object has the field 'token' twice")
     return decoded["token"]
 
 
@@ -103,7 +132,10 @@ def api_tokens_from(value: object, where: str) -> list[str]:
         raise ConfigError(
             f"{where}: {len(parts)} tokens given; at most {MAX_API_TOKENS} (current,previous)"
         )
-    tokens = [strict_token(part, where, MIN_API_TOKEN_CHARS, bearer=True) for part in parts]
+    tokens = [
+        strict_token(part, where, MIN_API_TOKEN_CHARS, bearer=True, max_chars=MAX_API_TOKEN_CHARS)
+        for part in parts
+    ]
     if len(set(tokens)) != len(tokens):
         raise ConfigError(f"{where}: the same token is given twice")
     return tokens

@@ -9,7 +9,8 @@
   (both runners); `snapshot_at_checkpoint` says whether that snapshot is the one at the
   checkpoint's position (a checkpoint without a state change saves no snapshot);
 - dead letters in the last hour: dead letters whose record arrived in the last hour (the
-  dead-letter table holds no other time), by a scan of the table's metadata items.
+  dead-letter table holds no other time), by a scan of the table's metadata items (of its
+  first `max_scan_pages` pages when given: the operator page bounds what a refresh reads).
 """
 
 from __future__ import annotations
@@ -71,8 +72,11 @@ def snapshot_head(dynamodb: Any, table: str, shard_id: str) -> dict[str, Any] | 
     return item
 
 
-def recent_dead_letters(dynamodb: Any, table: str, since_ms: int) -> dict[str, int]:
-    """Dead letters per shard whose record arrived at or after `since_ms`."""
+def recent_dead_letters(
+    dynamodb: Any, table: str, since_ms: int, *, max_pages: int | None = None
+) -> dict[str, int]:
+    """Dead letters per shard whose record arrived at or after `since_ms`, among the first
+    `max_pages` scan pages (None: the whole table; a page reads at most 1 MB of it)."""
     counts: dict[str, int] = {}
     kwargs: dict[str, Any] = {
         "TableName": table,
@@ -80,20 +84,28 @@ def recent_dead_letters(dynamodb: Any, table: str, since_ms: int) -> dict[str, i
         "FilterExpression": "sk = :zero AND arrival_ms >= :since",
         "ExpressionAttributeValues": {":zero": {"N": "0"}, ":since": {"N": str(since_ms)}},
     }
-    while True:
+    pages = 0
+    while max_pages is None or pages < max_pages:
         page = dynamodb.scan(**kwargs)
+        pages += 1
         for item in page.get("Items", []):
             shard = item["shard_id"]["S"]
             counts[shard] = counts.get(shard, 0) + 1
         if "LastEvaluatedKey" not in page:
-            return counts
+            break
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return counts
 
 
-def shard_rows(settings: Settings, clients: Clients, now_ms: int) -> list[ShardRow]:
-    """One row per lease, in shard order."""
+def shard_rows(
+    settings: Settings, clients: Clients, now_ms: int, *, max_scan_pages: int | None = None
+) -> list[ShardRow]:
+    """One row per lease, in shard order; dead letters counted in at most `max_scan_pages`
+    scan pages of their table (None: all of it)."""
     leases = LeaseTable(clients.dynamodb, settings.app_name).list()
-    dead = recent_dead_letters(clients.dynamodb, settings.dead_letter_table, now_ms - HOUR_MS)
+    dead = recent_dead_letters(
+        clients.dynamodb, settings.dead_letter_table, now_ms - HOUR_MS, max_pages=max_scan_pages
+    )
     rows = []
     for shard_id in sorted(leases):
         lease = leases[shard_id]

@@ -150,11 +150,20 @@ class CommandReader:
         )
 
     def _query(
-        self, what: str, limit: int, cursor: str | None, **kwargs: Any
+        self,
+        what: str,
+        limit: int,
+        cursor: str | None,
+        *,
+        query: str | None = None,
+        carry: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        # The cursor is bound to everything that selects the rows, so the key it carries
-        # can only continue the query it came from.
-        query = query_id(what, kwargs.get("IndexName"), kwargs["ExpressionAttributeValues"])
+        # The cursor is bound to everything that selects the rows (or to `query`, which a
+        # caller derives from what selects them), so the key it carries can only continue
+        # the query it came from. `carry` goes into the next cursor beside the key.
+        if query is None:
+            query = query_id(what, kwargs.get("IndexName"), kwargs["ExpressionAttributeValues"])
         if cursor:
             state = self._cursors.decode(query, cursor)
             if not isinstance(state.get("k"), dict):
@@ -163,7 +172,7 @@ class CommandReader:
         response = self._call(what, self._dynamodb.query, Limit=_page_size(limit), **kwargs)
         items = [from_item(raw) for raw in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
-        return items, self._cursors.encode(query, {"k": last}) if last else None
+        return items, self._cursors.encode(query, {"k": last, **(carry or {})}) if last else None
 
     def _count(self, what: str, **kwargs: Any) -> int:
         """Items a Query selects, over at most `COUNT_PAGES` pages."""
@@ -210,17 +219,33 @@ class CommandReader:
     def spikes(
         self,
         site_id: str,
-        since_ms: int,
+        since_ms: int | None,
         *,
         limit: int = 100,
         cursor: str | None = None,
         newest_first: bool = True,
+        now_ms: int = 0,
     ) -> Page[SpikeRow]:
-        """Energy spikes of a site that started at or after `since_ms` (asset and site level)."""
+        """Energy spikes of a site that started at or after `since_ms` (asset and site level).
+        `since_ms` None: the last day, a day before `now_ms` of the first page; its cursors
+        carry that time, so the following pages continue the same query whenever they come
+        (a later page judging "a day ago" again would be another query)."""
+        query = carry = None
+        if since_ms is None:
+            query = query_id("Query spikes of the last day", site_id, newest_first)
+            since_ms = now_ms - DAY_MS
+            if cursor:
+                held = self._cursors.decode(query, cursor).get("since")
+                if type(held) is not int:
+                    raise QueryError("the cursor is not one this API returned for this query")
+                since_ms = held
+            carry = {"since": since_ms}
         items, next_cursor = self._query(
             "Query spikes",
             limit,
             cursor,
+            query=query,
+            carry=carry,
             ScanIndexForward=not newest_first,
             ConsistentRead=True,
             **self._spikes_key(site_id, since_ms),

@@ -18,7 +18,10 @@ The Kinesis Producer Library packs user records into one Kinesis record:
 
 User record `i` of the aggregate gets sub-sequence number `i`. A record without the magic
 bytes, with a wrong MD5, or whose protobuf does not parse is a plain record (the KCL does the
-same), so a producer's bytes that happen to start with the magic are not lost.
+same), so a producer's bytes that happen to start with the magic are not lost. So is one that
+no KPL writes: without user records (it would vanish without a dead letter or a count), or
+with a partition key Kinesis would refuse (empty or over `MAX_PARTITION_KEY_CHARS`: a
+record's partition key is kept with every table key it writes, and in its snapshots).
 
 The protobuf reader is the few lines these three fields need (a varint and length-delimited
 parser), rather than a dependency.
@@ -32,6 +35,8 @@ from typing import Final
 
 MAGIC: Final = b"\xf3\x89\x9a\xc2"
 _DIGEST_BYTES: Final = 16
+MAX_PARTITION_KEY_CHARS: Final = 256
+"""The longest partition key Kinesis and the KPL accept (Unicode characters)."""
 
 _VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
 
@@ -95,8 +100,8 @@ def _user_record(buf: bytes) -> tuple[int, bytes]:
 
 
 def deaggregate(data: bytes) -> list[tuple[str, bytes]] | None:
-    """The (partition key, data) user records of a KPL aggregate, in order; None when `data`
-    is not a well-formed aggregate (treat it as one plain record)."""
+    """The (partition key, data) user records of a KPL aggregate, in order (at least one);
+    None when `data` is not a well-formed aggregate (treat it as one plain record)."""
     if len(data) < len(MAGIC) + _DIGEST_BYTES or not data.startswith(MAGIC):
         return None
     body = data[len(MAGIC) : -_DIGEST_BYTES]
@@ -107,9 +112,14 @@ def deaggregate(data: bytes) -> list[tuple[str, bytes]] | None:
         records: list[tuple[int, bytes]] = []
         for number, value in _fields(body):
             if number == 1 and isinstance(value, bytes):
-                keys.append(value.decode())
+                key = value.decode()
+                if not 1 <= len(key) <= MAX_PARTITION_KEY_CHARS:
+                    raise _MalformedError("a partition key Kinesis would refuse")
+                keys.append(key)
             elif number == 3 and isinstance(value, bytes):
                 records.append(_user_record(value))
+        if not records:
+            return None
         return [(keys[index], payload) for index, payload in records]
     except (_MalformedError, UnicodeDecodeError, IndexError):
         return None

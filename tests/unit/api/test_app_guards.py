@@ -244,3 +244,53 @@ def test_no_query_parameter_makes_the_api_fail_with_a_500(
     query = urllib.parse.urlencode(params)
     answer = call(shared_app, "GET", f"{path}?{query}", headers=bearer())
     assert answer.status in (200, 400, 422, 501), answer.body
+
+
+@pytest.fixture(scope="module")
+def unlimited_app() -> object:
+    return app_with(burst=1e9, rate_per_s=1e9, max_in_flight=1_000)
+
+
+def post_login(app: object, body: bytes) -> Answer:
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    return call(
+        app, "POST", "/login", headers=headers | {"content-length": str(len(body))}, body=[body]
+    )
+
+
+@pytest.mark.parametrize(
+    "body", [b"a=1&b=2&c=3&d=4&e=5", b"&" * 10, b"token=x&" + b"&".join([b"f=1"] * 500)]
+)
+def test_a_login_form_with_many_fields_is_a_refused_guess_not_a_server_error(body: bytes) -> None:
+    answer = post_login(app_with(), body)
+    assert answer.status == 401
+    assert_security_headers(answer)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.sampled_from([b"token=", b"&", b";", b"=", b"%", b"%ff", b"+", TOKEN.encode()])
+        | st.binary(max_size=20),
+        max_size=60,
+    ).map(b"".join)
+)
+def test_any_login_body_within_the_limit_is_a_session_or_a_refusal(
+    unlimited_app: object, body: bytes
+) -> None:
+    answer = post_login(unlimited_app, body[:4_096])
+    assert answer.status in (303, 401)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from([("GET", "/"), ("GET", "/page/live"), ("POST", "/logout")]),
+    value=st.text(st.characters(max_codepoint=255, exclude_characters=";\r\n"), max_size=120),
+)
+def test_any_session_cookie_is_a_page_a_login_or_a_refusal_never_a_server_error(
+    unlimited_app: object, path: tuple[str, str], value: str
+) -> None:
+    method, url = path
+    cookie = f"{COOKIE}=v1.1999999999999.{value}"
+    answer = call(unlimited_app, method, url, headers={"cookie": cookie, "accept": "text/html"})
+    assert answer.status in (303, 401)

@@ -68,3 +68,24 @@ def test_the_revocation_list_is_bounded() -> None:
 @given(st.text(max_size=300))
 def test_any_cookie_value_not_issued_here_is_invalid(cookie: str) -> None:
     assert not Sessions([TOKEN], HOUR_MS, Clock()).valid(cookie)
+
+
+@given(st.integers(0, 2**64), st.text(max_size=40), st.text(max_size=80))
+def test_any_cookie_of_the_issued_shape_not_issued_here_is_invalid_and_never_an_error(
+    expires_ms: int, session_id: str, tag: str
+) -> None:
+    # A tag holding a non-ASCII character made hmac.compare_digest raise TypeError: a 500 on
+    # the page, /page/live and /logout for whoever sent such a cookie.
+    sessions = Sessions([TOKEN], HOUR_MS, Clock())
+    cookie = f"v1.{expires_ms}.{session_id}.{tag}"
+    assert not sessions.valid(cookie)
+    sessions.end(cookie)
+
+
+@given(st.data())
+def test_an_issued_cookie_with_any_character_changed_is_invalid(data: st.DataObject) -> None:
+    sessions = Sessions([TOKEN], HOUR_MS, Clock())
+    cookie = sessions.issue()
+    at = data.draw(st.integers(0, len(cookie) - 1))
+    char = data.draw(st.characters().filter(lambda c: c != cookie[at]))
+    assert not sessions.valid(cookie[:at] + char + cookie[at + 1 :])

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.registry import (
+    CSV_COLUMNS,
+    OPTIONAL_COLUMNS,
     Asset,
     Registry,
     RegistryError,
@@ -158,3 +164,146 @@ def test_rows_whose_ids_break_the_grammar_are_rejected(bad: str) -> None:
 def test_site_defaults_with_a_bad_site_id_are_refused() -> None:
     with pytest.raises(RegistryError, match="id grammar"):
         parse_json(b'{"assets": [], "sites": [{"site_id": "a#b"}]}')
+
+
+# Site defaults become every rule's limits for the site's assets (all of them for an unknown
+# asset): a value no rule can work with must be refused at import, naming the field, not
+# found by the worker (nominal_voltage_v 0 made every reading of an unknown lamp of the site
+# raise ZeroDivisionError in the agent and go to the dead letters).
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("nominal_voltage_v", 0),
+        ("nominal_voltage_v", -230),
+        ("default_rated_w", 0),
+        ("spike_tolerance", 1.0),
+        ("voltage_band", 0),
+        ("voltage_band", 1.5),
+        ("lamp_current_fraction", -0.1),
+        ("lamp_current_fraction", 2),
+        ("power_accuracy", -0.01),
+        ("counter_resolution_wh", -1),
+        ("counter_resolution_wh", 2.2e152),  # its square overflowed in the energy split
+        ("power_accuracy", 1.5),
+        ("demand_threshold_w", 0),
+        ("baseline_factor", -1.5),
+        ("demand_baseline_factor", 0),
+        ("offline_after_ms", 0),
+        ("offline_after_ms", -900_000),
+        ("retention_ms", -1),
+        ("max_gap_ms", 0),
+        ("flood_window_ms", 0),
+        ("flicker_window_ms", -1),
+        ("cooldown_ms", -1),
+        ("min_spike_ms", -1),
+        ("demand_min_spike_ms", -1),
+        ("flicker_max_on_ms", -1),
+        ("offline_after_ms", 10**20),
+        ("flicker_toggles", 0),
+        ("min_spike_readings", 0),
+        ("flood_max_new_faults", -1),
+    ],
+)
+def test_site_defaults_no_rule_can_work_with_are_refused_naming_the_field(
+    field: str, value: float
+) -> None:
+    doc = msgspec.json.encode({"sites": [{"site_id": "s1", field: value}]})
+    with pytest.raises(RegistryError, match=f"bad site defaults: s1: {field} "):
+        parse_json(doc)
+
+
+def test_site_defaults_at_their_bounds_are_kept() -> None:
+    edges = {
+        "spike_tolerance": 1.01,
+        "voltage_band": 0.99,
+        "lamp_current_fraction": 0.0,
+        "power_accuracy": 0.0,
+        "counter_resolution_wh": 0.0,
+        "cooldown_ms": 0,
+        "min_spike_ms": 0,
+        "flood_max_new_faults": 0,
+        "demand_threshold_w": None,
+        "baseline_factor": None,
+    }
+    imported = parse_json(msgspec.json.encode({"sites": [{"site_id": "s1", **edges}]}))
+    assert imported.sites == [SiteDefaults(site_id="s1", **edges)]  # type: ignore[arg-type]
+
+
+def test_an_asset_offline_after_beyond_any_clock_is_rejected() -> None:
+    row = {"site_id": "s", "building_id": "b", "room_id": "r", "asset_id": "a"}
+    row |= {"kind": "luminaire", "rated_w": 60, "offline_after_ms": 1e20}
+    imported = parse_json(msgspec.json.encode([row]))
+    assert imported.assets == []
+    assert "offline_after_ms" in imported.rejected[0].reason
+
+
+# An import file is an operator's, and as untrusted as any input: whatever it holds, the result
+# is good rows and rejected rows, or a RegistryError (one line from `luxflow registry import`),
+# never another exception (a traceback).
+@pytest.mark.parametrize(
+    "text",
+    [
+        CSV.splitlines()[0] + "\ns1,b1,r1," + "a" * 200_000 + ",luminaire,60,230,\n",
+        CSV.splitlines()[0] + '\ns1,b1,r1,"a\n',
+    ],
+)
+def test_a_csv_file_the_reader_cannot_read_is_a_registry_error(text: str) -> None:
+    try:
+        imported = parse_csv(text)
+    except RegistryError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert imported.assets == []
+
+
+@pytest.mark.parametrize("data", [b"[" * 100_000 + b"]" * 100_000, b'{"assets": ' + b"[" * 5_000])
+def test_a_json_file_nested_too_deeply_is_a_registry_error(data: bytes) -> None:
+    with pytest.raises(RegistryError):
+        parse_json(data)
+
+
+def test_site_defaults_naming_a_field_that_does_not_exist_are_refused() -> None:
+    # A typo would silently leave the site on the default it meant to change.
+    with pytest.raises(RegistryError, match="s1: unknown field 'ofline_after_ms'"):
+        parse_json(b'{"sites": [{"site_id": "s1", "ofline_after_ms": 60000}]}')
+
+
+@given(st.text(max_size=300))
+def test_any_csv_text_is_rows_or_a_registry_error(text: str) -> None:
+    header = ",".join(CSV_COLUMNS)
+    with contextlib.suppress(RegistryError):
+        parse_csv(header + "\n" + text)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_any_json_bytes_are_rows_or_a_registry_error(data: bytes) -> None:
+    with contextlib.suppress(RegistryError):
+        parse_json(data)
+
+
+JSON_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**400), 10**400)
+    | st.sampled_from([10**400, -(10**400), 2**1024])
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.lists(st.integers(), max_size=2)
+    | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["rated_w", "nominal_voltage_v", *OPTIONAL_COLUMNS, "kind", "asset_id"]),
+        JSON_VALUES,
+        min_size=1,
+    )
+)
+def test_any_values_in_an_asset_row_reject_the_row_or_make_a_valid_asset(
+    values: dict[str, object],
+) -> None:
+    row = {"site_id": "s", "building_id": "b", "room_id": "r", "asset_id": "a"}
+    row |= {"kind": "luminaire", "rated_w": 60, **values}
+    imported = parse_json(msgspec.json.encode([row]))
+    assert len(imported.assets) + len(imported.rejected) == 1

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain import telemetry
+from domain.ids import ID_PATTERN
 from domain.telemetry import (
     DEFAULT_MAX_SKEW_MS,
     MAX_RECORD_BYTES,
@@ -172,6 +173,14 @@ def test_nan_and_infinite(field: str, literal: str) -> None:
     assert reason_of(data) == f"bad_value: {field}"
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_nan_or_infinite_energy_counter_is_a_bad_value_as_the_other_floats_are(
+    literal: str,
+) -> None:
+    data = raw(v=2, energy_wh=0.25).replace(b"0.25", literal.encode())
+    assert reason_of(data) == "bad_value: energy_wh"
+
+
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
@@ -185,6 +194,8 @@ def test_nan_and_infinite(field: str, literal: str) -> None:
         ({"ts": "2026-02-29T13:00:00.123Z"}, "bad_ts: unparsable"),
         ({"ts": "2026-11-28T24:00:00.000Z"}, "bad_ts: unparsable"),
         ({"ts": ""}, "bad_ts: unparsable"),
+        ({"ts": "2026-11-28T13:00:00Z\u0000 trailing"}, "bad_ts: unparsable"),
+        ({"ts": "2026-11-28T13:00:00\u001fZ"}, "bad_ts: unparsable"),
     ],
 )
 def test_value_rules(overrides: dict[str, Any], reason: str) -> None:
@@ -400,3 +411,72 @@ def test_a_reading_decodes_only_if_every_id_the_rule_added_agrees_with_the_paylo
         assert (reading.site_id, reading.asset_id) == (site, asset)
     else:
         assert reason_of(data) == f"topic_mismatch: {disagreeing[0]}"
+
+
+# -- a field that says who the reading is from, given twice ---------------------------------
+
+IDENTITY_VALUES = {
+    "site_id": "site-1",
+    "building_id": "b-1",
+    "room_id": "r-1",
+    "asset_id": "lamp-1",
+    **RULE_FIELDS,
+}
+
+
+def with_repeated(field: str, value: str, *, escaped: bool = False, first: bool = False) -> bytes:
+    """A valid reading (with the rule's fields) naming `field` a second time, as `value`."""
+    body = raw(**RULE_FIELDS)
+    name = field.replace("_", "\\u005f") if escaped else field
+    extra = f'"{name}": {json.dumps(value)}'.encode()
+    if first:
+        return b"{" + extra + b", " + body[1:]
+    return body[:-1] + b", " + extra + b"}"
+
+
+@pytest.mark.parametrize("field", sorted(IDENTITY_VALUES))
+@pytest.mark.parametrize("escaped", [False, True])
+@pytest.mark.parametrize("first", [False, True])
+def test_a_reading_naming_an_identity_field_twice_is_refused(
+    field: str, escaped: bool, first: bool
+) -> None:
+    # Parsers disagree on which of two equal keys counts (the IoT rule's, ours, a replay
+    # tool's): a reading that says twice who it is from is ambiguous, whichever the values.
+    assert reason_of(with_repeated(field, "other-1", escaped=escaped, first=first)) == (
+        f"duplicate_field: {field}"
+    )
+    assert reason_of(with_repeated(field, IDENTITY_VALUES[field])) == f"duplicate_field: {field}"
+
+
+def test_a_repeated_rule_field_cannot_hide_behind_a_null() -> None:
+    data = raw(**RULE_FIELDS)[:-1] + b', "client_id": null}'
+    assert reason_of(data) == "duplicate_field: client_id"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"room_id": "meeting_id", "building_id": "b_id"},
+        {"gateway_id": "gw-1", "note": "asset_id"},
+        {"note": "caf\u00e9"},  # an escape elsewhere in the record
+    ],
+)
+def test_ids_and_other_fields_that_merely_look_like_id_keys_still_decode(
+    overrides: dict[str, Any],
+) -> None:
+    reading = decode_reading(raw(**RULE_FIELDS, **overrides), ARRIVAL_MS)
+    assert reading.asset_id == "lamp-1"
+
+
+@given(
+    st.sampled_from(sorted(IDENTITY_VALUES)),
+    st.from_regex(ID_PATTERN, fullmatch=True),
+    st.booleans(),
+    st.booleans(),
+)
+def test_any_identity_field_repeated_with_any_id_is_refused(
+    field: str, value: str, escaped: bool, first: bool
+) -> None:
+    assert reason_of(with_repeated(field, value, escaped=escaped, first=first)) == (
+        f"duplicate_field: {field}"
+    )

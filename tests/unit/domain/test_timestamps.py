@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from domain.timestamps import TimestampError, format_ts, parse_ts_ms
+from domain.timestamps import ISO_GRAMMAR, TimestampError, format_ts, parse_ts_ms
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -104,7 +107,8 @@ def test_fast_path_agrees_with_datetime_on_mutated_strings() -> None:
         text = "".join(chars)
         try:
             parsed = datetime.fromisoformat(text)
-            expected = None if parsed.tzinfo is None else reference_ms(text)
+            iso = re.fullmatch(ISO_GRAMMAR, text, re.ASCII) is not None
+            expected = reference_ms(text) if parsed.tzinfo is not None and iso else None
         except ValueError:
             expected = None
         try:
@@ -112,3 +116,77 @@ def test_fast_path_agrees_with_datetime_on_mutated_strings() -> None:
         except TimestampError:
             got = None
         assert got == expected, text
+
+
+# CPython's `fromisoformat` reads its offset as a C string: whatever follows a NUL there is
+# ignored, so "...00Z\x00anything" parsed as a time. ISO 8601 is printable ASCII only.
+@given(
+    st.sampled_from(
+        ["2026-11-27T13:05:00Z", "2026-11-27T13:05:00.123+01:00", "2026-11-27T13:05:00.123Z"]
+    ),
+    st.characters(
+        codec="utf-8",
+        exclude_categories=("Cs",),  # a lone surrogate cannot come from JSON
+    ).filter(lambda char: not (char.isascii() and char.isprintable())),
+    st.data(),
+)
+def test_a_timestamp_holding_a_control_or_non_ascii_character_anywhere_is_refused(
+    text: str, char: str, data: st.DataObject
+) -> None:
+    at = data.draw(st.integers(0, len(text)), label="at")
+    with pytest.raises(TimestampError):
+        parse_ts_ms(text[:at] + char + text[at:])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-27T13:05:00Z\x00", "2026-11-27T13:05:00Z\x00garbage", "2026-11-27T13:05:00\x00Z"],
+)
+def test_a_nul_inside_or_after_the_offset_is_refused(text: str) -> None:
+    with pytest.raises(TimestampError):
+        parse_ts_ms(text)
+
+
+# The same parser skips one character before the offset, whatever it is: "13:05:00!Z" and
+# "13:05:00.123aZ" parsed. A timestamp is believed only in the ISO 8601 grammar.
+ISO_FORMS = [
+    "2026-11-27T13:05:00Z",
+    "2026-11-27T13:05:00.123Z",
+    "2026-11-27T13:05:00.123+01:00",
+    "2026-11-27T13:05Z",
+    "2026-11-27 13:05:00,5-05:00",
+    "20261127T130500Z",
+    "2026-W48-5T13:05:00Z",
+]
+
+
+@given(
+    st.sampled_from(ISO_FORMS),
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E),
+    st.data(),
+)
+def test_a_character_outside_the_iso_grammar_anywhere_is_refused(
+    text: str, char: str, data: st.DataObject
+) -> None:
+    at = data.draw(st.integers(0, len(text)), label="at")
+    changed = text[:at] + char + text[at:]
+    try:
+        parse_ts_ms(changed)
+    except TimestampError:
+        return
+    # Still a timestamp: the character made another ISO form (a digit more in a fraction,
+    # a basic-format colon), never one that was skipped.
+    assert re.fullmatch(ISO_GRAMMAR, changed, re.ASCII), changed
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-11-27T13:05:00!Z", "2026-11-27T13:05:00.123aZ", "2026-11-27T13:05:00 +00:00"]
+)
+def test_a_character_skipped_before_the_offset_is_refused(text: str) -> None:
+    with pytest.raises(TimestampError):
+        parse_ts_ms(text)
+
+
+@pytest.mark.parametrize("text", ISO_FORMS)
+def test_the_iso_forms_a_device_may_use_are_accepted(text: str) -> None:
+    assert parse_ts_ms(text) == reference_ms(text)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from core.errors import ConfigError
 from lighting.secrets import (
+    MAX_API_TOKEN_CHARS,
     MIN_API_TOKEN_CHARS,
     MIN_INFLUX_TOKEN_CHARS,
     api_tokens,
@@ -112,3 +113,49 @@ def test_any_api_token_setting_is_checked_tokens_or_a_config_error(value: str) -
         return
     assert ",".join(tokens) == value
     assert all(len(token) >= MIN_API_TOKEN_CHARS and token.isascii() for token in tokens)
+
+
+@given(json_values)
+def test_any_json_value_as_the_whole_secret_is_its_token_field_or_a_config_error(
+    value: object,
+) -> None:
+    secret = msgspec.json.encode(value).decode()
+    try:
+        token = strict_token(token_in_secret(secret, WHERE), WHERE, MIN_INFLUX_TOKEN_CHARS)
+    except ConfigError as exc:
+        assert str(exc).startswith(WHERE)
+        assert "\n" not in str(exc)
+        return
+    if isinstance(value, dict):
+        assert token == value["token"]
+    else:
+        # A JSON string or list is never its own text taken as a password, quotes and all.
+        assert not isinstance(value, str | list)
+        assert token == secret
+
+
+@pytest.mark.parametrize(
+    ("secret", "said"),
+    [
+        ('"user:password"', "a JSON string"),
+        ('  ["user:password"]\n', "a JSON list"),
+        ('{"token": "first-token", "token": "other-token"}', "'token' twice"),
+        ('{"token": "tok-' + "x" * 28 + '", "x": ' + "[" * 100_000 + "]" * 100_000 + "}", "JSON"),
+    ],
+)
+def test_a_json_secret_that_is_not_one_object_with_one_token_is_one_line(
+    secret: str, said: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        strict_token(token_in_secret(secret, WHERE), WHERE, MIN_INFLUX_TOKEN_CHARS)
+    assert str(caught.value).startswith(WHERE)
+    assert said in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_api_token_longer_than_any_credential_the_server_compares_refuses_to_start() -> None:
+    # The server refuses every candidate over MAX_API_TOKEN_CHARS unread: a longer token would
+    # start a server that answers every request 401.
+    with pytest.raises(ConfigError, match=f"at most {MAX_API_TOKEN_CHARS}"):
+        api_tokens("t" * (MAX_API_TOKEN_CHARS + 1), "", None)
+    assert api_tokens("t" * MAX_API_TOKEN_CHARS, "", None) == ["t" * MAX_API_TOKEN_CHARS]

@@ -72,3 +72,23 @@ def test_without_the_magic_it_is_a_plain_record() -> None:
 def test_a_truncated_body_with_a_matching_md5_is_a_plain_record() -> None:
     body = field(1, b"pk") + field(3, varint(1 << 3) + varint(0))[:-1]
     assert deaggregate(MAGIC + body + hashlib.md5(body).digest()) is None
+
+
+def test_an_aggregate_of_no_user_records_is_a_plain_record_not_nothing() -> None:
+    # Zero user records would make the Kinesis record vanish: no dead letter, no count. As a
+    # plain record its bytes reach the decoder and are dead-lettered with a reason.
+    assert deaggregate(encode([])) is None
+
+
+@given(st.sampled_from(["", "k" * 257, "é" * 300, "k" * 100_000]), st.binary(max_size=50))
+def test_a_partition_key_kinesis_would_refuse_makes_it_a_plain_record(
+    partition_key: str, data: bytes
+) -> None:
+    # Kinesis (and the KPL) take 1 to 256 characters. A longer key is not from a KPL: as a
+    # record's partition key it would be kept with every table key the record writes.
+    assert deaggregate(encode([("pk", b"ok"), (partition_key, data)])) is None
+
+
+def test_partition_keys_of_1_and_256_characters_are_kept() -> None:
+    records = [("k", b"a"), ("é" * 256, b"b")]
+    assert deaggregate(encode(records)) == records
