@@ -10,7 +10,7 @@ after the values themselves.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 import orjson
 
@@ -31,6 +31,22 @@ def in_key_order(keys: Iterable[Key]) -> list[Key]:
     if all(type(key) is str for key in listed) or all(type(key) is int for key in listed):
         return sorted(listed)
     return sorted(listed, key=orjson.dumps)
+
+
+MAX_SHARED_PKS: Final = 100_000
+"""Distinct partition keys a shard shares one copy of (`shared_pk`); past this it starts over."""
+
+
+def shared_pk(shared: dict[str, str], pk: str) -> str:
+    """The one copy of `pk` in `shared` that a shard's keys remember (added when new).
+    Partition keys come from outside: past `MAX_SHARED_PKS` the map starts over, since
+    sharing only saves memory and an unbounded map would not."""
+    held = shared.get(pk)
+    if held is None:
+        if len(shared) >= MAX_SHARED_PKS:
+            shared.clear()
+        held = shared[pk] = pk
+    return held
 
 
 class SharedKeys:

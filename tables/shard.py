@@ -29,8 +29,8 @@ Event time, per windowed table of a shard:
 - `watermark_ms = max_event_ms - grace_ms`; a window closes when `end_ms < watermark_ms`
   (`tables.windows`). An update touching a closed window is late: it is not applied,
   `take_late()` returns True for the record, and `counters.late` counts it.
-- Windows close logically at once; physically (callbacks run, memory freed) in `advance()`.
-- `grace_boost` (from the app, read per batch): extra grace while the clock is before a time.
+- Windows close logically at once; physically (callbacks run, memory freed) in `advance()`;
+  `grace_boost` (from the app, read per batch): extra grace while the clock is before a time.
 - Idle rule: the event clock moves without records only while the shard is known to be
   caught up. The engine says so: a read that returned nothing with `MillisBehindLatest` = 0
   leaves the shard quiet; any other empty read (behind the tip, after an error or an
@@ -60,7 +60,7 @@ from typing import Any
 
 from core.errors import ConfigError, LuxflowError
 from core.event import Event
-from tables.keys import ChangedKeys, Key, SharedKeys, in_key_order, keys_of
+from tables.keys import ChangedKeys, Key, SharedKeys, in_key_order, keys_of, shared_pk
 from tables.lag import NO_LIMIT_MS, ClockLimit, TypicalLag, source_id
 from tables.partition import NO_BOOST, GraceBoost, WindowedPartition
 from tables.plain import PlainPartition
@@ -183,9 +183,8 @@ class ShardState:
         its arrival time and value give the tables' event time."""
         self.current_event = event
         pk = event.partition_key
-        # Intern: a key's remembered partition key should not cost a string per key.
-        interned = self._pk_intern.get(pk)
-        self._pk = self._pk_intern.setdefault(pk, pk) if interned is None else interned
+        # Shared: a key's remembered partition key should not cost a string per key.
+        self._pk = shared_pk(self._pk_intern, pk)
         self._inputs += 1
         arrival = self._last_arrival_ms = event.arrival_ms
         if self._event_time is not None:
@@ -439,7 +438,7 @@ class ShardState:
         return self._changes
 
     def intern_pk(self, pk: str) -> str:
-        return self._pk_intern.setdefault(pk, pk)
+        return shared_pk(self._pk_intern, pk)
 
     def live_windows(self) -> int:
         """(key, window) pairs held, open or closed-but-unexpired, over all tables."""

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from core.clock import ManualClock
 from core.event import Event
+from tables.keys import MAX_SHARED_PKS
 from tables.shard import ShardState
 from tables.table import Table, WindowedTable
 
@@ -203,3 +204,17 @@ def test_a_key_of_a_sharing_plain_table_goes_with_its_windows_in_a_split() -> No
     nothing: dict[str, set[Any]] = {name: set() for name in held(site_1)}
     assert held(site_1) == nothing
     assert held(site_2) == {**nothing, "shared": {"lamp-1"}, "fine": {"lamp-1"}}
+
+
+def test_the_shared_partition_keys_stay_bounded_whatever_partition_keys_arrive() -> None:
+    tables = Tables()
+    state = tables.state()
+    for n in range(MAX_SHARED_PKS + 10):
+        begin(state, f"pk-{n}")
+    assert len(state._pk_intern) <= MAX_SHARED_PKS
+    begin(state, "site-1")
+    tables.first["a"] = 1
+    begin(state, "site-1")
+    tables.second["a"] = 1
+    assert state.plain["first"].pks["a"] == "site-1" == state.plain["second"].pks["a"]
+    assert state.plain["first"].pks["a"] is state.plain["second"].pks["a"]
