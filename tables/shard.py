@@ -21,7 +21,8 @@ Event time, per windowed table of a shard:
   on batch boundaries and a restart from a snapshot replays them identically.
 - What one record may move the clock to is limited (`ClockLimit`) when the topic gives
   records an event time: its arrival less the lag most of the shard's sources show now (the
-  middle of each recently seen source's latest lag, `TypicalLag`) plus the topic's
+  middle of each recently seen source's latest lag, `TypicalLag`; a source silent for
+  `HORIZON_MS` of arrival time has left) plus the topic's
   `max_lead_ms`. A device whose clock runs ahead by
   more than that still has its readings in the windows of their own stamps, but cannot drag
   the clock past what the other devices show and make their readings late. The lag samples
@@ -189,7 +190,7 @@ class ShardState:
         if self._event_time is not None:
             value = event.value
             source = pk if self._source is None else self._source(value)
-            typical = self._lag.add(source_id(source), arrival - self._event_time(value))
+            typical = self._lag.add(source_id(source), arrival - self._event_time(value), arrival)
             self._limit.ms = arrival - typical + self._max_lead_ms
             self._lags_changed = True
 
@@ -407,7 +408,7 @@ class ShardState:
         for wpart in self.windowed.values():
             wpart.clear()
         value_types = {name: table.value_type for name, table in self.tables.items()}
-        lags: list[tuple[int, int]] = []
+        lags: list[tuple[int, int, int | None]] = []
         for chain in chains:
             if chain:
                 lags += add_chain(

@@ -24,6 +24,7 @@ from lighting.agents import build_app
 from lighting.registry import empty_registry
 from streams.processor import EngineConfig
 from streams.testing import AgentTestContext
+from tables.lag import HORIZON_MS
 
 T0_MS = 1_800_000_000_000 - 1_800_000_000_000 % HOUR_MS  # an hour boundary
 GRACE_MS = 10 * MINUTE_MS
@@ -274,3 +275,59 @@ def test_one_device_fourteen_minutes_fast_is_refused_and_costs_the_others_nothin
     skewed = [d for d in troubled.dead_letters if d.reason.startswith("clock_skew")]
     assert len(skewed) == READINGS
     assert count(straight, "UsageReport") > 0
+
+
+def live_run(extra: list[tuple[int, str, bytes]]) -> dict[bytes, int]:
+    """The honest devices live (2 s from stamp to stream) with `extra` (arrival, partition
+    key, data) records among them, read as they arrive; each honest output, with the number
+    of honest readings read when it was written."""
+    app = build_app(empty_registry(), topic="telemetry", grace_ms=GRACE_MS)
+    ctx = AgentTestContext(
+        app,
+        shard_id=SHARD,
+        now_ms=T0_MS,
+        config=EngineConfig(checkpoint_interval_ms=5 * SECOND_MS, idle_timeout_ms=IDLE_MS),
+    )
+    sent = sorted(deliveries(HONEST_DEVICES, 2 * SECOND_MS, 1) + extra)
+    records = [Record(SHARD, i + 1, 0, key, data, at) for i, (at, key, data) in enumerate(sent)]
+    written: dict[bytes, int] = {}
+    honest_read = read = 0
+    while read < len(records):
+        ready = [r for r in records[read : read + 50] if r.arrival_ms <= ctx.clock.now_ms]
+        if not ready:
+            ctx.tick(min(records[read].arrival_ms, ctx.clock.now_ms + TICK_MS))
+            continue
+        ctx.deliver(ready)
+        read += len(ready)
+        honest_read += sum(1 for r in ready if r.partition_key == "site-1")
+        ctx.clock.now_ms += 200
+        for output in ctx.sink.written:
+            if getattr(output, "site_id", "site-1") == "site-1":
+                written.setdefault(msgspec.json.encode(output), honest_read)
+    return written
+
+
+def test_sources_that_went_quiet_stop_holding_the_clock_back() -> None:
+    # A gateway of 40 lamps uploads what it buffered half an hour ago (late: dead-lettered)
+    # and goes quiet. Their lags were those of the most recently seen sources for as long as
+    # no other new source came, and most of them: the shard's clock stayed 20 minutes behind
+    # the honest devices for good, and every report and alarm came that much later.
+    upload_ms = T0_MS + 20 * MINUTE_MS + 5 * SECOND_MS
+    gateway = [
+        (
+            upload_ms + lamp * 10 + minute,
+            "site-y",
+            reading(Device("site-y", f"gw-{lamp}", 0), T0_MS + minute * STEP_MS, minute),
+        )
+        for lamp in range(40)
+        for minute in range(10)
+    ]
+    straight = live_run([])
+    troubled = live_run(gateway)
+    assert set(troubled) == set(straight)
+    # Once their votes have aged out (`tables.lag.HORIZON_MS` after the upload), every honest
+    # output is written with the same honest reading as in the straight run.
+    settled = (20 * MINUTE_MS + HORIZON_MS) // STEP_MS * len(HONEST) + len(HONEST)
+    later = {output: n for output, n in straight.items() if n > settled}
+    assert len(later) > 100
+    assert {output: troubled[output] for output in later} == later
