@@ -37,13 +37,12 @@ Event time, per windowed table of a shard:
   leaves the shard quiet; any other empty read (behind the tip, after an error or an
   expired iterator: `behind()`) counts as activity. Once the shard has been quiet for
   `idle_timeout_ms` of processing time (the injected clock), the event clock of every
-  windowed table moves on at the pace of processing time from the last record's arrival:
-  to `latest event time readings showed + (now - the last record's arrival)` (never back).
-  So it keeps the lag the shard showed between event time and arrival: live data closes its
-  windows as time passes, and a backfill of three-hour-old readings that pauses moves on by
-  the pause only, never to the wall clock (a pause shorter than the grace, less the skew
-  allowance and one reading interval, changes no output). This is the only
-  processing-time input to state; it is stored in the snapshot like any other watermark move.
+  windowed table moves on at the pace of processing time from when the last record was read:
+  to `latest event time readings showed + (now - then)` (never back), keeping the lag the
+  shard showed: live data closes its windows as time passes, and a backfill of old readings
+  that pauses moves on by the pause only, never to the wall clock (a pause shorter than the
+  grace, less the skew allowance and one reading interval, changes no output). The only
+  processing-time input to state; stored in the snapshot like any other watermark move.
   A bounded run (`bounded`: its input ends when it is read) moves the clock at least to
   processing time instead, so every window closes before the run stops.
 
@@ -137,6 +136,7 @@ class ShardState:
         self._last_input_ms = now_ms()
         self._quiet_from_ms = self._last_input_ms
         self._last_arrival_ms: int | None = None
+        self._read_records = False  # records begun since the last advance
         self._event_time = event_time
         self._max_lead_ms = max_lead_ms
         self._source = source
@@ -187,6 +187,7 @@ class ShardState:
         self._pk = self._pk_intern.setdefault(pk, pk) if interned is None else interned
         self._inputs += 1
         arrival = self._last_arrival_ms = event.arrival_ms
+        self._read_records = True
         if self._event_time is not None:
             value = event.value
             source = pk if self._source is None else self._source(value)
@@ -263,15 +264,17 @@ class ShardState:
         if self._inputs:
             self._inputs = 0
             self._last_input_ms = now
-            # Quiet time counts from the last record's arrival: the lag between event time and
-            # arrival that the shard showed is kept.
-            arrival = self._last_arrival_ms
-            self._quiet_from_ms = now if arrival is None else min(arrival, now)
+            if self._read_records:
+                # Quiet from when it was read, on this clock: its arrival is on the stream's,
+                # and a worker clock minutes ahead of that would count them as quiet time.
+                self._read_records = False
+                self._quiet_from_ms = now
         elif now - self._last_input_ms >= self.idle_timeout_ms:
             floor = now if self.bounded else None
             elapsed = now - self._quiet_from_ms
             lag = self._lag.median_ms()
-            cap = None if lag is None else now - lag
+            arrival = self._last_arrival_ms  # the stream's time now: at most arrival + elapsed
+            cap = None if lag is None else (now if arrival is None else arrival + elapsed) - lag
             if sum(p.idle_move(elapsed, floor, cap) for p in self.windowed.values()):
                 self.counters.idle_advances += 1
         events: list[object] = []

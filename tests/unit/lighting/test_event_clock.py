@@ -92,18 +92,23 @@ TICK_MS = 10 * SECOND_MS
 
 
 def run(
-    devices: list[Device], lag_ms: int, upload_speed: int, actions: dict[int, Action]
+    devices: list[Device],
+    lag_ms: int,
+    upload_speed: int,
+    actions: dict[int, Action],
+    worker_ahead_ms: int = 0,
 ) -> AgentTestContext:
     """A producer and a reader. The producer sends one minute's readings at a time; a "pause"
     after batch `i` delays every later send. The reader reads what has arrived: a batch when
     there is one, else an empty read that reached the tip; during an "outage" after batch `i`
     its reads fail (empty, no MillisBehindLatest). "restart" stops cleanly after batch `i`,
-    "crash" loses what was not checkpointed and reads again from the checkpoint."""
+    "crash" loses what was not checkpointed and reads again from the checkpoint. The reader's
+    clock is `worker_ahead_ms` ahead of the stream's (arrival times)."""
     app = build_app(empty_registry(), topic="telemetry", grace_ms=GRACE_MS)
     ctx = AgentTestContext(
         app,
         shard_id=SHARD,
-        now_ms=T0_MS,
+        now_ms=T0_MS + worker_ahead_ms,
         config=EngineConfig(checkpoint_interval_ms=5 * SECOND_MS, idle_timeout_ms=IDLE_MS),
     )
     per_batch = len(devices)
@@ -119,9 +124,10 @@ def run(
     read = 0
     pending = dict(actions)  # each action happens once, even when a crash reads a batch again
     while read < len(records):
-        ready = [r for r in records[read : read + per_batch] if r.arrival_ms <= ctx.clock.now_ms]
+        now = ctx.clock.now_ms - worker_ahead_ms  # on the stream's clock
+        ready = [r for r in records[read : read + per_batch] if r.arrival_ms <= now]
         if not ready:  # at the tip: an empty read, then the next poll
-            nxt = records[read].arrival_ms
+            nxt = records[read].arrival_ms + worker_ahead_ms
             ctx.tick(min(nxt, ctx.clock.now_ms + TICK_MS))
             continue
         ctx.deliver(ready)
@@ -239,6 +245,25 @@ def test_no_pause_outage_restart_or_bad_clock_changes_what_the_honest_devices_ge
     straight = run(HONEST_DEVICES, lag_ms, upload_speed, {})
     bad = [Device("site-x", f"lamp-x{i}", offset) for i, offset in enumerate(offsets)]
     troubled = run(HONEST_DEVICES + bad, lag_ms, upload_speed, actions)
+    assert honest_late(troubled) == 0
+    assert honest_outputs(troubled) == honest_outputs(straight)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    worker_ahead_ms=st.integers(-HOUR_MS, HOUR_MS),
+    pause=st.tuples(st.integers(0, READINGS - 1), st.integers(IDLE_MS, MAX_PAUSE_MS)),
+)
+# The worker's clock 9 minutes ahead of the stream's and a 3-minute pause: the idle clock
+# counted the quiet time from the last record's arrival on the stream's clock to now on the
+# worker's, 12 minutes, and the honest devices' next readings were late.
+@example(worker_ahead_ms=9 * MINUTE_MS, pause=(59, 3 * MINUTE_MS))
+def test_a_worker_clock_off_from_the_streams_changes_nothing(
+    worker_ahead_ms: int, pause: tuple[int, int]
+) -> None:
+    straight = run(HONEST_DEVICES, 2 * SECOND_MS, 1, {})
+    batch, pause_ms = pause
+    troubled = run(HONEST_DEVICES, 2 * SECOND_MS, 1, {batch: ("pause", pause_ms)}, worker_ahead_ms)
     assert honest_late(troubled) == 0
     assert honest_outputs(troubled) == honest_outputs(straight)
 
