@@ -20,7 +20,7 @@ from core.clock import HOUR_MS, MINUTE_MS, SECOND_MS
 from core.records import Record
 from domain.telemetry import DEFAULT_MAX_SKEW_MS, Telemetry, encode_telemetry
 from domain.timestamps import format_ts
-from lighting.agents import build_app
+from lighting.agents import CLOCK_LEAD_MS, build_app
 from lighting.registry import empty_registry
 from streams.processor import EngineConfig
 from streams.testing import AgentTestContext
@@ -356,3 +356,74 @@ def test_sources_that_went_quiet_stop_holding_the_clock_back() -> None:
     later = {output: n for output, n in straight.items() if n > settled}
     assert len(later) > 100
     assert {output: troubled[output] for output in later} == later
+
+
+def drive(sent: list[tuple[int, str, bytes]]) -> AgentTestContext:
+    """(arrival, partition key, data) records read as they arrive, then a quiet tail."""
+    app = build_app(empty_registry(), topic="telemetry", grace_ms=GRACE_MS)
+    ctx = AgentTestContext(
+        app,
+        shard_id=SHARD,
+        now_ms=T0_MS,
+        config=EngineConfig(checkpoint_interval_ms=5 * SECOND_MS, idle_timeout_ms=IDLE_MS),
+    )
+    ordered = sorted(sent)
+    records = [Record(SHARD, i + 1, 0, key, data, at) for i, (at, key, data) in enumerate(ordered)]
+    read = 0
+    while read < len(records):
+        ready = [r for r in records[read : read + 50] if r.arrival_ms <= ctx.clock.now_ms]
+        if not ready:
+            ctx.tick(min(records[read].arrival_ms, ctx.clock.now_ms + TICK_MS))
+            continue
+        ctx.deliver(ready)
+        read += len(ready)
+        ctx.clock.now_ms += 200
+    end = ctx.clock.now_ms + 2 * HOUR_MS
+    while ctx.clock.now_ms < end:
+        ctx.tick(ctx.clock.now_ms + 3 * TICK_MS)
+    ctx.checkpoint()
+    return ctx
+
+
+OFFLINE_AFTER_MS = 15 * MINUTE_MS  # the registry's default
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fast_ms=st.integers(0, DEFAULT_MAX_SKEW_MS),
+    # Silences ending within the lead of the offline time may be judged either way: the
+    # lead is the honest delivery spread, what the clock may run ahead of most devices.
+    gap_ms=st.one_of(
+        st.integers(
+            OFFLINE_AFTER_MS - 3 * MINUTE_MS, OFFLINE_AFTER_MS - CLOCK_LEAD_MS - 2 * SECOND_MS
+        ),
+        st.integers(OFFLINE_AFTER_MS, OFFLINE_AFTER_MS + MINUTE_MS),
+    ),
+)
+# A lamp silent for 14.5 minutes (offline after 15) and a device 118 s fast: the clock ran
+# that far ahead of the honest lamps, the sweep found the lamp offline 30 s before its next
+# reading, and stored a fault cleared (at that reading) before it opened.
+@example(fast_ms=118 * SECOND_MS, gap_ms=14 * MINUTE_MS + 30 * SECOND_MS)
+def test_a_device_fast_within_the_allowance_makes_no_other_device_offline(
+    fast_ms: int, gap_ms: int
+) -> None:
+    lamp = HONEST_DEVICES[0]
+    sent = [
+        (true_ms + 2 * SECOND_MS + index, device.site, data)
+        for minute in range(READINGS)
+        for index, device in enumerate(HONEST_DEVICES)
+        if not (device is lamp and 20 <= minute <= 20 + gap_ms // STEP_MS)
+        for true_ms in [T0_MS + minute * STEP_MS]
+        for data in [reading(device, true_ms, minute)]
+    ]
+    back_ms = T0_MS + 19 * STEP_MS + gap_ms  # the lamp's first reading after its silence
+    sent.append((back_ms + 2 * SECOND_MS, lamp.site, reading(lamp, back_ms, 20)))
+    fast = Device("site-x", "lamp-fast", fast_ms)
+    sent_fast = [
+        (T0_MS + minute * STEP_MS + 2 * SECOND_MS + 9, fast.site, data)
+        for minute in range(READINGS)
+        for data in [reading(fast, T0_MS + minute * STEP_MS, minute)]
+    ]
+    straight = drive(sent)
+    troubled = drive(sent + sent_fast)
+    assert honest_outputs(troubled) == honest_outputs(straight)
