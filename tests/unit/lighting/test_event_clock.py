@@ -10,6 +10,7 @@ as Kinesis gives it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import msgspec
@@ -249,7 +250,12 @@ def test_no_pause_outage_restart_or_bad_clock_changes_what_the_honest_devices_ge
     assert honest_outputs(troubled) == honest_outputs(straight)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@functools.cache
+def live_straight() -> AgentTestContext:
+    return run(HONEST_DEVICES, 2 * SECOND_MS, 1, {})
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     worker_ahead_ms=st.integers(-HOUR_MS, HOUR_MS),
     pause=st.tuples(st.integers(0, READINGS - 1), st.integers(IDLE_MS, MAX_PAUSE_MS)),
@@ -261,7 +267,7 @@ def test_no_pause_outage_restart_or_bad_clock_changes_what_the_honest_devices_ge
 def test_a_worker_clock_off_from_the_streams_changes_nothing(
     worker_ahead_ms: int, pause: tuple[int, int]
 ) -> None:
-    straight = run(HONEST_DEVICES, 2 * SECOND_MS, 1, {})
+    straight = live_straight()
     batch, pause_ms = pause
     troubled = run(HONEST_DEVICES, 2 * SECOND_MS, 1, {batch: ("pause", pause_ms)}, worker_ahead_ms)
     assert honest_late(troubled) == 0
@@ -388,7 +394,7 @@ def drive(sent: list[tuple[int, str, bytes]]) -> AgentTestContext:
 OFFLINE_AFTER_MS = 15 * MINUTE_MS  # the registry's default
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     fast_ms=st.integers(0, DEFAULT_MAX_SKEW_MS),
     # Silences ending within the lead of the offline time may be judged either way: the
