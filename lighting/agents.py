@@ -5,7 +5,7 @@ window and advance callbacks, all built by `build_app`; runners drive it per sha
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 import msgspec
 
@@ -37,6 +37,14 @@ from tables.shard import active_state
 from tables.table import WindowedTable
 
 V = TypeVar("V")
+
+CLOCK_LEAD_MS: Final = 5_000
+"""How far past what most devices have reached (a record's arrival less the shard's typical
+lag) one reading may move the event clock: the spread of honest delivery delays, so the
+clock still follows the freshest honest stamps. Not the skew allowance: the offline sweep
+and the spike and site-minute checks take the clock for "now", and a clock that a device
+within the allowance took 2 minutes ahead of the others found them silent that much early
+(a lamp quiet for 14.5 of its 15 minutes got an offline fault, cleared before it opened)."""
 
 
 def _no_rule_state() -> AssetRuleState:
@@ -149,8 +157,7 @@ def build_app(
         topic,
         decoder=reading_decoder(registry, gate, max_skew_ms=max_skew_ms),
         event_time=_reading_time,
-        # A device may stamp this far ahead of its arrival, so as far ahead of the others.
-        max_lead_ms=max_skew_ms,
+        max_lead_ms=CLOCK_LEAD_MS,
         source=_reading_source,
     )
     # Keyed by asset id, as the hourly and daily windows are: one partition-key map for all.
@@ -334,7 +341,13 @@ def build_app(
                 continue
             before = asset_rules.get(asset_id)
             if before is not None and reading.ts_ms <= before.last_ts_ms:
-                continue  # duplicate or out of order: the rules ignore it, so does usage
+                # The rules take an asset's readings in order and ignore this one, so do usage
+                # and the series. The same stamp is a duplicate (a resend after a reconnect):
+                # nothing is lost. An older one (a buffer drained after live readings) is late
+                # for its asset: dead-lettered and counted as a reading late for its window.
+                if reading.ts_ms < before.last_ts_ms:
+                    active_state().mark_late()
+                continue
             due_ms = spike_due.get(asset_id) if before is not None and before.spike else None
             if before is not None and due_ms is not None:
                 # The clock passed the due time before this reading: the spike was confirmed

@@ -122,7 +122,7 @@ class Settings:
         120_000,
         "How far ahead of its arrival at the stream a reading may be stamped; a faster device "
         "clock is dead-lettered as clock_skew and never moves the event clock. A reading "
-        "moves the clock at most this far past its arrival less the shard's typical lag.",
+        "moves the clock at most 5 s past its arrival less the shard's typical lag.",
     )
     window_grace_ms: int = _setting(
         600_000, "How late (event time) a reading may arrive and still count in its hourly window."

@@ -21,11 +21,11 @@ Event time, per windowed table of a shard:
   on batch boundaries and a restart from a snapshot replays them identically.
 - What one record may move the clock to is limited (`ClockLimit`) when the topic gives
   records an event time: its arrival less the lag most of the shard's sources show now (the
-  middle of each recently seen source's latest lag, `TypicalLag`) plus the topic's
-  `max_lead_ms`. A device whose clock runs ahead by
-  more than that still has its readings in the windows of their own stamps, but cannot drag
-  the clock past what the other devices show and make their readings late. The lag samples
-  are stored in the snapshot, so a restored shard limits as the uninterrupted run did.
+  middle of each recently seen source's latest lag, `TypicalLag`; a source silent for
+  `HORIZON_MS` of arrival time has left) plus the topic's `max_lead_ms`. A device whose clock
+  runs ahead by more than that still has its readings in the windows of their own stamps, but
+  cannot drag the clock past what the other devices show and make their readings late. The
+  lag samples are in the snapshot, so a restored shard limits as the uninterrupted run did.
 - `watermark_ms = max_event_ms - grace_ms`; a window closes when `end_ms < watermark_ms`
   (`tables.windows`). An update touching a closed window is late: it is not applied,
   `take_late()` returns True for the record, and `counters.late` counts it.
@@ -36,18 +36,16 @@ Event time, per windowed table of a shard:
   leaves the shard quiet; any other empty read (behind the tip, after an error or an
   expired iterator: `behind()`) counts as activity. Once the shard has been quiet for
   `idle_timeout_ms` of processing time (the injected clock), the event clock of every
-  windowed table moves on at the pace of processing time from the last record's arrival:
-  to `latest event time readings showed + (now - the last record's arrival)` (never back).
-  So it keeps the lag the shard showed between event time and arrival: live data closes its
-  windows as time passes, and a backfill of three-hour-old readings that pauses moves on by
-  the pause only, never to the wall clock (a pause shorter than the grace, less the skew
-  allowance and one reading interval, changes no output). This is the only
-  processing-time input to state; it is stored in the snapshot like any other watermark move.
+  windowed table moves on at the pace of processing time from when the last record was read:
+  to `latest event time readings showed + (now - then)` (never back), keeping the shard's
+  lag: live data closes its windows as time passes, a paused backfill moves on by the pause
+  only (a pause shorter than the grace, less the skew allowance and one reading interval,
+  changes no output). The only processing-time input to state; snapshotted like the rest.
   A bounded run (`bounded`: its input ends when it is read) moves the clock at least to
   processing time instead, so every window closes before the run stops.
 
-Snapshots are a base (every key) followed by deltas (keys changed since the previous saved
-snapshot, and deletions); see `snapshot()` and `tables.snapshot`.
+Snapshots: a base (every key), then deltas (what changed since the last saved one; see
+`snapshot()` and `tables.snapshot`).
 """
 
 from __future__ import annotations
@@ -118,10 +116,8 @@ class ShardState:
         of a record's value (e.g. its device); None: its partition key."""
         if idle_timeout_ms <= 0:
             raise ConfigError(f"idle_timeout_ms must be > 0, got {idle_timeout_ms}")
-        if max_deltas < 0:
-            raise ConfigError(f"max_deltas must be >= 0, got {max_deltas}")
-        if max_lead_ms < 0:
-            raise ConfigError(f"max_lead_ms must be >= 0, got {max_lead_ms}")
+        if max_deltas < 0 or max_lead_ms < 0:
+            raise ConfigError(f"max_deltas and max_lead_ms must be >= 0: {max_deltas, max_lead_ms}")
         if snapshot_format not in SNAPSHOT_FORMATS:
             raise ConfigError(f"snapshot_format must be one of {SNAPSHOT_FORMATS}")
         self.snapshot_format = snapshot_format
@@ -141,6 +137,7 @@ class ShardState:
         self._last_input_ms = now_ms()
         self._quiet_from_ms = self._last_input_ms
         self._last_arrival_ms: int | None = None
+        self._read_records = False  # records begun since the last advance
         self._event_time = event_time
         self._max_lead_ms = max_lead_ms
         self._source = source
@@ -187,10 +184,11 @@ class ShardState:
         self._pk = shared_pk(self._pk_intern, pk)
         self._inputs += 1
         arrival = self._last_arrival_ms = event.arrival_ms
+        self._read_records = True
         if self._event_time is not None:
             value = event.value
             source = pk if self._source is None else self._source(value)
-            typical = self._lag.add(source_id(source), arrival - self._event_time(value))
+            typical = self._lag.add(source_id(source), arrival - self._event_time(value), arrival)
             self._limit.ms = arrival - typical + self._max_lead_ms
             self._lags_changed = True
 
@@ -263,15 +261,17 @@ class ShardState:
         if self._inputs:
             self._inputs = 0
             self._last_input_ms = now
-            # Quiet time counts from the last record's arrival: the lag between event time and
-            # arrival that the shard showed is kept.
-            arrival = self._last_arrival_ms
-            self._quiet_from_ms = now if arrival is None else min(arrival, now)
+            if self._read_records:
+                # Quiet from when it was read, on this clock: its arrival is on the stream's,
+                # and a worker clock minutes ahead of that would count them as quiet time.
+                self._read_records = False
+                self._quiet_from_ms = now
         elif now - self._last_input_ms >= self.idle_timeout_ms:
             floor = now if self.bounded else None
             elapsed = now - self._quiet_from_ms
             lag = self._lag.median_ms()
-            cap = None if lag is None else now - lag
+            arrival = self._last_arrival_ms  # the stream's time now: at most arrival + elapsed
+            cap = None if lag is None else (now if arrival is None else arrival + elapsed) - lag
             if sum(p.idle_move(elapsed, floor, cap) for p in self.windowed.values()):
                 self.counters.idle_advances += 1
         events: list[object] = []
@@ -408,7 +408,7 @@ class ShardState:
         for wpart in self.windowed.values():
             wpart.clear()
         value_types = {name: table.value_type for name, table in self.tables.items()}
-        lags: list[tuple[int, int]] = []
+        lags: list[tuple[int, int, int | None]] = []
         for chain in chains:
             if chain:
                 lags += add_chain(

@@ -13,9 +13,8 @@ that wrote it, which is what lets a split child keep exactly the keys of its has
   (`updates`: each replaces that one window of the key), the windows gone whole are listed
   once (`dropped`), and a key that lost a window some other way is carried whole, as in
   format 2 (`tables.keys.WindowChanges`). A key reporting every minute into one-minute
-  windows with a ten-minute grace holds about eleven open windows and changes one: format 2
-  stored all eleven at every checkpoint. A reader of format 3 reads format 2 (a chain may hold
-  both); a reader of format 2 refuses format 3 (`SNAPSHOT_FORMATS`).
+  windows with a ten-minute grace holds about eleven open windows and changes one. Format 3
+  readers read format 2 (a chain may hold both); format 2 readers refuse 3 (`SNAPSHOT_FORMATS`).
 - Windowed sections list their window ranges once (`ranges`: start, end, closed) and entries
   refer to them by index.
 - Tables missing from a blob start empty; sections of tables the app no longer has (or whose
@@ -82,6 +81,10 @@ class _Blob(msgspec.Struct, array_like=True):
     """The shard's sources' latest lags, (source id, s) least recently seen first
     (`tables.lag.TypicalLag`): every blob carries them all, so the last blob of a chain has
     them. Blobs written before they were kept have none."""
+    lag_arrivals: list[int | None] = msgspec.field(default_factory=list)
+    """The arrival (ms) of each of `lags`' latest record, in the same order (None: not known
+    yet). Blobs written before they were kept have none: their sources count as seen by the
+    next record."""
 
 
 class StoredForm(Protocol):
@@ -210,7 +213,7 @@ def encode_state(
     windowed: Mapping[str, WindowedPartition],
     *,
     changed: Mapping[str, set[Key]] | None,
-    lags: Sequence[tuple[int, int]] = (),
+    lags: Sequence[tuple[int, int, int | None]] = (),
     version: int = FORMAT_VERSION,
 ) -> bytes:
     """A base of every partition (`changed=None`), or a delta of the keys in `changed`; either
@@ -240,7 +243,8 @@ def encode_state(
             full,
             plain_sections,
             windowed_sections,
-            list(lags),
+            [(source, lag_s) for source, lag_s, _ in lags],
+            [arrival_ms for _, _, arrival_ms in lags],
         )
     )
     return compress(encoded)
@@ -277,8 +281,8 @@ def decompress(shard_id: str, blob: bytes) -> bytes:
 class Applied(NamedTuple):
     full: bool
     """The blob was a base."""
-    lags: list[tuple[int, int]]
-    """The shard's sources' latest lags it carried."""
+    lags: list[tuple[int, int, int | None]]
+    """The shard's sources' latest lags it carried, with their arrivals (`TypicalLag.samples`)."""
 
 
 def apply_blob(
@@ -348,7 +352,16 @@ def apply_blob(
                 wpart.pks[key] = pk
     except (msgspec.DecodeError, IndexError) as exc:
         raise StateStoreError(f"shard {shard_id}: bad table section: {exc}") from exc
-    return Applied(decoded.full, decoded.lags)
+    # A blob written before arrivals were kept has none: None for each of its lags.
+    arrivals: list[int | None] = list(decoded.lag_arrivals[: len(decoded.lags)])
+    arrivals += [None] * (len(decoded.lags) - len(arrivals))
+    return Applied(
+        decoded.full,
+        [
+            (source, lag_s, arrival_ms)
+            for (source, lag_s), arrival_ms in zip(decoded.lags, arrivals, strict=True)
+        ],
+    )
 
 
 def merge_into(
@@ -402,7 +415,7 @@ def add_chain(
     *,
     keep: Callable[[str], bool],
     intern: Callable[[str], str],
-) -> list[tuple[int, int]]:
+) -> list[tuple[int, int, int | None]]:
     """Rebuild one shard's stored snapshot (`chain`: a base, then its deltas in order) on its
     own, then add its entries whose partition key passes `keep` to the `into_*` partitions
     (`merge_into`): a deletion in one chain never touches another chain's keys. Returns the
@@ -410,7 +423,7 @@ def add_chain(
     windowed_keys = SharedKeys()
     plain = {name: PlainPartition() for name in into_plain}
     windowed = {name: WindowedPartition(windowed_keys) for name in into_windowed}
-    lags: list[tuple[int, int]] = []
+    lags: list[tuple[int, int, int | None]] = []
     for index, blob in enumerate(chain):
         full, lags = apply_blob(shard_id, blob, plain, windowed, value_types)
         if full != (index == 0):

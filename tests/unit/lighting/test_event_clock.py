@@ -10,6 +10,7 @@ as Kinesis gives it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import msgspec
@@ -20,10 +21,11 @@ from core.clock import HOUR_MS, MINUTE_MS, SECOND_MS
 from core.records import Record
 from domain.telemetry import DEFAULT_MAX_SKEW_MS, Telemetry, encode_telemetry
 from domain.timestamps import format_ts
-from lighting.agents import build_app
+from lighting.agents import CLOCK_LEAD_MS, build_app
 from lighting.registry import empty_registry
 from streams.processor import EngineConfig
 from streams.testing import AgentTestContext
+from tables.lag import HORIZON_MS
 
 T0_MS = 1_800_000_000_000 - 1_800_000_000_000 % HOUR_MS  # an hour boundary
 GRACE_MS = 10 * MINUTE_MS
@@ -91,18 +93,23 @@ TICK_MS = 10 * SECOND_MS
 
 
 def run(
-    devices: list[Device], lag_ms: int, upload_speed: int, actions: dict[int, Action]
+    devices: list[Device],
+    lag_ms: int,
+    upload_speed: int,
+    actions: dict[int, Action],
+    worker_ahead_ms: int = 0,
 ) -> AgentTestContext:
     """A producer and a reader. The producer sends one minute's readings at a time; a "pause"
     after batch `i` delays every later send. The reader reads what has arrived: a batch when
     there is one, else an empty read that reached the tip; during an "outage" after batch `i`
     its reads fail (empty, no MillisBehindLatest). "restart" stops cleanly after batch `i`,
-    "crash" loses what was not checkpointed and reads again from the checkpoint."""
+    "crash" loses what was not checkpointed and reads again from the checkpoint. The reader's
+    clock is `worker_ahead_ms` ahead of the stream's (arrival times)."""
     app = build_app(empty_registry(), topic="telemetry", grace_ms=GRACE_MS)
     ctx = AgentTestContext(
         app,
         shard_id=SHARD,
-        now_ms=T0_MS,
+        now_ms=T0_MS + worker_ahead_ms,
         config=EngineConfig(checkpoint_interval_ms=5 * SECOND_MS, idle_timeout_ms=IDLE_MS),
     )
     per_batch = len(devices)
@@ -118,9 +125,10 @@ def run(
     read = 0
     pending = dict(actions)  # each action happens once, even when a crash reads a batch again
     while read < len(records):
-        ready = [r for r in records[read : read + per_batch] if r.arrival_ms <= ctx.clock.now_ms]
+        now = ctx.clock.now_ms - worker_ahead_ms  # on the stream's clock
+        ready = [r for r in records[read : read + per_batch] if r.arrival_ms <= now]
         if not ready:  # at the tip: an empty read, then the next poll
-            nxt = records[read].arrival_ms
+            nxt = records[read].arrival_ms + worker_ahead_ms
             ctx.tick(min(nxt, ctx.clock.now_ms + TICK_MS))
             continue
         ctx.deliver(ready)
@@ -242,6 +250,30 @@ def test_no_pause_outage_restart_or_bad_clock_changes_what_the_honest_devices_ge
     assert honest_outputs(troubled) == honest_outputs(straight)
 
 
+@functools.cache
+def live_straight() -> AgentTestContext:
+    return run(HONEST_DEVICES, 2 * SECOND_MS, 1, {})
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    worker_ahead_ms=st.integers(-HOUR_MS, HOUR_MS),
+    pause=st.tuples(st.integers(0, READINGS - 1), st.integers(IDLE_MS, MAX_PAUSE_MS)),
+)
+# The worker's clock 9 minutes ahead of the stream's and a 3-minute pause: the idle clock
+# counted the quiet time from the last record's arrival on the stream's clock to now on the
+# worker's, 12 minutes, and the honest devices' next readings were late.
+@example(worker_ahead_ms=9 * MINUTE_MS, pause=(59, 3 * MINUTE_MS))
+def test_a_worker_clock_off_from_the_streams_changes_nothing(
+    worker_ahead_ms: int, pause: tuple[int, int]
+) -> None:
+    straight = live_straight()
+    batch, pause_ms = pause
+    troubled = run(HONEST_DEVICES, 2 * SECOND_MS, 1, {batch: ("pause", pause_ms)}, worker_ahead_ms)
+    assert honest_late(troubled) == 0
+    assert honest_outputs(troubled) == honest_outputs(straight)
+
+
 def count(ctx: AgentTestContext, kind: str) -> int:
     return sum(1 for o in ctx.sink.stored.values() if type(o).__name__ == kind)
 
@@ -274,3 +306,157 @@ def test_one_device_fourteen_minutes_fast_is_refused_and_costs_the_others_nothin
     skewed = [d for d in troubled.dead_letters if d.reason.startswith("clock_skew")]
     assert len(skewed) == READINGS
     assert count(straight, "UsageReport") > 0
+
+
+def live_run(extra: list[tuple[int, str, bytes]]) -> dict[bytes, int]:
+    """The honest devices live (2 s from stamp to stream) with `extra` (arrival, partition
+    key, data) records among them, read as they arrive; each honest output, with the number
+    of honest readings read when it was written."""
+    app = build_app(empty_registry(), topic="telemetry", grace_ms=GRACE_MS)
+    ctx = AgentTestContext(
+        app,
+        shard_id=SHARD,
+        now_ms=T0_MS,
+        config=EngineConfig(checkpoint_interval_ms=5 * SECOND_MS, idle_timeout_ms=IDLE_MS),
+    )
+    sent = sorted(deliveries(HONEST_DEVICES, 2 * SECOND_MS, 1) + extra)
+    records = [Record(SHARD, i + 1, 0, key, data, at) for i, (at, key, data) in enumerate(sent)]
+    written: dict[bytes, int] = {}
+    honest_read = read = 0
+    while read < len(records):
+        ready = [r for r in records[read : read + 50] if r.arrival_ms <= ctx.clock.now_ms]
+        if not ready:
+            ctx.tick(min(records[read].arrival_ms, ctx.clock.now_ms + TICK_MS))
+            continue
+        ctx.deliver(ready)
+        read += len(ready)
+        honest_read += sum(1 for r in ready if r.partition_key == "site-1")
+        ctx.clock.now_ms += 200
+        for output in ctx.sink.written:
+            if getattr(output, "site_id", "site-1") == "site-1":
+                written.setdefault(msgspec.json.encode(output), honest_read)
+    return written
+
+
+def test_sources_that_went_quiet_stop_holding_the_clock_back() -> None:
+    # A gateway of 40 lamps uploads what it buffered half an hour ago (late: dead-lettered)
+    # and goes quiet. Their lags were those of the most recently seen sources for as long as
+    # no other new source came, and most of them: the shard's clock stayed 20 minutes behind
+    # the honest devices for good, and every report and alarm came that much later.
+    upload_ms = T0_MS + 20 * MINUTE_MS + 5 * SECOND_MS
+    gateway = [
+        (
+            upload_ms + lamp * 10 + minute,
+            "site-y",
+            reading(Device("site-y", f"gw-{lamp}", 0), T0_MS + minute * STEP_MS, minute),
+        )
+        for lamp in range(40)
+        for minute in range(10)
+    ]
+    straight = live_run([])
+    troubled = live_run(gateway)
+    assert set(troubled) == set(straight)
+    # Once their votes have aged out (`tables.lag.HORIZON_MS` after the upload), every honest
+    # output is written with the same honest reading as in the straight run.
+    settled = (20 * MINUTE_MS + HORIZON_MS) // STEP_MS * len(HONEST) + len(HONEST)
+    later = {output: n for output, n in straight.items() if n > settled}
+    assert len(later) > 100
+    assert {output: troubled[output] for output in later} == later
+
+
+def drive(sent: list[tuple[int, str, bytes]]) -> AgentTestContext:
+    """(arrival, partition key, data) records read as they arrive, then a quiet tail."""
+    app = build_app(empty_registry(), topic="telemetry", grace_ms=GRACE_MS)
+    ctx = AgentTestContext(
+        app,
+        shard_id=SHARD,
+        now_ms=T0_MS,
+        config=EngineConfig(checkpoint_interval_ms=5 * SECOND_MS, idle_timeout_ms=IDLE_MS),
+    )
+    ordered = sorted(sent)
+    records = [Record(SHARD, i + 1, 0, key, data, at) for i, (at, key, data) in enumerate(ordered)]
+    read = 0
+    while read < len(records):
+        ready = [r for r in records[read : read + 50] if r.arrival_ms <= ctx.clock.now_ms]
+        if not ready:
+            ctx.tick(min(records[read].arrival_ms, ctx.clock.now_ms + TICK_MS))
+            continue
+        ctx.deliver(ready)
+        read += len(ready)
+        ctx.clock.now_ms += 200
+    end = ctx.clock.now_ms + 2 * HOUR_MS
+    while ctx.clock.now_ms < end:
+        ctx.tick(ctx.clock.now_ms + 3 * TICK_MS)
+    ctx.checkpoint()
+    return ctx
+
+
+OFFLINE_AFTER_MS = 15 * MINUTE_MS  # the registry's default
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fast_ms=st.integers(0, DEFAULT_MAX_SKEW_MS),
+    # Silences ending within the lead of the offline time may be judged either way: the
+    # lead is the honest delivery spread, what the clock may run ahead of most devices.
+    gap_ms=st.one_of(
+        st.integers(
+            OFFLINE_AFTER_MS - 3 * MINUTE_MS, OFFLINE_AFTER_MS - CLOCK_LEAD_MS - 2 * SECOND_MS
+        ),
+        st.integers(OFFLINE_AFTER_MS, OFFLINE_AFTER_MS + MINUTE_MS),
+    ),
+)
+# A lamp silent for 14.5 minutes (offline after 15) and a device 118 s fast: the clock ran
+# that far ahead of the honest lamps, the sweep found the lamp offline 30 s before its next
+# reading, and stored a fault cleared (at that reading) before it opened.
+@example(fast_ms=118 * SECOND_MS, gap_ms=14 * MINUTE_MS + 30 * SECOND_MS)
+def test_a_device_fast_within_the_allowance_makes_no_other_device_offline(
+    fast_ms: int, gap_ms: int
+) -> None:
+    lamp = HONEST_DEVICES[0]
+    sent = [
+        (true_ms + 2 * SECOND_MS + index, device.site, data)
+        for minute in range(READINGS)
+        for index, device in enumerate(HONEST_DEVICES)
+        if not (device is lamp and 20 <= minute <= 20 + gap_ms // STEP_MS)
+        for true_ms in [T0_MS + minute * STEP_MS]
+        for data in [reading(device, true_ms, minute)]
+    ]
+    back_ms = T0_MS + 19 * STEP_MS + gap_ms  # the lamp's first reading after its silence
+    sent.append((back_ms + 2 * SECOND_MS, lamp.site, reading(lamp, back_ms, 20)))
+    fast = Device("site-x", "lamp-fast", fast_ms)
+    sent_fast = [
+        (T0_MS + minute * STEP_MS + 2 * SECOND_MS + 9, fast.site, data)
+        for minute in range(READINGS)
+        for data in [reading(fast, T0_MS + minute * STEP_MS, minute)]
+    ]
+    straight = drive(sent)
+    troubled = drive(sent + sent_fast)
+    assert honest_outputs(troubled) == honest_outputs(straight)
+
+
+def test_a_backlog_drained_after_the_device_is_live_again_is_dead_lettered_not_dropped() -> None:
+    # A lamp loses its uplink for an hour, reconnects, sends live readings at once and drains
+    # its buffer behind them (MQTT clients and gateways do both): every buffered reading is
+    # older than the lamp's newest, which its rules have already applied. They used to be
+    # skipped as duplicates: no dead letter, no count, an hour of readings gone unseen.
+    lamp = Device("site-y", "lamp-y", 0)
+    sent = []
+    buffered = set()
+    for minute in range(READINGS):
+        true_ms = T0_MS + minute * STEP_MS
+        data = reading(lamp, true_ms, minute)
+        arrival = true_ms + 2 * SECOND_MS
+        if 10 <= minute < 70:  # buffered, sent after the lamp's live reading of minute 75
+            arrival = T0_MS + 75 * STEP_MS + 10 * SECOND_MS + minute
+            buffered.add(data)
+        sent.append((arrival, lamp.site, data))
+    ctx = drive(sent)
+    letters = [d for d in ctx.dead_letters if d.partition_key == "site-y"]
+    assert len(buffered) == 60
+    assert [d.origin for d in letters] == ["late"] * 60
+    assert {d.data for d in letters} == buffered
+    # A duplicate of the newest reading (MQTT QoS 1 after a reconnect) is the same reading:
+    # skipped, not a dead letter.
+    again = drive([*sent, (T0_MS + 99 * STEP_MS + 9 * SECOND_MS, lamp.site, sent[-1][2])])
+    assert len([d for d in again.dead_letters if d.partition_key == "site-y"]) == 60

@@ -135,9 +135,9 @@ def test_a_restored_shard_limits_the_clock_as_the_uninterrupted_one_does() -> No
 def test_a_snapshot_written_before_lags_were_kept_restores_with_none() -> None:
     state, table = shard()
     chain = saved_chain(state, table, 3)
-    # The blob as it was stored before: its last field, the lags, absent.
+    # The blob as it was stored before: its last fields, the lags and their arrivals, absent.
     fields = msgspec.msgpack.decode(decompress("s", chain[0]))
-    old = compress(msgspec.msgpack.encode(fields[:-1]))
+    old = compress(msgspec.msgpack.encode(fields[:-2]))
     restored, restored_table = shard()
     restored.restore([[old]], lambda _pk: True)
     restored.activate()
@@ -155,4 +155,21 @@ def test_the_children_of_a_merge_hold_both_parents_lags() -> None:
     chains = [saved_chain(one, one_table, 40, ("a",)), saved_chain(two, two_table, 40, ("b",))]
     merged.restore(chains, lambda _pk: True)
     assert merged.snapshot() is not None  # a base: it carries the lags it holds
-    assert merged._lag.samples() == [(source_id(d), LAG_MS // 1_000) for d in ("a", "b")]
+    last = T0_MS + LAG_MS + 39 * MINUTE_MS  # each parent's last arrival
+    assert merged._lag.samples() == [(source_id(d), LAG_MS // 1_000, last) for d in ("a", "b")]
+
+
+def test_a_snapshot_that_kept_lags_but_not_their_arrivals_limits_as_before() -> None:
+    straight, straight_table = shard()
+    chain = saved_chain(straight, straight_table, 3)
+    # The blob as it was stored before arrivals were kept: its last field absent.
+    fields = msgspec.msgpack.decode(decompress("s", chain[0]))
+    old = compress(msgspec.msgpack.encode(fields[:-1]))
+    restored, restored_table = shard()
+    restored.restore([[old]], lambda _pk: True)
+    arrival = T0_MS + LAG_MS + 3 * MINUTE_MS
+    clocks = []
+    for state, table in ((straight, straight_table), (restored, restored_table)):
+        add(state, table, "fast", arrival, arrival)
+        clocks.append(state.event_clock_ms() or 0)
+    assert clocks[0] == clocks[1] == arrival - LAG_MS + LEAD_MS

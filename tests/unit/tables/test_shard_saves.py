@@ -193,7 +193,7 @@ def test_the_agent_sees_the_event_context() -> None:
 
 
 def test_an_empty_read_behind_the_tip_does_not_count_as_idle() -> None:
-    """Idle close moves the event clock on by the time since the last record's arrival; a
+    """Idle close moves the event clock on by the time since the last record was read; a
     shard whose reads come back empty while its stream still holds records
     (MillisBehindLatest > 0) is not idle."""
     from core.clock import HOUR_MS, ManualClock
@@ -212,5 +212,5 @@ def test_an_empty_read_behind_the_tip_does_not_count_as_idle() -> None:
         assert state.advance() == []
     assert state.event_clock_ms() == 5
     clock.now_ms += 1_000
-    assert state.advance() == []  # idle now: the clock keeps the record's lag (arrival 0)
-    assert state.event_clock_ms() == 5 + clock.now_ms
+    assert state.advance() == []  # idle now: quiet since the record was read, 6 s ago
+    assert state.event_clock_ms() == 5 + 6_000
