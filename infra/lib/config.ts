@@ -69,6 +69,17 @@ export interface LuxflowConfig {
   readonly fenceWitnessRegion?: string;
 }
 
+/**
+ * A deployment parameter that is missing or malformed. bin/luxflow.ts prints its message as
+ * one line and exits 1: a mistake in `-c` is the operator's to fix, not a trace to read.
+ */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
 export const DUMMY_ACCOUNT = '111111111111';
 export const DEFAULT_REGIONS = ['us-east-1', 'eu-west-1'];
 export const DUMMY_CONNECTION_ARN =
@@ -78,6 +89,7 @@ export const DUMMY_CERTIFICATE_ARN =
   'arn:aws:acm:{region}:111111111111:certificate/00000000-0000-0000-0000-000000000000';
 export const DUMMY_HOSTED_ZONE_ID = 'Z0000000000000000000';
 export const DUMMY_IOT_ENDPOINT_PREFIX = 'a0000000000000';
+export const DUMMY_DEVICE_DOMAIN = 'iot.example.com';
 /** An on-demand stream starts with 4 shards; the worker bound when no shard count is given. */
 export const ON_DEMAND_SHARDS = 4;
 /**
@@ -118,7 +130,7 @@ function int(node: ContextReader, key: string, min: number, max = Number.MAX_SAF
   if (text === undefined) return undefined;
   const value = Number(text);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`context ${key}=${text}: expected an integer from ${min} to ${max}`);
+    throw new ConfigError(`context ${key}=${text}: expected an integer from ${min} to ${max}`);
   }
   return value;
 }
@@ -126,14 +138,14 @@ function int(node: ContextReader, key: string, min: number, max = Number.MAX_SAF
 function bool(node: ContextReader, key: string, fallback: boolean): boolean {
   const text = str(node, key);
   if (text === undefined) return fallback;
-  if (text !== 'true' && text !== 'false') throw new Error(`context ${key}=${text}: true or false`);
+  if (text !== 'true' && text !== 'false') throw new ConfigError(`context ${key}=${text}: true or false`);
   return text === 'true';
 }
 
 function oneOf<T extends string>(node: ContextReader, key: string, allowed: readonly T[], fallback: T): T {
   const text = str(node, key) ?? fallback;
   if (!(allowed as readonly string[]).includes(text)) {
-    throw new Error(`context ${key}=${text}: one of ${allowed.join(', ')}`);
+    throw new ConfigError(`context ${key}=${text}: one of ${allowed.join(', ')}`);
   }
   return text as T;
 }
@@ -143,14 +155,14 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     .split(',')
     .map((r) => r.trim())
     .filter((r) => r.length > 0);
-  if (regions.length === 0) throw new Error('context regions: at least one region');
-  if (new Set(regions).size !== regions.length) throw new Error(`context regions: duplicates in ${regions}`);
+  if (regions.length === 0) throw new ConfigError('context regions: at least one region');
+  if (new Set(regions).size !== regions.length) throw new ConfigError(`context regions: duplicates in ${regions}`);
   const primaryRegion = str(node, 'primaryRegion') ?? regions[0];
   if (!regions.includes(primaryRegion)) {
-    throw new Error(`context primaryRegion=${primaryRegion} is not one of regions ${regions}`);
+    throw new ConfigError(`context primaryRegion=${primaryRegion} is not one of regions ${regions}`);
   }
   const account = str(node, 'account') ?? DUMMY_ACCOUNT;
-  if (!/^\d{12}$/.test(account)) throw new Error(`context account=${account}: 12 digits`);
+  if (!/^\d{12}$/.test(account)) throw new ConfigError(`context account=${account}: 12 digits`);
 
   const shardsText = str(node, 'shards') ?? 'on-demand';
   const shards = shardsText === 'on-demand' ? undefined : int(node, 'shards', 1);
@@ -164,8 +176,10 @@ export function readConfig(node: ContextReader): LuxflowConfig {
   // endpoint covers: that model needs NAT.
   const egress = oneOf<Egress>(node, 'egress', ['endpoints', 'nat'], queryModel === 'timestream' ? 'nat' : 'endpoints');
   if (queryModel === 'timestream' && egress === 'endpoints') {
-    throw new Error('context egress=endpoints with queryModel=timestream: LiveAnalytics needs egress=nat');
+    throw new ConfigError('context egress=endpoints with queryModel=timestream: LiveAnalytics needs egress=nat');
   }
+  const pipeline = bool(node, 'pipeline', true);
+  requireRealValues(node, account, pipeline);
   return {
     account,
     regions,
@@ -179,18 +193,18 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     queryModel,
     egress,
     deletionProtection: bool(node, 'deletionProtection', true),
-    apiCertificateArn: str(node, 'apiCertificateArn') ?? DUMMY_CERTIFICATE_ARN,
+    apiCertificateArn: certificatePattern(node, 'apiCertificateArn', account),
     apiAllowedCidr: str(node, 'apiAllowedCidr') ?? '0.0.0.0/0',
     apiTasks: int(node, 'apiTasks', 1, 10) ?? 2,
     connectionArn: str(node, 'connectionArn') ?? DUMMY_CONNECTION_ARN,
     repository: str(node, 'repository') ?? 'example/luxflow',
     branch: str(node, 'branch') ?? 'main',
-    pipeline: bool(node, 'pipeline', true),
+    pipeline,
     bakeMinutes: int(node, 'bakeMinutes', 0, 480) ?? 30,
     alarmEmail: str(node, 'alarmEmail'),
-    deviceDomain: str(node, 'deviceDomain') ?? 'iot.example.com',
+    deviceDomain: str(node, 'deviceDomain') ?? DUMMY_DEVICE_DOMAIN,
     deviceHostedZoneId: str(node, 'deviceHostedZoneId') ?? DUMMY_HOSTED_ZONE_ID,
-    deviceCertificateArn: str(node, 'deviceCertificateArn') ?? DUMMY_CERTIFICATE_ARN,
+    deviceCertificateArn: certificatePattern(node, 'deviceCertificateArn', account),
     iotEndpointPrefix: str(node, 'iotEndpointPrefix') ?? DUMMY_IOT_ENDPOINT_PREFIX,
     deviceCaCertificateFile: str(node, 'deviceCaCertificateFile'),
     deviceCaCertificatePem: caPem(str(node, 'deviceCaCertificateFile')),
@@ -198,13 +212,46 @@ export function readConfig(node: ContextReader): LuxflowConfig {
   };
 }
 
+/**
+ * The keys whose defaults are placeholders: they synthesize offline, but CloudFormation refuses
+ * them (a certificate, hosted zone, endpoint or connection that exists in no account) only after
+ * the stack has created its slow resources, and then rolls everything back. With a real account
+ * each must be given.
+ */
+const PLACEHOLDERS = ['apiCertificateArn', 'deviceDomain', 'deviceHostedZoneId', 'deviceCertificateArn', 'iotEndpointPrefix'];
+const PIPELINE_PLACEHOLDERS = ['connectionArn', 'repository'];
+
+function requireRealValues(node: ContextReader, account: string, pipeline: boolean): void {
+  if (account === DUMMY_ACCOUNT) return;
+  const keys = [...PLACEHOLDERS, ...(pipeline ? PIPELINE_PLACEHOLDERS : [])];
+  const missing = keys.filter((key) => str(node, key) === undefined);
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `context account=${account}: also give ${missing.map((k) => `-c ${k}=...`).join(' ')} ` +
+        '(their defaults are placeholders that only synthesize)',
+    );
+  }
+}
+
+/** An ACM certificate ARN (`{region}` allowed for the region), of the deployment's account. */
+function certificatePattern(node: ContextReader, key: string, account: string): string {
+  const arn = str(node, key);
+  if (arn === undefined) return DUMMY_CERTIFICATE_ARN;
+  const match = /^arn:aws[a-z-]*:acm:(\{region\}|[a-z0-9-]+):(\d{12}):certificate\/\S+$/.exec(arn);
+  if (!match) throw new ConfigError(`context ${key}=${arn}: not an ACM certificate ARN (arn:aws:acm:{region}:ACCOUNT:certificate/ID)`);
+  if (match[2] !== account) {
+    throw new ConfigError(`context ${key}=${arn}: a certificate of account ${match[2]}, not ${account} (ACM certificates are not shared)`);
+  }
+  return arn;
+}
+
 function fenceWitness(witness: string | undefined, regions: readonly string[]): string | undefined {
   if (witness === undefined) return undefined;
   if (regions.length !== 2) {
-    throw new Error(`context fenceWitnessRegion: the fence's MRSC table needs exactly two regions, not ${regions.length}`);
+    throw new ConfigError(`context fenceWitnessRegion: the fence's MRSC table needs exactly two regions, not ${regions.length}`);
   }
   if (regions.includes(witness)) {
-    throw new Error(`context fenceWitnessRegion=${witness} must differ from the regions ${regions}`);
+    throw new ConfigError(`context fenceWitnessRegion=${witness} must differ from the regions ${regions}`);
   }
   return witness;
 }
@@ -212,7 +259,7 @@ function fenceWitness(witness: string | undefined, regions: readonly string[]): 
 function caPem(file: string | undefined): string | undefined {
   if (file === undefined) return undefined;
   const pem = readFileSync(file, 'utf8');
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`context deviceCaCertificateFile=${file}: not a PEM certificate`);
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`context deviceCaCertificateFile=${file}: not a PEM certificate`);
   return pem;
 }
 
