@@ -34,7 +34,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { LuxflowConfig } from './config';
+import { ConfigError, LuxflowConfig } from './config';
 import * as path from 'path';
 import { acknowledge, arnRef, ignoreCfnLint, skipCheckov } from './nag';
 import { STATEFUL } from './tables';
@@ -50,7 +50,7 @@ export const REPLICATION_TIME = s3.ReplicationTimeValue.FIFTEEN_MINUTES;
 /** The replica bucket of `region`: it receives the archives of the other regions. */
 export function replicaBucketName(config: LuxflowConfig, region: string): string {
   const name = `${config.appName}-archive-${config.account}-${region}`.toLowerCase();
-  if (name.length > 63) throw new Error(`archive bucket name ${name} is over 63 characters: shorten appName`);
+  if (name.length > 63) throw new ConfigError(`archive bucket name ${name} is over 63 characters: shorten appName`);
   return name;
 }
 

@@ -125,6 +125,25 @@ function str(node: ContextReader, key: string): string | undefined {
   return String(value);
 }
 
+/**
+ * An AWS region name (`us-east-1`, `us-gov-west-1`, `cn-north-1`): a typo or a list joined with
+ * spaces would otherwise become a stack id and fail far from its cause.
+ */
+function regionName(key: string, region: string): string {
+  if (!/^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$/.test(region)) {
+    throw new ConfigError(`context ${key}: "${region}" is not a region name (e.g. us-east-1; a list is comma-separated)`);
+  }
+  return region;
+}
+
+const IPV4_CIDR = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)\/(3[0-2]|[12]?\d)$/;
+
+function matching(node: ContextReader, key: string, pattern: RegExp, what: string): string | undefined {
+  const text = str(node, key);
+  if (text !== undefined && !pattern.test(text)) throw new ConfigError(`context ${key}=${text}: not ${what}`);
+  return text;
+}
+
 function int(node: ContextReader, key: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const text = str(node, key);
   if (text === undefined) return undefined;
@@ -156,8 +175,9 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     .map((r) => r.trim())
     .filter((r) => r.length > 0);
   if (regions.length === 0) throw new ConfigError('context regions: at least one region');
+  for (const region of regions) regionName('regions', region);
   if (new Set(regions).size !== regions.length) throw new ConfigError(`context regions: duplicates in ${regions}`);
-  const primaryRegion = str(node, 'primaryRegion') ?? regions[0];
+  const primaryRegion = regionName('primaryRegion', str(node, 'primaryRegion') ?? regions[0]);
   if (!regions.includes(primaryRegion)) {
     throw new ConfigError(`context primaryRegion=${primaryRegion} is not one of regions ${regions}`);
   }
@@ -184,8 +204,9 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     account,
     regions,
     primaryRegion,
-    pipelineRegion: str(node, 'pipelineRegion') ?? primaryRegion,
-    appName: str(node, 'appName') ?? 'luxflow-lighting',
+    pipelineRegion: regionName('pipelineRegion', str(node, 'pipelineRegion') ?? primaryRegion),
+    // It names tables, the replica bucket, rules and alarms: letters, digits and hyphens fit all.
+    appName: matching(node, 'appName', /^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$/, 'lower-case letters, digits and hyphens (3-40)') ?? 'luxflow-lighting',
     shards,
     maxWorkers,
     desiredWorkers,
@@ -194,14 +215,14 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     egress,
     deletionProtection: bool(node, 'deletionProtection', true),
     apiCertificateArn: certificatePattern(node, 'apiCertificateArn', account),
-    apiAllowedCidr: str(node, 'apiAllowedCidr') ?? '0.0.0.0/0',
+    apiAllowedCidr: matching(node, 'apiAllowedCidr', IPV4_CIDR, 'an IPv4 CIDR (a.b.c.d/n)') ?? '0.0.0.0/0',
     apiTasks: int(node, 'apiTasks', 1, 10) ?? 2,
     connectionArn: str(node, 'connectionArn') ?? DUMMY_CONNECTION_ARN,
     repository: str(node, 'repository') ?? 'example/luxflow',
     branch: str(node, 'branch') ?? 'main',
     pipeline,
     bakeMinutes: int(node, 'bakeMinutes', 0, 480) ?? 30,
-    alarmEmail: str(node, 'alarmEmail'),
+    alarmEmail: matching(node, 'alarmEmail', /^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'an e-mail address'),
     deviceDomain: str(node, 'deviceDomain') ?? DUMMY_DEVICE_DOMAIN,
     deviceHostedZoneId: str(node, 'deviceHostedZoneId') ?? DUMMY_HOSTED_ZONE_ID,
     deviceCertificateArn: certificatePattern(node, 'deviceCertificateArn', account),
@@ -258,7 +279,12 @@ function fenceWitness(witness: string | undefined, regions: readonly string[]): 
 
 function caPem(file: string | undefined): string | undefined {
   if (file === undefined) return undefined;
-  const pem = readFileSync(file, 'utf8');
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`context deviceCaCertificateFile=${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? error})`);
+  }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`context deviceCaCertificateFile=${file}: not a PEM certificate`);
   return pem;
 }

@@ -53,3 +53,40 @@ describe('a real account is never deployed with placeholder parameters', () => {
     expect(config({}).deviceDomain).toBe('iot.example.com');
   });
 });
+
+describe('a malformed parameter is one line from `cdk synth`, not a stack trace', () => {
+  /** Runs the app's entry point as `cdk synth` does (context in CDK_CONTEXT_JSON). */
+  function synth(ctx: Record<string, string>): { status: number | null; stderr: string } {
+    const { spawnSync } = require('child_process') as typeof import('child_process');
+    const os = require('os') as typeof import('os');
+    const fs = require('fs') as typeof import('fs');
+    const path = require('path') as typeof import('path');
+    const out = spawnSync(process.execPath, ['-r', 'ts-node/register', path.join(__dirname, '..', 'bin', 'luxflow.ts')], {
+      env: {
+        ...process.env,
+        TS_NODE_TRANSPILE_ONLY: 'true',
+        CDK_CONTEXT_JSON: JSON.stringify({ pipeline: 'false', ...ctx }),
+        CDK_OUTDIR: fs.mkdtempSync(path.join(os.tmpdir(), 'luxflow-bin-')),
+      },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    return { status: out.status, stderr: out.stderr };
+  }
+
+  test.each([
+    [{ regions: 'us-east-1,us-east-1' }, /^luxflow: context regions: duplicates/],
+    [{ regions: 'us-east-1 eu-west-1' }, /^luxflow: context regions: "us-east-1 eu-west-1" is not a region name/],
+    [{ regions: 'US-EAST-1' }, /^luxflow: context regions: "US-EAST-1" is not a region name/],
+    [{ deviceCaCertificateFile: '/nonexistent/ca.pem' }, /^luxflow: context deviceCaCertificateFile=\/nonexistent\/ca.pem: cannot read/],
+    [{ apiAllowedCidr: '10.0.0.0' }, /^luxflow: context apiAllowedCidr=10.0.0.0: not an IPv4 CIDR/],
+    [{ alarmEmail: 'ops' }, /^luxflow: context alarmEmail=ops: not an e-mail address/],
+    [{ appName: 'Lux Flow' }, /^luxflow: context appName=Lux Flow: not lower-case letters/],
+    [{ pipelineRegion: 'mars-1' }, /^luxflow: context pipelineRegion: "mars-1" is not a region name/],
+  ])('%j', (ctx, message) => {
+    const { status, stderr } = synth(ctx as Record<string, string>);
+    expect(status).toBe(1);
+    expect(stderr.trim()).toMatch(message);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
