@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { buildApp } from '../lib/app';
-import { ConfigError } from '../lib/config';
+import { ConfigError } from '../lib/errors';
 
 try {
   buildApp();

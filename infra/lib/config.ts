@@ -4,6 +4,8 @@
  */
 import { readFileSync } from 'fs';
 import { Node } from 'constructs';
+import { checkRegionsOffer, mrscRegionSet } from './availability';
+import { ConfigError } from './errors';
 
 export type QueryModel = 'timestream' | 'influxdb';
 /** How the private subnets reach AWS APIs: VPC endpoints only, or one NAT gateway per zone. */
@@ -69,17 +71,6 @@ export interface LuxflowConfig {
   readonly fenceWitnessRegion?: string;
 }
 
-/**
- * A deployment parameter that is missing or malformed. bin/luxflow.ts prints its message as
- * one line and exits 1: a mistake in `-c` is the operator's to fix, not a trace to read.
- */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
 export const DUMMY_ACCOUNT = '111111111111';
 export const DEFAULT_REGIONS = ['us-east-1', 'eu-west-1'];
 export const DUMMY_CONNECTION_ARN =
@@ -134,6 +125,10 @@ function regionName(key: string, region: string): string {
     throw new ConfigError(`context ${key}: "${region}" is not a region name (e.g. us-east-1; a list is comma-separated)`);
   }
   return region;
+}
+
+function regionOrUndefined(key: string, region: string | undefined): string | undefined {
+  return region === undefined ? undefined : regionName(key, region);
 }
 
 const IPV4_CIDR = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)\/(3[0-2]|[12]?\d)$/;
@@ -198,6 +193,7 @@ export function readConfig(node: ContextReader): LuxflowConfig {
   if (queryModel === 'timestream' && egress === 'endpoints') {
     throw new ConfigError('context egress=endpoints with queryModel=timestream: LiveAnalytics needs egress=nat');
   }
+  checkRegionsOffer(regions, queryModel);
   const pipeline = bool(node, 'pipeline', true);
   requireRealValues(node, account, pipeline);
   return {
@@ -229,7 +225,7 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     iotEndpointPrefix: str(node, 'iotEndpointPrefix') ?? DUMMY_IOT_ENDPOINT_PREFIX,
     deviceCaCertificateFile: str(node, 'deviceCaCertificateFile'),
     deviceCaCertificatePem: caPem(str(node, 'deviceCaCertificateFile')),
-    fenceWitnessRegion: fenceWitness(str(node, 'fenceWitnessRegion'), regions),
+    fenceWitnessRegion: fenceWitness(regionOrUndefined('fenceWitnessRegion', str(node, 'fenceWitnessRegion')), regions),
   };
 }
 
@@ -273,6 +269,13 @@ function fenceWitness(witness: string | undefined, regions: readonly string[]): 
   }
   if (regions.includes(witness)) {
     throw new ConfigError(`context fenceWitnessRegion=${witness} must differ from the regions ${regions}`);
+  }
+  if (mrscRegionSet([...regions, witness]) === undefined) {
+    throw new ConfigError(
+      `context fenceWitnessRegion=${witness}: regions ${regions} and the witness must be in one MRSC region set ` +
+        '(US: us-east-1, us-east-2, us-west-2; EU: eu-west-1, eu-west-2, eu-west-3, eu-central-1; ' +
+        'AP: ap-northeast-1, ap-northeast-2, ap-northeast-3)',
+    );
   }
   return witness;
 }

@@ -198,6 +198,6 @@ describe('the region fence', () => {
     const plain = synth.region('us-east-1');
     const envs = JSON.stringify(plain.findResources('AWS::ECS::TaskDefinition'));
     expect(envs).not.toContain('LUXFLOW_FENCE_TABLE');
-    expect(() => makeApp({ pipeline: 'false', regions: 'us-east-1,us-east-2,us-west-1', fenceWitnessRegion: 'us-west-2' })).toThrow(/exactly two regions/);
+    expect(() => makeApp({ pipeline: 'false', regions: 'us-east-1,us-east-2,eu-west-1', fenceWitnessRegion: 'us-west-2' })).toThrow(/exactly two regions/);
   });
 });

@@ -90,3 +90,34 @@ describe('a malformed parameter is one line from `cdk synth`, not a stack trace'
     expect(stderr.trim().split('\n')).toHaveLength(1);
   });
 });
+
+describe('a region that lacks a service the stacks need is refused at synth', () => {
+  test.each([
+    ['us-west-1,us-east-1', 'influxdb', /Timestream for InfluxDB .* not offered in us-west-1/],
+    ['ap-northeast-2,ap-northeast-1', 'influxdb', /Timestream for InfluxDB .* not offered in ap-northeast-2/],
+    ['eu-west-1,eu-west-2', 'timestream', /LiveAnalytics .* not offered in eu-west-2/],
+    ['ap-northeast-3,ap-northeast-1', 'influxdb', /IoT Core custom domains is not offered in ap-northeast-3/],
+  ])('regions=%s queryModel=%s', (regions, queryModel, message) => {
+    expect(() => config({ regions, queryModel })).toThrow(message);
+  });
+
+  test('the default regions and the other commonly paired ones pass', () => {
+    for (const regions of ['us-east-1,eu-west-1', 'us-east-2,us-west-2', 'eu-central-1,eu-west-1', 'ap-southeast-2,ap-northeast-1']) {
+      expect(config({ regions }).regions).toEqual(regions.split(','));
+    }
+  });
+});
+
+describe('the region fence: its MRSC quorum table must be creatable', () => {
+  test('regions and witness in one region set synthesize', () => {
+    expect(config({ regions: 'us-east-1,us-east-2', fenceWitnessRegion: 'us-west-2' }).fenceWitnessRegion).toBe('us-west-2');
+  });
+
+  test.each([
+    ['us-east-1,eu-west-1', 'us-west-2'],
+    ['us-east-1,us-east-2', 'eu-west-1'],
+    ['eu-west-1,eu-central-1', 'eu-north-1'],
+  ])('regions=%s witness=%s: not in one region set, refused', (regions, witness) => {
+    expect(() => config({ regions, fenceWitnessRegion: witness })).toThrow(/fenceWitnessRegion.*one MRSC region set/);
+  });
+});
