@@ -69,6 +69,42 @@ export interface LuxflowConfig {
    * witness in one region set (US, EU or AP).
    */
   readonly fenceWitnessRegion?: string;
+  /** The names this deployment must own alone in its account (deploymentNames). */
+  readonly names: DeploymentNames;
+}
+
+export const DEFAULT_APP_NAME = 'luxflow-lighting';
+
+/** Stack ids and the names of the account-wide stores: one set per deployment. */
+export interface DeploymentNames {
+  /** In every stack id: `Luxflow<infix>-<region>`, `LuxflowArchive<infix>-<region>`, `LuxflowPipeline<infix>`. */
+  readonly stackInfix: string;
+  readonly commandTable: string;
+  readonly fenceTable: string;
+  readonly timestreamDatabase: string;
+}
+
+/**
+ * A second deployment in the same account (a staging `appName` beside production) must neither
+ * update the first one's stacks (same stack names) nor collide with its fixed table names. The
+ * default application keeps the names its documents use; any other appName carries itself in
+ * every stack id and fixed name.
+ */
+export function deploymentNames(appName: string): DeploymentNames {
+  if (appName === DEFAULT_APP_NAME) {
+    return {
+      stackInfix: '',
+      commandTable: NAMES.commandTable,
+      fenceTable: NAMES.fenceTable,
+      timestreamDatabase: NAMES.timestreamDatabase,
+    };
+  }
+  return {
+    stackInfix: `-${appName}`,
+    commandTable: `${appName}-model`,
+    fenceTable: `${appName}-fence`,
+    timestreamDatabase: appName,
+  };
 }
 
 export const DUMMY_ACCOUNT = '111111111111';
@@ -194,6 +230,10 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     throw new ConfigError('context egress=endpoints with queryModel=timestream: LiveAnalytics needs egress=nat');
   }
   checkRegionsOffer(regions, queryModel);
+  // It names tables, the replica bucket, rules and alarms: letters, digits and hyphens fit all.
+  const appName =
+    matching(node, 'appName', /^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$/, 'lower-case letters, digits and hyphens (3-40)') ??
+    DEFAULT_APP_NAME;
   const pipeline = bool(node, 'pipeline', true);
   requireRealValues(node, account, pipeline);
   return {
@@ -202,7 +242,7 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     primaryRegion,
     pipelineRegion: regionName('pipelineRegion', str(node, 'pipelineRegion') ?? primaryRegion),
     // It names tables, the replica bucket, rules and alarms: letters, digits and hyphens fit all.
-    appName: matching(node, 'appName', /^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$/, 'lower-case letters, digits and hyphens (3-40)') ?? 'luxflow-lighting',
+    appName,
     shards,
     maxWorkers,
     desiredWorkers,
@@ -225,6 +265,7 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     iotEndpointPrefix: str(node, 'iotEndpointPrefix') ?? DUMMY_IOT_ENDPOINT_PREFIX,
     deviceCaCertificateFile: str(node, 'deviceCaCertificateFile'),
     deviceCaCertificatePem: caPem(str(node, 'deviceCaCertificateFile')),
+    names: deploymentNames(appName),
     fenceWitnessRegion: fenceWitness(regionOrUndefined('fenceWitnessRegion', str(node, 'fenceWitnessRegion')), regions),
   };
 }

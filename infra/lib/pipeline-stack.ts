@@ -40,17 +40,17 @@ export class LuxflowStage extends Stage {
     if (props.withArchives) {
       for (const region of config.regions) {
         this.archiveStacks.push(
-          new LuxflowArchiveStack(this, archiveStackId(region), {
+          new LuxflowArchiveStack(this, archiveStackId(config, region), {
             env: { account: config.account, region },
-            stackName: archiveStackId(region),
+            stackName: archiveStackId(config, region),
             config,
           }),
         );
       }
     }
-    this.stack = new LuxflowRegionStack(this, regionStackId(props.region), {
+    this.stack = new LuxflowRegionStack(this, regionStackId(config, props.region), {
       env: { account: config.account, region: props.region },
-      stackName: regionStackId(props.region),
+      stackName: regionStackId(config, props.region),
       config,
     });
     for (const archive of this.archiveStacks) this.stack.addStackDependency(archive);
