@@ -163,6 +163,19 @@ describe('variants of the DR path', () => {
     expect(Object.keys(s.region('us-west-2').findResources('AWS::Route53::RecordSet'))).toHaveLength(0);
   });
 
+  test('primary not first in regions: the primary\'s archive replicates to the region its devices fail over to', () => {
+    const built3 = makeApp({ pipeline: 'false', regions: 'us-east-1,eu-west-1,us-west-2', primaryRegion: 'eu-west-1' });
+    const s = new Synthesized(built3);
+    const secondary = ['us-east-1', 'us-west-2'].filter(
+      (r) => Object.values(s.region(r).findResources('AWS::Route53::RecordSet')).some((x) => x.Properties.Failover === 'SECONDARY'),
+    );
+    expect(secondary).toEqual(['us-east-1']);
+    const archive = Object.entries(s.region('eu-west-1').findResources('AWS::S3::Bucket')).find(([id]) => /^Archive[0-9A-F]{8}$/.test(id))![1];
+    expect(JSON.stringify(archive.Properties.ReplicationConfiguration.Rules[0].Destination.Bucket)).toContain(
+      `archive-111111111111-${secondary[0]}`,
+    );
+  });
+
   test('without deviceCaCertificateFile, no CA is registered (the README gives the registration step)', () => {
     const t = new Synthesized(makeApp({ pipeline: 'false' })).region('us-east-1');
     expect(Object.keys(t.findResources('AWS::IoT::CACertificate'))).toHaveLength(0);
