@@ -3,6 +3,7 @@
  * a default that synthesizes offline: a dummy account, two regions, dummy ARNs.
  */
 import { readFileSync } from 'fs';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Node } from 'constructs';
 import { checkRegionsOffer, mrscRegionSet } from './availability';
 import { ConfigError } from './errors';
@@ -250,7 +251,7 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     queryModel,
     egress,
     deletionProtection: bool(node, 'deletionProtection', true),
-    apiCertificateArn: certificatePattern(node, 'apiCertificateArn', account),
+    apiCertificateArn: certificatePattern(node, 'apiCertificateArn', account, regions),
     apiAllowedCidr: matching(node, 'apiAllowedCidr', IPV4_CIDR, 'an IPv4 CIDR (a.b.c.d/n)') ?? '0.0.0.0/0',
     apiTasks: int(node, 'apiTasks', 1, 10) ?? 2,
     connectionArn: str(node, 'connectionArn') ?? DUMMY_CONNECTION_ARN,
@@ -261,7 +262,7 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     alarmEmail: matching(node, 'alarmEmail', /^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'an e-mail address'),
     deviceDomain: str(node, 'deviceDomain') ?? DUMMY_DEVICE_DOMAIN,
     deviceHostedZoneId: str(node, 'deviceHostedZoneId') ?? DUMMY_HOSTED_ZONE_ID,
-    deviceCertificateArn: certificatePattern(node, 'deviceCertificateArn', account),
+    deviceCertificateArn: certificatePattern(node, 'deviceCertificateArn', account, regions),
     iotEndpointPrefix: str(node, 'iotEndpointPrefix') ?? DUMMY_IOT_ENDPOINT_PREFIX,
     deviceCaCertificateFile: str(node, 'deviceCaCertificateFile'),
     deviceCaCertificatePem: caPem(str(node, 'deviceCaCertificateFile')),
@@ -292,7 +293,7 @@ function requireRealValues(node: ContextReader, account: string, pipeline: boole
 }
 
 /** An ACM certificate ARN (`{region}` allowed for the region), of the deployment's account. */
-function certificatePattern(node: ContextReader, key: string, account: string): string {
+function certificatePattern(node: ContextReader, key: string, account: string, regions: readonly string[]): string {
   const arn = str(node, key);
   if (arn === undefined) return DUMMY_CERTIFICATE_ARN;
   const match = /^arn:aws[a-z-]*:acm:(\{region\}|[a-z0-9-]+):(\d{12}):certificate\/\S+$/.exec(arn);
@@ -300,7 +301,18 @@ function certificatePattern(node: ContextReader, key: string, account: string): 
   if (match[2] !== account) {
     throw new ConfigError(`context ${key}=${arn}: a certificate of account ${match[2]}, not ${account} (ACM certificates are not shared)`);
   }
+  samePartition(key, arn, regions);
   return arn;
+}
+
+/** A given ARN pattern must be in the partition of every region it is used in (aws, aws-cn, ...). */
+function samePartition(key: string, arn: string, regions: readonly string[]): void {
+  for (const region of regions) {
+    const partition = RegionInfo.get(region).partition ?? 'aws';
+    if (!arn.startsWith(`arn:${partition}:`)) {
+      throw new ConfigError(`context ${key}=${arn}: ${region} is in partition ${partition} (arn:${partition}:...)`);
+    }
+  }
 }
 
 function fenceWitness(witness: string | undefined, regions: readonly string[]): string | undefined {

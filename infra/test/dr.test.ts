@@ -214,3 +214,23 @@ describe('the region fence', () => {
     expect(() => makeApp({ pipeline: 'false', regions: 'us-east-1,us-east-2,eu-west-1', fenceWitnessRegion: 'us-west-2' })).toThrow(/exactly two regions/);
   });
 });
+
+describe('other partitions', () => {
+  test.each([['cn-north-1,cn-northwest-1', 'amazonaws.com.cn']])('regions=%s: the failover record and health check point at the IoT endpoint under %s', (regions, suffix) => {
+    const region = regions.split(',')[0];
+    const t = new Synthesized(makeApp({ pipeline: 'false', regions })).region(region);
+    const endpoint = `a0000000000000-ats.iot.${region}.${suffix}`;
+    expect(only(t, 'AWS::Route53::HealthCheck').props.HealthCheckConfig.FullyQualifiedDomainName).toBe(endpoint);
+    expect(only(t, 'AWS::Route53::RecordSet').props.ResourceRecords).toEqual([endpoint]);
+  });
+
+  test('a certificate ARN of another partition than its region is refused', () => {
+    expect(() =>
+      readConfig(
+        new (require('aws-cdk-lib') as typeof import('aws-cdk-lib')).App({
+          context: { regions: 'cn-north-1,cn-northwest-1', apiCertificateArn: 'arn:aws:acm:{region}:111111111111:certificate/x' },
+        }).node,
+      ),
+    ).toThrow(/apiCertificateArn=.*partition aws-cn/);
+  });
+});
