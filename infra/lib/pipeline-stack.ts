@@ -11,7 +11,8 @@
  * ALARM, so a bad image stops in the first region. The pipeline lives in `pipelineRegion`
  * (default: the primary region; another region keeps deploys possible while the primary is lost).
  */
-import { Stack, StackProps, Stage, StageProps } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack, StackProps, Stage, StageProps } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as pipelines from 'aws-cdk-lib/pipelines';
@@ -129,13 +130,29 @@ export class LuxflowPipelineStack extends Stack {
   constructor(scope: Construct, id: string, props: LuxflowPipelineStackProps) {
     super(scope, id, props);
     const config = props.config;
+    // CodeBuild's default log groups (/aws/codebuild/<project>) are created on first use and
+    // never expire: every run's test output would be stored for good. One group for all of
+    // the pipeline's projects, kept 90 days.
+    const buildLogs = new logs.LogGroup(this, 'BuildLogs', {
+      retention: logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    skipCheckov(
+      buildLogs,
+      'CKV_AWS_158',
+      'Build and test output of the repository\'s own code (no telemetry, no secrets), like the ' +
+        'artifacts bucket (S3-managed keys): a customer managed key would add a key and its cost to an idle pipeline.',
+    );
     const source = pipelines.CodePipelineSource.connection(config.repository, config.branch, {
       connectionArn: config.connectionArn,
     });
     this.pipeline = new pipelines.CodePipeline(this, 'Pipeline', {
       pipelineName: `luxflow-${config.appName}`,
       crossAccountKeys: false,
-      codeBuildDefaults: { buildEnvironment: { buildImage: codebuild.LinuxBuildImage.STANDARD_7_0 } },
+      codeBuildDefaults: {
+        buildEnvironment: { buildImage: codebuild.LinuxBuildImage.STANDARD_7_0 },
+        logging: { cloudWatch: { logGroup: buildLogs } },
+      },
       synth: new pipelines.ShellStep('Synth', {
         input: source,
         commands: ['cd infra', 'npm ci', `npx cdk synth --no-notices ${contextArgs(config)}`],

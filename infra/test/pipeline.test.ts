@@ -90,3 +90,14 @@ test('pipelineRegion puts the pipeline outside the primary region', () => {
   const other = makeApp({ pipelineRegion: 'eu-west-1' });
   expect(other.pipelineStack!.region).toBe('eu-west-1');
 });
+
+test('every CodeBuild project logs to a log group that expires (CodeBuild\'s own /aws/codebuild groups never do)', () => {
+  const groups = template.findResources('AWS::Logs::LogGroup');
+  expect(Object.keys(projects).length).toBeGreaterThan(0);
+  for (const [id, project] of Object.entries(projects)) {
+    const logs = project.Properties.LogsConfig?.CloudWatchLogs;
+    expect([id, logs?.Status]).toEqual([id, 'ENABLED']);
+    const group = groups[logs.GroupName?.Ref];
+    expect([id, group?.Properties.RetentionInDays]).toEqual([id, 90]);
+  }
+});
