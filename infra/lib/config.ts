@@ -302,6 +302,11 @@ function certificatePattern(node: ContextReader, key: string, account: string, r
     throw new ConfigError(`context ${key}=${arn}: a certificate of account ${match[2]}, not ${account} (ACM certificates are not shared)`);
   }
   samePartition(key, arn, regions);
+  // ACM certificates are regional: a listener or IoT domain can only use one of its own region.
+  const elsewhere = match[1] === '{region}' ? [] : regions.filter((r) => r !== match[1]);
+  if (elsewhere.length > 0) {
+    throw new ConfigError(`context ${key}=${arn}: a certificate of ${match[1]} only, not ${elsewhere.join(', ')}: use {region} for one per region`);
+  }
   return arn;
 }
 

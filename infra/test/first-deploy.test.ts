@@ -121,3 +121,19 @@ describe('the region fence: its MRSC quorum table must be creatable', () => {
     expect(() => config({ regions, fenceWitnessRegion: witness })).toThrow(/fenceWitnessRegion.*one MRSC region set/);
   });
 });
+
+describe('a certificate is regional', () => {
+  test('one region\'s ARN for two regions is refused (the other region\'s listener or domain cannot use it)', () => {
+    expect(() => config({ apiCertificateArn: 'arn:aws:acm:us-east-1:111111111111:certificate/abc' })).toThrow(
+      /apiCertificateArn=.*us-east-1 only, not eu-west-1: use \{region\}/,
+    );
+    expect(() => config({ deviceCertificateArn: 'arn:aws:acm:eu-west-1:111111111111:certificate/abc', regions: 'us-east-1' })).toThrow(
+      /deviceCertificateArn=.*eu-west-1 only, not us-east-1/,
+    );
+  });
+
+  test('a fixed ARN of the one region deployed, or a {region} pattern, is accepted', () => {
+    expect(config({ apiCertificateArn: 'arn:aws:acm:us-east-1:111111111111:certificate/abc', regions: 'us-east-1' }).regions).toEqual(['us-east-1']);
+    expect(config({ apiCertificateArn: 'arn:aws:acm:{region}:111111111111:certificate/abc' }).regions).toHaveLength(2);
+  });
+});
