@@ -254,16 +254,20 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     apiCertificateArn: certificatePattern(node, 'apiCertificateArn', account, regions),
     apiAllowedCidr: matching(node, 'apiAllowedCidr', IPV4_CIDR, 'an IPv4 CIDR (a.b.c.d/n)') ?? '0.0.0.0/0',
     apiTasks: int(node, 'apiTasks', 1, 10) ?? 2,
-    connectionArn: str(node, 'connectionArn') ?? DUMMY_CONNECTION_ARN,
+    connectionArn:
+      matching(node, 'connectionArn', /^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection\/\S+$/, 'a CodeConnections connection ARN') ??
+      DUMMY_CONNECTION_ARN,
     repository: str(node, 'repository') ?? 'example/luxflow',
     branch: str(node, 'branch') ?? 'main',
     pipeline,
     bakeMinutes: int(node, 'bakeMinutes', 0, 480) ?? 30,
     alarmEmail: matching(node, 'alarmEmail', /^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'an e-mail address'),
-    deviceDomain: str(node, 'deviceDomain') ?? DUMMY_DEVICE_DOMAIN,
-    deviceHostedZoneId: str(node, 'deviceHostedZoneId') ?? DUMMY_HOSTED_ZONE_ID,
+    deviceDomain: matching(node, 'deviceDomain', /^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$/, 'a domain name (iot.example.net)') ?? DUMMY_DEVICE_DOMAIN,
+    deviceHostedZoneId: matching(node, 'deviceHostedZoneId', /^Z[A-Z0-9]{1,31}$/, 'a Route 53 hosted zone id (Z...)') ?? DUMMY_HOSTED_ZONE_ID,
     deviceCertificateArn: certificatePattern(node, 'deviceCertificateArn', account, regions),
-    iotEndpointPrefix: str(node, 'iotEndpointPrefix') ?? DUMMY_IOT_ENDPOINT_PREFIX,
+    // The part before -ats.iot.<region>...: `aws iot describe-endpoint --endpoint-type iot:Data-ATS`.
+    iotEndpointPrefix:
+      matching(node, 'iotEndpointPrefix', /^[a-z0-9]{6,32}$/, 'the endpoint prefix (the part before -ats.iot.)') ?? DUMMY_IOT_ENDPOINT_PREFIX,
     deviceCaCertificateFile: str(node, 'deviceCaCertificateFile'),
     deviceCaCertificatePem: caPem(str(node, 'deviceCaCertificateFile')),
     names: deploymentNames(appName),

@@ -137,3 +137,14 @@ describe('a certificate is regional', () => {
     expect(config({ apiCertificateArn: 'arn:aws:acm:{region}:111111111111:certificate/abc' }).regions).toHaveLength(2);
   });
 });
+
+describe('the device domain\'s parameters are checked for their shape', () => {
+  test.each([
+    [{ iotEndpointPrefix: 'a1b2c3-ats.iot.us-east-1.amazonaws.com' }, /iotEndpointPrefix=.*: not the endpoint prefix/],
+    [{ deviceHostedZoneId: '/hostedzone/Z123' }, /deviceHostedZoneId=.*: not a Route 53 hosted zone id/],
+    [{ deviceDomain: 'https://iot.example.net' }, /deviceDomain=.*: not a domain name/],
+    [{ connectionArn: 'my-connection' }, /connectionArn=my-connection: not a CodeConnections/],
+  ])('%j', (ctx, message) => {
+    expect(() => config(ctx as Record<string, string>)).toThrow(message);
+  });
+});
