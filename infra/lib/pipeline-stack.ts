@@ -88,6 +88,7 @@ export function contextArgs(config: LuxflowConfig): string {
   if (config.alarmEmail) args.alarmEmail = config.alarmEmail;
   // The CA's PEM is read from a file of the repository (e.g. infra/ca/devices.pem).
   if (config.deviceCaCertificateFile) args.deviceCaCertificateFile = config.deviceCaCertificateFile;
+  if (config.fenceWitnessRegion) args.fenceWitnessRegion = config.fenceWitnessRegion;
   return Object.entries(args)
     .map(([k, v]) => `-c '${k}=${v}'`)
     .join(' ');

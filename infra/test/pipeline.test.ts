@@ -101,3 +101,22 @@ test('every CodeBuild project logs to a log group that expires (CodeBuild\'s own
     expect([id, group?.Properties.RetentionInDays]).toEqual([id, 90]);
   }
 });
+
+test('the pipeline\'s synth sees the same configuration as the deploy that created it (every -c key carried over)', () => {
+  const { App } = require('aws-cdk-lib') as typeof import('aws-cdk-lib');
+  const { readConfig } = require('../lib/config') as typeof import('../lib/config');
+  const { contextArgs } = require('../lib/pipeline-stack') as typeof import('../lib/pipeline-stack');
+  const given = {
+    regions: 'us-east-1,us-east-2',
+    fenceWitnessRegion: 'us-west-2',
+    appName: 'luxflow-prod',
+    alarmEmail: 'ops@example.com',
+    shards: '6',
+    egress: 'nat',
+    apiAllowedCidr: '10.0.0.0/8',
+  };
+  const first = readConfig(new App({ context: given }).node);
+  const carried: Record<string, string> = {};
+  for (const m of contextArgs(first).matchAll(/-c '([^=]+)=([^']*)'/g)) carried[m[1]] = m[2];
+  expect(readConfig(new App({ context: carried }).node)).toEqual(first);
+});
