@@ -11,7 +11,7 @@
  * ALARM, so a bad image stops in the first region. The pipeline lives in `pipelineRegion`
  * (default: the primary region; another region keeps deploys possible while the primary is lost).
  */
-import { RemovalPolicy, Stack, StackProps, Stage, StageProps } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, StackProps, Stage, StageProps } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -106,6 +106,9 @@ export const TEST_COMMANDS = [
 ];
 export const IMAGE_COMMANDS = ['apt-get update -qq', 'apt-get install -y -qq podman buildah mmdebstrap runc', './dev image'];
 
+/** Beyond bakeMinutes, the bake step's timeout: its start, the polls' calls, the last sleep. */
+export const BAKE_MARGIN_MINUTES = 15;
+
 /** The bake: poll the region's alarms; any in ALARM fails the step (and stops the pipeline). */
 export function bakeCommands(config: LuxflowConfig, region: string): string[] {
   const prefix = `${config.appName}-${region}-`;
@@ -181,7 +184,9 @@ export class LuxflowPipelineStack extends Stack {
       });
       const bake = new pipelines.CodeBuildStep(`Bake-${region}`, {
         commands: bakeCommands(config, region),
-        timeout: undefined,
+        // CodeBuild stops a build after 60 minutes unless told otherwise: a longer bake would
+        // fail by timeout, not by an alarm. The loop's own overhead is a few minutes at most.
+        timeout: Duration.minutes(config.bakeMinutes + BAKE_MARGIN_MINUTES),
         rolePolicyStatements: [
           // DescribeAlarms has no resource-level permission.
           new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms'], resources: ['*'] }),

@@ -120,3 +120,12 @@ test('the pipeline\'s synth sees the same configuration as the deploy that creat
   for (const m of contextArgs(first).matchAll(/-c '([^=]+)=([^']*)'/g)) carried[m[1]] = m[2];
   expect(readConfig(new App({ context: carried }).node)).toEqual(first);
 });
+
+test('a bake longer than CodeBuild\'s default hour is not cut off: the step\'s timeout covers bakeMinutes', () => {
+  const long = makeApp({ bakeMinutes: '120' });
+  const t = new Synthesized(long).template(long.pipelineStack!);
+  const all = t.findResources('AWS::CodeBuild::Project');
+  const bakes = Object.values(all).filter((p) => String(p.Properties.Source.BuildSpec).includes('describe-alarms'));
+  expect(bakes).toHaveLength(2);
+  for (const bake of bakes) expect(bake.Properties.TimeoutInMinutes).toBeGreaterThanOrEqual(120 + 10);
+});
