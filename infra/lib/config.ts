@@ -168,6 +168,7 @@ function regionOrUndefined(key: string, region: string | undefined): string | un
   return region === undefined ? undefined : regionName(key, region);
 }
 
+const CONNECTION_ARN = /^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection\/\S+$/;
 const IPV4_CIDR = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)\/(3[0-2]|[12]?\d)$/;
 
 function matching(node: ContextReader, key: string, pattern: RegExp, what: string): string | undefined {
@@ -242,7 +243,6 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     regions,
     primaryRegion,
     pipelineRegion: regionName('pipelineRegion', str(node, 'pipelineRegion') ?? primaryRegion),
-    // It names tables, the replica bucket, rules and alarms: letters, digits and hyphens fit all.
     appName,
     shards,
     maxWorkers,
@@ -254,9 +254,7 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     apiCertificateArn: certificatePattern(node, 'apiCertificateArn', account, regions),
     apiAllowedCidr: matching(node, 'apiAllowedCidr', IPV4_CIDR, 'an IPv4 CIDR (a.b.c.d/n)') ?? '0.0.0.0/0',
     apiTasks: int(node, 'apiTasks', 1, 10) ?? 2,
-    connectionArn:
-      matching(node, 'connectionArn', /^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection\/\S+$/, 'a CodeConnections connection ARN') ??
-      DUMMY_CONNECTION_ARN,
+    connectionArn: matching(node, 'connectionArn', CONNECTION_ARN, 'a CodeConnections connection ARN') ?? DUMMY_CONNECTION_ARN,
     repository: str(node, 'repository') ?? 'example/luxflow',
     branch: str(node, 'branch') ?? 'main',
     pipeline,
