@@ -65,9 +65,29 @@ node -e '
 mapfile -t templates < <(find cdk.out -name '*.template.json' | sort)
 [ "${#templates[@]}" -gt 0 ] || { echo "no template in cdk.out" >&2; exit 1; }
 
-say "cfn-lint $("$CFN_LINT" --version | cut -d' ' -f2) on ${#templates[@]} templates"
+say "cfn-lint $("$CFN_LINT" --version | cut -d' ' -f2) on ${#templates[@]} templates, each against its own region"
+# Each template is checked against the region it deploys to (its stack's environment in the
+# manifests), not cfn-lint's default us-east-1: a resource type or property a region lacks is
+# then an error here (E3006) rather than a failed create there.
 # Exit code: 0 clean; 2 errors, 4 warnings, 8 informational (or-ed): all of them fail here.
-"$CFN_LINT" --format parseable -- "${templates[@]}" || { echo "cfn-lint: findings above" >&2; exit 1; }
+mapfile -t by_region < <(node -e '
+  const fs = require("fs"), path = require("path");
+  const walk = (dir) => {
+    const m = JSON.parse(fs.readFileSync(path.join(dir, "manifest.json"), "utf8"));
+    for (const a of Object.values(m.artifacts || {})) {
+      if (a.type === "aws:cloudformation:stack") console.log(a.environment.split("/").pop() + " " + path.join(dir, a.properties.templateFile));
+      if (a.type === "cdk:cloud-assembly") walk(path.join(dir, a.properties.directoryName));
+    }
+  };
+  walk("cdk.out");
+')
+[ "${#by_region[@]}" -eq "${#templates[@]}" ] ||
+  { echo "cfn-lint: ${#by_region[@]} templates in the manifests, ${#templates[@]} in cdk.out" >&2; exit 1; }
+for region in $(printf '%s\n' "${by_region[@]}" | cut -d' ' -f1 | sort -u); do
+  mapfile -t in_region < <(printf '%s\n' "${by_region[@]}" | awk -v r="$region" '$1 == r { print $2 }')
+  "$CFN_LINT" --format parseable --regions "$region" -- "${in_region[@]}" ||
+    { echo "cfn-lint ($region): findings above" >&2; exit 1; }
+done
 
 say "checkov $("$CHECKOV" --version) on ${#templates[@]} templates"
 # Files, not the folder: cdk.out also holds the image's build context. --skip-download: no

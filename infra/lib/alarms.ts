@@ -13,7 +13,7 @@ import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Archive, peerRegion, replicaBucketName } from './archive';
-import { LuxflowConfig, NAMES } from './config';
+import { LuxflowConfig } from './config';
 import * as m from './metric-names';
 import { AlarmTopic, luxflowMetric } from './monitoring';
 
@@ -189,7 +189,7 @@ export function addReplicationAlarms(alarms: AlarmTopic, config: LuxflowConfig, 
       metric: new cloudwatch.Metric({
         namespace: 'AWS/DynamoDB',
         metricName: 'ReplicationLatency',
-        dimensionsMap: { TableName: NAMES.commandTable, ReceivingRegion: receiving },
+        dimensionsMap: { TableName: config.names.commandTable, ReceivingRegion: receiving },
         statistic: 'Average',
         period: MINUTE,
       }),

@@ -15,7 +15,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import { LuxflowConfig, NAMES, certificateArn } from './config';
+import { LuxflowConfig, certificateArn } from './config';
 import { REASONS, acknowledge, arnRef, ignoreCfnLint } from './nag';
 import { QueryStore } from './query-store';
 import { RegionTables } from './tables';
@@ -93,7 +93,7 @@ export function addApiService(stack: Stack, props: ApiServiceProps): ApiService 
   tables.command.grantReadData(taskDefinition.taskRole);
   const commandIndexes = tables.ownsGlobalTable
     ? `${arnRef(tables.command)}/index/*`
-    : `arn:<AWS::Partition>:dynamodb:${stack.region}:${config.account}:table/${NAMES.commandTable}/index/*`;
+    : `arn:<AWS::Partition>:dynamodb:${stack.region}:${config.account}:table/${config.names.commandTable}/index/*`;
   acknowledge(taskDefinition.taskRole, `AwsSolutions-IAM5[Resource::${commandIndexes}]`, REASONS.tableIndexes);
   acknowledge(taskDefinition.obtainExecutionRole(), 'AwsSolutions-IAM5[Resource::*]', REASONS.executionRoleStar);
 

@@ -6,7 +6,7 @@ import { FEATURE_FLAGS } from './flags';
 import { LuxflowArchiveStack } from './archive';
 import { LuxflowPipelineStack } from './pipeline-stack';
 import { LuxflowRegionStack } from './region-stack';
-import { archiveStackId, deployOrder, regionStackId } from './regions';
+import { archiveStackId, deployOrder, pipelineStackId, regionStackId } from './regions';
 
 export interface LuxflowApp {
   readonly app: App;
@@ -27,7 +27,7 @@ export function buildApp(app: App = new App()): LuxflowApp {
 
   const archiveStacks: Record<string, LuxflowArchiveStack> = {};
   for (const region of deployOrder(config)) {
-    archiveStacks[region] = new LuxflowArchiveStack(app, archiveStackId(region), {
+    archiveStacks[region] = new LuxflowArchiveStack(app, archiveStackId(config, region), {
       env: { account: config.account, region },
       description: `luxflow ${config.appName}: the archive replica bucket in ${region}`,
       config,
@@ -36,7 +36,7 @@ export function buildApp(app: App = new App()): LuxflowApp {
   const regionStacks: Record<string, LuxflowRegionStack> = {};
   let primary: LuxflowRegionStack | undefined;
   for (const region of deployOrder(config)) {
-    const stack = new LuxflowRegionStack(app, regionStackId(region), {
+    const stack = new LuxflowRegionStack(app, regionStackId(config, region), {
       env: { account: config.account, region },
       description: `luxflow ${config.appName} in ${region}` + (region === config.primaryRegion ? ' (primary)' : ''),
       config,
@@ -49,7 +49,7 @@ export function buildApp(app: App = new App()): LuxflowApp {
     regionStacks[region] = stack;
   }
   const pipelineStack = config.pipeline
-    ? new LuxflowPipelineStack(app, 'LuxflowPipeline', {
+    ? new LuxflowPipelineStack(app, pipelineStackId(config), {
         env: { account: config.account, region: config.pipelineRegion },
         config,
       })

@@ -35,6 +35,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { LuxflowConfig } from './config';
+import { ConfigError } from './errors';
+import { deployOrder } from './regions';
 import * as path from 'path';
 import { acknowledge, arnRef, ignoreCfnLint, skipCheckov } from './nag';
 import { STATEFUL } from './tables';
@@ -50,15 +52,20 @@ export const REPLICATION_TIME = s3.ReplicationTimeValue.FIFTEEN_MINUTES;
 /** The replica bucket of `region`: it receives the archives of the other regions. */
 export function replicaBucketName(config: LuxflowConfig, region: string): string {
   const name = `${config.appName}-archive-${config.account}-${region}`.toLowerCase();
-  if (name.length > 63) throw new Error(`archive bucket name ${name} is over 63 characters: shorten appName`);
+  if (name.length > 63) throw new ConfigError(`archive bucket name ${name} is over 63 characters: shorten appName`);
   return name;
 }
 
-/** Where the region's archive replicates to: the next region of the list (a ring). */
+/**
+ * Where the region's archive replicates to: the next region in deployment order (the primary
+ * first; a ring). The primary's next is the region its devices fail over to (the SECONDARY
+ * record), so the survivor of a primary loss holds the primary's tail to replay; the list's
+ * order would send it elsewhere when `primaryRegion` is not the first of three or more.
+ */
 export function peerRegion(config: LuxflowConfig, region: string): string | undefined {
-  if (config.regions.length < 2) return undefined;
-  const i = config.regions.indexOf(region);
-  return config.regions[(i + 1) % config.regions.length];
+  const order = deployOrder(config);
+  if (order.length < 2) return undefined;
+  return order[(order.indexOf(region) + 1) % order.length];
 }
 
 const LIFECYCLE: s3.LifecycleRule[] = [

@@ -3,7 +3,10 @@
  * a default that synthesizes offline: a dummy account, two regions, dummy ARNs.
  */
 import { readFileSync } from 'fs';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Node } from 'constructs';
+import { checkRegionsOffer, mrscRegionSet } from './availability';
+import { ConfigError } from './errors';
 
 export type QueryModel = 'timestream' | 'influxdb';
 /** How the private subnets reach AWS APIs: VPC endpoints only, or one NAT gateway per zone. */
@@ -67,6 +70,42 @@ export interface LuxflowConfig {
    * witness in one region set (US, EU or AP).
    */
   readonly fenceWitnessRegion?: string;
+  /** The names this deployment must own alone in its account (deploymentNames). */
+  readonly names: DeploymentNames;
+}
+
+export const DEFAULT_APP_NAME = 'luxflow-lighting';
+
+/** Stack ids and the names of the account-wide stores: one set per deployment. */
+export interface DeploymentNames {
+  /** In every stack id: `Luxflow<infix>-<region>`, `LuxflowArchive<infix>-<region>`, `LuxflowPipeline<infix>`. */
+  readonly stackInfix: string;
+  readonly commandTable: string;
+  readonly fenceTable: string;
+  readonly timestreamDatabase: string;
+}
+
+/**
+ * A second deployment in the same account (a staging `appName` beside production) must neither
+ * update the first one's stacks (same stack names) nor collide with its fixed table names. The
+ * default application keeps the names its documents use; any other appName carries itself in
+ * every stack id and fixed name.
+ */
+export function deploymentNames(appName: string): DeploymentNames {
+  if (appName === DEFAULT_APP_NAME) {
+    return {
+      stackInfix: '',
+      commandTable: NAMES.commandTable,
+      fenceTable: NAMES.fenceTable,
+      timestreamDatabase: NAMES.timestreamDatabase,
+    };
+  }
+  return {
+    stackInfix: `-${appName}`,
+    commandTable: `${appName}-model`,
+    fenceTable: `${appName}-fence`,
+    timestreamDatabase: appName,
+  };
 }
 
 export const DUMMY_ACCOUNT = '111111111111';
@@ -78,6 +117,7 @@ export const DUMMY_CERTIFICATE_ARN =
   'arn:aws:acm:{region}:111111111111:certificate/00000000-0000-0000-0000-000000000000';
 export const DUMMY_HOSTED_ZONE_ID = 'Z0000000000000000000';
 export const DUMMY_IOT_ENDPOINT_PREFIX = 'a0000000000000';
+export const DUMMY_DEVICE_DOMAIN = 'iot.example.com';
 /** An on-demand stream starts with 4 shards; the worker bound when no shard count is given. */
 export const ON_DEMAND_SHARDS = 4;
 /**
@@ -113,12 +153,36 @@ function str(node: ContextReader, key: string): string | undefined {
   return String(value);
 }
 
+/**
+ * An AWS region name (`us-east-1`, `us-gov-west-1`, `cn-north-1`): a typo or a list joined with
+ * spaces would otherwise become a stack id and fail far from its cause.
+ */
+function regionName(key: string, region: string): string {
+  if (!/^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$/.test(region)) {
+    throw new ConfigError(`context ${key}: "${region}" is not a region name (e.g. us-east-1; a list is comma-separated)`);
+  }
+  return region;
+}
+
+function regionOrUndefined(key: string, region: string | undefined): string | undefined {
+  return region === undefined ? undefined : regionName(key, region);
+}
+
+const CONNECTION_ARN = /^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection\/\S+$/;
+const IPV4_CIDR = /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)\/(3[0-2]|[12]?\d)$/;
+
+function matching(node: ContextReader, key: string, pattern: RegExp, what: string): string | undefined {
+  const text = str(node, key);
+  if (text !== undefined && !pattern.test(text)) throw new ConfigError(`context ${key}=${text}: not ${what}`);
+  return text;
+}
+
 function int(node: ContextReader, key: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const text = str(node, key);
   if (text === undefined) return undefined;
   const value = Number(text);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(`context ${key}=${text}: expected an integer from ${min} to ${max}`);
+    throw new ConfigError(`context ${key}=${text}: expected an integer from ${min} to ${max}`);
   }
   return value;
 }
@@ -126,14 +190,14 @@ function int(node: ContextReader, key: string, min: number, max = Number.MAX_SAF
 function bool(node: ContextReader, key: string, fallback: boolean): boolean {
   const text = str(node, key);
   if (text === undefined) return fallback;
-  if (text !== 'true' && text !== 'false') throw new Error(`context ${key}=${text}: true or false`);
+  if (text !== 'true' && text !== 'false') throw new ConfigError(`context ${key}=${text}: true or false`);
   return text === 'true';
 }
 
 function oneOf<T extends string>(node: ContextReader, key: string, allowed: readonly T[], fallback: T): T {
   const text = str(node, key) ?? fallback;
   if (!(allowed as readonly string[]).includes(text)) {
-    throw new Error(`context ${key}=${text}: one of ${allowed.join(', ')}`);
+    throw new ConfigError(`context ${key}=${text}: one of ${allowed.join(', ')}`);
   }
   return text as T;
 }
@@ -143,14 +207,15 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     .split(',')
     .map((r) => r.trim())
     .filter((r) => r.length > 0);
-  if (regions.length === 0) throw new Error('context regions: at least one region');
-  if (new Set(regions).size !== regions.length) throw new Error(`context regions: duplicates in ${regions}`);
-  const primaryRegion = str(node, 'primaryRegion') ?? regions[0];
+  if (regions.length === 0) throw new ConfigError('context regions: at least one region');
+  for (const region of regions) regionName('regions', region);
+  if (new Set(regions).size !== regions.length) throw new ConfigError(`context regions: duplicates in ${regions}`);
+  const primaryRegion = regionName('primaryRegion', str(node, 'primaryRegion') ?? regions[0]);
   if (!regions.includes(primaryRegion)) {
-    throw new Error(`context primaryRegion=${primaryRegion} is not one of regions ${regions}`);
+    throw new ConfigError(`context primaryRegion=${primaryRegion} is not one of regions ${regions}`);
   }
   const account = str(node, 'account') ?? DUMMY_ACCOUNT;
-  if (!/^\d{12}$/.test(account)) throw new Error(`context account=${account}: 12 digits`);
+  if (!/^\d{12}$/.test(account)) throw new ConfigError(`context account=${account}: 12 digits`);
 
   const shardsText = str(node, 'shards') ?? 'on-demand';
   const shards = shardsText === 'on-demand' ? undefined : int(node, 'shards', 1);
@@ -164,14 +229,21 @@ export function readConfig(node: ContextReader): LuxflowConfig {
   // endpoint covers: that model needs NAT.
   const egress = oneOf<Egress>(node, 'egress', ['endpoints', 'nat'], queryModel === 'timestream' ? 'nat' : 'endpoints');
   if (queryModel === 'timestream' && egress === 'endpoints') {
-    throw new Error('context egress=endpoints with queryModel=timestream: LiveAnalytics needs egress=nat');
+    throw new ConfigError('context egress=endpoints with queryModel=timestream: LiveAnalytics needs egress=nat');
   }
+  checkRegionsOffer(regions, queryModel);
+  // It names tables, the replica bucket, rules and alarms: letters, digits and hyphens fit all.
+  const appName =
+    matching(node, 'appName', /^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$/, 'lower-case letters, digits and hyphens (3-40)') ??
+    DEFAULT_APP_NAME;
+  const pipeline = bool(node, 'pipeline', true);
+  requireRealValues(node, account, pipeline);
   return {
     account,
     regions,
     primaryRegion,
-    pipelineRegion: str(node, 'pipelineRegion') ?? primaryRegion,
-    appName: str(node, 'appName') ?? 'luxflow-lighting',
+    pipelineRegion: regionName('pipelineRegion', str(node, 'pipelineRegion') ?? primaryRegion),
+    appName,
     shards,
     maxWorkers,
     desiredWorkers,
@@ -179,40 +251,104 @@ export function readConfig(node: ContextReader): LuxflowConfig {
     queryModel,
     egress,
     deletionProtection: bool(node, 'deletionProtection', true),
-    apiCertificateArn: str(node, 'apiCertificateArn') ?? DUMMY_CERTIFICATE_ARN,
-    apiAllowedCidr: str(node, 'apiAllowedCidr') ?? '0.0.0.0/0',
+    apiCertificateArn: certificatePattern(node, 'apiCertificateArn', account, regions),
+    apiAllowedCidr: matching(node, 'apiAllowedCidr', IPV4_CIDR, 'an IPv4 CIDR (a.b.c.d/n)') ?? '0.0.0.0/0',
     apiTasks: int(node, 'apiTasks', 1, 10) ?? 2,
-    connectionArn: str(node, 'connectionArn') ?? DUMMY_CONNECTION_ARN,
+    connectionArn: matching(node, 'connectionArn', CONNECTION_ARN, 'a CodeConnections connection ARN') ?? DUMMY_CONNECTION_ARN,
     repository: str(node, 'repository') ?? 'example/luxflow',
     branch: str(node, 'branch') ?? 'main',
-    pipeline: bool(node, 'pipeline', true),
+    pipeline,
     bakeMinutes: int(node, 'bakeMinutes', 0, 480) ?? 30,
-    alarmEmail: str(node, 'alarmEmail'),
-    deviceDomain: str(node, 'deviceDomain') ?? 'iot.example.com',
-    deviceHostedZoneId: str(node, 'deviceHostedZoneId') ?? DUMMY_HOSTED_ZONE_ID,
-    deviceCertificateArn: str(node, 'deviceCertificateArn') ?? DUMMY_CERTIFICATE_ARN,
-    iotEndpointPrefix: str(node, 'iotEndpointPrefix') ?? DUMMY_IOT_ENDPOINT_PREFIX,
+    alarmEmail: matching(node, 'alarmEmail', /^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'an e-mail address'),
+    deviceDomain: matching(node, 'deviceDomain', /^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$/, 'a domain name (iot.example.net)') ?? DUMMY_DEVICE_DOMAIN,
+    deviceHostedZoneId: matching(node, 'deviceHostedZoneId', /^Z[A-Z0-9]{1,31}$/, 'a Route 53 hosted zone id (Z...)') ?? DUMMY_HOSTED_ZONE_ID,
+    deviceCertificateArn: certificatePattern(node, 'deviceCertificateArn', account, regions),
+    // The part before -ats.iot.<region>...: `aws iot describe-endpoint --endpoint-type iot:Data-ATS`.
+    iotEndpointPrefix:
+      matching(node, 'iotEndpointPrefix', /^[a-z0-9]{6,32}$/, 'the endpoint prefix (the part before -ats.iot.)') ?? DUMMY_IOT_ENDPOINT_PREFIX,
     deviceCaCertificateFile: str(node, 'deviceCaCertificateFile'),
     deviceCaCertificatePem: caPem(str(node, 'deviceCaCertificateFile')),
-    fenceWitnessRegion: fenceWitness(str(node, 'fenceWitnessRegion'), regions),
+    names: deploymentNames(appName),
+    fenceWitnessRegion: fenceWitness(regionOrUndefined('fenceWitnessRegion', str(node, 'fenceWitnessRegion')), regions),
   };
+}
+
+/**
+ * The keys whose defaults are placeholders: they synthesize offline, but CloudFormation refuses
+ * them (a certificate, hosted zone, endpoint or connection that exists in no account) only after
+ * the stack has created its slow resources, and then rolls everything back. With a real account
+ * each must be given.
+ */
+const PLACEHOLDERS = ['apiCertificateArn', 'deviceDomain', 'deviceHostedZoneId', 'deviceCertificateArn', 'iotEndpointPrefix'];
+const PIPELINE_PLACEHOLDERS = ['connectionArn', 'repository'];
+
+function requireRealValues(node: ContextReader, account: string, pipeline: boolean): void {
+  if (account === DUMMY_ACCOUNT) return;
+  const keys = [...PLACEHOLDERS, ...(pipeline ? PIPELINE_PLACEHOLDERS : [])];
+  const missing = keys.filter((key) => str(node, key) === undefined);
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `context account=${account}: also give ${missing.map((k) => `-c ${k}=...`).join(' ')} ` +
+        '(their defaults are placeholders that only synthesize)',
+    );
+  }
+}
+
+/** An ACM certificate ARN (`{region}` allowed for the region), of the deployment's account. */
+function certificatePattern(node: ContextReader, key: string, account: string, regions: readonly string[]): string {
+  const arn = str(node, key);
+  if (arn === undefined) return DUMMY_CERTIFICATE_ARN;
+  const match = /^arn:aws[a-z-]*:acm:(\{region\}|[a-z0-9-]+):(\d{12}):certificate\/\S+$/.exec(arn);
+  if (!match) throw new ConfigError(`context ${key}=${arn}: not an ACM certificate ARN (arn:aws:acm:{region}:ACCOUNT:certificate/ID)`);
+  if (match[2] !== account) {
+    throw new ConfigError(`context ${key}=${arn}: a certificate of account ${match[2]}, not ${account} (ACM certificates are not shared)`);
+  }
+  samePartition(key, arn, regions);
+  // ACM certificates are regional: a listener or IoT domain can only use one of its own region.
+  const elsewhere = match[1] === '{region}' ? [] : regions.filter((r) => r !== match[1]);
+  if (elsewhere.length > 0) {
+    throw new ConfigError(`context ${key}=${arn}: a certificate of ${match[1]} only, not ${elsewhere.join(', ')}: use {region} for one per region`);
+  }
+  return arn;
+}
+
+/** A given ARN pattern must be in the partition of every region it is used in (aws, aws-cn, ...). */
+function samePartition(key: string, arn: string, regions: readonly string[]): void {
+  for (const region of regions) {
+    const partition = RegionInfo.get(region).partition ?? 'aws';
+    if (!arn.startsWith(`arn:${partition}:`)) {
+      throw new ConfigError(`context ${key}=${arn}: ${region} is in partition ${partition} (arn:${partition}:...)`);
+    }
+  }
 }
 
 function fenceWitness(witness: string | undefined, regions: readonly string[]): string | undefined {
   if (witness === undefined) return undefined;
   if (regions.length !== 2) {
-    throw new Error(`context fenceWitnessRegion: the fence's MRSC table needs exactly two regions, not ${regions.length}`);
+    throw new ConfigError(`context fenceWitnessRegion: the fence's MRSC table needs exactly two regions, not ${regions.length}`);
   }
   if (regions.includes(witness)) {
-    throw new Error(`context fenceWitnessRegion=${witness} must differ from the regions ${regions}`);
+    throw new ConfigError(`context fenceWitnessRegion=${witness} must differ from the regions ${regions}`);
+  }
+  if (mrscRegionSet([...regions, witness]) === undefined) {
+    throw new ConfigError(
+      `context fenceWitnessRegion=${witness}: regions ${regions} and the witness must be in one MRSC region set ` +
+        '(US: us-east-1, us-east-2, us-west-2; EU: eu-west-1, eu-west-2, eu-west-3, eu-central-1; ' +
+        'AP: ap-northeast-1, ap-northeast-2, ap-northeast-3)',
+    );
   }
   return witness;
 }
 
 function caPem(file: string | undefined): string | undefined {
   if (file === undefined) return undefined;
-  const pem = readFileSync(file, 'utf8');
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`context deviceCaCertificateFile=${file}: not a PEM certificate`);
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`context deviceCaCertificateFile=${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? error})`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`context deviceCaCertificateFile=${file}: not a PEM certificate`);
   return pem;
 }
 

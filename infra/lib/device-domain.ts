@@ -22,6 +22,7 @@
 import { Stack } from 'aws-cdk-lib';
 import * as iot from 'aws-cdk-lib/aws-iot';
 import * as route53 from 'aws-cdk-lib/aws-route53';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { LuxflowConfig, certificateArn } from './config';
 import { deployOrder } from './regions';
 
@@ -38,9 +39,13 @@ export function failoverRole(config: LuxflowConfig, region: string): 'PRIMARY' |
   return undefined;
 }
 
-/** The account's IoT data (ATS) endpoint in `region`: what the device name resolves to there. */
+/**
+ * The account's IoT data (ATS) endpoint in `region`: what the device name resolves to there.
+ * Under the region's partition domain (amazonaws.com.cn in China, amazonaws.eu in the European
+ * Sovereign Cloud), not a fixed amazonaws.com.
+ */
 export function iotDataEndpoint(config: LuxflowConfig, region: string): string {
-  return `${config.iotEndpointPrefix}-ats.iot.${region}.amazonaws.com`;
+  return `${config.iotEndpointPrefix}-ats.iot.${region}.${RegionInfo.get(region).domainSuffix ?? 'amazonaws.com'}`;
 }
 
 export interface DeviceDomain {

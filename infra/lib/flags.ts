@@ -21,5 +21,8 @@ export const FEATURE_FLAGS: Record<string, unknown> = {
   "@aws-cdk/aws-codepipeline:defaultPipelineTypeToV2": true,
   "@aws-cdk/aws-codepipeline:crossAccountKeysDefaultValueToFalse": true,
   "@aws-cdk/core:explicitStackTags": true,
-  "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": true
+  "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": true,
+  // Without it the archive bucket's replication role is named "CDKReplicationRole" in every
+  // region stack; IAM names are global, so the second region's stack failed to create it.
+  "@aws-cdk/aws-s3:setUniqueReplicationRoleName": true
 };

@@ -11,7 +11,8 @@
  * ALARM, so a bad image stops in the first region. The pipeline lives in `pipelineRegion`
  * (default: the primary region; another region keeps deploys possible while the primary is lost).
  */
-import { Stack, StackProps, Stage, StageProps } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, StackProps, Stage, StageProps } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as pipelines from 'aws-cdk-lib/pipelines';
@@ -40,17 +41,17 @@ export class LuxflowStage extends Stage {
     if (props.withArchives) {
       for (const region of config.regions) {
         this.archiveStacks.push(
-          new LuxflowArchiveStack(this, archiveStackId(region), {
+          new LuxflowArchiveStack(this, archiveStackId(config, region), {
             env: { account: config.account, region },
-            stackName: archiveStackId(region),
+            stackName: archiveStackId(config, region),
             config,
           }),
         );
       }
     }
-    this.stack = new LuxflowRegionStack(this, regionStackId(props.region), {
+    this.stack = new LuxflowRegionStack(this, regionStackId(config, props.region), {
       env: { account: config.account, region: props.region },
-      stackName: regionStackId(props.region),
+      stackName: regionStackId(config, props.region),
       config,
     });
     for (const archive of this.archiveStacks) this.stack.addStackDependency(archive);
@@ -87,6 +88,7 @@ export function contextArgs(config: LuxflowConfig): string {
   if (config.alarmEmail) args.alarmEmail = config.alarmEmail;
   // The CA's PEM is read from a file of the repository (e.g. infra/ca/devices.pem).
   if (config.deviceCaCertificateFile) args.deviceCaCertificateFile = config.deviceCaCertificateFile;
+  if (config.fenceWitnessRegion) args.fenceWitnessRegion = config.fenceWitnessRegion;
   return Object.entries(args)
     .map(([k, v]) => `-c '${k}=${v}'`)
     .join(' ');
@@ -103,6 +105,9 @@ export const TEST_COMMANDS = [
   '.venv/bin/python -m pytest -q',
 ];
 export const IMAGE_COMMANDS = ['apt-get update -qq', 'apt-get install -y -qq podman buildah mmdebstrap runc', './dev image'];
+
+/** Beyond bakeMinutes, the bake step's timeout: its start, the polls' calls, the last sleep. */
+export const BAKE_MARGIN_MINUTES = 15;
 
 /** The bake: poll the region's alarms; any in ALARM fails the step (and stops the pipeline). */
 export function bakeCommands(config: LuxflowConfig, region: string): string[] {
@@ -129,13 +134,29 @@ export class LuxflowPipelineStack extends Stack {
   constructor(scope: Construct, id: string, props: LuxflowPipelineStackProps) {
     super(scope, id, props);
     const config = props.config;
+    // CodeBuild's default log groups (/aws/codebuild/<project>) are created on first use and
+    // never expire: every run's test output would be stored for good. One group for all of
+    // the pipeline's projects, kept 90 days.
+    const buildLogs = new logs.LogGroup(this, 'BuildLogs', {
+      retention: logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    skipCheckov(
+      buildLogs,
+      'CKV_AWS_158',
+      'Build and test output of the repository\'s own code (no telemetry, no secrets), like the ' +
+        'artifacts bucket (S3-managed keys): a customer managed key would add a key and its cost to an idle pipeline.',
+    );
     const source = pipelines.CodePipelineSource.connection(config.repository, config.branch, {
       connectionArn: config.connectionArn,
     });
     this.pipeline = new pipelines.CodePipeline(this, 'Pipeline', {
       pipelineName: `luxflow-${config.appName}`,
       crossAccountKeys: false,
-      codeBuildDefaults: { buildEnvironment: { buildImage: codebuild.LinuxBuildImage.STANDARD_7_0 } },
+      codeBuildDefaults: {
+        buildEnvironment: { buildImage: codebuild.LinuxBuildImage.STANDARD_7_0 },
+        logging: { cloudWatch: { logGroup: buildLogs } },
+      },
       synth: new pipelines.ShellStep('Synth', {
         input: source,
         commands: ['cd infra', 'npm ci', `npx cdk synth --no-notices ${contextArgs(config)}`],
@@ -163,7 +184,9 @@ export class LuxflowPipelineStack extends Stack {
       });
       const bake = new pipelines.CodeBuildStep(`Bake-${region}`, {
         commands: bakeCommands(config, region),
-        timeout: undefined,
+        // CodeBuild stops a build after 60 minutes unless told otherwise: a longer bake would
+        // fail by timeout, not by an alarm. The loop's own overhead is a few minutes at most.
+        timeout: Duration.minutes(config.bakeMinutes + BAKE_MARGIN_MINUTES),
         rolePolicyStatements: [
           // DescribeAlarms has no resource-level permission.
           new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms'], resources: ['*'] }),

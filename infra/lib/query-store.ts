@@ -44,7 +44,7 @@ export function addQueryStore(
   vpc: ec2.IVpc,
   subnets: ec2.SubnetSelection,
 ): QueryStore {
-  return config.queryModel === 'timestream' ? addTimestream(stack, key) : addInfluxDb(stack, key, vpc, subnets);
+  return config.queryModel === 'timestream' ? addTimestream(stack, key, config.names.timestreamDatabase) : addInfluxDb(stack, key, vpc, subnets);
 }
 
 /**
@@ -61,9 +61,9 @@ const LIVE_ANALYTICS =
   'Timestream for LiveAnalytics is closed to new customers since 2025-06-20: this resource exists ' +
   'only with -c queryModel=timestream, for accounts that have it; the default is InfluxDB.';
 
-function addTimestream(stack: Stack, key: kms.IKey): QueryStore {
+function addTimestream(stack: Stack, key: kms.IKey, databaseName: string): QueryStore {
   const database = new timestream.CfnDatabase(stack, 'TimestreamDatabase', {
-    databaseName: NAMES.timestreamDatabase,
+    databaseName,
     kmsKeyId: key.keyArn,
   });
   Validations.of(database).acknowledge({ id: 'CloudFormation-Validate::W3697', reason: LIVE_ANALYTICS });
@@ -80,7 +80,7 @@ function addTimestream(stack: Stack, key: kms.IKey): QueryStore {
   ];
   for (const [name, memoryHours, magneticDays] of retentions) {
     const table = new timestream.CfnTable(stack, `Timestream-${name}`, {
-      databaseName: NAMES.timestreamDatabase,
+      databaseName,
       tableName: name,
       retentionProperties: {
         MemoryStoreRetentionPeriodInHours: String(memoryHours),
@@ -96,7 +96,7 @@ function addTimestream(stack: Stack, key: kms.IKey): QueryStore {
   }
   return {
     environment: {
-      LUXFLOW_TIMESTREAM_DATABASE: NAMES.timestreamDatabase,
+      LUXFLOW_TIMESTREAM_DATABASE: databaseName,
       LUXFLOW_TIMESTREAM_MEMORY_RETENTION_HOURS: String(w.TIMESTREAM_MEMORY_RETENTION_HOURS),
       LUXFLOW_TIMESTREAM_MAGNETIC_RETENTION_DAYS: String(w.TIMESTREAM_MAGNETIC_RETENTION_DAYS),
       LUXFLOW_TIMESTREAM_MAGNETIC_WRITES: 'true',

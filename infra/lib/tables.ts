@@ -11,7 +11,7 @@
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import { LuxflowConfig, NAMES } from './config';
+import { LuxflowConfig } from './config';
 
 import * as w from './worker';
 
@@ -40,7 +40,7 @@ export function addTables(stack: Stack, config: LuxflowConfig, key: kms.IKey): R
   let command: dynamodb.ITableV2;
   if (ownsGlobalTable) {
     const table = new dynamodb.TableV2(stack, 'CommandTable', {
-      tableName: NAMES.commandTable,
+      tableName: config.names.commandTable,
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
       billing: dynamodb.Billing.onDemand(),
@@ -63,7 +63,7 @@ export function addTables(stack: Stack, config: LuxflowConfig, key: kms.IKey): R
   } else {
     // The replica in this region, created by the primary stack (deployed first).
     command = dynamodb.TableV2.fromTableAttributes(stack, 'CommandTable', {
-      tableName: NAMES.commandTable,
+      tableName: config.names.commandTable,
       globalIndexes: ['gsi1'],
     });
   }
@@ -116,10 +116,10 @@ export function addTables(stack: Stack, config: LuxflowConfig, key: kms.IKey): R
 function addFenceTable(stack: Stack, config: LuxflowConfig, owner: boolean): dynamodb.ITableV2 | undefined {
   if (config.fenceWitnessRegion === undefined) return undefined;
   if (!owner) {
-    return dynamodb.TableV2.fromTableAttributes(stack, 'FenceTable', { tableName: NAMES.fenceTable });
+    return dynamodb.TableV2.fromTableAttributes(stack, 'FenceTable', { tableName: config.names.fenceTable });
   }
   return new dynamodb.TableV2(stack, 'FenceTable', {
-    tableName: NAMES.fenceTable,
+    tableName: config.names.fenceTable,
     partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
     sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
     billing: dynamodb.Billing.onDemand(),

@@ -24,7 +24,7 @@ import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { LuxflowConfig, NAMES } from './config';
+import { LuxflowConfig } from './config';
 import * as m from './metric-names';
 import { luxflowMetric } from './monitoring';
 import { REASONS, acknowledge, arnRef } from './nag';
@@ -99,12 +99,12 @@ export function addWorkerService(stack: Stack, props: WorkerServiceProps): Worke
     LUXFLOW_STREAM: stream.streamName,
     LUXFLOW_APP_NAME: config.appName,
     LUXFLOW_REGION: region,
-    LUXFLOW_COMMAND_TABLE: NAMES.commandTable,
+    LUXFLOW_COMMAND_TABLE: config.names.commandTable,
     LUXFLOW_DEAD_LETTER_TABLE: tables.deadLetter.tableName,
     LUXFLOW_STATE_TABLE: tables.state.tableName,
     LUXFLOW_QUERY_MODEL: config.queryModel,
     ...queryStore.environment,
-    ...(tables.fence ? { LUXFLOW_FENCE_TABLE: NAMES.fenceTable } : {}),
+    ...(tables.fence ? { LUXFLOW_FENCE_TABLE: config.names.fenceTable } : {}),
   };
   // The health server answers the in-task health check only: nothing outside the task needs it.
   const workerEnvironment = {
@@ -178,7 +178,7 @@ export function addWorkerService(stack: Stack, props: WorkerServiceProps): Worke
   acknowledge(taskRole, `AwsSolutions-IAM5[Resource::${arnRef(tables.lease)}/index/*]`, REASONS.tableIndexes);
   const commandIndexes = tables.ownsGlobalTable
     ? `${arnRef(tables.command)}/index/*`
-    : `arn:<AWS::Partition>:dynamodb:${region}:${config.account}:table/${NAMES.commandTable}/index/*`;
+    : `arn:<AWS::Partition>:dynamodb:${region}:${config.account}:table/${config.names.commandTable}/index/*`;
   acknowledge(taskRole, `AwsSolutions-IAM5[Resource::${commandIndexes}]`, REASONS.tableIndexes);
   acknowledge(taskRole, 'AwsSolutions-IAM5[Resource::*]', REASONS.taskRoleStar);
   for (const action of ['kms:ReEncrypt*', 'kms:GenerateDataKey*']) {

@@ -163,6 +163,19 @@ describe('variants of the DR path', () => {
     expect(Object.keys(s.region('us-west-2').findResources('AWS::Route53::RecordSet'))).toHaveLength(0);
   });
 
+  test('primary not first in regions: the primary\'s archive replicates to the region its devices fail over to', () => {
+    const built3 = makeApp({ pipeline: 'false', regions: 'us-east-1,eu-west-1,us-west-2', primaryRegion: 'eu-west-1' });
+    const s = new Synthesized(built3);
+    const secondary = ['us-east-1', 'us-west-2'].filter(
+      (r) => Object.values(s.region(r).findResources('AWS::Route53::RecordSet')).some((x) => x.Properties.Failover === 'SECONDARY'),
+    );
+    expect(secondary).toEqual(['us-east-1']);
+    const archive = Object.entries(s.region('eu-west-1').findResources('AWS::S3::Bucket')).find(([id]) => /^Archive[0-9A-F]{8}$/.test(id))![1];
+    expect(JSON.stringify(archive.Properties.ReplicationConfiguration.Rules[0].Destination.Bucket)).toContain(
+      `archive-111111111111-${secondary[0]}`,
+    );
+  });
+
   test('without deviceCaCertificateFile, no CA is registered (the README gives the registration step)', () => {
     const t = new Synthesized(makeApp({ pipeline: 'false' })).region('us-east-1');
     expect(Object.keys(t.findResources('AWS::IoT::CACertificate'))).toHaveLength(0);
@@ -198,6 +211,26 @@ describe('the region fence', () => {
     const plain = synth.region('us-east-1');
     const envs = JSON.stringify(plain.findResources('AWS::ECS::TaskDefinition'));
     expect(envs).not.toContain('LUXFLOW_FENCE_TABLE');
-    expect(() => makeApp({ pipeline: 'false', regions: 'us-east-1,us-east-2,us-west-1', fenceWitnessRegion: 'us-west-2' })).toThrow(/exactly two regions/);
+    expect(() => makeApp({ pipeline: 'false', regions: 'us-east-1,us-east-2,eu-west-1', fenceWitnessRegion: 'us-west-2' })).toThrow(/exactly two regions/);
+  });
+});
+
+describe('other partitions', () => {
+  test.each([['cn-north-1,cn-northwest-1', 'amazonaws.com.cn']])('regions=%s: the failover record and health check point at the IoT endpoint under %s', (regions, suffix) => {
+    const region = regions.split(',')[0];
+    const t = new Synthesized(makeApp({ pipeline: 'false', regions })).region(region);
+    const endpoint = `a0000000000000-ats.iot.${region}.${suffix}`;
+    expect(only(t, 'AWS::Route53::HealthCheck').props.HealthCheckConfig.FullyQualifiedDomainName).toBe(endpoint);
+    expect(only(t, 'AWS::Route53::RecordSet').props.ResourceRecords).toEqual([endpoint]);
+  });
+
+  test('a certificate ARN of another partition than its region is refused', () => {
+    expect(() =>
+      readConfig(
+        new (require('aws-cdk-lib') as typeof import('aws-cdk-lib')).App({
+          context: { regions: 'cn-north-1,cn-northwest-1', apiCertificateArn: 'arn:aws:acm:{region}:111111111111:certificate/x' },
+        }).node,
+      ),
+    ).toThrow(/apiCertificateArn=.*partition aws-cn/);
   });
 });

@@ -90,3 +90,42 @@ test('pipelineRegion puts the pipeline outside the primary region', () => {
   const other = makeApp({ pipelineRegion: 'eu-west-1' });
   expect(other.pipelineStack!.region).toBe('eu-west-1');
 });
+
+test('every CodeBuild project logs to a log group that expires (CodeBuild\'s own /aws/codebuild groups never do)', () => {
+  const groups = template.findResources('AWS::Logs::LogGroup');
+  expect(Object.keys(projects).length).toBeGreaterThan(0);
+  for (const [id, project] of Object.entries(projects)) {
+    const logs = project.Properties.LogsConfig?.CloudWatchLogs;
+    expect([id, logs?.Status]).toEqual([id, 'ENABLED']);
+    const group = groups[logs.GroupName?.Ref];
+    expect([id, group?.Properties.RetentionInDays]).toEqual([id, 90]);
+  }
+});
+
+test('the pipeline\'s synth sees the same configuration as the deploy that created it (every -c key carried over)', () => {
+  const { App } = require('aws-cdk-lib') as typeof import('aws-cdk-lib');
+  const { readConfig } = require('../lib/config') as typeof import('../lib/config');
+  const { contextArgs } = require('../lib/pipeline-stack') as typeof import('../lib/pipeline-stack');
+  const given = {
+    regions: 'us-east-1,us-east-2',
+    fenceWitnessRegion: 'us-west-2',
+    appName: 'luxflow-prod',
+    alarmEmail: 'ops@example.com',
+    shards: '6',
+    egress: 'nat',
+    apiAllowedCidr: '10.0.0.0/8',
+  };
+  const first = readConfig(new App({ context: given }).node);
+  const carried: Record<string, string> = {};
+  for (const m of contextArgs(first).matchAll(/-c '([^=]+)=([^']*)'/g)) carried[m[1]] = m[2];
+  expect(readConfig(new App({ context: carried }).node)).toEqual(first);
+});
+
+test('a bake longer than CodeBuild\'s default hour is not cut off: the step\'s timeout covers bakeMinutes', () => {
+  const long = makeApp({ bakeMinutes: '120' });
+  const t = new Synthesized(long).template(long.pipelineStack!);
+  const all = t.findResources('AWS::CodeBuild::Project');
+  const bakes = Object.values(all).filter((p) => String(p.Properties.Source.BuildSpec).includes('describe-alarms'));
+  expect(bakes).toHaveLength(2);
+  for (const bake of bakes) expect(bake.Properties.TimeoutInMinutes).toBeGreaterThanOrEqual(120 + 10);
+});

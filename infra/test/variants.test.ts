@@ -90,11 +90,11 @@ describe('configuration variants', () => {
   });
 
   test('the read API certificate: one ARN per region from the {region} pattern', () => {
-    const arn = 'arn:aws:acm:{region}:123456789012:certificate/abc';
+    const arn = 'arn:aws:acm:{region}:111111111111:certificate/abc';
     const s = new Synthesized(makeApp({ pipeline: 'false', apiCertificateArn: arn }));
     for (const region of ['us-east-1', 'eu-west-1']) {
       s.region(region).hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', {
-        Certificates: [{ CertificateArn: `arn:aws:acm:${region}:123456789012:certificate/abc` }],
+        Certificates: [{ CertificateArn: `arn:aws:acm:${region}:111111111111:certificate/abc` }],
       });
     }
   });
