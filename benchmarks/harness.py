@@ -10,6 +10,7 @@ without botocore's own validation and serialisation, and without a network.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,19 +52,29 @@ class RequestCounters:
     item_bytes: dict[str, int] = field(default_factory=dict)
     """DynamoDB items written and their bytes (`item_bytes`), by kind of item."""
 
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """The sinks send a flush's conditional puts from a thread pool: without it, two threads
+    adding to the same count lost one of the additions (12,086 PutItem counted of 12,315)."""
+
     def count(self, call: str, items: int, request: dict[str, Any]) -> int:
         size = len(_encode(request))
-        self.calls += 1
-        self.items += items
-        self.by_call[call] = self.by_call.get(call, 0) + 1
-        self.request_bytes += size
+        with self._lock:
+            self.calls += 1
+            self.items += items
+            self.by_call[call] = self.by_call.get(call, 0) + 1
+            self.request_bytes += size
         return size
 
+    def timestream_request(self, size: int) -> None:
+        with self._lock:
+            self.timestream_units += -(-size // 1024)
+
     def dynamodb_item(self, item: dict[str, Any]) -> None:
-        kind = item_kind(item)
-        self.write_units[kind] = self.write_units.get(kind, 0) + write_units(item)
-        self.item_count[kind] = self.item_count.get(kind, 0) + 1
-        self.item_bytes[kind] = self.item_bytes.get(kind, 0) + item_bytes(item)
+        kind, units, size = item_kind(item), write_units(item), item_bytes(item)
+        with self._lock:
+            self.write_units[kind] = self.write_units.get(kind, 0) + units
+            self.item_count[kind] = self.item_count.get(kind, 0) + 1
+            self.item_bytes[kind] = self.item_bytes.get(kind, 0) + size
 
 
 def item_kind(item: dict[str, Any]) -> str:
@@ -143,7 +154,7 @@ class NullTimestream:
 
     def write_records(self, **request: Any) -> dict[str, Any]:
         size = self._counters.count("WriteRecords", len(request["Records"]), request)
-        self._counters.timestream_units += -(-size // 1024)
+        self._counters.timestream_request(size)
         return {"RecordsIngested": {"Total": len(request["Records"])}}
 
 
