@@ -341,13 +341,7 @@ def build_app(
                 continue
             before = asset_rules.get(asset_id)
             if before is not None and reading.ts_ms <= before.last_ts_ms:
-                # The rules take an asset's readings in order and ignore this one, so do usage
-                # and the series. The same stamp is a duplicate (a resend after a reconnect):
-                # nothing is lost. An older one (a buffer drained after live readings) is late
-                # for its asset: dead-lettered and counted as a reading late for its window.
-                if reading.ts_ms < before.last_ts_ms:
-                    active_state().mark_late()
-                continue
+                continue  # duplicate or out of order: the rules ignore it, so does usage
             due_ms = spike_due.get(asset_id) if before is not None and before.spike else None
             if before is not None and due_ms is not None:
                 # The clock passed the due time before this reading: the spike was confirmed

@@ -433,30 +433,3 @@ def test_a_device_fast_within_the_allowance_makes_no_other_device_offline(
     straight = drive(sent)
     troubled = drive(sent + sent_fast)
     assert honest_outputs(troubled) == honest_outputs(straight)
-
-
-def test_a_backlog_drained_after_the_device_is_live_again_is_dead_lettered_not_dropped() -> None:
-    # A lamp loses its uplink for an hour, reconnects, sends live readings at once and drains
-    # its buffer behind them (MQTT clients and gateways do both): every buffered reading is
-    # older than the lamp's newest, which its rules have already applied. They used to be
-    # skipped as duplicates: no dead letter, no count, an hour of readings gone unseen.
-    lamp = Device("site-y", "lamp-y", 0)
-    sent = []
-    buffered = set()
-    for minute in range(READINGS):
-        true_ms = T0_MS + minute * STEP_MS
-        data = reading(lamp, true_ms, minute)
-        arrival = true_ms + 2 * SECOND_MS
-        if 10 <= minute < 70:  # buffered, sent after the lamp's live reading of minute 75
-            arrival = T0_MS + 75 * STEP_MS + 10 * SECOND_MS + minute
-            buffered.add(data)
-        sent.append((arrival, lamp.site, data))
-    ctx = drive(sent)
-    letters = [d for d in ctx.dead_letters if d.partition_key == "site-y"]
-    assert len(buffered) == 60
-    assert [d.origin for d in letters] == ["late"] * 60
-    assert {d.data for d in letters} == buffered
-    # A duplicate of the newest reading (MQTT QoS 1 after a reconnect) is the same reading:
-    # skipped, not a dead letter.
-    again = drive([*sent, (T0_MS + 99 * STEP_MS + 9 * SECOND_MS, lamp.site, sent[-1][2])])
-    assert len([d for d in again.dead_letters if d.partition_key == "site-y"]) == 60
