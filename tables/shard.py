@@ -181,7 +181,8 @@ class ShardState:
         self.current_event = event
         pk = event.partition_key
         # Shared: a key's remembered partition key should not cost a string per key.
-        self._pk = shared_pk(self._pk_intern, pk)
+        held = self._pk_intern.get(pk)
+        self._pk = shared_pk(self._pk_intern, pk) if held is None else held
         self._inputs += 1
         arrival = self._last_arrival_ms = event.arrival_ms
         self._read_records = True

@@ -83,13 +83,18 @@ op = st.one_of(
 )
 
 
+def fill(tables: Tables) -> None:
+    """Keys no step touches, so that the changes travel in deltas (a delta outweighing its base
+    would be written as a base)."""
+    for filler in range(1_000, 1_200):
+        tables.plain[filler] = filler
+
+
 def run(ops: list[tuple[Any, ...]], first_format: int) -> None:
     tables = Tables()
     state = tables.state(first_format)
-    # Keys no step touches, in a saved base: the changes then travel in deltas.
     state.begin(Event("shard-0", 0, 0, "site-9", 0, None))
-    for filler in range(1_000, 1_200):
-        tables.plain[filler] = filler
+    fill(tables)
     base = state.snapshot()
     assert base is not None and not base.delta
     state.saved(base)
@@ -198,8 +203,7 @@ def test_a_key_that_changes_one_of_its_open_windows_stores_that_one_in_format_3(
     state = tables.state(snapshot_format)
     fine = tables.windowed["fine"]
     state.begin(Event("shard-0", 0, 0, "site-0", 0, None))
-    for filler in range(1_000, 1_200):
-        tables.plain[filler] = filler
+    fill(tables)
     for at_ms in range(0, 100, 10):  # ten windows; the grace keeps the last two open
         fine.add("a", 1, at_ms=at_ms)
     state.advance()
@@ -233,8 +237,7 @@ def test_a_key_with_many_open_windows_stores_only_the_changed_one() -> None:
     state = tables.state(3)
     kept = tables.windowed["kept"]
     state.begin(Event("shard-0", 0, 0, "site-0", 0, None))
-    for filler in range(1_000, 1_200):
-        tables.plain[filler] = filler
+    fill(tables)
     for at_ms in range(0, 30, 10):  # three windows of "a", two closed and kept
         kept.add("a", 1, at_ms=at_ms)
     state.advance()
